@@ -1,0 +1,89 @@
+//! Errors found while loading a description: each names the file, line,
+//! column and key path, says what is wrong and how to fix it.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// One problem in a description file.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct Diagnostic {
+    /// The file name as given to the loader.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub column: usize,
+    /// The key path, e.g. `providers.reobtimaal.login.fields.Password`.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it, when there is more to say than the message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
+        if !self.path.is_empty() {
+            write!(f, "`{}`: ", self.path)?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(help) = &self.help {
+            write!(f, "\n  help: {help}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every problem found in one description file, in file order.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors {
+    /// The problems, sorted by position.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.diagnostics.len();
+        let file = self.diagnostics.first().map_or("the description", |d| d.file.as_str());
+        writeln!(
+            f,
+            "{file} is not a valid provider description ({n} error{}):",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for d in &self.diagnostics {
+            writeln!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a description could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read provider description {}: {source} (check the path, or pass another file with --config / $TOKENAUTH_CONFIG)", path.display())]
+    Io {
+        /// The path that was tried.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file was read but is not valid; all problems are listed.
+    #[error(transparent)]
+    Invalid(#[from] ConfigErrors),
+}
+
+impl LoadError {
+    /// The diagnostics, when the file was read but is invalid.
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        match self {
+            LoadError::Invalid(e) => &e.diagnostics,
+            LoadError::Io { .. } => &[],
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! The `providers.toml` language: a typed, validated model of provider
+//! descriptions.
+//!
+//! Load a file with [`Providers::from_path`] or a string with
+//! [`Providers::from_toml`]. Loading checks everything that can be checked
+//! without the network and reports **all** problems at once, each with
+//! `file:line:column`, the key path and how to fix it.
+//!
+//! ```
+//! use tokenauth_core::config::Providers;
+//!
+//! let providers = Providers::from_toml("example.toml", r#"
+//! [providers.reobtimaal]
+//! api = ["https://api.reobtimaal-diensten.nl/api/"]
+//! inputs.username = { env = "REOBTIMAAL_USERNAME" }
+//! inputs.password = { env = "REOBTIMAAL_PASSWORD", secret = true }
+//!
+//! [providers.reobtimaal.login]
+//! url = "https://api.reobtimaal-diensten.nl/api/Token"
+//! fields = { "grant-type" = "password", username = "{{ inputs.username }}", Password = "{{ inputs.password }}" }
+//!
+//! [providers.reobtimaal.expiry]
+//! ttl = "60m"
+//!
+//! [providers.reobtimaal.inject]
+//! header = "Authorization"
+//! value = "bearer {{ token.access }}"
+//! "#).unwrap();
+//!
+//! let reob = providers.get("reobtimaal").unwrap();
+//! assert_eq!(reob.login.as_ref().unwrap().fields[0].0, "grant-type");
+//!
+//! let err = Providers::from_toml("bad.toml", "[providers.x]\napi = [\"http://example.com/\"]\n").unwrap_err();
+//! assert!(err.to_string().contains("bad.toml:2:8"));
+//! ```
+//!
+//! The full reference of every key is below.
+#![doc = include_str!("../../../../docs/providers-toml.md")]
+
+mod error;
+pub(crate) mod load;
+mod model;
+
+use std::path::Path;
+
+pub use error::{ConfigErrors, Diagnostic, LoadError};
+pub use model::*;
+
+impl Providers {
+    /// Reads and validates a description file.
+    pub fn from_path(path: impl AsRef<Path>) -> Result<Self, LoadError> {
+        let path = path.as_ref();
+        let src = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(Self::from_toml(&path.display().to_string(), &src)?)
+    }
+
+    /// Validates a description given as text; `file` names it in messages.
+    pub fn from_toml(file: &str, src: &str) -> Result<Self, ConfigErrors> {
+        load::parse(file, src)
+    }
+}

@@ -1,0 +1,365 @@
+//! The typed, validated model of a `providers.toml` file.
+//!
+//! Every value here has passed validation: URLs are absolute and allowed,
+//! templates are parsed and name only declared inputs, pointers are well
+//! formed, exactly one injection mode is set and every provider that logs in
+//! has a way to know when its token expires.
+
+use std::time::Duration;
+
+use http::{HeaderName, Method};
+use url::Url;
+
+use crate::template::Template;
+
+/// All providers of one description file, in file order.
+#[derive(Clone, Debug)]
+pub struct Providers {
+    pub(crate) providers: Vec<Provider>,
+}
+
+impl Providers {
+    /// The provider with this id.
+    pub fn get(&self, id: &str) -> Option<&Provider> {
+        self.providers.iter().find(|p| p.id == id)
+    }
+
+    /// All providers, in the order the file lists them.
+    pub fn iter(&self) -> std::slice::Iter<'_, Provider> {
+        self.providers.iter()
+    }
+
+    /// The number of providers.
+    pub fn len(&self) -> usize {
+        self.providers.len()
+    }
+
+    /// True when the file describes no provider.
+    pub fn is_empty(&self) -> bool {
+        self.providers.is_empty()
+    }
+
+    /// The provider ids, in file order.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.providers.iter().map(|p| p.id.as_str())
+    }
+}
+
+impl<'a> IntoIterator for &'a Providers {
+    type Item = &'a Provider;
+    type IntoIter = std::slice::Iter<'a, Provider>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+/// One provider: how to get a credential and where to attach it.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Provider {
+    /// The id: the key under `[providers.ID]`.
+    pub id: String,
+    /// A human name for messages (`name = "..."`, defaults to the id).
+    pub name: String,
+    /// URL prefixes the credential may be attached to. Never empty.
+    pub api: Vec<Url>,
+    /// `allow_insecure_http = true`: plain `http://` URLs are allowed for
+    /// hosts other than loopback. Off by default.
+    pub allow_insecure_http: bool,
+    /// Declared inputs, in file order.
+    pub inputs: Vec<Input>,
+    /// How to log in; `None` for static credentials (BRO).
+    pub login: Option<TokenRequest>,
+    /// How to use a refresh token, if the provider issues them.
+    pub refresh: Option<Refresh>,
+    /// Where the token and its lifetime are in the reply.
+    pub response: Response,
+    /// How long a token lives and when to renew it.
+    pub expiry: Expiry,
+    /// How the credential is attached to requests.
+    pub inject: Inject,
+    /// What to do when the API rejects a credential.
+    pub on_unauthorized: OnUnauthorized,
+    /// A request that proves the credentials work (`tokenauth test`).
+    pub test: Option<TestRequest>,
+}
+
+impl Provider {
+    /// The declared input with this name.
+    pub fn input(&self, name: &str) -> Option<&Input> {
+        self.inputs.iter().find(|i| i.name == name)
+    }
+
+    /// True when the provider fetches tokens (it has a `login` table).
+    pub fn fetches_tokens(&self) -> bool {
+        self.login.is_some()
+    }
+}
+
+/// A declared input: a value each connection supplies (user name, password,
+/// client id, ...).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Input {
+    /// The name used in templates as `{{ inputs.NAME }}`.
+    pub name: String,
+    /// The environment variable the default connection reads it from.
+    /// `None`: the application supplies it per connection at run time.
+    pub env: Option<String>,
+    /// Secret inputs are never printed, logged or put in an error.
+    pub secret: bool,
+    /// A value used when neither the connection nor the environment has one.
+    /// Not allowed for secret inputs.
+    pub default: Option<String>,
+}
+
+/// How a request body is encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyFormat {
+    /// `application/x-www-form-urlencoded` (the default).
+    Form,
+    /// `application/json`, a flat object of string values.
+    Json,
+}
+
+/// HTTP Basic credentials, as templates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BasicAuth {
+    /// The user name template.
+    pub username: Template,
+    /// The password template.
+    pub password: Template,
+}
+
+/// A token request: the login (`[login]`) or the refresh (`[refresh]`).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct TokenRequest {
+    /// Where to send it.
+    pub url: Url,
+    /// The method, `POST` by default.
+    pub method: Method,
+    /// The body encoding, `form` by default.
+    pub body: BodyFormat,
+    /// The body fields, in file order, names exactly as written.
+    pub fields: Vec<(String, Template)>,
+    /// Extra request headers, in file order.
+    pub headers: Vec<(HeaderName, Template)>,
+    /// Client authentication in an `Authorization: Basic` header.
+    pub basic: Option<BasicAuth>,
+    /// How long the whole request may take. Defaults to 30 seconds.
+    pub timeout: Duration,
+}
+
+/// `[refresh]`: how to trade a refresh token for a new access token.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Refresh {
+    /// The request; url, method, body and timeout default to the login's.
+    pub request: TokenRequest,
+    /// The reply carries a new refresh token that replaces the old one.
+    pub rotate: bool,
+    /// Which refresh failures mean "the refresh token is dead".
+    pub on_error: RefreshOnError,
+}
+
+/// `refresh.on_error`: a refresh failure that matches is handled by `action`;
+/// any other failure is retried with backoff.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RefreshOnError {
+    /// HTTP statuses that match. Defaults to `[400, 401]`.
+    pub status: Vec<u16>,
+    /// Optional pointer to an error code in the JSON reply body.
+    pub error_pointer: Option<JsonPointer>,
+    /// With `error_pointer`: the codes that match (e.g. `invalid_grant`).
+    /// Empty: any value matches.
+    pub error_values: Vec<String>,
+    /// What to do on a match.
+    pub action: RefreshErrorAction,
+}
+
+/// What a dead refresh token leads to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefreshErrorAction {
+    /// Log in again with the login request (the default).
+    Login,
+    /// Give up: the error goes to the caller.
+    Fail,
+}
+
+/// An RFC 6901 JSON Pointer, checked at load time.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct JsonPointer(String);
+
+impl JsonPointer {
+    /// Parses a pointer: empty, or `/`-separated segments where `~` is only
+    /// followed by `0` or `1`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if !s.is_empty() && !s.starts_with('/') {
+            return Err(format!(
+                "`{s}` is not a JSON Pointer: it must start with `/`, as in `/{s}`"
+            ));
+        }
+        let mut chars = s.chars();
+        while let Some(c) = chars.next() {
+            if c == '~' && !matches!(chars.next(), Some('0' | '1')) {
+                return Err(format!(
+                    "`{s}` is not a valid JSON Pointer: `~` must be followed by `0` (for `~`) or `1` (for `/`)"
+                ));
+            }
+        }
+        Ok(JsonPointer(s.to_owned()))
+    }
+
+    /// The pointer text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Looks the pointer up in a JSON value.
+    pub fn find<'v>(&self, value: &'v serde_json::Value) -> Option<&'v serde_json::Value> {
+        value.pointer(&self.0)
+    }
+}
+
+impl std::fmt::Debug for JsonPointer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+/// `[response]`: where things are in the token reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Response {
+    /// The access token. Defaults to `/access_token`.
+    pub access_token: JsonPointer,
+    /// The refresh token, if the provider issues one.
+    pub refresh_token: Option<JsonPointer>,
+    /// Lifetime in seconds from now.
+    pub expires_in: Option<JsonPointer>,
+    /// Absolute expiry time.
+    pub expires_at: Option<JsonPointer>,
+    /// How `expires_at` is written.
+    pub expires_at_format: ExpiresAtFormat,
+    /// The token type (informational: the inject template decides the header).
+    pub token_type: Option<JsonPointer>,
+}
+
+impl Default for Response {
+    fn default() -> Self {
+        Response {
+            access_token: JsonPointer("/access_token".into()),
+            refresh_token: None,
+            expires_in: None,
+            expires_at: None,
+            expires_at_format: ExpiresAtFormat::Rfc3339,
+            token_type: None,
+        }
+    }
+}
+
+/// The format of `response.expires_at`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpiresAtFormat {
+    /// An RFC 3339 timestamp string, e.g. `2026-11-22T15:04:05Z` (the default).
+    Rfc3339,
+    /// Seconds since the Unix epoch (number or numeric string).
+    UnixSeconds,
+    /// Milliseconds since the Unix epoch (number or numeric string).
+    UnixMillis,
+}
+
+/// `[expiry]`: lifetime and renewal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Expiry {
+    /// Lifetime to assume when the reply says nothing (REOBtimaal: 60 minutes).
+    pub ttl: Option<Duration>,
+    /// How long before expiry to renew.
+    pub skew: Skew,
+    /// Read the `exp` claim when the access token is a JWT.
+    pub jwt_exp: bool,
+}
+
+impl Default for Expiry {
+    fn default() -> Self {
+        Expiry {
+            ttl: None,
+            skew: Skew::DEFAULT,
+            jwt_exp: false,
+        }
+    }
+}
+
+/// How long before expiry a token is renewed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Skew {
+    /// A fixed time before expiry, e.g. `"30s"`.
+    Fixed(Duration),
+    /// A percentage of the token's lifetime, e.g. `"10%"`.
+    Percent(u8),
+}
+
+impl Skew {
+    /// The default: 10% of the lifetime (12 s of a 120 s token, 6 minutes of a
+    /// 60 minute token).
+    pub const DEFAULT: Skew = Skew::Percent(10);
+}
+
+/// `[inject]`: exactly one way to attach the credential.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Inject {
+    /// `header = "Authorization"`, `value = "Bearer {{ token.access }}"`.
+    Header {
+        /// The header name.
+        name: HeaderName,
+        /// The header value template.
+        value: Template,
+    },
+    /// `basic = { username = "...", password = "..." }`: HTTP Basic.
+    Basic(BasicAuth),
+    /// `query = { name = "api_key", value = "{{ inputs.key }}" }`.
+    Query {
+        /// The query parameter name.
+        name: String,
+        /// The value template.
+        value: Template,
+    },
+}
+
+/// `[on_unauthorized]`: what a rejected credential leads to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OnUnauthorized {
+    /// Statuses that mean "credential rejected". Defaults to `[401]`.
+    pub status: Vec<u16>,
+    /// What to do. Defaults to `renew` for providers that log in.
+    pub action: UnauthorizedAction,
+}
+
+/// What to do when the API rejects a credential.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnauthorizedAction {
+    /// Drop the rejected token, get a new one and retry the request once.
+    Renew,
+    /// Return the response as is.
+    Fail,
+}
+
+/// `[test]`: a request that proves the credentials work.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct TestRequest {
+    /// The method, `GET` by default.
+    pub method: Method,
+    /// The URL; it must lie inside one of the provider's `api` prefixes.
+    pub url: Url,
+    /// Extra headers.
+    pub headers: Vec<(HeaderName, Template)>,
+    /// An optional request body, sent as written.
+    pub body: Option<String>,
+    /// Statuses that count as success. Defaults to `[200]`.
+    pub expect_status: Vec<u16>,
+}

@@ -1,0 +1,2 @@
+//! tokenauth facade.
+pub use tokenauth_core::*;

@@ -188,6 +188,12 @@ fn parse_var(name: &str) -> Result<Var, String> {
     ))
 }
 
+impl serde::Serialize for Template {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.source)
+    }
+}
+
 impl fmt::Debug for Template {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The source holds only literals and placeholder names, never a

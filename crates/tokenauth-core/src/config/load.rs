@@ -824,7 +824,10 @@ fn provider(ctx: &mut Ctx<'_>, id: &str, table: &Table<'_, '_>) -> Option<Provid
         Some(t) => expiry(ctx, &t),
         None => Expiry::default(),
     };
-    if scope.has_login && expiry.ttl.is_none() && !expiry.jwt_exp && response.expires_in.is_none() && response.expires_at.is_none() {
+    // Only when no expiry key is written at all: a malformed one has its own error.
+    let expiry_written = ["ttl", "jwt_exp"].iter().any(|k| table.get("expiry").and_then(|e| e.get_ref().get(*k)).is_some())
+        || ["expires_in", "expires_at"].iter().any(|k| table.get("response").and_then(|e| e.get_ref().get(*k)).is_some());
+    if scope.has_login && !expiry_written && expiry.ttl.is_none() && !expiry.jwt_exp && response.expires_in.is_none() && response.expires_at.is_none() {
         ctx.error(
             login_table.as_ref().map_or(table.at, |t| t.at),
             &table.path,
@@ -901,8 +904,16 @@ pub(crate) fn parse(file: &str, src: &str) -> Result<Providers, ConfigErrors> {
     let mut ctx = Ctx::new(file, src);
     let (root, parse_errors) = DeTable::parse_recoverable(src);
     if !parse_errors.is_empty() {
+        // The parser's recovery often reports follow-on errors on the line of
+        // the real one: keep the first error of each line.
+        let mut lines_seen = Vec::new();
         for e in parse_errors {
             let at = e.span().map_or(0, |s| s.start);
+            let line = ctx.position(at).0;
+            if lines_seen.contains(&line) {
+                continue;
+            }
+            lines_seen.push(line);
             ctx.error(at, "", format!("TOML syntax error: {}", e.message().trim_end()), Some("fix the TOML syntax first; the provider checks run once the file parses".into()));
         }
         return Err(finish(ctx));
@@ -911,7 +922,7 @@ pub(crate) fn parse(file: &str, src: &str) -> Result<Providers, ConfigErrors> {
     root.check_keys(&mut ctx, &["providers"], "the top level");
     let mut providers = Vec::new();
     match child_table(&mut ctx, &root, "providers") {
-        None if root.get("providers").is_none() => {
+        None if root.get("providers").is_none() && ctx.diagnostics.is_empty() => {
             ctx.error(0, "", "no providers: the file has no [providers.ID] table", Some("start with [providers.myapi] and its api, login, response, expiry and inject keys".into()));
         }
         None => {}

@@ -13,7 +13,8 @@ use url::Url;
 use crate::template::Template;
 
 /// All providers of one description file, in file order.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(transparent)]
 pub struct Providers {
     pub(crate) providers: Vec<Provider>,
 }
@@ -54,7 +55,7 @@ impl<'a> IntoIterator for &'a Providers {
 }
 
 /// One provider: how to get a credential and where to attach it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 #[non_exhaustive]
 pub struct Provider {
     /// The id: the key under `[providers.ID]`.
@@ -62,6 +63,7 @@ pub struct Provider {
     /// A human name for messages (`name = "..."`, defaults to the id).
     pub name: String,
     /// URL prefixes the credential may be attached to. Never empty.
+    #[serde(serialize_with = "ser::urls")]
     pub api: Vec<Url>,
     /// `allow_insecure_http = true`: plain `http://` URLs are allowed for
     /// hosts other than loopback. Off by default.
@@ -98,7 +100,7 @@ impl Provider {
 
 /// A declared input: a value each connection supplies (user name, password,
 /// client id, ...).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Input {
     /// The name used in templates as `{{ inputs.NAME }}`.
@@ -114,7 +116,8 @@ pub struct Input {
 }
 
 /// How a request body is encoded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum BodyFormat {
     /// `application/x-www-form-urlencoded` (the default).
     Form,
@@ -123,7 +126,7 @@ pub enum BodyFormat {
 }
 
 /// HTTP Basic credentials, as templates.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct BasicAuth {
     /// The user name template.
     pub username: Template,
@@ -132,27 +135,31 @@ pub struct BasicAuth {
 }
 
 /// A token request: the login (`[login]`) or the refresh (`[refresh]`).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 #[non_exhaustive]
 pub struct TokenRequest {
     /// Where to send it.
+    #[serde(serialize_with = "ser::url")]
     pub url: Url,
     /// The method, `POST` by default.
+    #[serde(serialize_with = "ser::method")]
     pub method: Method,
     /// The body encoding, `form` by default.
     pub body: BodyFormat,
     /// The body fields, in file order, names exactly as written.
     pub fields: Vec<(String, Template)>,
     /// Extra request headers, in file order.
+    #[serde(serialize_with = "ser::headers")]
     pub headers: Vec<(HeaderName, Template)>,
     /// Client authentication in an `Authorization: Basic` header.
     pub basic: Option<BasicAuth>,
     /// How long the whole request may take. Defaults to 30 seconds.
+    #[serde(serialize_with = "ser::duration")]
     pub timeout: Duration,
 }
 
 /// `[refresh]`: how to trade a refresh token for a new access token.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 #[non_exhaustive]
 pub struct Refresh {
     /// The request; url, method, body and timeout default to the login's.
@@ -165,7 +172,7 @@ pub struct Refresh {
 
 /// `refresh.on_error`: a refresh failure that matches is handled by `action`;
 /// any other failure is retried with backoff.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct RefreshOnError {
     /// HTTP statuses that match. Defaults to `[400, 401]`.
@@ -180,7 +187,8 @@ pub struct RefreshOnError {
 }
 
 /// What a dead refresh token leads to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RefreshErrorAction {
     /// Log in again with the login request (the default).
     Login,
@@ -189,7 +197,8 @@ pub enum RefreshErrorAction {
 }
 
 /// An RFC 6901 JSON Pointer, checked at load time.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(transparent)]
 pub struct JsonPointer(String);
 
 impl JsonPointer {
@@ -230,7 +239,7 @@ impl std::fmt::Debug for JsonPointer {
 }
 
 /// `[response]`: where things are in the token reply.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Response {
     /// The access token. Defaults to `/access_token`.
@@ -261,7 +270,8 @@ impl Default for Response {
 }
 
 /// The format of `response.expires_at`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ExpiresAtFormat {
     /// An RFC 3339 timestamp string, e.g. `2026-11-22T15:04:05Z` (the default).
     Rfc3339,
@@ -272,10 +282,11 @@ pub enum ExpiresAtFormat {
 }
 
 /// `[expiry]`: lifetime and renewal.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Expiry {
     /// Lifetime to assume when the reply says nothing (REOBtimaal: 60 minutes).
+    #[serde(serialize_with = "ser::opt_duration")]
     pub ttl: Option<Duration>,
     /// How long before expiry to renew.
     pub skew: Skew,
@@ -294,10 +305,11 @@ impl Default for Expiry {
 }
 
 /// How long before expiry a token is renewed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Skew {
     /// A fixed time before expiry, e.g. `"30s"`.
-    Fixed(Duration),
+    Fixed(#[serde(serialize_with = "ser::duration")] Duration),
     /// A percentage of the token's lifetime, e.g. `"10%"`.
     Percent(u8),
 }
@@ -309,11 +321,13 @@ impl Skew {
 }
 
 /// `[inject]`: exactly one way to attach the credential.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Inject {
     /// `header = "Authorization"`, `value = "Bearer {{ token.access }}"`.
     Header {
         /// The header name.
+        #[serde(serialize_with = "ser::header_name")]
         name: HeaderName,
         /// The header value template.
         value: Template,
@@ -330,7 +344,7 @@ pub enum Inject {
 }
 
 /// `[on_unauthorized]`: what a rejected credential leads to.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct OnUnauthorized {
     /// Statuses that mean "credential rejected". Defaults to `[401]`.
@@ -340,7 +354,8 @@ pub struct OnUnauthorized {
 }
 
 /// What to do when the API rejects a credential.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum UnauthorizedAction {
     /// Drop the rejected token, get a new one and retry the request once.
     Renew,
@@ -349,17 +364,68 @@ pub enum UnauthorizedAction {
 }
 
 /// `[test]`: a request that proves the credentials work.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 #[non_exhaustive]
 pub struct TestRequest {
     /// The method, `GET` by default.
+    #[serde(serialize_with = "ser::method")]
     pub method: Method,
     /// The URL; it must lie inside one of the provider's `api` prefixes.
+    #[serde(serialize_with = "ser::url")]
     pub url: Url,
     /// Extra headers.
+    #[serde(serialize_with = "ser::headers")]
     pub headers: Vec<(HeaderName, Template)>,
     /// An optional request body, sent as written.
     pub body: Option<String>,
     /// Statuses that count as success. Defaults to `[200]`.
     pub expect_status: Vec<u16>,
+}
+
+/// Serializers for the model's foreign types: URLs, methods and header names
+/// as strings, durations in humantime form (`"1h"`, `"30s"`).
+mod ser {
+    use std::time::Duration;
+
+    use http::{HeaderName, Method};
+    use serde::Serializer;
+    use serde::ser::SerializeSeq;
+    use url::Url;
+
+    use crate::template::Template;
+
+    pub(super) fn url<S: Serializer>(u: &Url, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(u.as_str())
+    }
+
+    pub(super) fn urls<S: Serializer>(u: &[Url], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(u.iter().map(Url::as_str))
+    }
+
+    pub(super) fn method<S: Serializer>(m: &Method, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(m.as_str())
+    }
+
+    pub(super) fn header_name<S: Serializer>(h: &HeaderName, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(h.as_str())
+    }
+
+    pub(super) fn headers<S: Serializer>(h: &[(HeaderName, Template)], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(h.len()))?;
+        for (name, value) in h {
+            seq.serialize_element(&(name.as_str(), value))?;
+        }
+        seq.end()
+    }
+
+    pub(super) fn duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(*d))
+    }
+
+    pub(super) fn opt_duration<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => duration(d, s),
+            None => s.serialize_none(),
+        }
+    }
 }

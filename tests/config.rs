@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use tokenauth::config::Providers;
 
 fn data(dir: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(dir);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(dir);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
@@ -17,7 +19,12 @@ fn data(dir: &str) -> Vec<PathBuf> {
 }
 
 fn load(path: &Path) -> Result<Providers, tokenauth::ConfigErrors> {
-    let name = format!("{}", path.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap().display());
+    let name = format!(
+        "{}",
+        path.strip_prefix(env!("CARGO_MANIFEST_DIR"))
+            .unwrap()
+            .display()
+    );
     Providers::from_toml(&name, &std::fs::read_to_string(path).unwrap())
 }
 
@@ -28,11 +35,25 @@ fn seed_path() -> PathBuf {
 #[test]
 fn seed_providers_parse_exactly() {
     let providers = Providers::from_path(seed_path()).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(providers.ids().collect::<Vec<_>>(), ["reobtimaal", "twoba", "bro"]);
+    assert_eq!(
+        providers.ids().collect::<Vec<_>>(),
+        ["reobtimaal", "twoba", "bro"]
+    );
 
     let reob = providers.get("reobtimaal").unwrap();
-    let fields: Vec<&str> = reob.login.as_ref().unwrap().fields.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(fields, ["grant-type", "username", "Password"], "names kept exactly, in file order");
+    let fields: Vec<&str> = reob
+        .login
+        .as_ref()
+        .unwrap()
+        .fields
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect();
+    assert_eq!(
+        fields,
+        ["grant-type", "username", "Password"],
+        "names kept exactly, in file order"
+    );
 
     insta::assert_json_snapshot!("seed_providers", providers);
 }
@@ -87,11 +108,19 @@ fn all_errors_of_a_file_are_reported_at_once() {
 fn missing_file_is_a_clear_error() {
     let err = Providers::from_path("/nonexistent/providers.toml").unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("/nonexistent/providers.toml") && msg.contains("--config"), "{msg}");
+    assert!(
+        msg.contains("/nonexistent/providers.toml") && msg.contains("--config"),
+        "{msg}"
+    );
 }
 
 const SECRET: &str = "s3cr3t-from-env-9f8e7d";
-const SECRET_VARS: [&str; 4] = ["REOBTIMAAL_PASSWORD", "TWOBA_PASSWORD", "TWOBA_CLIENT_SECRET", "BRO_TOKEN_PASSWORD"];
+const SECRET_VARS: [&str; 4] = [
+    "REOBTIMAAL_PASSWORD",
+    "TWOBA_PASSWORD",
+    "TWOBA_CLIENT_SECRET",
+    "BRO_TOKEN_PASSWORD",
+];
 
 /// Runs in a child process (edition 2024 forbids setting env vars in a
 /// multi-threaded test without `unsafe`): the environment holds secrets, and
@@ -101,21 +130,40 @@ fn env_secret_child() {
     if std::env::var_os("TOKENAUTH_TEST_CHILD").is_none() {
         return;
     }
-    assert_eq!(std::env::var("TWOBA_PASSWORD").as_deref(), Ok(SECRET), "the child sees the secrets");
+    assert_eq!(
+        std::env::var("TWOBA_PASSWORD").as_deref(),
+        Ok(SECRET),
+        "the child sees the secrets"
+    );
     let providers = Providers::from_path(seed_path()).unwrap();
-    let shown = format!("{providers:?} {providers:#?} {}", serde_json::to_string(&providers).unwrap());
-    assert!(!shown.contains(SECRET), "a secret from the environment leaked into the loaded config");
+    let shown = format!(
+        "{providers:?} {providers:#?} {}",
+        serde_json::to_string(&providers).unwrap()
+    );
+    assert!(
+        !shown.contains(SECRET),
+        "a secret from the environment leaked into the loaded config"
+    );
 }
 
 #[test]
 fn loaded_config_never_contains_env_secrets() {
     let mut child = std::process::Command::new(std::env::current_exe().unwrap());
-    child.args(["--exact", "env_secret_child", "--nocapture", "--test-threads=1"]);
+    child.args([
+        "--exact",
+        "env_secret_child",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
     child.env("TOKENAUTH_TEST_CHILD", "1");
     for var in SECRET_VARS {
         child.env(var, SECRET);
     }
     let out = child.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && stdout.contains("1 passed"), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

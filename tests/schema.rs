@@ -10,14 +10,14 @@ use tokenauth::config::Providers;
 
 /// Invalid files whose problem a JSON Schema cannot express.
 const LOADER_ONLY: &[&str] = &[
-    "duplicate_provider_ids",     // ids equal but for case
-    "insecure_http",              // http:// allowed only for loopback
-    "no_expiry_source",           // needs a cross-table rule
-    "static_uses_token",          // placeholder scoping
-    "template_unclosed",          // template syntax
-    "test_url_outside_api",       // URL containment
-    "token_in_wrong_place",       // placeholder scoping
-    "undeclared_input",           // template reference
+    "duplicate_provider_ids", // ids equal but for case
+    "insecure_http",          // http:// allowed only for loopback
+    "no_expiry_source",       // needs a cross-table rule
+    "static_uses_token",      // placeholder scoping
+    "template_unclosed",      // template syntax
+    "test_url_outside_api",   // URL containment
+    "token_in_wrong_place",   // placeholder scoping
+    "undeclared_input",       // template reference
 ];
 
 /// Files that are not even TOML: there is nothing to hand to the schema.
@@ -38,8 +38,10 @@ fn files(dir: &str) -> Vec<PathBuf> {
 }
 
 fn validator() -> jsonschema::Validator {
-    let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(root().join("providers.schema.json")).unwrap()).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("providers.schema.json")).unwrap(),
+    )
+    .unwrap();
     jsonschema::validator_for(&schema).expect("the schema itself is valid")
 }
 
@@ -55,8 +57,15 @@ fn schema_accepts_what_the_loader_accepts() {
     for path in all {
         assert!(Providers::from_path(&path).is_ok(), "{}", path.display());
         let json = as_json(&path).unwrap();
-        let errors: Vec<String> = v.iter_errors(&json).map(|e| format!("{} at {}", e, e.instance_path())).collect();
-        assert!(errors.is_empty(), "{}: schema rejects a valid file: {errors:?}", path.display());
+        let errors: Vec<String> = v
+            .iter_errors(&json)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{}: schema rejects a valid file: {errors:?}",
+            path.display()
+        );
     }
 }
 
@@ -65,16 +74,28 @@ fn schema_rejects_what_the_loader_rejects() {
     let v = validator();
     for path in files("invalid") {
         let name = path.file_stem().unwrap().to_str().unwrap();
-        assert!(Providers::from_path(&path).is_err(), "{name}: loader accepts it");
+        assert!(
+            Providers::from_path(&path).is_err(),
+            "{name}: loader accepts it"
+        );
         let Some(json) = as_json(&path) else {
-            assert!(NOT_TOML.contains(&name), "{name} does not parse as TOML but is not listed in NOT_TOML");
+            assert!(
+                NOT_TOML.contains(&name),
+                "{name} does not parse as TOML but is not listed in NOT_TOML"
+            );
             continue;
         };
         let schema_ok = v.is_valid(&json);
         if LOADER_ONLY.contains(&name) {
-            assert!(schema_ok, "{name}: the schema rejects it too: remove it from LOADER_ONLY");
+            assert!(
+                schema_ok,
+                "{name}: the schema rejects it too: remove it from LOADER_ONLY"
+            );
         } else {
-            assert!(!schema_ok, "{name}: the loader rejects it, the schema should too (or list it in LOADER_ONLY with why)");
+            assert!(
+                !schema_ok,
+                "{name}: the loader rejects it, the schema should too (or list it in LOADER_ONLY with why)"
+            );
         }
     }
 }

@@ -114,7 +114,10 @@ impl Router {
     /// The index (in `providers.iter()` order) of the provider whose longest
     /// `api` prefix contains the target, if any.
     pub fn route(&self, target: &Target<'_>) -> Option<usize> {
-        self.prefixes.iter().find(|p| p.matches(target)).map(|p| p.provider)
+        self.prefixes
+            .iter()
+            .find(|p| p.matches(target))
+            .map(|p| p.provider)
     }
 
     /// [`Router::route`] for a parsed URL.
@@ -133,9 +136,15 @@ mod tests {
         let prefix = p("https://api.example.com/api/");
         assert!(prefix_matches(&prefix, &p("https://api.example.com/api/x")));
         assert!(!prefix_matches(&prefix, &p("https://api.example.com/api")));
-        assert!(!prefix_matches(&prefix, &p("https://api.example.com:8443/api/x")));
+        assert!(!prefix_matches(
+            &prefix,
+            &p("https://api.example.com:8443/api/x")
+        ));
         assert!(!prefix_matches(&prefix, &p("http://api.example.com/api/x")));
-        assert!(!prefix_matches(&prefix, &p("https://evil.net/api/x?u=https://api.example.com/api/")));
+        assert!(!prefix_matches(
+            &prefix,
+            &p("https://evil.net/api/x?u=https://api.example.com/api/")
+        ));
         let root = p("http://127.0.0.1:8080");
         assert!(prefix_matches(&root, &p("http://127.0.0.1:8080/anything")));
         assert!(!prefix_matches(&root, &p("http://127.0.0.1:8081/anything")));

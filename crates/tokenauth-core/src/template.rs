@@ -177,7 +177,10 @@ fn parse_var(name: &str) -> Result<Var, String> {
         ));
     }
     let hint = if name.starts_with("input.") || name.starts_with("env.") {
-        format!(" (did you mean `inputs.{}`?)", name.split_once('.').map_or("", |(_, n)| n))
+        format!(
+            " (did you mean `inputs.{}`?)",
+            name.split_once('.').map_or("", |(_, n)| n)
+        )
     } else if name.starts_with("token") {
         " (the token placeholders are `token.access` and `token.refresh`)".to_owned()
     } else {
@@ -218,11 +221,16 @@ mod tests {
 
     #[test]
     fn renders_literals_and_placeholders_in_order() {
-        let t = Template::parse("a {{inputs.user}} b {{ token.access }}{{ token.refresh }}!").unwrap();
+        let t =
+            Template::parse("a {{inputs.user}} b {{ token.access }}{{ token.refresh }}!").unwrap();
         assert_eq!(render_all(&t), "a alice b ATRT!");
         assert_eq!(
             t.vars().cloned().collect::<Vec<_>>(),
-            vec![Var::Input("user".into()), Var::TokenAccess, Var::TokenRefresh]
+            vec![
+                Var::Input("user".into()),
+                Var::TokenAccess,
+                Var::TokenRefresh
+            ]
         );
     }
 
@@ -230,7 +238,10 @@ mod tests {
     fn literal_only_and_empty() {
         assert!(Template::parse("password").unwrap().is_literal());
         assert_eq!(render_all(&Template::parse("").unwrap()), "");
-        assert_eq!(render_all(&Template::parse("grant-type").unwrap()), "grant-type");
+        assert_eq!(
+            render_all(&Template::parse("grant-type").unwrap()),
+            "grant-type"
+        );
     }
 
     #[test]

@@ -47,7 +47,10 @@ pub struct ConfigErrors {
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.diagnostics.len();
-        let file = self.diagnostics.first().map_or("the description", |d| d.file.as_str());
+        let file = self
+            .diagnostics
+            .first()
+            .map_or("the description", |d| d.file.as_str());
         writeln!(
             f,
             "{file} is not a valid provider description ({n} error{}):",

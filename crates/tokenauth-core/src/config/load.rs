@@ -114,12 +114,20 @@ impl<'a, 'i> Table<'a, 'i> {
 }
 
 fn join(path: &str, key: &str) -> String {
-    let key = if key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') && !key.is_empty() {
+    let key = if key
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && !key.is_empty()
+    {
         key.to_owned()
     } else {
         format!("{key:?}")
     };
-    if path.is_empty() { key } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 fn did_you_mean<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
@@ -145,7 +153,11 @@ fn type_name(v: &DeValue<'_>) -> &'static str {
     }
 }
 
-fn expect_table<'a, 'i>(ctx: &mut Ctx<'_>, value: &'a Value<'i>, path: String) -> Option<Table<'a, 'i>> {
+fn expect_table<'a, 'i>(
+    ctx: &mut Ctx<'_>,
+    value: &'a Value<'i>,
+    path: String,
+) -> Option<Table<'a, 'i>> {
     match value.get_ref() {
         DeValue::Table(entries) => Some(Table {
             entries,
@@ -164,11 +176,21 @@ fn expect_table<'a, 'i>(ctx: &mut Ctx<'_>, value: &'a Value<'i>, path: String) -
     }
 }
 
-fn child_table<'a, 'i>(ctx: &mut Ctx<'_>, parent: &Table<'a, 'i>, key: &str) -> Option<Table<'a, 'i>> {
-    parent.get(key).and_then(|v| expect_table(ctx, v, parent.child_path(key)))
+fn child_table<'a, 'i>(
+    ctx: &mut Ctx<'_>,
+    parent: &Table<'a, 'i>,
+    key: &str,
+) -> Option<Table<'a, 'i>> {
+    parent
+        .get(key)
+        .and_then(|v| expect_table(ctx, v, parent.child_path(key)))
 }
 
-fn get_str<'a>(ctx: &mut Ctx<'_>, table: &Table<'a, '_>, key: &str) -> Option<(&'a str, Range<usize>)> {
+fn get_str<'a>(
+    ctx: &mut Ctx<'_>,
+    table: &Table<'a, '_>,
+    key: &str,
+) -> Option<(&'a str, Range<usize>)> {
     let value = table.get(key)?;
     match value.get_ref() {
         DeValue::String(s) => Some((s.as_ref(), value.span())),
@@ -200,7 +222,13 @@ fn get_bool(ctx: &mut Ctx<'_>, table: &Table<'_, '_>, key: &str) -> Option<bool>
     }
 }
 
-fn require<T>(ctx: &mut Ctx<'_>, table: &Table<'_, '_>, key: &str, value: Option<T>, help: &str) -> Option<T> {
+fn require<T>(
+    ctx: &mut Ctx<'_>,
+    table: &Table<'_, '_>,
+    key: &str,
+    value: Option<T>,
+    help: &str,
+) -> Option<T> {
     if value.is_none() && table.get(key).is_none() {
         ctx.error(
             table.at,
@@ -220,7 +248,9 @@ fn get_duration(ctx: &mut Ctx<'_>, table: &Table<'_, '_>, key: &str) -> Option<D
             v.span().start,
             &table.child_path(key),
             "a duration needs a unit",
-            Some(format!("write it as a string with a unit, e.g. {key} = \"60m\", \"90s\" or \"1h 30m\"")),
+            Some(format!(
+                "write it as a string with a unit, e.g. {key} = \"60m\", \"90s\" or \"1h 30m\""
+            )),
         );
         return None;
     }
@@ -228,7 +258,12 @@ fn get_duration(ctx: &mut Ctx<'_>, table: &Table<'_, '_>, key: &str) -> Option<D
     match humantime::parse_duration(text) {
         Ok(d) if !d.is_zero() => Some(d),
         Ok(_) => {
-            ctx.error(span.start, &table.child_path(key), "a duration of zero is not allowed", Some("use a positive duration such as \"30s\"".into()));
+            ctx.error(
+                span.start,
+                &table.child_path(key),
+                "a duration of zero is not allowed",
+                Some("use a positive duration such as \"30s\"".into()),
+            );
             None
         }
         Err(e) => {
@@ -305,12 +340,21 @@ fn get_statuses(ctx: &mut Ctx<'_>, table: &Table<'_, '_>, key: &str) -> Option<V
         }
     }
     if out.is_empty() && matches!(value.get_ref(), DeValue::Array(a) if a.is_empty()) {
-        ctx.error(value.span().start, &path, "the list of statuses is empty", Some("name at least one status, or leave the key out for the default".into()));
+        ctx.error(
+            value.span().start,
+            &path,
+            "the list of statuses is empty",
+            Some("name at least one status, or leave the key out for the default".into()),
+        );
     }
     Some(out)
 }
 
-fn get_string_list(ctx: &mut Ctx<'_>, table: &Table<'_, '_>, key: &str) -> Vec<(String, Range<usize>)> {
+fn get_string_list(
+    ctx: &mut Ctx<'_>,
+    table: &Table<'_, '_>,
+    key: &str,
+) -> Vec<(String, Range<usize>)> {
     let Some(value) = table.get(key) else {
         return Vec::new();
     };
@@ -323,7 +367,12 @@ fn get_string_list(ctx: &mut Ctx<'_>, table: &Table<'_, '_>, key: &str) -> Vec<(
     for item in items {
         match item.get_ref() {
             DeValue::String(s) => out.push((s.to_string(), item.span())),
-            other => ctx.error(item.span().start, &path, format!("expected a string, found {}", type_name(other)), None),
+            other => ctx.error(
+                item.span().start,
+                &path,
+                format!("expected a string, found {}", type_name(other)),
+                None,
+            ),
         }
     }
     out
@@ -375,10 +424,16 @@ fn parse_template(
                         env_name(scope.provider, name)
                     ),
                 };
-                Some((format!("`{{{{ inputs.{name} }}}}` names an input that is not declared"), help))
+                Some((
+                    format!("`{{{{ inputs.{name} }}}}` names an input that is not declared"),
+                    help,
+                ))
             }
             Var::TokenAccess if tokens != TokenVars::Access => Some(if scope.has_login {
-                ("`{{ token.access }}` cannot be used here".to_owned(), "the access token is only known in [inject] templates".to_owned())
+                (
+                    "`{{ token.access }}` cannot be used here".to_owned(),
+                    "the access token is only known in [inject] templates".to_owned(),
+                )
             } else {
                 (
                     "`{{ token.access }}` used by a provider without a [login] table".to_owned(),
@@ -393,7 +448,12 @@ fn parse_template(
         };
         if let Some((message, help)) = problem {
             let offset = template.source().find(&format!("{var}")).unwrap_or(0);
-            ctx.error(inner_at(offset.saturating_sub(3)), path, message, Some(help));
+            ctx.error(
+                inner_at(offset.saturating_sub(3)),
+                path,
+                message,
+                Some(help),
+            );
             ok = false;
         }
     }
@@ -401,21 +461,40 @@ fn parse_template(
 }
 
 fn env_name(provider: &str, input: &str) -> String {
-    format!("{provider}_{input}").to_ascii_uppercase().replace('-', "_")
+    format!("{provider}_{input}")
+        .to_ascii_uppercase()
+        .replace('-', "_")
 }
 
-fn get_template(ctx: &mut Ctx<'_>, scope: &Scope<'_>, table: &Table<'_, '_>, key: &str, tokens: TokenVars) -> Option<Template> {
+fn get_template(
+    ctx: &mut Ctx<'_>,
+    scope: &Scope<'_>,
+    table: &Table<'_, '_>,
+    key: &str,
+    tokens: TokenVars,
+) -> Option<Template> {
     let (text, span) = get_str(ctx, table, key)?;
     parse_template(ctx, scope, text, &span, &table.child_path(key), tokens)
 }
 
 /// Parses and checks a URL: absolute, http(s), no credentials, https unless
 /// loopback or the provider opted out.
-fn check_url(ctx: &mut Ctx<'_>, text: &str, span: &Range<usize>, path: &str, insecure_ok: bool) -> Option<Url> {
+fn check_url(
+    ctx: &mut Ctx<'_>,
+    text: &str,
+    span: &Range<usize>,
+    path: &str,
+    insecure_ok: bool,
+) -> Option<Url> {
     let url = match Url::parse(text) {
         Ok(u) => u,
         Err(e) => {
-            ctx.error(span.start, path, format!("`{text}` is not a valid absolute URL ({e})"), Some("write the full URL, e.g. \"https://api.example.com/\"".into()));
+            ctx.error(
+                span.start,
+                path,
+                format!("`{text}` is not a valid absolute URL ({e})"),
+                Some("write the full URL, e.g. \"https://api.example.com/\"".into()),
+            );
             return None;
         }
     };
@@ -432,12 +511,22 @@ fn check_url(ctx: &mut Ctx<'_>, text: &str, span: &Range<usize>, path: &str, ins
             return None;
         }
         other => {
-            ctx.error(span.start, path, format!("unsupported URL scheme `{other}`"), Some("use https://".into()));
+            ctx.error(
+                span.start,
+                path,
+                format!("unsupported URL scheme `{other}`"),
+                Some("use https://".into()),
+            );
             return None;
         }
     }
     if !url.username().is_empty() || url.password().is_some() {
-        ctx.error(span.start, path, "the URL carries a user name or password", Some("remove them from the URL: credentials go in [inputs]".into()));
+        ctx.error(
+            span.start,
+            path,
+            "the URL carries a user name or password",
+            Some("remove them from the URL: credentials go in [inputs]".into()),
+        );
         return None;
     }
     if url.host_str().is_none_or(str::is_empty) {
@@ -466,14 +555,25 @@ fn header_name(ctx: &mut Ctx<'_>, name: &str, at: usize, path: &str) -> Option<H
     match HeaderName::from_bytes(name.as_bytes()) {
         Ok(h) => Some(h),
         Err(_) => {
-            ctx.error(at, path, format!("`{name}` is not a valid HTTP header name"), Some("header names are letters, digits and `-`, e.g. \"Authorization\"".into()));
+            ctx.error(
+                at,
+                path,
+                format!("`{name}` is not a valid HTTP header name"),
+                Some("header names are letters, digits and `-`, e.g. \"Authorization\"".into()),
+            );
             None
         }
     }
 }
 
 /// `fields` / `headers`: a table of name -> template, in file order.
-fn template_map(ctx: &mut Ctx<'_>, scope: &Scope<'_>, parent: &Table<'_, '_>, key: &str, tokens: TokenVars) -> Vec<(String, Range<usize>, Template)> {
+fn template_map(
+    ctx: &mut Ctx<'_>,
+    scope: &Scope<'_>,
+    parent: &Table<'_, '_>,
+    key: &str,
+    tokens: TokenVars,
+) -> Vec<(String, Range<usize>, Template)> {
     let Some(table) = child_table(ctx, parent, key) else {
         return Vec::new();
     };
@@ -491,29 +591,58 @@ fn template_map(ctx: &mut Ctx<'_>, scope: &Scope<'_>, parent: &Table<'_, '_>, ke
                 v.span().start,
                 &path,
                 format!("expected a string, found {}", type_name(other)),
-                Some(format!("values are sent as text: write \"{name}\" = \"...\"")),
+                Some(format!(
+                    "values are sent as text: write \"{name}\" = \"...\""
+                )),
             ),
         }
     }
     out
 }
 
-fn headers(ctx: &mut Ctx<'_>, scope: &Scope<'_>, parent: &Table<'_, '_>, tokens: TokenVars) -> Vec<(HeaderName, Template)> {
+fn headers(
+    ctx: &mut Ctx<'_>,
+    scope: &Scope<'_>,
+    parent: &Table<'_, '_>,
+    tokens: TokenVars,
+) -> Vec<(HeaderName, Template)> {
     let path = parent.child_path("headers");
     template_map(ctx, scope, parent, "headers", tokens)
         .into_iter()
-        .filter_map(|(name, span, t)| Some((header_name(ctx, &name, span.start, &join(&path, &name))?, t)))
+        .filter_map(|(name, span, t)| {
+            Some((header_name(ctx, &name, span.start, &join(&path, &name))?, t))
+        })
         .collect()
 }
 
-fn basic(ctx: &mut Ctx<'_>, scope: &Scope<'_>, parent: &Table<'_, '_>, tokens: TokenVars) -> Option<BasicAuth> {
+fn basic(
+    ctx: &mut Ctx<'_>,
+    scope: &Scope<'_>,
+    parent: &Table<'_, '_>,
+    tokens: TokenVars,
+) -> Option<BasicAuth> {
     let table = child_table(ctx, parent, "basic")?;
     table.check_keys(ctx, &["username", "password"], "basic");
     let username = get_template(ctx, scope, &table, "username", tokens);
-    let username = require(ctx, &table, "username", username, "basic needs username = \"...\" and password = \"...\"");
+    let username = require(
+        ctx,
+        &table,
+        "username",
+        username,
+        "basic needs username = \"...\" and password = \"...\"",
+    );
     let password = get_template(ctx, scope, &table, "password", tokens);
-    let password = require(ctx, &table, "password", password, "basic needs username = \"...\" and password = \"...\"");
-    Some(BasicAuth { username: username?, password: password? })
+    let password = require(
+        ctx,
+        &table,
+        "password",
+        password,
+        "basic needs username = \"...\" and password = \"...\"",
+    );
+    Some(BasicAuth {
+        username: username?,
+        password: password?,
+    })
 }
 
 fn body_format(ctx: &mut Ctx<'_>, table: &Table<'_, '_>) -> Option<BodyFormat> {
@@ -522,24 +651,47 @@ fn body_format(ctx: &mut Ctx<'_>, table: &Table<'_, '_>) -> Option<BodyFormat> {
         "form" => Some(BodyFormat::Form),
         "json" => Some(BodyFormat::Json),
         _ => {
-            ctx.error(span.start, &table.child_path("body"), format!("unknown body format `{text}`"), Some("use \"form\" (application/x-www-form-urlencoded) or \"json\"".into()));
+            ctx.error(
+                span.start,
+                &table.child_path("body"),
+                format!("unknown body format `{text}`"),
+                Some("use \"form\" (application/x-www-form-urlencoded) or \"json\"".into()),
+            );
             None
         }
     }
 }
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-const REQUEST_KEYS: [&str; 7] = ["url", "method", "body", "fields", "headers", "basic", "timeout"];
+const REQUEST_KEYS: [&str; 7] = [
+    "url", "method", "body", "fields", "headers", "basic", "timeout",
+];
 
-fn login(ctx: &mut Ctx<'_>, scope: &Scope<'_>, table: &Table<'_, '_>, insecure_ok: bool) -> Option<TokenRequest> {
+fn login(
+    ctx: &mut Ctx<'_>,
+    scope: &Scope<'_>,
+    table: &Table<'_, '_>,
+    insecure_ok: bool,
+) -> Option<TokenRequest> {
     let mut allowed = REQUEST_KEYS.to_vec();
     allowed.push("rotate"); // reported below with a better message
     table.check_keys(ctx, &allowed, "a [login] table");
     if let Some(v) = table.get("rotate") {
-        ctx.error(v.span().start, &table.child_path("rotate"), "`rotate` belongs in the [refresh] table", Some(format!("move it to [providers.{}.refresh]", scope.provider)));
+        ctx.error(
+            v.span().start,
+            &table.child_path("rotate"),
+            "`rotate` belongs in the [refresh] table",
+            Some(format!("move it to [providers.{}.refresh]", scope.provider)),
+        );
     }
     let url = get_url(ctx, table, "url", insecure_ok);
-    let url = require(ctx, table, "url", url, "set url = \"https://.../token\" (the token endpoint)");
+    let url = require(
+        ctx,
+        table,
+        "url",
+        url,
+        "set url = \"https://.../token\" (the token endpoint)",
+    );
     let method = get_method(ctx, table, "method", Method::POST);
     let body = body_format(ctx, table).unwrap_or(BodyFormat::Form);
     let fields = template_map(ctx, scope, table, "fields", TokenVars::None)
@@ -549,10 +701,24 @@ fn login(ctx: &mut Ctx<'_>, scope: &Scope<'_>, table: &Table<'_, '_>, insecure_o
     let headers = headers(ctx, scope, table, TokenVars::None);
     let basic = basic(ctx, scope, table, TokenVars::None);
     let timeout = get_duration(ctx, table, "timeout").unwrap_or(DEFAULT_TIMEOUT);
-    Some(TokenRequest { url: url?, method, body, fields, headers, basic, timeout })
+    Some(TokenRequest {
+        url: url?,
+        method,
+        body,
+        fields,
+        headers,
+        basic,
+        timeout,
+    })
 }
 
-fn refresh(ctx: &mut Ctx<'_>, scope: &Scope<'_>, table: &Table<'_, '_>, login: Option<&TokenRequest>, insecure_ok: bool) -> Option<Refresh> {
+fn refresh(
+    ctx: &mut Ctx<'_>,
+    scope: &Scope<'_>,
+    table: &Table<'_, '_>,
+    login: Option<&TokenRequest>,
+    insecure_ok: bool,
+) -> Option<Refresh> {
     let mut allowed = REQUEST_KEYS.to_vec();
     allowed.extend(["rotate", "on_error"]);
     table.check_keys(ctx, &allowed, "a [refresh] table");
@@ -562,12 +728,22 @@ fn refresh(ctx: &mut Ctx<'_>, scope: &Scope<'_>, table: &Table<'_, '_>, login: O
         None => {
             let inherited = login.map(|l| l.url.clone());
             if inherited.is_none() {
-                ctx.error(table.at, &table.path, "missing key `url`", Some("a provider without [login] must give the refresh endpoint's url".into()));
+                ctx.error(
+                    table.at,
+                    &table.path,
+                    "missing key `url`",
+                    Some("a provider without [login] must give the refresh endpoint's url".into()),
+                );
             }
             inherited
         }
     };
-    let method = get_method(ctx, table, "method", login.map_or(Method::POST, |l| l.method.clone()));
+    let method = get_method(
+        ctx,
+        table,
+        "method",
+        login.map_or(Method::POST, |l| l.method.clone()),
+    );
     let body = body_format(ctx, table).unwrap_or(login.map_or(BodyFormat::Form, |l| l.body));
     let fields: Vec<_> = template_map(ctx, scope, table, "fields", TokenVars::Refresh)
         .into_iter()
@@ -575,13 +751,27 @@ fn refresh(ctx: &mut Ctx<'_>, scope: &Scope<'_>, table: &Table<'_, '_>, login: O
         .collect();
     let headers = headers(ctx, scope, table, TokenVars::Refresh);
     let basic = basic(ctx, scope, table, TokenVars::Refresh);
-    let uses_refresh = fields.iter().map(|(_, t)| t).chain(headers.iter().map(|(_, t)| t)).chain(basic.iter().flat_map(|b| [&b.username, &b.password])).any(|t| t.vars().any(|v| *v == Var::TokenRefresh));
+    let uses_refresh = fields
+        .iter()
+        .map(|(_, t)| t)
+        .chain(headers.iter().map(|(_, t)| t))
+        .chain(basic.iter().flat_map(|b| [&b.username, &b.password]))
+        .any(|t| t.vars().any(|v| *v == Var::TokenRefresh));
     if !uses_refresh && table.get("fields").is_some() {
-        ctx.error(table.at, &table.child_path("fields"), "the refresh request never sends `{{ token.refresh }}`", Some("add the field that carries it, e.g. refresh_token = \"{{ token.refresh }}\"".into()));
+        ctx.error(
+            table.at,
+            &table.child_path("fields"),
+            "the refresh request never sends `{{ token.refresh }}`",
+            Some(
+                "add the field that carries it, e.g. refresh_token = \"{{ token.refresh }}\""
+                    .into(),
+            ),
+        );
     } else if table.get("fields").is_none() {
         ctx.error(table.at, &table.path, "missing key `fields`", Some("the refresh request needs its fields, e.g. grant_type = \"refresh_token\" and refresh_token = \"{{ token.refresh }}\"".into()));
     }
-    let timeout = get_duration(ctx, table, "timeout").unwrap_or(login.map_or(DEFAULT_TIMEOUT, |l| l.timeout));
+    let timeout =
+        get_duration(ctx, table, "timeout").unwrap_or(login.map_or(DEFAULT_TIMEOUT, |l| l.timeout));
     let rotate = get_bool(ctx, table, "rotate").unwrap_or(false);
     let on_error = match child_table(ctx, table, "on_error") {
         Some(t) => on_error(ctx, &t, login.is_some()),
@@ -589,46 +779,102 @@ fn refresh(ctx: &mut Ctx<'_>, scope: &Scope<'_>, table: &Table<'_, '_>, login: O
             status: vec![400, 401],
             error_pointer: None,
             error_values: Vec::new(),
-            action: if login.is_some() { RefreshErrorAction::Login } else { RefreshErrorAction::Fail },
+            action: if login.is_some() {
+                RefreshErrorAction::Login
+            } else {
+                RefreshErrorAction::Fail
+            },
         },
     };
     Some(Refresh {
-        request: TokenRequest { url: url?, method, body, fields, headers, basic, timeout },
+        request: TokenRequest {
+            url: url?,
+            method,
+            body,
+            fields,
+            headers,
+            basic,
+            timeout,
+        },
         rotate,
         on_error,
     })
 }
 
 fn on_error(ctx: &mut Ctx<'_>, table: &Table<'_, '_>, has_login: bool) -> RefreshOnError {
-    table.check_keys(ctx, &["status", "error_pointer", "error_values", "action"], "refresh.on_error");
+    table.check_keys(
+        ctx,
+        &["status", "error_pointer", "error_values", "action"],
+        "refresh.on_error",
+    );
     let status = get_statuses(ctx, table, "status").unwrap_or_else(|| vec![400, 401]);
     let error_pointer = get_pointer(ctx, table, "error_pointer");
-    let error_values: Vec<String> = get_string_list(ctx, table, "error_values").into_iter().map(|(s, _)| s).collect();
+    let error_values: Vec<String> = get_string_list(ctx, table, "error_values")
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
     if !error_values.is_empty() && error_pointer.is_none() && table.get("error_pointer").is_none() {
-        ctx.error(table.at, &table.child_path("error_values"), "`error_values` without `error_pointer`", Some("say where the error code is, e.g. error_pointer = \"/error\"".into()));
+        ctx.error(
+            table.at,
+            &table.child_path("error_values"),
+            "`error_values` without `error_pointer`",
+            Some("say where the error code is, e.g. error_pointer = \"/error\"".into()),
+        );
     }
     let action = match get_str(ctx, table, "action") {
         Some(("login", span)) => {
             if !has_login {
-                ctx.error(span.start, &table.child_path("action"), "action \"login\" but the provider has no [login] table", Some("add a [login] table, or use action = \"fail\"".into()));
+                ctx.error(
+                    span.start,
+                    &table.child_path("action"),
+                    "action \"login\" but the provider has no [login] table",
+                    Some("add a [login] table, or use action = \"fail\"".into()),
+                );
             }
             RefreshErrorAction::Login
         }
         Some(("fail", _)) => RefreshErrorAction::Fail,
         Some((other, span)) => {
-            ctx.error(span.start, &table.child_path("action"), format!("unknown action `{other}`"), Some("use \"login\" (log in again) or \"fail\"".into()));
+            ctx.error(
+                span.start,
+                &table.child_path("action"),
+                format!("unknown action `{other}`"),
+                Some("use \"login\" (log in again) or \"fail\"".into()),
+            );
             RefreshErrorAction::Fail
         }
         None if has_login => RefreshErrorAction::Login,
         None => RefreshErrorAction::Fail,
     };
-    RefreshOnError { status, error_pointer, error_values, action }
+    RefreshOnError {
+        status,
+        error_pointer,
+        error_values,
+        action,
+    }
 }
 
 fn response(ctx: &mut Ctx<'_>, table: &Table<'_, '_>, provider: &str) -> Response {
-    table.check_keys(ctx, &["access_token", "refresh_token", "expires_in", "expires_at", "expires_at_format", "token_type", "rotate"], "[response]");
+    table.check_keys(
+        ctx,
+        &[
+            "access_token",
+            "refresh_token",
+            "expires_in",
+            "expires_at",
+            "expires_at_format",
+            "token_type",
+            "rotate",
+        ],
+        "[response]",
+    );
     if let Some(v) = table.get("rotate") {
-        ctx.error(v.span().start, &table.child_path("rotate"), "`rotate` belongs in the [refresh] table", Some(format!("move it to [providers.{provider}.refresh]")));
+        ctx.error(
+            v.span().start,
+            &table.child_path("rotate"),
+            "`rotate` belongs in the [refresh] table",
+            Some(format!("move it to [providers.{provider}.refresh]")),
+        );
     }
     let mut r = Response::default();
     if let Some(p) = get_pointer(ctx, table, "access_token") {
@@ -644,12 +890,22 @@ fn response(ctx: &mut Ctx<'_>, table: &Table<'_, '_>, provider: &str) -> Respons
             "unix" | "unix_seconds" => ExpiresAtFormat::UnixSeconds,
             "unix_millis" => ExpiresAtFormat::UnixMillis,
             other => {
-                ctx.error(span.start, &table.child_path("expires_at_format"), format!("unknown format `{other}`"), Some("use \"rfc3339\", \"unix_seconds\" or \"unix_millis\"".into()));
+                ctx.error(
+                    span.start,
+                    &table.child_path("expires_at_format"),
+                    format!("unknown format `{other}`"),
+                    Some("use \"rfc3339\", \"unix_seconds\" or \"unix_millis\"".into()),
+                );
                 r.expires_at_format
             }
         };
         if r.expires_at.is_none() && table.get("expires_at").is_none() {
-            ctx.error(span.start, &table.child_path("expires_at_format"), "`expires_at_format` without `expires_at`", Some("add expires_at = \"/pointer\" or remove the format".into()));
+            ctx.error(
+                span.start,
+                &table.child_path("expires_at_format"),
+                "`expires_at_format` without `expires_at`",
+                Some("add expires_at = \"/pointer\" or remove the format".into()),
+            );
         }
     }
     r
@@ -665,7 +921,15 @@ fn expiry(ctx: &mut Ctx<'_>, table: &Table<'_, '_>) -> Expiry {
             match number.parse::<u8>() {
                 Ok(p) if (1..=90).contains(&p) => Skew::Percent(p),
                 _ => {
-                    ctx.error(v.span().start, &table.child_path("skew"), format!("`{s}` is not a usable percentage"), Some("use a whole percentage from 1% to 90% of the lifetime, e.g. \"10%\"".into()));
+                    ctx.error(
+                        v.span().start,
+                        &table.child_path("skew"),
+                        format!("`{s}` is not a usable percentage"),
+                        Some(
+                            "use a whole percentage from 1% to 90% of the lifetime, e.g. \"10%\""
+                                .into(),
+                        ),
+                    );
                     Skew::DEFAULT
                 }
             }
@@ -678,33 +942,73 @@ fn expiry(ctx: &mut Ctx<'_>, table: &Table<'_, '_>) -> Expiry {
 
 fn inject(ctx: &mut Ctx<'_>, scope: &Scope<'_>, table: &Table<'_, '_>) -> Option<Inject> {
     table.check_keys(ctx, &["header", "value", "basic", "query"], "[inject]");
-    let tokens = if scope.has_login { TokenVars::Access } else { TokenVars::None };
-    let modes: Vec<&str> = ["header", "basic", "query"].into_iter().filter(|k| table.get(k).is_some()).collect();
+    let tokens = if scope.has_login {
+        TokenVars::Access
+    } else {
+        TokenVars::None
+    };
+    let modes: Vec<&str> = ["header", "basic", "query"]
+        .into_iter()
+        .filter(|k| table.get(k).is_some())
+        .collect();
     let help = "choose one of: header = \"Authorization\" with value = \"Bearer {{ token.access }}\"; basic = { username = \"...\", password = \"...\" }; query = { name = \"...\", value = \"...\" }";
     match modes.as_slice() {
         [] => {
             if let Some(v) = table.get("value") {
-                ctx.error(v.span().start, &table.child_path("value"), "`value` without `header`", Some("name the header it goes in, e.g. header = \"Authorization\"".into()));
+                ctx.error(
+                    v.span().start,
+                    &table.child_path("value"),
+                    "`value` without `header`",
+                    Some("name the header it goes in, e.g. header = \"Authorization\"".into()),
+                );
             } else {
-                ctx.error(table.at, &table.path, "no injection mode: the credential would never be sent", Some(help.into()));
+                ctx.error(
+                    table.at,
+                    &table.path,
+                    "no injection mode: the credential would never be sent",
+                    Some(help.into()),
+                );
             }
             None
         }
         [_, _, ..] => {
-            ctx.error(table.at, &table.path, format!("{} injection modes ({}): exactly one is allowed", modes.len(), modes.join(" and ")), Some(help.into()));
+            ctx.error(
+                table.at,
+                &table.path,
+                format!(
+                    "{} injection modes ({}): exactly one is allowed",
+                    modes.len(),
+                    modes.join(" and ")
+                ),
+                Some(help.into()),
+            );
             None
         }
         ["header"] => {
             let (name, span) = get_str(ctx, table, "header")?;
             let name = header_name(ctx, name, span.start, &table.child_path("header"));
             let value = get_template(ctx, scope, table, "value", tokens);
-            let value = require(ctx, table, "value", value, "header needs value = \"Bearer {{ token.access }}\" (or whatever the provider expects)");
-            Some(Inject::Header { name: name?, value: value? })
+            let value = require(
+                ctx,
+                table,
+                "value",
+                value,
+                "header needs value = \"Bearer {{ token.access }}\" (or whatever the provider expects)",
+            );
+            Some(Inject::Header {
+                name: name?,
+                value: value?,
+            })
         }
         ["basic"] => {
             let b = basic(ctx, scope, table, tokens)?;
             if let Some(v) = table.get("value") {
-                ctx.error(v.span().start, &table.child_path("value"), "`value` only goes with `header`", Some("remove it: basic has its own username and password".into()));
+                ctx.error(
+                    v.span().start,
+                    &table.child_path("value"),
+                    "`value` only goes with `header`",
+                    Some("remove it: basic has its own username and password".into()),
+                );
             }
             Some(Inject::Basic(b))
         }
@@ -712,10 +1016,25 @@ fn inject(ctx: &mut Ctx<'_>, scope: &Scope<'_>, table: &Table<'_, '_>) -> Option
             let q = child_table(ctx, table, "query")?;
             q.check_keys(ctx, &["name", "value"], "inject.query");
             let name = get_str(ctx, &q, "name").map(|(s, _)| s.to_owned());
-            let name = require(ctx, &q, "name", name, "query needs name = \"...\" and value = \"...\"");
+            let name = require(
+                ctx,
+                &q,
+                "name",
+                name,
+                "query needs name = \"...\" and value = \"...\"",
+            );
             let value = get_template(ctx, scope, &q, "value", tokens);
-            let value = require(ctx, &q, "value", value, "query needs name = \"...\" and value = \"...\"");
-            Some(Inject::Query { name: name?, value: value? })
+            let value = require(
+                ctx,
+                &q,
+                "value",
+                value,
+                "query needs name = \"...\" and value = \"...\"",
+            );
+            Some(Inject::Query {
+                name: name?,
+                value: value?,
+            })
         }
     }
 }
@@ -728,8 +1047,17 @@ fn inputs(ctx: &mut Ctx<'_>, provider: &Table<'_, '_>) -> Vec<Input> {
     for (k, v) in table.entries {
         let name: &str = k.get_ref();
         let path = table.child_path(name);
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            ctx.error(k.span().start, &path, format!("`{name}` is not a valid input name"), Some("use letters, digits, `_` or `-`".into()));
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            ctx.error(
+                k.span().start,
+                &path,
+                format!("`{name}` is not a valid input name"),
+                Some("use letters, digits, `_` or `-`".into()),
+            );
             continue;
         }
         let Some(spec) = expect_table(ctx, v, path.clone()) else {
@@ -737,18 +1065,38 @@ fn inputs(ctx: &mut Ctx<'_>, provider: &Table<'_, '_>) -> Vec<Input> {
         };
         spec.check_keys(ctx, &["env", "secret", "default"], "an input");
         let env = get_str(ctx, &spec, "env").and_then(|(e, span)| {
-            let valid = !e.is_empty() && !e.starts_with(|c: char| c.is_ascii_digit()) && e.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            let valid = !e.is_empty()
+                && !e.starts_with(|c: char| c.is_ascii_digit())
+                && e.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid {
-                ctx.error(span.start, &spec.child_path("env"), format!("`{e}` is not an environment variable name"), Some("use letters, digits and `_`, e.g. \"REOBTIMAAL_USERNAME\"".into()));
+                ctx.error(
+                    span.start,
+                    &spec.child_path("env"),
+                    format!("`{e}` is not an environment variable name"),
+                    Some("use letters, digits and `_`, e.g. \"REOBTIMAAL_USERNAME\"".into()),
+                );
             }
             valid.then(|| e.to_owned())
         });
         let secret = get_bool(ctx, &spec, "secret").unwrap_or(false);
         let default = get_str(ctx, &spec, "default").map(|(d, _)| d.to_owned());
         if secret && let Some(v) = spec.get("default") {
-            ctx.error(v.span().start, &spec.child_path("default"), "a secret input cannot have a default in the file", Some("read it from the environment with env = \"...\" or supply it per connection".into()));
+            ctx.error(
+                v.span().start,
+                &spec.child_path("default"),
+                "a secret input cannot have a default in the file",
+                Some(
+                    "read it from the environment with env = \"...\" or supply it per connection"
+                        .into(),
+                ),
+            );
         }
-        out.push(Input { name: name.to_owned(), env, secret, default: default.filter(|_| !secret) });
+        out.push(Input {
+            name: name.to_owned(),
+            env,
+            secret,
+            default: default.filter(|_| !secret),
+        });
     }
     out
 }
@@ -757,8 +1105,15 @@ fn api_prefixes(ctx: &mut Ctx<'_>, table: &Table<'_, '_>, insecure_ok: bool) -> 
     let entries = get_string_list(ctx, table, "api");
     if table.get("api").is_none() {
         ctx.error(table.at, &table.path, "missing key `api`", Some("list the URL prefixes the credential may be sent to, e.g. api = [\"https://api.example.com/\"]".into()));
-    } else if entries.is_empty() && matches!(table.get("api").map(|v| v.get_ref()), Some(DeValue::Array(a)) if a.is_empty()) {
-        ctx.error(table.at, &table.child_path("api"), "`api` is empty: the credential could never be used", Some("list at least one URL prefix".into()));
+    } else if entries.is_empty()
+        && matches!(table.get("api").map(|v| v.get_ref()), Some(DeValue::Array(a)) if a.is_empty())
+    {
+        ctx.error(
+            table.at,
+            &table.child_path("api"),
+            "`api` is empty: the credential could never be used",
+            Some("list at least one URL prefix".into()),
+        );
     }
     let path = table.child_path("api");
     let mut out = Vec::new();
@@ -767,7 +1122,12 @@ fn api_prefixes(ctx: &mut Ctx<'_>, table: &Table<'_, '_>, insecure_ok: bool) -> 
             continue;
         };
         if url.query().is_some() || url.fragment().is_some() {
-            ctx.error(span.start, &path, "an api prefix cannot have a query or fragment", Some("give scheme, host, optional port and path only".into()));
+            ctx.error(
+                span.start,
+                &path,
+                "an api prefix cannot have a query or fragment",
+                Some("give scheme, host, optional port and path only".into()),
+            );
             continue;
         }
         out.push(url);
@@ -775,22 +1135,65 @@ fn api_prefixes(ctx: &mut Ctx<'_>, table: &Table<'_, '_>, insecure_ok: bool) -> 
     out
 }
 
-fn test_request(ctx: &mut Ctx<'_>, scope: &Scope<'_>, table: &Table<'_, '_>, api: &[Url], insecure_ok: bool) -> Option<TestRequest> {
-    table.check_keys(ctx, &["method", "url", "headers", "body", "expect_status"], "[test]");
+fn test_request(
+    ctx: &mut Ctx<'_>,
+    scope: &Scope<'_>,
+    table: &Table<'_, '_>,
+    api: &[Url],
+    insecure_ok: bool,
+) -> Option<TestRequest> {
+    table.check_keys(
+        ctx,
+        &["method", "url", "headers", "body", "expect_status"],
+        "[test]",
+    );
     let method = get_method(ctx, table, "method", Method::GET);
     let url = get_url(ctx, table, "url", insecure_ok);
-    let url = require(ctx, table, "url", url, "set url = \"...\" to an API URL that proves the credentials work")?;
-    if !api.is_empty() && !api.iter().any(|prefix| crate::route::prefix_matches(prefix, &url)) {
+    let url = require(
+        ctx,
+        table,
+        "url",
+        url,
+        "set url = \"...\" to an API URL that proves the credentials work",
+    )?;
+    if !api.is_empty()
+        && !api
+            .iter()
+            .any(|prefix| crate::route::prefix_matches(prefix, &url))
+    {
         let span = table.get("url").map_or(table.at, |v| v.span().start);
-        ctx.error(span, &table.child_path("url"), "the test URL is outside every `api` prefix, so no credential would be attached", Some("use a URL under one of the provider's api prefixes".into()));
+        ctx.error(
+            span,
+            &table.child_path("url"),
+            "the test URL is outside every `api` prefix, so no credential would be attached",
+            Some("use a URL under one of the provider's api prefixes".into()),
+        );
     }
     let headers = headers(ctx, scope, table, TokenVars::None);
     let body = get_str(ctx, table, "body").map(|(b, _)| b.to_owned());
     let expect_status = get_statuses(ctx, table, "expect_status").unwrap_or_else(|| vec![200]);
-    Some(TestRequest { method, url, headers, body, expect_status })
+    Some(TestRequest {
+        method,
+        url,
+        headers,
+        body,
+        expect_status,
+    })
 }
 
-const PROVIDER_KEYS: [&str; 11] = ["name", "api", "allow_insecure_http", "inputs", "login", "refresh", "response", "expiry", "inject", "on_unauthorized", "test"];
+const PROVIDER_KEYS: [&str; 11] = [
+    "name",
+    "api",
+    "allow_insecure_http",
+    "inputs",
+    "login",
+    "refresh",
+    "response",
+    "expiry",
+    "inject",
+    "on_unauthorized",
+    "test",
+];
 
 fn provider(ctx: &mut Ctx<'_>, id: &str, table: &Table<'_, '_>) -> Option<Provider> {
     let mut allowed = PROVIDER_KEYS.to_vec();
@@ -801,18 +1204,33 @@ fn provider(ctx: &mut Ctx<'_>, id: &str, table: &Table<'_, '_>) -> Option<Provid
     let api = api_prefixes(ctx, table, allow_insecure_http);
     let inputs = inputs(ctx, table);
     let login_table = child_table(ctx, table, "login");
-    let scope = Scope { provider: id, inputs: &inputs, has_login: login_table.is_some() };
-    let login = login_table.as_ref().and_then(|t| login(ctx, &scope, t, allow_insecure_http));
+    let scope = Scope {
+        provider: id,
+        inputs: &inputs,
+        has_login: login_table.is_some(),
+    };
+    let login = login_table
+        .as_ref()
+        .and_then(|t| login(ctx, &scope, t, allow_insecure_http));
     let refresh_table = child_table(ctx, table, "refresh");
     if let Some(v) = table.get("rotate") {
         let help = if refresh_table.is_some() {
             format!("move it into [providers.{id}.refresh]")
         } else {
-            format!("rotation is a property of refresh tokens: add a [providers.{id}.refresh] table with the refresh request's fields and rotate = true there")
+            format!(
+                "rotation is a property of refresh tokens: add a [providers.{id}.refresh] table with the refresh request's fields and rotate = true there"
+            )
         };
-        ctx.error(v.span().start, &table.child_path("rotate"), "`rotate = true` but there is no [refresh] table for it to apply to", Some(help));
+        ctx.error(
+            v.span().start,
+            &table.child_path("rotate"),
+            "`rotate = true` but there is no [refresh] table for it to apply to",
+            Some(help),
+        );
     }
-    let refresh = refresh_table.as_ref().and_then(|t| refresh(ctx, &scope, t, login.as_ref(), allow_insecure_http));
+    let refresh = refresh_table
+        .as_ref()
+        .and_then(|t| refresh(ctx, &scope, t, login.as_ref(), allow_insecure_http));
     let response = match child_table(ctx, table, "response") {
         Some(t) => response(ctx, &t, id),
         None => Response::default(),
@@ -825,9 +1243,24 @@ fn provider(ctx: &mut Ctx<'_>, id: &str, table: &Table<'_, '_>) -> Option<Provid
         None => Expiry::default(),
     };
     // Only when no expiry key is written at all: a malformed one has its own error.
-    let expiry_written = ["ttl", "jwt_exp"].iter().any(|k| table.get("expiry").and_then(|e| e.get_ref().get(*k)).is_some())
-        || ["expires_in", "expires_at"].iter().any(|k| table.get("response").and_then(|e| e.get_ref().get(*k)).is_some());
-    if scope.has_login && !expiry_written && expiry.ttl.is_none() && !expiry.jwt_exp && response.expires_in.is_none() && response.expires_at.is_none() {
+    let expiry_written = ["ttl", "jwt_exp"].iter().any(|k| {
+        table
+            .get("expiry")
+            .and_then(|e| e.get_ref().get(*k))
+            .is_some()
+    }) || ["expires_in", "expires_at"].iter().any(|k| {
+        table
+            .get("response")
+            .and_then(|e| e.get_ref().get(*k))
+            .is_some()
+    });
+    if scope.has_login
+        && !expiry_written
+        && expiry.ttl.is_none()
+        && !expiry.jwt_exp
+        && response.expires_in.is_none()
+        && response.expires_at.is_none()
+    {
         ctx.error(
             login_table.as_ref().map_or(table.at, |t| t.at),
             &table.path,
@@ -845,7 +1278,10 @@ fn provider(ctx: &mut Ctx<'_>, id: &str, table: &Table<'_, '_>) -> Option<Provid
                     Inject::Header { value, .. } | Inject::Query { value, .. } => vec![value],
                     Inject::Basic(b) => vec![&b.username, &b.password],
                 };
-                if !templates.iter().any(|t| t.vars().any(|v| *v == Var::TokenAccess)) {
+                if !templates
+                    .iter()
+                    .any(|t| t.vars().any(|v| *v == Var::TokenAccess))
+                {
                     ctx.error(t.at, &t.path, "the provider logs in but [inject] never uses `{{ token.access }}`, so the token would not be sent", Some("e.g. value = \"Bearer {{ token.access }}\"".into()));
                 }
             }
@@ -863,13 +1299,25 @@ fn provider(ctx: &mut Ctx<'_>, id: &str, table: &Table<'_, '_>) -> Option<Provid
             let action = match get_str(ctx, &t, "action") {
                 Some(("renew", span)) => {
                     if !scope.has_login {
-                        ctx.error(span.start, &t.child_path("action"), "action \"renew\" but the provider has static credentials", Some("there is nothing to renew: use action = \"fail\"".into()));
+                        ctx.error(
+                            span.start,
+                            &t.child_path("action"),
+                            "action \"renew\" but the provider has static credentials",
+                            Some("there is nothing to renew: use action = \"fail\"".into()),
+                        );
                     }
                     UnauthorizedAction::Renew
                 }
                 Some(("fail", _)) => UnauthorizedAction::Fail,
                 Some((other, span)) => {
-                    ctx.error(span.start, &t.child_path("action"), format!("unknown action `{other}`"), Some("use \"renew\" (drop the token, renew, retry once) or \"fail\"".into()));
+                    ctx.error(
+                        span.start,
+                        &t.child_path("action"),
+                        format!("unknown action `{other}`"),
+                        Some(
+                            "use \"renew\" (drop the token, renew, retry once) or \"fail\"".into(),
+                        ),
+                    );
                     UnauthorizedAction::Fail
                 }
                 None if scope.has_login => UnauthorizedAction::Renew,
@@ -879,10 +1327,15 @@ fn provider(ctx: &mut Ctx<'_>, id: &str, table: &Table<'_, '_>) -> Option<Provid
         }
         None => OnUnauthorized {
             status: vec![401],
-            action: if scope.has_login { UnauthorizedAction::Renew } else { UnauthorizedAction::Fail },
+            action: if scope.has_login {
+                UnauthorizedAction::Renew
+            } else {
+                UnauthorizedAction::Fail
+            },
         },
     };
-    let test = child_table(ctx, table, "test").and_then(|t| test_request(ctx, &scope, &t, &api, allow_insecure_http));
+    let test = child_table(ctx, table, "test")
+        .and_then(|t| test_request(ctx, &scope, &t, &api, allow_insecure_http));
     Some(Provider {
         id: id.to_owned(),
         name,
@@ -914,11 +1367,23 @@ pub(crate) fn parse(file: &str, src: &str) -> Result<Providers, ConfigErrors> {
                 continue;
             }
             lines_seen.push(line);
-            ctx.error(at, "", format!("TOML syntax error: {}", e.message().trim_end()), Some("fix the TOML syntax first; the provider checks run once the file parses".into()));
+            ctx.error(
+                at,
+                "",
+                format!("TOML syntax error: {}", e.message().trim_end()),
+                Some(
+                    "fix the TOML syntax first; the provider checks run once the file parses"
+                        .into(),
+                ),
+            );
         }
         return Err(finish(ctx));
     }
-    let root = Table { entries: root.get_ref(), at: 0, path: String::new() };
+    let root = Table {
+        entries: root.get_ref(),
+        at: 0,
+        path: String::new(),
+    };
     root.check_keys(&mut ctx, &["providers"], "the top level");
     let mut providers = Vec::new();
     match child_table(&mut ctx, &root, "providers") {
@@ -931,8 +1396,17 @@ pub(crate) fn parse(file: &str, src: &str) -> Result<Providers, ConfigErrors> {
             for (k, v) in table.entries {
                 let id: &str = k.get_ref();
                 let path = table.child_path(id);
-                if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-                    ctx.error(k.span().start, &path, format!("`{id}` is not a valid provider id"), Some("use letters, digits, `_` or `-`, e.g. [providers.my-api]".into()));
+                if id.is_empty()
+                    || !id
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                {
+                    ctx.error(
+                        k.span().start,
+                        &path,
+                        format!("`{id}` is not a valid provider id"),
+                        Some("use letters, digits, `_` or `-`, e.g. [providers.my-api]".into()),
+                    );
                     continue;
                 }
                 if let Some(first) = seen.insert(id.to_ascii_lowercase(), id.to_owned()) {
@@ -947,11 +1421,17 @@ pub(crate) fn parse(file: &str, src: &str) -> Result<Providers, ConfigErrors> {
             }
         }
     }
-    if ctx.diagnostics.is_empty() { Ok(Providers { providers }) } else { Err(finish(ctx)) }
+    if ctx.diagnostics.is_empty() {
+        Ok(Providers { providers })
+    } else {
+        Err(finish(ctx))
+    }
 }
 
 fn finish(mut ctx: Ctx<'_>) -> ConfigErrors {
     ctx.diagnostics.sort_by_key(|d| (d.line, d.column));
     ctx.diagnostics.dedup();
-    ConfigErrors { diagnostics: ctx.diagnostics }
+    ConfigErrors {
+        diagnostics: ctx.diagnostics,
+    }
 }

@@ -410,7 +410,10 @@ mod ser {
         s.serialize_str(h.as_str())
     }
 
-    pub(super) fn headers<S: Serializer>(h: &[(HeaderName, Template)], s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn headers<S: Serializer>(
+        h: &[(HeaderName, Template)],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(h.len()))?;
         for (name, value) in h {
             seq.serialize_element(&(name.as_str(), value))?;
@@ -422,7 +425,10 @@ mod ser {
         s.collect_str(&humantime::format_duration(*d))
     }
 
-    pub(super) fn opt_duration<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn opt_duration<S: Serializer>(
+        d: &Option<Duration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         match d {
             Some(d) => duration(d, s),
             None => s.serialize_none(),

@@ -176,18 +176,26 @@ fn parse_var(name: &str) -> Result<Var, String> {
             "`{name}` is not a valid input name: use letters, digits, `_` or `-`, as in `{{{{ inputs.client_id }}}}`"
         ));
     }
-    let hint = if name.starts_with("input.") || name.starts_with("env.") {
-        format!(
-            " (did you mean `inputs.{}`?)",
-            name.split_once('.').map_or("", |(_, n)| n)
-        )
-    } else if name.starts_with("token") {
-        " (the token placeholders are `token.access` and `token.refresh`)".to_owned()
-    } else {
-        String::new()
-    };
+    if name.starts_with("input.") || name.starts_with("env.") {
+        let input = name.split_once('.').map_or("", |(_, n)| n);
+        return Err(format!(
+            "unknown placeholder `{name}`: did you mean `inputs.{input}`?"
+        ));
+    }
+    if name.starts_with("token") {
+        let refresh_closer =
+            strsim::levenshtein(name, "token.refresh") < strsim::levenshtein(name, "token.access");
+        let guess = if refresh_closer {
+            "token.refresh"
+        } else {
+            "token.access"
+        };
+        return Err(format!(
+            "unknown placeholder `{name}`: did you mean `{guess}`? (the token placeholders are `token.access` and `token.refresh`)"
+        ));
+    }
     Err(format!(
-        "unknown placeholder `{name}`{hint}: placeholders are `inputs.NAME`, `token.access` and `token.refresh`"
+        "unknown placeholder `{name}`: placeholders are `inputs.NAME`, `token.access` and `token.refresh`"
     ))
 }
 

@@ -1,0 +1,87 @@
+//! `tokenauth check`: validate a description and say exactly what is wrong.
+
+use std::path::Path;
+
+use tokenauth_core::config::{Inject, LoadError, Providers};
+
+use crate::Outcome;
+
+pub(crate) fn run(path: &Path, json: bool) -> Outcome {
+    let result = Providers::from_path(path);
+    if json {
+        let value = match &result {
+            Ok(p) => serde_json::json!({
+                "file": path.display().to_string(),
+                "valid": true,
+                "providers": p.ids().collect::<Vec<_>>(),
+                "errors": [],
+            }),
+            Err(e) => serde_json::json!({
+                "file": path.display().to_string(),
+                "valid": false,
+                "providers": [],
+                "errors": match e {
+                    LoadError::Io { .. } => serde_json::json!([{ "file": path.display().to_string(), "message": e.to_string() }]),
+                    _ => serde_json::to_value(e.diagnostics()).unwrap_or_default(),
+                },
+            }),
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
+        return if result.is_ok() {
+            Outcome::Ok
+        } else {
+            Outcome::InvalidInput
+        };
+    }
+    match result {
+        Ok(providers) => {
+            println!(
+                "{}: valid, {} provider{}",
+                path.display(),
+                providers.len(),
+                if providers.len() == 1 { "" } else { "s" }
+            );
+            for p in &providers {
+                println!("  {:<12} {}", p.id, summary(p));
+            }
+            Outcome::Ok
+        }
+        Err(e) => {
+            eprint!("{e}");
+            if matches!(e, LoadError::Io { .. }) {
+                eprintln!();
+            }
+            Outcome::InvalidInput
+        }
+    }
+}
+
+/// One line saying how the provider authenticates.
+fn summary(p: &tokenauth_core::Provider) -> String {
+    let how = match (&p.login, &p.refresh) {
+        (Some(l), Some(r)) => format!(
+            "login {} {}, refresh{}",
+            l.method,
+            l.url,
+            if r.rotate { " (rotating)" } else { "" }
+        ),
+        (Some(l), None) => format!("login {} {}", l.method, l.url),
+        (None, _) => "static credentials".to_owned(),
+    };
+    let inject = match &p.inject {
+        Inject::Header { name, .. } => format!("header {name}"),
+        Inject::Basic(_) => "basic auth".to_owned(),
+        Inject::Query { name, .. } => format!("query ?{name}="),
+    };
+    format!(
+        "{how}; injects {inject}; api {}",
+        p.api
+            .iter()
+            .map(|u| u.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}

@@ -1,0 +1,81 @@
+//! The `tokenauth` binary, run as a real subprocess; its output is pinned by
+//! snapshots.
+
+use std::path::Path;
+use std::process::Command;
+
+fn root() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+/// Runs `tokenauth ARGS` in the repository root and renders exit code,
+/// stdout and stderr for a snapshot.
+fn run(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tokenauth"))
+        .args(args)
+        .current_dir(root())
+        .env_remove("TOKENAUTH_CONFIG")
+        .output()
+        .expect("run tokenauth");
+    let code = out.status.code().unwrap_or(-1);
+    let text = format!(
+        "exit: {code}\n--- stdout\n{}--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (code, text)
+}
+
+#[test]
+fn check_valid_seed_file() {
+    let (code, out) = run(&["check"]);
+    assert_eq!(code, 0, "{out}");
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn check_invalid_file_lists_all_errors_and_exits_2() {
+    let (code, out) = run(&["check", "tests/data/invalid/many_errors.toml"]);
+    assert_eq!(code, 2, "{out}");
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn check_json_for_machines() {
+    let (code, out) = run(&["check", "--json", "tests/data/invalid/bad_pointer.toml"]);
+    assert_eq!(code, 2);
+    insta::assert_snapshot!(out);
+    let (code, out) = run(&["--config", "providers.toml", "check", "--json"]);
+    assert_eq!(code, 0);
+    insta::assert_snapshot!("check_json_valid", out);
+}
+
+#[test]
+fn check_missing_file_is_invalid_input() {
+    let (code, out) = run(&["check", "does-not-exist.toml"]);
+    assert_eq!(code, 2);
+    assert!(
+        out.contains("cannot read provider description does-not-exist.toml"),
+        "{out}"
+    );
+}
+
+#[test]
+fn config_comes_from_the_environment_when_not_given() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tokenauth"))
+        .arg("check")
+        .current_dir(root())
+        .env("TOKENAUTH_CONFIG", "tests/data/valid/minimal_api_key.toml")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("minimal_api_key.toml: valid, 1 provider")
+    );
+}
+
+#[test]
+fn bad_arguments_exit_2() {
+    let (code, _) = run(&["frobnicate"]);
+    assert_eq!(code, 2);
+}

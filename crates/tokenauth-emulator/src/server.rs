@@ -1,0 +1,429 @@
+//! The [`Emulator`] handle and its listeners.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::EmulatorConfig;
+use crate::faults::{FaultUpdate, Latency, ProviderKnobs, ReplyFault, ReplyFaultSpec, StatusFault};
+use crate::handler;
+use crate::host::{Host, Provider};
+use crate::state::{RecordedRequest, State, lock};
+use crate::stats::Stats;
+use crate::tls;
+
+/// A running emulator. Its methods are synchronous and can be called from
+/// any thread. Dropping it (or [`Emulator::shutdown`]) stops the listeners
+/// and closes all connections.
+///
+/// See the [crate documentation](crate) for the routing and an example.
+pub struct Emulator {
+    state: Arc<State>,
+    addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
+    ca_pem: Option<String>,
+    shutdown: Option<watch::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Emulator")
+            .field("addr", &self.addr)
+            .field("tls_addr", &self.tls_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Launched {
+    addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
+    ca_pem: Option<String>,
+    shutdown: watch::Sender<()>,
+}
+
+async fn launch(state: Arc<State>) -> io::Result<Launched> {
+    let ip = state.config.bind_ip;
+    if !ip.is_loopback() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "tokenauth-emulator refuses to bind {ip}: it only listens on loopback \
+                 (127.0.0.0/8 or ::1); use 127.0.0.1"
+            ),
+        ));
+    }
+    let plain = TcpListener::bind((ip, state.config.port)).await?;
+    let addr = plain.local_addr()?;
+    let tls = match state.config.tls_port {
+        Some(port) => {
+            let material = tls::generate()?;
+            let listener = TcpListener::bind((ip, port)).await?;
+            Some((listener, material))
+        }
+        None => None,
+    };
+    let (tx, rx) = watch::channel(());
+    let mut tls_addr = None;
+    let mut ca_pem = None;
+    if let Some((listener, material)) = tls {
+        tls_addr = Some(listener.local_addr()?);
+        ca_pem = Some(material.ca_pem);
+        let acceptor = TlsAcceptor::from(material.server_config);
+        tokio::spawn(accept_loop(
+            listener,
+            Some(acceptor),
+            state.clone(),
+            rx.clone(),
+        ));
+    }
+    tokio::spawn(accept_loop(plain, None, state, rx));
+    Ok(Launched {
+        addr,
+        tls_addr,
+        ca_pem,
+        shutdown: tx,
+    })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    state: Arc<State>,
+    mut shutdown: watch::Receiver<()>,
+) {
+    loop {
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, go on.
+                    tracing::warn!(error = %e, "tokenauth-emulator: accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        let tls = tls.clone();
+        let mut shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let conn = async move {
+                match tls {
+                    Some(acceptor) => {
+                        if let Ok(s) = acceptor.accept(stream).await {
+                            serve(s, state).await;
+                        }
+                    }
+                    None => serve(stream, state).await,
+                }
+            };
+            tokio::select! {
+                () = conn => {}
+                _ = shutdown.changed() => {}
+            }
+        });
+    }
+}
+
+async fn serve<IO>(io: IO, state: Arc<State>)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req| handler::handle(state.clone(), req));
+    // An error here is a fault injected on purpose or a client that went away.
+    let _ = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(io), svc)
+        .await;
+}
+
+pub(crate) fn stats_of(state: &State) -> Stats {
+    Stats {
+        reobtimaal: state.provider(Provider::Reobtimaal).counters.snapshot(),
+        twoba: state.provider(Provider::Twoba).counters.snapshot(),
+        bro: state.provider(Provider::Bro).counters.snapshot(),
+    }
+}
+
+impl Emulator {
+    /// Starts the emulator on the current tokio runtime (its listeners and
+    /// connections are tasks of that runtime).
+    ///
+    /// # Errors
+    /// The bind address is not loopback (`InvalidInput`), a port is taken,
+    /// or the TLS certificate could not be generated.
+    pub async fn start(config: EmulatorConfig) -> io::Result<Emulator> {
+        let state = Arc::new(State::new(config));
+        let l = launch(state.clone()).await?;
+        Ok(Emulator {
+            state,
+            addr: l.addr,
+            tls_addr: l.tls_addr,
+            ca_pem: l.ca_pem,
+            shutdown: Some(l.shutdown),
+            thread: None,
+        })
+    }
+
+    /// Starts the emulator on a dedicated multi-threaded tokio runtime with
+    /// `worker_threads` workers (at least 1), running in its own thread; can
+    /// be called from anywhere, inside or outside a runtime. Dropping the
+    /// handle stops that runtime and joins its thread.
+    ///
+    /// # Errors
+    /// As [`Emulator::start`], or the runtime could not be built.
+    pub fn start_on_own_runtime(
+        config: EmulatorConfig,
+        worker_threads: usize,
+    ) -> io::Result<Emulator> {
+        let state = Arc::new(State::new(config));
+        let (tx, rx) = std::sync::mpsc::channel::<io::Result<Launched>>();
+        let st = state.clone();
+        let thread = std::thread::Builder::new()
+            .name("tokenauth-emulator".to_owned())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(worker_threads.max(1))
+                    .thread_name("tokenauth-emulator-worker")
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    match launch(st).await {
+                        Ok(l) => {
+                            let mut stopped = l.shutdown.subscribe();
+                            if tx.send(Ok(l)).is_ok() {
+                                // Resolves when the handle drops the sender.
+                                let _ = stopped.changed().await;
+                            }
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                        }
+                    }
+                });
+            })?;
+        let l = rx
+            .recv()
+            .map_err(|_| io::Error::other("tokenauth-emulator: the server thread died"))??;
+        Ok(Emulator {
+            state,
+            addr: l.addr,
+            tls_addr: l.tls_addr,
+            ca_pem: l.ca_pem,
+            shutdown: Some(l.shutdown),
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the emulator (same as dropping it).
+    pub fn shutdown(self) {}
+
+    // ---------------------------------------------------------------- addresses
+
+    /// Address of the plain HTTP/1.1 listener.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT` (no trailing slash).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The plain-HTTP URL of `path` on `host` in path-prefix form, e.g.
+    /// `url(Host::Reobtimaal, "/api/Token")` ->
+    /// `http://127.0.0.1:PORT/reobtimaal/api/Token`.
+    pub fn url(&self, host: Host, path: &str) -> String {
+        format!("http://{}{}{}", self.addr, host.path_prefix(), path)
+    }
+
+    /// The real `https://` URL of `path` on `host`, e.g.
+    /// `https://api.2ba.nl/1/json/...`; it reaches the TLS listener through
+    /// a client configured with [`Emulator::host_overrides`] and
+    /// [`Emulator::ca_cert_pem`].
+    pub fn real_url(host: Host, path: &str) -> String {
+        format!("https://{}{}", host.hostname(), path)
+    }
+
+    /// URL of a control endpoint, e.g. `control_url("stats")`.
+    pub fn control_url(&self, op: &str) -> String {
+        format!("http://{}/_emulator/{}", self.addr, op)
+    }
+
+    /// Address of the TLS listener, if it is on ([`EmulatorConfig::tls`]).
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
+    }
+
+    /// PEM of the generated CA that signed the TLS listener's certificate
+    /// (valid for the four real host names, `localhost` and `127.0.0.1`).
+    pub fn ca_cert_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    /// `(real host name, TLS listener address)` for each of the four hosts,
+    /// for `reqwest::ClientBuilder::resolve`; empty when TLS is off.
+    pub fn host_overrides(&self) -> Vec<(&'static str, SocketAddr)> {
+        match self.tls_addr {
+            Some(a) => Host::ALL.iter().map(|h| (h.hostname(), a)).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    // ---------------------------------------------------------------- observation
+
+    /// A snapshot of all counters (same as `GET /_emulator/stats`).
+    pub fn stats(&self) -> Stats {
+        stats_of(&self.state)
+    }
+
+    /// Zeroes all counters; `max_concurrent_token_requests` restarts from
+    /// the requests in flight.
+    pub fn reset_stats(&self) {
+        self.state.reset_stats();
+    }
+
+    /// The last token requests (up to [`EmulatorConfig::record_limit`]),
+    /// oldest first, exactly as received (same as `GET /_emulator/requests`).
+    pub fn recorded_token_requests(&self) -> Vec<RecordedRequest> {
+        self.state.recorded()
+    }
+
+    /// Forgets the recorded token requests.
+    pub fn clear_recorded_token_requests(&self) {
+        self.state.clear_recorded();
+    }
+
+    // ---------------------------------------------------------------- faults
+
+    fn with_knobs(&self, p: Provider, f: impl FnOnce(&mut crate::faults::Knobs)) {
+        f(&mut lock(&self.state.provider(p).knobs));
+    }
+
+    /// Delays every token request of `p` by `latency` (zero removes it).
+    pub fn set_token_latency(&self, p: Provider, latency: Duration) {
+        self.with_knobs(p, |k| {
+            k.latency = if latency.is_zero() {
+                Latency::None
+            } else {
+                Latency::Fixed(latency)
+            };
+        });
+    }
+
+    /// Delays every token request of `p` by a uniformly random time in
+    /// `[min, max]`.
+    pub fn set_token_latency_range(&self, p: Provider, min: Duration, max: Duration) {
+        self.with_knobs(p, |k| k.latency = Latency::Range(min, max));
+    }
+
+    /// Answers the next `fault.count` token requests of `p` with
+    /// `fault.status` (and `Retry-After` if set), without processing them;
+    /// then the endpoint heals. Replaces a pending status fault.
+    pub fn fail_token_requests(&self, p: Provider, fault: StatusFault) {
+        self.with_knobs(p, |k| k.status = (fault.count > 0).then_some(fault));
+    }
+
+    /// Damages the replies of the next `count` token requests of `p` that
+    /// would succeed (see [`ReplyFault`]). Replaces a pending reply fault.
+    pub fn set_reply_fault(&self, p: Provider, fault: ReplyFault, count: u32) {
+        self.with_knobs(p, |k| {
+            k.reply = (count > 0).then_some(ReplyFaultSpec { fault, count });
+        });
+    }
+
+    /// Removes the latency, status and reply faults of `p`.
+    pub fn clear_faults(&self, p: Provider) {
+        self.with_knobs(p, crate::faults::Knobs::clear_faults);
+    }
+
+    /// Lifetime of access tokens issued from now on by `p` (REOBtimaal
+    /// default 60 minutes, 2BA 120 seconds; `expires_in` is its whole seconds).
+    pub fn set_access_token_lifetime(&self, p: Provider, lifetime: Duration) {
+        self.with_knobs(p, |k| k.access_lifetime = lifetime);
+    }
+
+    /// Lifetime of 2BA refresh tokens issued from now on (default 14 days).
+    pub fn set_refresh_token_lifetime(&self, lifetime: Duration) {
+        self.with_knobs(Provider::Twoba, |k| k.refresh_lifetime = lifetime);
+    }
+
+    /// JWT-shaped (`on`) or opaque access tokens from now on for `p`.
+    pub fn set_jwt_access_tokens(&self, p: Provider, on: bool) {
+        self.with_knobs(p, |k| k.jwt = on && p != Provider::Bro);
+    }
+
+    /// Delay added to every API request of every provider (zero: none).
+    pub fn set_api_latency(&self, latency: Duration) {
+        self.state.set_api_latency(latency);
+    }
+
+    /// Applies a [`FaultUpdate`] (the body of `POST /_emulator/faults`).
+    ///
+    /// # Errors
+    /// A message saying what is wrong; then nothing was changed.
+    pub fn update_faults(&self, update: &FaultUpdate) -> Result<(), String> {
+        handler::update_faults(&self.state, update)
+    }
+
+    /// The current knobs of `p`, with the remaining fault counts.
+    pub fn knobs(&self, p: Provider) -> ProviderKnobs {
+        lock(&self.state.provider(p).knobs).snapshot()
+    }
+
+    // ---------------------------------------------------------------- revocation
+
+    /// Revokes every token now: access and refresh tokens of REOBtimaal and
+    /// 2BA, and every BRO token (BRO requests get 401 until [`Emulator::reset`]).
+    pub fn revoke_all(&self) {
+        self.state.revoke(None);
+    }
+
+    /// Revokes every token of one provider (see [`Emulator::revoke_all`]).
+    pub fn revoke(&self, p: Provider) {
+        self.state.revoke(Some(p));
+    }
+
+    /// Revokes one BRO token by its username (401 from now on).
+    pub fn revoke_bro_token(&self, username: &str) {
+        self.state.revoke_bro_token(username);
+    }
+
+    /// Back to the state right after start: no tokens, no revocations, no
+    /// faults, configured lifetimes, zero counters, no recorded requests.
+    pub fn reset(&self) {
+        self.state.reset();
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        // Dropping the sender wakes every `changed()`: listeners and
+        // connections stop.
+        self.shutdown.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

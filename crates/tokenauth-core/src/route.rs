@@ -107,7 +107,7 @@ impl Router {
             .enumerate()
             .flat_map(|(i, p)| p.api.iter().filter_map(move |u| Prefix::new(u, i)))
             .collect();
-        prefixes.sort_by(|a, b| b.path.len().cmp(&a.path.len()));
+        prefixes.sort_by_key(|p| std::cmp::Reverse(p.path.len()));
         Router { prefixes }
     }
 

@@ -1,0 +1,549 @@
+//! Acquisition: turning a provider description and a connection into a token.
+//!
+//! - The login or refresh request is built from the description exactly:
+//!   form (`application/x-www-form-urlencoded`, field names as written, in
+//!   file order) or JSON body, extra headers, client Basic auth, timeout.
+//! - It is sent with the engine's `reqwest::Client`; token requests never
+//!   follow redirects (the default client is built with
+//!   `redirect::Policy::none()`, and a reply from another URL is refused).
+//! - 5xx, 429 and transport failures are retried a bounded number of times
+//!   with exponential backoff and jitter; a `Retry-After` is honoured when it
+//!   is short enough, otherwise the error is returned at once (and the engine
+//!   backs off for that long).
+//! - The reply is read in chunks and abandoned past 1 MiB; it must be JSON;
+//!   the token, refresh token and expiry are read with the `[response]`
+//!   pointers. Expiry precedence: `expires_at`, `expires_in`, JWT `exp`
+//!   (when `expiry.jwt_exp`), `ttl`.
+//! - Refresh tokens: a held refresh token (from the [`TokenStore`]) is used
+//!   before logging in. When the refresh fails the way `refresh.on_error`
+//!   describes, the store is read again (another worker may have rotated
+//!   it) and, if it holds a different token, the refresh is tried once with
+//!   that; otherwise the dead token is removed and the engine logs in
+//!   (`action = "login"`) or fails (`"fail"`). A new or rotated refresh token
+//!   is saved before the access token is handed out.
+
+mod parse;
+pub(crate) mod scrub;
+
+use std::time::{Duration, Instant, SystemTime};
+
+use http::StatusCode;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use tracing::{debug, warn};
+
+use crate::clock::Clock;
+use crate::config::{
+    BodyFormat, Provider, Refresh, RefreshErrorAction, RefreshOnError, TokenRequest,
+};
+use crate::connection::Connection;
+use crate::error::{Error, RequestKind};
+use crate::store::{StoreKey, TokenStore};
+use crate::template::{Template, Var};
+
+use scrub::Scrubber;
+
+/// The largest token reply read: 1 MiB.
+pub(crate) const MAX_REPLY_BYTES: usize = 1024 * 1024;
+
+/// Bounded retries inside one acquisition.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub(crate) max_retries: u32,
+    /// The first backoff; doubles per retry.
+    pub(crate) base: Duration,
+    /// The longest backoff, and the longest `Retry-After` waited for.
+    pub(crate) max: Duration,
+}
+
+impl RetryPolicy {
+    /// Backoff before retry number `retry` (0-based): exponential, capped,
+    /// with "equal jitter" (between half and all of it).
+    pub(crate) fn delay(&self, retry: u32) -> Duration {
+        backoff(self.base, self.max, retry)
+    }
+}
+
+/// `base * 2^n`, capped at `max`, then jittered into `[d/2, d]`.
+pub(crate) fn backoff(base: Duration, max: Duration, n: u32) -> Duration {
+    let d = base
+        .saturating_mul(1u32.checked_shl(n.min(31)).unwrap_or(u32::MAX))
+        .min(max);
+    let half = d / 2;
+    half + half.mul_f64(fastrand::f64())
+}
+
+/// Counters the acquisition bumps (owned by the engine).
+pub(crate) trait Counters: Sync {
+    fn token_request(&self);
+    fn login(&self);
+    fn refresh(&self);
+}
+
+/// A token, acquired.
+pub(crate) struct Acquired {
+    pub(crate) access: SecretString,
+    pub(crate) expires_at: SystemTime,
+    pub(crate) kind: RequestKind,
+}
+
+/// Everything one acquisition needs.
+pub(crate) struct Acquirer<'a> {
+    pub(crate) provider: &'a Provider,
+    pub(crate) conn: &'a Connection,
+    pub(crate) client: &'a reqwest::Client,
+    pub(crate) clock: &'a dyn Clock,
+    pub(crate) store: &'a dyn TokenStore,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) counters: &'a dyn Counters,
+}
+
+/// A complete reply (any status).
+struct Reply {
+    status: StatusCode,
+    body: Vec<u8>,
+    retry_after: Option<Duration>,
+}
+
+/// Why a refresh failed.
+enum RefreshFailure {
+    /// The refresh token is dead (`refresh.on_error` matched).
+    Dead { status: u16 },
+    /// Anything else: retried later with backoff.
+    Other(Error),
+}
+
+impl From<Error> for RefreshFailure {
+    fn from(e: Error) -> Self {
+        RefreshFailure::Other(e)
+    }
+}
+
+impl Acquirer<'_> {
+    fn key(&self) -> StoreKey<'_> {
+        StoreKey {
+            provider: &self.provider.id,
+            connection: self.conn.id(),
+        }
+    }
+
+    fn store_error(&self, action: &'static str, e: std::io::Error) -> Error {
+        Error::Store {
+            provider: self.provider.id.clone(),
+            connection: self.conn.id().to_owned(),
+            action,
+            source: std::sync::Arc::new(e),
+        }
+    }
+
+    async fn load(&self) -> Result<Option<SecretString>, Error> {
+        self.store
+            .load(&self.key())
+            .await
+            .map_err(|e| self.store_error("load", e))
+    }
+
+    async fn save(&self, token: &SecretString) -> Result<(), Error> {
+        self.store
+            .save(&self.key(), token)
+            .await
+            .map_err(|e| self.store_error("save", e))
+    }
+
+    async fn remove(&self) -> Result<(), Error> {
+        self.store
+            .remove(&self.key())
+            .await
+            .map_err(|e| self.store_error("remove", e))
+    }
+
+    /// Gets a new access token: refresh when a refresh token is held, else
+    /// log in. Persists a new refresh token before returning.
+    pub(crate) async fn run(&self) -> Result<Acquired, Error> {
+        self.conn.check(self.provider)?;
+        let held = match self.provider.refresh {
+            Some(_) => self.load().await?,
+            None => None,
+        };
+        if let (Some(refresh), Some(rt)) = (&self.provider.refresh, held) {
+            match self.refresh(refresh, &rt).await {
+                Ok(parsed) => {
+                    return self
+                        .finish(parsed, RequestKind::Refresh, Some(&rt), refresh.rotate)
+                        .await;
+                }
+                Err(RefreshFailure::Other(e)) => return Err(e),
+                Err(RefreshFailure::Dead { status }) => {
+                    let mut status = status;
+                    // Another worker sharing the store may have rotated it.
+                    if let Some(current) = self.load().await?
+                        && current.expose_secret() != rt.expose_secret()
+                    {
+                        debug!(provider = %self.provider.id, connection = %self.conn.id(), "refresh token rejected; retrying with the one in the store");
+                        match self.refresh(refresh, &current).await {
+                            Ok(parsed) => {
+                                return self
+                                    .finish(
+                                        parsed,
+                                        RequestKind::Refresh,
+                                        Some(&current),
+                                        refresh.rotate,
+                                    )
+                                    .await;
+                            }
+                            Err(RefreshFailure::Other(e)) => return Err(e),
+                            Err(RefreshFailure::Dead { status: s }) => status = s,
+                        }
+                    }
+                    self.remove().await?;
+                    match (refresh.on_error.action, &self.provider.login) {
+                        (RefreshErrorAction::Login, Some(_)) => {
+                            debug!(provider = %self.provider.id, connection = %self.conn.id(), status, "refresh token rejected; logging in");
+                        }
+                        _ => {
+                            return Err(Error::RefreshRejected {
+                                provider: self.provider.id.clone(),
+                                connection: self.conn.id().to_owned(),
+                                status,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        let Some(login) = &self.provider.login else {
+            return Err(Error::NoRefreshToken {
+                provider: self.provider.id.clone(),
+                connection: self.conn.id().to_owned(),
+            });
+        };
+        self.counters.login();
+        let reply = self.send(RequestKind::Login, login, None).await?;
+        let parsed = self.interpret(RequestKind::Login, &reply, None)?;
+        self.finish(parsed, RequestKind::Login, None, false).await
+    }
+
+    async fn refresh(
+        &self,
+        refresh: &Refresh,
+        rt: &SecretString,
+    ) -> Result<parse::Parsed, RefreshFailure> {
+        self.counters.refresh();
+        let reply = self
+            .send(RequestKind::Refresh, &refresh.request, Some(rt))
+            .await?;
+        if !reply.status.is_success() && matches_on_error(&refresh.on_error, &reply) {
+            return Err(RefreshFailure::Dead {
+                status: reply.status.as_u16(),
+            });
+        }
+        Ok(self.interpret(RequestKind::Refresh, &reply, Some(rt))?)
+    }
+
+    /// Saves the refresh token that came with the reply (before the access
+    /// token is handed out) and builds the result.
+    async fn finish(
+        &self,
+        parsed: parse::Parsed,
+        kind: RequestKind,
+        used: Option<&SecretString>,
+        rotate: bool,
+    ) -> Result<Acquired, Error> {
+        match (&parsed.refresh, used) {
+            (Some(new), Some(old)) if new.expose_secret() == old.expose_secret() => {}
+            (Some(new), _) if self.provider.refresh.is_some() => self.save(new).await?,
+            (None, Some(_)) if rotate => {
+                warn!(provider = %self.provider.id, connection = %self.conn.id(), "the refresh reply carried no new refresh token although refresh.rotate = true; the next renewal logs in");
+                self.remove().await?;
+            }
+            _ => {}
+        }
+        Ok(Acquired {
+            access: parsed.access,
+            expires_at: parsed.expires_at,
+            kind,
+        })
+    }
+
+    fn scrubber<'s>(&'s self, rt: Option<&'s SecretString>) -> Scrubber<'s> {
+        Scrubber::new(
+            self.conn
+                .secret_values(self.provider)
+                .chain(rt.map(|r| r.expose_secret())),
+        )
+    }
+
+    /// Turns a reply into a token, or a typed error.
+    fn interpret(
+        &self,
+        kind: RequestKind,
+        reply: &Reply,
+        rt: Option<&SecretString>,
+    ) -> Result<parse::Parsed, Error> {
+        let url = self.url(kind);
+        if !reply.status.is_success() {
+            return Err(Error::Status {
+                provider: self.provider.id.clone(),
+                request: kind,
+                url,
+                status: reply.status.as_u16(),
+                body: self.scrubber(rt).excerpt(&reply.body),
+                retry_after: reply.retry_after,
+            });
+        }
+        let json: Value = serde_json::from_slice(&reply.body).map_err(|e| Error::NotJson {
+            provider: self.provider.id.clone(),
+            request: kind,
+            url,
+            reason: json_reason(&e),
+            body: self.scrubber(rt).excerpt(&reply.body),
+        })?;
+        parse::parse_reply(self.provider, kind, &json, self.clock.now())
+    }
+
+    fn url(&self, kind: RequestKind) -> String {
+        let req = match kind {
+            RequestKind::Refresh => self.provider.refresh.as_ref().map(|r| &r.request),
+            RequestKind::Login => self.provider.login.as_ref(),
+        };
+        req.map_or_else(String::new, |r| r.url.to_string())
+    }
+
+    fn render(&self, t: &Template, rt: Option<&SecretString>) -> Result<String, Error> {
+        t.render(|var| match var {
+            Var::Input(name) => self.conn.value(self.provider, name),
+            Var::TokenRefresh => rt.map(|r| r.expose_secret()),
+            Var::TokenAccess => None,
+        })
+        .map_err(|var| crate::inject::missing(self.provider, self.conn, &var))
+    }
+
+    fn is_secret(&self, t: &Template) -> bool {
+        t.vars().any(|v| match v {
+            Var::Input(name) => self.conn.is_secret(self.provider, name),
+            Var::TokenAccess | Var::TokenRefresh => true,
+        })
+    }
+
+    fn build(
+        &self,
+        kind: RequestKind,
+        req: &TokenRequest,
+        rt: Option<&SecretString>,
+    ) -> Result<reqwest::Request, Error> {
+        let bad_header = |what: String| Error::InvalidHeaderValue {
+            provider: self.provider.id.clone(),
+            what,
+        };
+        let mut fields = Vec::with_capacity(req.fields.len());
+        for (name, t) in &req.fields {
+            fields.push((name.as_str(), self.render(t, rt)?));
+        }
+        let mut url = req.url.clone();
+        if req.method == http::Method::GET && !fields.is_empty() {
+            // A GET carries its fields in the query string.
+            let mut q = url.query_pairs_mut();
+            for (n, v) in &fields {
+                q.append_pair(n, v);
+            }
+        }
+        let mut builder = self
+            .client
+            .request(req.method.clone(), url)
+            .timeout(req.timeout)
+            .header(ACCEPT, "application/json");
+        if req.method == http::Method::GET {
+            // fields already in the query
+        } else {
+            match req.body {
+                BodyFormat::Form => {
+                    let mut form = url::form_urlencoded::Serializer::new(String::new());
+                    for (n, v) in &fields {
+                        form.append_pair(n, v);
+                    }
+                    builder = builder
+                        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                        .body(form.finish());
+                }
+                BodyFormat::Json => {
+                    // Written by hand to keep the file order of the fields.
+                    let mut body = String::from("{");
+                    for (i, (n, v)) in fields.iter().enumerate() {
+                        if i > 0 {
+                            body.push(',');
+                        }
+                        body.push_str(&Value::from(*n).to_string());
+                        body.push(':');
+                        body.push_str(&Value::from(v.as_str()).to_string());
+                    }
+                    body.push('}');
+                    builder = builder.header(CONTENT_TYPE, "application/json").body(body);
+                }
+            }
+        }
+        let mut request = builder.build().map_err(|e| Error::Transport {
+            provider: self.provider.id.clone(),
+            request: kind,
+            url: req.url.to_string(),
+            source: std::sync::Arc::new(e),
+        })?;
+        let headers = request.headers_mut();
+        for (name, t) in &req.headers {
+            let mut value = http::HeaderValue::try_from(self.render(t, rt)?)
+                .map_err(|_| bad_header(format!("{kind} header `{name}`")))?;
+            value.set_sensitive(self.is_secret(t));
+            headers.insert(name.clone(), value);
+        }
+        if let Some(basic) = &req.basic {
+            let user = self.render(&basic.username, rt)?;
+            let pass = self.render(&basic.password, rt)?;
+            let mut value = http::HeaderValue::try_from(crate::inject::basic_value(&user, &pass))
+                .map_err(|_| bad_header(format!("{kind} basic credentials")))?;
+            value.set_sensitive(true);
+            headers.insert(AUTHORIZATION, value);
+        }
+        Ok(request)
+    }
+
+    /// Sends the request, retrying 5xx / 429 / transport failures.
+    async fn send(
+        &self,
+        kind: RequestKind,
+        req: &TokenRequest,
+        rt: Option<&SecretString>,
+    ) -> Result<Reply, Error> {
+        let mut retry = 0;
+        loop {
+            let request = self.build(kind, req, rt)?;
+            self.counters.token_request();
+            let started = Instant::now();
+            let result = self.send_once(kind, req, request).await;
+            let elapsed_ms = started.elapsed().as_millis() as u64;
+            let wait = match &result {
+                Ok(reply) => {
+                    debug!(provider = %self.provider.id, connection = %self.conn.id(), request = %kind, status = reply.status.as_u16(), elapsed_ms, "token endpoint replied");
+                    let retryable = matches!(reply.status.as_u16(), 429 | 500 | 502 | 503 | 504);
+                    match reply.retry_after {
+                        _ if !retryable => None,
+                        Some(after) if after > self.retry.max => None,
+                        Some(after) => Some(after.max(self.retry.delay(retry))),
+                        None => Some(self.retry.delay(retry)),
+                    }
+                }
+                Err(Error::Transport { .. }) => {
+                    debug!(provider = %self.provider.id, connection = %self.conn.id(), request = %kind, elapsed_ms, "token request failed in transport");
+                    Some(self.retry.delay(retry))
+                }
+                Err(_) => None,
+            };
+            match wait {
+                Some(wait) if retry < self.retry.max_retries => {
+                    debug!(provider = %self.provider.id, request = %kind, retry = retry + 1, wait_ms = wait.as_millis() as u64, "retrying token request");
+                    tokio::time::sleep(wait).await;
+                    retry += 1;
+                }
+                _ => return result,
+            }
+        }
+    }
+
+    async fn send_once(
+        &self,
+        kind: RequestKind,
+        req: &TokenRequest,
+        request: reqwest::Request,
+    ) -> Result<Reply, Error> {
+        let url = req.url.to_string();
+        let sent_url = request.url().clone();
+        let transport = |e: reqwest::Error| -> Error {
+            if e.is_timeout() {
+                Error::Timeout {
+                    provider: self.provider.id.clone(),
+                    request: kind,
+                    url: url.clone(),
+                    timeout: req.timeout,
+                }
+            } else {
+                Error::Transport {
+                    provider: self.provider.id.clone(),
+                    request: kind,
+                    url: url.clone(),
+                    source: std::sync::Arc::new(e.without_url()),
+                }
+            }
+        };
+        let mut response = self.client.execute(request).await.map_err(transport)?;
+        if response.url() != &sent_url {
+            // The caller's client followed a redirect: refuse the reply.
+            return Err(Error::Status {
+                provider: self.provider.id.clone(),
+                request: kind,
+                url,
+                status: 308,
+                body: "(the HTTP client followed a redirect to another URL; build it with redirect::Policy::none() for token requests)".to_owned(),
+                retry_after: None,
+            });
+        }
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let too_large = || Error::ResponseTooLarge {
+            provider: self.provider.id.clone(),
+            request: kind,
+            url: url.clone(),
+            limit: MAX_REPLY_BYTES,
+        };
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_REPLY_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
+            if body.len() + chunk.len() > MAX_REPLY_BYTES {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Reply {
+            status,
+            body,
+            retry_after,
+        })
+    }
+}
+
+fn matches_on_error(on_error: &RefreshOnError, reply: &Reply) -> bool {
+    if !on_error.status.contains(&reply.status.as_u16()) {
+        return false;
+    }
+    let Some(pointer) = &on_error.error_pointer else {
+        return true;
+    };
+    let Ok(json) = serde_json::from_slice::<Value>(&reply.body) else {
+        return false;
+    };
+    match pointer.find(&json).and_then(Value::as_str) {
+        Some(code) => {
+            on_error.error_values.is_empty() || on_error.error_values.iter().any(|v| v == code)
+        }
+        None => false,
+    }
+}
+
+/// The JSON parser's complaint without any of the content.
+fn json_reason(e: &serde_json::Error) -> String {
+    let what = match e.classify() {
+        serde_json::error::Category::Eof => "it ends too early",
+        serde_json::error::Category::Syntax => "syntax error",
+        serde_json::error::Category::Data | serde_json::error::Category::Io => "unreadable",
+    };
+    format!("{what} at line {} column {}", e.line(), e.column())
+}

@@ -1,0 +1,310 @@
+//! Reading a token reply: the access token, the refresh token and the expiry,
+//! with the pointers of `[response]` and the precedence of `[expiry]`.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use secrecy::SecretString;
+use serde_json::Value;
+
+use crate::config::{ExpiresAtFormat, JsonPointer, Provider};
+use crate::error::{Error, RequestKind};
+
+/// The longest token lifetime accepted from a reply: 10 years. Anything
+/// longer is a unit mix-up (milliseconds for seconds) or garbage.
+pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// A token reply, read.
+pub(crate) struct Parsed {
+    pub(crate) access: SecretString,
+    pub(crate) refresh: Option<SecretString>,
+    pub(crate) expires_at: SystemTime,
+}
+
+pub(crate) fn parse_reply(
+    provider: &Provider,
+    kind: RequestKind,
+    json: &Value,
+    now: SystemTime,
+) -> Result<Parsed, Error> {
+    let r = &provider.response;
+    let access = string_at(provider, kind, json, "access_token", &r.access_token)?
+        .ok_or_else(|| missing(provider, kind, json, "access_token", &r.access_token))?;
+    let refresh = match &r.refresh_token {
+        Some(p) => string_at(provider, kind, json, "refresh_token", p)?,
+        None => None,
+    };
+    let expires_at = expiry(provider, kind, json, &access, now)?;
+    Ok(Parsed {
+        access: SecretString::from(access),
+        refresh: refresh.map(SecretString::from),
+        expires_at,
+    })
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(s) if s.is_empty() => "an empty string",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The non-empty string at `pointer`; `None` when absent (or null).
+fn string_at(
+    provider: &Provider,
+    kind: RequestKind,
+    json: &Value,
+    field: &'static str,
+    pointer: &JsonPointer,
+) -> Result<Option<String>, Error> {
+    match pointer.find(json) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
+        Some(other) => Err(Error::WrongType {
+            provider: provider.id.clone(),
+            request: kind,
+            field,
+            pointer: pointer.as_str().to_owned(),
+            expected: "a non-empty string",
+            found: type_name(other),
+        }),
+    }
+}
+
+fn missing(
+    provider: &Provider,
+    kind: RequestKind,
+    json: &Value,
+    field: &'static str,
+    pointer: &JsonPointer,
+) -> Error {
+    let keys = match json {
+        Value::Object(map) => map
+            .keys()
+            .map(|k| format!("\"{k}\""))
+            .collect::<Vec<_>>()
+            .join(", "),
+        other => format!("none: the reply is {}", type_name(other)),
+    };
+    Error::MissingField {
+        provider: provider.id.clone(),
+        request: kind,
+        field,
+        pointer: pointer.as_str().to_owned(),
+        keys,
+    }
+}
+
+fn invalid(provider: &Provider, kind: RequestKind, reason: String) -> Error {
+    Error::InvalidExpiry {
+        provider: provider.id.clone(),
+        request: kind,
+        reason,
+    }
+}
+
+/// Expiry precedence: `expires_at`, `expires_in`, JWT `exp` (opt-in), `ttl`.
+fn expiry(
+    provider: &Provider,
+    kind: RequestKind,
+    json: &Value,
+    access: &str,
+    now: SystemTime,
+) -> Result<SystemTime, Error> {
+    let r = &provider.response;
+    if let Some(p) = &r.expires_at
+        && let Some(v) = p.find(json).filter(|v| !v.is_null())
+    {
+        let at = match r.expires_at_format {
+            ExpiresAtFormat::Rfc3339 => match v {
+                Value::String(s) => parse_rfc3339(s).ok_or_else(|| {
+                    invalid(provider, kind, format!("`{}` = {s:?} is not an RFC 3339 time such as \"2026-11-22T15:04:05Z\": fix response.expires_at_format", p.as_str()))
+                })?,
+                other => return Err(wrong_type(provider, kind, "expires_at", p, "an RFC 3339 time string", other)),
+            },
+            ExpiresAtFormat::UnixSeconds | ExpiresAtFormat::UnixMillis => {
+                let n = number(v).ok_or_else(|| wrong_type(provider, kind, "expires_at", p, "a number (Unix time)", v))?;
+                if !(n.is_finite() && n > 0.0) {
+                    return Err(invalid(provider, kind, format!("`{}` = {n} is not a Unix time", p.as_str())));
+                }
+                let secs = if r.expires_at_format == ExpiresAtFormat::UnixMillis { n / 1000.0 } else { n };
+                Duration::try_from_secs_f64(secs)
+                    .ok()
+                    .and_then(|d| UNIX_EPOCH.checked_add(d))
+                    .ok_or_else(|| invalid(provider, kind, format!("`{}` = {n} is out of range", p.as_str())))?
+            }
+        };
+        return check_future(provider, kind, &format!("`{}`", p.as_str()), at, now);
+    }
+    if let Some(p) = &r.expires_in
+        && let Some(v) = p.find(json).filter(|v| !v.is_null())
+    {
+        let n = number(v)
+            .ok_or_else(|| wrong_type(provider, kind, "expires_in", p, "a number of seconds", v))?;
+        let what = format!("`{}` = {n}", p.as_str());
+        if !n.is_finite() || n <= 0.0 {
+            return Err(invalid(
+                provider,
+                kind,
+                format!("{what} seconds: a token lifetime must be positive"),
+            ));
+        }
+        let lifetime = Duration::try_from_secs_f64(n)
+            .ok()
+            .filter(|d| *d <= MAX_LIFETIME)
+            .ok_or_else(|| invalid(provider, kind, format!("{what} seconds is more than 10 years, which is not a believable token lifetime (milliseconds sent as seconds?)")))?;
+        return Ok(now + lifetime);
+    }
+    if provider.expiry.jwt_exp
+        && let Some(exp) = jwt_exp(access)
+    {
+        let at = UNIX_EPOCH
+            .checked_add(Duration::from_secs(exp))
+            .ok_or_else(|| {
+                invalid(
+                    provider,
+                    kind,
+                    format!("the JWT `exp` claim {exp} is out of range"),
+                )
+            })?;
+        return check_future(provider, kind, "the JWT `exp` claim", at, now);
+    }
+    match provider.expiry.ttl {
+        Some(ttl) => Ok(now + ttl),
+        None => Err(Error::NoExpiry {
+            provider: provider.id.clone(),
+            request: kind,
+        }),
+    }
+}
+
+fn check_future(
+    provider: &Provider,
+    kind: RequestKind,
+    what: &str,
+    at: SystemTime,
+    now: SystemTime,
+) -> Result<SystemTime, Error> {
+    match at.duration_since(now) {
+        Err(_) | Ok(Duration::ZERO) => Err(invalid(
+            provider,
+            kind,
+            format!(
+                "{what} is in the past: the token is expired on arrival (check the clocks, and the unit in expires_at_format)"
+            ),
+        )),
+        Ok(d) if d > MAX_LIFETIME => Err(invalid(
+            provider,
+            kind,
+            format!(
+                "{what} is more than 10 years away, which is not a believable expiry (check the unit in expires_at_format)"
+            ),
+        )),
+        Ok(_) => Ok(at),
+    }
+}
+
+fn wrong_type(
+    provider: &Provider,
+    kind: RequestKind,
+    field: &'static str,
+    p: &JsonPointer,
+    expected: &'static str,
+    found: &Value,
+) -> Error {
+    Error::WrongType {
+        provider: provider.id.clone(),
+        request: kind,
+        field,
+        pointer: p.as_str().to_owned(),
+        expected,
+        found: type_name(found),
+    }
+}
+
+/// A JSON number, or a string holding one.
+fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    }
+}
+
+/// The `exp` claim of a JWT (`header.payload.signature`, base64url), if the
+/// token is one.
+pub(crate) fn jwt_exp(token: &str) -> Option<u64> {
+    let mut parts = token.split('.');
+    let (_, payload, _) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    let exp = claims.get("exp")?;
+    exp.as_u64()
+        .or_else(|| exp.as_f64().filter(|f| *f > 0.0).map(|f| f as u64))
+}
+
+/// RFC 3339 with `Z` or a numeric offset (`+02:00`), fractional seconds
+/// allowed.
+pub(crate) fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+    let s = s.trim();
+    if let Some(base) = s.strip_suffix(['Z', 'z']) {
+        return humantime::parse_rfc3339_weak(base).ok();
+    }
+    // `...+HH:MM` / `...-HH:MM`
+    let (base, offset) = s.split_at(s.len().checked_sub(6)?);
+    let sign = match offset.as_bytes().first()? {
+        b'+' => 1i64,
+        b'-' => -1,
+        _ => return humantime::parse_rfc3339_weak(s).ok(),
+    };
+    let (h, m) = offset[1..].split_once(':')?;
+    let secs = sign * (h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60);
+    let local = humantime::parse_rfc3339_weak(base).ok()?;
+    let shift = Duration::from_secs(secs.unsigned_abs());
+    // Local time = UTC + offset, so UTC = local - offset.
+    if secs >= 0 {
+        local.checked_sub(shift)
+    } else {
+        local.checked_add(shift)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_with_offsets() {
+        let z = parse_rfc3339("2026-01-02T03:04:05Z").unwrap();
+        assert_eq!(parse_rfc3339("2026-01-02T05:04:05+02:00"), Some(z));
+        assert_eq!(parse_rfc3339("2026-01-02T02:04:05-01:00"), Some(z));
+        assert_eq!(
+            parse_rfc3339("2026-01-02T03:04:05.5Z"),
+            Some(z + Duration::from_millis(500))
+        );
+        assert_eq!(parse_rfc3339("tomorrow"), None);
+    }
+
+    #[test]
+    fn jwt_exp_claim() {
+        let enc = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let t = format!(
+            "{}.{}.sig",
+            enc(r#"{"alg":"none"}"#),
+            enc(r#"{"sub":"x","exp":1900000000}"#)
+        );
+        assert_eq!(jwt_exp(&t), Some(1_900_000_000));
+        assert_eq!(jwt_exp("opaque-token"), None);
+        assert_eq!(jwt_exp("a.b.c"), None);
+    }
+}

@@ -1,0 +1,190 @@
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use moka::future::Cache;
+
+use super::engine::{Inner, TokenAuth};
+use super::stats::Counters;
+use crate::acquire::RetryPolicy;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Providers;
+use crate::error::Error;
+use crate::route::Router;
+use crate::store::{MemoryStore, TokenStore};
+
+/// Builds a [`TokenAuth`]. Every setter says its default.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use tokenauth_core::{Providers, TokenAuth};
+/// use tokenauth_core::clock::ManualClock;
+/// use tokenauth_core::store::FileStore;
+///
+/// let providers = Providers::from_toml("p.toml", r#"
+/// [providers.bro]
+/// api = ["https://www.bronhouderportaal-bro.nl/api/v2/"]
+/// inputs.username = { env = "BRO_TOKEN_USERNAME" }
+/// inputs.token = { env = "BRO_TOKEN_PASSWORD", secret = true }
+/// inject.basic = { username = "{{ inputs.username }}", password = "{{ inputs.token }}" }
+/// "#)?;
+/// let auth = TokenAuth::builder(providers)
+///     .store(Arc::new(FileStore::new(std::env::temp_dir().join("tokenauth-doc"))))
+///     .clock(Arc::new(ManualClock::new()))
+///     .max_connections(1_000)
+///     .retries(1)
+///     .build()?;
+/// # let _ = auth; Ok(()) }
+/// ```
+#[must_use]
+pub struct TokenAuthBuilder {
+    providers: Providers,
+    client: Option<reqwest::Client>,
+    client_builder: Option<reqwest::ClientBuilder>,
+    store: Option<Arc<dyn TokenStore>>,
+    clock: Option<Arc<dyn Clock>>,
+    max_connections: u64,
+    retry: RetryPolicy,
+    failure_backoff: (Duration, Duration),
+}
+
+impl TokenAuthBuilder {
+    pub(crate) fn new(providers: Providers) -> Self {
+        TokenAuthBuilder {
+            providers,
+            client: None,
+            client_builder: None,
+            store: None,
+            clock: None,
+            max_connections: 10_000,
+            retry: RetryPolicy {
+                max_retries: 2,
+                base: Duration::from_millis(200),
+                max: Duration::from_secs(2),
+            },
+            failure_backoff: (Duration::from_secs(1), Duration::from_secs(60)),
+        }
+    }
+
+    /// The HTTP client for token requests. Defaults to a client that follows
+    /// no redirects.
+    ///
+    /// Token requests must not follow redirects (the credentials in the body
+    /// would go to another URL): build the client with
+    /// `.redirect(reqwest::redirect::Policy::none())`, or pass a builder to
+    /// [`http_client_builder`](Self::http_client_builder), which sets that
+    /// itself. A reply that came from another URL than the one requested is
+    /// refused either way.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.client = Some(client);
+        self.client_builder = None;
+        self
+    }
+
+    /// Builds the HTTP client from `builder` (custom roots, resolver
+    /// overrides, proxies), with redirects turned off.
+    pub fn http_client_builder(mut self, builder: reqwest::ClientBuilder) -> Self {
+        self.client_builder = Some(builder);
+        self.client = None;
+        self
+    }
+
+    /// Where refresh tokens are kept. Defaults to a [`MemoryStore`].
+    pub fn store(mut self, store: Arc<dyn TokenStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The clock for expiry and backoff decisions. Defaults to
+    /// [`SystemClock`].
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// How many connections per provider the cache holds; beyond that the
+    /// least recently used are evicted (and fetched again when next used).
+    /// Defaults to 10,000.
+    pub fn max_connections(mut self, n: u64) -> Self {
+        self.max_connections = n;
+        self
+    }
+
+    /// How many times one acquisition retries a token request after a 5xx,
+    /// a 429 or a transport failure. Defaults to 2.
+    pub fn retries(mut self, n: u32) -> Self {
+        self.retry.max_retries = n;
+        self
+    }
+
+    /// The backoff between those retries: `base` doubling up to `max`, with
+    /// jitter; a `Retry-After` longer than `max` is not waited for inside an
+    /// acquisition (the error is returned and backed off instead). Defaults
+    /// to 200 ms and 2 s.
+    pub fn retry_backoff(mut self, base: Duration, max: Duration) -> Self {
+        self.retry.base = base;
+        self.retry.max = max.max(base);
+        self
+    }
+
+    /// How long a failed acquisition is backed off: `base` doubling per
+    /// consecutive failure up to `max`, with jitter, and at least the
+    /// endpoint's `Retry-After` (up to `max`). Callers within the backoff get
+    /// the cached error. Measured with the engine's clock. Defaults to 1 s and
+    /// 60 s.
+    pub fn failure_backoff(mut self, base: Duration, max: Duration) -> Self {
+        self.failure_backoff = (base, max.max(base));
+        self
+    }
+
+    /// Builds the engine. Fails only if the default HTTP client cannot be
+    /// built.
+    pub fn build(self) -> Result<TokenAuth, Error> {
+        let client = match (self.client, self.client_builder) {
+            (Some(c), _) => c,
+            (None, builder) => builder
+                .unwrap_or_default()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|e| Error::HttpClient(Arc::new(e)))?,
+        };
+        let n = self.providers.len();
+        let caches = (0..n)
+            .map(|_| Cache::builder().max_capacity(self.max_connections).build())
+            .collect();
+        let inner = Inner {
+            router: Router::new(&self.providers),
+            provider_ids: self
+                .providers
+                .iter()
+                .map(|p| Arc::from(p.id.as_str()))
+                .collect(),
+            providers: self.providers,
+            client,
+            store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+            clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            caches,
+            pending: Mutex::new(HashMap::new()),
+            defaults: (0..n).map(|_| OnceLock::new()).collect(),
+            counters: Counters::default(),
+            retry: self.retry,
+            failure_backoff: self.failure_backoff,
+        };
+        Ok(TokenAuth {
+            inner: Arc::new(inner),
+        })
+    }
+}
+
+impl std::fmt::Debug for TokenAuthBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenAuthBuilder")
+            .field("providers", &self.providers.ids().collect::<Vec<_>>())
+            .field("max_connections", &self.max_connections)
+            .field("retry", &self.retry)
+            .field("failure_backoff", &self.failure_backoff)
+            .finish_non_exhaustive()
+    }
+}

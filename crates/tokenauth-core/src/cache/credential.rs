@@ -1,0 +1,186 @@
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::HeaderMap;
+use secrecy::SecretString;
+use url::Url;
+
+use crate::error::Error;
+use crate::inject::Injection;
+
+/// Identifies one fetched (or rendered) token. Two credentials with the same
+/// `TokenId` carry the same token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TokenId(pub(crate) u64);
+
+impl fmt::Display for TokenId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// What the cache keeps per (provider, connection): the rendered credential
+/// and its schedule. Shared by every [`Credential`] handed out for it.
+pub(crate) struct TokenEntry {
+    pub(crate) id: TokenId,
+    pub(crate) provider: Arc<str>,
+    pub(crate) connection: Arc<str>,
+    pub(crate) injection: Injection,
+    pub(crate) access: Option<SecretString>,
+    /// `None`: never expires (static credentials).
+    pub(crate) expires_at: Option<SystemTime>,
+    /// Start of the renewal window.
+    pub(crate) renew_at: Option<SystemTime>,
+    /// A background renewal has been claimed.
+    pub(crate) renewing: AtomicBool,
+    /// Failed background renewals of this token, for the backoff.
+    pub(crate) renew_failures: AtomicU32,
+    /// No background renewal before this time (nanoseconds since the epoch).
+    pub(crate) next_renewal: AtomicU64,
+}
+
+impl TokenEntry {
+    pub(crate) fn new(
+        provider: Arc<str>,
+        connection: Arc<str>,
+        injection: Injection,
+        access: Option<SecretString>,
+        expires_at: Option<SystemTime>,
+        renew_at: Option<SystemTime>,
+    ) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        TokenEntry {
+            id: TokenId(NEXT.fetch_add(1, Ordering::Relaxed)),
+            provider,
+            connection,
+            injection,
+            access,
+            expires_at,
+            renew_at,
+            renewing: AtomicBool::new(false),
+            renew_failures: AtomicU32::new(0),
+            next_renewal: AtomicU64::new(0),
+        }
+    }
+
+    /// Usable: not expired.
+    pub(crate) fn is_valid(&self, now: SystemTime) -> bool {
+        self.expires_at.is_none_or(|e| now < e)
+    }
+
+    /// Usable and not yet due for renewal.
+    pub(crate) fn is_fresh(&self, now: SystemTime) -> bool {
+        self.renew_at.is_none_or(|r| now < r) && self.is_valid(now)
+    }
+
+    /// In the renewal window, no renewal running, and not backing off from a
+    /// failed one.
+    pub(crate) fn wants_renewal(&self, now: SystemTime) -> bool {
+        self.renew_at.is_some_and(|r| now >= r)
+            && !self.renewing.load(Ordering::Relaxed)
+            && nanos(now) >= self.next_renewal.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn defer_renewal(&self, until: SystemTime) {
+        self.next_renewal.store(nanos(until), Ordering::Relaxed);
+        self.renewing.store(false, Ordering::Release);
+    }
+}
+
+fn nanos(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// A failed acquisition, cached so that callers inside the backoff get the
+/// same error without a new request.
+pub(crate) struct Failure {
+    pub(crate) error: Error,
+    pub(crate) retry_at: SystemTime,
+    pub(crate) attempts: u32,
+}
+
+/// A credential, ready to attach to a request.
+///
+/// Cheap to clone (an `Arc` of the cache entry): the header value was
+/// rendered once, when the token was fetched, and attaching it clones a
+/// [`HeaderValue`](http::HeaderValue) (marked sensitive). Pass it back to
+/// [`ProviderHandle::invalidate`](crate::ProviderHandle::invalidate) when the
+/// API rejects it.
+#[derive(Clone)]
+pub struct Credential {
+    pub(crate) entry: Arc<TokenEntry>,
+}
+
+impl Credential {
+    /// What to attach: a header or a query parameter.
+    pub fn injection(&self) -> &Injection {
+        &self.entry.injection
+    }
+
+    /// Sets the header (replacing any the request had). Returns `false` for a
+    /// query credential.
+    pub fn apply_to_headers(&self, headers: &mut HeaderMap) -> bool {
+        self.entry.injection.apply_to_headers(headers)
+    }
+
+    /// Sets the query parameter. Returns `false` for a header credential.
+    pub fn apply_to_url(&self, url: &mut Url) -> bool {
+        self.entry.injection.apply_to_url(url)
+    }
+
+    /// Attaches the credential to an `http::Request` (header or query).
+    pub fn apply_to_request<B>(&self, request: &mut http::Request<B>) -> Result<(), http::Error> {
+        self.entry.injection.apply_to_request(request)
+    }
+
+    /// The identity of the token this credential was made from.
+    pub fn token_id(&self) -> TokenId {
+        self.entry.id
+    }
+
+    /// When the token expires; `None` for static credentials.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.entry.expires_at
+    }
+
+    /// When the engine starts renewing it in the background.
+    pub fn renew_at(&self) -> Option<SystemTime> {
+        self.entry.renew_at
+    }
+
+    /// How long the token stays valid after `now`.
+    pub fn remaining(&self, now: SystemTime) -> Option<Duration> {
+        self.entry
+            .expires_at
+            .map(|e| e.duration_since(now).unwrap_or(Duration::ZERO))
+    }
+
+    /// The access token (for providers that log in).
+    pub fn access_token(&self) -> Option<&SecretString> {
+        self.entry.access.as_ref()
+    }
+
+    /// The provider id.
+    pub fn provider(&self) -> &str {
+        &self.entry.provider
+    }
+
+    /// The connection id.
+    pub fn connection(&self) -> &str {
+        &self.entry.connection
+    }
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credential")
+            .field("provider", &&*self.entry.provider)
+            .field("connection", &&*self.entry.connection)
+            .field("token", &self.entry.id)
+            .field("injection", &self.entry.injection)
+            .finish()
+    }
+}

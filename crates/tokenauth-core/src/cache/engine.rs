@@ -1,0 +1,540 @@
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use futures_util::FutureExt as _;
+use futures_util::future::{BoxFuture, Shared};
+use moka::future::Cache;
+use moka::ops::compute::{CompResult, Op};
+use tracing::{Instrument as _, debug, info_span, trace, warn};
+use url::Url;
+
+use super::TokenAuthBuilder;
+use super::credential::{Credential, Failure, TokenEntry};
+use super::stats::{Counters, Stats};
+use crate::acquire::{Acquirer, RetryPolicy, backoff};
+use crate::clock::Clock;
+use crate::config::{Provider, Providers, Skew};
+use crate::connection::Connection;
+use crate::error::Error;
+use crate::route::{Router, Target};
+use crate::store::TokenStore;
+
+/// The smallest renewal lead: a token is renewed at least this long before it
+/// expires (or at half its lifetime, for shorter lifetimes).
+pub(crate) const RENEW_FLOOR: Duration = Duration::from_secs(5);
+
+/// A cache value: a token or a failure being backed off.
+#[derive(Clone)]
+pub(crate) enum Slot {
+    Token(Arc<TokenEntry>),
+    Failed(Arc<Failure>),
+}
+
+type Pending = Shared<BoxFuture<'static, Result<Arc<TokenEntry>, Error>>>;
+type PendingKey = (usize, Arc<str>);
+
+#[derive(Clone, Copy, Debug)]
+enum Trigger {
+    Miss,
+    Renewal,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Miss => "miss",
+            Trigger::Renewal => "renewal",
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) providers: Providers,
+    pub(crate) router: Router,
+    pub(crate) provider_ids: Vec<Arc<str>>,
+    pub(crate) client: reqwest::Client,
+    pub(crate) store: Arc<dyn TokenStore>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) caches: Vec<Cache<Arc<str>, Slot>>,
+    pub(crate) pending: Mutex<HashMap<PendingKey, Pending>>,
+    pub(crate) defaults: Vec<OnceLock<Connection>>,
+    pub(crate) counters: Counters,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) failure_backoff: (Duration, Duration),
+}
+
+/// The token engine: routes request URLs to providers and hands out
+/// credentials, fetching, caching and renewing tokens as needed.
+///
+/// Cheap to clone (an `Arc` inside); clones share the cache. See the
+/// [module documentation](crate::cache) for the guarantees under concurrency.
+#[derive(Clone)]
+pub struct TokenAuth {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// One provider of a [`TokenAuth`] engine, as found by
+/// [`TokenAuth::route`] or [`TokenAuth::provider`]. A borrowed, `Copy` handle.
+#[derive(Clone, Copy)]
+pub struct ProviderHandle<'a> {
+    auth: &'a TokenAuth,
+    index: usize,
+}
+
+impl TokenAuth {
+    /// A builder for an engine over `providers`.
+    pub fn builder(providers: Providers) -> TokenAuthBuilder {
+        TokenAuthBuilder::new(providers)
+    }
+
+    /// Loads a description file and builds an engine with the defaults.
+    pub fn from_path(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let providers = Providers::from_path(path).map_err(|e| Error::Config(Arc::new(e)))?;
+        Self::builder(providers).build()
+    }
+
+    /// The provider descriptions.
+    pub fn providers(&self) -> &Providers {
+        &self.inner.providers
+    }
+
+    /// The provider with this id.
+    pub fn provider(&self, id: &str) -> Option<ProviderHandle<'_>> {
+        self.inner
+            .providers
+            .iter()
+            .position(|p| p.id == id)
+            .map(|index| ProviderHandle { auth: self, index })
+    }
+
+    /// The provider whose `api` prefix contains `url` (the longest prefix
+    /// wins). `None`: the request must go out without a credential.
+    pub fn route(&self, url: &Url) -> Option<ProviderHandle<'_>> {
+        self.inner
+            .router
+            .route_url(url)
+            .map(|index| ProviderHandle { auth: self, index })
+    }
+
+    /// [`TokenAuth::route`] for the parts of a URL (e.g. from an
+    /// `http::Uri`).
+    pub fn route_target(&self, target: &Target<'_>) -> Option<ProviderHandle<'_>> {
+        self.inner
+            .router
+            .route(target)
+            .map(|index| ProviderHandle { auth: self, index })
+    }
+
+    /// A credential for provider `provider` (by id); see
+    /// [`ProviderHandle::credential`].
+    pub async fn credential(
+        &self,
+        provider: &str,
+        connection: Option<&Connection>,
+    ) -> Result<Credential, Error> {
+        self.handle(provider)?.credential(connection).await
+    }
+
+    /// Drops a rejected credential; see [`ProviderHandle::invalidate`].
+    pub async fn invalidate(
+        &self,
+        provider: &str,
+        connection: Option<&Connection>,
+        rejected: &Credential,
+    ) -> Result<bool, Error> {
+        Ok(self
+            .handle(provider)?
+            .invalidate(connection, rejected)
+            .await)
+    }
+
+    fn handle(&self, provider: &str) -> Result<ProviderHandle<'_>, Error> {
+        self.provider(provider)
+            .ok_or_else(|| Error::UnknownProvider {
+                provider: provider.to_owned(),
+            })
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> Stats {
+        self.inner.counters.snapshot()
+    }
+
+    /// The clock the engine uses.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// The token store.
+    pub fn store(&self) -> &Arc<dyn TokenStore> {
+        &self.inner.store
+    }
+
+    /// The HTTP client used for token requests.
+    pub fn http_client(&self) -> &reqwest::Client {
+        &self.inner.client
+    }
+}
+
+impl std::fmt::Debug for TokenAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenAuth")
+            .field("providers", &self.inner.provider_ids)
+            .field("store", &self.inner.store)
+            .field("clock", &self.inner.clock)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> ProviderHandle<'a> {
+    /// The provider id.
+    pub fn id(&self) -> &'a str {
+        &self.provider().id
+    }
+
+    /// The provider's description.
+    pub fn provider(&self) -> &'a Provider {
+        &self.auth.inner.providers.providers[self.index]
+    }
+
+    /// The engine.
+    pub fn auth(&self) -> &'a TokenAuth {
+        self.auth
+    }
+
+    /// The default connection (inputs from environment variables), built on
+    /// first use; fails naming the input and variable that is missing.
+    pub fn default_connection(&self) -> Result<&'a Connection, Error> {
+        self.auth.inner.default_connection(self.index)
+    }
+
+    /// A valid credential for `connection` (`None`: the default connection).
+    ///
+    /// - A fresh cached token is returned at once (no lock held across an
+    ///   await, no allocation).
+    /// - Inside the renewal window the cached token is returned at once and
+    ///   one background renewal is started; callers never wait for it.
+    /// - Otherwise the token is fetched. **Concurrent calls for the same
+    ///   connection share one fetch**: one token request, and every caller
+    ///   gets its token or its error. The fetch runs in a spawned task, so a
+    ///   cancelled caller does not stall the others.
+    /// - A failed fetch is cached and backed off (exponentially, with
+    ///   jitter, honouring `Retry-After`): callers within the backoff get the
+    ///   same error without a new request.
+    ///
+    /// Static providers (no `[login]`) render the credential from the inputs,
+    /// once.
+    ///
+    /// Must be called within a Tokio runtime.
+    pub async fn credential(&self, connection: Option<&Connection>) -> Result<Credential, Error> {
+        let inner = &self.auth.inner;
+        let conn = match connection {
+            Some(c) => c,
+            None => inner.default_connection(self.index)?,
+        };
+        let now = inner.clock.now();
+        if let Some(slot) = inner.caches[self.index].get(conn.id()).await {
+            match slot {
+                Slot::Token(entry) if entry.is_valid(now) => {
+                    inner.counters.hit();
+                    if entry.wants_renewal(now) {
+                        inner.start_renewal(self.index, conn, &entry);
+                    }
+                    trace!(provider = %entry.provider, connection = %entry.connection, token = %entry.id, "token cache hit");
+                    return Ok(Credential { entry });
+                }
+                Slot::Failed(failure) if now < failure.retry_at => {
+                    Counters::bump(&inner.counters.cached_errors);
+                    return Err(failure.error.clone());
+                }
+                _ => {}
+            }
+        }
+        Counters::bump(&inner.counters.misses);
+        let provider = self.provider();
+        if provider.login.is_none() && provider.refresh.is_none() {
+            return inner
+                .render_static(self.index, conn)
+                .await
+                .map(|entry| Credential { entry });
+        }
+        let pending = Inner::pending(inner, self.index, conn, Trigger::Miss);
+        pending.await.map(|entry| Credential { entry })
+    }
+
+    /// Drops the cached token of `connection` if it is still the one
+    /// `rejected` was made from, so that the next [`credential`] call fetches
+    /// a new one. Returns whether it was dropped.
+    ///
+    /// # Concurrent calls
+    /// Many requests rejected with the same token invalidate it once: the
+    /// first call drops it; later calls (for the same or an already replaced
+    /// token) change nothing. Together with single-flight fetching, 100
+    /// concurrent 401s cause one renewal.
+    ///
+    /// A stored refresh token is kept, so the renewal uses it.
+    ///
+    /// [`credential`]: ProviderHandle::credential
+    pub async fn invalidate(&self, connection: Option<&Connection>, rejected: &Credential) -> bool {
+        let inner = &self.auth.inner;
+        let conn = match connection {
+            Some(c) => c,
+            None => match inner.default_connection(self.index) {
+                Ok(c) => c,
+                Err(_) => return false,
+            },
+        };
+        let id = rejected.token_id();
+        let result = inner.caches[self.index]
+            .entry(conn.id_arc().clone())
+            .and_compute_with(|current| {
+                let op = match current.as_ref().map(|e| e.value()) {
+                    Some(Slot::Token(t)) if t.id == id => Op::Remove,
+                    _ => Op::Nop,
+                };
+                std::future::ready(op)
+            })
+            .await;
+        let dropped = matches!(result, CompResult::Removed(_));
+        if dropped {
+            Counters::bump(&inner.counters.invalidations);
+            debug!(provider = %self.id(), connection = %conn.id(), token = %id, "rejected token invalidated");
+        }
+        dropped
+    }
+}
+
+impl std::fmt::Debug for ProviderHandle<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ProviderHandle").field(&self.id()).finish()
+    }
+}
+
+/// Removes a pending fetch from the map when its task ends (even by panic).
+struct PendingGuard {
+    inner: Arc<Inner>,
+    key: PendingKey,
+}
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        lock(&self.inner.pending).remove(&self.key);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Inner {
+    fn default_connection(&self, index: usize) -> Result<&Connection, Error> {
+        let cell = &self.defaults[index];
+        if let Some(c) = cell.get() {
+            return Ok(c);
+        }
+        let conn = Connection::from_env(&self.providers.providers[index])?;
+        Ok(cell.get_or_init(|| conn))
+    }
+
+    /// The pending fetch for (provider, connection), started if there is
+    /// none. The fetch runs in its own task.
+    fn pending(this: &Arc<Inner>, index: usize, conn: &Connection, trigger: Trigger) -> Pending {
+        let key: PendingKey = (index, conn.id_arc().clone());
+        let mut map = lock(&this.pending);
+        if let Some(p) = map.get(&key) {
+            return p.clone();
+        }
+        let guard = PendingGuard {
+            inner: Arc::clone(this),
+            key: key.clone(),
+        };
+        let conn = conn.clone();
+        let task = tokio::spawn(async move {
+            let guard = guard;
+            let result = guard.inner.fetch(index, &conn, trigger).await;
+            drop(guard);
+            result
+        });
+        let provider = this.provider_ids[index].clone();
+        let pending = async move {
+            task.await.unwrap_or_else(|_| {
+                Err(Error::Aborted {
+                    provider: provider.to_string(),
+                })
+            })
+        }
+        .boxed()
+        .shared();
+        map.insert(key, pending.clone());
+        pending
+    }
+
+    fn start_renewal(self: &Arc<Self>, index: usize, conn: &Connection, entry: &TokenEntry) {
+        if entry
+            .renewing
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            return;
+        }
+        Counters::bump(&self.counters.renewals);
+        debug!(provider = %entry.provider, connection = %entry.connection, token = %entry.id, "token in its renewal window: renewing in the background");
+        // The task is detached: it publishes its result in the cache.
+        drop(Inner::pending(self, index, conn, Trigger::Renewal));
+    }
+
+    async fn render_static(
+        &self,
+        index: usize,
+        conn: &Connection,
+    ) -> Result<Arc<TokenEntry>, Error> {
+        Counters::bump(&self.counters.fetches);
+        let provider = &self.providers.providers[index];
+        let result = conn
+            .check(provider)
+            .and_then(|()| crate::inject::render(provider, conn, None));
+        match result {
+            Ok(injection) => {
+                let entry = Arc::new(TokenEntry::new(
+                    self.provider_ids[index].clone(),
+                    conn.id_arc().clone(),
+                    injection,
+                    None,
+                    None,
+                    None,
+                ));
+                self.caches[index]
+                    .insert(conn.id_arc().clone(), Slot::Token(entry.clone()))
+                    .await;
+                debug!(provider = %provider.id, connection = %conn.id(), "static credential rendered");
+                Ok(entry)
+            }
+            Err(e) => {
+                Counters::bump(&self.counters.failures);
+                Err(e)
+            }
+        }
+    }
+
+    /// One acquisition, run by exactly one task per (provider, connection).
+    async fn fetch(
+        &self,
+        index: usize,
+        conn: &Connection,
+        trigger: Trigger,
+    ) -> Result<Arc<TokenEntry>, Error> {
+        let provider = &self.providers.providers[index];
+        let span = info_span!("tokenauth.fetch", provider = %provider.id, connection = %conn.id(), trigger = trigger.as_str());
+        async move {
+            let cache = &self.caches[index];
+            // A fetch that finished just before this one started leaves its
+            // result here; use it rather than fetching again.
+            let now = self.clock.now();
+            match cache.get(conn.id()).await {
+                Some(Slot::Token(e)) if e.is_fresh(now) => return Ok(e),
+                Some(Slot::Failed(f)) if now < f.retry_at => return Err(f.error.clone()),
+                _ => {}
+            }
+            Counters::bump(&self.counters.fetches);
+            let acquirer = Acquirer {
+                provider,
+                conn,
+                client: &self.client,
+                clock: &*self.clock,
+                store: &*self.store,
+                retry: self.retry,
+                counters: &self.counters,
+            };
+            let result = match acquirer.run().await {
+                Ok(acquired) => {
+                    let now = self.clock.now();
+                    crate::inject::render(provider, conn, Some(&acquired.access)).map(|injection| {
+                        let renew_at = renew_at(provider, now, acquired.expires_at);
+                        debug!(
+                            request = %acquired.kind,
+                            expires_in_ms = acquired.expires_at.duration_since(now).unwrap_or_default().as_millis() as u64,
+                            renew_in_ms = renew_at.duration_since(now).unwrap_or_default().as_millis() as u64,
+                            "token acquired"
+                        );
+                        Arc::new(TokenEntry::new(
+                            self.provider_ids[index].clone(),
+                            conn.id_arc().clone(),
+                            injection,
+                            Some(acquired.access),
+                            Some(acquired.expires_at),
+                            Some(renew_at),
+                        ))
+                    })
+                }
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(entry) => {
+                    cache.insert(conn.id_arc().clone(), Slot::Token(entry.clone())).await;
+                    Ok(entry)
+                }
+                Err(error) => {
+                    Counters::bump(&self.counters.failures);
+                    let now = self.clock.now();
+                    match cache.get(conn.id()).await {
+                        Some(Slot::Token(current)) if current.is_valid(now) => {
+                            // A renewal failed while the token is still good:
+                            // keep serving it, try again after a backoff.
+                            let n = current.renew_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let wait = self.failure_wait(n, &error);
+                            current.defer_renewal(now + wait);
+                            warn!(error = %error, retry_in_ms = wait.as_millis() as u64, "background renewal failed; the current token is still valid and stays in use");
+                        }
+                        previous => {
+                            let attempts = match previous {
+                                Some(Slot::Failed(f)) => f.attempts.saturating_add(1),
+                                _ => 1,
+                            };
+                            let wait = self.failure_wait(attempts - 1, &error);
+                            warn!(error = %error, attempts, retry_in_ms = wait.as_millis() as u64, "token acquisition failed; backing off");
+                            let failure = Failure {
+                                error: error.clone(),
+                                retry_at: now + wait,
+                                attempts,
+                            };
+                            cache.insert(conn.id_arc().clone(), Slot::Failed(Arc::new(failure))).await;
+                        }
+                    }
+                    Err(error)
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The backoff after failure number `n` (0-based), at least the
+    /// endpoint's `Retry-After` (capped at the maximum backoff).
+    fn failure_wait(&self, n: u32, error: &Error) -> Duration {
+        let (base, max) = self.failure_backoff;
+        let wait = backoff(base, max, n);
+        match error.retry_after() {
+            Some(after) => wait.max(after.min(max)),
+            None => wait,
+        }
+    }
+}
+
+/// When to start renewing a token that expires at `expires_at`: the skew
+/// (a share of the lifetime or a fixed lead), plus up to 10% jitter so that
+/// many connections do not renew in lockstep, at least [`RENEW_FLOOR`] (or
+/// half the lifetime), at most 90% of the lifetime.
+pub(crate) fn renew_at(provider: &Provider, now: SystemTime, expires_at: SystemTime) -> SystemTime {
+    let lifetime = expires_at.duration_since(now).unwrap_or_default();
+    let lead = match provider.expiry.skew {
+        Skew::Percent(p) => lifetime.mul_f64(f64::from(p) / 100.0),
+        Skew::Fixed(d) => d,
+    };
+    let jittered = lead + lead.mul_f64(fastrand::f64() * 0.1);
+    let lead = jittered
+        .max(RENEW_FLOOR.min(lifetime / 2))
+        .min(lifetime.mul_f64(0.9));
+    expires_at.checked_sub(lead).unwrap_or(now)
+}

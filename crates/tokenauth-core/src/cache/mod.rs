@@ -1,0 +1,95 @@
+//! The token engine: [`TokenAuth`], a cache of credentials per
+//! (provider, connection) that fetches, shares and renews tokens.
+//!
+//! # Example
+//!
+//! A static provider (HTTP Basic from two inputs) needs no network; a
+//! provider with a `[login]` works the same way, the first call fetching the
+//! token.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use secrecy::SecretString;
+//! use tokenauth_core::{Connection, Providers, TokenAuth};
+//! use url::Url;
+//!
+//! let providers = Providers::from_toml("providers.toml", r#"
+//! [providers.bro]
+//! api = ["https://www.bronhouderportaal-bro.nl/api/v2/"]
+//! inputs.username = { env = "BRO_TOKEN_USERNAME" }
+//! inputs.token = { env = "BRO_TOKEN_PASSWORD", secret = true }
+//! inject.basic = { username = "{{ inputs.username }}", password = "{{ inputs.token }}" }
+//! "#)?;
+//! let auth = TokenAuth::builder(providers).build()?;
+//!
+//! // Which provider may see this request? (None: send it without a credential.)
+//! let url = Url::parse("https://www.bronhouderportaal-bro.nl/api/v2/validatie")?;
+//! let bro = auth.route(&url).expect("inside the BRO api prefix");
+//! assert!(auth.route(&Url::parse("https://example.com/api/v2/")?).is_none());
+//!
+//! // One tenant's credentials (the default connection reads BRO_TOKEN_* instead).
+//! let tenant = Connection::new("tenant-7")
+//!     .with_input("username", "0dce6fc98256|123456789|1234")
+//!     .with_secret("token", SecretString::from("d476c6b8"));
+//! let credential = bro.credential(Some(&tenant)).await?;
+//!
+//! let mut headers = http::HeaderMap::new();
+//! credential.apply_to_headers(&mut headers);
+//! assert!(headers["authorization"].is_sensitive());
+//! assert_eq!(headers["authorization"], "Basic MGRjZTZmYzk4MjU2fDEyMzQ1Njc4OXwxMjM0OmQ0NzZjNmI4");
+//!
+//! // The second call is a cache hit.
+//! let again = bro.credential(Some(&tenant)).await?;
+//! assert_eq!(again.token_id(), credential.token_id());
+//! assert_eq!(auth.stats().hits, 1);
+//! # Ok(()) }
+//! ```
+//!
+//! # Guarantees
+//!
+//! - **Hot path.** A fresh cached credential costs one cache lookup, one
+//!   clock read and one atomic increment: no lock is held across an await and
+//!   nothing is allocated (the header value was rendered when the token was
+//!   fetched; attaching it clones a [`HeaderValue`](http::HeaderValue)).
+//! - **Single-flight.** Concurrent calls that find no usable token share one
+//!   fetch: one token request, and all of them get its token or its error.
+//!   The fetch runs in a spawned task, so cancelling a caller (a dropped
+//!   request future) never stalls the others or starts a second request.
+//! - **Refresh-ahead.** A token is renewed before it expires: from the start
+//!   of its renewal window (`expiry.skew`: 10% of the lifetime by default,
+//!   with up to 10% jitter, never less than 5 s or half the lifetime) the
+//!   cached token is still returned at once and exactly one background
+//!   renewal starts. No caller waits while a valid token exists.
+//! - **Failures.** A renewal that fails while the token is still valid keeps
+//!   the token in use and is retried after a backoff. A failed fetch is
+//!   cached: callers within its backoff (exponential with jitter, at least
+//!   the endpoint's `Retry-After`) get the same error without a new request.
+//! - **Invalidation.** [`ProviderHandle::invalidate`] drops a rejected token
+//!   only if it is still the cached one, so many concurrent 401s cause one
+//!   renewal.
+//! - **Bounded.** Each provider caches at most
+//!   [`max_connections`](TokenAuthBuilder::max_connections) connections; the
+//!   least recently used are evicted. Entries carry their own expiry, checked
+//!   on every read against the injected [`Clock`](crate::clock::Clock).
+//! - **Refresh tokens** are kept in the [`TokenStore`](crate::store::TokenStore)
+//!   and saved before the access token they came with is handed out; see
+//!   [`acquire`](crate::acquire).
+//!
+//! # Observability
+//!
+//! `tracing` events (target `tokenauth_core`): a `tokenauth.fetch` span per
+//! acquisition with the provider, connection and trigger; debug events for
+//! each token request, acquisition, background renewal and invalidation;
+//! warnings for failures; trace events for cache hits. None carries a secret.
+//! Counters: [`TokenAuth::stats`].
+
+mod builder;
+mod credential;
+mod engine;
+mod stats;
+
+pub use builder::TokenAuthBuilder;
+pub use credential::{Credential, TokenId};
+pub use engine::{ProviderHandle, TokenAuth};
+pub use stats::Stats;

@@ -1,0 +1,89 @@
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// A snapshot of the engine's counters (see [`TokenAuth::stats`]).
+///
+/// [`TokenAuth::stats`]: crate::TokenAuth::stats
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// `credential()` calls answered from the cache (fresh or in the renewal
+    /// window).
+    pub hits: u64,
+    /// `credential()` calls that found no usable token and waited for one
+    /// (single-flight: many misses can share one fetch).
+    pub misses: u64,
+    /// Acquisitions started (one per single-flight fetch or background
+    /// renewal; static credentials rendered on a miss count too).
+    pub fetches: u64,
+    /// HTTP requests sent to token endpoints (retries included).
+    pub token_requests: u64,
+    /// Login requests (`[login]`), retries not counted.
+    pub logins: u64,
+    /// Refresh requests (`[refresh]`), retries not counted.
+    pub refreshes: u64,
+    /// Background renewals started from the renewal window.
+    pub renewals: u64,
+    /// Acquisitions that failed.
+    pub failures: u64,
+    /// `credential()` calls answered with a cached error while backing off.
+    pub cached_errors: u64,
+    /// Invalidations that dropped a cached token.
+    pub invalidations: u64,
+}
+
+/// `hits` is bumped on every cache hit by every thread, so it gets a cache
+/// line of its own; the rest change only on the slow path.
+#[repr(align(128))]
+#[derive(Default, Debug)]
+struct Padded(AtomicU64);
+
+#[derive(Default, Debug)]
+pub(crate) struct Counters {
+    hits: Padded,
+    pub(crate) misses: AtomicU64,
+    pub(crate) fetches: AtomicU64,
+    pub(crate) token_requests: AtomicU64,
+    pub(crate) logins: AtomicU64,
+    pub(crate) refreshes: AtomicU64,
+    pub(crate) renewals: AtomicU64,
+    pub(crate) failures: AtomicU64,
+    pub(crate) cached_errors: AtomicU64,
+    pub(crate) invalidations: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn hit(&self) {
+        self.hits.0.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> Stats {
+        Stats {
+            hits: self.hits.0.load(Relaxed),
+            misses: self.misses.load(Relaxed),
+            fetches: self.fetches.load(Relaxed),
+            token_requests: self.token_requests.load(Relaxed),
+            logins: self.logins.load(Relaxed),
+            refreshes: self.refreshes.load(Relaxed),
+            renewals: self.renewals.load(Relaxed),
+            failures: self.failures.load(Relaxed),
+            cached_errors: self.cached_errors.load(Relaxed),
+            invalidations: self.invalidations.load(Relaxed),
+        }
+    }
+}
+
+impl crate::acquire::Counters for Counters {
+    fn token_request(&self) {
+        Counters::bump(&self.token_requests);
+    }
+    fn login(&self) {
+        Counters::bump(&self.logins);
+    }
+    fn refresh(&self) {
+        Counters::bump(&self.refreshes);
+    }
+}

@@ -1,0 +1,367 @@
+//! The one error type of the engine: [`Error`].
+//!
+//! Errors are `Clone` (heavy sources sit behind an `Arc`) because one failed
+//! token request is shared by every caller that was waiting for it. Every
+//! message says what went wrong and how to fix it; [`Display`] never repeats
+//! the [`source`](std::error::Error::source), and no message ever contains a
+//! secret: reply bodies are cut to a short excerpt and scrubbed of every
+//! secret input value and token-looking JSON value before they are stored.
+//!
+//! [`Display`]: std::fmt::Display
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::LoadError;
+
+/// Which token request failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RequestKind {
+    /// The `[login]` request.
+    Login,
+    /// The `[refresh]` request (a refresh token traded for a new access token).
+    Refresh,
+}
+
+impl fmt::Display for RequestKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RequestKind::Login => "login",
+            RequestKind::Refresh => "refresh",
+        })
+    }
+}
+
+/// Everything that can go wrong while getting a credential.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The description file could not be loaded; the source lists every
+    /// problem with `file:line:column`.
+    #[error("the provider description could not be loaded (see the diagnostics below)")]
+    Config(#[source] Arc<LoadError>),
+
+    /// No provider with this id, or a handle from another engine.
+    #[error(
+        "unknown provider `{provider}`: use an id from the description's [providers.ID] tables, and a handle from this engine"
+    )]
+    UnknownProvider {
+        /// The id that was asked for.
+        provider: String,
+    },
+
+    /// A connection lacks a value for a declared input.
+    #[error("{}", missing_input_message(provider, connection, input, env.as_deref()))]
+    MissingInput {
+        /// The provider id.
+        provider: String,
+        /// The connection id.
+        connection: String,
+        /// The input name.
+        input: String,
+        /// The environment variable the default connection reads it from.
+        env: Option<String>,
+    },
+
+    /// A rendered credential or request header is not a valid header value.
+    #[error(
+        "provider `{provider}`: the rendered {what} is not a valid HTTP header value (it contains a line break or another control character): check the inputs and the token the provider returned"
+    )]
+    InvalidHeaderValue {
+        /// The provider id.
+        provider: String,
+        /// Which value (e.g. "inject header", "login header `X-Key`").
+        what: String,
+    },
+
+    /// The token endpoint answered with a status other than 2xx.
+    #[error("{}", status_message(provider, *request, url, *status, body))]
+    Status {
+        /// The provider id.
+        provider: String,
+        /// Login or refresh.
+        request: RequestKind,
+        /// The token endpoint.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The start of the reply body, with secrets removed.
+        body: String,
+        /// The reply's `Retry-After`, if any.
+        retry_after: Option<Duration>,
+    },
+
+    /// The token endpoint did not answer in time.
+    #[error("provider `{provider}`: the {request} request to {url} timed out after {}: the endpoint is slow or unreachable; raise `timeout` in the [{request}] table if it is just slow", humantime::format_duration(*timeout))]
+    Timeout {
+        /// The provider id.
+        provider: String,
+        /// Login or refresh.
+        request: RequestKind,
+        /// The token endpoint.
+        url: String,
+        /// The configured timeout.
+        timeout: Duration,
+    },
+
+    /// The token request failed before a complete reply arrived (connection
+    /// refused or reset, TLS or DNS failure, a reply cut short).
+    #[error(
+        "provider `{provider}`: the {request} request to {url} failed before a complete reply arrived: check that the URL is right and the endpoint is reachable"
+    )]
+    Transport {
+        /// The provider id.
+        provider: String,
+        /// Login or refresh.
+        request: RequestKind,
+        /// The token endpoint.
+        url: String,
+        /// The HTTP client's error.
+        #[source]
+        source: Arc<reqwest::Error>,
+    },
+
+    /// The reply body was larger than the limit; reading stopped there.
+    #[error(
+        "provider `{provider}`: the {request} reply from {url} is larger than {limit} bytes, too large for a token reply: check that login.url points at the token endpoint"
+    )]
+    ResponseTooLarge {
+        /// The provider id.
+        provider: String,
+        /// Login or refresh.
+        request: RequestKind,
+        /// The token endpoint.
+        url: String,
+        /// The limit in bytes.
+        limit: usize,
+    },
+
+    /// The reply body is not JSON.
+    #[error(
+        "provider `{provider}`: the {request} reply from {url} is not JSON ({reason}); it starts with: {body}"
+    )]
+    NotJson {
+        /// The provider id.
+        provider: String,
+        /// Login or refresh.
+        request: RequestKind,
+        /// The token endpoint.
+        url: String,
+        /// What the JSON parser said (position and kind, no content).
+        reason: String,
+        /// The start of the body, with secrets removed.
+        body: String,
+    },
+
+    /// The reply has nothing at the configured pointer.
+    #[error(
+        "provider `{provider}`: the {request} reply has no value at `{pointer}` (response.{field}); it has the keys [{keys}]: point response.{field} at the right key"
+    )]
+    MissingField {
+        /// The provider id.
+        provider: String,
+        /// Login or refresh.
+        request: RequestKind,
+        /// The `[response]` key (`access_token`, `refresh_token`, ...).
+        field: &'static str,
+        /// The JSON pointer.
+        pointer: String,
+        /// The top-level keys the reply does have (names only, no values).
+        keys: String,
+    },
+
+    /// The value at a configured pointer has the wrong JSON type.
+    #[error(
+        "provider `{provider}`: the {request} reply's `{pointer}` (response.{field}) is {found}, expected {expected}: point response.{field} at the right key"
+    )]
+    WrongType {
+        /// The provider id.
+        provider: String,
+        /// Login or refresh.
+        request: RequestKind,
+        /// The `[response]` key.
+        field: &'static str,
+        /// The JSON pointer.
+        pointer: String,
+        /// What was expected ("a string", "a number of seconds").
+        expected: &'static str,
+        /// What was found ("a number", "null", ...).
+        found: &'static str,
+    },
+
+    /// The expiry in the reply is unusable (negative, zero, absurdly far
+    /// away, in the past, unparsable).
+    #[error("provider `{provider}`: the {request} reply's expiry is unusable: {reason}")]
+    InvalidExpiry {
+        /// The provider id.
+        provider: String,
+        /// Login or refresh.
+        request: RequestKind,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+
+    /// The reply carries no expiry and no `ttl` is configured.
+    #[error(
+        "provider `{provider}`: the {request} reply says nothing about when the token expires and no ttl is configured: set [providers.{provider}.expiry] ttl = \"...\" to the documented lifetime"
+    )]
+    NoExpiry {
+        /// The provider id.
+        provider: String,
+        /// Login or refresh.
+        request: RequestKind,
+    },
+
+    /// The refresh token was rejected and `refresh.on_error.action` is `fail`.
+    #[error(
+        "provider `{provider}`, connection `{connection}`: the refresh token was rejected (HTTP {status}) and refresh.on_error.action is \"fail\": obtain a new refresh token and put it in the token store"
+    )]
+    RefreshRejected {
+        /// The provider id.
+        provider: String,
+        /// The connection id.
+        connection: String,
+        /// The HTTP status of the rejection.
+        status: u16,
+    },
+
+    /// The provider only refreshes (no `[login]`) and the store holds no
+    /// refresh token for this connection.
+    #[error(
+        "provider `{provider}`, connection `{connection}`: no refresh token is stored and the provider has no [login] to get one: put a refresh token in the token store for this connection"
+    )]
+    NoRefreshToken {
+        /// The provider id.
+        provider: String,
+        /// The connection id.
+        connection: String,
+    },
+
+    /// The token store failed.
+    #[error(
+        "provider `{provider}`, connection `{connection}`: the token store could not {action} the refresh token: check the store's directory and its permissions"
+    )]
+    Store {
+        /// The provider id.
+        provider: String,
+        /// The connection id.
+        connection: String,
+        /// "load", "save" or "remove".
+        action: &'static str,
+        /// The store's error.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+
+    /// The default HTTP client could not be built.
+    #[error(
+        "the HTTP client for token requests could not be built: pass one with TokenAuthBuilder::http_client"
+    )]
+    HttpClient(#[source] Arc<reqwest::Error>),
+
+    /// The token request task ended without a result (it panicked or the
+    /// runtime shut down).
+    #[error(
+        "provider `{provider}`: the token request was aborted (the runtime is shutting down or the task panicked): try again"
+    )]
+    Aborted {
+        /// The provider id.
+        provider: String,
+    },
+}
+
+impl Error {
+    /// The HTTP status of a token endpoint reply, for [`Error::Status`] and
+    /// [`Error::RefreshRejected`].
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Status { status, .. } | Error::RefreshRejected { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The provider id the error is about, if any.
+    pub fn provider(&self) -> Option<&str> {
+        match self {
+            Error::Config(_) | Error::HttpClient(_) => None,
+            Error::UnknownProvider { provider }
+            | Error::MissingInput { provider, .. }
+            | Error::InvalidHeaderValue { provider, .. }
+            | Error::Status { provider, .. }
+            | Error::Timeout { provider, .. }
+            | Error::Transport { provider, .. }
+            | Error::ResponseTooLarge { provider, .. }
+            | Error::NotJson { provider, .. }
+            | Error::MissingField { provider, .. }
+            | Error::WrongType { provider, .. }
+            | Error::InvalidExpiry { provider, .. }
+            | Error::NoExpiry { provider, .. }
+            | Error::RefreshRejected { provider, .. }
+            | Error::NoRefreshToken { provider, .. }
+            | Error::Store { provider, .. }
+            | Error::Aborted { provider } => Some(provider),
+        }
+    }
+
+    /// The `Retry-After` the endpoint asked for, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+fn missing_input_message(
+    provider: &str,
+    connection: &str,
+    input: &str,
+    env: Option<&str>,
+) -> String {
+    match env {
+        Some(env) if connection == crate::connection::DEFAULT_CONNECTION => format!(
+            "provider `{provider}`: input `{input}` has no value: set the environment variable {env} (the default connection reads it from there)"
+        ),
+        Some(env) => format!(
+            "provider `{provider}`, connection `{connection}`: input `{input}` has no value: supply it with Connection::with_input(\"{input}\", ...) (or with_secret); only the default connection reads {env}"
+        ),
+        None => format!(
+            "provider `{provider}`, connection `{connection}`: input `{input}` has no value: supply it with Connection::with_input(\"{input}\", ...) (or with_secret), or give the input an `env` or `default` in the description"
+        ),
+    }
+}
+
+fn status_message(
+    provider: &str,
+    request: RequestKind,
+    url: &str,
+    status: u16,
+    body: &str,
+) -> String {
+    let reason = http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    let hint = match status {
+        300..=399 => {
+            "token requests never follow redirects, so credentials cannot leak elsewhere: set the url to the endpoint's final address"
+        }
+        400 | 401 | 403 => "check the credentials (the inputs) and the request fields",
+        404 | 405 => "check the url and method of the token request",
+        429 | 503 => {
+            "the endpoint is throttling or unavailable: requests are backed off, try again later"
+        }
+        500..=599 => "the endpoint failed: requests are retried with backoff",
+        _ => "check the token request in the description",
+    };
+    let body = if body.is_empty() {
+        "(empty body)"
+    } else {
+        body
+    };
+    format!(
+        "provider `{provider}`: the {request} request to {url} got HTTP {status} {reason}: {hint}; the reply starts with: {body}"
+    )
+}

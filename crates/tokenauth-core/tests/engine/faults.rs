@@ -1,0 +1,235 @@
+//! Endpoint faults -> typed errors with clear messages and no secrets.
+
+use std::time::Duration;
+
+use tokenauth_core::Error;
+use tokenauth_emulator::{Provider, ReplyFault, StatusFault};
+
+use crate::helpers::*;
+
+async fn reob_error(s: &Setup) -> Error {
+    let err = s
+        .auth
+        .credential("reobtimaal", Some(&reob()))
+        .await
+        .unwrap_err();
+    assert_no_secret(&err.to_string(), &[]);
+    assert_no_secret(&format!("{err:?}"), &[]);
+    err
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_then_reported() {
+    let s = setup().await;
+    // Two 500s: the third attempt (second retry) succeeds.
+    s.emu
+        .fail_token_requests(Provider::Reobtimaal, StatusFault::new(500, 2));
+    s.auth
+        .credential("reobtimaal", Some(&reob()))
+        .await
+        .unwrap();
+    assert_eq!(s.emu.stats().reobtimaal.token.requests, 3);
+
+    let s = setup().await;
+    s.emu
+        .fail_token_requests(Provider::Reobtimaal, StatusFault::new(502, 10));
+    let err = reob_error(&s).await;
+    assert!(matches!(err, Error::Status { status: 502, .. }), "{err:?}");
+    assert_eq!(s.emu.stats().reobtimaal.token.requests, 3, "1 + 2 retries");
+    insta::assert_snapshot!("status_502", err.to_string());
+}
+
+#[tokio::test]
+async fn wrong_credentials_give_a_scrubbed_400() {
+    let s = setup().await;
+    let conn = tokenauth_core::Connection::new("wrong")
+        .with_input("username", "reob-demo")
+        .with_secret("password", "not-the-password");
+    let err = s
+        .auth
+        .credential("reobtimaal", Some(&conn))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Status { status: 400, .. }), "{err:?}");
+    assert_no_secret(&err.to_string(), &["not-the-password"]);
+    insta::assert_snapshot!("wrong_password_400", err.to_string());
+    assert_eq!(
+        s.emu.stats().reobtimaal.token.requests,
+        1,
+        "a 400 is not retried"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_endpoint_times_out() {
+    let s = setup_toml(&seed_toml().replace(r#"timeout = "30s""#, r#"timeout = "150ms""#)).await;
+    s.emu
+        .set_token_latency(Provider::Reobtimaal, Duration::from_secs(2));
+    let err = reob_error(&s).await;
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    insta::assert_snapshot!("timeout", err.to_string());
+    assert_eq!(
+        s.emu.stats().reobtimaal.token.requests,
+        1,
+        "a timeout is not retried"
+    );
+}
+
+#[tokio::test]
+async fn garbage_is_not_json() {
+    let s = setup().await;
+    s.emu
+        .set_reply_fault(Provider::Reobtimaal, ReplyFault::MalformedJson, 1);
+    let err = reob_error(&s).await;
+    assert!(matches!(err, Error::NotJson { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("is not JSON (it ends too early at line 1 column"),
+        "{msg}"
+    );
+    assert!(!msg.contains(tokenauth_emulator::REOB_DEMO_PASSWORD));
+}
+
+#[tokio::test]
+async fn an_oversized_reply_is_cut_off_at_one_mebibyte() {
+    let s = setup().await;
+    s.emu.set_reply_fault(
+        Provider::Reobtimaal,
+        ReplyFault::OversizedBody {
+            bytes: 64 * 1024 * 1024,
+        },
+        1,
+    );
+    let err = reob_error(&s).await;
+    assert!(
+        matches!(
+            err,
+            Error::ResponseTooLarge {
+                limit: 1_048_576,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    insta::assert_snapshot!("oversized", err.to_string());
+}
+
+#[tokio::test]
+async fn a_missing_token_names_the_pointer_and_the_keys() {
+    let s = setup().await;
+    s.emu
+        .set_reply_fault(Provider::Twoba, ReplyFault::MissingToken, 1);
+    let err = s
+        .auth
+        .credential("twoba", Some(&twoba()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::MissingField {
+                field: "access_token",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_no_secret(&err.to_string(), &[]);
+    insta::assert_snapshot!("missing_token", err.to_string());
+}
+
+#[tokio::test]
+async fn a_token_of_the_wrong_type() {
+    let s = setup().await;
+    s.emu
+        .set_reply_fault(Provider::Reobtimaal, ReplyFault::WrongTokenType, 1);
+    let err = reob_error(&s).await;
+    assert!(
+        matches!(
+            err,
+            Error::WrongType {
+                found: "a number",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    insta::assert_snapshot!("wrong_type", err.to_string());
+}
+
+#[tokio::test]
+async fn negative_and_absurd_expires_in() {
+    let s = setup().await;
+    let conn = twoba();
+    s.emu
+        .set_reply_fault(Provider::Twoba, ReplyFault::ExpiresIn { value: -5 }, 1);
+    let err = s.auth.credential("twoba", Some(&conn)).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidExpiry { .. }), "{err:?}");
+    insta::assert_snapshot!("expires_in_negative", err.to_string());
+
+    let s = setup().await;
+    s.emu.set_reply_fault(
+        Provider::Twoba,
+        ReplyFault::ExpiresIn {
+            value: 1_000_000_000_000,
+        },
+        1,
+    );
+    let err = s.auth.credential("twoba", Some(&conn)).await.unwrap_err();
+    assert!(err.to_string().contains("more than 10 years"), "{err}");
+}
+
+#[tokio::test]
+async fn a_cut_connection_is_a_transport_error() {
+    let s = setup().await;
+    s.emu
+        .set_reply_fault(Provider::Reobtimaal, ReplyFault::CloseWithoutReply, 10);
+    let err = reob_error(&s).await;
+    assert!(matches!(err, Error::Transport { .. }), "{err:?}");
+    assert_eq!(
+        s.emu.stats().reobtimaal.token.requests,
+        3,
+        "transport failures are retried"
+    );
+    insta::assert_snapshot!("transport", err.to_string());
+    assert!(
+        std::error::Error::source(&err).is_some(),
+        "the cause is kept as the source"
+    );
+
+    let s = setup().await;
+    s.emu
+        .set_reply_fault(Provider::Reobtimaal, ReplyFault::TruncatedBody, 10);
+    let err = reob_error(&s).await;
+    assert!(matches!(err, Error::Transport { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn an_unreachable_endpoint() {
+    // A port nobody listens on (bind, read the port, close).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let toml = format!(
+        r#"
+[providers.x]
+api = ["http://127.0.0.1:{port}/api/"]
+inputs.key = {{ env = "TOKENAUTH_TEST_UNSET_X", secret = true }}
+login = {{ url = "http://127.0.0.1:{port}/token", fields = {{ key = "{{{{ inputs.key }}}}" }} }}
+expiry.ttl = "1m"
+inject = {{ header = "Authorization", value = "Bearer {{{{ token.access }}}}" }}
+"#
+    );
+    let providers = tokenauth_core::Providers::from_toml("x.toml", &toml).unwrap();
+    let auth = tokenauth_core::TokenAuth::builder(providers)
+        .retry_backoff(Duration::from_millis(1), Duration::from_millis(5))
+        .build()
+        .unwrap();
+    let conn = tokenauth_core::Connection::new("c").with_secret("key", "k-secret-value");
+    let err = auth.credential("x", Some(&conn)).await.unwrap_err();
+    assert!(matches!(err, Error::Transport { .. }), "{err:?}");
+    assert!(!format!("{err} {err:?}").contains("k-secret-value"));
+    assert_eq!(auth.stats().token_requests, 3);
+}

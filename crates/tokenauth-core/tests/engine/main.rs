@@ -1,0 +1,9 @@
+//! The token engine against the emulator: real HTTP on loopback (TLS, real
+//! host names, the unchanged `providers.toml`).
+
+mod concurrency;
+mod faults;
+mod helpers;
+mod refresh;
+mod secrets;
+mod seed;

@@ -1,0 +1,235 @@
+//! 2BA refresh tokens: rotation, revocation -> login, stores.
+
+use std::collections::HashSet;
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use tokenauth_core::clock::ManualClock;
+use tokenauth_core::store::{FileStore, MemoryStore, StoreKey, TokenStore};
+use tokenauth_emulator::Provider;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn many_refreshes_in_a_row_each_use_the_newest_refresh_token() {
+    let s = setup().await;
+    let conn = twoba();
+    let mut ids = HashSet::new();
+    ids.insert(
+        s.auth
+            .credential("twoba", Some(&conn))
+            .await
+            .unwrap()
+            .token_id(),
+    );
+    for _ in 0..10 {
+        s.clock.advance(Duration::from_secs(121)); // expired: the next call refreshes
+        ids.insert(
+            s.auth
+                .credential("twoba", Some(&conn))
+                .await
+                .unwrap()
+                .token_id(),
+        );
+    }
+    assert_eq!(ids.len(), 11, "a new token each time");
+    let token = s.emu.stats().twoba.token;
+    assert_eq!(
+        (
+            token.requests_by_grant.password,
+            token.requests_by_grant.refresh_token
+        ),
+        (1, 10)
+    );
+    assert_eq!(
+        token.refresh_reuse, 0,
+        "the endpoint never saw a used refresh token"
+    );
+    assert_eq!(token.status(400), 0);
+    // Every refresh request carried a different refresh token.
+    let used: HashSet<String> = s
+        .emu
+        .recorded_token_requests()
+        .iter()
+        .filter_map(|r| r.form_field("refresh_token").map(str::to_owned))
+        .collect();
+    assert_eq!(used.len(), 10);
+}
+
+#[tokio::test]
+async fn a_revoked_refresh_token_falls_back_to_login() {
+    let s = setup().await;
+    let conn = twoba();
+    s.auth.credential("twoba", Some(&conn)).await.unwrap();
+    s.emu.revoke(Provider::Twoba);
+    s.clock.advance(Duration::from_secs(121));
+    let cred = s.auth.credential("twoba", Some(&conn)).await.unwrap();
+    let token = s.emu.stats().twoba.token;
+    assert_eq!(
+        (
+            token.requests_by_grant.password,
+            token.requests_by_grant.refresh_token
+        ),
+        (2, 1)
+    );
+    assert_eq!(token.status(400), 1, "the dead refresh token got 400");
+    // The new login's refresh token is in the store and works.
+    let stored = s
+        .auth
+        .store()
+        .load(&StoreKey {
+            provider: "twoba",
+            connection: conn.id(),
+        })
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(
+        s.emu
+            .recorded_token_requests()
+            .last()
+            .unwrap()
+            .form_field("grant_type"),
+        Some("password")
+    );
+    assert!(!stored.expose_secret().is_empty());
+    assert!(cred.expires_at().is_some());
+}
+
+#[tokio::test]
+async fn refresh_on_error_fail_returns_a_typed_error() {
+    let toml = seed_toml().replace(
+        r#"on_error = { status = [400], action = "login" }"#,
+        r#"on_error = { status = [400], action = "fail" }"#,
+    );
+    let s = setup_toml(&toml).await;
+    let conn = twoba();
+    s.auth.credential("twoba", Some(&conn)).await.unwrap();
+    s.emu.revoke(Provider::Twoba);
+    s.clock.advance(Duration::from_secs(121));
+    let err = s.auth.credential("twoba", Some(&conn)).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            tokenauth_core::Error::RefreshRejected { status: 400, .. }
+        ),
+        "{err:?}"
+    );
+    insta::assert_snapshot!("refresh_rejected_fail", err.to_string());
+    assert_eq!(
+        s.emu.stats().twoba.token.requests_by_grant.password,
+        1,
+        "no login"
+    );
+}
+
+#[tokio::test]
+async fn the_file_store_survives_a_new_engine() {
+    let dir = std::env::temp_dir().join(format!("tokenauth-test-{}", fastrand::u64(..)));
+    let emu = emulator().await;
+    let conn = twoba();
+    {
+        let store = Arc::new(FileStore::new(&dir));
+        let auth = engine_with(&emu, seed_providers(), store, Arc::new(ManualClock::new()));
+        auth.credential("twoba", Some(&conn)).await.unwrap();
+    }
+    // The file: 0600, a name without ids or secrets, no access token inside.
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let name = files[0].file_name().unwrap().to_str().unwrap().to_owned();
+    assert!(
+        name.starts_with("rt-") && !name.contains("twoba") && !name.contains("2ba-demo"),
+        "{name}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&files[0]).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    // A new engine (a restart) uses the stored refresh token: refresh grant.
+    let store = Arc::new(FileStore::new(&dir));
+    let auth = engine_with(&emu, seed_providers(), store, Arc::new(ManualClock::new()));
+    auth.credential("twoba", Some(&conn)).await.unwrap();
+    let grants = emu.stats().twoba.token.requests_by_grant;
+    assert_eq!((grants.password, grants.refresh_token), (1, 1));
+    assert_eq!(emu.stats().twoba.token.refresh_reuse, 0);
+
+    // And again: the rotated token was persisted before it was handed out.
+    let store = Arc::new(FileStore::new(&dir));
+    let auth = engine_with(&emu, seed_providers(), store, Arc::new(ManualClock::new()));
+    auth.credential("twoba", Some(&conn)).await.unwrap();
+    let token = emu.stats().twoba.token;
+    assert_eq!(
+        (
+            token.requests_by_grant.password,
+            token.requests_by_grant.refresh_token
+        ),
+        (1, 2)
+    );
+    assert_eq!(token.status(400), 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A store that returns a stale refresh token on the first load, as if
+/// another worker had rotated it in between.
+#[derive(Debug)]
+struct StaleOnce {
+    inner: MemoryStore,
+    stale: Mutex<Option<SecretString>>,
+}
+
+#[async_trait::async_trait]
+impl TokenStore for StaleOnce {
+    async fn load(&self, key: &StoreKey<'_>) -> io::Result<Option<SecretString>> {
+        if let Some(stale) = self.stale.lock().unwrap().take() {
+            return Ok(Some(stale));
+        }
+        self.inner.load(key).await
+    }
+    async fn save(&self, key: &StoreKey<'_>, t: &SecretString) -> io::Result<()> {
+        self.inner.save(key, t).await
+    }
+    async fn remove(&self, key: &StoreKey<'_>) -> io::Result<()> {
+        self.inner.remove(key).await
+    }
+}
+
+#[tokio::test]
+async fn a_rejected_refresh_rereads_the_store_before_logging_in() {
+    let emu = emulator().await;
+    let conn = twoba();
+    let clock = Arc::new(ManualClock::new());
+    let store = Arc::new(StaleOnce {
+        inner: MemoryStore::new(),
+        stale: Mutex::new(None),
+    });
+    let auth = engine_with(&emu, seed_providers(), store.clone(), clock.clone());
+    auth.credential("twoba", Some(&conn)).await.unwrap(); // login
+    clock.advance(Duration::from_secs(121));
+    auth.credential("twoba", Some(&conn)).await.unwrap(); // refresh: rotates
+    let used = emu.recorded_token_requests()[1]
+        .form_field("refresh_token")
+        .unwrap()
+        .to_owned();
+    *store.stale.lock().unwrap() = Some(SecretString::from(used)); // the used-up one
+
+    clock.advance(Duration::from_secs(121));
+    auth.credential("twoba", Some(&conn)).await.unwrap();
+    let token = emu.stats().twoba.token;
+    // stale -> 400, re-read -> the current one -> success; no login.
+    assert_eq!(
+        (
+            token.requests_by_grant.password,
+            token.requests_by_grant.refresh_token
+        ),
+        (1, 3)
+    );
+    assert_eq!(token.status(400), 1);
+}

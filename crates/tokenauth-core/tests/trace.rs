@@ -1,0 +1,107 @@
+//! A whole flow at TRACE level prints no secret. Its own test binary: it
+//! installs a global `tracing` subscriber.
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "engine/helpers.rs"]
+mod helpers;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use tokenauth_emulator::{Provider, ReplyFault, StatusFault};
+use tracing_subscriber::fmt::MakeWriter;
+
+use helpers::*;
+
+#[derive(Clone, Default)]
+struct Buf(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Buf {
+    type Writer = Buf;
+    fn make_writer(&'a self) -> Buf {
+        self.clone()
+    }
+}
+
+/// A whole flow at TRACE level (logins, refreshes, renewals, invalidation,
+/// failures) leaves no secret in the output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_flow_at_trace_level_prints_no_secret() {
+    let buf = Buf::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter("tokenauth_core=trace,reqwest=trace")
+        .with_writer(buf.clone())
+        .with_ansi(false)
+        .finish();
+    // Global, so that every thread and task reports (a thread-local default
+    // races with callsite-interest caching in other tests).
+    tracing::subscriber::set_global_default(subscriber).unwrap();
+
+    let s = setup().await;
+    let (r, t, b) = (reob(), twoba(), bro());
+    let mut tokens = Vec::new();
+    let c = s.auth.credential("reobtimaal", Some(&r)).await.unwrap();
+    tokens.push(c.access_token().unwrap().expose_secret().to_owned());
+    let c2 = s.auth.credential("twoba", Some(&t)).await.unwrap();
+    tokens.push(c2.access_token().unwrap().expose_secret().to_owned());
+    s.auth.credential("bro", Some(&b)).await.unwrap();
+    // Renewal window, background refresh.
+    s.clock.advance(Duration::from_secs(100));
+    s.auth.credential("twoba", Some(&t)).await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(2), || s
+            .emu
+            .stats()
+            .twoba
+            .token
+            .requests
+            == 2)
+        .await
+    );
+    // Invalidation and re-fetch.
+    s.auth.invalidate("reobtimaal", Some(&r), &c).await.unwrap();
+    let c3 = s.auth.credential("reobtimaal", Some(&r)).await.unwrap();
+    tokens.push(c3.access_token().unwrap().expose_secret().to_owned());
+    // Failures: a scrubbed 400 and garbage.
+    s.emu
+        .fail_token_requests(Provider::Twoba, StatusFault::new(400, 1));
+    s.clock.advance(Duration::from_secs(200));
+    let e = s.auth.credential("twoba", Some(&t)).await;
+    assert!(e.is_ok(), "400 on refresh -> login: {e:?}");
+    s.emu
+        .set_reply_fault(Provider::Reobtimaal, ReplyFault::MalformedJson, 1);
+    s.clock.advance(Duration::from_secs(3601));
+    assert!(s.auth.credential("reobtimaal", Some(&r)).await.is_err());
+
+    let refresh_tokens: Vec<String> = s
+        .emu
+        .recorded_token_requests()
+        .iter()
+        .filter_map(|r| r.form_field("refresh_token").map(str::to_owned))
+        .collect();
+    assert!(!refresh_tokens.is_empty());
+    let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        out.contains("tokenauth.fetch") && out.contains("token acquired"),
+        "{out}"
+    );
+    let extra: Vec<&str> = tokens
+        .iter()
+        .chain(&refresh_tokens)
+        .map(String::as_str)
+        .collect();
+    assert_no_secret(&out, &extra);
+    assert_no_secret(&format!("{:?} {:?} {:?} {:?}", c, c2, s.auth, t), &extra);
+}

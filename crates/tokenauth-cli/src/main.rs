@@ -1,30 +1,71 @@
 //! `tokenauth`: check, explain, test and demonstrate provider descriptions.
 //!
 //! Exit codes: `0` success, `1` an authentication or network failure,
-//! `2` invalid input (a bad description, unknown provider, bad arguments).
+//! `2` invalid input (a bad description, an unknown provider, a missing
+//! input, bad arguments).
 
 mod check;
+mod common;
+mod explain;
+mod test_cmd;
+mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 /// HTTP authentication for any API provider described in TOML.
 #[derive(Parser, Debug)]
 #[command(name = "tokenauth", version, about, long_about = None)]
 struct Cli {
-    /// The provider description. Defaults to $TOKENAUTH_CONFIG, then ./providers.toml.
-    #[arg(long, global = true, value_name = "FILE", env = "TOKENAUTH_CONFIG")]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    global: Global,
 
     #[command(subcommand)]
     command: Command,
 }
 
+/// Options every command accepts.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct Global {
+    /// The provider description [default: $TOKENAUTH_CONFIG, else ./providers.toml]
+    #[arg(long, global = true, value_name = "FILE", env = "TOKENAUTH_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+
+    /// Log what happens to stderr (-v info, -vv debug, -vvv trace); secrets are never logged.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+
+    /// Send requests for HOST:PORT to ADDR instead of resolving HOST (like curl's --resolve), e.g. api.2ba.nl:443:127.0.0.1:8443
+    #[arg(long, global = true, value_name = "HOST:PORT:ADDR")]
+    pub(crate) resolve: Vec<String>,
+
+    /// Trust only the CA certificates in this PEM file (e.g. the emulator's CA).
+    #[arg(long, global = true, value_name = "PEM")]
+    pub(crate) cacert: Option<PathBuf>,
+
+    /// Keep refresh tokens in this directory so they survive between runs (file store, 0600).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub(crate) store: Option<PathBuf>,
+}
+
+/// Which connection's inputs to use.
+#[derive(Args, Debug, Clone, Default)]
+pub(crate) struct ConnectionArgs {
+    /// The connection name (keys the cache and the refresh-token store).
+    #[arg(long, value_name = "NAME", default_value = "default")]
+    pub(crate) connection: String,
+
+    /// Set an input directly, overriding its environment variable (repeatable).
+    /// Prefer environment variables for secrets: command lines end up in shell history.
+    #[arg(long = "input", value_name = "NAME=VALUE")]
+    pub(crate) inputs: Vec<String>,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Validate a description: every problem with file:line:column, exit 2 if invalid.
+    /// Validate a description: every problem with file:line:column; exit 2 if invalid.
     Check {
         /// The file to check (overrides --config).
         file: Option<PathBuf>,
@@ -32,12 +73,37 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show the exact token request a provider would send and the credential it would attach, secrets masked.
+    Explain {
+        /// The provider id.
+        provider: String,
+        #[command(flatten)]
+        conn: ConnectionArgs,
+    },
+    /// Fetch a token with the configured inputs and show its type, expiry and a masked value.
+    Token {
+        /// The provider id.
+        provider: String,
+        #[command(flatten)]
+        conn: ConnectionArgs,
+        /// Print the whole token (a warning goes to stderr on a terminal).
+        #[arg(long)]
+        reveal: bool,
+    },
+    /// Prove a description works: inputs, login, injection and the provider's [test] request, step by step.
+    Test {
+        /// The provider id.
+        provider: String,
+        #[command(flatten)]
+        conn: ConnectionArgs,
+    },
 }
 
 /// The outcome of a command, mapped to the documented exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {
     Ok,
+    AuthFailure,
     InvalidInput,
 }
 
@@ -45,22 +111,25 @@ impl From<Outcome> for ExitCode {
     fn from(o: Outcome) -> Self {
         match o {
             Outcome::Ok => ExitCode::SUCCESS,
+            Outcome::AuthFailure => ExitCode::from(1),
             Outcome::InvalidInput => ExitCode::from(2),
         }
     }
 }
 
-fn config_path(cli: &Option<PathBuf>) -> PathBuf {
-    cli.clone()
-        .unwrap_or_else(|| PathBuf::from("providers.toml"))
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    common::init_tracing(cli.global.verbose);
+    let g = &cli.global;
     let outcome = match cli.command {
-        Command::Check { file, json } => {
-            check::run(&file.unwrap_or_else(|| config_path(&cli.config)), json)
-        }
+        Command::Check { file, json } => check::run(&file.unwrap_or_else(|| g.config_path()), json),
+        Command::Explain { provider, conn } => explain::run(g, &provider, &conn),
+        Command::Token {
+            provider,
+            conn,
+            reveal,
+        } => common::block_on(token::run(g, &provider, &conn, reveal)),
+        Command::Test { provider, conn } => common::block_on(test_cmd::run(g, &provider, &conn)),
     };
     outcome.into()
 }

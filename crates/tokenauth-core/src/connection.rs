@@ -34,6 +34,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::Provider;
 use crate::error::Error;
+use crate::template::{Template, Var};
 
 /// The id of the connection built from environment variables.
 pub const DEFAULT_CONNECTION: &str = "default";
@@ -162,6 +163,19 @@ impl Connection {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.expose())
             .or_else(|| provider.input(name).and_then(|i| i.default.as_deref()))
+    }
+
+    /// Renders a template that uses only `{{ inputs.* }}` (e.g. a `[test]`
+    /// header) with this connection's values. Fails with
+    /// [`Error::MissingInput`] naming the input and its variable; a token
+    /// placeholder fails the same way, as there is no token here.
+    pub fn render(&self, provider: &Provider, template: &Template) -> Result<String, Error> {
+        template
+            .render(|var| match var {
+                Var::Input(name) => self.value(provider, name),
+                Var::TokenAccess | Var::TokenRefresh => None,
+            })
+            .map_err(|var| crate::inject::missing(provider, self, &var))
     }
 
     /// Checks that every declared input of `provider` has a value.

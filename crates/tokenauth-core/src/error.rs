@@ -16,7 +16,8 @@ use std::time::Duration;
 use crate::config::LoadError;
 
 /// Which token request failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum RequestKind {
     /// The `[login]` request.

@@ -23,7 +23,10 @@
 //!   is saved before the access token is handed out.
 
 mod parse;
+mod preview;
 pub(crate) mod scrub;
+
+pub use preview::{RequestPreview, preview_injection, preview_token_request};
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -354,34 +357,9 @@ impl Acquirer<'_> {
             .request(req.method.clone(), url)
             .timeout(req.timeout)
             .header(ACCEPT, "application/json");
-        if req.method == http::Method::GET {
-            // fields already in the query
-        } else {
-            match req.body {
-                BodyFormat::Form => {
-                    let mut form = url::form_urlencoded::Serializer::new(String::new());
-                    for (n, v) in &fields {
-                        form.append_pair(n, v);
-                    }
-                    builder = builder
-                        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-                        .body(form.finish());
-                }
-                BodyFormat::Json => {
-                    // Written by hand to keep the file order of the fields.
-                    let mut body = String::from("{");
-                    for (i, (n, v)) in fields.iter().enumerate() {
-                        if i > 0 {
-                            body.push(',');
-                        }
-                        body.push_str(&Value::from(*n).to_string());
-                        body.push(':');
-                        body.push_str(&Value::from(v.as_str()).to_string());
-                    }
-                    body.push('}');
-                    builder = builder.header(CONTENT_TYPE, "application/json").body(body);
-                }
-            }
+        if req.method != http::Method::GET {
+            let (content_type, body) = encode_body(req.body, &fields);
+            builder = builder.header(CONTENT_TYPE, content_type).body(body);
         }
         let mut request = builder.build().map_err(|e| Error::Transport {
             provider: self.provider.id.clone(),
@@ -546,4 +524,32 @@ fn json_reason(e: &serde_json::Error) -> String {
         serde_json::error::Category::Data | serde_json::error::Category::Io => "unreadable",
     };
     format!("{what} at line {} column {}", e.line(), e.column())
+}
+
+/// Encodes token request fields, in order and with names exactly as written:
+/// a form body or a flat JSON object. Returns the content type and the body.
+pub(crate) fn encode_body(format: BodyFormat, fields: &[(&str, String)]) -> (&'static str, String) {
+    match format {
+        BodyFormat::Form => {
+            let mut form = url::form_urlencoded::Serializer::new(String::new());
+            for (n, v) in fields {
+                form.append_pair(n, v);
+            }
+            ("application/x-www-form-urlencoded", form.finish())
+        }
+        BodyFormat::Json => {
+            // Written by hand to keep the file order of the fields.
+            let mut body = String::from("{");
+            for (i, (n, v)) in fields.iter().enumerate() {
+                if i > 0 {
+                    body.push(',');
+                }
+                body.push_str(&Value::from(*n).to_string());
+                body.push(':');
+                body.push_str(&Value::from(v.as_str()).to_string());
+            }
+            body.push('}');
+            ("application/json", body)
+        }
+    }
 }

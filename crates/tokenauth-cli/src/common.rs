@@ -1,0 +1,230 @@
+//! What the commands share: loading the description, building the HTTP
+//! client and the engine, choosing a connection, reporting errors.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokenauth_core::store::FileStore;
+use tokenauth_core::{Connection, Error, Provider, Providers, TokenAuth};
+
+use crate::{ConnectionArgs, Global, Outcome};
+
+impl Global {
+    /// `--config`, else `$TOKENAUTH_CONFIG` (clap reads it), else `./providers.toml`.
+    pub(crate) fn config_path(&self) -> PathBuf {
+        self.config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("providers.toml"))
+    }
+
+    /// Loads the description, printing every problem on failure.
+    pub(crate) fn load(&self) -> Result<Providers, Outcome> {
+        Providers::from_path(self.config_path()).map_err(|e| {
+            eprint!("{e}");
+            if e.diagnostics().is_empty() {
+                eprintln!();
+            }
+            Outcome::InvalidInput
+        })
+    }
+
+    /// A reqwest client builder honouring `--resolve` and `--cacert`.
+    pub(crate) fn client_builder(&self) -> Result<reqwest::ClientBuilder, Outcome> {
+        let mut builder = reqwest::Client::builder();
+        for spec in &self.resolve {
+            let Some((host, addr)) = parse_resolve(spec) else {
+                eprintln!(
+                    "error: --resolve {spec}: expected HOST:PORT:ADDR, e.g. api.2ba.nl:443:127.0.0.1:8443"
+                );
+                return Err(Outcome::InvalidInput);
+            };
+            builder = builder.resolve(&host, addr);
+        }
+        if let Some(path) = &self.cacert {
+            let pem = std::fs::read(path).map_err(|e| {
+                eprintln!("error: cannot read --cacert {}: {e}", path.display());
+                Outcome::InvalidInput
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                eprintln!(
+                    "error: --cacert {} holds no usable PEM certificate: {e}",
+                    path.display()
+                );
+                Outcome::InvalidInput
+            })?;
+            builder = builder.tls_certs_only(certs);
+        }
+        Ok(builder)
+    }
+
+    /// The engine over `providers`, with this command line's client and store.
+    pub(crate) fn engine(&self, providers: Providers) -> Result<TokenAuth, Outcome> {
+        let mut builder = TokenAuth::builder(providers).http_client_builder(self.client_builder()?);
+        if let Some(dir) = &self.store {
+            builder = builder.store(Arc::new(FileStore::new(dir)));
+        }
+        builder.build().map_err(|e| report(&e))
+    }
+}
+
+/// `HOST:PORT:ADDR` where ADDR is `IP:PORT` or `[IPv6]:PORT`. The port in
+/// HOST:PORT is accepted for curl compatibility; reqwest uses ADDR's port.
+fn parse_resolve(spec: &str) -> Option<(String, SocketAddr)> {
+    let (host, rest) = spec.split_once(':')?;
+    let (_port, addr) = rest.split_once(':')?;
+    let addr: SocketAddr = addr.parse().ok()?;
+    (!host.is_empty()).then(|| (host.to_owned(), addr))
+}
+
+/// Finds the provider, or says which ids exist.
+pub(crate) fn provider<'p>(providers: &'p Providers, id: &str) -> Result<&'p Provider, Outcome> {
+    providers.get(id).ok_or_else(|| {
+        eprintln!(
+            "error: no provider `{id}` in the description; it has: {}",
+            providers.ids().collect::<Vec<_>>().join(", ")
+        );
+        Outcome::InvalidInput
+    })
+}
+
+/// The connection: inputs from `--input`, else their environment variable.
+/// Missing inputs are left out; the engine names them (and their variable)
+/// when they are needed.
+pub(crate) fn connection(
+    provider: &Provider,
+    args: &ConnectionArgs,
+) -> Result<Connection, Outcome> {
+    let mut overrides = Vec::new();
+    for spec in &args.inputs {
+        let Some((name, value)) = spec.split_once('=') else {
+            eprintln!("error: --input {spec}: expected NAME=VALUE");
+            return Err(Outcome::InvalidInput);
+        };
+        let Some(input) = provider.input(name) else {
+            let names: Vec<&str> = provider.inputs.iter().map(|i| i.name.as_str()).collect();
+            eprintln!(
+                "error: --input {name}: `{}` has no input `{name}`; its inputs are: {}",
+                provider.id,
+                names.join(", ")
+            );
+            return Err(Outcome::InvalidInput);
+        };
+        if input.secret {
+            eprintln!(
+                "warning: secret input `{name}` given on the command line: it may end up in shell history; prefer ${}",
+                input.env.as_deref().unwrap_or("an environment variable")
+            );
+        }
+        overrides.push((name.to_owned(), value.to_owned()));
+    }
+    let mut conn = Connection::new(args.connection.clone());
+    for input in &provider.inputs {
+        let value = overrides
+            .iter()
+            .rev()
+            .find(|(n, _)| *n == input.name)
+            .map(|(_, v)| v.clone())
+            .or_else(|| {
+                input
+                    .env
+                    .as_deref()
+                    .and_then(|var| std::env::var(var).ok())
+                    .filter(|v| !v.is_empty())
+            });
+        if let Some(value) = value {
+            conn = if input.secret {
+                conn.with_secret(input.name.clone(), value)
+            } else {
+                conn.with_input(input.name.clone(), value)
+            };
+        }
+    }
+    Ok(conn)
+}
+
+/// Prints an engine error and maps it to an exit code: problems with what
+/// the user gave are 2, failures at the provider or the network are 1.
+pub(crate) fn report(e: &Error) -> Outcome {
+    eprintln!("error: {e}");
+    classify(e)
+}
+
+pub(crate) fn classify(e: &Error) -> Outcome {
+    match e {
+        Error::MissingInput { .. }
+        | Error::UnknownProvider { .. }
+        | Error::Config(_)
+        | Error::InvalidHeaderValue { .. } => Outcome::InvalidInput,
+        _ => Outcome::AuthFailure,
+    }
+}
+
+/// Runs a command's future on a small runtime.
+pub(crate) fn block_on(f: impl Future<Output = Outcome>) -> Outcome {
+    match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(f),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            Outcome::AuthFailure
+        }
+    }
+}
+
+/// `-v` tracing to stderr. Credentials are sensitive header values and
+/// secret types, so they never reach these logs.
+pub(crate) fn init_tracing(verbose: u8) {
+    let level = match verbose {
+        0 => return,
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::new(format!(
+        "warn,tokenauth_core={level},tokenauth_cli={level}"
+    ));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// A spinner on stderr while `f` runs; hidden when stderr is not a terminal.
+pub(crate) async fn with_spinner<T>(message: String, f: impl Future<Output = T>) -> T {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    bar.set_message(message);
+    bar.enable_steady_tick(std::time::Duration::from_millis(100));
+    let out = f.await;
+    bar.finish_and_clear();
+    out
+}
+
+/// `abcd…wxyz (43 characters)`: enough to tell tokens apart, not to use one.
+pub(crate) fn mask(secret: &str) -> String {
+    let n = secret.chars().count();
+    if n < 16 {
+        return format!("[{n} characters, masked]");
+    }
+    let head: String = secret.chars().take(4).collect();
+    let tail: String = secret.chars().skip(n - 4).collect();
+    format!("{head}…{tail} ({n} characters)")
+}
+
+/// `2026-11-22T15:04:05Z (in 59m 59s)`.
+pub(crate) fn when(t: std::time::SystemTime, now: std::time::SystemTime) -> String {
+    let stamp = humantime::format_rfc3339_seconds(t);
+    match t.duration_since(now) {
+        Ok(d) => format!(
+            "{stamp} (in {})",
+            humantime::format_duration(std::time::Duration::from_secs(d.as_secs()))
+        ),
+        Err(_) => format!("{stamp} (past)"),
+    }
+}

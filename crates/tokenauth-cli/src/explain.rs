@@ -1,0 +1,127 @@
+//! `tokenauth explain`: the exact token request and the attached credential,
+//! secrets masked, without sending anything.
+
+use tokenauth_core::RequestKind;
+use tokenauth_core::acquire::{preview_injection, preview_token_request};
+
+use crate::common::{connection, provider};
+use crate::{ConnectionArgs, Global, Outcome};
+
+pub(crate) fn run(g: &Global, id: &str, args: &ConnectionArgs) -> Outcome {
+    let providers = match g.load() {
+        Ok(p) => p,
+        Err(o) => return o,
+    };
+    let p = match provider(&providers, id) {
+        Ok(p) => p,
+        Err(o) => return o,
+    };
+    let conn = match connection(p, args) {
+        Ok(c) => c,
+        Err(o) => return o,
+    };
+    println!("provider {} ({})", p.id, p.name);
+    println!(
+        "credential is sent only to: {}",
+        p.api
+            .iter()
+            .map(|u| u.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!();
+    println!("inputs:");
+    for input in &p.inputs {
+        let source = match &input.env {
+            Some(env) => format!("${env}"),
+            None => "supplied per connection".to_owned(),
+        };
+        let state = if conn.has_input(&input.name) {
+            "set"
+        } else if input.default.is_some() {
+            "default"
+        } else {
+            "NOT SET"
+        };
+        println!(
+            "  {:<14} {:<28} {}{}",
+            input.name,
+            source,
+            state,
+            if input.secret { ", secret" } else { "" }
+        );
+    }
+    println!();
+    match preview_token_request(p, &conn, RequestKind::Login) {
+        Some(login) => {
+            println!(
+                "login request (timeout {}):",
+                humantime::format_duration(p.login.as_ref().map(|l| l.timeout).unwrap_or_default())
+            );
+            print_indented(&login.to_string());
+        }
+        None => println!("no login: static credentials, nothing is fetched"),
+    }
+    if let Some(refresh) = preview_token_request(p, &conn, RequestKind::Refresh) {
+        let r = p.refresh.as_ref();
+        println!();
+        println!(
+            "refresh request (when a refresh token is held{}):",
+            if r.is_some_and(|r| r.rotate) {
+                "; the reply's new refresh token replaces the old one"
+            } else {
+                ""
+            }
+        );
+        print_indented(&refresh.to_string());
+    }
+    println!();
+    let (name, value) = preview_injection(p, &conn);
+    println!("attached to each API request:");
+    if let Some(query) = name.strip_prefix('?') {
+        println!("  query parameter {query}={value}");
+    } else {
+        println!("  {name}: {value}");
+    }
+    println!();
+    println!("expiry: {}", expiry(p));
+    Outcome::Ok
+}
+
+fn print_indented(text: &str) {
+    for line in text.lines() {
+        if line.is_empty() {
+            println!();
+        } else {
+            println!("  {line}");
+        }
+    }
+}
+
+fn expiry(p: &tokenauth_core::Provider) -> String {
+    if p.login.is_none() {
+        return "never (static credentials)".to_owned();
+    }
+    let r = &p.response;
+    let mut sources = Vec::new();
+    if let Some(at) = &r.expires_at {
+        sources.push(format!("reply {} ({:?})", at.as_str(), r.expires_at_format));
+    }
+    if let Some(i) = &r.expires_in {
+        sources.push(format!("reply {} (seconds)", i.as_str()));
+    }
+    if p.expiry.jwt_exp {
+        sources.push("the JWT exp claim".to_owned());
+    }
+    if let Some(ttl) = p.expiry.ttl {
+        sources.push(format!("ttl {}", humantime::format_duration(ttl)));
+    }
+    let skew = match p.expiry.skew {
+        tokenauth_core::config::Skew::Percent(n) => format!("{n}% of the lifetime"),
+        tokenauth_core::config::Skew::Fixed(d) => humantime::format_duration(d).to_string(),
+    };
+    format!(
+        "{}; renewed in the background {skew} before it ends",
+        sources.join(", else ")
+    )
+}

@@ -1,0 +1,97 @@
+//! `tokenauth token`: fetch a token and show what it is, masked.
+
+use std::io::IsTerminal;
+
+use secrecy::ExposeSecret;
+use tokenauth_core::Injection;
+
+use crate::common::{connection, mask, provider, report, when, with_spinner};
+use crate::{ConnectionArgs, Global, Outcome};
+
+pub(crate) async fn run(g: &Global, id: &str, args: &ConnectionArgs, reveal: bool) -> Outcome {
+    let providers = match g.load() {
+        Ok(p) => p,
+        Err(o) => return o,
+    };
+    let p = match provider(&providers, id) {
+        Ok(p) => p.clone(),
+        Err(o) => return o,
+    };
+    let conn = match connection(&p, args) {
+        Ok(c) => c,
+        Err(o) => return o,
+    };
+    let auth = match g.engine(providers) {
+        Ok(a) => a,
+        Err(o) => return o,
+    };
+    let what = if p.login.is_some() {
+        "fetching a token"
+    } else {
+        "rendering the static credential"
+    };
+    let credential = match with_spinner(
+        format!("{}: {what}…", p.id),
+        auth.credential(&p.id, Some(&conn)),
+    )
+    .await
+    {
+        Ok(c) => c,
+        Err(e) => return report(&e),
+    };
+    let now = auth.clock().now();
+    println!("provider:   {} ({})", p.id, p.name);
+    println!("connection: {}", conn.id());
+    match credential.access_token() {
+        Some(token) => {
+            let token = token.expose_secret();
+            println!("token type: {}", token_type(&p));
+            if reveal {
+                if std::io::stdout().is_terminal() {
+                    eprintln!(
+                        "warning: printing the whole token; it grants access to {} until it expires",
+                        p.name
+                    );
+                }
+                println!("token:      {token}");
+            } else {
+                println!("token:      {} (--reveal prints it whole)", mask(token));
+            }
+        }
+        None => println!("token:      none (static credentials, sent as they are)"),
+    }
+    match credential.expires_at() {
+        Some(t) => println!("expires:    {}", when(t, now)),
+        None => println!("expires:    never"),
+    }
+    if let Some(t) = credential.renew_at() {
+        println!("renews:     {}", when(t, now));
+    }
+    match credential.injection() {
+        Injection::Header { name, .. } => {
+            println!("attached:   header {name} (value sensitive, not shown)")
+        }
+        Injection::Query { name, .. } => {
+            println!("attached:   query parameter {name} (value not shown)")
+        }
+        _ => {}
+    }
+    Outcome::Ok
+}
+
+/// The scheme the inject template puts before the token (`bearer`, `Bearer`,
+/// `Token`, ...), or `custom` when there is none.
+fn token_type(p: &tokenauth_core::Provider) -> String {
+    use tokenauth_core::config::Inject;
+    match &p.inject {
+        Inject::Header { value, .. } => value
+            .source()
+            .split_once("{{")
+            .map(|(prefix, _)| prefix.trim())
+            .filter(|s| !s.is_empty())
+            .unwrap_or("custom")
+            .to_owned(),
+        Inject::Basic(_) => "basic".to_owned(),
+        Inject::Query { .. } => "query parameter".to_owned(),
+    }
+}

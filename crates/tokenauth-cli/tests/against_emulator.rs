@@ -1,0 +1,245 @@
+//! `tokenauth explain | token | test` as a new user runs them: a real
+//! subprocess, the unchanged root `providers.toml`, inputs from environment
+//! variables, pointed at the in-process emulator with `--resolve` and
+//! `--cacert` (nothing leaves 127.0.0.1).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tokenauth_emulator::{
+    BRO_DEMO_PASSWORD, BRO_DEMO_USERNAME, Emulator, EmulatorConfig, Provider, REOB_DEMO_PASSWORD,
+    REOB_DEMO_USERNAME, TWOBA_DEMO_CLIENT_ID, TWOBA_DEMO_CLIENT_SECRET, TWOBA_DEMO_PASSWORD,
+    TWOBA_DEMO_USERNAME,
+};
+
+const SECRETS: [&str; 3] = [
+    REOB_DEMO_PASSWORD,
+    TWOBA_DEMO_PASSWORD,
+    TWOBA_DEMO_CLIENT_SECRET,
+];
+
+fn root() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+struct Fixture {
+    emulator: Emulator,
+    ca: PathBuf,
+}
+
+impl Fixture {
+    fn new(name: &str) -> Self {
+        let emulator = Emulator::start_on_own_runtime(EmulatorConfig::default().tls(true), 1)
+            .expect("emulator");
+        let ca =
+            std::env::temp_dir().join(format!("tokenauth-cli-{}-{name}.pem", std::process::id()));
+        std::fs::write(&ca, emulator.ca_cert_pem().expect("tls on")).unwrap();
+        Fixture { emulator, ca }
+    }
+
+    /// `tokenauth ARGS` with the emulator's hosts resolved and its CA trusted,
+    /// and every seed input in the environment (`env` overrides them; an empty
+    /// value removes the variable).
+    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokenauth"));
+        cmd.current_dir(root()).env_remove("TOKENAUTH_CONFIG");
+        for (host, addr) in self.emulator.host_overrides() {
+            cmd.arg("--resolve").arg(format!("{host}:443:{addr}"));
+        }
+        cmd.arg("--cacert").arg(&self.ca);
+        cmd.args(args);
+        let defaults = [
+            ("REOBTIMAAL_USERNAME", REOB_DEMO_USERNAME),
+            ("REOBTIMAAL_PASSWORD", REOB_DEMO_PASSWORD),
+            ("TWOBA_USERNAME", TWOBA_DEMO_USERNAME),
+            ("TWOBA_PASSWORD", TWOBA_DEMO_PASSWORD),
+            ("TWOBA_CLIENT_ID", TWOBA_DEMO_CLIENT_ID),
+            ("TWOBA_CLIENT_SECRET", TWOBA_DEMO_CLIENT_SECRET),
+            ("BRO_TOKEN_USERNAME", BRO_DEMO_USERNAME),
+            ("BRO_TOKEN_PASSWORD", BRO_DEMO_PASSWORD),
+        ];
+        for (k, v) in defaults.iter().chain(env) {
+            if v.is_empty() {
+                cmd.env_remove(k);
+            } else {
+                cmd.env(k, v);
+            }
+        }
+        let out = cmd.output().expect("run tokenauth");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let all = format!("{stdout}{stderr}");
+        for secret in SECRETS.iter().chain([&BRO_DEMO_PASSWORD]) {
+            assert!(
+                !all.contains(secret),
+                "a secret leaked into the CLI output:\n{all}"
+            );
+        }
+        (out.status.code().unwrap_or(-1), stdout, stderr)
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.ca);
+    }
+}
+
+#[test]
+fn explain_each_seed_provider() {
+    let f = Fixture::new("explain");
+    for p in ["reobtimaal", "twoba", "bro"] {
+        let (code, out, err) = f.run(&["explain", p], &[]);
+        assert_eq!(code, 0, "{err}");
+        insta::assert_snapshot!(format!("explain_{p}"), out);
+    }
+    assert_eq!(
+        f.emulator.stats().reobtimaal.token.requests,
+        0,
+        "explain sends nothing"
+    );
+}
+
+#[test]
+fn explain_without_inputs_says_what_to_set() {
+    let f = Fixture::new("explain-unset");
+    let (code, out, _) = f.run(
+        &["explain", "reobtimaal"],
+        &[("REOBTIMAAL_USERNAME", ""), ("REOBTIMAAL_PASSWORD", "")],
+    );
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("username=[inputs.username: not set, set $REOBTIMAAL_USERNAME]"),
+        "{out}"
+    );
+}
+
+#[test]
+fn token_for_each_seed_provider() {
+    let f = Fixture::new("token");
+    let (code, out, err) = f.run(&["token", "reobtimaal"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("token type: bearer")
+            && out.contains("(40 characters) (--reveal prints it whole)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("expires:    ") && (out.contains("(in 59m 59s)") || out.contains("(in 1h)")),
+        "{out}"
+    );
+
+    let (code, out, err) = f.run(&["token", "twoba"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("token type: Bearer")
+            && (out.contains("(in 1m 59s)") || out.contains("(in 2m)")),
+        "{out}"
+    );
+
+    let (code, out, err) = f.run(&["token", "bro"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("token:      none (static credentials"),
+        "{out}"
+    );
+
+    let s = f.emulator.stats();
+    assert_eq!(
+        (s.reobtimaal.token.requests, s.twoba.token.requests),
+        (1, 1)
+    );
+}
+
+#[test]
+fn token_reveal_prints_the_whole_token() {
+    let f = Fixture::new("reveal");
+    let (code, out, _) = f.run(&["token", "reobtimaal", "--reveal"], &[]);
+    assert_eq!(code, 0);
+    let line = out.lines().find(|l| l.starts_with("token:")).unwrap();
+    let token = line.trim_start_matches("token:").trim();
+    assert_eq!(token.len(), 40, "{line}");
+    let recorded = f.emulator.recorded_token_requests();
+    assert_eq!(recorded.len(), 1);
+}
+
+#[test]
+fn test_each_seed_provider() {
+    let f = Fixture::new("test");
+    for p in ["reobtimaal", "twoba", "bro"] {
+        let (code, out, err) = f.run(&["test", p], &[]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(out.contains(&format!("result: {p} works")), "{out}");
+        assert!(out.contains("[4/4] test    ok"), "{out}");
+    }
+    assert_eq!(f.emulator.stats().bro.api.status(200), 1);
+}
+
+#[test]
+fn wrong_credentials_exit_1_with_a_clear_message() {
+    let f = Fixture::new("wrong");
+    let (code, out, _) = f.run(
+        &["test", "reobtimaal"],
+        &[("REOBTIMAAL_PASSWORD", "wrong-password")],
+    );
+    assert_eq!(code, 1);
+    assert!(out.contains("[2/4] login   FAILED  provider `reobtimaal`: the login request to https://api.reobtimaal-diensten.nl/api/Token got HTTP 400"), "{out}");
+    assert!(
+        out.contains("The user name or password is incorrect."),
+        "{out}"
+    );
+    assert!(!out.contains("wrong-password"));
+
+    let (code, _, err) = f.run(
+        &["token", "twoba"],
+        &[("TWOBA_CLIENT_SECRET", "not-the-secret")],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("HTTP 400")
+            && err.contains("invalid_client")
+            && !err.contains("not-the-secret"),
+        "{err}"
+    );
+
+    let (code, out, _) = f.run(&["test", "bro"], &[("BRO_TOKEN_PASSWORD", "0000")]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("[4/4] test    FAILED")
+            && out.contains("401")
+            && out.contains("rejected the credential"),
+        "{out}"
+    );
+
+    f.emulator.revoke(Provider::Bro);
+    let (code, out, _) = f.run(&["test", "bro"], &[]);
+    assert_eq!(code, 1, "{out}");
+}
+
+#[test]
+fn missing_input_exits_2_naming_the_variable() {
+    let f = Fixture::new("missing");
+    let (code, out, _) = f.run(&["test", "twoba"], &[("TWOBA_PASSWORD", "")]);
+    assert_eq!(code, 2);
+    assert!(
+        out.contains("missing: password (set $TWOBA_PASSWORD)"),
+        "{out}"
+    );
+    let (code, _, err) = f.run(&["token", "twoba"], &[("TWOBA_PASSWORD", "")]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("set the environment variable TWOBA_PASSWORD"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_provider_exits_2() {
+    let f = Fixture::new("unknown");
+    let (code, _, err) = f.run(&["token", "nope"], &[]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("no provider `nope`") && err.contains("reobtimaal, twoba, bro"),
+        "{err}"
+    );
+}

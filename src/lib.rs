@@ -1,2 +1,60 @@
-//! tokenauth facade.
+//! # tokenauth
+//!
+//! HTTP authentication for any API provider described in TOML: describe the
+//! provider in `providers.toml`, add one line to your client, and every
+//! request to the provider's API carries a valid credential (fetched once,
+//! shared by concurrent requests, renewed before it expires, renewed and
+//! retried once when the API rejects it, and never sent anywhere else).
+//!
+//! reqwest ([reqwest-middleware](https://docs.rs/reqwest-middleware), feature
+//! `reqwest`):
+//!
+//! ```no_run
+//! use reqwest_middleware::ClientBuilder;
+//! use tokenauth::TokenAuth;
+//! use tokenauth::prelude::*;
+//! # fn main() -> Result<(), tokenauth::Error> {
+//! let client = ClientBuilder::new(reqwest::Client::new()).with(TokenAuth::from_path("providers.toml")?.middleware()).build();
+//! # let _ = client; Ok(()) }
+//! ```
+//!
+//! tower (a hyper-util client, a tonic `Channel`, any
+//! `Service<http::Request<B>>`; feature `tower`):
+//!
+//! ```no_run
+//! use tokenauth::TokenAuth;
+//! use tokenauth::prelude::*;
+//! # fn main() -> Result<(), tokenauth::Error> {
+//! # let client = tower::service_fn(|_: http::Request<String>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) });
+//! let service = tower::ServiceBuilder::new().layer(TokenAuth::from_path("providers.toml")?.layer()).service(client);
+//! # let _ = service; Ok(()) }
+//! ```
+//!
+//! This crate re-exports [`tokenauth_core`] (the description language and
+//! the token engine) at its root, the adapters' main types next to it, and
+//! the adapter crates in full under [`adapters`]. Runnable programs are in
+//! the repository's `examples/` directory (`cargo run --example reqwest`).
+
 pub use tokenauth_core::*;
+
+#[cfg(feature = "reqwest")]
+pub use tokenauth_reqwest::{AuthMiddleware, MiddlewareExt, auth_error};
+#[cfg(feature = "tower")]
+pub use tokenauth_tower::{Auth, AuthError, AuthLayer, LayerExt};
+
+/// The adapter crates in full.
+pub mod adapters {
+    #[cfg(feature = "reqwest")]
+    pub use tokenauth_reqwest as reqwest;
+    #[cfg(feature = "tower")]
+    pub use tokenauth_tower as tower;
+}
+
+/// The extension traits that add `middleware()` and `layer()` to
+/// [`TokenAuth`]: `use tokenauth::prelude::*;`.
+pub mod prelude {
+    #[cfg(feature = "reqwest")]
+    pub use tokenauth_reqwest::MiddlewareExt as _;
+    #[cfg(feature = "tower")]
+    pub use tokenauth_tower::LayerExt as _;
+}

@@ -6,7 +6,9 @@
 
 mod check;
 mod common;
+mod demo;
 mod explain;
+mod request;
 mod test_cmd;
 mod token;
 
@@ -65,6 +67,8 @@ pub(crate) struct ConnectionArgs {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the main job with no credentials or network: the built-in emulator, the three seed providers, the middleware.
+    Demo,
     /// Validate a description: every problem with file:line:column; exit 2 if invalid.
     Check {
         /// The file to check (overrides --config).
@@ -89,6 +93,29 @@ enum Command {
         /// Print the whole token (a warning goes to stderr on a terminal).
         #[arg(long)]
         reveal: bool,
+    },
+    /// Send a request through the middleware (curl-like) and print the status and body; exit 1 on a 4xx/5xx.
+    Request {
+        /// The provider whose credential to attach (the URL must lie in its api prefixes).
+        provider: String,
+        /// The URL.
+        url: String,
+        /// The method.
+        #[arg(
+            short = 'X',
+            long = "request",
+            value_name = "METHOD",
+            default_value = "GET"
+        )]
+        method: String,
+        /// A request body, sent as given.
+        #[arg(short = 'd', long = "data", value_name = "BODY")]
+        data: Option<String>,
+        /// An extra header, 'Name: value' (repeatable).
+        #[arg(short = 'H', long = "header", value_name = "HEADER")]
+        headers: Vec<String>,
+        #[command(flatten)]
+        conn: ConnectionArgs,
     },
     /// Prove a description works: inputs, login, injection and the provider's [test] request, step by step.
     Test {
@@ -122,6 +149,7 @@ fn main() -> ExitCode {
     common::init_tracing(cli.global.verbose);
     let g = &cli.global;
     let outcome = match cli.command {
+        Command::Demo => common::block_on(demo::run(g)),
         Command::Check { file, json } => check::run(&file.unwrap_or_else(|| g.config_path()), json),
         Command::Explain { provider, conn } => explain::run(g, &provider, &conn),
         Command::Token {
@@ -129,6 +157,24 @@ fn main() -> ExitCode {
             conn,
             reveal,
         } => common::block_on(token::run(g, &provider, &conn, reveal)),
+        Command::Request {
+            provider,
+            url,
+            method,
+            data,
+            headers,
+            conn,
+        } => common::block_on(request::run(
+            g,
+            request::RequestArgs {
+                provider: &provider,
+                url: &url,
+                method: &method,
+                data: data.as_deref(),
+                headers: &headers,
+                conn: &conn,
+            },
+        )),
         Command::Test { provider, conn } => common::block_on(test_cmd::run(g, &provider, &conn)),
     };
     outcome.into()

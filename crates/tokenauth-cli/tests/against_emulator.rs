@@ -243,3 +243,109 @@ fn unknown_provider_exits_2() {
         "{err}"
     );
 }
+
+#[test]
+fn request_through_the_middleware_for_each_seed_provider() {
+    let f = Fixture::new("request");
+    let (code, out, err) = f.run(
+        &[
+            "request",
+            "reobtimaal",
+            "https://api.reobtimaal-diensten.nl/api/v1/projecten",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("200 OK\n") && out.contains(REOB_DEMO_USERNAME),
+        "{out}"
+    );
+
+    let (code, out, err) = f.run(
+        &[
+            "request",
+            "twoba",
+            "https://api.2ba.nl/1/json/Product/DetailsForProduct",
+            "-H",
+            "Accept: application/json",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("200 OK\n"), "{out}");
+
+    let (code, out, err) = f.run(
+        &[
+            "request",
+            "bro",
+            "https://www.bronhouderportaal-bro.nl/api/v2/validatie",
+            "-X",
+            "POST",
+            "-d",
+            "<xml/>",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("200 OK\n"), "{out}");
+
+    let (code, out, _) = f.run(
+        &[
+            "request",
+            "reobtimaal",
+            "https://api.reobtimaal-diensten.nl/api/v1/beheer/gebruikers",
+        ],
+        &[],
+    );
+    assert_eq!(code, 1, "a 403 is a failure");
+    assert!(out.starts_with("403 Forbidden"), "{out}");
+}
+
+#[test]
+fn request_with_wrong_credentials_exits_1() {
+    let f = Fixture::new("request-wrong");
+    let (code, _, err) = f.run(
+        &["request", "twoba", "https://api.2ba.nl/1/json/x"],
+        &[("TWOBA_PASSWORD", "nope-nope")],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("HTTP 400") && err.contains("invalid_grant") && !err.contains("nope-nope"),
+        "{err}"
+    );
+    let (code, out, _) = f.run(
+        &[
+            "request",
+            "bro",
+            "https://www.bronhouderportaal-bro.nl/api/v2/leveringen/1",
+        ],
+        &[("BRO_TOKEN_PASSWORD", "0000")],
+    );
+    assert_eq!(code, 1);
+    assert!(out.starts_with("401 Unauthorized"), "{out}");
+}
+
+#[test]
+fn request_outside_the_providers_prefixes_is_refused() {
+    let f = Fixture::new("request-outside");
+    let (code, _, err) = f.run(
+        &["request", "reobtimaal", "https://api.2ba.nl/1/json/x"],
+        &[],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("belongs to provider `twoba`, not to `reobtimaal`"),
+        "{err}"
+    );
+    let (code, _, err) = f.run(
+        &[
+            "request",
+            "bro",
+            "https://www.bronhouderportaal-bro.nl.evil.example/api/v2/validatie",
+        ],
+        &[],
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("belongs to no provider"), "{err}");
+    assert_eq!(f.emulator.stats().bro.api.requests, 0);
+}

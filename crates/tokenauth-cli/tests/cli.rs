@@ -79,3 +79,24 @@ fn bad_arguments_exit_2() {
     let (code, _) = run(&["frobnicate"]);
     assert_eq!(code, 2);
 }
+
+#[test]
+fn demo_runs_the_main_job_and_prints_a_deterministic_summary() {
+    let (code, out) = run(&["demo"]);
+    assert_eq!(code, 0, "{out}");
+    // Timing and cache hit/miss split depend on scheduling; the rest is
+    // counted by the emulator and is the same on every run.
+    let stable: Vec<String> = out
+        .lines()
+        .map(|l| {
+            if l.starts_with("engine counters:") {
+                "engine counters: [varies with scheduling]".to_owned()
+            } else if let Some((head, _)) = l.split_once(" requests in ") {
+                format!("{head} requests in [time]")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    insta::assert_snapshot!(stable.join("\n"));
+}

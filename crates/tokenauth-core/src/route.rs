@@ -51,6 +51,28 @@ impl<'a> Target<'a> {
             path: url.path(),
         })
     }
+
+    /// The routing view of an `http::Uri`; `None` for a URI without a
+    /// scheme or host (e.g. the path-only URIs a tonic `Channel` sees), or
+    /// with a scheme other than `http`/`https` and no explicit port.
+    pub fn from_uri(uri: &'a http::Uri) -> Option<Self> {
+        let scheme = uri.scheme_str()?;
+        let port = match (uri.port_u16(), scheme) {
+            (Some(p), _) => p,
+            (None, s) if s.eq_ignore_ascii_case("https") => 443,
+            (None, s) if s.eq_ignore_ascii_case("http") => 80,
+            _ => return None,
+        };
+        Some(Target {
+            scheme,
+            host: uri.host()?,
+            port,
+            path: match uri.path() {
+                "" => "/",
+                p => p,
+            },
+        })
+    }
 }
 
 /// True when `url` lies inside the `api` prefix `prefix`.
@@ -149,5 +171,35 @@ mod tests {
         assert!(prefix_matches(&root, &p("http://127.0.0.1:8080/anything")));
         assert!(!prefix_matches(&root, &p("http://127.0.0.1:8081/anything")));
         assert!(!prefix_matches(&root, &p("http://localhost:8080/anything")));
+    }
+
+    #[test]
+    fn target_from_uri() {
+        let t = |s: &str| {
+            let uri: http::Uri = s.parse().unwrap();
+            Target::from_uri(&uri).map(|t| {
+                (
+                    t.scheme.to_owned(),
+                    t.host.to_owned(),
+                    t.port,
+                    t.path.to_owned(),
+                )
+            })
+        };
+        let own = |a: &str, b: &str, c: u16, d: &str| Some((a.into(), b.into(), c, d.into()));
+        assert_eq!(
+            t("https://api.example.com/v1/x?q=1"),
+            own("https", "api.example.com", 443, "/v1/x")
+        );
+        assert_eq!(
+            t("http://127.0.0.1:8080"),
+            own("http", "127.0.0.1", 8080, "/")
+        );
+        assert_eq!(
+            t("http://u:p@evil.net/api"),
+            own("http", "evil.net", 80, "/api")
+        );
+        assert_eq!(t("/pkg.Service/Method"), None);
+        assert_eq!(t("ftp://example.com/"), None);
     }
 }

@@ -1,0 +1,119 @@
+//! `tokenauth request`: a curl-like request through the middleware.
+
+use reqwest_middleware::ClientBuilder;
+use tokenauth_reqwest::MiddlewareExt as _;
+
+use crate::common::{connection, provider, report, with_spinner};
+use crate::{ConnectionArgs, Global, Outcome};
+
+/// What `tokenauth request` was asked to send.
+pub(crate) struct RequestArgs<'a> {
+    pub(crate) provider: &'a str,
+    pub(crate) url: &'a str,
+    pub(crate) method: &'a str,
+    pub(crate) data: Option<&'a str>,
+    pub(crate) headers: &'a [String],
+    pub(crate) conn: &'a ConnectionArgs,
+}
+
+pub(crate) async fn run(g: &Global, a: RequestArgs<'_>) -> Outcome {
+    let providers = match g.load() {
+        Ok(p) => p,
+        Err(o) => return o,
+    };
+    let p = match provider(&providers, a.provider) {
+        Ok(p) => p.clone(),
+        Err(o) => return o,
+    };
+    let conn = match connection(&p, a.conn) {
+        Ok(c) => c,
+        Err(o) => return o,
+    };
+    let url = match url::Url::parse(a.url) {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("error: `{}` is not an absolute URL ({e})", a.url);
+            return Outcome::InvalidInput;
+        }
+    };
+    let Ok(method) = reqwest::Method::from_bytes(a.method.to_ascii_uppercase().as_bytes()) else {
+        eprintln!("error: `{}` is not an HTTP method", a.method);
+        return Outcome::InvalidInput;
+    };
+    let auth = match g.engine(providers) {
+        Ok(a) => a,
+        Err(o) => return o,
+    };
+    match auth.route(&url) {
+        Some(routed) if routed.id() == p.id => {}
+        other => {
+            let owner = other.map_or_else(
+                || "no provider".to_owned(),
+                |h| format!("provider `{}`", h.id()),
+            );
+            eprintln!(
+                "error: {url} belongs to {owner}, not to `{}`, whose credential is only sent to: {}",
+                p.id,
+                p.api
+                    .iter()
+                    .map(|u| u.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            return Outcome::InvalidInput;
+        }
+    }
+    let http = match g.client_builder().and_then(|b| {
+        b.build().map_err(|e| {
+            eprintln!("error: cannot build the HTTP client: {e}");
+            Outcome::InvalidInput
+        })
+    }) {
+        Ok(c) => c,
+        Err(o) => return o,
+    };
+    let client = ClientBuilder::new(http).with(auth.middleware()).build();
+    let mut request = client
+        .request(method.clone(), url.clone())
+        .with_extension(conn);
+    for h in a.headers {
+        let Some((name, value)) = h.split_once(':') else {
+            eprintln!("error: -H {h}: expected 'Name: value'");
+            return Outcome::InvalidInput;
+        };
+        request = request.header(name.trim(), value.trim());
+    }
+    if let Some(body) = a.data {
+        request = request.body(body.to_owned());
+    }
+    let response = match with_spinner(format!("{method} {url}…"), request.send()).await {
+        Ok(r) => r,
+        Err(e) => {
+            return match tokenauth_reqwest::auth_error(&e) {
+                Some(auth) => report(auth),
+                None => {
+                    eprintln!("error: {method} {url}: {e}");
+                    Outcome::AuthFailure
+                }
+            };
+        }
+    };
+    let status = response.status();
+    println!("{status}");
+    match response.text().await {
+        Ok(body) => {
+            if !body.is_empty() {
+                println!("{body}");
+            }
+        }
+        Err(e) => {
+            eprintln!("error: reading the body: {e}");
+            return Outcome::AuthFailure;
+        }
+    }
+    if status.is_client_error() || status.is_server_error() {
+        Outcome::AuthFailure
+    } else {
+        Outcome::Ok
+    }
+}

@@ -1,0 +1,313 @@
+//! # tokenauth-reqwest
+//!
+//! A [`reqwest_middleware::Middleware`] that authenticates outgoing requests
+//! for the providers of a [`TokenAuth`] engine (a `providers.toml`): one
+//! `.with(...)` on the client builder.
+//!
+//! ```no_run
+//! # use reqwest_middleware::ClientBuilder;
+//! # use tokenauth_core::TokenAuth;
+//! use tokenauth_reqwest::MiddlewareExt as _;
+//! # fn main() -> Result<(), tokenauth_core::Error> {
+//! let client = ClientBuilder::new(reqwest::Client::new()).with(TokenAuth::from_path("providers.toml")?.middleware()).build();
+//! # let _ = client; Ok(()) }
+//! ```
+//!
+//! - [Example](#example)
+//! - [What the middleware does](#what-the-middleware-does)
+//! - [Connections](#connections)
+//! - [Opting out](#opting-out)
+//! - [Rejected credentials: renew and retry once](#rejected-credentials-renew-and-retry-once)
+//! - [Errors](#errors)
+//! - [Redirects](#redirects)
+//!
+//! ## Example
+//!
+//! Against the emulated providers (the hidden lines start the emulator and
+//! point the HTTP clients at it; with the real providers a plain
+//! `reqwest::Client::new()` and `TokenAuth::from_path` are all it takes):
+//!
+//! ```
+//! # use tokenauth_emulator::{Emulator, EmulatorConfig, REOB_DEMO_USERNAME, REOB_DEMO_PASSWORD};
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let emulator = Emulator::start(EmulatorConfig::default().tls(true)).await?;
+//! # let builder = || {
+//! #     let ca = reqwest::Certificate::from_pem(emulator.ca_cert_pem().unwrap().as_bytes()).unwrap();
+//! #     let mut b = reqwest::Client::builder().tls_certs_only([ca]);
+//! #     for (host, addr) in emulator.host_overrides() { b = b.resolve(host, addr); }
+//! #     b
+//! # };
+//! # let providers = tokenauth_core::Providers::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../../providers.toml"))?;
+//! # let auth = TokenAuth::builder(providers).http_client_builder(builder()).build()?;
+//! # let http_client = builder().build()?;
+//! use reqwest_middleware::ClientBuilder;
+//! use tokenauth_core::{Connection, TokenAuth};
+//! use tokenauth_reqwest::MiddlewareExt as _;
+//!
+//! let client = ClientBuilder::new(http_client).with(auth.middleware()).build();
+//!
+//! // One tenant's credentials; without this extension the default
+//! // connection reads REOBTIMAAL_USERNAME and REOBTIMAAL_PASSWORD.
+//! let tenant = Connection::new("tenant-a")
+//!     .with_input("username", REOB_DEMO_USERNAME)
+//!     .with_secret("password", REOB_DEMO_PASSWORD);
+//! for _ in 0..3 {
+//!     let reply = client
+//!         .get("https://api.reobtimaal-diensten.nl/api/v1/projecten")
+//!         .with_extension(tenant.clone())
+//!         .send()
+//!         .await?;
+//!     assert_eq!(reply.status(), 200);
+//! }
+//! // One login for all three requests.
+//! assert_eq!(emulator.stats().reobtimaal.token.requests, 1);
+//! # Ok(()) }
+//! ```
+//!
+//! ## What the middleware does
+//!
+//! For each request, in this order (every decision is a call into
+//! [`tokenauth_core`]):
+//!
+//! 1. A request with the [`NoAuth`] extension is sent as it is.
+//! 2. **Routing.** The URL is matched against every provider's `api`
+//!    prefixes (scheme, host, port, and the path at a segment boundary; the
+//!    longest prefix wins, see [`tokenauth_core::route`]). A request that
+//!    matches none is sent untouched: a credential is never attached to a URL
+//!    outside its provider's prefixes.
+//! 3. **Explicit credentials win.** A request that already carries an
+//!    `Authorization` header, the provider's inject header (e.g.
+//!    `X-Api-Key`), or for `inject.query` providers its query parameter, is
+//!    sent as the caller built it: the middleware never overwrites a
+//!    credential the caller set (and does not renew or retry it either).
+//! 4. **Credential.** The engine hands out the cached credential for
+//!    (provider, connection), fetching it first if needed; concurrent
+//!    requests share one token request.
+//! 5. It is attached (a sensitive header, or the query parameter) and the
+//!    request is sent.
+//!
+//! ## Connections
+//!
+//! A [`Connection`] in the request extensions
+//! ([`RequestBuilder::with_extension`](reqwest_middleware::RequestBuilder::with_extension))
+//! selects the set of inputs (credentials) for that request; tokens are
+//! cached per (provider, connection id). Without one, the provider's default
+//! connection is used, whose inputs come from the environment variables the
+//! description names; if one is missing, the request fails with
+//! [`Error::MissingInput`](tokenauth_core::Error::MissingInput), whose
+//! message names the variable to set.
+//!
+//! ## Opting out
+//!
+//! `.with_extension(NoAuth)` sends one request without a credential, even
+//! inside a provider's prefix.
+//!
+//! ## Rejected credentials: renew and retry once
+//!
+//! When the API answers with one of the provider's `on_unauthorized.status`
+//! codes (`401` by default) and the action is `renew` (the default for
+//! providers that log in), the middleware
+//!
+//! 1. invalidates the rejected token (only if it is still the cached one, so
+//!    many concurrent 401s cause one renewal),
+//! 2. gets a new credential, and
+//! 3. sends the request **once** more with it, if the request could be
+//!    cloned ([`reqwest::Request::try_clone`]; the copy is taken before the
+//!    first attempt). The retry's response is returned whatever its status:
+//!    there is never a second retry.
+//!
+//! A request with a streaming body (`reqwest::Body::wrap_stream`) cannot be
+//! cloned: it is **not retried**, and the rejected response is returned as
+//! it is (the token is still invalidated, so the next request gets a new
+//! one). If getting the new credential fails, that error is returned instead
+//! of the rejected response. Providers with `action = "fail"` (BRO, whose
+//! credential cannot be renewed) get their rejected responses unchanged.
+//!
+//! ## Errors
+//!
+//! reqwest-middleware wraps every middleware error in
+//! [`reqwest_middleware::Error::Middleware`] (an [`anyhow::Error`]). The
+//! typed [`tokenauth_core::Error`] is inside; [`auth_error`] gets it back
+//! (it is `downcast_ref` on the `anyhow::Error`):
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use reqwest_middleware::ClientBuilder;
+//! use tokenauth_core::{Connection, Providers, TokenAuth};
+//! use tokenauth_reqwest::{MiddlewareExt as _, auth_error};
+//!
+//! let providers = Providers::from_toml("providers.toml", r#"
+//! [providers.example]
+//! api = ["https://api.example.com/"]
+//! inputs.key = { env = "EXAMPLE_API_KEY" }
+//! inject = { header = "X-Api-Key", value = "{{ inputs.key }}" }
+//! "#)?;
+//! let client = ClientBuilder::new(reqwest::Client::new())
+//!     .with(TokenAuth::builder(providers).build()?.middleware())
+//!     .build();
+//!
+//! // This connection lacks the `key` input: no request is sent.
+//! let err = client
+//!     .get("https://api.example.com/items")
+//!     .with_extension(Connection::new("incomplete"))
+//!     .send()
+//!     .await
+//!     .unwrap_err();
+//! let typed = auth_error(&err).expect("a tokenauth error");
+//! assert!(matches!(typed, tokenauth_core::Error::MissingInput { input, .. } if input == "key"));
+//!
+//! // The same by hand:
+//! if let reqwest_middleware::Error::Middleware(e) = &err {
+//!     assert!(e.downcast_ref::<tokenauth_core::Error>().is_some());
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! ## Redirects
+//!
+//! reqwest follows redirects inside the client, *below* the middleware: the
+//! credential is attached once, to the URL the middleware saw, and the
+//! redirected request is not routed again. What reqwest 0.13 does to it
+//! (verified by this workspace's integration tests against a loopback
+//! redirect to another port):
+//!
+//! - On a redirect to another **scheme, host or port** it removes
+//!   `Authorization` (and `Cookie`, `Proxy-Authorization`,
+//!   `WWW-Authenticate`). So the header credentials of providers that inject
+//!   `Authorization` (bearer tokens, HTTP Basic) never follow a redirect to
+//!   another origin. A query credential is not carried either: the new URL
+//!   is the `Location`.
+//! - It does **not** remove other headers: a provider that injects a custom
+//!   header (`X-Api-Key`) would send it to the redirect target; and a
+//!   redirect to the *same* origin but outside the provider's `api` path
+//!   prefix keeps `Authorization`.
+//!
+//! If either case matters for a provider, build the client with
+//! `reqwest::redirect::Policy::none()`: the middleware then sees the `3xx`
+//! and the caller decides whether to follow it (a new request through the
+//! middleware is routed afresh).
+
+use async_trait::async_trait;
+use http::Extensions;
+use reqwest::{Request, Response};
+use reqwest_middleware::{Middleware, Next};
+use tracing::debug;
+
+pub use tokenauth_core::{Connection, NoAuth, TokenAuth};
+
+/// The middleware: attaches the credential of the provider a request's URL
+/// belongs to. Build it with [`AuthMiddleware::new`] or
+/// [`MiddlewareExt::middleware`]; see the [crate documentation](crate).
+///
+/// Cheap to clone; clones share the engine and its cache.
+#[derive(Clone, Debug)]
+pub struct AuthMiddleware {
+    auth: TokenAuth,
+}
+
+impl AuthMiddleware {
+    /// A middleware over `auth`.
+    pub fn new(auth: TokenAuth) -> Self {
+        AuthMiddleware { auth }
+    }
+
+    /// The engine.
+    pub fn auth(&self) -> &TokenAuth {
+        &self.auth
+    }
+}
+
+/// Adds [`middleware`](MiddlewareExt::middleware) to [`TokenAuth`], so that
+/// `ClientBuilder::new(client).with(auth.middleware())` reads naturally.
+pub trait MiddlewareExt {
+    /// A middleware sharing this engine (and its token cache).
+    fn middleware(&self) -> AuthMiddleware;
+}
+
+impl MiddlewareExt for TokenAuth {
+    fn middleware(&self) -> AuthMiddleware {
+        AuthMiddleware::new(self.clone())
+    }
+}
+
+/// The [`tokenauth_core::Error`] inside a reqwest-middleware error, if the
+/// request failed because no credential could be had (it is
+/// [`downcast_ref`](anyhow::Error::downcast_ref) on
+/// [`reqwest_middleware::Error::Middleware`]). `None` for transport errors
+/// and errors of other middleware.
+pub fn auth_error(error: &reqwest_middleware::Error) -> Option<&tokenauth_core::Error> {
+    match error {
+        reqwest_middleware::Error::Middleware(e) => e.downcast_ref(),
+        reqwest_middleware::Error::Reqwest(_) => None,
+    }
+}
+
+fn attach(credential: &tokenauth_core::Credential, request: &mut Request) {
+    if !credential.apply_to_headers(request.headers_mut()) {
+        credential.apply_to_url(request.url_mut());
+    }
+}
+
+#[async_trait]
+impl Middleware for AuthMiddleware {
+    async fn handle(
+        &self,
+        mut req: Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<Response> {
+        if extensions.get::<NoAuth>().is_some() {
+            return next.run(req, extensions).await;
+        }
+        let Some(provider) = self.auth.route(req.url()) else {
+            return next.run(req, extensions).await;
+        };
+        if provider.caller_authenticated(req.headers(), req.url().query()) {
+            return next.run(req, extensions).await;
+        }
+        let connection = extensions.get::<Connection>().cloned();
+        let credential = provider
+            .credential(connection.as_ref())
+            .await
+            .map_err(reqwest_middleware::Error::middleware)?;
+        // The copy for a retry is taken before the credential is attached.
+        let retry = if provider.renews() {
+            req.try_clone()
+        } else {
+            None
+        };
+        attach(&credential, &mut req);
+        let response = next.clone().run(req, extensions).await?;
+        let status = response.status().as_u16();
+        if !provider.renews_on(status) {
+            return Ok(response);
+        }
+        // Rejected: drop the token (only if it is still the cached one).
+        provider.invalidate(connection.as_ref(), &credential).await;
+        let Some(mut retry) = retry else {
+            debug!(
+                provider = provider.id(),
+                status, "credential rejected; the request has a streaming body and is not retried"
+            );
+            return Ok(response);
+        };
+        let renewed = provider
+            .credential(connection.as_ref())
+            .await
+            .map_err(reqwest_middleware::Error::middleware)?;
+        if renewed.token_id() == credential.token_id() {
+            return Ok(response);
+        }
+        debug!(provider = provider.id(), status, token = %renewed.token_id(), "credential rejected; renewed, retrying the request once");
+        drop(response);
+        attach(&renewed, &mut retry);
+        next.run(retry, extensions).await
+    }
+}
+
+/// The README's example, compiled as a doctest.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

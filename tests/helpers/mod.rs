@@ -1,0 +1,331 @@
+//! Shared fixtures for the adapter tests: the emulator over TLS with the
+//! unchanged `providers.toml`, engines, HTTP clients (reqwest with the
+//! middleware, hyper-util with the layer) that reach the emulator under the
+//! real host names, the emulator's fake accounts as connections, and a
+//! loopback test server that records what it receives.
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Ready;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::Name;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use reqwest_middleware::ClientWithMiddleware;
+use secrecy::SecretString;
+use tokenauth::prelude::*;
+use tokenauth::{Connection, Providers, TokenAuth};
+use tokenauth_emulator::{
+    BRO_DEMO_PASSWORD, BRO_DEMO_USERNAME, Emulator, EmulatorConfig, Provider, REOB_DEMO_PASSWORD,
+    REOB_DEMO_USERNAME, TWOBA_DEMO_CLIENT_ID, TWOBA_DEMO_CLIENT_SECRET, TWOBA_DEMO_PASSWORD,
+    TWOBA_DEMO_USERNAME, tenant_password, tenant_username,
+};
+
+/// The repository's `providers.toml`, unchanged.
+pub fn seed_toml() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/providers.toml"))
+        .expect("providers.toml")
+}
+
+/// The emulator with its TLS listener on.
+pub async fn emulator() -> Emulator {
+    Emulator::start(EmulatorConfig::default().tls(true))
+        .await
+        .expect("emulator starts")
+}
+
+/// A reqwest client builder that reaches the emulator under the real host
+/// names (its CA only, host names resolved to its TLS listener).
+pub fn reqwest_builder(emu: &Emulator) -> reqwest::ClientBuilder {
+    let ca = reqwest::Certificate::from_pem(emu.ca_cert_pem().expect("tls on").as_bytes())
+        .expect("CA PEM");
+    let mut b = reqwest::Client::builder().tls_certs_only([ca]);
+    for (host, addr) in emu.host_overrides() {
+        b = b.resolve(host, addr);
+    }
+    b
+}
+
+/// An engine over `toml` whose token requests reach the emulator, with fast
+/// retries.
+pub fn engine_toml(emu: &Emulator, toml: &str) -> TokenAuth {
+    let providers = Providers::from_toml("providers.toml", toml).expect("providers load");
+    TokenAuth::builder(providers)
+        .http_client_builder(reqwest_builder(emu))
+        .retry_backoff(Duration::from_millis(1), Duration::from_millis(20))
+        .build()
+        .expect("engine builds")
+}
+
+/// An engine over the unchanged seed providers.
+pub fn engine(emu: &Emulator) -> TokenAuth {
+    engine_toml(emu, &seed_toml())
+}
+
+/// A reqwest-middleware client with the tokenauth middleware, reaching the
+/// emulator (and loopback test servers).
+pub fn middleware_client(emu: &Emulator, auth: &TokenAuth) -> ClientWithMiddleware {
+    middleware_client_with(reqwest_builder(emu), auth)
+}
+
+pub fn middleware_client_with(
+    builder: reqwest::ClientBuilder,
+    auth: &TokenAuth,
+) -> ClientWithMiddleware {
+    reqwest_middleware::ClientBuilder::new(builder.build().expect("client builds"))
+        .with(auth.middleware())
+        .build()
+}
+
+/// Resolves the emulator's real host names to its TLS listener (IP
+/// literals such as 127.0.0.1 never reach a resolver).
+#[derive(Clone)]
+pub struct Overrides(Arc<HashMap<String, SocketAddr>>);
+
+impl tower::Service<Name> for Overrides {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = io::Error;
+    type Future = Ready<Result<Self::Response, io::Error>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), io::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let addr = match self.0.get(name.as_str()) {
+            Some(a) => Ok(vec![*a].into_iter()),
+            None => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("test resolver: unknown host {}", name.as_str()),
+            )),
+        };
+        std::future::ready(addr)
+    }
+}
+
+/// The hyper-util legacy client type of these tests.
+pub type HyperClient<B> = Client<HttpsConnector<HttpConnector<Overrides>>, B>;
+
+/// A hyper-util legacy client that reaches the emulator under the real host
+/// names over TLS (its CA only), and loopback test servers over plain HTTP.
+pub fn hyper_client<B>(emu: &Emulator) -> HyperClient<B>
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+{
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::CertificateDer;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(emu.ca_cert_pem().expect("tls on").as_bytes()) {
+        roots.add(cert.expect("CA PEM")).expect("CA cert");
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let map = emu
+        .host_overrides()
+        .into_iter()
+        .map(|(h, a)| (h.to_owned(), a))
+        .collect();
+    let mut http = HttpConnector::new_with_resolver(Overrides(Arc::new(map)));
+    http.enforce_http(false);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new()).build(https)
+}
+
+// ------------------------------------------------------------ connections
+
+pub fn reob() -> Connection {
+    Connection::new("reob-demo")
+        .with_input("username", REOB_DEMO_USERNAME)
+        .with_secret("password", SecretString::from(REOB_DEMO_PASSWORD))
+}
+
+pub fn twoba() -> Connection {
+    Connection::new("2ba-demo")
+        .with_input("username", TWOBA_DEMO_USERNAME)
+        .with_secret("password", SecretString::from(TWOBA_DEMO_PASSWORD))
+        .with_input("client_id", TWOBA_DEMO_CLIENT_ID)
+        .with_secret(
+            "client_secret",
+            SecretString::from(TWOBA_DEMO_CLIENT_SECRET),
+        )
+}
+
+pub fn bro() -> Connection {
+    Connection::new("bro-demo")
+        .with_input("username", BRO_DEMO_USERNAME)
+        .with_secret("token", SecretString::from(BRO_DEMO_PASSWORD))
+}
+
+/// Tenant `n` of REOBtimaal (an account the emulator accepts).
+pub fn reob_tenant(n: u64) -> Connection {
+    Connection::new(format!("tenant-{n}"))
+        .with_input("username", tenant_username(Provider::Reobtimaal, n))
+        .with_secret("password", tenant_password(Provider::Reobtimaal, n))
+}
+
+/// The seed API endpoints: (provider id, method, real URL, connection,
+/// emulator user in the reply).
+pub fn seed_endpoints() -> Vec<(
+    &'static str,
+    http::Method,
+    &'static str,
+    Connection,
+    &'static str,
+)> {
+    vec![
+        (
+            "reobtimaal",
+            http::Method::GET,
+            "https://api.reobtimaal-diensten.nl/api/v1/projecten",
+            reob(),
+            REOB_DEMO_USERNAME,
+        ),
+        (
+            "twoba",
+            http::Method::GET,
+            "https://api.2ba.nl/1/json/Product/DetailsForProduct",
+            twoba(),
+            TWOBA_DEMO_USERNAME,
+        ),
+        (
+            "bro",
+            http::Method::POST,
+            "https://www.bronhouderportaal-bro.nl/api/v2/validatie",
+            bro(),
+            BRO_DEMO_USERNAME,
+        ),
+    ]
+}
+
+// ------------------------------------------------------------ test server
+
+/// One request the test server received.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub path: String,
+    pub query: Option<String>,
+    pub authorization: Option<String>,
+    pub api_key: Option<String>,
+}
+
+/// A loopback HTTP/1.1 server that records every request and answers:
+/// `/api/redirect?to=URL` -> 302 to URL; `/status/N` -> status N; anything
+/// else -> 200 `ok`.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().unwrap();
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let record = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let record = record.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let record = record.clone();
+                        async move { Ok::<_, Infallible>(answer(&record, req)) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        TestServer { addr, seen }
+    }
+
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Everything received so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn answer(
+    record: &Mutex<Vec<Seen>>,
+    req: http::Request<hyper::body::Incoming>,
+) -> http::Response<Full<Bytes>> {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap_or("<binary>").to_owned())
+    };
+    let seen = Seen {
+        path: req.uri().path().to_owned(),
+        query: req.uri().query().map(str::to_owned),
+        authorization: header("authorization"),
+        api_key: header("x-api-key"),
+    };
+    record.lock().unwrap().push(seen.clone());
+    let mut response = http::Response::new(Full::new(Bytes::from_static(b"ok")));
+    if seen.path == "/api/redirect" {
+        let to = url::form_urlencoded::parse(seen.query.unwrap_or_default().as_bytes())
+            .find(|(k, _)| k == "to")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        *response.status_mut() = http::StatusCode::FOUND;
+        response
+            .headers_mut()
+            .insert("location", to.parse().expect("location"));
+    } else if let Some(code) = seen.path.strip_prefix("/status/") {
+        *response.status_mut() = code.parse().expect("status");
+    }
+    response
+}
+
+/// A provider description for a loopback test server: static credentials
+/// from `token`, injected as `Authorization: Bearer ...` (or, with
+/// `header = Some("X-Api-Key")`, that header), under `api`.
+pub fn loopback_toml(id: &str, api: &str, header: Option<&str>) -> String {
+    let header = header.unwrap_or("Authorization");
+    let value = if header.eq_ignore_ascii_case("authorization") {
+        "Bearer {{ inputs.token }}"
+    } else {
+        "{{ inputs.token }}"
+    };
+    format!(
+        r#"
+[providers.{id}]
+api = ["{api}"]
+inputs.token = {{ default = "loopback-static-token" }}
+inject = {{ header = "{header}", value = "{value}" }}
+on_unauthorized = {{ status = [401], action = "fail" }}
+"#
+    )
+}

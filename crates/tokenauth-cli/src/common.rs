@@ -89,6 +89,20 @@ pub(crate) fn provider<'p>(providers: &'p Providers, id: &str) -> Result<&'p Pro
     })
 }
 
+/// Loads the description and finds the provider and the connection a
+/// command works with: the common start of `explain`, `token`, `test` and
+/// `request`.
+pub(crate) fn open(
+    g: &Global,
+    id: &str,
+    args: &ConnectionArgs,
+) -> Result<(Providers, Provider, Connection), Outcome> {
+    let providers = g.load()?;
+    let p = provider(&providers, id)?.clone();
+    let conn = connection(&p, args)?;
+    Ok((providers, p, conn))
+}
+
 /// The connection: inputs from `--input`, else their environment variable.
 /// Missing inputs are left out; the engine names them (and their variable)
 /// when they are needed.

@@ -4,20 +4,12 @@
 use tokenauth_core::RequestKind;
 use tokenauth_core::acquire::{preview_injection, preview_token_request};
 
-use crate::common::{connection, provider};
+use crate::common::open;
 use crate::{ConnectionArgs, Global, Outcome};
 
 pub(crate) fn run(g: &Global, id: &str, args: &ConnectionArgs) -> Outcome {
-    let providers = match g.load() {
-        Ok(p) => p,
-        Err(o) => return o,
-    };
-    let p = match provider(&providers, id) {
-        Ok(p) => p,
-        Err(o) => return o,
-    };
-    let conn = match connection(p, args) {
-        Ok(c) => c,
+    let (_, p, conn) = match open(g, id, args) {
+        Ok(opened) => opened,
         Err(o) => return o,
     };
     println!("provider {} ({})", p.id, p.name);
@@ -52,7 +44,7 @@ pub(crate) fn run(g: &Global, id: &str, args: &ConnectionArgs) -> Outcome {
         );
     }
     println!();
-    match preview_token_request(p, &conn, RequestKind::Login) {
+    match preview_token_request(&p, &conn, RequestKind::Login) {
         Some(login) => {
             println!(
                 "login request (timeout {}):",
@@ -62,7 +54,7 @@ pub(crate) fn run(g: &Global, id: &str, args: &ConnectionArgs) -> Outcome {
         }
         None => println!("no login: static credentials, nothing is fetched"),
     }
-    if let Some(refresh) = preview_token_request(p, &conn, RequestKind::Refresh) {
+    if let Some(refresh) = preview_token_request(&p, &conn, RequestKind::Refresh) {
         let r = p.refresh.as_ref();
         println!();
         println!(
@@ -76,7 +68,7 @@ pub(crate) fn run(g: &Global, id: &str, args: &ConnectionArgs) -> Outcome {
         print_indented(&refresh.to_string());
     }
     println!();
-    let (name, value) = preview_injection(p, &conn);
+    let (name, value) = preview_injection(&p, &conn);
     println!("attached to each API request:");
     if let Some(query) = name.strip_prefix('?') {
         println!("  query parameter {query}={value}");
@@ -84,7 +76,7 @@ pub(crate) fn run(g: &Global, id: &str, args: &ConnectionArgs) -> Outcome {
         println!("  {name}: {value}");
     }
     println!();
-    println!("expiry: {}", expiry(p));
+    println!("expiry: {}", expiry(&p));
     Outcome::Ok
 }
 

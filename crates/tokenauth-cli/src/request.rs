@@ -3,7 +3,7 @@
 use reqwest_middleware::ClientBuilder;
 use tokenauth_reqwest::MiddlewareExt as _;
 
-use crate::common::{connection, provider, report, with_spinner};
+use crate::common::{open, report, with_spinner};
 use crate::{ConnectionArgs, Global, Outcome};
 
 /// What `tokenauth request` was asked to send.
@@ -17,16 +17,8 @@ pub(crate) struct RequestArgs<'a> {
 }
 
 pub(crate) async fn run(g: &Global, a: RequestArgs<'_>) -> Outcome {
-    let providers = match g.load() {
-        Ok(p) => p,
-        Err(o) => return o,
-    };
-    let p = match provider(&providers, a.provider) {
-        Ok(p) => p.clone(),
-        Err(o) => return o,
-    };
-    let conn = match connection(&p, a.conn) {
-        Ok(c) => c,
+    let (providers, p, conn) = match open(g, a.provider, a.conn) {
+        Ok(opened) => opened,
         Err(o) => return o,
     };
     let url = match url::Url::parse(a.url) {

@@ -4,7 +4,7 @@
 use tokenauth_core::RequestKind;
 use tokenauth_core::acquire::preview_injection;
 
-use crate::common::{classify, connection, provider, when, with_spinner};
+use crate::common::{classify, open, when, with_spinner};
 use crate::{ConnectionArgs, Global, Outcome};
 
 struct Steps {
@@ -45,16 +45,8 @@ impl Steps {
 }
 
 pub(crate) async fn run(g: &Global, id: &str, args: &ConnectionArgs) -> Outcome {
-    let providers = match g.load() {
-        Ok(p) => p,
-        Err(o) => return o,
-    };
-    let p = match provider(&providers, id) {
-        Ok(p) => p.clone(),
-        Err(o) => return o,
-    };
-    let conn = match connection(&p, args) {
-        Ok(c) => c,
+    let (providers, p, conn) = match open(g, id, args) {
+        Ok(opened) => opened,
         Err(o) => return o,
     };
     let client = match g.client_builder().and_then(|b| {

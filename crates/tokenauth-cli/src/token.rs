@@ -5,20 +5,12 @@ use std::io::IsTerminal;
 use secrecy::ExposeSecret;
 use tokenauth_core::Injection;
 
-use crate::common::{connection, mask, provider, report, when, with_spinner};
+use crate::common::{mask, open, report, when, with_spinner};
 use crate::{ConnectionArgs, Global, Outcome};
 
 pub(crate) async fn run(g: &Global, id: &str, args: &ConnectionArgs, reveal: bool) -> Outcome {
-    let providers = match g.load() {
-        Ok(p) => p,
-        Err(o) => return o,
-    };
-    let p = match provider(&providers, id) {
-        Ok(p) => p.clone(),
-        Err(o) => return o,
-    };
-    let conn = match connection(&p, args) {
-        Ok(c) => c,
+    let (providers, p, conn) = match open(g, id, args) {
+        Ok(opened) => opened,
         Err(o) => return o,
     };
     let auth = match g.engine(providers) {

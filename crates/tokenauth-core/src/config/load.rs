@@ -662,6 +662,47 @@ fn body_format(ctx: &mut Ctx<'_>, table: &Table<'_, '_>) -> Option<BodyFormat> {
     }
 }
 
+/// Reads an `action` key whose choices are one action that needs a login
+/// (`login` / `renew`) and `"fail"`. Absent: the login action when the
+/// provider logs in, else `"fail"`.
+#[allow(clippy::too_many_arguments)]
+fn get_action<T: Copy>(
+    ctx: &mut Ctx<'_>,
+    table: &Table<'_, '_>,
+    has_login: bool,
+    (login_name, login_value): (&str, T),
+    fail_value: T,
+    needs_login: &str,
+    needs_login_help: &str,
+    unknown_help: &str,
+) -> T {
+    match get_str(ctx, table, "action") {
+        Some((name, span)) if name == login_name => {
+            if !has_login {
+                ctx.error(
+                    span.start,
+                    &table.child_path("action"),
+                    needs_login,
+                    Some(needs_login_help.into()),
+                );
+            }
+            login_value
+        }
+        Some(("fail", _)) => fail_value,
+        Some((other, span)) => {
+            ctx.error(
+                span.start,
+                &table.child_path("action"),
+                format!("unknown action `{other}`"),
+                Some(unknown_help.into()),
+            );
+            fail_value
+        }
+        None if has_login => login_value,
+        None => fail_value,
+    }
+}
+
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const REQUEST_KEYS: [&str; 7] = [
     "url", "method", "body", "fields", "headers", "basic", "timeout",
@@ -821,31 +862,16 @@ fn on_error(ctx: &mut Ctx<'_>, table: &Table<'_, '_>, has_login: bool) -> Refres
             Some("say where the error code is, e.g. error_pointer = \"/error\"".into()),
         );
     }
-    let action = match get_str(ctx, table, "action") {
-        Some(("login", span)) => {
-            if !has_login {
-                ctx.error(
-                    span.start,
-                    &table.child_path("action"),
-                    "action \"login\" but the provider has no [login] table",
-                    Some("add a [login] table, or use action = \"fail\"".into()),
-                );
-            }
-            RefreshErrorAction::Login
-        }
-        Some(("fail", _)) => RefreshErrorAction::Fail,
-        Some((other, span)) => {
-            ctx.error(
-                span.start,
-                &table.child_path("action"),
-                format!("unknown action `{other}`"),
-                Some("use \"login\" (log in again) or \"fail\"".into()),
-            );
-            RefreshErrorAction::Fail
-        }
-        None if has_login => RefreshErrorAction::Login,
-        None => RefreshErrorAction::Fail,
-    };
+    let action = get_action(
+        ctx,
+        table,
+        has_login,
+        ("login", RefreshErrorAction::Login),
+        RefreshErrorAction::Fail,
+        "action \"login\" but the provider has no [login] table",
+        "add a [login] table, or use action = \"fail\"",
+        "use \"login\" (log in again) or \"fail\"",
+    );
     RefreshOnError {
         status,
         error_pointer,
@@ -1296,33 +1322,16 @@ fn provider(ctx: &mut Ctx<'_>, id: &str, table: &Table<'_, '_>) -> Option<Provid
         Some(t) => {
             t.check_keys(ctx, &["status", "action"], "[on_unauthorized]");
             let status = get_statuses(ctx, &t, "status").unwrap_or_else(|| vec![401]);
-            let action = match get_str(ctx, &t, "action") {
-                Some(("renew", span)) => {
-                    if !scope.has_login {
-                        ctx.error(
-                            span.start,
-                            &t.child_path("action"),
-                            "action \"renew\" but the provider has static credentials",
-                            Some("there is nothing to renew: use action = \"fail\"".into()),
-                        );
-                    }
-                    UnauthorizedAction::Renew
-                }
-                Some(("fail", _)) => UnauthorizedAction::Fail,
-                Some((other, span)) => {
-                    ctx.error(
-                        span.start,
-                        &t.child_path("action"),
-                        format!("unknown action `{other}`"),
-                        Some(
-                            "use \"renew\" (drop the token, renew, retry once) or \"fail\"".into(),
-                        ),
-                    );
-                    UnauthorizedAction::Fail
-                }
-                None if scope.has_login => UnauthorizedAction::Renew,
-                None => UnauthorizedAction::Fail,
-            };
+            let action = get_action(
+                ctx,
+                &t,
+                scope.has_login,
+                ("renew", UnauthorizedAction::Renew),
+                UnauthorizedAction::Fail,
+                "action \"renew\" but the provider has static credentials",
+                "there is nothing to renew: use action = \"fail\"",
+                "use \"renew\" (drop the token, renew, retry once) or \"fail\"",
+            );
             OnUnauthorized { status, action }
         }
         None => OnUnauthorized {

@@ -58,3 +58,8 @@ pub mod prelude {
     #[cfg(feature = "tower")]
     pub use tokenauth_tower::LayerExt as _;
 }
+
+/// The README's Rust examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

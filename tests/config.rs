@@ -59,6 +59,34 @@ fn seed_providers_parse_exactly() {
 }
 
 #[test]
+fn seed_connections_show_secrets_redacted() {
+    // A connection per seed provider, filled the way the default connection
+    // fills it (secret inputs as secrets): Debug shows `[redacted]`.
+    let providers = Providers::from_path(seed_path()).unwrap();
+    let mut shown = String::new();
+    for p in &providers {
+        let mut conn = tokenauth::Connection::new("default");
+        for input in &p.inputs {
+            let value = format!("value-of-{}", input.name);
+            conn = if input.secret {
+                conn.with_secret(input.name.clone(), value)
+            } else {
+                conn.with_input(input.name.clone(), value)
+            };
+        }
+        shown.push_str(&format!("{}: {conn:#?}\n", p.id));
+    }
+    for secret in [
+        "value-of-password",
+        "value-of-client_secret",
+        "value-of-token",
+    ] {
+        assert!(!shown.contains(secret), "{shown}");
+    }
+    insta::assert_snapshot!("seed_connections", shown);
+}
+
+#[test]
 fn valid_examples_parse() {
     let files = data("valid");
     assert!(files.len() >= 3);

@@ -1,0 +1,226 @@
+//! `tokenauth bench`: a load harness that answers, in one run and as ratios,
+//! what the middleware costs, how many token requests a load causes, and
+//! whether anyone waits when a token expires.
+//!
+//! ```text
+//! cargo run --release -p tokenauth-cli -- bench --scenario all \
+//!     --json bench.json --plot docs/bench.svg
+//! ```
+//!
+//! # What runs where
+//!
+//! - **The emulator** (`tokenauth-emulator`, the 2BA provider) runs in a
+//!   child process: this same binary re-executed as `tokenauth bench
+//!   --serve-emulator` (hidden), on 127.0.0.1 only, with 2 runtime threads.
+//!   The harness drives it over its HTTP control API (`/_emulator/faults`,
+//!   `/_emulator/reset_stats`, `/_emulator/stats`). Keeping its token table
+//!   out of the harness process keeps the `tenants` memory figure honest. It
+//!   dies with the harness (its stdin closes; the harness also kills it by
+//!   its handle on exit).
+//! - **The provider description** is generated here as TOML text: a login
+//!   (`grant_type=password`, form) at `http://127.0.0.1:PORT/2ba-authorize/OAuth/Token`,
+//!   an API prefix `http://127.0.0.1:PORT/2ba/`, expiry from the reply's
+//!   `expires_in` (whole seconds; the default `expiry.skew`), a bearer
+//!   header. No refresh table: every variant renews with the same password
+//!   grant. So `--ttl` (the emulator's access-token lifetime) and
+//!   `--token-latency` (its token-endpoint delay) are emulator knobs, set
+//!   before each scenario.
+//! - **The load** runs on a multi-threaded tokio runtime with one worker per
+//!   core, in this process; in `tenants` each variant runs in a fresh child
+//!   process of its own (`--tenants-child`, hidden) so that its resident
+//!   memory delta is its own; it reports back as JSON on stdout.
+//!
+//! # Variants
+//!
+//! Every variant uses a `reqwest::Client` built by the same function (no
+//! redirects, 30 s timeout) and sends `GET /2ba/1/json/Product/DetailsForProduct`,
+//! reading the whole body. Any status but 200 is an error.
+//!
+//! - `plain`: the client with a fixed header, fetched once up front with a
+//!   24 h lifetime: the ceiling.
+//! - `tokenauth`: `reqwest_middleware::ClientBuilder::new(client).with(auth.middleware())`,
+//!   the connection attached per request with `with_extension(Connection)`.
+//! - `mutex-baseline`: golang.org/x/oauth2's `ReuseTokenSource`, by hand:
+//!   one `tokio::sync::Mutex` per connection, held while checking the token
+//!   (valid while `now + 10 s < expiry`, expiry = reply time + `expires_in`)
+//!   and, when it is not valid, **while fetching** a new one.
+//! - `no-cache` (`burst` only): a token request before every API request.
+//!
+//! # Scenarios and their defaults (explicit flags win)
+//!
+//! | scenario | workers | duration | ttl | token latency | connections | rounds |
+//! |---|---|---|---|---|---|---|
+//! | `steady` | 32 | 9 s | 1 h | 0 | 1 | 9 |
+//! | `burst` | `--burst` 10,000 requests at once | - | 1 h | 50 ms | 1 | 3 |
+//! | `rollover` | 64 | 20 s | 15 s | 200 ms | 1 | 1 |
+//! | `tenants` | 64 | 3 s | 1 h | 0 | 100,000 | 1 |
+//!
+//! `--duration` is the measured time per variant, split evenly over the
+//! rounds. `--connections` applies to `tenants` only; `--burst` and
+//! `--burst-in-flight` to `burst` only.
+//!
+//! - **Rounds.** Each round runs every variant once, one after the other,
+//!   against the same emulator; the order rotates by one each round, so
+//!   machine noise and warm-up effects hit all variants alike. Figures are
+//!   totals over the rounds; the JSON keeps each round.
+//! - **Warm-up.** Right before each window the variant sends `--workers`
+//!   concurrent requests (not measured), so HTTP connections are open and
+//!   the caches of `tokenauth` and `mutex-baseline` hold a fresh token. In
+//!   `burst` each round starts with a fresh engine / token source (cold) and
+//!   the warm-up only opens HTTP connections (to the control API); in
+//!   `tenants` the fill is the warm-up.
+//! - **Counting.** The emulator's counters are reset at the start of each
+//!   measured window and read at its end: `token requests` are the ones the
+//!   emulator saw during the window. Between windows the harness waits until
+//!   no token request is in flight, so a background renewal is never
+//!   counted against the next variant.
+//! - **Renewal marks.** During each window a poller reads `/_emulator/stats`
+//!   every 10 ms; a rise of the token-request counter marks a token request
+//!   (at most 10 ms after it arrived) and the in-flight gauge gives the
+//!   span it was being served. The plot draws both on the latency series.
+//! - **Bounds.** Every loop is bounded in time (the window, a 30 s request
+//!   timeout, a watchdog) and in count (at most 20 million requests per window).
+//! - **`burst`.** `--burst` tasks are released together, each sending one
+//!   request; all of them ask for a credential at once. Their HTTP sends go
+//!   through a limit of `--burst-in-flight` (256) concurrent requests, so the
+//!   burst opens at most that many connections (the credential is asked for
+//!   before the limit; the limit holds until the response headers).
+//! - **`tenants`.** `--connections` connections (emulator accounts
+//!   `tenant-<N>`) are created first, then each is fetched once (the fill,
+//!   `--workers` at a time), then the measured window hits them round-robin.
+//!   Memory per cached token = the growth of `VmRSS` (`/proc/self/status`)
+//!   from before the fill to after a second request per connection (all
+//!   hits), divided by the connections; see the JSON `memory.includes`. It
+//!   is what the process pays, allocator fragmentation from the concurrent
+//!   fill included (a fill by one worker grows less).
+//!
+//! # Output
+//!
+//! A markdown table per scenario and the targets on stdout; `--json FILE`
+//! with every figure (and the latency series); `--plot FILE.svg` with one
+//! panel per scenario: the largest latency per time bucket for each variant
+//! (log scale), token requests as vertical lines and their in-flight spans
+//! shaded, in the variant's colour.
+
+mod emulator;
+mod load;
+mod plot;
+mod report;
+mod scenarios;
+mod stats;
+mod variants;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::Outcome;
+
+/// Arguments of `tokenauth bench`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub(crate) struct BenchArgs {
+    /// Which scenario to run.
+    #[arg(long, value_enum, default_value_t = ScenarioArg::All)]
+    pub(crate) scenario: ScenarioArg,
+
+    /// Concurrent closed-loop workers [default: steady 32, rollover 64, tenants 64]
+    #[arg(long)]
+    pub(crate) workers: Option<usize>,
+
+    /// Measured time per variant, split over the rounds, e.g. 10s [default: steady 9s, rollover 20s, tenants 3s]
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub(crate) duration: Option<Duration>,
+
+    /// Access-token lifetime the emulator issues (its expires_in) [default: rollover 15s, others 1h]
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub(crate) ttl: Option<Duration>,
+
+    /// Token-endpoint latency of the emulator [default: rollover 200ms, burst 50ms, others 0s]
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub(crate) token_latency: Option<Duration>,
+
+    /// Connections (tenants) in `tenants`; the other scenarios use one [default: 100000]
+    #[arg(long)]
+    pub(crate) connections: Option<usize>,
+
+    /// Concurrent cold requests in `burst` [default: 10000]
+    #[arg(long)]
+    pub(crate) burst: Option<usize>,
+
+    /// At most this many HTTP requests in flight in `burst` [default: 256]
+    #[arg(long)]
+    pub(crate) burst_in_flight: Option<usize>,
+
+    /// Rounds (each runs every variant once, order rotated per round) [default: steady 9, burst 3, rollover 1, tenants 1]
+    #[arg(long)]
+    pub(crate) rounds: Option<usize>,
+
+    /// Write every figure as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) json: Option<PathBuf>,
+
+    /// Draw latency over time per variant, renewals marked, as SVG to this file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub(crate) plot: Option<PathBuf>,
+
+    /// Internal: serve the emulator for a parent `tokenauth bench`.
+    #[arg(long, hide = true)]
+    pub(crate) serve_emulator: bool,
+
+    /// Internal: run one `tenants` variant for a parent `tokenauth bench`.
+    #[arg(long, hide = true, value_name = "VARIANT")]
+    pub(crate) tenants_child: Option<String>,
+
+    /// Internal: the emulator of the parent (with --tenants-child).
+    #[arg(long, hide = true, value_name = "URL")]
+    pub(crate) emulator_url: Option<String>,
+
+    /// Internal: the round number (with --tenants-child).
+    #[arg(long, hide = true, default_value_t = 0)]
+    pub(crate) round: usize,
+}
+
+/// `--scenario`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum ScenarioArg {
+    /// Long TTL: the overhead against plain.
+    Steady,
+    /// Many concurrent cold requests for one connection.
+    Burst,
+    /// A short TTL and a slow token endpoint: does anyone wait on a renewal?
+    Rollover,
+    /// Many connections, each fetched once, then hit: memory per token.
+    Tenants,
+    /// All four, in this order.
+    #[default]
+    All,
+}
+
+/// Runs `tokenauth bench`.
+pub(crate) fn run(args: &BenchArgs) -> Outcome {
+    if args.serve_emulator {
+        return emulator::serve();
+    }
+    let threads = std::thread::available_parallelism().map_or(2, usize::from);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return Outcome::AuthFailure;
+        }
+    };
+    let result = match &args.tenants_child {
+        Some(variant) => rt.block_on(scenarios::tenants_child(args, variant)),
+        None => rt.block_on(scenarios::run_all(args)),
+    };
+    match result {
+        Ok(()) => Outcome::Ok,
+        Err(e) => {
+            eprintln!("error: tokenauth bench: {e:#}");
+            Outcome::AuthFailure
+        }
+    }
+}

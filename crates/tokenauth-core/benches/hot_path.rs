@@ -1,23 +1,56 @@
-//! Rough cost of the hot path: a fresh cache hit (`credential()`) plus
-//! attaching the header (one `HeaderValue` clone).
+//! Micro benchmarks (criterion) of the token engine's hot path and of the
+//! description language.
 //!
-//! Run: `cargo bench -p tokenauth-core --bench hot_path`
-//! (prints ns/op; a measurement, not a test.)
+//! Run: `cargo bench -p tokenauth-core --bench hot_path` (add a filter such as
+//! `-- hot_path/` to run one group). A measurement, not a test: `cargo test`
+//! neither builds nor runs it.
+//!
+//! - `hot_path/fresh_hit_1_thread`: `TokenAuth::credential(..)` for a cached,
+//!   fresh token plus `Credential::apply_to_headers` (one `HeaderValue`
+//!   clone), polled once on one thread (a fresh hit never waits).
+//! - `hot_path/fresh_hit_2_threads_contended`: the same on two OS threads at
+//!   once, same connection; the time is the wall time per call of each thread.
+//! - `hot_path/fresh_hit_64_tasks`: 64 Tokio tasks on a 2-worker runtime, same
+//!   connection, awaiting `credential`; the time is the wall time divided by
+//!   the calls of all tasks together (the inverse of the throughput).
+//! - `hot_path/system_clock_now`: one read of the default clock, for scale.
+//! - `config/load_providers_toml`: parsing and validating the repository's
+//!   `providers.toml`.
+//! - `template/render_*`: rendering an inject template.
 
-use std::time::Instant;
+use std::hint::black_box;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
 
+use criterion::{Criterion, criterion_group, criterion_main};
+use futures_util::FutureExt as _;
 use secrecy::SecretString;
-use tokenauth_core::{Connection, Providers, TokenAuth};
+use tokenauth_core::clock::{Clock, SystemClock};
+use tokenauth_core::template::{Template, Var};
+use tokenauth_core::{Connection, Credential, Providers, TokenAuth};
 use tokenauth_emulator::{Emulator, EmulatorConfig, Host, REOB_DEMO_PASSWORD, REOB_DEMO_USERNAME};
 
-fn main() {
+const PROVIDER: &str = "reobtimaal";
+
+struct Fixture {
+    rt: tokio::runtime::Runtime,
+    _emu: Emulator,
+    auth: TokenAuth,
+    conn: Connection,
+}
+
+/// An engine with one REOBtimaal-like provider against the emulator (plain
+/// HTTP on loopback) and one token already fetched.
+fn fixture() -> Fixture {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(async {
-        let emu = Emulator::start(EmulatorConfig::default()).await.expect("emulator");
+    let (emu, auth, conn) = rt.block_on(async {
+        let emu = Emulator::start(EmulatorConfig::default())
+            .await
+            .expect("emulator");
         let toml = format!(
             r#"
 [providers.reobtimaal]
@@ -37,42 +70,141 @@ inject = {{ header = "Authorization", value = "bearer {{{{ token.access }}}}" }}
         let conn = Connection::new("bench")
             .with_input("username", REOB_DEMO_USERNAME)
             .with_secret("password", SecretString::from(REOB_DEMO_PASSWORD));
-        auth.credential("reobtimaal", Some(&conn)).await.expect("first fetch");
+        auth.credential(PROVIDER, Some(&conn))
+            .await
+            .expect("first fetch");
+        (emu, auth, conn)
+    });
+    Fixture {
+        rt,
+        _emu: emu,
+        auth,
+        conn,
+    }
+}
 
-        const N: u32 = 2_000_000;
-        for (label, tasks) in [("1 task", 1u32), ("2 tasks in parallel", 2)] {
-            let start = Instant::now();
-            let handles: Vec<_> = (0..tasks)
+/// One fresh hit, polled once: a fresh cached token is returned without
+/// waiting, so the future must be ready at once.
+#[inline(always)]
+fn hit(auth: &TokenAuth, conn: &Connection, headers: &mut http::HeaderMap) {
+    let cred: Credential = auth
+        .credential(PROVIDER, Some(conn))
+        .now_or_never()
+        .expect("a fresh hit is ready at once")
+        .expect("hit");
+    cred.apply_to_headers(headers);
+}
+
+fn hot_path(c: &mut Criterion) {
+    let f = fixture();
+    let _rt = f.rt.enter();
+    let mut g = c.benchmark_group("hot_path");
+    g.measurement_time(Duration::from_secs(4));
+
+    g.bench_function("fresh_hit_1_thread", |b| {
+        let mut headers = http::HeaderMap::new();
+        b.iter(|| hit(&f.auth, &f.conn, &mut headers));
+    });
+
+    g.bench_function("fresh_hit_2_threads_contended", |b| {
+        b.iter_custom(|iters| {
+            let barrier = Arc::new(Barrier::new(2));
+            let threads: Vec<_> = (0..2)
                 .map(|_| {
-                    let (auth, conn) = (auth.clone(), conn.clone());
-                    tokio::spawn(async move {
-                        let handle = auth.provider("reobtimaal").expect("provider");
+                    let (auth, conn, barrier) = (f.auth.clone(), f.conn.clone(), barrier.clone());
+                    let handle = f.rt.handle().clone();
+                    std::thread::spawn(move || {
+                        let _rt = handle.enter();
                         let mut headers = http::HeaderMap::new();
-                        for _ in 0..N {
-                            let cred = handle.credential(Some(&conn)).await.expect("hit");
-                            cred.apply_to_headers(&mut headers);
+                        barrier.wait();
+                        let start = Instant::now();
+                        for _ in 0..iters {
+                            hit(&auth, &conn, &mut headers);
                         }
-                        std::hint::black_box(headers);
+                        start.elapsed()
                     })
                 })
                 .collect();
-            for h in handles {
-                h.await.expect("task");
-            }
-            let per_op = start.elapsed().as_nanos() as f64 / f64::from(N);
-            println!("hot path (credential + header clone), {label}: {per_op:.0} ns/op (wall time per iteration of each task)");
-        }
-        assert_eq!(emu.stats().reobtimaal.token.requests, 1);
+            let times: Vec<Duration> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+            times.into_iter().max().unwrap()
+        });
+    });
 
-        // For comparison: the bare moka lookup the hot path is built on.
-        let cache: moka::future::Cache<std::sync::Arc<str>, std::sync::Arc<u64>> =
-            moka::future::Cache::builder().max_capacity(10_000).build();
-        cache.insert(std::sync::Arc::from("bench"), std::sync::Arc::new(1)).await;
-        let start = Instant::now();
-        for _ in 0..N {
-            std::hint::black_box(cache.get("bench").await);
-        }
-        let per_op = start.elapsed().as_nanos() as f64 / f64::from(N);
-        println!("bare moka future::Cache::get, 1 task: {per_op:.0} ns/op");
+    g.bench_function("fresh_hit_64_tasks", |b| {
+        const TASKS: u64 = 64;
+        b.iter_custom(|iters| {
+            let per_task = iters.div_ceil(TASKS);
+            f.rt.block_on(async {
+                let start = Instant::now();
+                let tasks: Vec<_> = (0..TASKS)
+                    .map(|_| {
+                        let (auth, conn) = (f.auth.clone(), f.conn.clone());
+                        tokio::spawn(async move {
+                            let mut headers = http::HeaderMap::new();
+                            for i in 0..per_task {
+                                let cred = auth.credential(PROVIDER, Some(&conn)).await.unwrap();
+                                cred.apply_to_headers(&mut headers);
+                                if i % 64 == 63 {
+                                    // Let the other tasks on this worker run.
+                                    tokio::task::yield_now().await;
+                                }
+                            }
+                            black_box(headers);
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    t.await.unwrap();
+                }
+                start.elapsed()
+            })
+            .mul_f64(iters as f64 / (per_task * TASKS) as f64)
+        });
+    });
+
+    g.bench_function("system_clock_now", |b| {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        b.iter(|| black_box(clock.now()));
+    });
+    g.finish();
+
+    // Nothing but the one token request of the fixture.
+    assert_eq!(f.auth.stats().fetches, 1);
+}
+
+fn config(c: &mut Criterion) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../providers.toml");
+    let src = std::fs::read_to_string(path).expect("providers.toml");
+    c.bench_function("config/load_providers_toml", |b| {
+        b.iter(|| Providers::from_toml("providers.toml", black_box(&src)).expect("loads"));
     });
 }
+
+fn template(c: &mut Criterion) {
+    let bearer = Template::parse("bearer {{ token.access }}").unwrap();
+    let token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ0ZW5hbnQtNyIsImV4cCI6MTkwMDAwMDAwMH0.c2lnbmF0dXJl";
+    c.bench_function("template/render_bearer", |b| {
+        b.iter(|| {
+            bearer
+                .render(|v| matches!(v, Var::TokenAccess).then_some(black_box(token)))
+                .unwrap()
+        });
+    });
+    let form =
+        Template::parse("{{ inputs.username }}|{{ inputs.client_id }}:{{ inputs.password }}")
+            .unwrap();
+    c.bench_function("template/render_three_inputs", |b| {
+        b.iter(|| {
+            form.render(|v| match v {
+                Var::Input(n) if n == "username" => Some(black_box("demo@2ba.example")),
+                Var::Input(n) if n == "client_id" => Some("tokenauth-demo"),
+                Var::Input(_) => Some("hunter2"),
+                _ => None,
+            })
+            .unwrap()
+        });
+    });
+}
+
+criterion_group!(benches, hot_path, config, template);
+criterion_main!(benches);

@@ -5,6 +5,15 @@
 //! The default is [`SystemClock`]. Tests use [`ManualClock`] and move time
 //! forward with [`ManualClock::advance`], so expiry tests run in milliseconds.
 //!
+//! When the engine runs on the default clock (no
+//! [`TokenAuthBuilder::clock`](crate::TokenAuthBuilder::clock) set), a cache
+//! hit first reads the kernel's coarse wall clock (`CLOCK_REALTIME_COARSE` on
+//! Linux: the same clock, read without the hardware counter, at most a tick
+//! behind) and adds a margin of 50 ms, which gives a time never earlier than
+//! now. Only a token whose renewal window starts after that is served on this
+//! reading; every other decision (renewal window, expiry, backoff) uses the
+//! precise clock. A custom clock is always read precisely.
+//!
 //! ```
 //! use std::time::Duration;
 //! use tokenauth_core::clock::{Clock, ManualClock};
@@ -91,6 +100,65 @@ impl Clock for ManualClock {
     }
 }
 
+/// A cheap upper bound of the current wall-clock time, for the cache-hit path
+/// of an engine on the default [`SystemClock`].
+///
+/// `CLOCK_REALTIME_COARSE` is the same wall clock as [`SystemTime::now`]
+/// (`CLOCK_REALTIME`), read without the hardware counter: it is the time of
+/// the last timer tick, so never ahead of the precise clock and behind it by
+/// less than a tick (1-10 ms). Reading it costs a few nanoseconds instead of
+/// a few tens. Adding [`COARSE_SLACK`] (several ticks) gives a time that is
+/// never earlier than "now": a token whose renewal starts after that bound is
+/// certainly fresh. Anything closer to its renewal or expiry is decided with
+/// the precise clock.
+pub(crate) mod coarse {
+    use std::time::Duration;
+
+    /// The margin added to the coarse time.
+    pub(crate) const COARSE_SLACK: Duration = Duration::from_millis(50);
+
+    /// The coarse clock is used only if it ticks at least this often.
+    const MAX_RESOLUTION: Duration = Duration::from_millis(10);
+
+    /// True when [`upper_bound_nanos`] is available and fine enough.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub(crate) fn available() -> bool {
+        use rustix::time::{ClockId, clock_getres};
+        let res = clock_getres(ClockId::RealtimeCoarse);
+        res.tv_sec == 0
+            && u64::try_from(res.tv_nsec)
+                .is_ok_and(|n| n > 0 && Duration::from_nanos(n) <= MAX_RESOLUTION)
+    }
+
+    /// Nanoseconds since the Unix epoch, at least the current time
+    /// (`u64::MAX` if the clock is before 1970).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[inline]
+    pub(crate) fn upper_bound_nanos() -> u64 {
+        use rustix::time::{ClockId, clock_gettime};
+        let ts = clock_gettime(ClockId::RealtimeCoarse);
+        match (u64::try_from(ts.tv_sec), u64::try_from(ts.tv_nsec)) {
+            (Ok(s), Ok(n)) => s
+                .saturating_mul(1_000_000_000)
+                .saturating_add(n)
+                .saturating_add(COARSE_SLACK.as_nanos() as u64),
+            _ => u64::MAX,
+        }
+    }
+
+    /// Not available on this platform: the precise clock is used.
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    pub(crate) fn available() -> bool {
+        false
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    #[inline]
+    pub(crate) fn upper_bound_nanos() -> u64 {
+        u64::MAX
+    }
+}
+
 fn to_nanos(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
@@ -99,6 +167,23 @@ fn to_nanos(time: SystemTime) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_coarse_bound_is_never_before_now_and_close_to_it() {
+        if !coarse::available() {
+            return;
+        }
+        for _ in 0..10_000 {
+            let now = to_nanos(SystemTime::now());
+            let bound = coarse::upper_bound_nanos();
+            assert!(bound >= now, "coarse bound {bound} before now {now}");
+            let after = to_nanos(SystemTime::now());
+            assert!(
+                bound <= after + coarse::COARSE_SLACK.as_nanos() as u64,
+                "the bound is at most the slack ahead"
+            );
+        }
+    }
 
     #[test]
     fn manual_clock_moves_only_when_told() {

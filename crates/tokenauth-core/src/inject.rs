@@ -56,23 +56,15 @@ impl Injection {
         }
     }
 
-    /// Sets the query parameter, if this is a query credential, removing any
-    /// parameter of the same name first. Returns `false` for a header
-    /// credential.
+    /// Sets the query parameter, if this is a query credential, removing every
+    /// parameter of the same name first; the other parameters are kept byte
+    /// for byte, in order (they may be signed or oddly encoded). Returns
+    /// `false` for a header credential.
     pub fn apply_to_url(&self, url: &mut Url) -> bool {
         match self {
             Injection::Query { name, value } => {
-                let kept: Vec<(String, String)> = url
-                    .query_pairs()
-                    .filter(|(n, _)| n != name)
-                    .map(|(n, v)| (n.into_owned(), v.into_owned()))
-                    .collect();
-                let mut pairs = url.query_pairs_mut();
-                pairs.clear();
-                for (n, v) in &kept {
-                    pairs.append_pair(n, v);
-                }
-                pairs.append_pair(name, value.expose_secret());
+                let query = with_param(url.query(), name, value.expose_secret());
+                url.set_query(Some(&query));
                 true
             }
             Injection::Header { .. } => false,
@@ -89,17 +81,11 @@ impl Injection {
             }
             Injection::Query { name, value } => {
                 let (path, query) = match request.uri().path_and_query() {
-                    Some(pq) => (pq.path().to_owned(), pq.query().unwrap_or("").to_owned()),
-                    None => ("/".to_owned(), String::new()),
+                    Some(pq) => (pq.path(), pq.query()),
+                    None => ("/", None),
                 };
-                let mut out = url::form_urlencoded::Serializer::new(String::new());
-                for (n, v) in url::form_urlencoded::parse(query.as_bytes()) {
-                    if n != name.as_str() {
-                        out.append_pair(&n, &v);
-                    }
-                }
-                out.append_pair(name, value.expose_secret());
-                let pq = http::uri::PathAndQuery::try_from(format!("{path}?{}", out.finish()))?;
+                let query = with_param(query, name, value.expose_secret());
+                let pq = http::uri::PathAndQuery::try_from(format!("{path}?{query}"))?;
                 let mut parts = request.uri().clone().into_parts();
                 parts.path_and_query = Some(pq);
                 *request.uri_mut() = http::Uri::from_parts(parts)?;
@@ -107,6 +93,26 @@ impl Injection {
             }
         }
     }
+}
+
+/// `query` without any `name` parameter, then `name=value` (form-encoded).
+/// The other parameters are copied as they were, not decoded and re-encoded.
+fn with_param(query: Option<&str>, name: &str, value: &str) -> String {
+    let mut out = String::with_capacity(query.map_or(0, str::len) + name.len() + value.len() + 2);
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let raw_name = pair.split_once('=').map_or(pair, |(n, _)| n);
+        let same = url::form_urlencoded::parse(raw_name.as_bytes())
+            .next()
+            .is_some_and(|(n, _)| n == name);
+        if !same {
+            out.push_str(pair);
+            out.push('&');
+        }
+    }
+    out.extend(url::form_urlencoded::byte_serialize(name.as_bytes()));
+    out.push('=');
+    out.extend(url::form_urlencoded::byte_serialize(value.as_bytes()));
+    out
 }
 
 impl fmt::Debug for Injection {
@@ -190,5 +196,48 @@ pub(crate) fn missing(provider: &Provider, conn: &Connection, var: &Var) -> Erro
             provider: provider.id.clone(),
             what: format!("template (`{{{{ {var} }}}}` has no value here)"),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_parameter_replaces_every_copy_and_keeps_the_rest_verbatim() {
+        assert_eq!(with_param(None, "key", "a b"), "key=a+b");
+        assert_eq!(with_param(Some(""), "key", "v"), "key=v");
+        assert_eq!(
+            with_param(Some("a=%20x&key=old&b=c~d&&flag&k%65y=old2"), "key", "n&w"),
+            "a=%20x&b=c~d&flag&key=n%26w"
+        );
+        // A name that merely starts the same is another parameter.
+        assert_eq!(with_param(Some("keys=1&key"), "key", "v"), "keys=1&key=v");
+    }
+
+    #[test]
+    fn urls_and_requests_get_the_same_query() {
+        let inj = Injection::Query {
+            name: "api_key".into(),
+            value: SecretString::from("s3cr3t/+"),
+        };
+        let mut url = Url::parse("https://h.example/p/q?x=%2F&api_key=old#frag").unwrap();
+        assert!(inj.apply_to_url(&mut url));
+        assert_eq!(
+            url.as_str(),
+            "https://h.example/p/q?x=%2F&api_key=s3cr3t%2F%2B#frag"
+        );
+        let mut req = http::Request::get("https://h.example/p/q?x=%2F&api_key=old")
+            .body(())
+            .unwrap();
+        inj.apply_to_request(&mut req).unwrap();
+        assert_eq!(
+            req.uri(),
+            "https://h.example/p/q?x=%2F&api_key=s3cr3t%2F%2B"
+        );
+        assert!(req.headers().is_empty());
+        let mut headers = HeaderMap::new();
+        assert!(!inj.apply_to_headers(&mut headers));
+        assert!(headers.is_empty());
     }
 }

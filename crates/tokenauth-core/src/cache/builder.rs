@@ -2,10 +2,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use moka::future::Cache;
-
 use super::engine::{Inner, TokenAuth};
 use super::stats::Counters;
+use super::table::Table;
 use crate::acquire::RetryPolicy;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Providers;
@@ -151,9 +150,7 @@ impl TokenAuthBuilder {
                 .map_err(|e| Error::HttpClient(Arc::new(e)))?,
         };
         let n = self.providers.len();
-        let caches = (0..n)
-            .map(|_| Cache::builder().max_capacity(self.max_connections).build())
-            .collect();
+        let caches = (0..n).map(|_| Table::new(self.max_connections)).collect();
         let inner = Inner {
             router: Router::new(&self.providers),
             provider_ids: self
@@ -164,6 +161,7 @@ impl TokenAuthBuilder {
             providers: self.providers,
             client,
             store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+            coarse_clock: self.clock.is_none() && crate::clock::coarse::available(),
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             caches,
             pending: Mutex::new(HashMap::new()),

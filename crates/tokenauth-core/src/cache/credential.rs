@@ -39,6 +39,14 @@ pub(crate) struct TokenEntry {
     pub(crate) renew_failures: AtomicU32,
     /// No background renewal before this time (nanoseconds since the epoch).
     pub(crate) next_renewal: AtomicU64,
+    /// `expires_at` in nanoseconds since the epoch (`u64::MAX`: never), so
+    /// the hot path compares integers.
+    expires_nanos: u64,
+    /// `renew_at` in nanoseconds since the epoch (`u64::MAX`: never).
+    renew_nanos: u64,
+    /// When reads of this entry were last reported to the bounded index
+    /// (nanoseconds since the epoch).
+    touched: AtomicU64,
 }
 
 impl TokenEntry {
@@ -51,7 +59,12 @@ impl TokenEntry {
         renew_at: Option<SystemTime>,
     ) -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
+        let never = |t: Option<SystemTime>| t.map_or(u64::MAX, nanos);
         TokenEntry {
+            expires_nanos: never(expires_at),
+            renew_nanos: never(renew_at),
+            // The first read reports itself.
+            touched: AtomicU64::new(0),
             id: TokenId(NEXT.fetch_add(1, Ordering::Relaxed)),
             provider,
             connection,
@@ -67,20 +80,48 @@ impl TokenEntry {
 
     /// Usable: not expired.
     pub(crate) fn is_valid(&self, now: SystemTime) -> bool {
-        self.expires_at.is_none_or(|e| now < e)
+        self.is_valid_at(nanos(now))
+    }
+
+    /// [`is_valid`](Self::is_valid) for a time in nanoseconds since the epoch.
+    #[inline]
+    pub(crate) fn is_valid_at(&self, now: u64) -> bool {
+        now < self.expires_nanos
     }
 
     /// Usable and not yet due for renewal.
     pub(crate) fn is_fresh(&self, now: SystemTime) -> bool {
-        self.renew_at.is_none_or(|r| now < r) && self.is_valid(now)
+        self.is_fresh_at(nanos(now))
+    }
+
+    /// [`is_fresh`](Self::is_fresh) for a time in nanoseconds since the
+    /// epoch (the renewal window starts before expiry).
+    #[inline]
+    pub(crate) fn is_fresh_at(&self, now: u64) -> bool {
+        now < self.renew_nanos && self.is_valid_at(now)
     }
 
     /// In the renewal window, no renewal running, and not backing off from a
     /// failed one.
-    pub(crate) fn wants_renewal(&self, now: SystemTime) -> bool {
-        self.renew_at.is_some_and(|r| now >= r)
+    #[inline]
+    pub(crate) fn wants_renewal_at(&self, now: u64) -> bool {
+        now >= self.renew_nanos
             && !self.renewing.load(Ordering::Relaxed)
-            && nanos(now) >= self.next_renewal.load(Ordering::Relaxed)
+            && now >= self.next_renewal.load(Ordering::Relaxed)
+    }
+
+    /// True (once per [`TOUCH_EVERY`](super::table::TOUCH_EVERY)) when this
+    /// read should be reported to the bounded index. One relaxed load
+    /// otherwise.
+    #[inline]
+    pub(crate) fn claim_touch(&self, now: u64) -> bool {
+        const EVERY: u64 = super::table::TOUCH_EVERY.as_nanos() as u64;
+        let last = self.touched.load(Ordering::Relaxed);
+        now.saturating_sub(last) >= EVERY
+            && self
+                .touched
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     pub(crate) fn defer_renewal(&self, until: SystemTime) {
@@ -89,7 +130,10 @@ impl TokenEntry {
     }
 }
 
-fn nanos(t: SystemTime) -> u64 {
+/// `t` in nanoseconds since the Unix epoch, clamped to `0..=u64::MAX` (the
+/// year 2554).
+#[inline]
+pub(crate) fn nanos(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }

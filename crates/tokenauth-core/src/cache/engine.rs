@@ -5,14 +5,13 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::FutureExt as _;
 use futures_util::future::{BoxFuture, Shared};
-use moka::future::Cache;
-use moka::ops::compute::{CompResult, Op};
 use tracing::{Instrument as _, debug, info_span, trace, warn};
 use url::Url;
 
 use super::TokenAuthBuilder;
-use super::credential::{Credential, Failure, TokenEntry};
+use super::credential::{Credential, Failure, TokenEntry, TokenId, nanos};
 use super::stats::{Counters, Stats};
+use super::table::Table;
 use crate::acquire::{Acquirer, RetryPolicy, backoff};
 use crate::clock::Clock;
 use crate::config::{Provider, Providers, Skew};
@@ -30,6 +29,22 @@ pub(crate) const RENEW_FLOOR: Duration = Duration::from_secs(5);
 pub(crate) enum Slot {
     Token(Arc<TokenEntry>),
     Failed(Arc<Failure>),
+}
+
+impl Slot {
+    /// The very same value (not merely equal).
+    pub(crate) fn same(&self, other: &Slot) -> bool {
+        match (self, other) {
+            (Slot::Token(a), Slot::Token(b)) => Arc::ptr_eq(a, b),
+            (Slot::Failed(a), Slot::Failed(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
+    /// Holds token `id`.
+    pub(crate) fn is_token(&self, id: TokenId) -> bool {
+        matches!(self, Slot::Token(t) if t.id == id)
+    }
 }
 
 type Pending = Shared<BoxFuture<'static, Result<Arc<TokenEntry>, Error>>>;
@@ -57,10 +72,14 @@ pub(crate) struct Inner {
     pub(crate) client: reqwest::Client,
     pub(crate) store: Arc<dyn TokenStore>,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) caches: Vec<Cache<Arc<str>, Slot>>,
+    pub(crate) caches: Vec<Table>,
     pub(crate) pending: Mutex<HashMap<PendingKey, Pending>>,
     pub(crate) defaults: Vec<OnceLock<Connection>>,
     pub(crate) counters: Counters,
+    /// The clock is the default system clock and the coarse clock is
+    /// available: fresh hits read the coarse clock (see
+    /// [`coarse`](crate::clock::coarse)).
+    pub(crate) coarse_clock: bool,
     pub(crate) retry: RetryPolicy,
     pub(crate) failure_backoff: (Duration, Duration),
 }
@@ -134,7 +153,10 @@ impl TokenAuth {
         provider: &str,
         connection: Option<&Connection>,
     ) -> Result<Credential, Error> {
-        self.handle(provider)?.credential(connection).await
+        // Two statements: a temporary `Result` of `handle` would otherwise
+        // live across the await and triple the size of this future.
+        let handle = self.handle(provider)?;
+        handle.credential(connection).await
     }
 
     /// Drops a rejected credential; see [`ProviderHandle::invalidate`].
@@ -144,10 +166,8 @@ impl TokenAuth {
         connection: Option<&Connection>,
         rejected: &Credential,
     ) -> Result<bool, Error> {
-        Ok(self
-            .handle(provider)?
-            .invalidate(connection, rejected)
-            .await)
+        let handle = self.handle(provider)?;
+        Ok(handle.invalidate(connection, rejected).await)
     }
 
     fn handle(&self, provider: &str) -> Result<ProviderHandle<'_>, Error> {
@@ -235,13 +255,35 @@ impl<'a> ProviderHandle<'a> {
             Some(c) => c,
             None => inner.default_connection(self.index)?,
         };
+        let table = &inner.caches[self.index];
+        // The hot path: synchronous, lock-free, one `Arc` clone. With the
+        // default clock, a token whose renewal window is still ahead by more
+        // than the coarse clock's slack needs no precise clock read.
+        let upper = inner
+            .coarse_clock
+            .then(crate::clock::coarse::upper_bound_nanos);
+        let slot = match (table.get(conn.id()), upper) {
+            (Some(Slot::Token(entry)), Some(upper)) if entry.is_fresh_at(upper) => {
+                inner.counters.hit();
+                if entry.claim_touch(upper) {
+                    table.touch(conn.id());
+                }
+                trace!(provider = %entry.provider, connection = %entry.connection, token = %entry.id, "token cache hit");
+                return Ok(Credential { entry });
+            }
+            (slot, _) => slot,
+        };
         let now = inner.clock.now();
-        if let Some(slot) = inner.caches[self.index].get(conn.id()).await {
+        let now_ns = nanos(now);
+        if let Some(slot) = slot {
             match slot {
-                Slot::Token(entry) if entry.is_valid(now) => {
+                Slot::Token(entry) if entry.is_valid_at(now_ns) => {
                     inner.counters.hit();
-                    if entry.wants_renewal(now) {
+                    if entry.wants_renewal_at(now_ns) {
                         inner.start_renewal(self.index, conn, &entry);
+                    }
+                    if entry.claim_touch(now_ns) {
+                        table.touch(conn.id());
                     }
                     trace!(provider = %entry.provider, connection = %entry.connection, token = %entry.id, "token cache hit");
                     return Ok(Credential { entry });
@@ -258,7 +300,6 @@ impl<'a> ProviderHandle<'a> {
         if provider.login.is_none() && provider.refresh.is_none() {
             return inner
                 .render_static(self.index, conn)
-                .await
                 .map(|entry| Credential { entry });
         }
         let pending = Inner::pending(inner, self.index, conn, Trigger::Miss);
@@ -288,17 +329,7 @@ impl<'a> ProviderHandle<'a> {
             },
         };
         let id = rejected.token_id();
-        let result = inner.caches[self.index]
-            .entry(conn.id_arc().clone())
-            .and_compute_with(|current| {
-                let op = match current.as_ref().map(|e| e.value()) {
-                    Some(Slot::Token(t)) if t.id == id => Op::Remove,
-                    _ => Op::Nop,
-                };
-                std::future::ready(op)
-            })
-            .await;
-        let dropped = matches!(result, CompResult::Removed(_));
+        let dropped = inner.caches[self.index].remove_token(conn.id_arc(), id);
         if dropped {
             Counters::bump(&inner.counters.invalidations);
             debug!(provider = %self.id(), connection = %conn.id(), token = %id, "rejected token invalidated");
@@ -385,11 +416,7 @@ impl Inner {
         drop(Inner::pending(self, index, conn, Trigger::Renewal));
     }
 
-    async fn render_static(
-        &self,
-        index: usize,
-        conn: &Connection,
-    ) -> Result<Arc<TokenEntry>, Error> {
+    fn render_static(&self, index: usize, conn: &Connection) -> Result<Arc<TokenEntry>, Error> {
         Counters::bump(&self.counters.fetches);
         let provider = &self.providers.providers[index];
         let result = conn
@@ -405,9 +432,7 @@ impl Inner {
                     None,
                     None,
                 ));
-                self.caches[index]
-                    .insert(conn.id_arc().clone(), Slot::Token(entry.clone()))
-                    .await;
+                self.caches[index].publish(conn.id_arc(), Slot::Token(entry.clone()));
                 debug!(provider = %provider.id, connection = %conn.id(), "static credential rendered");
                 Ok(entry)
             }
@@ -432,7 +457,7 @@ impl Inner {
             // A fetch that finished just before this one started leaves its
             // result here; use it rather than fetching again.
             let now = self.clock.now();
-            match cache.get(conn.id()).await {
+            match cache.get(conn.id()) {
                 Some(Slot::Token(e)) if e.is_fresh(now) => return Ok(e),
                 Some(Slot::Failed(f)) if now < f.retry_at => return Err(f.error.clone()),
                 _ => {}
@@ -472,13 +497,13 @@ impl Inner {
             };
             match result {
                 Ok(entry) => {
-                    cache.insert(conn.id_arc().clone(), Slot::Token(entry.clone())).await;
+                    cache.publish(conn.id_arc(), Slot::Token(entry.clone()));
                     Ok(entry)
                 }
                 Err(error) => {
                     Counters::bump(&self.counters.failures);
                     let now = self.clock.now();
-                    match cache.get(conn.id()).await {
+                    match cache.get(conn.id()) {
                         Some(Slot::Token(current)) if current.is_valid(now) => {
                             // A renewal failed while the token is still good:
                             // keep serving it, try again after a backoff.
@@ -499,7 +524,7 @@ impl Inner {
                                 retry_at: now + wait,
                                 attempts,
                             };
-                            cache.insert(conn.id_arc().clone(), Slot::Failed(Arc::new(failure))).await;
+                            cache.publish(conn.id_arc(), Slot::Failed(Arc::new(failure)));
                         }
                     }
                     Err(error)

@@ -48,10 +48,14 @@
 //!
 //! # Guarantees
 //!
-//! - **Hot path.** A fresh cached credential costs one cache lookup, one
-//!   clock read and one atomic increment: no lock is held across an await and
-//!   nothing is allocated (the header value was rendered when the token was
-//!   fetched; attaching it clones a [`HeaderValue`](http::HeaderValue)).
+//! - **Hot path.** A fresh cached credential costs one lock-free map lookup,
+//!   one clock read and two atomic increments (the entry's reference count and
+//!   a per-thread hit counter); it never waits, takes no lock and allocates
+//!   nothing (the header value was rendered when the token was fetched;
+//!   attaching it clones a [`HeaderValue`](http::HeaderValue)). With the
+//!   default clock the read is of the coarse wall clock, plus a margin, and
+//!   only tokens whose renewal is still further away than that margin are
+//!   decided with it; see [`clock`](crate::clock).
 //! - **Single-flight.** Concurrent calls that find no usable token share one
 //!   fetch: one token request, and all of them get its token or its error.
 //!   The fetch runs in a spawned task, so cancelling a caller (a dropped
@@ -72,6 +76,10 @@
 //!   [`max_connections`](TokenAuthBuilder::max_connections) connections; the
 //!   least recently used are evicted. Entries carry their own expiry, checked
 //!   on every read against the injected [`Clock`](crate::clock::Clock).
+//!   Reads are answered by a lock-free map kept in step with a bounded moka
+//!   cache, which orders the entries by use and evicts; writes to both happen
+//!   under moka's per-key lock, and an eviction removes exactly the evicted
+//!   value from the read map.
 //! - **Refresh tokens** are kept in the [`TokenStore`](crate::store::TokenStore)
 //!   and saved before the access token they came with is handed out; see
 //!   [`acquire`](crate::acquire).
@@ -88,6 +96,7 @@ mod builder;
 mod credential;
 mod engine;
 mod stats;
+mod table;
 
 pub use builder::TokenAuthBuilder;
 pub use credential::{Credential, TokenId};

@@ -31,15 +31,39 @@ pub struct Stats {
     pub invalidations: u64,
 }
 
-/// `hits` is bumped on every cache hit by every thread, so it gets a cache
-/// line of its own; the rest change only on the slow path.
+/// `hits` is bumped on every cache hit by every thread: one shared counter
+/// would bounce its cache line between cores on every hit, so it is striped
+/// over [`STRIPES`] counters on lines of their own, each thread bumping "its"
+/// stripe. The rest change only on the slow path.
 #[repr(align(128))]
 #[derive(Default, Debug)]
 struct Padded(AtomicU64);
 
+/// Hit counter stripes (a power of two).
+const STRIPES: usize = 8;
+
+/// This thread's stripe.
+#[inline]
+fn stripe() -> usize {
+    use std::cell::Cell;
+    use std::sync::atomic::AtomicUsize;
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    STRIPE.with(|s| {
+        let mut i = s.get();
+        if i == usize::MAX {
+            i = NEXT.fetch_add(1, Relaxed) % STRIPES;
+            s.set(i);
+        }
+        i
+    })
+}
+
 #[derive(Default, Debug)]
 pub(crate) struct Counters {
-    hits: Padded,
+    hits: [Padded; STRIPES],
     pub(crate) misses: AtomicU64,
     pub(crate) fetches: AtomicU64,
     pub(crate) token_requests: AtomicU64,
@@ -53,7 +77,7 @@ pub(crate) struct Counters {
 
 impl Counters {
     pub(crate) fn hit(&self) {
-        self.hits.0.fetch_add(1, Relaxed);
+        self.hits[stripe()].0.fetch_add(1, Relaxed);
     }
 
     pub(crate) fn bump(counter: &AtomicU64) {
@@ -62,7 +86,7 @@ impl Counters {
 
     pub(crate) fn snapshot(&self) -> Stats {
         Stats {
-            hits: self.hits.0.load(Relaxed),
+            hits: self.hits.iter().map(|h| h.0.load(Relaxed)).sum(),
             misses: self.misses.load(Relaxed),
             fetches: self.fetches.load(Relaxed),
             token_requests: self.token_requests.load(Relaxed),

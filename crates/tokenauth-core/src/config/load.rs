@@ -382,7 +382,9 @@ fn get_string_list(
 struct Scope<'p> {
     provider: &'p str,
     inputs: &'p [Input],
-    has_login: bool,
+    /// The provider fetches tokens: it has a `[login]` or a `[refresh]`
+    /// table (a refresh-only provider starts from a stored refresh token).
+    fetches: bool,
 }
 
 fn parse_template(
@@ -429,14 +431,14 @@ fn parse_template(
                     help,
                 ))
             }
-            Var::TokenAccess if tokens != TokenVars::Access => Some(if scope.has_login {
+            Var::TokenAccess if tokens != TokenVars::Access => Some(if scope.fetches {
                 (
                     "`{{ token.access }}` cannot be used here".to_owned(),
                     "the access token is only known in [inject] templates".to_owned(),
                 )
             } else {
                 (
-                    "`{{ token.access }}` used by a provider without a [login] table".to_owned(),
+                    "`{{ token.access }}` used by a provider without a [login] or [refresh] table".to_owned(),
                     "a provider with static credentials injects its inputs directly, e.g. password = \"{{ inputs.token }}\"".to_owned(),
                 )
             }),
@@ -968,7 +970,7 @@ fn expiry(ctx: &mut Ctx<'_>, table: &Table<'_, '_>) -> Expiry {
 
 fn inject(ctx: &mut Ctx<'_>, scope: &Scope<'_>, table: &Table<'_, '_>) -> Option<Inject> {
     table.check_keys(ctx, &["header", "value", "basic", "query"], "[inject]");
-    let tokens = if scope.has_login {
+    let tokens = if scope.fetches {
         TokenVars::Access
     } else {
         TokenVars::None
@@ -1233,7 +1235,7 @@ fn provider(ctx: &mut Ctx<'_>, id: &str, table: &Table<'_, '_>) -> Option<Provid
     let scope = Scope {
         provider: id,
         inputs: &inputs,
-        has_login: login_table.is_some(),
+        fetches: login_table.is_some() || table.get("refresh").is_some(),
     };
     let login = login_table
         .as_ref()
@@ -1280,7 +1282,7 @@ fn provider(ctx: &mut Ctx<'_>, id: &str, table: &Table<'_, '_>) -> Option<Provid
             .and_then(|e| e.get_ref().get(*k))
             .is_some()
     });
-    if scope.has_login
+    if scope.fetches
         && !expiry_written
         && expiry.ttl.is_none()
         && !expiry.jwt_exp
@@ -1288,7 +1290,10 @@ fn provider(ctx: &mut Ctx<'_>, id: &str, table: &Table<'_, '_>) -> Option<Provid
         && response.expires_at.is_none()
     {
         ctx.error(
-            login_table.as_ref().map_or(table.at, |t| t.at),
+            login_table
+                .as_ref()
+                .or(refresh_table.as_ref())
+                .map_or(table.at, |t| t.at),
             &table.path,
             "no way to know when the token expires",
             Some(format!("set [providers.{id}.expiry] ttl = \"60m\" (the lifetime the provider documents), or point response.expires_in / response.expires_at at the reply's expiry")),
@@ -1298,7 +1303,7 @@ fn provider(ctx: &mut Ctx<'_>, id: &str, table: &Table<'_, '_>) -> Option<Provid
         Some(t) => {
             let inject = inject(ctx, &scope, &t);
             if let Some(i) = &inject
-                && scope.has_login
+                && scope.fetches
             {
                 let templates: Vec<&Template> = match i {
                     Inject::Header { value, .. } | Inject::Query { value, .. } => vec![value],
@@ -1325,7 +1330,7 @@ fn provider(ctx: &mut Ctx<'_>, id: &str, table: &Table<'_, '_>) -> Option<Provid
             let action = get_action(
                 ctx,
                 &t,
-                scope.has_login,
+                scope.fetches,
                 ("renew", UnauthorizedAction::Renew),
                 UnauthorizedAction::Fail,
                 "action \"renew\" but the provider has static credentials",
@@ -1336,7 +1341,7 @@ fn provider(ctx: &mut Ctx<'_>, id: &str, table: &Table<'_, '_>) -> Option<Provid
         }
         None => OnUnauthorized {
             status: vec![401],
-            action: if scope.has_login {
+            action: if scope.fetches {
                 UnauthorizedAction::Renew
             } else {
                 UnauthorizedAction::Fail

@@ -92,9 +92,11 @@ impl Provider {
         self.inputs.iter().find(|i| i.name == name)
     }
 
-    /// True when the provider fetches tokens (it has a `login` table).
+    /// True when the provider fetches tokens: it has a `login` table, or a
+    /// `refresh` table (a refresh-only provider starts from a stored refresh
+    /// token).
     pub fn fetches_tokens(&self) -> bool {
-        self.login.is_some()
+        self.login.is_some() || self.refresh.is_some()
     }
 }
 

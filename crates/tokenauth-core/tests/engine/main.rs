@@ -2,6 +2,7 @@
 //! host names, the unchanged `providers.toml`).
 
 mod concurrency;
+mod dsl;
 mod faults;
 mod helpers;
 mod refresh;

@@ -38,7 +38,7 @@
 pub use tokenauth_core::*;
 
 #[cfg(feature = "reqwest")]
-pub use tokenauth_reqwest::{AuthMiddleware, MiddlewareExt, auth_error};
+pub use tokenauth_reqwest::{AuthMiddleware, MiddlewareExt, auth_error, redirect_policy};
 #[cfg(feature = "tower")]
 pub use tokenauth_tower::{Auth, AuthError, AuthLayer, LayerExt};
 

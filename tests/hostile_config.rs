@@ -11,6 +11,14 @@ use tokenauth::template::Template;
 
 const SEED: &str = include_str!("../providers.toml");
 
+/// `PROPTEST_CASES` if set, else `default`.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 fn check_positions(src: &str) {
     if let Err(e) = Providers::from_toml("fuzz.toml", src) {
         let lines = src.split('\n').count().max(1);
@@ -50,7 +58,9 @@ fn fragment() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
+    // 512 cases unless PROPTEST_CASES says otherwise (a literal `cases`
+    // would override the variable).
+    #![proptest_config(ProptestConfig { cases: cases(512), .. ProptestConfig::default() })]
 
     #[test]
     fn arbitrary_text_never_panics(src in "\\PC{0,400}") {

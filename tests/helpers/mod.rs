@@ -123,12 +123,28 @@ where
     B: http_body::Body + Send + 'static,
     B::Data: Send,
 {
+    let map = emu
+        .host_overrides()
+        .into_iter()
+        .map(|(h, a)| (h.to_owned(), a))
+        .collect();
+    hyper_client_with(emu.ca_cert_pem().expect("tls on"), map)
+}
+
+/// A hyper-util legacy client that trusts only `ca_pem` and resolves the
+/// names in `overrides` (and nothing else): TLS for `https`, plain TCP for
+/// `http`.
+pub fn hyper_client_with<B>(ca_pem: &str, overrides: HashMap<String, SocketAddr>) -> HyperClient<B>
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+{
     use tokio_rustls::rustls;
     use tokio_rustls::rustls::pki_types::CertificateDer;
     use tokio_rustls::rustls::pki_types::pem::PemObject;
 
     let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(emu.ca_cert_pem().expect("tls on").as_bytes()) {
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(cert.expect("CA PEM")).expect("CA cert");
     }
     let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -138,12 +154,7 @@ where
     .expect("TLS versions")
     .with_root_certificates(roots)
     .with_no_client_auth();
-    let map = emu
-        .host_overrides()
-        .into_iter()
-        .map(|(h, a)| (h.to_owned(), a))
-        .collect();
-    let mut http = HttpConnector::new_with_resolver(Overrides(Arc::new(map)));
+    let mut http = HttpConnector::new_with_resolver(Overrides(Arc::new(overrides)));
     http.enforce_http(false);
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
@@ -328,4 +339,100 @@ inject = {{ header = "{header}", value = "{value}" }}
 on_unauthorized = {{ status = [401], action = "fail" }}
 "#
     )
+}
+
+// ------------------------------------------------------------ hardening
+
+/// Every fake secret input the seed connections use (the demo passwords,
+/// the 2BA client secret, the BRO token password).
+pub const SECRETS: [&str; 4] = [
+    REOB_DEMO_PASSWORD,
+    TWOBA_DEMO_PASSWORD,
+    TWOBA_DEMO_CLIENT_SECRET,
+    BRO_DEMO_PASSWORD,
+];
+
+/// The seed API endpoints by provider.
+pub const REOB_API: &str = "https://api.reobtimaal-diensten.nl/api/v1/projecten";
+pub const TWOBA_API: &str = "https://api.2ba.nl/1/json/Product/DetailsForProduct";
+pub const BRO_API: &str = "https://www.bronhouderportaal-bro.nl/api/v2/validatie";
+
+/// An engine over `toml` against `emu` with an injected manual clock: two
+/// retries with a fast backoff (1 ms doubling to 20 ms), failures backed off
+/// 1 s doubling to 60 s on the manual clock.
+pub fn engine_clocked(
+    emu: &Emulator,
+    toml: &str,
+    clock: Arc<tokenauth::clock::ManualClock>,
+) -> TokenAuth {
+    engine_builder(emu, toml)
+        .clock(clock)
+        .retries(2)
+        .retry_backoff(Duration::from_millis(1), Duration::from_millis(20))
+        .failure_backoff(Duration::from_secs(1), Duration::from_secs(60))
+        .build()
+        .expect("engine builds")
+}
+
+/// An engine builder over `toml` whose token requests reach the emulator.
+pub fn engine_builder(emu: &Emulator, toml: &str) -> tokenauth::TokenAuthBuilder {
+    let providers = Providers::from_toml("providers.toml", toml).expect("providers load");
+    TokenAuth::builder(providers).http_client_builder(reqwest_builder(emu))
+}
+
+/// Waits (polling every 5 ms, at most `max`) until `cond` holds; returns
+/// whether it did.
+pub async fn eventually(max: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < max {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    cond()
+}
+
+/// Every form a secret can take in text: raw, percent-encoded (form
+/// bodies), JSON-escaped.
+pub fn secret_forms(secret: &str) -> Vec<String> {
+    let form: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+    let json = serde_json::to_string(secret).expect("a string serializes");
+    let json = json.trim_matches('"').to_owned();
+    let mut forms = vec![secret.to_owned(), form, json];
+    forms.dedup();
+    forms
+}
+
+/// Asserts that `text` contains none of [`SECRETS`] and none of `extra`
+/// (tokens), in any of their [`secret_forms`].
+#[track_caller]
+pub fn assert_no_secret(what: &str, text: &str, extra: &[String]) {
+    let all = SECRETS
+        .iter()
+        .map(|s| (*s).to_owned())
+        .chain(extra.iter().cloned());
+    for secret in all {
+        if secret.is_empty() {
+            continue;
+        }
+        for form in secret_forms(&secret) {
+            if let Some(at) = text.find(&form) {
+                let start = text[..at]
+                    .char_indices()
+                    .rev()
+                    .nth(80)
+                    .map_or(0, |(i, _)| i);
+                let end = (at + form.len() + 80).min(text.len());
+                let end = (end..=text.len())
+                    .find(|i| text.is_char_boundary(*i))
+                    .unwrap_or(text.len());
+                panic!(
+                    "a secret ({} chars) leaked into {what}: ...{}...",
+                    secret.len(),
+                    &text[start..end]
+                );
+            }
+        }
+    }
 }

@@ -184,10 +184,24 @@
 //!   redirect to the *same* origin but outside the provider's `api` path
 //!   prefix keeps `Authorization`.
 //!
-//! If either case matters for a provider, build the client with
-//! `reqwest::redirect::Policy::none()`: the middleware then sees the `3xx`
-//! and the caller decides whether to follow it (a new request through the
-//! middleware is routed afresh).
+//! To close both cases, build the client with [`redirect_policy`]: it
+//! follows a redirect only while the target stays inside the same provider's
+//! `api` prefixes (or when neither hop belongs to a provider), and otherwise
+//! stops and hands the `3xx` back to the caller, so no credential is carried
+//! out of its provider's scope. `reqwest::redirect::Policy::none()` is the
+//! blunt alternative.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), tokenauth_core::Error> {
+//! use reqwest_middleware::ClientBuilder;
+//! use tokenauth_core::TokenAuth;
+//! use tokenauth_reqwest::{MiddlewareExt as _, redirect_policy};
+//!
+//! let auth = TokenAuth::from_path("providers.toml")?;
+//! let http = reqwest::Client::builder().redirect(redirect_policy(&auth)).build().expect("client");
+//! let client = ClientBuilder::new(http).with(auth.middleware()).build();
+//! # let _ = client; Ok(()) }
+//! ```
 
 use async_trait::async_trait;
 use http::Extensions;
@@ -242,6 +256,35 @@ pub fn auth_error(error: &reqwest_middleware::Error) -> Option<&tokenauth_core::
         reqwest_middleware::Error::Middleware(e) => e.downcast_ref(),
         reqwest_middleware::Error::Reqwest(_) => None,
     }
+}
+
+/// A redirect policy that never carries a credential out of its provider's
+/// scope: a redirect is followed only when the target URL routes to the same
+/// provider as the URL that answered with it (or neither routes to any
+/// provider); otherwise the `3xx` is returned to the caller. At most 10
+/// redirects are followed, like reqwest's default.
+///
+/// Use it for providers whose credential is a custom header (`X-Api-Key`),
+/// which reqwest keeps on cross-origin redirects, and for same-origin
+/// redirects that leave the `api` path prefix, where reqwest keeps
+/// `Authorization`.
+pub fn redirect_policy(auth: &TokenAuth) -> reqwest::redirect::Policy {
+    const MAX_REDIRECTS: usize = 10;
+    let auth = auth.clone();
+    reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() > MAX_REDIRECTS {
+            return attempt.error("too many redirects");
+        }
+        let provider_of = |url: &reqwest::Url| auth.route(url).map(|p| p.id().to_owned());
+        let from = attempt.previous().last().and_then(provider_of);
+        let to = provider_of(attempt.url());
+        if from.is_some() && from != to {
+            debug!(from = ?from, to = ?to, "redirect leaves the provider's api prefixes; not followed");
+            attempt.stop()
+        } else {
+            attempt.follow()
+        }
+    })
 }
 
 fn attach(credential: &tokenauth_core::Credential, request: &mut Request) {

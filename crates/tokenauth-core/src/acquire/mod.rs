@@ -303,7 +303,16 @@ impl Acquirer<'_> {
             reason: json_reason(&e),
             body: self.scrubber(rt).excerpt(&reply.body),
         })?;
-        parse::parse_reply(self.provider, kind, &json, self.clock.now())
+        parse::parse_reply(self.provider, kind, &json, self.clock.now()).map_err(|mut e| {
+            // The reply's key names and expiry text go into the message: a
+            // hostile or broken endpoint may echo a secret there.
+            if let Error::MissingField { keys: text, .. }
+            | Error::InvalidExpiry { reason: text, .. } = &mut e
+            {
+                *text = self.scrubber(rt).scrub(text);
+            }
+            e
+        })
     }
 
     fn url(&self, kind: RequestKind) -> String {

@@ -261,7 +261,12 @@ pub(crate) fn parse_rfc3339(s: &str) -> Option<SystemTime> {
         return humantime::parse_rfc3339_weak(base).ok();
     }
     // `...+HH:MM` / `...-HH:MM`
-    let (base, offset) = s.split_at(s.len().checked_sub(6)?);
+    let cut = s.len().checked_sub(6)?;
+    if !s.is_char_boundary(cut) {
+        // Not an offset (and not ASCII there): not a time either.
+        return None;
+    }
+    let (base, offset) = s.split_at(cut);
     let sign = match offset.as_bytes().first()? {
         b'+' => 1i64,
         b'-' => -1,
@@ -293,6 +298,9 @@ mod tests {
             Some(z + Duration::from_millis(500))
         );
         assert_eq!(parse_rfc3339("tomorrow"), None);
+        // Multi-byte characters where an offset would be: no panic.
+        assert_eq!(parse_rfc3339("#\u{1e028}\u{1b1ca}x\u{10595}\u{136a}"), None);
+        assert_eq!(parse_rfc3339("2026-01-02T03:04:05\u{20ac}0:00"), None);
     }
 
     #[test]

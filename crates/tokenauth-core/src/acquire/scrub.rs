@@ -28,7 +28,9 @@ impl<'a> Scrubber<'a> {
                 redact_json(&mut json);
                 json.to_string()
             }
-            Err(_) => redact_pairs(&text),
+            // Not JSON, but maybe JSON cut short (a reply truncated in the
+            // middle of a token): redact quoted values of secret-looking keys.
+            Err(_) => redact_pairs(&redact_broken_json(&text)),
         };
         let text = self.scrub(&text);
         let mut out = String::with_capacity(EXCERPT_CHARS + 4);
@@ -96,6 +98,63 @@ fn redact_json(value: &mut Value) {
     }
 }
 
+/// Redacts the quoted value after every `"secret-looking key":` in text
+/// that is JSON-like but does not parse (cut short, or damaged), up to its
+/// closing quote or, when the text ends inside it, to the end.
+fn redact_broken_json(text: &str) -> String {
+    /// The end (index of the closing quote, or `s.len()`) of a JSON string
+    /// whose content starts at `from`.
+    fn string_end(s: &[u8], from: usize) -> usize {
+        let mut i = from;
+        while i < s.len() {
+            match s[i] {
+                b'\\' => i += 2,
+                b'"' => return i,
+                _ => i += 1,
+            }
+        }
+        s.len()
+    }
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'"' {
+            i += 1;
+            continue;
+        }
+        let key_end = string_end(bytes, i + 1);
+        if key_end >= bytes.len() {
+            break;
+        }
+        let key = &text[i + 1..key_end];
+        let mut j = key_end + 1;
+        while j < bytes.len() && bytes[j].is_ascii_whitespace() {
+            j += 1;
+        }
+        if !(j < bytes.len() && bytes[j] == b':') {
+            i = key_end + 1;
+            continue;
+        }
+        j += 1;
+        while j < bytes.len() && bytes[j].is_ascii_whitespace() {
+            j += 1;
+        }
+        if j < bytes.len() && bytes[j] == b'"' && is_secret_key(key) {
+            let value_end = string_end(bytes, j + 1);
+            out.push_str(&text[copied..=j]);
+            out.push_str(REDACTED);
+            copied = value_end.min(bytes.len());
+            i = value_end + 1;
+        } else {
+            i = key_end + 1;
+        }
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
 /// Redacts `name=value` pairs with secret-looking names (form bodies, query
 /// strings, `key: value` text is left to the secret-value pass).
 fn redact_pairs(text: &str) -> String {
@@ -142,6 +201,25 @@ mod tests {
             s.excerpt(b"<html>\nyour s3cr3t\n</html>"),
             "<html> your [redacted] </html>"
         );
+    }
+
+    #[test]
+    fn scrubs_json_cut_short() {
+        let s = Scrubber::new([]);
+        let cut =
+            br#"{"access_token":"AT-0123456789","token_type":"bearer","refresh_token":"RT-01"#;
+        let out = s.excerpt(cut);
+        assert_eq!(
+            out,
+            r#"{"access_token":"[redacted]","token_type":"bearer","refresh_token":"[redacted]"#
+        );
+        let escaped = br#"{"password" : "a\"b\\", "x": "keep", "api_key":"#;
+        let out = s.excerpt(escaped);
+        assert_eq!(
+            out,
+            r#"{"password" : "[redacted]", "x": "keep", "api_key":"#
+        );
+        assert_eq!(s.excerpt(br#"{"access_tok"#), r#"{"access_tok"#);
     }
 
     #[test]

@@ -13,9 +13,12 @@
 //! environment variables) is used.
 
 use http::HeaderMap;
+use tracing::debug;
 
-use crate::cache::ProviderHandle;
+use crate::cache::{Credential, ProviderHandle};
 use crate::config::{Inject, UnauthorizedAction};
+use crate::connection::Connection;
+use crate::error::Error;
 
 /// A request extension: send this request without a credential, even if its
 /// URL lies inside a provider's `api` prefix.
@@ -63,5 +66,44 @@ impl ProviderHandle<'_> {
     /// (`[401]` by default) and the action is `renew`.
     pub fn renews_on(&self, status: u16) -> bool {
         self.renews() && self.provider().on_unauthorized.status.contains(&status)
+    }
+
+    /// What to do once the API answered `status` to a request sent with
+    /// `credential`; the one place both adapters take this decision.
+    ///
+    /// - Not a rejection ([`renews_on`](Self::renews_on) is false):
+    ///   `Ok(None)`, return the response.
+    /// - A rejection: the token is dropped (only if it is still the cached
+    ///   one, so concurrent rejections cause one renewal). If the request
+    ///   cannot be retried (`can_retry` false: a streaming or uncopyable
+    ///   body), `Ok(None)`. Otherwise a new credential is fetched and
+    ///   returned as `Ok(Some(renewed))` for the one retry, unless it is the
+    ///   same token (then `Ok(None)`: retrying could only fail the same way).
+    /// - The renewal failed: that error, for the caller instead of the 401.
+    pub async fn after_response(
+        &self,
+        status: u16,
+        connection: Option<&Connection>,
+        credential: &Credential,
+        can_retry: bool,
+    ) -> Result<Option<Credential>, Error> {
+        if !self.renews_on(status) {
+            return Ok(None);
+        }
+        self.invalidate(connection, credential).await;
+        if !can_retry {
+            debug!(
+                provider = self.id(),
+                status,
+                "credential rejected; the request body cannot be copied, so it is not retried"
+            );
+            return Ok(None);
+        }
+        let renewed = self.credential(connection).await?;
+        if renewed.token_id() == credential.token_id() {
+            return Ok(None);
+        }
+        debug!(provider = self.id(), status, token = %renewed.token_id(), "credential rejected; renewed, retrying the request once");
+        Ok(Some(renewed))
     }
 }

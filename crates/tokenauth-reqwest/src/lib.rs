@@ -323,27 +323,18 @@ impl Middleware for AuthMiddleware {
         };
         attach(&credential, &mut req);
         let response = next.clone().run(req, extensions).await?;
-        let status = response.status().as_u16();
-        if !provider.renews_on(status) {
-            return Ok(response);
-        }
-        // Rejected: drop the token (only if it is still the cached one).
-        provider.invalidate(connection.as_ref(), &credential).await;
-        let Some(mut retry) = retry else {
-            debug!(
-                provider = provider.id(),
-                status, "credential rejected; the request has a streaming body and is not retried"
-            );
-            return Ok(response);
-        };
         let renewed = provider
-            .credential(connection.as_ref())
+            .after_response(
+                response.status().as_u16(),
+                connection.as_ref(),
+                &credential,
+                retry.is_some(),
+            )
             .await
             .map_err(reqwest_middleware::Error::middleware)?;
-        if renewed.token_id() == credential.token_id() {
+        let (Some(renewed), Some(mut retry)) = (renewed, retry) else {
             return Ok(response);
-        }
-        debug!(provider = provider.id(), status, token = %renewed.token_id(), "credential rejected; renewed, retrying the request once");
+        };
         drop(response);
         attach(&renewed, &mut retry);
         next.run(retry, extensions).await

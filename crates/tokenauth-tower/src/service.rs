@@ -6,7 +6,6 @@ use http::{Request, Response, Uri};
 use tokenauth_core::route::Target;
 use tokenauth_core::{Connection, NoAuth, TokenAuth};
 use tower_service::Service;
-use tracing::debug;
 
 use crate::body::{CloneBody, CommonBodies};
 use crate::error::AuthError;
@@ -180,26 +179,18 @@ where
         .apply_to_request(&mut request)
         .map_err(AuthError::Uri)?;
     let response = inner.call(request).await.map_err(AuthError::Inner)?;
-    let status = response.status().as_u16();
-    if !provider.renews_on(status) {
-        return Ok(response);
-    }
-    provider.invalidate(connection.as_ref(), &credential).await;
-    let Some(mut retry) = retry else {
-        debug!(
-            provider = provider.id(),
-            status, "credential rejected; the request body cannot be copied, so it is not retried"
-        );
-        return Ok(response);
-    };
     let renewed = provider
-        .credential(connection.as_ref())
+        .after_response(
+            response.status().as_u16(),
+            connection.as_ref(),
+            &credential,
+            retry.is_some(),
+        )
         .await
         .map_err(AuthError::Auth)?;
-    if renewed.token_id() == credential.token_id() {
+    let (Some(renewed), Some(mut retry)) = (renewed, retry) else {
         return Ok(response);
-    }
-    debug!(provider = provider.id(), status, token = %renewed.token_id(), "credential rejected; renewed, retrying the request once");
+    };
     drop(response);
     renewed
         .apply_to_request(&mut retry)

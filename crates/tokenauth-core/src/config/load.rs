@@ -113,12 +113,16 @@ impl<'a, 'i> Table<'a, 'i> {
     }
 }
 
+/// Letters, digits, `_` and `-`, at least one: what ids, input names and
+/// bare path segments may be.
+fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
 fn join(path: &str, key: &str) -> String {
-    let key = if key
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        && !key.is_empty()
-    {
+    let key = if is_identifier(key) {
         key.to_owned()
     } else {
         format!("{key:?}")
@@ -1075,11 +1079,7 @@ fn inputs(ctx: &mut Ctx<'_>, provider: &Table<'_, '_>) -> Vec<Input> {
     for (k, v) in table.entries {
         let name: &str = k.get_ref();
         let path = table.child_path(name);
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
+        if !is_identifier(name) {
             ctx.error(
                 k.span().start,
                 &path,
@@ -1410,11 +1410,7 @@ pub(crate) fn parse(file: &str, src: &str) -> Result<Providers, ConfigErrors> {
             for (k, v) in table.entries {
                 let id: &str = k.get_ref();
                 let path = table.child_path(id);
-                if id.is_empty()
-                    || !id
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-                {
+                if !is_identifier(id) {
                     ctx.error(
                         k.span().start,
                         &path,

@@ -8,7 +8,7 @@
 //! - [`ProviderHandle::renews_on`]: the API rejected the credential; the
 //!   adapter drops it, gets a new one and retries once.
 //!
-//! A [`Connection`](crate::Connection) in the request extensions selects the
+//! A [`Connection`] in the request extensions selects the
 //! connection; without one the provider's default connection (inputs from
 //! environment variables) is used.
 

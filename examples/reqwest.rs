@@ -22,13 +22,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The emulator, and HTTP clients that trust its CA and resolve the real
     // host names to it.
     let emulator = Emulator::start(EmulatorConfig::default().tls(true)).await?;
-    let builder = || -> Result<reqwest::ClientBuilder, reqwest::Error> {
-        let ca = reqwest::Certificate::from_pem(emulator.ca_cert_pem().unwrap_or("").as_bytes())?;
-        let mut b = reqwest::Client::builder().tls_certs_only([ca]);
-        for (host, addr) in emulator.host_overrides() {
-            b = b.resolve(host, addr);
-        }
-        Ok(b)
+    let builder = || {
+        emulator
+            .reqwest_client_builder()
+            .ok_or("the emulator has no TLS listener")
     };
 
     let providers = Providers::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/providers.toml"))?;

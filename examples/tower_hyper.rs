@@ -53,11 +53,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ca_pem = emulator.ca_cert_pem().unwrap_or("");
 
     // Token requests: the engine's reqwest client, pointed at the emulator.
-    let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes())?;
-    let mut token_client = reqwest::Client::builder().tls_certs_only([ca]);
-    for (host, addr) in emulator.host_overrides() {
-        token_client = token_client.resolve(host, addr);
-    }
+    let token_client = emulator
+        .reqwest_client_builder()
+        .ok_or("the emulator has no TLS listener")?;
     let providers = Providers::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/providers.toml"))?;
     let auth = TokenAuth::builder(providers)
         .http_client_builder(token_client)

@@ -47,13 +47,7 @@ pub async fn emulator() -> Emulator {
 /// A reqwest client builder that reaches the emulator under the real host
 /// names (its CA only, host names resolved to its TLS listener).
 pub fn reqwest_builder(emu: &Emulator) -> reqwest::ClientBuilder {
-    let ca = reqwest::Certificate::from_pem(emu.ca_cert_pem().expect("tls on").as_bytes())
-        .expect("CA PEM");
-    let mut b = reqwest::Client::builder().tls_certs_only([ca]);
-    for (host, addr) in emu.host_overrides() {
-        b = b.resolve(host, addr);
-    }
-    b
+    emu.reqwest_client_builder().expect("tls on")
 }
 
 /// An engine over `toml` whose token requests reach the emulator, with fast

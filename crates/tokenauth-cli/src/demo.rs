@@ -104,21 +104,16 @@ pub(crate) async fn run(g: &Global) -> Outcome {
             return Outcome::AuthFailure;
         }
     };
-    let Some(ca) = emulator
-        .ca_cert_pem()
-        .and_then(|pem| reqwest::Certificate::from_pem(pem.as_bytes()).ok())
-    else {
-        eprintln!("error: the emulator's TLS certificate is unusable");
-        return Outcome::AuthFailure;
-    };
     // Every request goes to the emulator: the real host names resolve to it
     // and only its CA is trusted, so nothing can leave the machine.
+    if emulator.reqwest_client_builder().is_none() {
+        eprintln!("error: the emulator's TLS certificate is unusable");
+        return Outcome::AuthFailure;
+    }
     let client_builder = || {
-        let mut b = reqwest::Client::builder().tls_certs_only([ca.clone()]);
-        for (host, addr) in emulator.host_overrides() {
-            b = b.resolve(host, addr);
-        }
-        b
+        emulator
+            .reqwest_client_builder()
+            .unwrap_or_else(reqwest::Client::builder)
     };
     let clock = Arc::new(ManualClock::new());
     let auth = match TokenAuth::builder(providers)

@@ -291,6 +291,22 @@ impl Emulator {
         }
     }
 
+    /// A `reqwest::ClientBuilder` that reaches this emulator under the real
+    /// host names: each of the four hosts resolves to the TLS listener and
+    /// only the emulator's CA is trusted, so the unchanged `https://` URLs of
+    /// `providers.toml` work and nothing can leave the machine. `None` when
+    /// TLS is off (start with `EmulatorConfig::default().tls(true)`).
+    /// Feature `reqwest`.
+    #[cfg(feature = "reqwest")]
+    pub fn reqwest_client_builder(&self) -> Option<reqwest::ClientBuilder> {
+        let ca = reqwest::Certificate::from_pem(self.ca_cert_pem()?.as_bytes()).ok()?;
+        let mut builder = reqwest::Client::builder().tls_certs_only([ca]);
+        for (host, addr) in self.host_overrides() {
+            builder = builder.resolve(host, addr);
+        }
+        Some(builder)
+    }
+
     // ---------------------------------------------------------------- observation
 
     /// A snapshot of all counters (same as `GET /_emulator/stats`).

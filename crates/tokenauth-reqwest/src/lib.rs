@@ -32,12 +32,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let emulator = Emulator::start(EmulatorConfig::default().tls(true)).await?;
-//! # let builder = || {
-//! #     let ca = reqwest::Certificate::from_pem(emulator.ca_cert_pem().unwrap().as_bytes()).unwrap();
-//! #     let mut b = reqwest::Client::builder().tls_certs_only([ca]);
-//! #     for (host, addr) in emulator.host_overrides() { b = b.resolve(host, addr); }
-//! #     b
-//! # };
+//! # let builder = || emulator.reqwest_client_builder().unwrap();
 //! # let providers = tokenauth_core::Providers::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../../providers.toml"))?;
 //! # let auth = TokenAuth::builder(providers).http_client_builder(builder()).build()?;
 //! # let http_client = builder().build()?;

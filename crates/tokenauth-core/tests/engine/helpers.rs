@@ -41,13 +41,7 @@ pub(crate) async fn emulator() -> Emulator {
 
 /// A client builder that reaches the emulator under the real host names.
 pub(crate) fn client_builder(emu: &Emulator) -> reqwest::ClientBuilder {
-    let ca = reqwest::Certificate::from_pem(emu.ca_cert_pem().expect("tls on").as_bytes())
-        .expect("CA PEM");
-    let mut b = reqwest::Client::builder().tls_certs_only([ca]);
-    for (host, addr) in emu.host_overrides() {
-        b = b.resolve(host, addr);
-    }
-    b
+    emu.reqwest_client_builder().expect("tls on")
 }
 
 pub(crate) struct Setup {

@@ -739,15 +739,38 @@ fn login(
         url,
         "set url = \"https://.../token\" (the token endpoint)",
     );
-    let method = get_method(ctx, table, "method", Method::POST);
-    let body = body_format(ctx, table).unwrap_or(BodyFormat::Form);
-    let fields = template_map(ctx, scope, table, "fields", TokenVars::None)
+    request_keys(ctx, scope, table, TokenVars::None, url, None)
+}
+
+/// The keys a login and a refresh request share: method, body, fields,
+/// headers, basic and timeout. A refresh inherits what it leaves out from
+/// `inherit` (the login); a missing `url` has already been reported.
+fn request_keys(
+    ctx: &mut Ctx<'_>,
+    scope: &Scope<'_>,
+    table: &Table<'_, '_>,
+    tokens: TokenVars,
+    url: Option<Url>,
+    inherit: Option<&TokenRequest>,
+) -> Option<TokenRequest> {
+    let method = get_method(
+        ctx,
+        table,
+        "method",
+        inherit.map_or(Method::POST, |l| l.method.clone()),
+    );
+    let body = body_format(ctx, table).unwrap_or(inherit.map_or(BodyFormat::Form, |l| l.body));
+    let fields: Vec<_> = template_map(ctx, scope, table, "fields", tokens)
         .into_iter()
         .map(|(n, _, t)| (n, t))
         .collect();
-    let headers = headers(ctx, scope, table, TokenVars::None);
-    let basic = basic(ctx, scope, table, TokenVars::None);
-    let timeout = get_duration(ctx, table, "timeout").unwrap_or(DEFAULT_TIMEOUT);
+    let headers = headers(ctx, scope, table, tokens);
+    let basic = basic(ctx, scope, table, tokens);
+    if tokens == TokenVars::Refresh {
+        check_sends_refresh_token(ctx, table, &fields, &headers, basic.as_ref());
+    }
+    let timeout = get_duration(ctx, table, "timeout")
+        .unwrap_or(inherit.map_or(DEFAULT_TIMEOUT, |l| l.timeout));
     Some(TokenRequest {
         url: url?,
         method,
@@ -757,6 +780,37 @@ fn login(
         basic,
         timeout,
     })
+}
+
+/// A refresh request must carry `{{ token.refresh }}` somewhere.
+fn check_sends_refresh_token(
+    ctx: &mut Ctx<'_>,
+    table: &Table<'_, '_>,
+    fields: &[(String, Template)],
+    headers: &[(HeaderName, Template)],
+    basic: Option<&BasicAuth>,
+) {
+    if table.get("fields").is_none() {
+        ctx.error(table.at, &table.path, "missing key `fields`", Some("the refresh request needs its fields, e.g. grant_type = \"refresh_token\" and refresh_token = \"{{ token.refresh }}\"".into()));
+        return;
+    }
+    let uses_refresh = fields
+        .iter()
+        .map(|(_, t)| t)
+        .chain(headers.iter().map(|(_, t)| t))
+        .chain(basic.into_iter().flat_map(|b| [&b.username, &b.password]))
+        .any(|t| t.vars().any(|v| *v == Var::TokenRefresh));
+    if !uses_refresh {
+        ctx.error(
+            table.at,
+            &table.child_path("fields"),
+            "the refresh request never sends `{{ token.refresh }}`",
+            Some(
+                "add the field that carries it, e.g. refresh_token = \"{{ token.refresh }}\""
+                    .into(),
+            ),
+        );
+    }
 }
 
 fn refresh(
@@ -785,40 +839,7 @@ fn refresh(
             inherited
         }
     };
-    let method = get_method(
-        ctx,
-        table,
-        "method",
-        login.map_or(Method::POST, |l| l.method.clone()),
-    );
-    let body = body_format(ctx, table).unwrap_or(login.map_or(BodyFormat::Form, |l| l.body));
-    let fields: Vec<_> = template_map(ctx, scope, table, "fields", TokenVars::Refresh)
-        .into_iter()
-        .map(|(n, _, t)| (n, t))
-        .collect();
-    let headers = headers(ctx, scope, table, TokenVars::Refresh);
-    let basic = basic(ctx, scope, table, TokenVars::Refresh);
-    let uses_refresh = fields
-        .iter()
-        .map(|(_, t)| t)
-        .chain(headers.iter().map(|(_, t)| t))
-        .chain(basic.iter().flat_map(|b| [&b.username, &b.password]))
-        .any(|t| t.vars().any(|v| *v == Var::TokenRefresh));
-    if !uses_refresh && table.get("fields").is_some() {
-        ctx.error(
-            table.at,
-            &table.child_path("fields"),
-            "the refresh request never sends `{{ token.refresh }}`",
-            Some(
-                "add the field that carries it, e.g. refresh_token = \"{{ token.refresh }}\""
-                    .into(),
-            ),
-        );
-    } else if table.get("fields").is_none() {
-        ctx.error(table.at, &table.path, "missing key `fields`", Some("the refresh request needs its fields, e.g. grant_type = \"refresh_token\" and refresh_token = \"{{ token.refresh }}\"".into()));
-    }
-    let timeout =
-        get_duration(ctx, table, "timeout").unwrap_or(login.map_or(DEFAULT_TIMEOUT, |l| l.timeout));
+    let request = request_keys(ctx, scope, table, TokenVars::Refresh, url, login);
     let rotate = get_bool(ctx, table, "rotate").unwrap_or(false);
     let on_error = match child_table(ctx, table, "on_error") {
         Some(t) => on_error(ctx, &t, login.is_some()),
@@ -834,15 +855,7 @@ fn refresh(
         },
     };
     Some(Refresh {
-        request: TokenRequest {
-            url: url?,
-            method,
-            body,
-            fields,
-            headers,
-            basic,
-            timeout,
-        },
+        request: request?,
         rotate,
         on_error,
     })

@@ -168,15 +168,19 @@ impl Emulator {
     /// or the TLS certificate could not be generated.
     pub async fn start(config: EmulatorConfig) -> io::Result<Emulator> {
         let state = Arc::new(State::new(config));
-        let l = launch(state.clone()).await?;
-        Ok(Emulator {
+        let launched = launch(state.clone()).await?;
+        Ok(Emulator::new(state, launched, None))
+    }
+
+    fn new(state: Arc<State>, l: Launched, thread: Option<std::thread::JoinHandle<()>>) -> Self {
+        Emulator {
             state,
             addr: l.addr,
             tls_addr: l.tls_addr,
             ca_pem: l.ca_pem,
             shutdown: Some(l.shutdown),
-            thread: None,
-        })
+            thread,
+        }
     }
 
     /// Starts the emulator on a dedicated multi-threaded tokio runtime with
@@ -226,14 +230,7 @@ impl Emulator {
         let l = rx
             .recv()
             .map_err(|_| io::Error::other("tokenauth-emulator: the server thread died"))??;
-        Ok(Emulator {
-            state,
-            addr: l.addr,
-            tls_addr: l.tls_addr,
-            ca_pem: l.ca_pem,
-            shutdown: Some(l.shutdown),
-            thread: Some(thread),
-        })
+        Ok(Emulator::new(state, l, Some(thread)))
     }
 
     /// Stops the emulator (same as dropping it).

@@ -7,7 +7,7 @@ use http::HeaderMap;
 use secrecy::SecretString;
 use url::Url;
 
-use crate::error::Error;
+use crate::error::{Error, RequestKind};
 use crate::inject::Injection;
 
 /// Identifies one fetched (or rendered) token. Two credentials with the same
@@ -29,6 +29,9 @@ pub(crate) struct TokenEntry {
     pub(crate) connection: Arc<str>,
     pub(crate) injection: Injection,
     pub(crate) access: Option<SecretString>,
+    /// The token request that produced the token; `None` for static
+    /// credentials rendered from the inputs.
+    pub(crate) obtained_by: Option<RequestKind>,
     /// `None`: never expires (static credentials).
     pub(crate) expires_at: Option<SystemTime>,
     /// Start of the renewal window.
@@ -49,16 +52,31 @@ pub(crate) struct TokenEntry {
     touched: AtomicU64,
 }
 
+/// A fetched token's part of a [`TokenEntry`]; static credentials have none.
+pub(crate) struct Fetched {
+    pub(crate) access: SecretString,
+    pub(crate) obtained_by: RequestKind,
+    pub(crate) expires_at: SystemTime,
+    pub(crate) renew_at: SystemTime,
+}
+
 impl TokenEntry {
     pub(crate) fn new(
         provider: Arc<str>,
         connection: Arc<str>,
         injection: Injection,
-        access: Option<SecretString>,
-        expires_at: Option<SystemTime>,
-        renew_at: Option<SystemTime>,
+        fetched: Option<Fetched>,
     ) -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
+        let (access, obtained_by, expires_at, renew_at) = match fetched {
+            Some(f) => (
+                Some(f.access),
+                Some(f.obtained_by),
+                Some(f.expires_at),
+                Some(f.renew_at),
+            ),
+            None => (None, None, None, None),
+        };
         let never = |t: Option<SystemTime>| t.map_or(u64::MAX, nanos);
         TokenEntry {
             expires_nanos: never(expires_at),
@@ -70,6 +88,7 @@ impl TokenEntry {
             connection,
             injection,
             access,
+            obtained_by,
             expires_at,
             renew_at,
             renewing: AtomicBool::new(false),
@@ -200,6 +219,13 @@ impl Credential {
         self.entry
             .expires_at
             .map(|e| e.duration_since(now).unwrap_or(Duration::ZERO))
+    }
+
+    /// How the token was obtained: [`RequestKind::Login`] or
+    /// [`RequestKind::Refresh`] (with a refresh token from the store);
+    /// `None` for static credentials rendered from the inputs.
+    pub fn obtained_by(&self) -> Option<RequestKind> {
+        self.entry.obtained_by
     }
 
     /// The access token (for providers that log in).

@@ -9,7 +9,7 @@ use tracing::{Instrument as _, debug, info_span, trace, warn};
 use url::Url;
 
 use super::TokenAuthBuilder;
-use super::credential::{Credential, Failure, TokenEntry, TokenId, nanos};
+use super::credential::{Credential, Failure, Fetched, TokenEntry, TokenId, nanos};
 use super::stats::{Counters, Stats};
 use super::table::Table;
 use crate::acquire::{Acquirer, RetryPolicy, backoff};
@@ -429,8 +429,6 @@ impl Inner {
                     conn.id_arc().clone(),
                     injection,
                     None,
-                    None,
-                    None,
                 ));
                 self.caches[index].publish(conn.id_arc(), Slot::Token(entry.clone()));
                 debug!(provider = %provider.id, connection = %conn.id(), "static credential rendered");
@@ -487,9 +485,12 @@ impl Inner {
                             self.provider_ids[index].clone(),
                             conn.id_arc().clone(),
                             injection,
-                            Some(acquired.access),
-                            Some(acquired.expires_at),
-                            Some(renew_at),
+                            Some(Fetched {
+                                access: acquired.access,
+                                obtained_by: acquired.kind,
+                                expires_at: acquired.expires_at,
+                                renew_at,
+                            }),
                         ))
                     })
                 }

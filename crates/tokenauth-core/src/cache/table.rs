@@ -150,8 +150,6 @@ mod tests {
             Arc::from(conn),
             injection,
             None,
-            None,
-            None,
         )))
     }
 

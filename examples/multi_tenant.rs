@@ -64,7 +64,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let auth = TokenAuth::builder(providers)
         .http_client_builder(builder()?)
         .build()?;
-    let client = ClientBuilder::new(builder()?.build()?)
+    let client = ClientBuilder::new(builder()?.scoped_to(&auth).build()?)
         .with(auth.middleware())
         .build();
 

@@ -5,8 +5,7 @@
 //! No credentials or network needed: the example starts the emulator of the
 //! seed providers in-process (HTTPS on 127.0.0.1 under the real host names)
 //! and uses the repository's unchanged `providers.toml`. Against the real
-//! providers, drop the emulator lines and build the client with
-//! `reqwest::Client::new()`.
+//! providers, drop the emulator lines and use `auth.client()?`.
 
 use reqwest_middleware::ClientBuilder;
 use tokenauth::prelude::*;
@@ -34,7 +33,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
 
     // The one line.
-    let client = ClientBuilder::new(builder()?.build()?)
+    let client = ClientBuilder::new(builder()?.scoped_to(&auth).build()?)
         .with(auth.middleware())
         .build();
 

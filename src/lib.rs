@@ -10,11 +10,25 @@
 //! `reqwest`):
 //!
 //! ```no_run
+//! use tokenauth::TokenAuth;
+//! use tokenauth::prelude::*;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = TokenAuth::from_path("providers.toml")?.client()?;
+//! # let _ = client; Ok(()) }
+//! ```
+//!
+//! With a client of your own, build it with `scoped_to` (redirects never
+//! carry a credential out of its provider, no `Referer`) and add the
+//! middleware:
+//!
+//! ```no_run
 //! use reqwest_middleware::ClientBuilder;
 //! use tokenauth::TokenAuth;
 //! use tokenauth::prelude::*;
-//! # fn main() -> Result<(), tokenauth::Error> {
-//! let client = ClientBuilder::new(reqwest::Client::new()).with(TokenAuth::from_path("providers.toml")?.middleware()).build();
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let auth = TokenAuth::from_path("providers.toml")?;
+//! let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).scoped_to(&auth).build()?;
+//! let client = ClientBuilder::new(http).with(auth.middleware()).build();
 //! # let _ = client; Ok(()) }
 //! ```
 //!
@@ -38,7 +52,9 @@
 pub use tokenauth_core::*;
 
 #[cfg(feature = "reqwest")]
-pub use tokenauth_reqwest::{AuthMiddleware, MiddlewareExt, auth_error, redirect_policy};
+pub use tokenauth_reqwest::{
+    AuthMiddleware, ClientBuilderExt, MiddlewareExt, auth_error, redirect_policy,
+};
 #[cfg(feature = "tower")]
 pub use tokenauth_tower::{Auth, AuthError, AuthLayer, LayerExt};
 
@@ -50,11 +66,12 @@ pub mod adapters {
     pub use tokenauth_tower as tower;
 }
 
-/// The extension traits that add `middleware()` and `layer()` to
-/// [`TokenAuth`]: `use tokenauth::prelude::*;`.
+/// The extension traits that add `middleware()`, `client()` and `layer()` to
+/// [`TokenAuth`], and `scoped_to(&auth)` to `reqwest::ClientBuilder`:
+/// `use tokenauth::prelude::*;`.
 pub mod prelude {
     #[cfg(feature = "reqwest")]
-    pub use tokenauth_reqwest::MiddlewareExt as _;
+    pub use tokenauth_reqwest::{ClientBuilderExt as _, MiddlewareExt as _};
     #[cfg(feature = "tower")]
     pub use tokenauth_tower::LayerExt as _;
 }

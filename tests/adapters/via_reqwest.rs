@@ -1,7 +1,7 @@
 //! The reqwest-middleware middleware.
 
 use futures_util::future::join_all;
-use tokenauth::{Connection, Error, NoAuth, auth_error};
+use tokenauth::{ClientBuilderExt as _, Connection, Error, NoAuth, auth_error};
 use tokenauth_emulator::{Provider, REOB_DEMO_USERNAME};
 
 use crate::helpers::*;
@@ -116,10 +116,13 @@ async fn redirect_to_another_port_drops_the_credential() {
 }
 
 /// The documented caveat: reqwest removes only `Authorization` (and cookie
-/// headers) on a cross-origin redirect, not a custom inject header. If this
-/// test fails, reqwest got stricter: update the crate docs.
+/// headers) on a cross-origin redirect, not a custom inject header. A client
+/// built without `scoped_to` therefore carries `X-Api-Key` to the target; the
+/// middleware sees where the response came from and refuses it with an error
+/// that says how to build the client, so the mistake cannot go unnoticed.
+/// If the first half fails, reqwest got stricter: update the crate docs.
 #[tokio::test]
-async fn redirect_keeps_a_custom_inject_header_as_documented() {
+async fn unscoped_client_redirect_with_a_custom_header_is_refused() {
     let emu = emulator().await;
     let api = TestServer::start().await;
     let elsewhere = TestServer::start().await;
@@ -129,15 +132,30 @@ async fn redirect_keeps_a_custom_inject_header_as_documented() {
     );
     let client = middleware_client(&emu, &auth);
     let url = api.url(&format!("/api/redirect?to={}", elsewhere.url("/landing")));
-    client.get(&url).send().await.unwrap();
+    let err = client.get(&url).send().await.unwrap_err();
     assert_eq!(
         api.seen()[0].api_key.as_deref(),
         Some("loopback-static-token")
     );
     assert_eq!(
         elsewhere.seen()[0].api_key.as_deref(),
-        Some("loopback-static-token")
+        Some("loopback-static-token"),
+        "reqwest itself keeps a custom header on a cross-origin redirect"
     );
+    let typed = tokenauth::auth_error(&err).expect("a tokenauth error");
+    assert!(
+        matches!(typed, tokenauth::Error::RedirectLeftScope { provider, .. } if provider == "keyed"),
+        "{typed:?}"
+    );
+    let message = typed.to_string();
+    assert!(message.contains("scoped_to"), "{message}");
+    assert!(!message.contains("loopback-static-token"), "{message}");
+
+    // Built with `scoped_to`, the 302 comes back and the target sees nothing.
+    let scoped = middleware_client_with(reqwest_builder(&emu).scoped_to(&auth), &auth);
+    let reply = scoped.get(&url).send().await.unwrap();
+    assert_eq!(reply.status(), 302);
+    assert_eq!(elsewhere.seen().len(), 1, "nothing more reached the target");
 }
 
 #[tokio::test]

@@ -271,6 +271,22 @@ pub enum Error {
         /// The provider id.
         provider: String,
     },
+
+    /// The HTTP client followed a redirect out of the provider's `api`
+    /// prefixes with the credential still attached (a custom header, a query
+    /// parameter that goes along in `Referer`, or `Authorization` to the
+    /// same origin). The response is withheld so that the mistake is seen.
+    #[error(
+        "provider `{provider}`: the HTTP client followed a redirect out of the provider's api prefixes to {to} and may have carried the credential ({credential}) there: build the client with tokenauth's scoped redirects (`reqwest::Client::builder().scoped_to(&auth)`, tokenauth_reqwest::ClientBuilderExt) or with redirect::Policy::none()"
+    )]
+    RedirectLeftScope {
+        /// The provider id.
+        provider: String,
+        /// The origin (scheme, host, port) the client was redirected to.
+        to: String,
+        /// What may have gone along: "the `X-Api-Key` header", ...
+        credential: String,
+    },
 }
 
 impl Error {
@@ -302,7 +318,8 @@ impl Error {
             | Error::RefreshRejected { provider, .. }
             | Error::NoRefreshToken { provider, .. }
             | Error::Store { provider, .. }
-            | Error::Aborted { provider } => Some(provider),
+            | Error::Aborted { provider }
+            | Error::RedirectLeftScope { provider, .. } => Some(provider),
         }
     }
 

@@ -71,6 +71,25 @@ impl Injection {
         }
     }
 
+    /// Removes this query credential's parameter from `url` (every parameter
+    /// of its name), keeping the others byte for byte: for URLs that leave
+    /// the request path, such as the URL of a response or of an error.
+    /// Returns whether there was one to remove; `false` for a header
+    /// credential.
+    pub fn remove_from_url(&self, url: &mut Url) -> bool {
+        let Injection::Query { name, .. } = self else {
+            return false;
+        };
+        let Some(query) = url.query() else {
+            return false;
+        };
+        let (rest, removed) = without_param(query, name);
+        if removed {
+            url.set_query((!rest.is_empty()).then_some(rest.as_str()));
+        }
+        removed
+    }
+
     /// Attaches the credential to an `http::Request`: the header, or the query
     /// parameter (the URI is rebuilt).
     pub fn apply_to_request<B>(&self, request: &mut http::Request<B>) -> Result<(), http::Error> {
@@ -98,21 +117,37 @@ impl Injection {
 /// `query` without any `name` parameter, then `name=value` (form-encoded).
 /// The other parameters are copied as they were, not decoded and re-encoded.
 fn with_param(query: Option<&str>, name: &str, value: &str) -> String {
-    let mut out = String::with_capacity(query.map_or(0, str::len) + name.len() + value.len() + 2);
-    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let raw_name = pair.split_once('=').map_or(pair, |(n, _)| n);
-        let same = url::form_urlencoded::parse(raw_name.as_bytes())
-            .next()
-            .is_some_and(|(n, _)| n == name);
-        if !same {
-            out.push_str(pair);
-            out.push('&');
-        }
+    let (mut out, _) = without_param(query.unwrap_or(""), name);
+    out.reserve(name.len() + value.len() + 2);
+    if !out.is_empty() {
+        out.push('&');
     }
     out.extend(url::form_urlencoded::byte_serialize(name.as_bytes()));
     out.push('=');
     out.extend(url::form_urlencoded::byte_serialize(value.as_bytes()));
     out
+}
+
+/// `query` without any `name` parameter (names compared form-decoded), the
+/// others copied as they were; and whether one was removed.
+fn without_param(query: &str, name: &str) -> (String, bool) {
+    let mut out = String::with_capacity(query.len());
+    let mut removed = false;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let raw_name = pair.split_once('=').map_or(pair, |(n, _)| n);
+        let same = url::form_urlencoded::parse(raw_name.as_bytes())
+            .next()
+            .is_some_and(|(n, _)| n == name);
+        if same {
+            removed = true;
+        } else {
+            if !out.is_empty() {
+                out.push('&');
+            }
+            out.push_str(pair);
+        }
+    }
+    (out, removed)
 }
 
 impl fmt::Debug for Injection {
@@ -239,5 +274,27 @@ mod tests {
         let mut headers = HeaderMap::new();
         assert!(!inj.apply_to_headers(&mut headers));
         assert!(headers.is_empty());
+    }
+
+    #[test]
+    fn removing_the_credential_keeps_the_rest_verbatim() {
+        let inj = Injection::Query {
+            name: "api_key".into(),
+            value: SecretString::from("s3cr3t"),
+        };
+        let mut url = Url::parse("https://h.example/p?x=%2F&api_key=s3cr3t&api%5Fkey=2#f").unwrap();
+        assert!(inj.remove_from_url(&mut url));
+        assert_eq!(url.as_str(), "https://h.example/p?x=%2F#f");
+        let mut only = Url::parse("https://h.example/p?api_key=s3cr3t").unwrap();
+        assert!(inj.remove_from_url(&mut only));
+        assert_eq!(only.as_str(), "https://h.example/p");
+        assert!(!inj.remove_from_url(&mut only));
+        let header = Injection::Header {
+            name: http::header::AUTHORIZATION,
+            value: HeaderValue::from_static("Bearer t"),
+        };
+        let mut url = Url::parse("https://h.example/p?api_key=x").unwrap();
+        assert!(!header.remove_from_url(&mut url));
+        assert_eq!(url.query(), Some("api_key=x"));
     }
 }

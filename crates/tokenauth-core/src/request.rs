@@ -5,8 +5,10 @@
 //!   credential.
 //! - [`ProviderHandle::caller_authenticated`]: the caller already attached a
 //!   credential; the adapter leaves the request alone.
-//! - [`ProviderHandle::renews_on`]: the API rejected the credential; the
-//!   adapter drops it, gets a new one and retries once.
+//! - [`ProviderHandle::after_response`]: the API rejected the credential;
+//!   the adapter retries once with the credential core hands back (the
+//!   current one when the rejected one was already replaced, else a renewed
+//!   one).
 //!
 //! A [`Connection`] in the request extensions selects the
 //! connection; without one the provider's default connection (inputs from
@@ -56,9 +58,25 @@ impl ProviderHandle<'_> {
 
     /// True when a rejected credential is renewed and the request retried
     /// (`on_unauthorized.action = "renew"`, the default for providers that
-    /// log in). Adapters keep a copy of the request for the retry only then.
+    /// log in).
     pub fn renews(&self) -> bool {
         self.provider().on_unauthorized.action == UnauthorizedAction::Renew
+    }
+
+    /// True when a request may be sent a second time, so the adapter keeps a
+    /// copy of it (taken before the credential is attached): the provider
+    /// renews rejected credentials, or fetches tokens (whose rejection may
+    /// only mean that the token was replaced while the request was in
+    /// flight; see [`after_response`](Self::after_response)).
+    pub fn may_retry(&self) -> bool {
+        let p = self.provider();
+        self.renews() || p.login.is_some() || p.refresh.is_some()
+    }
+
+    /// True for the statuses with which an API may reject a credential:
+    /// `401`, `403` and the provider's `on_unauthorized.status`.
+    fn rejection_like(&self, status: u16) -> bool {
+        matches!(status, 401 | 403) || self.provider().on_unauthorized.status.contains(&status)
     }
 
     /// True when a response with this status means "credential rejected,
@@ -71,6 +89,12 @@ impl ProviderHandle<'_> {
     /// What to do once the API answered `status` to a request sent with
     /// `credential`; the one place both adapters take this decision.
     ///
+    /// - **Outdated credential.** A rejection-like status (`401`, `403` or
+    ///   one of `on_unauthorized.status`) to a request whose token is no
+    ///   longer the cached one (it was renewed while the request was in
+    ///   flight; some servers revoke the old token the moment they issue the
+    ///   new one): `Ok(Some(current))`, retry once with the current
+    ///   credential. Nothing is invalidated and nothing is fetched.
     /// - Not a rejection ([`renews_on`](Self::renews_on) is false):
     ///   `Ok(None)`, return the response.
     /// - A rejection: the token is dropped (only if it is still the cached
@@ -87,6 +111,15 @@ impl ProviderHandle<'_> {
         credential: &Credential,
         can_retry: bool,
     ) -> Result<Option<Credential>, Error> {
+        if !self.rejection_like(status) {
+            return Ok(None);
+        }
+        if let Some(current) = self.cached(connection)
+            && current.token_id() != credential.token_id()
+        {
+            debug!(provider = self.id(), status, rejected = %credential.token_id(), current = %current.token_id(), "rejected token was already replaced; retrying once with the current one");
+            return Ok(can_retry.then_some(current));
+        }
         if !self.renews_on(status) {
             return Ok(None);
         }

@@ -22,6 +22,31 @@
 //! assert!(!ok("https://api.example.com.evil.net/api/items"));
 //! assert!(!ok("https://api.example.com@evil.net/api/items"));
 //! ```
+//!
+//! # Dot segments and encoded slashes
+//!
+//! Paths are routed **after** dot-segment removal, exactly as `url::Url` (and
+//! so reqwest, and every server) resolves them: `.` and `..` segments,
+//! including their percent-encoded forms (`%2e`, `.%2E`, `%2e%2e`), and `\`
+//! as a separator. A tower request for `/a/../b/secret` is routed as
+//! `/b/secret`, so it can only ever get `b`'s credential. A path whose
+//! meaning depends on whether the server decodes an encoded slash (`%2F`,
+//! `%5C`) before resolving dots, such as `/a/..%2Fb/secret`, gets no
+//! credential at all when the two readings route differently.
+//!
+//! ```
+//! use tokenauth_core::route::prefix_matches;
+//! use url::Url;
+//!
+//! let a = Url::parse("https://api.example.com/a/").unwrap();
+//! let ok = |u: &str| prefix_matches(&a, &Url::parse(u).unwrap());
+//! assert!(!ok("https://api.example.com/a/../b/secret"));
+//! assert!(!ok("https://api.example.com/a/%2e%2E/b/secret"));
+//! assert!(!ok("https://api.example.com/a/..%2Fb/secret"));
+//! assert!(ok("https://api.example.com/a/./items/../x"));
+//! ```
+
+use std::borrow::Cow;
 
 use url::Url;
 
@@ -77,7 +102,85 @@ impl<'a> Target<'a> {
 
 /// True when `url` lies inside the `api` prefix `prefix`.
 pub fn prefix_matches(prefix: &Url, url: &Url) -> bool {
-    Target::from_url(url).is_some_and(|t| Prefix::new(prefix, 0).is_some_and(|p| p.matches(&t)))
+    let Some(target) = Target::from_url(url) else {
+        return false;
+    };
+    Prefix::new(prefix, 0).is_some_and(|p| {
+        route_path(target.path, |path| p.matches(&target, path).then_some(0)).is_some()
+    })
+}
+
+/// How a request path is to be read for routing.
+enum PathView<'a> {
+    /// One reading: the path as resolved (dot segments removed).
+    One(Cow<'a, str>),
+    /// Two readings that a server may choose between: without and with
+    /// encoded slashes (`%2F`, `%5C`) decoded before dots are resolved.
+    Two(Cow<'a, str>, String),
+}
+
+/// Routes `path` with `find`: on the resolved path, and when encoded slashes
+/// make the path ambiguous, only if both readings agree. The one routing
+/// rule for every adapter (a URL from reqwest is already resolved and takes
+/// the fast path; a raw `http::Uri` path from tower may not be).
+fn route_path<T: PartialEq>(path: &str, find: impl Fn(&str) -> Option<T>) -> Option<T> {
+    match view(path) {
+        PathView::One(p) => find(&p),
+        PathView::Two(plain, decoded) => {
+            let found = find(&plain);
+            (found == find(&decoded)).then_some(found).flatten()
+        }
+    }
+}
+
+/// The routing view of a path: as given when it has nothing to resolve (the
+/// common case, one scan of the bytes), else resolved like `url::Url` does.
+fn view(path: &str) -> PathView<'_> {
+    let bytes = path.as_bytes();
+    let mut dots = false;
+    let mut encoded_slash = false;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'\\' => dots = true,
+            b'.' if i == 0 || bytes[i - 1] == b'/' => dots = true,
+            b'%' => match bytes.get(i + 1..i + 3) {
+                Some([b'2', b'e' | b'E']) => dots = true,
+                Some([b'2', b'f' | b'F'] | [b'5', b'c' | b'C']) => encoded_slash = true,
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+    let plain = if dots {
+        Cow::Owned(resolve(path))
+    } else {
+        Cow::Borrowed(path)
+    };
+    if !encoded_slash {
+        return PathView::One(plain);
+    }
+    let decoded = path
+        .replace("%2F", "/")
+        .replace("%2f", "/")
+        .replace("%5C", "/")
+        .replace("%5c", "/");
+    PathView::Two(plain, resolve(&decoded))
+}
+
+/// `path` with its dot segments removed, as `url::Url` resolves it (WHATWG
+/// URL rules: `%2e` is a dot, `\` a separator in http(s) URLs).
+fn resolve(path: &str) -> String {
+    const BASE: &str = "http://routing.invalid/";
+    let rooted;
+    let path = if path.starts_with(['/', '\\']) {
+        path
+    } else {
+        rooted = format!("/{path}");
+        &rooted
+    };
+    Url::parse(BASE)
+        .and_then(|base| base.join(path))
+        .map_or_else(|_| String::from("/"), |u| u.path().to_owned())
 }
 
 #[derive(Clone, Debug)]
@@ -100,14 +203,16 @@ impl Prefix {
         })
     }
 
-    fn matches(&self, t: &Target<'_>) -> bool {
+    /// `t`'s origin is this prefix's, and `path` (the resolved path of
+    /// `t`) lies under it.
+    fn matches(&self, t: &Target<'_>, path: &str) -> bool {
         if self.port != t.port
             || !self.scheme.eq_ignore_ascii_case(t.scheme)
             || !self.host.eq_ignore_ascii_case(t.host)
         {
             return false;
         }
-        let Some(rest) = t.path.strip_prefix(self.path.as_str()) else {
+        let Some(rest) = path.strip_prefix(self.path.as_str()) else {
             return false;
         };
         self.path.ends_with('/') || rest.is_empty() || rest.starts_with('/')
@@ -134,12 +239,17 @@ impl Router {
     }
 
     /// The index (in `providers.iter()` order) of the provider whose longest
-    /// `api` prefix contains the target, if any.
+    /// `api` prefix contains the target, if any. The path is resolved first
+    /// (dot segments, also percent-encoded); a path that routes differently
+    /// when a server decodes its encoded slashes routes nowhere (see the
+    /// [module documentation](self)).
     pub fn route(&self, target: &Target<'_>) -> Option<usize> {
-        self.prefixes
-            .iter()
-            .find(|p| p.matches(target))
-            .map(|p| p.provider)
+        route_path(target.path, |path| {
+            self.prefixes
+                .iter()
+                .find(|p| p.matches(target, path))
+                .map(|p| p.provider)
+        })
     }
 
     /// [`Router::route`] for a parsed URL.
@@ -171,6 +281,75 @@ mod tests {
         assert!(prefix_matches(&root, &p("http://127.0.0.1:8080/anything")));
         assert!(!prefix_matches(&root, &p("http://127.0.0.1:8081/anything")));
         assert!(!prefix_matches(&root, &p("http://localhost:8080/anything")));
+    }
+
+    /// Routes a raw request path (as a tower layer sees it in an
+    /// `http::Uri`) among prefixes `/a/` (0) and `/b/` (1) of one host.
+    fn route_raw(path: &str) -> Option<usize> {
+        let prefixes = ["https://h.example/a/", "https://h.example/b/"];
+        let router = Router {
+            prefixes: prefixes
+                .iter()
+                .enumerate()
+                .map(|(i, u)| Prefix::new(&Url::parse(u).unwrap(), i).unwrap())
+                .collect(),
+        };
+        let uri: http::Uri = format!("https://h.example{path}").parse().unwrap();
+        router.route(&Target::from_uri(&uri).unwrap())
+    }
+
+    #[test]
+    fn raw_paths_are_resolved_before_routing() {
+        assert_eq!(route_raw("/a/items"), Some(0));
+        assert_eq!(route_raw("/a/file.json"), Some(0));
+        assert_eq!(route_raw("/a/.hidden"), Some(0));
+        assert_eq!(route_raw("/a/./items"), Some(0));
+        for to_b in [
+            "/a/../b/secret",
+            "/a/%2e%2e/b/secret",
+            "/a/%2E%2E/b/secret",
+            "/a/.%2E/b/secret",
+            "/a/%2e./b/secret",
+            "/a/x/../../b/secret",
+            "/./b/secret",
+        ] {
+            assert_eq!(route_raw(to_b), Some(1), "{to_b}");
+        }
+        for outside in ["/a/.%2E/admin", "/a/../admin", "/a/..", "/b/%2e%2e"] {
+            assert_eq!(route_raw(outside), None, "{outside}");
+        }
+    }
+
+    #[test]
+    fn encoded_slashes_that_change_the_route_get_nothing() {
+        // A server that decodes %2F before resolving dots reads `/b/secret`.
+        assert_eq!(route_raw("/a/..%2Fb/secret"), None);
+        assert_eq!(route_raw("/a/..%2fadmin"), None);
+        assert_eq!(route_raw("/a/..%5Cb/secret"), None);
+        // Both readings agree: routed.
+        assert_eq!(route_raw("/a/x%2Fy"), Some(0));
+        assert_eq!(route_raw("/a/x%2F..%2Fy"), Some(0));
+    }
+
+    #[test]
+    fn reqwest_and_tower_views_route_alike() {
+        // The URL parser (reqwest's view) and the raw path (tower's view)
+        // agree for every path above.
+        let prefix = Url::parse("https://h.example/a/").unwrap();
+        for path in [
+            "/a/../b/x",
+            "/a/%2e%2e/b/x",
+            "/a/.%2E/admin",
+            "/a/./x",
+            "/a/..%2Fb/x",
+        ] {
+            let url = Url::parse(&format!("https://h.example{path}")).unwrap();
+            assert_eq!(
+                prefix_matches(&prefix, &url),
+                route_raw(path) == Some(0),
+                "{path}"
+            );
+        }
     }
 
     #[test]

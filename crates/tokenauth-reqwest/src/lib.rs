@@ -5,13 +5,19 @@
 //! `.with(...)` on the client builder.
 //!
 //! ```no_run
-//! # use reqwest_middleware::ClientBuilder;
 //! # use tokenauth_core::TokenAuth;
 //! use tokenauth_reqwest::MiddlewareExt as _;
-//! # fn main() -> Result<(), tokenauth_core::Error> {
-//! let client = ClientBuilder::new(reqwest::Client::new()).with(TokenAuth::from_path("providers.toml")?.middleware()).build();
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = TokenAuth::from_path("providers.toml")?.client()?;
 //! # let _ = client; Ok(()) }
 //! ```
+//!
+//! [`client`](MiddlewareExt::client) is a
+//! [`ClientWithMiddleware`] over a `reqwest::Client` built with
+//! [`scoped_to`](ClientBuilderExt::scoped_to). With a client of your own,
+//! build it the same way and add the middleware:
+//! `ClientBuilder::new(reqwest::Client::builder().scoped_to(&auth).build()?).with(auth.middleware())`
+//! (see [Redirects](#redirects) for why).
 //!
 //! - [Example](#example)
 //! - [What the middleware does](#what-the-middleware-does)
@@ -19,6 +25,7 @@
 //! - [Opting out](#opting-out)
 //! - [Rejected credentials: renew and retry once](#rejected-credentials-renew-and-retry-once)
 //! - [Errors](#errors)
+//! - [Query credentials in URLs](#query-credentials-in-urls)
 //! - [Redirects](#redirects)
 //!
 //! ## Example
@@ -100,7 +107,14 @@
 //!
 //! ## Rejected credentials: renew and retry once
 //!
-//! When the API answers with one of the provider's `on_unauthorized.status`
+//! When the API answers `401`, `403` or one of the provider's
+//! `on_unauthorized.status` codes to a request whose token is **no longer
+//! the cached one** (it was renewed while the request was in flight; some
+//! servers revoke the old token the moment they issue the new one), the
+//! request is sent once more with the current token; nothing is
+//! invalidated or fetched.
+//!
+//! Otherwise, when the API answers with one of the provider's `on_unauthorized.status`
 //! codes (`401` by default) and the action is `renew` (the default for
 //! providers that log in), the middleware
 //!
@@ -160,49 +174,66 @@
 //! # Ok(()) }
 //! ```
 //!
+//! ## Query credentials in URLs
+//!
+//! For providers with `inject.query`, the credential is part of the request
+//! URL. The middleware removes it from every URL it hands back: the URL of a
+//! `reqwest::Error` (so `Display`/`Debug` of a connection, timeout or
+//! redirect error never show it) and [`Response::url`] (so
+//! `error_for_status()` does not either). The other query parameters are
+//! kept byte for byte.
+//!
 //! ## Redirects
 //!
 //! reqwest follows redirects inside the client, *below* the middleware: the
 //! credential is attached once, to the URL the middleware saw, and the
-//! redirected request is not routed again. What reqwest 0.13 does to it
-//! (verified by this workspace's integration tests against a loopback
-//! redirect to another port):
+//! redirected request is not routed again. What reqwest 0.13 does on its
+//! own (verified by this workspace's integration tests):
 //!
 //! - On a redirect to another **scheme, host or port** it removes
 //!   `Authorization` (and `Cookie`, `Proxy-Authorization`,
-//!   `WWW-Authenticate`). So the header credentials of providers that inject
-//!   `Authorization` (bearer tokens, HTTP Basic) never follow a redirect to
-//!   another origin. A query credential is not carried either: the new URL
-//!   is the `Location`.
-//! - It does **not** remove other headers: a provider that injects a custom
-//!   header (`X-Api-Key`) would send it to the redirect target; and a
-//!   redirect to the *same* origin but outside the provider's `api` path
-//!   prefix keeps `Authorization`.
+//!   `WWW-Authenticate`).
+//! - It does **not** remove other headers: a custom inject header
+//!   (`X-Api-Key`) goes to the redirect target; a redirect to the *same*
+//!   origin but outside the provider's `api` path prefix keeps
+//!   `Authorization`.
+//! - It sends `Referer: <the previous URL>`, query included, so a **query
+//!   credential** goes to the redirect target too (even over https).
 //!
-//! To close both cases, build the client with [`redirect_policy`]: it
-//! follows a redirect only while the target stays inside the same provider's
-//! `api` prefixes (or when neither hop belongs to a provider), and otherwise
-//! stops and hands the `3xx` back to the caller, so no credential is carried
-//! out of its provider's scope. `reqwest::redirect::Policy::none()` is the
-//! blunt alternative.
+//! Build the client with [`ClientBuilderExt::scoped_to`] (what
+//! [`MiddlewareExt::client`] does): it follows a redirect only while the
+//! target stays inside the same provider's `api` prefixes (or when neither
+//! hop belongs to a provider), otherwise stops and hands the `3xx` back to
+//! the caller, and it sends no `Referer`. No credential then leaves its
+//! provider's scope. `reqwest::redirect::Policy::none()` is the blunt
+//! alternative.
+//!
+//! A client built without it is caught after the fact: when a response
+//! arrives from outside the provider's prefixes and the credential went
+//! along (a custom header or query parameter anywhere, `Authorization` on
+//! the same origin), the middleware withholds the response and returns
+//! [`Error::RedirectLeftScope`](tokenauth_core::Error::RedirectLeftScope),
+//! whose message says how to build the client. The credential has been sent
+//! by then: use `scoped_to`.
 //!
 //! ```no_run
-//! # fn main() -> Result<(), tokenauth_core::Error> {
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use reqwest_middleware::ClientBuilder;
 //! use tokenauth_core::TokenAuth;
-//! use tokenauth_reqwest::{MiddlewareExt as _, redirect_policy};
+//! use tokenauth_reqwest::{ClientBuilderExt as _, MiddlewareExt as _};
 //!
 //! let auth = TokenAuth::from_path("providers.toml")?;
-//! let http = reqwest::Client::builder().redirect(redirect_policy(&auth)).build().expect("client");
+//! let http = reqwest::Client::builder().scoped_to(&auth).build()?;
 //! let client = ClientBuilder::new(http).with(auth.middleware()).build();
 //! # let _ = client; Ok(()) }
 //! ```
 
 use async_trait::async_trait;
 use http::Extensions;
-use reqwest::{Request, Response};
-use reqwest_middleware::{Middleware, Next};
-use tracing::debug;
+use reqwest::{Request, Response, Url};
+use reqwest_middleware::{ClientWithMiddleware, Middleware, Next};
+use tokenauth_core::{Credential, Injection, ProviderHandle};
+use tracing::{debug, warn};
 
 pub use tokenauth_core::{Connection, NoAuth, TokenAuth};
 
@@ -228,16 +259,48 @@ impl AuthMiddleware {
     }
 }
 
-/// Adds [`middleware`](MiddlewareExt::middleware) to [`TokenAuth`], so that
+/// Adds [`middleware`](MiddlewareExt::middleware) and
+/// [`client`](MiddlewareExt::client) to [`TokenAuth`], so that
 /// `ClientBuilder::new(client).with(auth.middleware())` reads naturally.
 pub trait MiddlewareExt {
     /// A middleware sharing this engine (and its token cache).
     fn middleware(&self) -> AuthMiddleware;
+
+    /// A ready client: a `reqwest::Client` built with
+    /// [`scoped_to`](ClientBuilderExt::scoped_to) (redirects never carry a
+    /// credential out of its provider, no `Referer`) wrapped with
+    /// [`middleware`](MiddlewareExt::middleware). Fails only if reqwest
+    /// cannot initialise its TLS backend.
+    fn client(&self) -> Result<ClientWithMiddleware, reqwest::Error>;
 }
 
 impl MiddlewareExt for TokenAuth {
     fn middleware(&self) -> AuthMiddleware {
         AuthMiddleware::new(self.clone())
+    }
+
+    fn client(&self) -> Result<ClientWithMiddleware, reqwest::Error> {
+        let http = reqwest::Client::builder().scoped_to(self).build()?;
+        Ok(reqwest_middleware::ClientBuilder::new(http)
+            .with(self.middleware())
+            .build())
+    }
+}
+
+/// Makes a `reqwest::ClientBuilder` safe for credentials:
+/// [`scoped_to`](ClientBuilderExt::scoped_to).
+pub trait ClientBuilderExt {
+    /// Redirects follow [`redirect_policy`] (never out of a provider's `api`
+    /// prefixes: the `3xx` comes back instead) and no `Referer` header is
+    /// sent on a redirect (reqwest's default sends the previous URL, query
+    /// credential included). Use it for every client that carries this
+    /// engine's middleware; the other settings of the builder are kept.
+    fn scoped_to(self, auth: &TokenAuth) -> Self;
+}
+
+impl ClientBuilderExt for reqwest::ClientBuilder {
+    fn scoped_to(self, auth: &TokenAuth) -> Self {
+        self.redirect(redirect_policy(auth)).referer(false)
     }
 }
 
@@ -259,8 +322,10 @@ pub fn auth_error(error: &reqwest_middleware::Error) -> Option<&tokenauth_core::
 /// provider); otherwise the `3xx` is returned to the caller. At most 10
 /// redirects are followed, like reqwest's default.
 ///
-/// Use it for providers whose credential is a custom header (`X-Api-Key`),
-/// which reqwest keeps on cross-origin redirects, and for same-origin
+/// [`ClientBuilderExt::scoped_to`] sets it (and turns `Referer` off); prefer
+/// that. It matters for providers whose credential is a custom header
+/// (`X-Api-Key`), which reqwest keeps on cross-origin redirects, for query
+/// credentials, which reqwest's `Referer` carries along, and for same-origin
 /// redirects that leave the `api` path prefix, where reqwest keeps
 /// `Authorization`.
 pub fn redirect_policy(auth: &TokenAuth) -> reqwest::redirect::Policy {
@@ -270,7 +335,7 @@ pub fn redirect_policy(auth: &TokenAuth) -> reqwest::redirect::Policy {
         if attempt.previous().len() > MAX_REDIRECTS {
             return attempt.error("too many redirects");
         }
-        let provider_of = |url: &reqwest::Url| auth.route(url).map(|p| p.id().to_owned());
+        let provider_of = |url: &Url| auth.route(url).map(|p| p.id().to_owned());
         let from = attempt.previous().last().and_then(provider_of);
         let to = provider_of(attempt.url());
         if from.is_some() && from != to {
@@ -282,17 +347,115 @@ pub fn redirect_policy(auth: &TokenAuth) -> reqwest::redirect::Policy {
     })
 }
 
-fn attach(credential: &tokenauth_core::Credential, request: &mut Request) {
+fn attach(credential: &Credential, request: &mut Request) {
     if !credential.apply_to_headers(request.headers_mut()) {
         credential.apply_to_url(request.url_mut());
     }
+}
+
+/// Sends the request with the credential attached and hands back what may
+/// leave the middleware: a query credential is removed from the URL of the
+/// response and of an error (`Display`, `error_for_status()` and
+/// `Response::url()` would show it), and a response that a redirect took
+/// out of the provider's scope with the credential on it is refused.
+async fn send(
+    provider: &ProviderHandle<'_>,
+    credential: &Credential,
+    mut request: Request,
+    extensions: &mut Extensions,
+    next: Next<'_>,
+) -> reqwest_middleware::Result<Response> {
+    attach(credential, &mut request);
+    match next.run(request, extensions).await {
+        Ok(response) => {
+            check_scope(provider, credential, &response)?;
+            Ok(redact_response(credential, response))
+        }
+        Err(reqwest_middleware::Error::Reqwest(mut e)) => {
+            if let Some(url) = e.url_mut() {
+                credential.remove_from_url(url);
+            }
+            Err(reqwest_middleware::Error::Reqwest(e))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Refuses a response whose URL (after the client's redirects) lies outside
+/// the provider when the credential went along: a custom header or a query
+/// parameter (in `Referer`) anywhere, `Authorization` on the same origin
+/// (reqwest drops it for another origin). A client built with
+/// [`ClientBuilderExt::scoped_to`] never gets here.
+fn check_scope(
+    provider: &ProviderHandle<'_>,
+    credential: &Credential,
+    response: &Response,
+) -> Result<(), reqwest_middleware::Error> {
+    let url = response.url();
+    if provider
+        .auth()
+        .route(url)
+        .is_some_and(|p| p.id() == provider.id())
+    {
+        return Ok(());
+    }
+    let same_origin = || {
+        provider.provider().api.iter().any(|prefix| {
+            prefix.scheme() == url.scheme()
+                && prefix.host_str() == url.host_str()
+                && prefix.port_or_known_default() == url.port_or_known_default()
+        })
+    };
+    let carried = match credential.injection() {
+        Injection::Header { name, .. } if name == http::header::AUTHORIZATION => {
+            same_origin().then(|| "the Authorization header".to_owned())
+        }
+        Injection::Header { name, .. } => Some(format!("the `{name}` header")),
+        Injection::Query { name, .. } => Some(format!(
+            "the query parameter `{name}`, in the Referer header"
+        )),
+        _ => None,
+    };
+    let Some(credential) = carried else {
+        return Ok(());
+    };
+    let to = url.origin().ascii_serialization();
+    warn!(provider = provider.id(), to = %to, "a redirect took the credential out of the provider's api prefixes; the response is withheld");
+    Err(reqwest_middleware::Error::middleware(
+        tokenauth_core::Error::RedirectLeftScope {
+            provider: provider.id().to_owned(),
+            to,
+            credential,
+        },
+    ))
+}
+
+/// The response with a query credential removed from its URL.
+fn redact_response(credential: &Credential, response: Response) -> Response {
+    if !matches!(credential.injection(), Injection::Query { .. }) {
+        return response;
+    }
+    let mut url = response.url().clone();
+    if !credential.remove_from_url(&mut url) {
+        return response;
+    }
+    // reqwest 0.13 has no `Response::url_mut`: rebuild the response around
+    // the same head and body, with the redacted URL in the extension that
+    // `reqwest::Response::from` reads (only `ResponseBuilderExt` can set
+    // it). Without it reqwest would show a placeholder URL: never the key.
+    use reqwest::ResponseBuilderExt as _;
+    let (mut parts, body) = http::Response::<reqwest::Body>::from(response).into_parts();
+    if let Ok(carrier) = http::Response::builder().url(url).body(()) {
+        parts.extensions.extend(carrier.into_parts().0.extensions);
+    }
+    Response::from(http::Response::from_parts(parts, body))
 }
 
 #[async_trait]
 impl Middleware for AuthMiddleware {
     async fn handle(
         &self,
-        mut req: Request,
+        req: Request,
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
@@ -311,13 +474,12 @@ impl Middleware for AuthMiddleware {
             .await
             .map_err(reqwest_middleware::Error::middleware)?;
         // The copy for a retry is taken before the credential is attached.
-        let retry = if provider.renews() {
+        let retry = if provider.may_retry() {
             req.try_clone()
         } else {
             None
         };
-        attach(&credential, &mut req);
-        let response = next.clone().run(req, extensions).await?;
+        let response = send(&provider, &credential, req, extensions, next.clone()).await?;
         let renewed = provider
             .after_response(
                 response.status().as_u16(),
@@ -327,12 +489,11 @@ impl Middleware for AuthMiddleware {
             )
             .await
             .map_err(reqwest_middleware::Error::middleware)?;
-        let (Some(renewed), Some(mut retry)) = (renewed, retry) else {
+        let (Some(renewed), Some(retry)) = (renewed, retry) else {
             return Ok(response);
         };
         drop(response);
-        attach(&renewed, &mut retry);
-        next.run(retry, extensions).await
+        send(&provider, &renewed, retry, extensions, next).await
     }
 }
 

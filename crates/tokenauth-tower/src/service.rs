@@ -170,7 +170,7 @@ where
         .await
         .map_err(AuthError::Auth)?;
     // The copy for a retry is taken before the credential is attached.
-    let retry = if provider.renews() {
+    let retry = if provider.may_retry() {
         copy_request(&request, &clone_body)
     } else {
         None

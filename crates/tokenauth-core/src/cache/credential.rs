@@ -194,6 +194,12 @@ impl Credential {
         self.entry.injection.apply_to_url(url)
     }
 
+    /// Removes a query credential from `url` (a response's or an error's
+    /// URL); see [`Injection::remove_from_url`].
+    pub fn remove_from_url(&self, url: &mut Url) -> bool {
+        self.entry.injection.remove_from_url(url)
+    }
+
     /// Attaches the credential to an `http::Request` (header or query).
     pub fn apply_to_request<B>(&self, request: &mut http::Request<B>) -> Result<(), http::Error> {
         self.entry.injection.apply_to_request(request)

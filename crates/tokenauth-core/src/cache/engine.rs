@@ -306,6 +306,23 @@ impl<'a> ProviderHandle<'a> {
         pending.await.map(|entry| Credential { entry })
     }
 
+    /// The cached credential of `connection`, if it holds a token that has
+    /// not expired; never fetches. For deciding whether a rejected request
+    /// carried an outdated token.
+    pub fn cached(&self, connection: Option<&Connection>) -> Option<Credential> {
+        let inner = &self.auth.inner;
+        let conn = match connection {
+            Some(c) => c,
+            None => inner.default_connection(self.index).ok()?,
+        };
+        match inner.caches[self.index].get(conn.id()) {
+            Some(Slot::Token(entry)) if entry.is_valid(inner.clock.now()) => {
+                Some(Credential { entry })
+            }
+            _ => None,
+        }
+    }
+
     /// Drops the cached token of `connection` if it is still the one
     /// `rejected` was made from, so that the next [`credential`] call fetches
     /// a new one. Returns whether it was dropped.

@@ -26,7 +26,7 @@ use tokenauth_emulator::{
     ProviderStats, REOB_DEMO_PASSWORD, REOB_DEMO_USERNAME, TWOBA_DEMO_CLIENT_ID,
     TWOBA_DEMO_CLIENT_SECRET, TWOBA_DEMO_PASSWORD, TWOBA_DEMO_USERNAME,
 };
-use tokenauth_reqwest::MiddlewareExt as _;
+use tokenauth_reqwest::{ClientBuilderExt as _, MiddlewareExt as _};
 
 use crate::common::report;
 use crate::{Global, Outcome};
@@ -124,7 +124,7 @@ pub(crate) async fn run(g: &Global) -> Outcome {
         Ok(a) => a,
         Err(e) => return report(&e),
     };
-    let http = match client_builder().build() {
+    let http = match client_builder().scoped_to(&auth).build() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: cannot build the HTTP client: {e}");

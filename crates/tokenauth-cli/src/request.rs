@@ -1,7 +1,7 @@
 //! `tokenauth request`: a curl-like request through the middleware.
 
 use reqwest_middleware::ClientBuilder;
-use tokenauth_reqwest::MiddlewareExt as _;
+use tokenauth_reqwest::{ClientBuilderExt as _, MiddlewareExt as _};
 
 use crate::common::{open, report, with_spinner};
 use crate::{ConnectionArgs, Global, Outcome};
@@ -55,8 +55,20 @@ pub(crate) async fn run(g: &Global, a: RequestArgs<'_>) -> Outcome {
             return Outcome::InvalidInput;
         }
     }
+    let mut headers = Vec::with_capacity(a.headers.len());
+    for h in a.headers {
+        match parse_header(h) {
+            Ok(header) => headers.push(header),
+            Err(message) => {
+                eprintln!("error: -H {h:?}: {message}");
+                return Outcome::InvalidInput;
+            }
+        }
+    }
+    // Redirects are followed only inside the provider's api prefixes, and no
+    // Referer carries a query credential to another host.
     let http = match g.client_builder().and_then(|b| {
-        b.build().map_err(|e| {
+        b.scoped_to(&auth).build().map_err(|e| {
             eprintln!("error: cannot build the HTTP client: {e}");
             Outcome::InvalidInput
         })
@@ -68,12 +80,8 @@ pub(crate) async fn run(g: &Global, a: RequestArgs<'_>) -> Outcome {
     let mut request = client
         .request(method.clone(), url.clone())
         .with_extension(conn);
-    for h in a.headers {
-        let Some((name, value)) = h.split_once(':') else {
-            eprintln!("error: -H {h}: expected 'Name: value'");
-            return Outcome::InvalidInput;
-        };
-        request = request.header(name.trim(), value.trim());
+    for (name, value) in headers {
+        request = request.header(name, value);
     }
     if let Some(body) = a.data {
         request = request.body(body.to_owned());
@@ -108,4 +116,16 @@ pub(crate) async fn run(g: &Global, a: RequestArgs<'_>) -> Outcome {
     } else {
         Outcome::Ok
     }
+}
+
+/// `Name: value` as a header, or what is wrong with it.
+fn parse_header(h: &str) -> Result<(http::HeaderName, http::HeaderValue), &'static str> {
+    let (name, value) = h
+        .split_once(':')
+        .ok_or("expected 'Name: value', e.g. -H 'Accept: application/json'")?;
+    let name = http::HeaderName::try_from(name.trim())
+        .map_err(|_| "the header name may hold only letters, digits and !#$%&'*+-.^_`|~")?;
+    let value = http::HeaderValue::try_from(value.trim())
+        .map_err(|_| "the header value may not hold a line break or another control character")?;
+    Ok((name, value))
 }

@@ -1,8 +1,9 @@
 //! `tokenauth test`: prove a description works, one step at a time, and say
 //! clearly which step failed and why.
 
-use tokenauth_core::RequestKind;
 use tokenauth_core::acquire::preview_injection;
+use tokenauth_core::{Connection, Credential, Injection, Provider, RequestKind};
+use tokenauth_reqwest::ClientBuilderExt as _;
 
 use crate::common::{classify, open, when, with_spinner};
 use crate::{ConnectionArgs, Global, Outcome};
@@ -49,23 +50,22 @@ pub(crate) async fn run(g: &Global, id: &str, args: &ConnectionArgs) -> Outcome 
         Ok(opened) => opened,
         Err(o) => return o,
     };
-    let client = match g.client_builder().and_then(|b| {
-        b.redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| {
-                eprintln!("error: cannot build the HTTP client: {e}");
-                Outcome::InvalidInput
-            })
-    }) {
-        Ok(c) => c,
-        Err(o) => return o,
-    };
     let auth = match g.engine(providers) {
         Ok(a) => a,
         Err(o) => return o,
     };
+    // Redirects are followed only inside the provider's api prefixes.
+    let client = match g.client_builder().and_then(|b| {
+        b.scoped_to(&auth).build().map_err(|e| {
+            eprintln!("error: cannot build the HTTP client: {e}");
+            Outcome::InvalidInput
+        })
+    }) {
+        Ok(c) => c,
+        Err(o) => return o,
+    };
     println!("testing {} ({})", p.id, p.name);
-    let mut steps = Steps { total: 4, n: 0 };
+    let mut steps = Steps { total: 5, n: 0 };
 
     // 1. inputs
     let missing: Vec<String> = p
@@ -95,39 +95,47 @@ pub(crate) async fn run(g: &Global, id: &str, args: &ConnectionArgs) -> Outcome 
         .collect();
     steps.ok("inputs", names.join(", "));
 
-    // 2. login
+    // 2. login (or refresh, for a provider that only refreshes)
+    let fetch_step = if p.login.is_some() || p.refresh.is_none() {
+        "login"
+    } else {
+        "refresh"
+    };
     let credential = match with_spinner(
-        format!("{}: logging in…", p.id),
+        format!("{}: getting a token…", p.id),
         auth.credential(&p.id, Some(&conn)),
     )
     .await
     {
         Ok(c) => c,
         Err(e) => {
-            let step = if p.login.is_some() { "login" } else { "inject" };
+            let step = if p.login.is_some() || p.refresh.is_some() {
+                fetch_step
+            } else {
+                "inject"
+            };
             steps.fail(step, e.to_string());
             println!("result: {} does not work: the {step} step failed", p.id);
             return classify(&e);
         }
     };
-    match &p.login {
-        Some(login) => {
-            let kind = auth.stats();
-            let how = if kind.refreshes > 0 {
-                RequestKind::Refresh
-            } else {
-                RequestKind::Login
-            };
-            let expiry = credential.expires_at().map_or_else(
-                || "no expiry".to_owned(),
-                |t| format!("expires {}", when(t, auth.clock().now())),
-            );
-            steps.ok(
-                "login",
-                format!("{} {} ({how}) -> token, {expiry}", login.method, login.url),
-            );
-        }
-        None => steps.skip("login", "static credentials: nothing to fetch"),
+    let expiry = credential.expires_at().map_or_else(
+        || "no expiry".to_owned(),
+        |t| format!("expires {}", when(t, auth.clock().now())),
+    );
+    match (credential.obtained_by(), &p.login, &p.refresh) {
+        (Some(RequestKind::Refresh), _, Some(refresh)) => steps.ok(
+            fetch_step,
+            format!(
+                "{} {} (refresh, with the stored refresh token) -> token, {expiry}",
+                refresh.request.method, refresh.request.url
+            ),
+        ),
+        (Some(_), Some(login), _) => steps.ok(
+            fetch_step,
+            format!("{} {} (login) -> token, {expiry}", login.method, login.url),
+        ),
+        _ => steps.skip("login", "static credentials: nothing to fetch"),
     }
 
     // 3. inject
@@ -140,8 +148,9 @@ pub(crate) async fn run(g: &Global, id: &str, args: &ConnectionArgs) -> Outcome 
             "test",
             format!("no [providers.{}.test] request in the description", p.id),
         );
+        steps.skip("reject", "no [test] request to send");
         println!(
-            "result: {} logs in; add a [test] request to prove the API accepts the credential",
+            "result: {} gets a credential; add a [test] request to prove the API accepts it",
             p.id
         );
         return Outcome::Ok;
@@ -166,13 +175,14 @@ pub(crate) async fn run(g: &Global, id: &str, args: &ConnectionArgs) -> Outcome 
             return Outcome::InvalidInput;
         }
     };
+    let probe = request.try_clone();
     credential.apply_to_headers(request.headers_mut());
     credential.apply_to_url(request.url_mut());
     let label = format!("{} {}", test.method, test.url);
-    match with_spinner(format!("{}: {label}…", p.id), client.execute(request)).await {
+    let outcome = match with_spinner(format!("{}: {label}…", p.id), client.execute(request)).await
+    {
         Ok(resp) if test.expect_status.contains(&resp.status().as_u16()) => {
             steps.ok("test", format!("{label} -> {}", resp.status()));
-            println!("result: {} works", p.id);
             Outcome::Ok
         }
         Ok(resp) => {
@@ -195,12 +205,96 @@ pub(crate) async fn run(g: &Global, id: &str, args: &ConnectionArgs) -> Outcome 
                 ),
             );
             println!("result: {} does not work: the test request failed", p.id);
-            Outcome::AuthFailure
+            return Outcome::AuthFailure;
         }
         Err(e) => {
-            steps.fail("test", format!("{label}: {e}"));
+            steps.fail(
+                "test",
+                format!("{label}: {}", without_credential(e, &credential)),
+            );
             println!("result: {} does not work: the test request failed", p.id);
-            Outcome::AuthFailure
+            return Outcome::AuthFailure;
         }
+    };
+
+    // 5. how the API rejects a wrong credential
+    if !reject_step(&mut steps, &client, &p, &conn, probe, &label).await {
+        println!(
+            "result: {} got a token, but its [test] request does not prove that the API accepts it",
+            p.id
+        );
+        return Outcome::InvalidInput;
     }
+    println!("result: {} works", p.id);
+    outcome
+}
+
+/// Sends the test request once more with a deliberately wrong credential, to
+/// learn with which status the API rejects one: the engine renews and
+/// retries only on `on_unauthorized.status` (`[401]` by default). False when
+/// the wrong credential was accepted: the test request proves nothing.
+async fn reject_step(
+    steps: &mut Steps,
+    client: &reqwest::Client,
+    p: &Provider,
+    conn: &Connection,
+    probe: Option<reqwest::Request>,
+    label: &str,
+) -> bool {
+    let (Some(mut probe), Ok(wrong)) = (probe, Injection::deliberately_wrong(p, conn)) else {
+        steps.skip("reject", "the test request cannot be sent twice");
+        return true;
+    };
+    if !wrong.apply_to_headers(probe.headers_mut()) {
+        wrong.apply_to_url(probe.url_mut());
+    }
+    let status = match client.execute(probe).await {
+        Ok(resp) => resp.status(),
+        Err(e) => {
+            let mut e = e;
+            if let Some(url) = e.url_mut() {
+                wrong.remove_from_url(url);
+            }
+            steps.skip("reject", format!("{label} with a wrong credential: {e}"));
+            return true;
+        }
+    };
+    let listed = &p.on_unauthorized.status;
+    let code = status.as_u16();
+    if status.is_success() {
+        steps.fail(
+            "reject",
+            format!(
+                "{label} with a wrong credential -> {status}: this request does not need a credential, so it proves nothing; point [test] url at an endpoint that requires one"
+            ),
+        );
+        return false;
+    } else if listed.contains(&code) {
+        steps.ok(
+            "reject",
+            format!(
+                "a wrong credential gets {status}, which on_unauthorized.status {listed:?} covers"
+            ),
+        );
+    } else {
+        let mut suggested = listed.clone();
+        suggested.push(code);
+        let suggested: Vec<String> = suggested.iter().map(u16::to_string).collect();
+        steps.ok(
+            "reject",
+            format!(
+                "a wrong credential gets {status}, not {listed:?}: this API rejects credentials with {code}; add it so that a rejected token is renewed: on_unauthorized = {{ status = [{}] }}",
+                suggested.join(", ")
+            ),
+        );
+    }
+    true
+}
+
+/// A transport error without the credential in its URL.
+fn without_credential(mut e: reqwest::Error, credential: &Credential) -> reqwest::Error {
+    if let Some(url) = e.url_mut() {
+        credential.remove_from_url(url);
+    }
+    e
 }

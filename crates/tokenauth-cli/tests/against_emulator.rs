@@ -170,9 +170,16 @@ fn test_each_seed_provider() {
         let (code, out, err) = f.run(&["test", p], &[]);
         assert_eq!(code, 0, "{out}{err}");
         assert!(out.contains(&format!("result: {p} works")), "{out}");
-        assert!(out.contains("[4/4] test    ok"), "{out}");
+        assert!(out.contains("[4/5] test    ok"), "{out}");
+        // The wrong-credential probe: the emulated APIs answer 401, which
+        // the default on_unauthorized covers.
+        assert!(
+            out.contains("[5/5] reject  ok      a wrong credential gets 401 Unauthorized, which on_unauthorized.status [401] covers"),
+            "{out}"
+        );
     }
     assert_eq!(f.emulator.stats().bro.api.status(200), 1);
+    assert_eq!(f.emulator.stats().bro.api.status(401), 1, "one probe");
 }
 
 #[test]
@@ -183,7 +190,7 @@ fn wrong_credentials_exit_1_with_a_clear_message() {
         &[("REOBTIMAAL_PASSWORD", "wrong-password")],
     );
     assert_eq!(code, 1);
-    assert!(out.contains("[2/4] login   FAILED  provider `reobtimaal`: the login request to https://api.reobtimaal-diensten.nl/api/Token got HTTP 400"), "{out}");
+    assert!(out.contains("[2/5] login   FAILED  provider `reobtimaal`: the login request to https://api.reobtimaal-diensten.nl/api/Token got HTTP 400"), "{out}");
     assert!(
         out.contains("The user name or password is incorrect."),
         "{out}"
@@ -205,7 +212,7 @@ fn wrong_credentials_exit_1_with_a_clear_message() {
     let (code, out, _) = f.run(&["test", "bro"], &[("BRO_TOKEN_PASSWORD", "0000")]);
     assert_eq!(code, 1);
     assert!(
-        out.contains("[4/4] test    FAILED")
+        out.contains("[4/5] test    FAILED")
             && out.contains("401")
             && out.contains("rejected the credential"),
         "{out}"

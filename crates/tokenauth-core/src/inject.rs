@@ -167,6 +167,26 @@ impl fmt::Debug for Injection {
     }
 }
 
+/// The value [`Injection::deliberately_wrong`] puts in place of every
+/// secret.
+pub const WRONG_CREDENTIAL: &str = "tokenauth-deliberately-wrong-credential";
+
+impl Injection {
+    /// A credential of the provider's shape that no API should accept: the
+    /// `[inject]` template rendered with every secret input and the access
+    /// token replaced by [`WRONG_CREDENTIAL`] (non-secret inputs, such as a
+    /// user name, are kept). `tokenauth test` sends it once to learn with
+    /// which status the API rejects a bad credential.
+    pub fn deliberately_wrong(provider: &Provider, conn: &Connection) -> Result<Injection, Error> {
+        render_with(provider, conn, |var| match var {
+            Var::Input(name) if conn.is_secret(provider, name) => Some(WRONG_CREDENTIAL),
+            Var::Input(name) => conn.value(provider, name),
+            Var::TokenAccess => Some(WRONG_CREDENTIAL),
+            Var::TokenRefresh => None,
+        })
+    }
+}
+
 /// Renders `[inject]` for a connection and (for providers that log in) an
 /// access token.
 pub(crate) fn render(
@@ -174,13 +194,21 @@ pub(crate) fn render(
     conn: &Connection,
     access: Option<&SecretString>,
 ) -> Result<Injection, Error> {
+    render_with(provider, conn, |var| match var {
+        Var::Input(name) => conn.value(provider, name),
+        Var::TokenAccess => access.map(|a| a.expose_secret()),
+        Var::TokenRefresh => None,
+    })
+}
+
+fn render_with<'a>(
+    provider: &Provider,
+    conn: &Connection,
+    lookup: impl Fn(&Var) -> Option<&'a str>,
+) -> Result<Injection, Error> {
     let render = |t: &Template| -> Result<String, Error> {
-        t.render(|var| match var {
-            Var::Input(name) => conn.value(provider, name),
-            Var::TokenAccess => access.map(|a| a.expose_secret()),
-            Var::TokenRefresh => None,
-        })
-        .map_err(|var| missing(provider, conn, &var))
+        t.render(&lookup)
+            .map_err(|var| missing(provider, conn, &var))
     };
     let header = |name: HeaderName, value: String| -> Result<Injection, Error> {
         let mut value = HeaderValue::try_from(value).map_err(|_| Error::InvalidHeaderValue {

@@ -2,6 +2,16 @@
 //! whether a token is fresh, due for renewal or expired, and whether a failed
 //! acquisition is still backing off.
 //!
+//! Two readings, for two kinds of decision:
+//! - [`Clock::now`], the **wall clock**, for token expiry only: providers
+//!   state expiry as wall-clock times (`expires_at`, JWT `exp`) or as
+//!   lifetimes from now.
+//! - [`Clock::monotonic`], a clock that never steps, for everything that is
+//!   a wait: the backoff after a failed acquisition and the delay before a
+//!   failed renewal is tried again. Stepping the wall clock (an NTP
+//!   correction, a VM resumed, an operator's `date -s`) neither stretches
+//!   nor cuts a backoff short.
+//!
 //! The default is [`SystemClock`]. Tests use [`ManualClock`] and move time
 //! forward with [`ManualClock::advance`], so expiry tests run in milliseconds.
 //!
@@ -25,20 +35,35 @@
 //! ```
 
 use std::fmt;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// A source of the current wall-clock time.
+/// A source of the current time: the wall clock for expiry, a monotonic
+/// clock for waits.
 ///
 /// Token expiry times come from the provider as wall-clock times
-/// (`expires_at`) or durations from "now" (`expires_in`), so the clock deals
-/// in [`SystemTime`].
+/// (`expires_at`) or durations from "now" (`expires_in`), so [`now`] deals
+/// in [`SystemTime`]. Backoffs are waits, measured on [`monotonic`].
+///
+/// [`now`]: Clock::now
+/// [`monotonic`]: Clock::monotonic
 pub trait Clock: Send + Sync + fmt::Debug {
-    /// The current time.
+    /// The current wall-clock time.
     fn now(&self) -> SystemTime;
+
+    /// Time elapsed since a fixed origin of this clock, on a clock that
+    /// never goes back or jumps when the wall clock is stepped. Only
+    /// differences of two readings mean anything.
+    ///
+    /// Defaults to the process's monotonic clock ([`Instant`]); a test clock
+    /// overrides it so that waits follow the test's time.
+    fn monotonic(&self) -> Duration {
+        SystemClock.monotonic()
+    }
 }
 
-/// The real clock: [`SystemTime::now`]. The default.
+/// The real clock: [`SystemTime::now`] and [`Instant::now`]. The default.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemClock;
 
@@ -46,17 +71,27 @@ impl Clock for SystemClock {
     fn now(&self) -> SystemTime {
         SystemTime::now()
     }
+
+    fn monotonic(&self) -> Duration {
+        static ORIGIN: OnceLock<Instant> = OnceLock::new();
+        ORIGIN.get_or_init(Instant::now).elapsed()
+    }
 }
 
 /// A clock that only moves when told to, for tests.
 ///
 /// It starts at the real current time (so tokens with absolute expiry times,
 /// such as JWT `exp` claims, make sense) and is shared by cloning an `Arc`.
-/// Lock-free: reads and writes are single atomic operations.
+/// [`advance`](Self::advance) moves both readings, as time passing does;
+/// [`set`](Self::set) steps only the wall clock, as an operator or NTP does,
+/// and leaves [`monotonic`](Clock::monotonic) where it is. Lock-free: reads
+/// and writes are single atomic operations.
 #[derive(Debug)]
 pub struct ManualClock {
     // Nanoseconds since the Unix epoch.
     nanos: AtomicU64,
+    // Nanoseconds since the clock was made.
+    elapsed: AtomicU64,
 }
 
 impl ManualClock {
@@ -69,20 +104,23 @@ impl ManualClock {
     pub fn at(time: SystemTime) -> Self {
         ManualClock {
             nanos: AtomicU64::new(to_nanos(time)),
+            elapsed: AtomicU64::new(0),
         }
     }
 
-    /// Moves the clock forward by `by`.
+    /// Moves the clock forward by `by`: the wall clock and the monotonic
+    /// clock alike.
     pub fn advance(&self, by: Duration) {
         let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
-        let _ = self
-            .nanos
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+        for counter in [&self.nanos, &self.elapsed] {
+            let _ = counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 Some(n.saturating_add(by))
             });
+        }
     }
 
-    /// Sets the clock to `time`.
+    /// Steps the wall clock to `time` (back or forward); the monotonic clock
+    /// does not move.
     pub fn set(&self, time: SystemTime) {
         self.nanos.store(to_nanos(time), Ordering::Release);
     }
@@ -97,6 +135,10 @@ impl Default for ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> SystemTime {
         UNIX_EPOCH + Duration::from_nanos(self.nanos.load(Ordering::Acquire))
+    }
+
+    fn monotonic(&self) -> Duration {
+        Duration::from_nanos(self.elapsed.load(Ordering::Acquire))
     }
 }
 
@@ -192,7 +234,23 @@ mod tests {
         assert_eq!(clock.now(), start);
         clock.advance(Duration::from_millis(1500));
         assert_eq!(clock.now(), start + Duration::from_millis(1500));
+        assert_eq!(clock.monotonic(), Duration::from_millis(1500));
         clock.set(start);
         assert_eq!(clock.now(), start);
+        assert_eq!(
+            clock.monotonic(),
+            Duration::from_millis(1500),
+            "a step of the wall clock leaves the monotonic clock alone"
+        );
+    }
+
+    #[test]
+    fn the_system_monotonic_clock_never_goes_back() {
+        let mut last = SystemClock.monotonic();
+        for _ in 0..1000 {
+            let now = SystemClock.monotonic();
+            assert!(now >= last);
+            last = now;
+        }
     }
 }

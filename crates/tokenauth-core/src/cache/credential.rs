@@ -40,7 +40,9 @@ pub(crate) struct TokenEntry {
     pub(crate) renewing: AtomicBool,
     /// Failed background renewals of this token, for the backoff.
     pub(crate) renew_failures: AtomicU32,
-    /// No background renewal before this time (nanoseconds since the epoch).
+    /// No background renewal before this reading of the monotonic clock
+    /// ([`Clock::monotonic`](crate::clock::Clock::monotonic), in
+    /// nanoseconds): the backoff after a failed renewal.
     pub(crate) next_renewal: AtomicU64,
     /// `expires_at` in nanoseconds since the epoch (`u64::MAX`: never), so
     /// the hot path compares integers.
@@ -120,13 +122,17 @@ impl TokenEntry {
         now < self.renew_nanos && self.is_valid_at(now)
     }
 
-    /// In the renewal window, no renewal running, and not backing off from a
-    /// failed one.
+    /// In the renewal window (`now`: wall-clock nanoseconds since the epoch)
+    /// and no renewal running.
     #[inline]
     pub(crate) fn wants_renewal_at(&self, now: u64) -> bool {
-        now >= self.renew_nanos
-            && !self.renewing.load(Ordering::Relaxed)
-            && now >= self.next_renewal.load(Ordering::Relaxed)
+        now >= self.renew_nanos && !self.renewing.load(Ordering::Relaxed)
+    }
+
+    /// Not backing off from a failed renewal at this monotonic reading.
+    #[inline]
+    pub(crate) fn renewal_allowed(&self, monotonic: Duration) -> bool {
+        mono_nanos(monotonic) >= self.next_renewal.load(Ordering::Relaxed)
     }
 
     /// True (once per [`TOUCH_EVERY`](super::table::TOUCH_EVERY)) when this
@@ -143,8 +149,10 @@ impl TokenEntry {
                 .is_ok()
     }
 
-    pub(crate) fn defer_renewal(&self, until: SystemTime) {
-        self.next_renewal.store(nanos(until), Ordering::Relaxed);
+    /// No background renewal before the monotonic reading `until`.
+    pub(crate) fn defer_renewal(&self, until: Duration) {
+        self.next_renewal
+            .store(mono_nanos(until), Ordering::Relaxed);
         self.renewing.store(false, Ordering::Release);
     }
 }
@@ -157,12 +165,25 @@ pub(crate) fn nanos(t: SystemTime) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
+fn mono_nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// A failed acquisition, cached so that callers inside the backoff get the
 /// same error without a new request.
 pub(crate) struct Failure {
     pub(crate) error: Error,
-    pub(crate) retry_at: SystemTime,
+    /// The end of the backoff, a reading of the monotonic clock
+    /// ([`Clock::monotonic`](crate::clock::Clock::monotonic)).
+    pub(crate) retry_at: Duration,
     pub(crate) attempts: u32,
+}
+
+impl Failure {
+    /// Still backing off at the monotonic reading `now`.
+    pub(crate) fn backing_off(&self, now: Duration) -> bool {
+        now < self.retry_at
+    }
 }
 
 /// A credential, ready to attach to a request.

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::FutureExt as _;
 use futures_util::future::{BoxFuture, Shared};
-use tracing::{Instrument as _, debug, info_span, trace, warn};
+use tracing::{Instrument as _, debug, info, info_span, trace, warn};
 use url::Url;
 
 use super::TokenAuthBuilder;
@@ -279,7 +279,9 @@ impl<'a> ProviderHandle<'a> {
             match slot {
                 Slot::Token(entry) if entry.is_valid_at(now_ns) => {
                     inner.counters.hit();
-                    if entry.wants_renewal_at(now_ns) {
+                    if entry.wants_renewal_at(now_ns)
+                        && entry.renewal_allowed(inner.clock.monotonic())
+                    {
                         inner.start_renewal(self.index, conn, &entry);
                     }
                     if entry.claim_touch(now_ns) {
@@ -288,7 +290,7 @@ impl<'a> ProviderHandle<'a> {
                     trace!(provider = %entry.provider, connection = %entry.connection, token = %entry.id, "token cache hit");
                     return Ok(Credential { entry });
                 }
-                Slot::Failed(failure) if now < failure.retry_at => {
+                Slot::Failed(failure) if failure.backing_off(inner.clock.monotonic()) => {
                     Counters::bump(&inner.counters.cached_errors);
                     return Err(failure.error.clone());
                 }
@@ -474,7 +476,9 @@ impl Inner {
             let now = self.clock.now();
             match cache.get(conn.id()) {
                 Some(Slot::Token(e)) if e.is_fresh(now) => return Ok(e),
-                Some(Slot::Failed(f)) if now < f.retry_at => return Err(f.error.clone()),
+                Some(Slot::Failed(f)) if f.backing_off(self.clock.monotonic()) => {
+                    return Err(f.error.clone());
+                }
                 _ => {}
             }
             Counters::bump(&self.counters.fetches);
@@ -492,7 +496,8 @@ impl Inner {
                     let now = self.clock.now();
                     crate::inject::render(provider, conn, Some(&acquired.access)).map(|injection| {
                         let renew_at = renew_at(provider, now, acquired.expires_at);
-                        debug!(
+                        // INFO: one line per fetch, what `tokenauth -v` shows.
+                        info!(
                             request = %acquired.kind,
                             expires_in_ms = acquired.expires_at.duration_since(now).unwrap_or_default().as_millis() as u64,
                             renew_in_ms = renew_at.duration_since(now).unwrap_or_default().as_millis() as u64,
@@ -521,13 +526,14 @@ impl Inner {
                 Err(error) => {
                     Counters::bump(&self.counters.failures);
                     let now = self.clock.now();
+                    let since = self.clock.monotonic();
                     match cache.get(conn.id()) {
                         Some(Slot::Token(current)) if current.is_valid(now) => {
                             // A renewal failed while the token is still good:
                             // keep serving it, try again after a backoff.
                             let n = current.renew_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             let wait = self.failure_wait(n, &error);
-                            current.defer_renewal(now + wait);
+                            current.defer_renewal(since.saturating_add(wait));
                             warn!(error = %error, retry_in_ms = wait.as_millis() as u64, "background renewal failed; the current token is still valid and stays in use");
                         }
                         previous => {
@@ -539,7 +545,7 @@ impl Inner {
                             warn!(error = %error, attempts, retry_in_ms = wait.as_millis() as u64, "token acquisition failed; backing off");
                             let failure = Failure {
                                 error: error.clone(),
-                                retry_at: now + wait,
+                                retry_at: since.saturating_add(wait),
                                 attempts,
                             };
                             cache.publish(conn.id_arc(), Slot::Failed(Arc::new(failure)));
@@ -575,7 +581,9 @@ pub(crate) fn renew_at(provider: &Provider, now: SystemTime, expires_at: SystemT
         Skew::Percent(p) => lifetime.mul_f64(f64::from(p) / 100.0),
         Skew::Fixed(d) => d,
     };
-    let jittered = lead + lead.mul_f64(fastrand::f64() * 0.1);
+    // Saturating: no lifetime or skew, however large, may panic here (the
+    // loader bounds both to 10 years; this is the second line).
+    let jittered = lead.saturating_add(lead.mul_f64(fastrand::f64() * 0.1));
     let lead = jittered
         .max(RENEW_FLOOR.min(lifetime / 2))
         .min(lifetime.mul_f64(0.9));

@@ -7,5 +7,6 @@ mod dsl;
 mod faults;
 mod helpers;
 mod refresh;
+mod rejections;
 mod secrets;
 mod seed;

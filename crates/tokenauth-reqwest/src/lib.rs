@@ -75,9 +75,12 @@
 //! 1. A request with the [`NoAuth`] extension is sent as it is.
 //! 2. **Routing.** The URL is matched against every provider's `api`
 //!    prefixes (scheme, host, port, and the path at a segment boundary; the
-//!    longest prefix wins, see [`tokenauth_core::route`]). A request that
-//!    matches none is sent untouched: a credential is never attached to a URL
-//!    outside its provider's prefixes.
+//!    longest prefix wins, see [`tokenauth_core::route`]), on the path as
+//!    the URL parser resolved it (`..`, also `%2e%2e`, removed; the tower
+//!    layer routes the same way); a path whose route would change if the
+//!    server decoded an encoded slash (`/a/..%2Fb/x`) gets no credential. A
+//!    request that matches none is sent untouched: a credential is never
+//!    attached to a URL outside its provider's prefixes.
 //! 3. **Explicit credentials win.** A request that already carries an
 //!    `Authorization` header, the provider's inject header (e.g.
 //!    `X-Api-Key`), or for `inject.query` providers its query parameter, is

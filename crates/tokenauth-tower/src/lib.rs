@@ -68,11 +68,14 @@
 //! 1. A request with the [`NoAuth`] extension is passed on as it is.
 //! 2. **Routing.** The URI is matched against every provider's `api`
 //!    prefixes (scheme, host, port, and the path at a segment boundary; the
-//!    longest prefix wins, see [`tokenauth_core::route`]). A request that
-//!    matches none is passed on untouched: a credential is never attached to
-//!    a URI outside its provider's prefixes. A path-only URI is routed with
-//!    the layer's [`origin`](AuthLayer::origin), if set, else it matches
-//!    nothing.
+//!    longest prefix wins, see [`tokenauth_core::route`]). The path is
+//!    routed as a server resolves it, exactly like the reqwest middleware's
+//!    parsed URLs: `/a/../b/x` and `/a/%2e%2e/b/x` are routed as `/b/x`, and
+//!    a path whose route would change if the server decoded an encoded slash
+//!    (`/a/..%2Fb/x`) gets no credential. A request that matches none is
+//!    passed on untouched: a credential is never attached to a URI outside
+//!    its provider's prefixes. A path-only URI is routed with the layer's
+//!    [`origin`](AuthLayer::origin), if set, else it matches nothing.
 //! 3. **Explicit credentials win.** A request that already carries an
 //!    `Authorization` header, the provider's inject header (e.g.
 //!    `X-Api-Key`), or for `inject.query` providers its query parameter, is
@@ -97,7 +100,14 @@
 //!
 //! ## Rejected credentials: renew and retry once
 //!
-//! When the response status is one of the provider's
+//! When the response status is `401`, `403` or one of the provider's
+//! `on_unauthorized.status` codes and the request's token is **no longer the
+//! cached one** (it was renewed while the request was in flight; some
+//! servers revoke the old token the moment they issue the new one), the
+//! layer calls the inner service once more with the current token; nothing
+//! is invalidated or fetched.
+//!
+//! Otherwise, when the response status is one of the provider's
 //! `on_unauthorized.status` codes (`401` by default) and the action is
 //! `renew` (the default for providers that log in), the layer invalidates
 //! the rejected token (only if it is still the cached one, so many

@@ -220,14 +220,18 @@ pub(crate) async fn with_spinner<T>(message: String, f: impl Future<Output = T>)
     out
 }
 
-/// `abcd…wxyz (43 characters)`: enough to tell tokens apart, not to use one.
+/// `ab…yz (43 characters)`: enough to tell tokens apart, not to use one.
+/// At most 4 characters are shown, and never more than a quarter of the
+/// token (half from each end); a token under 4 characters shows none.
 pub(crate) fn mask(secret: &str) -> String {
     let n = secret.chars().count();
-    if n < 16 {
+    let shown = (n / 4).min(4);
+    if shown == 0 {
         return format!("[{n} characters, masked]");
     }
-    let head: String = secret.chars().take(4).collect();
-    let tail: String = secret.chars().skip(n - 4).collect();
+    let tail_len = shown / 2;
+    let head: String = secret.chars().take(shown - tail_len).collect();
+    let tail: String = secret.chars().skip(n - tail_len).collect();
     format!("{head}…{tail} ({n} characters)")
 }
 
@@ -240,5 +244,44 @@ pub(crate) fn when(t: std::time::SystemTime, now: std::time::SystemTime) -> Stri
             humantime::format_duration(std::time::Duration::from_secs(d.as_secs()))
         ),
         Err(_) => format!("{stamp} (past)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask;
+
+    /// The characters of `masked` that come from the token.
+    fn shown(masked: &str) -> usize {
+        match masked.split_once(" (") {
+            Some((visible, _)) => visible.chars().count() - 1,
+            None => 0,
+        }
+    }
+
+    #[test]
+    fn mask_shows_at_most_four_characters_and_at_most_a_quarter() {
+        assert_eq!(mask("0123456789abcdef"), "01…ef (16 characters)");
+        assert_eq!(
+            mask("0123456789abcdefghijklmnopqrstuvwxyzABCDEFG"),
+            "01…FG (43 characters)"
+        );
+        assert_eq!(mask("0123456789ab"), "01…b (12 characters)");
+        assert_eq!(mask("01234567"), "0…7 (8 characters)");
+        assert_eq!(mask("01234"), "0… (5 characters)");
+        assert_eq!(mask("012"), "[3 characters, masked]");
+        assert_eq!(mask(""), "[0 characters, masked]");
+        for n in 0..100 {
+            let token: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            let k = shown(&mask(&token));
+            assert!(k <= 4 && 4 * k <= n, "{n} characters: {}", mask(&token));
+        }
+    }
+
+    #[test]
+    fn mask_counts_characters_not_bytes() {
+        assert_eq!(mask("ééééééééééééééé€"), "éé…é€ (16 characters)");
+        assert_eq!(mask("日本語のトークン"), "日…ン (8 characters)");
+        assert_eq!(mask("🔑🔑🔑"), "[3 characters, masked]");
     }
 }

@@ -192,6 +192,10 @@ pub(crate) fn block_on(f: impl Future<Output = Outcome>) -> Outcome {
 
 /// `-v` tracing to stderr. Credentials are sensitive header values and
 /// secret types, so they never reach these logs.
+///
+/// `-v` is one line per token fetch or renewal (core's INFO events) and
+/// every warning; `-vv` adds the token endpoint's replies, retries and
+/// routing (DEBUG); `-vvv` everything. Other crates log warnings only.
 pub(crate) fn init_tracing(verbose: u8) {
     let level = match verbose {
         0 => return,
@@ -207,10 +211,18 @@ pub(crate) fn init_tracing(verbose: u8) {
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
+    LOGGING.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// A spinner on stderr while `f` runs; hidden when stderr is not a terminal.
+/// Set by [`init_tracing`]: log lines go to stderr, so no spinner there.
+static LOGGING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A spinner on stderr while `f` runs; hidden when stderr is not a terminal,
+/// and left out with `-v` (it would tear the log lines).
 pub(crate) async fn with_spinner<T>(message: String, f: impl Future<Output = T>) -> T {
+    if LOGGING.load(std::sync::atomic::Ordering::Relaxed) {
+        return f.await;
+    }
     let bar = indicatif::ProgressBar::new_spinner();
     bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
     bar.set_message(message);

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tokenauth_core::store::FileStore;
+use tokenauth_core::store::{FileStore, StoreKey};
 use tokenauth_core::{Connection, Error, Provider, Providers, TokenAuth};
 
 use crate::{ConnectionArgs, Global, Outcome};
@@ -162,7 +162,41 @@ pub(crate) fn connection(
 /// the user gave are 2, failures at the provider or the network are 1.
 pub(crate) fn report(e: &Error) -> Outcome {
     eprintln!("error: {e}");
+    // The store's own error says which file and what to do about it (it
+    // holds no secret: file names are hashes).
+    if let Error::Store { source, .. } = e {
+        eprintln!("  cause: {source}");
+    }
     classify(e)
+}
+
+/// What to do about `e` that only the command line knows: where this run's
+/// refresh tokens live. Printed after [`report`].
+pub(crate) fn hint(g: &Global, e: &Error) -> Option<String> {
+    let Error::NoRefreshToken {
+        provider,
+        connection,
+        ..
+    } = e
+    else {
+        return None;
+    };
+    let get = "get a refresh token from the provider (its authorization flow or console)";
+    Some(match &g.store {
+        None => format!(
+            "hint: without --store the refresh tokens of this run are kept in memory only, so there is none to start from: {get} and pass --store DIR with a directory that holds it"
+        ),
+        Some(dir) => {
+            let path = FileStore::new(dir).path_for(&StoreKey {
+                provider,
+                connection,
+            });
+            format!(
+                "hint: {get} and write it to {} (mode 0600) as {{\"provider\":\"{provider}\",\"connection\":\"{connection}\",\"refresh_token\":\"...\"}}; later refreshes keep it up to date",
+                path.display()
+            )
+        }
+    })
 }
 
 pub(crate) fn classify(e: &Error) -> Outcome {
@@ -170,7 +204,8 @@ pub(crate) fn classify(e: &Error) -> Outcome {
         Error::MissingInput { .. }
         | Error::UnknownProvider { .. }
         | Error::Config(_)
-        | Error::InvalidHeaderValue { .. } => Outcome::InvalidInput,
+        | Error::InvalidHeaderValue { .. }
+        | Error::NoRefreshToken { .. } => Outcome::InvalidInput,
         _ => Outcome::AuthFailure,
     }
 }

@@ -30,8 +30,10 @@ const MAX_FILE_LEN: u64 = 1 << 20;
 ///   Removals flush the directory too.
 /// - A writer killed mid-write leaves its temporary file behind. The first
 ///   operation of a `FileStore` removes such files when they are older than
-///   a minute (a live writer's file is milliseconds old); nothing else in the
-///   directory is touched, and symbolic links are never followed.
+///   a minute (a live writer's file is milliseconds old; a writer stopped
+///   for longer than that between writing and renaming gets an error from
+///   its `save`); nothing else in the directory is touched, and symbolic
+///   links are never followed.
 /// - Only regular files are read. A FIFO, socket, device, directory or
 ///   symbolic link at a token file's path is refused with an error that names
 ///   the path (on Linux it is opened non-blocking and without following

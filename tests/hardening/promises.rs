@@ -1,6 +1,7 @@
 //! The remaining promises of `SECURITY.md` that no other test proves on its
 //! own: token requests never follow redirects, https is required except on
-//! loopback or with an explicit opt-out, and the file store's permissions.
+//! loopback or with an explicit opt-out, and the file store's permissions,
+//! its clean-up after a killed writer and its refusal of non-regular files.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -193,4 +194,93 @@ async fn file_store_is_private_and_names_hide_ids() {
     assert_eq!(mode(&files[0]), 0o600);
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// A refresh-only provider whose token endpoint is never reached (the store
+/// is read first).
+fn refresh_only_toml() -> &'static str {
+    r#"
+[providers.x]
+api = ["http://127.0.0.1:9/api/"]
+refresh = { url = "http://127.0.0.1:9/token", fields = { grant_type = "refresh_token", refresh_token = "{{ token.refresh }}" } }
+response = { refresh_token = "/refresh_token", expires_in = "/expires_in" }
+inject = { header = "Authorization", value = "Bearer {{ token.access }}" }
+"#
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn file_store_cleans_up_after_a_killed_writer_and_never_blocks_on_a_fifo() {
+    use std::time::{Duration, SystemTime};
+
+    let dir = std::env::temp_dir().join(format!("tokenauth-hardening-fifo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let key = StoreKey {
+        provider: "x",
+        connection: "c",
+    };
+    let store = FileStore::new(&dir);
+    store
+        .save(&key, &SecretString::from("rt-saved-before-the-crash"))
+        .await
+        .unwrap();
+    let path = store.path_for(&key);
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+
+    // What `kill -9` between the temporary file's creation and the rename
+    // leaves, an hour ago; and one that another process is writing now.
+    let leftover = dir.join(format!(".tmp-{name}-00000000deadbeef"));
+    let in_progress = dir.join(format!(".tmp-{name}-00000000cafef00d"));
+    for (file, age) in [(&leftover, 3600), (&in_progress, 0)] {
+        std::fs::write(file, r#"{"refresh_token":"rt-half-written"}"#).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(file)
+            .unwrap()
+            .set_modified(SystemTime::now() - Duration::from_secs(age))
+            .unwrap();
+    }
+    // A restarted process opens the store.
+    let store = FileStore::new(&dir);
+    assert_eq!(
+        secrecy::ExposeSecret::expose_secret(&store.load(&key).await.unwrap().unwrap()),
+        "rt-saved-before-the-crash"
+    );
+    assert!(!leftover.exists(), "the stale temporary file is removed");
+    assert!(in_progress.exists(), "a write in progress is left alone");
+
+    // A FIFO at the token file's path: the engine's load fails promptly with
+    // an error that names the path, instead of blocking forever.
+    std::fs::remove_file(&path).unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let auth = TokenAuth::builder(Providers::from_toml("x.toml", refresh_only_toml()).unwrap())
+        .store(Arc::new(FileStore::new(&dir)))
+        .retries(0)
+        .build()
+        .unwrap();
+    let conn = Connection::new("c");
+    let result = tokio::time::timeout(Duration::from_secs(10), auth.credential("x", Some(&conn)))
+        .await
+        .unwrap_or_else(|_| {
+            // A writer unblocks the stuck reader, so the runtime can stop.
+            let _ = std::fs::OpenOptions::new().write(true).open(&path);
+            panic!("load blocked on the FIFO");
+        });
+    let err = result.unwrap_err();
+    assert!(
+        matches!(err, Error::Store { action: "load", .. }),
+        "{err:?}"
+    );
+    let source = std::error::Error::source(&err).unwrap().to_string();
+    assert!(
+        source.contains(&path.display().to_string())
+            && source.contains("FIFO")
+            && source.contains("remove it"),
+        "{source}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tokenauth_core::store::FileStore;
+use tokenauth_core::store::{FileStore, StoreKey};
 use tokenauth_core::{Connection, Error, Provider, Providers, TokenAuth};
 
 use crate::{ConnectionArgs, Global, Outcome};
@@ -162,7 +162,41 @@ pub(crate) fn connection(
 /// the user gave are 2, failures at the provider or the network are 1.
 pub(crate) fn report(e: &Error) -> Outcome {
     eprintln!("error: {e}");
+    // The store's own error says which file and what to do about it (it
+    // holds no secret: file names are hashes).
+    if let Error::Store { source, .. } = e {
+        eprintln!("  cause: {source}");
+    }
     classify(e)
+}
+
+/// What to do about `e` that only the command line knows: where this run's
+/// refresh tokens live. Printed after [`report`].
+pub(crate) fn hint(g: &Global, e: &Error) -> Option<String> {
+    let Error::NoRefreshToken {
+        provider,
+        connection,
+        ..
+    } = e
+    else {
+        return None;
+    };
+    let get = "get a refresh token from the provider (its authorization flow or console)";
+    Some(match &g.store {
+        None => format!(
+            "hint: without --store the refresh tokens of this run are kept in memory only, so there is none to start from: {get} and pass --store DIR with a directory that holds it"
+        ),
+        Some(dir) => {
+            let path = FileStore::new(dir).path_for(&StoreKey {
+                provider,
+                connection,
+            });
+            format!(
+                "hint: {get} and write it to {} (mode 0600) as {{\"provider\":\"{provider}\",\"connection\":\"{connection}\",\"refresh_token\":\"...\"}}; later refreshes keep it up to date",
+                path.display()
+            )
+        }
+    })
 }
 
 pub(crate) fn classify(e: &Error) -> Outcome {
@@ -170,7 +204,8 @@ pub(crate) fn classify(e: &Error) -> Outcome {
         Error::MissingInput { .. }
         | Error::UnknownProvider { .. }
         | Error::Config(_)
-        | Error::InvalidHeaderValue { .. } => Outcome::InvalidInput,
+        | Error::InvalidHeaderValue { .. }
+        | Error::NoRefreshToken { .. } => Outcome::InvalidInput,
         _ => Outcome::AuthFailure,
     }
 }
@@ -192,6 +227,10 @@ pub(crate) fn block_on(f: impl Future<Output = Outcome>) -> Outcome {
 
 /// `-v` tracing to stderr. Credentials are sensitive header values and
 /// secret types, so they never reach these logs.
+///
+/// `-v` is one line per token fetch or renewal (core's INFO events) and
+/// every warning; `-vv` adds the token endpoint's replies, retries and
+/// routing (DEBUG); `-vvv` everything. Other crates log warnings only.
 pub(crate) fn init_tracing(verbose: u8) {
     let level = match verbose {
         0 => return,
@@ -207,10 +246,18 @@ pub(crate) fn init_tracing(verbose: u8) {
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
+    LOGGING.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// A spinner on stderr while `f` runs; hidden when stderr is not a terminal.
+/// Set by [`init_tracing`]: log lines go to stderr, so no spinner there.
+static LOGGING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A spinner on stderr while `f` runs; hidden when stderr is not a terminal,
+/// and left out with `-v` (it would tear the log lines).
 pub(crate) async fn with_spinner<T>(message: String, f: impl Future<Output = T>) -> T {
+    if LOGGING.load(std::sync::atomic::Ordering::Relaxed) {
+        return f.await;
+    }
     let bar = indicatif::ProgressBar::new_spinner();
     bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
     bar.set_message(message);
@@ -220,14 +267,18 @@ pub(crate) async fn with_spinner<T>(message: String, f: impl Future<Output = T>)
     out
 }
 
-/// `abcd…wxyz (43 characters)`: enough to tell tokens apart, not to use one.
+/// `ab…yz (43 characters)`: enough to tell tokens apart, not to use one.
+/// At most 4 characters are shown, and never more than a quarter of the
+/// token (half from each end); a token under 4 characters shows none.
 pub(crate) fn mask(secret: &str) -> String {
     let n = secret.chars().count();
-    if n < 16 {
+    let shown = (n / 4).min(4);
+    if shown == 0 {
         return format!("[{n} characters, masked]");
     }
-    let head: String = secret.chars().take(4).collect();
-    let tail: String = secret.chars().skip(n - 4).collect();
+    let tail_len = shown / 2;
+    let head: String = secret.chars().take(shown - tail_len).collect();
+    let tail: String = secret.chars().skip(n - tail_len).collect();
     format!("{head}…{tail} ({n} characters)")
 }
 
@@ -240,5 +291,44 @@ pub(crate) fn when(t: std::time::SystemTime, now: std::time::SystemTime) -> Stri
             humantime::format_duration(std::time::Duration::from_secs(d.as_secs()))
         ),
         Err(_) => format!("{stamp} (past)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask;
+
+    /// The characters of `masked` that come from the token.
+    fn shown(masked: &str) -> usize {
+        match masked.split_once(" (") {
+            Some((visible, _)) => visible.chars().count() - 1,
+            None => 0,
+        }
+    }
+
+    #[test]
+    fn mask_shows_at_most_four_characters_and_at_most_a_quarter() {
+        assert_eq!(mask("0123456789abcdef"), "01…ef (16 characters)");
+        assert_eq!(
+            mask("0123456789abcdefghijklmnopqrstuvwxyzABCDEFG"),
+            "01…FG (43 characters)"
+        );
+        assert_eq!(mask("0123456789ab"), "01…b (12 characters)");
+        assert_eq!(mask("01234567"), "0…7 (8 characters)");
+        assert_eq!(mask("01234"), "0… (5 characters)");
+        assert_eq!(mask("012"), "[3 characters, masked]");
+        assert_eq!(mask(""), "[0 characters, masked]");
+        for n in 0..100 {
+            let token: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            let k = shown(&mask(&token));
+            assert!(k <= 4 && 4 * k <= n, "{n} characters: {}", mask(&token));
+        }
+    }
+
+    #[test]
+    fn mask_counts_characters_not_bytes() {
+        assert_eq!(mask("ééééééééééééééé€"), "éé…é€ (16 characters)");
+        assert_eq!(mask("日本語のトークン"), "日…ン (8 characters)");
+        assert_eq!(mask("🔑🔑🔑"), "[3 characters, masked]");
     }
 }

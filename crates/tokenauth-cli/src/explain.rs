@@ -24,14 +24,11 @@ pub(crate) fn run(g: &Global, id: &str, args: &ConnectionArgs) -> Outcome {
     println!();
     println!("inputs:");
     for input in &p.inputs {
-        let source = match &input.env {
-            Some(env) => format!("${env}"),
-            None => "supplied per connection".to_owned(),
-        };
+        let source = source(input);
         let state = if conn.has_input(&input.name) {
             "set"
         } else if input.default.is_some() {
-            "default"
+            "not set, default used"
         } else {
             "NOT SET"
         };
@@ -52,14 +49,25 @@ pub(crate) fn run(g: &Global, id: &str, args: &ConnectionArgs) -> Outcome {
             );
             print_indented(&login.to_string());
         }
+        None if p.refresh.is_some() => println!(
+            "no login: refresh only. Every token comes from the refresh request below, with the connection's refresh token from the store (--store DIR); without one there is no token, and `tokenauth token` says how to add one"
+        ),
         None => println!("no login: static credentials, nothing is fetched"),
     }
-    if let Some(refresh) = preview_token_request(&p, &conn, RequestKind::Refresh) {
-        let r = p.refresh.as_ref();
+    if let (Some(refresh), Some(r)) = (
+        preview_token_request(&p, &conn, RequestKind::Refresh),
+        p.refresh.as_ref(),
+    ) {
         println!();
         println!(
-            "refresh request (when a refresh token is held{}):",
-            if r.is_some_and(|r| r.rotate) {
+            "refresh request ({}, timeout {}{}):",
+            if p.login.is_some() {
+                "when a refresh token is held"
+            } else {
+                "every renewal"
+            },
+            humantime::format_duration(r.request.timeout),
+            if r.rotate {
                 "; the reply's new refresh token replaces the old one"
             } else {
                 ""
@@ -90,8 +98,27 @@ fn print_indented(text: &str) {
     }
 }
 
+/// Where an input's value comes from when the connection does not set it.
+/// A default is shown as it is: secret inputs cannot have one (the loader
+/// refuses it), and a secret one would not be printed anyway.
+fn source(input: &tokenauth_core::config::Input) -> String {
+    let default = input.default.as_deref().map(|d| {
+        if input.secret {
+            "default [secret]".to_owned()
+        } else {
+            format!("default {d:?}")
+        }
+    });
+    match (&input.env, default) {
+        (Some(env), Some(default)) => format!("${env}, else {default}"),
+        (Some(env), None) => format!("${env}"),
+        (None, Some(default)) => default,
+        (None, None) => "supplied per connection".to_owned(),
+    }
+}
+
 fn expiry(p: &tokenauth_core::Provider) -> String {
-    if p.login.is_none() {
+    if !p.fetches_tokens() {
         return "never (static credentials)".to_owned();
     }
     let r = &p.response;

@@ -3,9 +3,9 @@
 use std::io::IsTerminal;
 
 use secrecy::ExposeSecret;
-use tokenauth_core::Injection;
+use tokenauth_core::{Injection, RequestKind};
 
-use crate::common::{mask, open, report, when, with_spinner};
+use crate::common::{hint, mask, open, report, when, with_spinner};
 use crate::{ConnectionArgs, Global, Outcome};
 
 pub(crate) async fn run(g: &Global, id: &str, args: &ConnectionArgs, reveal: bool) -> Outcome {
@@ -19,6 +19,8 @@ pub(crate) async fn run(g: &Global, id: &str, args: &ConnectionArgs, reveal: boo
     };
     let what = if p.login.is_some() {
         "fetching a token"
+    } else if p.refresh.is_some() {
+        "renewing with the stored refresh token"
     } else {
         "rendering the static credential"
     };
@@ -29,11 +31,18 @@ pub(crate) async fn run(g: &Global, id: &str, args: &ConnectionArgs, reveal: boo
     .await
     {
         Ok(c) => c,
-        Err(e) => return report(&e),
+        Err(e) => {
+            let outcome = report(&e);
+            if let Some(hint) = hint(g, &e) {
+                eprintln!("{hint}");
+            }
+            return outcome;
+        }
     };
     let now = auth.clock().now();
     println!("provider:   {} ({})", p.id, p.name);
     println!("connection: {}", conn.id());
+    println!("obtained:   {}", obtained(&p, credential.obtained_by()));
     match credential.access_token() {
         Some(token) => {
             let token = token.expose_secret();
@@ -85,5 +94,24 @@ fn token_type(p: &tokenauth_core::Provider) -> String {
             .to_owned(),
         Inject::Basic(_) => "basic".to_owned(),
         Inject::Query { .. } => "query parameter".to_owned(),
+    }
+}
+
+/// How this run got the credential, and from where.
+fn obtained(p: &tokenauth_core::Provider, kind: Option<RequestKind>) -> String {
+    match kind {
+        Some(RequestKind::Login) => match &p.login {
+            Some(login) => format!("logged in at {}", login.url),
+            None => "logged in".to_owned(),
+        },
+        Some(RequestKind::Refresh) => match &p.refresh {
+            Some(refresh) => format!(
+                "refreshed with the stored refresh token at {}",
+                refresh.request.url
+            ),
+            None => "refreshed with the stored refresh token".to_owned(),
+        },
+        None => "static credential, rendered from the inputs (nothing fetched)".to_owned(),
+        Some(other) => other.to_string(),
     }
 }

@@ -356,3 +356,245 @@ fn request_outside_the_providers_prefixes_is_refused() {
     assert!(err.contains("belongs to no provider"), "{err}");
     assert_eq!(f.emulator.stats().bro.api.requests, 0);
 }
+
+// ---------------------------------------------------------------------------
+// Issue 11: refresh-only providers, how `token` got its token, input
+// defaults in `explain`, one `-v` line per token fetch. One block, to ease
+// merging.
+// ---------------------------------------------------------------------------
+
+/// 2BA described as a refresh-only provider: no `[login]`, the same id (so
+/// it uses the store entry a login with the full description leaves), and
+/// inputs with defaults.
+const TWOBA_REFRESH_ONLY: &str = r#"
+[providers.twoba]
+name = "2BA, refresh only"
+api = ["https://api.2ba.nl/"]
+
+[providers.twoba.inputs]
+client_id = { env = "TWOBA_CLIENT_ID", default = "tokenauth-demo" }
+client_secret = { env = "TWOBA_CLIENT_SECRET", secret = true }
+audience = { default = "api.2ba.nl" }
+
+[providers.twoba.refresh]
+url = "https://authorize.2ba.nl/OAuth/Token"
+rotate = true
+on_error = { status = [400], action = "fail" }
+headers = { "X-Audience" = "{{ inputs.audience }}" }
+
+[providers.twoba.refresh.fields]
+grant_type = "refresh_token"
+refresh_token = "{{ token.refresh }}"
+client_id = "{{ inputs.client_id }}"
+client_secret = "{{ inputs.client_secret }}"
+
+[providers.twoba.response]
+access_token = "/access_token"
+refresh_token = "/refresh_token"
+expires_in = "/expires_in"
+
+[providers.twoba.inject]
+header = "Authorization"
+value = "Bearer {{ token.access }}"
+"#;
+
+/// A fresh directory under the system temp dir, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("tokenauth-cli-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn file(&self, name: &str, text: &str) -> String {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.0.join(name).display().to_string()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn explain_a_refresh_only_provider_and_input_defaults() {
+    let f = Fixture::new("explain-refresh-only");
+    let tmp = Scratch::new("explain-refresh-only");
+    let config = tmp.file("providers.toml", TWOBA_REFRESH_ONLY);
+    let (code, out, err) = f.run(
+        &["--config", &config, "explain", "twoba"],
+        &[("TWOBA_CLIENT_ID", "")],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !out.contains("static credentials") && !out.contains("expiry: never"),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#"$TWOBA_CLIENT_ID, else default "tokenauth-demo""#)
+            && out.contains(r#"default "api.2ba.nl""#)
+            && !out.contains("supplied per connection"),
+        "{out}"
+    );
+    insta::assert_snapshot!("explain_twoba_refresh_only", out);
+    assert_eq!(f.emulator.stats().twoba.token.requests, 0);
+}
+
+#[test]
+fn token_says_how_it_was_obtained() {
+    let f = Fixture::new("token-obtained");
+    let (code, out, err) = f.run(&["token", "reobtimaal"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("obtained:   logged in at https://api.reobtimaal-diensten.nl/api/Token\n"),
+        "{out}"
+    );
+    let (code, out, err) = f.run(&["token", "bro"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("obtained:   static credential"), "{out}");
+
+    // A refresh token kept between runs: the second run refreshes.
+    let store = Scratch::new("token-obtained-store");
+    let dir = store.path("rt");
+    let (code, out, err) = f.run(&["--store", &dir, "token", "twoba"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("obtained:   logged in at https://authorize.2ba.nl/OAuth/Token\n"),
+        "{out}"
+    );
+    let (code, out, err) = f.run(&["--store", &dir, "token", "twoba"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(
+            "obtained:   refreshed with the stored refresh token at https://authorize.2ba.nl/OAuth/Token\n"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn token_for_a_refresh_only_provider_renews_with_the_stored_refresh_token() {
+    let f = Fixture::new("token-refresh-only");
+    let tmp = Scratch::new("token-refresh-only");
+    let config = tmp.file("providers.toml", TWOBA_REFRESH_ONLY);
+    let dir = tmp.path("store");
+
+    // Nothing stored, no --store: say why there is no token and what to do.
+    let (code, out, err) = f.run(&["--config", &config, "token", "twoba"], &[]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("no refresh token is stored")
+            && err.contains("hint: without --store")
+            && err.contains("pass --store DIR"),
+        "{err}"
+    );
+
+    // A login with the full description leaves a refresh token in the store;
+    // the refresh-only description renews with it.
+    let (code, _, err) = f.run(&["--store", &dir, "token", "twoba"], &[]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = f.run(
+        &["--config", &config, "--store", &dir, "token", "twoba"],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("obtained:   refreshed with the stored refresh token")
+            && !out.contains("static credentials")
+            && !out.contains("expires:    never")
+            && (out.contains("(in 1m 59s)") || out.contains("(in 2m)")),
+        "{out}"
+    );
+    let s = f.emulator.stats().twoba.token;
+    assert_eq!(s.requests, 2, "one login, one refresh: {s:?}");
+
+    // An empty store: the hint names the file to write; following it works.
+    let empty = tmp.path("empty");
+    let (code, _, err) = f.run(
+        &["--config", &config, "--store", &empty, "token", "twoba"],
+        &[],
+    );
+    assert_eq!(code, 2, "{err}");
+    let key = tokenauth_core::store::StoreKey {
+        provider: "twoba",
+        connection: "default",
+    };
+    let target = tokenauth_core::store::FileStore::new(&empty).path_for(&key);
+    assert!(
+        err.contains(&format!("write it to {} (mode 0600)", target.display())),
+        "{err}"
+    );
+    let held = tokenauth_core::store::FileStore::new(&dir).path_for(&key);
+    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(held).unwrap()).unwrap();
+    let token = record["refresh_token"].as_str().unwrap();
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(
+        &target,
+        format!(r#"{{"provider":"twoba","connection":"default","refresh_token":"{token}"}}"#),
+    )
+    .unwrap();
+    let (code, out, err) = f.run(
+        &["--config", &config, "--store", &empty, "token", "twoba"],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("refreshed with the stored refresh token"),
+        "{out}"
+    );
+    assert!(!format!("{out}{err}").contains(token), "{out}{err}");
+}
+
+#[test]
+fn verbose_logs_one_line_per_token_fetch() {
+    let f = Fixture::new("verbose");
+    let (code, _, err) = f.run(&["token", "reobtimaal"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.is_empty(), "no -v, no log: {err}");
+
+    let (code, _, err) = f.run(&["-v", "token", "reobtimaal"], &[]);
+    assert_eq!(code, 0, "{err}");
+    let fetches: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("token acquired"))
+        .collect();
+    assert_eq!(fetches.len(), 1, "one line per token fetch:\n{err}");
+    assert!(fetches[0].contains("INFO"), "{err}");
+    assert!(
+        !err.contains("DEBUG") && !err.contains("TRACE") && !err.contains('\u{1b}'),
+        "-v is INFO, plain text:\n{err}"
+    );
+}
+
+/// A directory (not a FIFO: the CLI would block on one if this regressed)
+/// where the store's file should be.
+#[test]
+fn token_names_the_store_file_that_is_in_the_way() {
+    let f = Fixture::new("store-in-the-way");
+    let tmp = Scratch::new("store-in-the-way");
+    let dir = tmp.path("store");
+    let in_the_way =
+        tokenauth_core::store::FileStore::new(&dir).path_for(&tokenauth_core::store::StoreKey {
+            provider: "twoba",
+            connection: "default",
+        });
+    std::fs::create_dir_all(&in_the_way).unwrap();
+    let (code, _, err) = f.run(&["--store", &dir, "token", "twoba"], &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("could not load the refresh token")
+            && err.contains(&format!("cause: {} is a directory", in_the_way.display()))
+            && err.contains("remove it"),
+        "{err}"
+    );
+}

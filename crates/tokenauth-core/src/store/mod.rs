@@ -8,8 +8,9 @@
 //! token of a rotating provider (2BA).
 //!
 //! Two stores ship: [`MemoryStore`] (the default: per process) and
-//! [`FileStore`] (one file per connection in a directory, written atomically,
-//! `0600` on Unix, file names derived from a hash so they contain no secret).
+//! [`FileStore`] (one file per connection in a directory, written atomically
+//! and durably, `0600` on Unix, file names derived from a hash so they
+//! contain no secret; only regular files are read).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {

@@ -5,7 +5,7 @@ use tokenauth_core::acquire::preview_injection;
 use tokenauth_core::{Connection, Credential, Injection, Provider, RequestKind};
 use tokenauth_reqwest::ClientBuilderExt as _;
 
-use crate::common::{classify, open, when, with_spinner};
+use crate::common::{classify, hint, open, when, with_spinner};
 use crate::{ConnectionArgs, Global, Outcome};
 
 struct Steps {
@@ -115,6 +115,9 @@ pub(crate) async fn run(g: &Global, id: &str, args: &ConnectionArgs) -> Outcome 
                 "inject"
             };
             steps.fail(step, e.to_string());
+            if let Some(hint) = hint(g, &e) {
+                println!("{hint}");
+            }
             println!("result: {} does not work: the {step} step failed", p.id);
             return classify(&e);
         }

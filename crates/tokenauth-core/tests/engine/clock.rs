@@ -10,17 +10,22 @@ use tokenauth_emulator::{Provider, StatusFault};
 
 use crate::helpers::*;
 
-/// Fails one whole acquisition (the first try and both retries), leaving the
-/// endpoint healthy afterwards; returns the cached error's token requests.
-async fn fail_once(s: &Setup) -> u64 {
-    s.emu
-        .fail_token_requests(Provider::Reobtimaal, StatusFault::new(500, 3));
+/// Asks for a credential and expects the (possibly cached) HTTP 500.
+async fn expect_500(s: &Setup) {
     let err = s
         .auth
         .credential("reobtimaal", Some(&reob()))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Status { status: 500, .. }), "{err:?}");
+}
+
+/// Fails one whole acquisition (the first try and both retries), leaving the
+/// endpoint healthy afterwards; returns the cached error's token requests.
+async fn fail_once(s: &Setup) -> u64 {
+    s.emu
+        .fail_token_requests(Provider::Reobtimaal, StatusFault::new(500, 3));
+    expect_500(s).await;
     let requests = s.emu.stats().reobtimaal.token.requests;
     assert_eq!(requests, 3, "1 + 2 retries");
     requests
@@ -53,12 +58,7 @@ async fn a_wall_clock_stepped_forward_does_not_cut_the_backoff_short() {
     // The wall clock jumps a day ahead; no time passes.
     let now = s.clock.now();
     s.clock.set(now + Duration::from_secs(24 * 3600));
-    let err = s
-        .auth
-        .credential("reobtimaal", Some(&reob()))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Error::Status { status: 500, .. }), "{err:?}");
+    expect_500(&s).await;
     assert_eq!(
         s.emu.stats().reobtimaal.token.requests,
         requests,

@@ -195,3 +195,116 @@ fn loaded_config_never_contains_env_secrets() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+// ---- Many errors: the report is capped, counted and in file order ----
+
+/// A provider whose `[inject]` inline table carries `n` unknown keys on one
+/// line (`k0 = 1, k1 = 1, ...`), or one per line after the table.
+fn many_unknown_keys(n: usize, one_line: bool) -> String {
+    let mut src = String::from("[providers.x]\napi = [\"https://a.example/\"]\n");
+    if one_line {
+        src.push_str("inject = { header = \"A\", value = \"v\"");
+        for i in 0..n {
+            src.push_str(&format!(", k{i} = 1"));
+        }
+        src.push_str(" }\n");
+    } else {
+        src.push_str("inject = { header = \"A\", value = \"v\" }\n");
+        for i in 0..n {
+            src.push_str(&format!("k{i} = 1\n"));
+        }
+    }
+    src
+}
+
+fn assert_capped(src: &str, n: usize) -> tokenauth::ConfigErrors {
+    let errors = Providers::from_toml("big.toml", src).unwrap_err();
+    assert_eq!(errors.diagnostics.len(), 200, "the first 200 are listed");
+    assert_eq!(errors.omitted, n - 200, "the rest are counted");
+    assert_eq!(errors.total(), n);
+    // The first 200 in file order: k0 .. k199.
+    for (i, d) in errors.diagnostics.iter().enumerate() {
+        assert_eq!(d.message, format!("unknown key `k{i}`"), "{d}");
+    }
+    let shown = errors.to_string();
+    assert!(
+        shown.starts_with(&format!(
+            "big.toml is not a valid provider description ({n} errors):\n"
+        )),
+        "{}",
+        &shown[..200]
+    );
+    assert!(
+        shown.ends_with(&format!(
+            "... and {} more errors not shown (only the first 200 are listed): fix these and check again\n",
+            n - 200
+        )),
+        "{}",
+        &shown[shown.len() - 300..]
+    );
+    assert_eq!(
+        shown.lines().count(),
+        1 + 2 * 200 + 1,
+        "header, 200 x (error, help), tail"
+    );
+    errors
+}
+
+#[test]
+fn errors_on_one_huge_line_are_capped_and_counted() {
+    // ~160k errors on one line of ~2 MB (the quadratic case of finding 8).
+    let n = 160_000;
+    let src = many_unknown_keys(n, true);
+    assert!(src.len() > 1_900_000);
+    let errors = assert_capped(&src, n);
+    // Columns are right all along the line: `k{i}` starts where the text says.
+    let line = src.lines().nth(2).unwrap();
+    for (i, d) in errors.diagnostics.iter().enumerate() {
+        let column = line.find(&format!(", k{i} = ")).unwrap() + 3;
+        assert_eq!((d.line, d.column), (3, column), "{d}");
+    }
+}
+
+#[test]
+fn errors_on_many_lines_are_capped_and_counted() {
+    let n = 160_000;
+    let errors = assert_capped(&many_unknown_keys(n, false), n);
+    for (i, d) in errors.diagnostics.iter().enumerate() {
+        assert_eq!((d.line, d.column), (i + 4, 1), "{d}");
+    }
+}
+
+#[test]
+fn syntax_errors_on_many_lines_are_capped_and_counted() {
+    // One syntax error per line: each line is reported once, the first 200 listed.
+    let n = 50_000;
+    let src = "x = \n".repeat(n);
+    let errors = Providers::from_toml("syntax.toml", &src).unwrap_err();
+    assert_eq!(errors.diagnostics.len(), 200);
+    assert_eq!(errors.total(), n, "one error per line");
+    for (i, d) in errors.diagnostics.iter().enumerate() {
+        assert_eq!(d.line, i + 1, "{d}");
+        assert!(d.message.starts_with("TOML syntax error"), "{d}");
+    }
+}
+
+#[test]
+fn columns_count_characters_not_bytes_on_a_long_line() {
+    // Multi-byte keys before each error: the column is in characters.
+    let mut src = String::from(
+        "[providers.x]\napi = [\"https://a.example/\"]\ninject = { header = \"A\", value = \"v\"",
+    );
+    let mut expected = Vec::new();
+    for i in 0..300 {
+        src.push_str(", \"é€");
+        // The 1-based column of the key's opening quote, in characters.
+        let column = src.lines().nth(2).unwrap().chars().count() - 2;
+        src.push_str(&format!("{i}\" = 1"));
+        expected.push(column);
+    }
+    src.push_str(" }\n");
+    let errors = Providers::from_toml("wide.toml", &src).unwrap_err();
+    assert_eq!(errors.omitted, 100);
+    let columns: Vec<usize> = errors.diagnostics.iter().map(|d| d.column).collect();
+    assert_eq!(columns, expected[..200]);
+}

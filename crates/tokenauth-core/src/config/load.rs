@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
+use std::rc::Rc;
 use std::time::Duration;
 
 use http::{HeaderName, Method};
@@ -28,12 +29,58 @@ enum TokenVars {
     Refresh,
 }
 
+/// A problem found while walking the tree, still at its byte offset: the
+/// line and column are computed once, for all problems together, in
+/// [`finish`] (so that reporting stays linear in the size of the file even
+/// with many problems on one long line).
+#[derive(PartialEq, Eq)]
+struct Pending {
+    at: usize,
+    path: String,
+    message: String,
+    help: Help,
+}
+
+/// A problem's help line. A did-you-mean is only worked out for the problems
+/// that are reported, not for every one of thousands of unknown keys.
+#[derive(PartialEq, Eq)]
+enum Help {
+    Text(Option<String>),
+    /// `name` is not one of `allowed`, the keys `what` accepts.
+    Suggest {
+        name: String,
+        allowed: Rc<[&'static str]>,
+        what: &'static str,
+    },
+}
+
+impl Help {
+    fn render(self) -> Option<String> {
+        match self {
+            Help::Text(text) => text,
+            Help::Suggest {
+                name,
+                allowed,
+                what,
+            } => Some(match did_you_mean(&name, &allowed) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!("{what} accepts: {}", allowed.join(", ")),
+            }),
+        }
+    }
+}
+
 struct Ctx<'s> {
     file: &'s str,
     src: &'s str,
+    /// The byte offset where each line starts, computed once.
     line_starts: Vec<usize>,
-    diagnostics: Vec<Diagnostic>,
+    pending: Vec<Pending>,
 }
+
+/// At most this many problems are listed; the rest are counted
+/// ([`ConfigErrors::omitted`]).
+pub(crate) const MAX_REPORTED: usize = 200;
 
 impl<'s> Ctx<'s> {
     fn new(file: &'s str, src: &'s str) -> Self {
@@ -43,36 +90,78 @@ impl<'s> Ctx<'s> {
             file,
             src,
             line_starts,
-            diagnostics: Vec::new(),
+            pending: Vec::new(),
         }
     }
 
-    fn position(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.src.len());
-        let line = self.line_starts.partition_point(|&s| s <= offset);
-        let start = self.line_starts[line - 1];
-        let column = self
-            .src
-            .get(start..offset)
-            .map_or(1, |s| s.chars().count() + 1);
-        (line, column)
+    /// The 1-based line of a byte offset (a binary search of the line index).
+    fn line(&self, offset: usize) -> usize {
+        self.line_starts
+            .partition_point(|&s| s <= offset.min(self.src.len()))
     }
 
     fn error(&mut self, at: usize, path: &str, message: impl Into<String>, help: Option<String>) {
-        let (line, column) = self.position(at);
-        self.diagnostics.push(Diagnostic {
-            file: self.file.to_owned(),
-            line,
-            column,
+        self.problem(at, path, message.into(), Help::Text(help));
+    }
+
+    fn problem(&mut self, at: usize, path: &str, message: String, help: Help) {
+        self.pending.push(Pending {
+            at: at.min(self.src.len()),
             path: path.to_owned(),
-            message: message.into(),
+            message,
             help,
         });
+    }
+
+    /// The number of problems found so far.
+    fn errors(&self) -> usize {
+        self.pending.len()
     }
 
     /// The source text of a span, for deciding where inside a string an error is.
     fn raw(&self, span: &Range<usize>) -> &str {
         self.src.get(span.clone()).unwrap_or("")
+    }
+}
+
+/// Turns byte offsets into line and column, for offsets given in increasing
+/// order: each character of the file is counted at most once over all calls.
+struct Cursor<'c> {
+    src: &'c str,
+    line_starts: &'c [usize],
+    /// The current 1-based line, the offset reached and its 1-based column.
+    line: usize,
+    at: usize,
+    column: usize,
+}
+
+impl<'c> Cursor<'c> {
+    fn new(src: &'c str, line_starts: &'c [usize]) -> Self {
+        Cursor {
+            src,
+            line_starts,
+            line: 1,
+            at: 0,
+            column: 1,
+        }
+    }
+
+    /// Line and column (in characters) of `offset`; `offset` must not be
+    /// below the previous call's.
+    fn position(&mut self, offset: usize) -> (usize, usize) {
+        let mut offset = offset.min(self.src.len());
+        while !self.src.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let line = self.line_starts.partition_point(|&s| s <= offset);
+        if line != self.line || offset < self.at {
+            self.line = line;
+            self.at = self.line_starts[line - 1];
+            self.column = 1;
+        }
+        self.column += self.src[self.at..offset].chars().count();
+        self.at = offset;
+        (self.line, self.column)
     }
 }
 
@@ -93,21 +182,23 @@ impl<'a, 'i> Table<'a, 'i> {
     }
 
     /// Reports every key not in `allowed`, with a did-you-mean.
-    fn check_keys(&self, ctx: &mut Ctx<'_>, allowed: &[&str], what: &str) {
+    fn check_keys(&self, ctx: &mut Ctx<'_>, allowed: &[&'static str], what: &'static str) {
+        let mut shared: Option<Rc<[&'static str]>> = None;
         for key in self.entries.keys() {
             let name: &str = key.get_ref();
             if allowed.contains(&name) {
                 continue;
             }
-            let help = match did_you_mean(name, allowed) {
-                Some(s) => format!("did you mean `{s}`?"),
-                None => format!("{what} accepts: {}", allowed.join(", ")),
-            };
-            ctx.error(
+            let allowed = shared.get_or_insert_with(|| allowed.into()).clone();
+            ctx.problem(
                 key.span().start,
                 &self.child_path(name),
                 format!("unknown key `{name}`"),
-                Some(help),
+                Help::Suggest {
+                    name: name.to_owned(),
+                    allowed,
+                    what,
+                },
             );
         }
     }
@@ -1386,14 +1477,12 @@ pub(crate) fn parse(file: &str, src: &str) -> Result<Providers, ConfigErrors> {
     if !parse_errors.is_empty() {
         // The parser's recovery often reports follow-on errors on the line of
         // the real one: keep the first error of each line.
-        let mut lines_seen = Vec::new();
+        let mut lines_seen = std::collections::HashSet::new();
         for e in parse_errors {
             let at = e.span().map_or(0, |s| s.start);
-            let line = ctx.position(at).0;
-            if lines_seen.contains(&line) {
+            if !lines_seen.insert(ctx.line(at)) {
                 continue;
             }
-            lines_seen.push(line);
             ctx.error(
                 at,
                 "",
@@ -1414,7 +1503,7 @@ pub(crate) fn parse(file: &str, src: &str) -> Result<Providers, ConfigErrors> {
     root.check_keys(&mut ctx, &["providers"], "the top level");
     let mut providers = Vec::new();
     match child_table(&mut ctx, &root, "providers") {
-        None if root.get("providers").is_none() && ctx.diagnostics.is_empty() => {
+        None if root.get("providers").is_none() && ctx.errors() == 0 => {
             ctx.error(0, "", "no providers: the file has no [providers.ID] table", Some("start with [providers.myapi] and its api, login, response, expiry and inject keys".into()));
         }
         None => {}
@@ -1444,17 +1533,44 @@ pub(crate) fn parse(file: &str, src: &str) -> Result<Providers, ConfigErrors> {
             }
         }
     }
-    if ctx.diagnostics.is_empty() {
+    if ctx.errors() == 0 {
         Ok(Providers { providers })
     } else {
         Err(finish(ctx))
     }
 }
 
-fn finish(mut ctx: Ctx<'_>) -> ConfigErrors {
-    ctx.diagnostics.sort_by_key(|d| (d.line, d.column));
-    ctx.diagnostics.dedup();
+/// Sorts the problems into file order, drops repeats, keeps the first
+/// [`MAX_REPORTED`] and gives those their line and column.
+fn finish(ctx: Ctx<'_>) -> ConfigErrors {
+    let Ctx {
+        file,
+        src,
+        line_starts,
+        mut pending,
+    } = ctx;
+    // Stable: problems at one position keep the order they were found in.
+    pending.sort_by_key(|p| p.at);
+    pending.dedup();
+    let omitted = pending.len().saturating_sub(MAX_REPORTED);
+    pending.truncate(MAX_REPORTED);
+    let mut cursor = Cursor::new(src, &line_starts);
+    let diagnostics = pending
+        .into_iter()
+        .map(|p| {
+            let (line, column) = cursor.position(p.at);
+            Diagnostic {
+                file: file.to_owned(),
+                line,
+                column,
+                path: p.path,
+                message: p.message,
+                help: p.help.render(),
+            }
+        })
+        .collect();
     ConfigErrors {
-        diagnostics: ctx.diagnostics,
+        diagnostics,
+        omitted,
     }
 }

@@ -308,3 +308,61 @@ fn columns_count_characters_not_bytes_on_a_long_line() {
     let columns: Vec<usize> = errors.diagnostics.iter().map(|d| d.column).collect();
     assert_eq!(columns, expected[..200]);
 }
+
+// ---- Durations are bounded at load time (issue 11, finding 6) ----
+
+/// A provider whose `[expiry]` and login `timeout` are the given durations.
+fn with_durations(
+    ttl: &str,
+    skew: &str,
+    timeout: &str,
+) -> Result<Providers, tokenauth::ConfigErrors> {
+    Providers::from_toml(
+        "durations.toml",
+        &format!(
+            r#"
+[providers.api]
+api = ["https://api.example.com/"]
+login = {{ url = "https://api.example.com/token", timeout = "{timeout}" }}
+expiry = {{ ttl = "{ttl}", skew = "{skew}" }}
+inject = {{ header = "Authorization", value = "Bearer {{{{ token.access }}}}" }}
+"#
+        ),
+    )
+}
+
+#[test]
+fn durations_up_to_ten_years_are_accepted() {
+    let providers = with_durations("10y", "10y", "10y").unwrap_or_else(|e| panic!("{e}"));
+    let api = providers.get("api").unwrap();
+    assert_eq!(api.expiry.ttl, Some(tokenauth::config::MAX_DURATION));
+    assert_eq!(
+        api.login.as_ref().unwrap().timeout,
+        tokenauth::config::MAX_DURATION
+    );
+    assert_eq!(tokenauth::config::MAX_DURATION.as_secs(), 315_576_000);
+}
+
+#[test]
+fn durations_over_ten_years_are_rejected_with_the_limit() {
+    let errors = with_durations("10y 1s", "584000000000y", "300000000000y").unwrap_err();
+    let paths: Vec<&str> = errors.diagnostics.iter().map(|d| d.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "providers.api.login.timeout",
+            "providers.api.expiry.ttl",
+            "providers.api.expiry.skew"
+        ]
+    );
+    for d in &errors.diagnostics {
+        assert!(
+            d.message.ends_with("is longer than the limit of 10 years"),
+            "{d}"
+        );
+        assert!(
+            d.help.as_deref().unwrap().contains("at most \"10y\""),
+            "{d}"
+        );
+    }
+}

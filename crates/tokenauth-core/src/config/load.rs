@@ -351,6 +351,18 @@ fn get_duration(ctx: &mut Ctx<'_>, table: &Table<'_, '_>, key: &str) -> Option<D
     }
     let (text, span) = get_str(ctx, table, key)?;
     match humantime::parse_duration(text) {
+        Ok(d) if d > MAX_DURATION => {
+            ctx.error(
+                span.start,
+                &table.child_path(key),
+                format!("`{text}` is longer than the limit of 10 years"),
+                Some(format!(
+                    "use a duration of at most \"10y\"; a {key} is normally seconds to hours, e.g. {key} = \"{}\"",
+                    if key == "ttl" { "60m" } else { "30s" }
+                )),
+            );
+            None
+        }
         Ok(d) if !d.is_zero() => Some(d),
         Ok(_) => {
             ctx.error(

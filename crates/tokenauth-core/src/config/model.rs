@@ -12,6 +12,12 @@ use url::Url;
 
 use crate::template::Template;
 
+/// The longest duration a description may give (`ttl`, a fixed `skew`,
+/// `timeout`): 10 years, written `"10y"` (a year is 365.25 days). Anything
+/// longer is a mistake, and bounding it keeps every time computed from it
+/// far from overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * 31_557_600);
+
 /// All providers of one description file, in file order.
 #[derive(Clone, Debug, serde::Serialize)]
 #[serde(transparent)]

@@ -366,3 +366,34 @@ fn durations_over_ten_years_are_rejected_with_the_limit() {
         );
     }
 }
+
+// ---- One error per cause (issue 11, frictions) ----
+
+#[test]
+fn a_broken_table_causes_no_follow_on_errors() {
+    // Each provider of the file has exactly one mistake (a rejected http login
+    // URL, a login/inputs/response/expiry that is not a table, a bad pointer,
+    // a rejected api prefix, ...): exactly one error each.
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/invalid/one_error_per_cause.toml");
+    let src = std::fs::read_to_string(&path).unwrap();
+    let ids: Vec<&str> = src
+        .lines()
+        .filter_map(|l| l.strip_prefix("[providers.")?.strip_suffix(']'))
+        .collect();
+    assert_eq!(ids.len(), 9);
+    let errors = load(&path).unwrap_err();
+    for id in &ids {
+        let of_id: Vec<String> = errors
+            .diagnostics
+            .iter()
+            .filter(|d| {
+                d.path.starts_with(&format!("providers.{id}."))
+                    || d.path == format!("providers.{id}")
+            })
+            .map(|d| d.to_string())
+            .collect();
+        assert_eq!(of_id.len(), 1, "{id}: {of_id:#?}");
+    }
+    assert_eq!(errors.total(), ids.len());
+}

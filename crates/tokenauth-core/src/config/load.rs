@@ -488,7 +488,7 @@ fn get_string_list(
 /// What a provider's templates may refer to.
 struct Scope<'p> {
     provider: &'p str,
-    inputs: &'p [Input],
+    inputs: &'p Inputs,
     /// The provider fetches tokens: it has a `[login]` or a `[refresh]`
     /// table (a refresh-only provider starts from a stored refresh token).
     fetches: bool,
@@ -523,8 +523,8 @@ fn parse_template(
     let mut ok = true;
     for var in template.vars() {
         let problem = match var {
-            Var::Input(name) if scope.inputs.iter().all(|i| &i.name != name) => {
-                let names: Vec<&str> = scope.inputs.iter().map(|i| i.name.as_str()).collect();
+            Var::Input(name) if !scope.inputs.declares(name) => {
+                let names: Vec<&str> = scope.inputs.list.iter().map(|i| i.name.as_str()).collect();
                 let help = match did_you_mean(name, &names) {
                     Some(s) => format!("did you mean `inputs.{s}`?"),
                     None => format!(
@@ -863,13 +863,16 @@ fn request_keys(
         inherit.map_or(Method::POST, |l| l.method.clone()),
     );
     let body = body_format(ctx, table).unwrap_or(inherit.map_or(BodyFormat::Form, |l| l.body));
+    let errors_before = ctx.errors();
     let fields: Vec<_> = template_map(ctx, scope, table, "fields", tokens)
         .into_iter()
         .map(|(n, _, t)| (n, t))
         .collect();
     let headers = headers(ctx, scope, table, tokens);
     let basic = basic(ctx, scope, table, tokens);
-    if tokens == TokenVars::Refresh {
+    // Whether the refresh token is sent can only be told when what might
+    // send it was read without errors.
+    if tokens == TokenVars::Refresh && ctx.errors() == errors_before {
         check_sends_refresh_token(ctx, table, &fields, &headers, basic.as_ref());
     }
     let timeout = get_duration(ctx, table, "timeout")
@@ -920,7 +923,7 @@ fn refresh(
     ctx: &mut Ctx<'_>,
     scope: &Scope<'_>,
     table: &Table<'_, '_>,
-    login: Option<&TokenRequest>,
+    (has_login, login): (bool, Option<&TokenRequest>),
     insecure_ok: bool,
 ) -> Option<Refresh> {
     let mut allowed = REQUEST_KEYS.to_vec();
@@ -931,7 +934,7 @@ fn refresh(
         None if table.get("url").is_some() => None,
         None => {
             let inherited = login.map(|l| l.url.clone());
-            if inherited.is_none() {
+            if !has_login {
                 ctx.error(
                     table.at,
                     &table.path,
@@ -945,12 +948,12 @@ fn refresh(
     let request = request_keys(ctx, scope, table, TokenVars::Refresh, url, login);
     let rotate = get_bool(ctx, table, "rotate").unwrap_or(false);
     let on_error = match child_table(ctx, table, "on_error") {
-        Some(t) => on_error(ctx, &t, login.is_some()),
+        Some(t) => on_error(ctx, &t, has_login),
         None => RefreshOnError {
             status: vec![400, 401],
             error_pointer: None,
             error_values: Vec::new(),
-            action: if login.is_some() {
+            action: if has_login {
                 RefreshErrorAction::Login
             } else {
                 RefreshErrorAction::Fail
@@ -1187,11 +1190,36 @@ fn inject(ctx: &mut Ctx<'_>, scope: &Scope<'_>, table: &Table<'_, '_>) -> Option
     }
 }
 
-fn inputs(ctx: &mut Ctx<'_>, provider: &Table<'_, '_>) -> Vec<Input> {
-    let Some(table) = child_table(ctx, provider, "inputs") else {
-        return Vec::new();
+/// A provider's inputs, and what could not be read of them: a template that
+/// names an input whose declaration already has an error is not reported
+/// again as naming an undeclared input.
+struct Inputs {
+    list: Vec<Input>,
+    /// Names declared with an unreadable spec (`user = "ENV"`).
+    unreadable: Vec<String>,
+    /// `inputs` is there but not a table: any name may have been meant.
+    all_unreadable: bool,
+}
+
+impl Inputs {
+    fn declares(&self, name: &str) -> bool {
+        self.all_unreadable
+            || self.list.iter().any(|i| i.name == name)
+            || self.unreadable.iter().any(|n| n == name)
+    }
+}
+
+fn inputs(ctx: &mut Ctx<'_>, provider: &Table<'_, '_>) -> Inputs {
+    let mut inputs = Inputs {
+        list: Vec::new(),
+        unreadable: Vec::new(),
+        all_unreadable: provider.get("inputs").is_some(),
     };
-    let mut out = Vec::new();
+    let Some(table) = child_table(ctx, provider, "inputs") else {
+        return inputs;
+    };
+    inputs.all_unreadable = false;
+    let out = &mut inputs.list;
     for (k, v) in table.entries {
         let name: &str = k.get_ref();
         let path = table.child_path(name);
@@ -1205,6 +1233,7 @@ fn inputs(ctx: &mut Ctx<'_>, provider: &Table<'_, '_>) -> Vec<Input> {
             continue;
         }
         let Some(spec) = expect_table(ctx, v, path.clone()) else {
+            inputs.unreadable.push(name.to_owned());
             continue;
         };
         spec.check_keys(ctx, &["env", "secret", "default"], "an input");
@@ -1242,7 +1271,7 @@ fn inputs(ctx: &mut Ctx<'_>, provider: &Table<'_, '_>) -> Vec<Input> {
             default: default.filter(|_| !secret),
         });
     }
-    out
+    inputs
 }
 
 fn api_prefixes(ctx: &mut Ctx<'_>, table: &Table<'_, '_>, insecure_ok: bool) -> Vec<Url> {
@@ -1283,7 +1312,7 @@ fn test_request(
     ctx: &mut Ctx<'_>,
     scope: &Scope<'_>,
     table: &Table<'_, '_>,
-    api: &[Url],
+    api: Option<&[Url]>,
     insecure_ok: bool,
 ) -> Option<TestRequest> {
     table.check_keys(
@@ -1300,7 +1329,10 @@ fn test_request(
         url,
         "set url = \"...\" to an API URL that proves the credentials work",
     )?;
-    if !api.is_empty()
+    // `api` is None when a prefix was rejected: the test URL may well be
+    // under the one that was meant, so only the prefix's error is reported.
+    if let Some(api) = api
+        && !api.is_empty()
         && !api
             .iter()
             .any(|prefix| crate::route::prefix_matches(prefix, &url))
@@ -1339,19 +1371,36 @@ const PROVIDER_KEYS: [&str; 11] = [
     "test",
 ];
 
+/// Whether `key` is written in the provider's sub-table `sub`, counting a
+/// `sub` that is not a table at all (it has its own error, which must not be
+/// followed by one saying that `key` is missing).
+fn written(provider: &Table<'_, '_>, sub: &str, key: &str) -> bool {
+    match provider.get(sub).map(|v| v.get_ref()) {
+        Some(DeValue::Table(t)) => t.get(key).is_some(),
+        Some(_) => true,
+        None => false,
+    }
+}
+
 fn provider(ctx: &mut Ctx<'_>, id: &str, table: &Table<'_, '_>) -> Option<Provider> {
     let mut allowed = PROVIDER_KEYS.to_vec();
     allowed.push("rotate");
     table.check_keys(ctx, &allowed, "a provider");
     let allow_insecure_http = get_bool(ctx, table, "allow_insecure_http").unwrap_or(false);
     let name = get_str(ctx, table, "name").map_or_else(|| id.to_owned(), |(n, _)| n.to_owned());
+    let errors_before_api = ctx.errors();
     let api = api_prefixes(ctx, table, allow_insecure_http);
+    let api_complete = ctx.errors() == errors_before_api;
     let inputs = inputs(ctx, table);
+    // What depends on the login (the refresh's url and on_error action, the
+    // token placeholders) asks whether a login is written, not whether it
+    // loaded: a broken [login] has its own errors and causes no others.
+    let has_login = table.get("login").is_some();
     let login_table = child_table(ctx, table, "login");
     let scope = Scope {
         provider: id,
         inputs: &inputs,
-        fetches: login_table.is_some() || table.get("refresh").is_some(),
+        fetches: has_login || table.get("refresh").is_some(),
     };
     let login = login_table
         .as_ref()
@@ -1372,14 +1421,22 @@ fn provider(ctx: &mut Ctx<'_>, id: &str, table: &Table<'_, '_>) -> Option<Provid
             Some(help),
         );
     }
-    let refresh = refresh_table
-        .as_ref()
-        .and_then(|t| refresh(ctx, &scope, t, login.as_ref(), allow_insecure_http));
+    let refresh = refresh_table.as_ref().and_then(|t| {
+        refresh(
+            ctx,
+            &scope,
+            t,
+            (has_login, login.as_ref()),
+            allow_insecure_http,
+        )
+    });
     let response = match child_table(ctx, table, "response") {
         Some(t) => response(ctx, &t, id),
         None => Response::default(),
     };
-    if let (Some(t), None) = (&refresh_table, &response.refresh_token) {
+    if let Some(t) = &refresh_table
+        && !written(table, "response", "refresh_token")
+    {
         ctx.error(t.at, &t.path, "a [refresh] table but no `response.refresh_token`", Some(format!("say where the reply carries the refresh token: [providers.{id}.response] refresh_token = \"/refresh_token\"")));
     }
     let expiry = match child_table(ctx, table, "expiry") {
@@ -1387,17 +1444,12 @@ fn provider(ctx: &mut Ctx<'_>, id: &str, table: &Table<'_, '_>) -> Option<Provid
         None => Expiry::default(),
     };
     // Only when no expiry key is written at all: a malformed one has its own error.
-    let expiry_written = ["ttl", "jwt_exp"].iter().any(|k| {
-        table
-            .get("expiry")
-            .and_then(|e| e.get_ref().get(*k))
-            .is_some()
-    }) || ["expires_in", "expires_at"].iter().any(|k| {
-        table
-            .get("response")
-            .and_then(|e| e.get_ref().get(*k))
-            .is_some()
-    });
+    let expiry_written = ["ttl", "jwt_exp"]
+        .iter()
+        .any(|k| written(table, "expiry", k))
+        || ["expires_in", "expires_at"]
+            .iter()
+            .any(|k| written(table, "response", k));
     if scope.fetches
         && !expiry_written
         && expiry.ttl.is_none()
@@ -1464,14 +1516,21 @@ fn provider(ctx: &mut Ctx<'_>, id: &str, table: &Table<'_, '_>) -> Option<Provid
             },
         },
     };
-    let test = child_table(ctx, table, "test")
-        .and_then(|t| test_request(ctx, &scope, &t, &api, allow_insecure_http));
+    let test = child_table(ctx, table, "test").and_then(|t| {
+        test_request(
+            ctx,
+            &scope,
+            &t,
+            api_complete.then_some(&api[..]),
+            allow_insecure_http,
+        )
+    });
     Some(Provider {
         id: id.to_owned(),
         name,
         api,
         allow_insecure_http,
-        inputs,
+        inputs: inputs.list,
         login,
         refresh,
         response,

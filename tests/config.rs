@@ -397,3 +397,71 @@ fn a_broken_table_causes_no_follow_on_errors() {
     }
     assert_eq!(errors.total(), ids.len());
 }
+
+// ---- A refresh inherits the login's client authentication and headers ----
+
+#[test]
+fn refresh_inherits_basic_and_headers_unless_it_sets_its_own() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/valid/refresh_inherits_client_auth.toml");
+    let providers = load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let header_names = |r: &tokenauth::config::TokenRequest| {
+        r.headers
+            .iter()
+            .map(|(n, _)| n.as_str().to_owned())
+            .collect::<Vec<_>>()
+    };
+
+    let p = providers.get("inherits").unwrap();
+    let (login, refresh) = (
+        p.login.as_ref().unwrap(),
+        &p.refresh.as_ref().unwrap().request,
+    );
+    assert!(login.basic.is_some());
+    assert_eq!(
+        refresh.basic, login.basic,
+        "client authentication is inherited"
+    );
+    assert_eq!(
+        header_names(refresh),
+        ["x-tenant", "accept"],
+        "headers are inherited"
+    );
+
+    let p = providers.get("own").unwrap();
+    let refresh = &p.refresh.as_ref().unwrap().request;
+    assert_eq!(refresh.basic, None, "`basic = {{}}` opts out");
+    assert_eq!(
+        header_names(refresh),
+        ["x-refresh"],
+        "own headers replace the login's set"
+    );
+
+    let p = providers.get("none").unwrap();
+    let refresh = &p.refresh.as_ref().unwrap().request;
+    assert!(refresh.headers.is_empty(), "`headers = {{}}` opts out");
+    assert_eq!(refresh.basic, None, "nothing to inherit");
+}
+
+#[test]
+fn an_empty_basic_table_in_login_is_still_an_error() {
+    // `basic = {}` means "none" only where there is something to opt out of.
+    let errors = Providers::from_toml(
+        "login_basic.toml",
+        r#"
+[providers.api]
+api = ["https://api.example.com/"]
+login = { url = "https://api.example.com/token", basic = {} }
+expiry = { ttl = "60m" }
+inject = { header = "Authorization", value = "Bearer {{ token.access }}" }
+"#,
+    )
+    .unwrap_err();
+    assert!(
+        errors
+            .diagnostics
+            .iter()
+            .all(|d| d.path == "providers.api.login.basic" && d.message.starts_with("missing key")),
+        "{errors}"
+    );
+}

@@ -846,8 +846,11 @@ fn login(
 }
 
 /// The keys a login and a refresh request share: method, body, fields,
-/// headers, basic and timeout. A refresh inherits what it leaves out from
-/// `inherit` (the login); a missing `url` has already been reported.
+/// headers, basic and timeout. A refresh inherits from `inherit` (the login)
+/// each of method, body, headers, basic and timeout that it leaves out (the
+/// url is inherited by the caller; fields never are). A refresh that writes
+/// `headers` sends exactly those, and `headers = {}` / `basic = {}` send none.
+/// The table of these rules is in docs/providers-toml.md.
 fn request_keys(
     ctx: &mut Ctx<'_>,
     scope: &Scope<'_>,
@@ -868,8 +871,22 @@ fn request_keys(
         .into_iter()
         .map(|(n, _, t)| (n, t))
         .collect();
-    let headers = headers(ctx, scope, table, tokens);
-    let basic = basic(ctx, scope, table, tokens);
+    let headers = match (table.get("headers"), inherit) {
+        (None, Some(login)) => login.headers.clone(),
+        _ => headers(ctx, scope, table, tokens),
+    };
+    let basic = match (table.get("basic"), inherit) {
+        // Client authentication is the client's, not the grant's: a refresh
+        // authenticates as the login did unless it says otherwise.
+        (None, Some(login)) => login.basic.clone(),
+        (Some(v), _)
+            if tokens == TokenVars::Refresh
+                && matches!(v.get_ref(), DeValue::Table(t) if t.is_empty()) =>
+        {
+            None
+        }
+        _ => basic(ctx, scope, table, tokens),
+    };
     // Whether the refresh token is sent can only be told when what might
     // send it was read without errors.
     if tokens == TokenVars::Refresh && ctx.errors() == errors_before {

@@ -170,7 +170,8 @@ pub struct TokenRequest {
 #[derive(Clone, Debug, serde::Serialize)]
 #[non_exhaustive]
 pub struct Refresh {
-    /// The request; url, method, body and timeout default to the login's.
+    /// The request; url, method, body, headers, basic and timeout default to
+    /// the login's (fields are its own).
     pub request: TokenRequest,
     /// The reply carries a new refresh token that replaces the old one.
     pub rotate: bool,

@@ -78,7 +78,13 @@ fn summary(p: &tokenauth_core::Provider) -> String {
             if r.rotate { " (rotating)" } else { "" }
         ),
         (Some(l), None) => format!("login {} {}", l.method, l.url),
-        (None, _) => "static credentials".to_owned(),
+        (None, Some(r)) => format!(
+            "refresh-only: renews with a stored refresh token at {} {}{}; no login",
+            r.request.method,
+            r.request.url,
+            if r.rotate { " (rotating)" } else { "" }
+        ),
+        (None, None) => "static credentials".to_owned(),
     };
     let inject = match &p.inject {
         Inject::Header { name, .. } => format!("header {name}"),

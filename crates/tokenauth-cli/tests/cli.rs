@@ -157,3 +157,18 @@ fn check_json_counts_the_errors_it_does_not_list() {
     assert_eq!(v["errors_omitted"], 159_800);
     assert_eq!(v["errors"][199]["message"], "unknown key `k199`");
 }
+
+// ---- `check` says what a refresh-only provider does (issue 11, frictions) ----
+
+#[test]
+fn check_shows_a_refresh_only_provider_as_such() {
+    let (code, out) = run(&["check", "tests/data/valid/refresh_only.toml"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(
+            "drive        refresh-only: renews with a stored refresh token at POST https://auth.example.com/oauth/token (rotating); no login; injects header authorization"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("static credentials"), "{out}");
+}

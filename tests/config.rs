@@ -195,3 +195,273 @@ fn loaded_config_never_contains_env_secrets() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+// ---- Many errors: the report is capped, counted and in file order ----
+
+/// A provider whose `[inject]` inline table carries `n` unknown keys on one
+/// line (`k0 = 1, k1 = 1, ...`), or one per line after the table.
+fn many_unknown_keys(n: usize, one_line: bool) -> String {
+    let mut src = String::from("[providers.x]\napi = [\"https://a.example/\"]\n");
+    if one_line {
+        src.push_str("inject = { header = \"A\", value = \"v\"");
+        for i in 0..n {
+            src.push_str(&format!(", k{i} = 1"));
+        }
+        src.push_str(" }\n");
+    } else {
+        src.push_str("inject = { header = \"A\", value = \"v\" }\n");
+        for i in 0..n {
+            src.push_str(&format!("k{i} = 1\n"));
+        }
+    }
+    src
+}
+
+fn assert_capped(src: &str, n: usize) -> tokenauth::ConfigErrors {
+    let errors = Providers::from_toml("big.toml", src).unwrap_err();
+    assert_eq!(errors.diagnostics.len(), 200, "the first 200 are listed");
+    assert_eq!(errors.omitted, n - 200, "the rest are counted");
+    assert_eq!(errors.total(), n);
+    // The first 200 in file order: k0 .. k199.
+    for (i, d) in errors.diagnostics.iter().enumerate() {
+        assert_eq!(d.message, format!("unknown key `k{i}`"), "{d}");
+    }
+    let shown = errors.to_string();
+    assert!(
+        shown.starts_with(&format!(
+            "big.toml is not a valid provider description ({n} errors):\n"
+        )),
+        "{}",
+        &shown[..200]
+    );
+    assert!(
+        shown.ends_with(&format!(
+            "... and {} more errors not shown (only the first 200 are listed): fix these and check again\n",
+            n - 200
+        )),
+        "{}",
+        &shown[shown.len() - 300..]
+    );
+    assert_eq!(
+        shown.lines().count(),
+        1 + 2 * 200 + 1,
+        "header, 200 x (error, help), tail"
+    );
+    errors
+}
+
+#[test]
+fn errors_on_one_huge_line_are_capped_and_counted() {
+    // ~160k errors on one line of ~2 MB (the quadratic case of finding 8).
+    let n = 160_000;
+    let src = many_unknown_keys(n, true);
+    assert!(src.len() > 1_900_000);
+    let errors = assert_capped(&src, n);
+    // Columns are right all along the line: `k{i}` starts where the text says.
+    let line = src.lines().nth(2).unwrap();
+    for (i, d) in errors.diagnostics.iter().enumerate() {
+        let column = line.find(&format!(", k{i} = ")).unwrap() + 3;
+        assert_eq!((d.line, d.column), (3, column), "{d}");
+    }
+}
+
+#[test]
+fn errors_on_many_lines_are_capped_and_counted() {
+    let n = 160_000;
+    let errors = assert_capped(&many_unknown_keys(n, false), n);
+    for (i, d) in errors.diagnostics.iter().enumerate() {
+        assert_eq!((d.line, d.column), (i + 4, 1), "{d}");
+    }
+}
+
+#[test]
+fn syntax_errors_on_many_lines_are_capped_and_counted() {
+    // One syntax error per line: each line is reported once, the first 200 listed.
+    let n = 50_000;
+    let src = "x = \n".repeat(n);
+    let errors = Providers::from_toml("syntax.toml", &src).unwrap_err();
+    assert_eq!(errors.diagnostics.len(), 200);
+    assert_eq!(errors.total(), n, "one error per line");
+    for (i, d) in errors.diagnostics.iter().enumerate() {
+        assert_eq!(d.line, i + 1, "{d}");
+        assert!(d.message.starts_with("TOML syntax error"), "{d}");
+    }
+}
+
+#[test]
+fn columns_count_characters_not_bytes_on_a_long_line() {
+    // Multi-byte keys before each error: the column is in characters.
+    let mut src = String::from(
+        "[providers.x]\napi = [\"https://a.example/\"]\ninject = { header = \"A\", value = \"v\"",
+    );
+    let mut expected = Vec::new();
+    for i in 0..300 {
+        src.push_str(", \"é€");
+        // The 1-based column of the key's opening quote, in characters.
+        let column = src.lines().nth(2).unwrap().chars().count() - 2;
+        src.push_str(&format!("{i}\" = 1"));
+        expected.push(column);
+    }
+    src.push_str(" }\n");
+    let errors = Providers::from_toml("wide.toml", &src).unwrap_err();
+    assert_eq!(errors.omitted, 100);
+    let columns: Vec<usize> = errors.diagnostics.iter().map(|d| d.column).collect();
+    assert_eq!(columns, expected[..200]);
+}
+
+// ---- Durations are bounded at load time (issue 11, finding 6) ----
+
+/// A provider whose `[expiry]` and login `timeout` are the given durations.
+fn with_durations(
+    ttl: &str,
+    skew: &str,
+    timeout: &str,
+) -> Result<Providers, tokenauth::ConfigErrors> {
+    Providers::from_toml(
+        "durations.toml",
+        &format!(
+            r#"
+[providers.api]
+api = ["https://api.example.com/"]
+login = {{ url = "https://api.example.com/token", timeout = "{timeout}" }}
+expiry = {{ ttl = "{ttl}", skew = "{skew}" }}
+inject = {{ header = "Authorization", value = "Bearer {{{{ token.access }}}}" }}
+"#
+        ),
+    )
+}
+
+#[test]
+fn durations_up_to_ten_years_are_accepted() {
+    let providers = with_durations("10y", "10y", "10y").unwrap_or_else(|e| panic!("{e}"));
+    let api = providers.get("api").unwrap();
+    assert_eq!(api.expiry.ttl, Some(tokenauth::config::MAX_DURATION));
+    assert_eq!(
+        api.login.as_ref().unwrap().timeout,
+        tokenauth::config::MAX_DURATION
+    );
+    assert_eq!(tokenauth::config::MAX_DURATION.as_secs(), 315_576_000);
+}
+
+#[test]
+fn durations_over_ten_years_are_rejected_with_the_limit() {
+    let errors = with_durations("10y 1s", "584000000000y", "300000000000y").unwrap_err();
+    let paths: Vec<&str> = errors.diagnostics.iter().map(|d| d.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "providers.api.login.timeout",
+            "providers.api.expiry.ttl",
+            "providers.api.expiry.skew"
+        ]
+    );
+    for d in &errors.diagnostics {
+        assert!(
+            d.message.ends_with("is longer than the limit of 10 years"),
+            "{d}"
+        );
+        assert!(
+            d.help.as_deref().unwrap().contains("at most \"10y\""),
+            "{d}"
+        );
+    }
+}
+
+// ---- One error per cause (issue 11, frictions) ----
+
+#[test]
+fn a_broken_table_causes_no_follow_on_errors() {
+    // Each provider of the file has exactly one mistake (a rejected http login
+    // URL, a login/inputs/response/expiry that is not a table, a bad pointer,
+    // a rejected api prefix, ...): exactly one error each.
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/invalid/one_error_per_cause.toml");
+    let src = std::fs::read_to_string(&path).unwrap();
+    let ids: Vec<&str> = src
+        .lines()
+        .filter_map(|l| l.strip_prefix("[providers.")?.strip_suffix(']'))
+        .collect();
+    assert_eq!(ids.len(), 9);
+    let errors = load(&path).unwrap_err();
+    for id in &ids {
+        let of_id: Vec<String> = errors
+            .diagnostics
+            .iter()
+            .filter(|d| {
+                d.path.starts_with(&format!("providers.{id}."))
+                    || d.path == format!("providers.{id}")
+            })
+            .map(|d| d.to_string())
+            .collect();
+        assert_eq!(of_id.len(), 1, "{id}: {of_id:#?}");
+    }
+    assert_eq!(errors.total(), ids.len());
+}
+
+// ---- A refresh inherits the login's client authentication and headers ----
+
+#[test]
+fn refresh_inherits_basic_and_headers_unless_it_sets_its_own() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/valid/refresh_inherits_client_auth.toml");
+    let providers = load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let header_names = |r: &tokenauth::config::TokenRequest| {
+        r.headers
+            .iter()
+            .map(|(n, _)| n.as_str().to_owned())
+            .collect::<Vec<_>>()
+    };
+
+    let p = providers.get("inherits").unwrap();
+    let (login, refresh) = (
+        p.login.as_ref().unwrap(),
+        &p.refresh.as_ref().unwrap().request,
+    );
+    assert!(login.basic.is_some());
+    assert_eq!(
+        refresh.basic, login.basic,
+        "client authentication is inherited"
+    );
+    assert_eq!(
+        header_names(refresh),
+        ["x-tenant", "accept"],
+        "headers are inherited"
+    );
+
+    let p = providers.get("own").unwrap();
+    let refresh = &p.refresh.as_ref().unwrap().request;
+    assert_eq!(refresh.basic, None, "`basic = {{}}` opts out");
+    assert_eq!(
+        header_names(refresh),
+        ["x-refresh"],
+        "own headers replace the login's set"
+    );
+
+    let p = providers.get("none").unwrap();
+    let refresh = &p.refresh.as_ref().unwrap().request;
+    assert!(refresh.headers.is_empty(), "`headers = {{}}` opts out");
+    assert_eq!(refresh.basic, None, "nothing to inherit");
+}
+
+#[test]
+fn an_empty_basic_table_in_login_is_still_an_error() {
+    // `basic = {}` means "none" only where there is something to opt out of.
+    let errors = Providers::from_toml(
+        "login_basic.toml",
+        r#"
+[providers.api]
+api = ["https://api.example.com/"]
+login = { url = "https://api.example.com/token", basic = {} }
+expiry = { ttl = "60m" }
+inject = { header = "Authorization", value = "Bearer {{ token.access }}" }
+"#,
+    )
+    .unwrap_err();
+    assert!(
+        errors
+            .diagnostics
+            .iter()
+            .all(|d| d.path == "providers.api.login.basic" && d.message.starts_with("missing key")),
+        "{errors}"
+    );
+}

@@ -30,6 +30,15 @@ fn check_positions(src: &str) {
             );
             assert!(d.column >= 1, "{d}");
         }
+        // In file order, at most the first 200 listed, the rest counted.
+        assert!(
+            e.diagnostics
+                .windows(2)
+                .all(|w| (w[0].line, w[0].column) <= (w[1].line, w[1].column)),
+            "not in file order: {e}"
+        );
+        assert!(e.diagnostics.len() <= 200 && e.total() == e.diagnostics.len() + e.omitted);
+        assert!(e.omitted == 0 || e.diagnostics.len() == 200);
         // Rendering all of them must not panic either.
         let _ = e.to_string();
     }

@@ -15,6 +15,8 @@ pub(crate) fn run(path: &Path, json: bool) -> Outcome {
                 "valid": true,
                 "providers": p.ids().collect::<Vec<_>>(),
                 "errors": [],
+                "error_count": 0,
+                "errors_omitted": 0,
             }),
             Err(e) => serde_json::json!({
                 "file": path.display().to_string(),
@@ -24,6 +26,13 @@ pub(crate) fn run(path: &Path, json: bool) -> Outcome {
                     LoadError::Io { .. } => serde_json::json!([{ "file": path.display().to_string(), "message": e.to_string() }]),
                     _ => serde_json::to_value(e.diagnostics()).unwrap_or_default(),
                 },
+                // `errors` lists at most the first 200 problems; these say
+                // how many there were in all and how many are not listed.
+                "error_count": match e {
+                    LoadError::Invalid(errors) => errors.total(),
+                    _ => 1,
+                },
+                "errors_omitted": e.omitted(),
             }),
         };
         println!(
@@ -69,7 +78,13 @@ fn summary(p: &tokenauth_core::Provider) -> String {
             if r.rotate { " (rotating)" } else { "" }
         ),
         (Some(l), None) => format!("login {} {}", l.method, l.url),
-        (None, _) => "static credentials".to_owned(),
+        (None, Some(r)) => format!(
+            "refresh-only: renews with a stored refresh token at {} {}{}; no login",
+            r.request.method,
+            r.request.url,
+            if r.rotate { " (rotating)" } else { "" }
+        ),
+        (None, None) => "static credentials".to_owned(),
     };
     let inject = match &p.inject {
         Inject::Header { name, .. } => format!("header {name}"),

@@ -100,3 +100,75 @@ fn demo_runs_the_main_job_and_prints_a_deterministic_summary() {
         .collect();
     insta::assert_snapshot!(stable.join("\n"));
 }
+
+// ---- `check` on a file with very many errors (issue 11, finding 8) ----
+
+/// Writes `name` under the test's scratch directory and returns its path.
+fn scratch_file(name: &str, text: &str) -> String {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// ~160k unknown keys on one line of ~2 MB, in a file of its own per test.
+fn huge_line_file(name: &str) -> String {
+    let mut src = String::from(
+        "[providers.x]\napi = [\"https://a.example/\"]\ninject = { header = \"A\", value = \"v\"",
+    );
+    for i in 0..160_000 {
+        src.push_str(&format!(", k{i} = 1"));
+    }
+    src.push_str(" }\n");
+    scratch_file(name, &src)
+}
+
+#[test]
+fn check_lists_the_first_200_errors_and_counts_the_rest() {
+    let path = huge_line_file("check-huge-line.toml");
+    let (code, out) = run(&["check", &path]);
+    assert_eq!(code, 2);
+    assert!(
+        out.contains("is not a valid provider description (160000 errors):"),
+        "{}",
+        &out[..300]
+    );
+    assert_eq!(out.matches("unknown key `k").count(), 200);
+    assert!(out.contains("`k199`") && !out.contains("`k200`"));
+    assert!(
+        out.ends_with(
+            "... and 159800 more errors not shown (only the first 200 are listed): fix these and check again\n"
+        ),
+        "{}",
+        &out[out.len() - 300..]
+    );
+}
+
+#[test]
+fn check_json_counts_the_errors_it_does_not_list() {
+    let path = huge_line_file("check-huge-line-json.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_tokenauth"))
+        .args(["check", "--json", &path])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["errors"].as_array().unwrap().len(), 200);
+    assert_eq!(v["error_count"], 160_000);
+    assert_eq!(v["errors_omitted"], 159_800);
+    assert_eq!(v["errors"][199]["message"], "unknown key `k199`");
+}
+
+// ---- `check` says what a refresh-only provider does (issue 11, frictions) ----
+
+#[test]
+fn check_shows_a_refresh_only_provider_as_such() {
+    let (code, out) = run(&["check", "tests/data/valid/refresh_only.toml"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(
+            "drive        refresh-only: renews with a stored refresh token at POST https://auth.example.com/oauth/token (rotating); no login; injects header authorization"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("static credentials"), "{out}");
+}

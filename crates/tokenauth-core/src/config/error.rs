@@ -37,16 +37,29 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-/// Every problem found in one description file, in file order.
+/// The problems found in one description file, in file order: the first
+/// 200 with their positions, and how many more there were.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub struct ConfigErrors {
-    /// The problems, sorted by position.
+    /// The problems, sorted by position: at most the first 200 of the file.
     pub diagnostics: Vec<Diagnostic>,
+    /// How many further problems were found but not listed (0 when
+    /// `diagnostics` holds them all). A file with thousands of mistakes is
+    /// usually one mistake repeated: fix the listed ones and check again.
+    pub omitted: usize,
+}
+
+impl ConfigErrors {
+    /// The number of problems found: listed plus omitted.
+    pub fn total(&self) -> usize {
+        self.diagnostics.len() + self.omitted
+    }
 }
 
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.diagnostics.len();
+        let n = self.total();
         let file = self
             .diagnostics
             .first()
@@ -58,6 +71,15 @@ impl fmt::Display for ConfigErrors {
         )?;
         for d in &self.diagnostics {
             writeln!(f, "{d}")?;
+        }
+        if self.omitted > 0 {
+            writeln!(
+                f,
+                "... and {} more error{} not shown (only the first {} are listed): fix these and check again",
+                self.omitted,
+                if self.omitted == 1 { "" } else { "s" },
+                self.diagnostics.len()
+            )?;
         }
         Ok(())
     }
@@ -82,11 +104,21 @@ pub enum LoadError {
 }
 
 impl LoadError {
-    /// The diagnostics, when the file was read but is invalid.
+    /// The diagnostics, when the file was read but is invalid (at most the
+    /// first 200; see [`LoadError::omitted`]).
     pub fn diagnostics(&self) -> &[Diagnostic] {
         match self {
             LoadError::Invalid(e) => &e.diagnostics,
             LoadError::Io { .. } => &[],
+        }
+    }
+
+    /// How many problems were found but not listed in
+    /// [`diagnostics`](LoadError::diagnostics).
+    pub fn omitted(&self) -> usize {
+        match self {
+            LoadError::Invalid(e) => e.omitted,
+            LoadError::Io { .. } => 0,
         }
     }
 }

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
+use std::rc::Rc;
 use std::time::Duration;
 
 use http::{HeaderName, Method};
@@ -28,12 +29,58 @@ enum TokenVars {
     Refresh,
 }
 
+/// A problem found while walking the tree, still at its byte offset: the
+/// line and column are computed once, for all problems together, in
+/// [`finish`] (so that reporting stays linear in the size of the file even
+/// with many problems on one long line).
+#[derive(PartialEq, Eq)]
+struct Pending {
+    at: usize,
+    path: String,
+    message: String,
+    help: Help,
+}
+
+/// A problem's help line. A did-you-mean is only worked out for the problems
+/// that are reported, not for every one of thousands of unknown keys.
+#[derive(PartialEq, Eq)]
+enum Help {
+    Text(Option<String>),
+    /// `name` is not one of `allowed`, the keys `what` accepts.
+    Suggest {
+        name: String,
+        allowed: Rc<[&'static str]>,
+        what: &'static str,
+    },
+}
+
+impl Help {
+    fn render(self) -> Option<String> {
+        match self {
+            Help::Text(text) => text,
+            Help::Suggest {
+                name,
+                allowed,
+                what,
+            } => Some(match did_you_mean(&name, &allowed) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!("{what} accepts: {}", allowed.join(", ")),
+            }),
+        }
+    }
+}
+
 struct Ctx<'s> {
     file: &'s str,
     src: &'s str,
+    /// The byte offset where each line starts, computed once.
     line_starts: Vec<usize>,
-    diagnostics: Vec<Diagnostic>,
+    pending: Vec<Pending>,
 }
+
+/// At most this many problems are listed; the rest are counted
+/// ([`ConfigErrors::omitted`]).
+pub(crate) const MAX_REPORTED: usize = 200;
 
 impl<'s> Ctx<'s> {
     fn new(file: &'s str, src: &'s str) -> Self {
@@ -43,36 +90,78 @@ impl<'s> Ctx<'s> {
             file,
             src,
             line_starts,
-            diagnostics: Vec::new(),
+            pending: Vec::new(),
         }
     }
 
-    fn position(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.src.len());
-        let line = self.line_starts.partition_point(|&s| s <= offset);
-        let start = self.line_starts[line - 1];
-        let column = self
-            .src
-            .get(start..offset)
-            .map_or(1, |s| s.chars().count() + 1);
-        (line, column)
+    /// The 1-based line of a byte offset (a binary search of the line index).
+    fn line(&self, offset: usize) -> usize {
+        self.line_starts
+            .partition_point(|&s| s <= offset.min(self.src.len()))
     }
 
     fn error(&mut self, at: usize, path: &str, message: impl Into<String>, help: Option<String>) {
-        let (line, column) = self.position(at);
-        self.diagnostics.push(Diagnostic {
-            file: self.file.to_owned(),
-            line,
-            column,
+        self.problem(at, path, message.into(), Help::Text(help));
+    }
+
+    fn problem(&mut self, at: usize, path: &str, message: String, help: Help) {
+        self.pending.push(Pending {
+            at: at.min(self.src.len()),
             path: path.to_owned(),
-            message: message.into(),
+            message,
             help,
         });
+    }
+
+    /// The number of problems found so far.
+    fn errors(&self) -> usize {
+        self.pending.len()
     }
 
     /// The source text of a span, for deciding where inside a string an error is.
     fn raw(&self, span: &Range<usize>) -> &str {
         self.src.get(span.clone()).unwrap_or("")
+    }
+}
+
+/// Turns byte offsets into line and column, for offsets given in increasing
+/// order: each character of the file is counted at most once over all calls.
+struct Cursor<'c> {
+    src: &'c str,
+    line_starts: &'c [usize],
+    /// The current 1-based line, the offset reached and its 1-based column.
+    line: usize,
+    at: usize,
+    column: usize,
+}
+
+impl<'c> Cursor<'c> {
+    fn new(src: &'c str, line_starts: &'c [usize]) -> Self {
+        Cursor {
+            src,
+            line_starts,
+            line: 1,
+            at: 0,
+            column: 1,
+        }
+    }
+
+    /// Line and column (in characters) of `offset`; `offset` must not be
+    /// below the previous call's.
+    fn position(&mut self, offset: usize) -> (usize, usize) {
+        let mut offset = offset.min(self.src.len());
+        while !self.src.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let line = self.line_starts.partition_point(|&s| s <= offset);
+        if line != self.line || offset < self.at {
+            self.line = line;
+            self.at = self.line_starts[line - 1];
+            self.column = 1;
+        }
+        self.column += self.src[self.at..offset].chars().count();
+        self.at = offset;
+        (self.line, self.column)
     }
 }
 
@@ -93,21 +182,23 @@ impl<'a, 'i> Table<'a, 'i> {
     }
 
     /// Reports every key not in `allowed`, with a did-you-mean.
-    fn check_keys(&self, ctx: &mut Ctx<'_>, allowed: &[&str], what: &str) {
+    fn check_keys(&self, ctx: &mut Ctx<'_>, allowed: &[&'static str], what: &'static str) {
+        let mut shared: Option<Rc<[&'static str]>> = None;
         for key in self.entries.keys() {
             let name: &str = key.get_ref();
             if allowed.contains(&name) {
                 continue;
             }
-            let help = match did_you_mean(name, allowed) {
-                Some(s) => format!("did you mean `{s}`?"),
-                None => format!("{what} accepts: {}", allowed.join(", ")),
-            };
-            ctx.error(
+            let allowed = shared.get_or_insert_with(|| allowed.into()).clone();
+            ctx.problem(
                 key.span().start,
                 &self.child_path(name),
                 format!("unknown key `{name}`"),
-                Some(help),
+                Help::Suggest {
+                    name: name.to_owned(),
+                    allowed,
+                    what,
+                },
             );
         }
     }
@@ -260,6 +351,18 @@ fn get_duration(ctx: &mut Ctx<'_>, table: &Table<'_, '_>, key: &str) -> Option<D
     }
     let (text, span) = get_str(ctx, table, key)?;
     match humantime::parse_duration(text) {
+        Ok(d) if d > MAX_DURATION => {
+            ctx.error(
+                span.start,
+                &table.child_path(key),
+                format!("`{text}` is longer than the limit of 10 years"),
+                Some(format!(
+                    "use a duration of at most \"10y\"; a {key} is normally seconds to hours, e.g. {key} = \"{}\"",
+                    if key == "ttl" { "60m" } else { "30s" }
+                )),
+            );
+            None
+        }
         Ok(d) if !d.is_zero() => Some(d),
         Ok(_) => {
             ctx.error(
@@ -385,7 +488,7 @@ fn get_string_list(
 /// What a provider's templates may refer to.
 struct Scope<'p> {
     provider: &'p str,
-    inputs: &'p [Input],
+    inputs: &'p Inputs,
     /// The provider fetches tokens: it has a `[login]` or a `[refresh]`
     /// table (a refresh-only provider starts from a stored refresh token).
     fetches: bool,
@@ -420,8 +523,8 @@ fn parse_template(
     let mut ok = true;
     for var in template.vars() {
         let problem = match var {
-            Var::Input(name) if scope.inputs.iter().all(|i| &i.name != name) => {
-                let names: Vec<&str> = scope.inputs.iter().map(|i| i.name.as_str()).collect();
+            Var::Input(name) if !scope.inputs.declares(name) => {
+                let names: Vec<&str> = scope.inputs.list.iter().map(|i| i.name.as_str()).collect();
                 let help = match did_you_mean(name, &names) {
                     Some(s) => format!("did you mean `inputs.{s}`?"),
                     None => format!(
@@ -743,8 +846,11 @@ fn login(
 }
 
 /// The keys a login and a refresh request share: method, body, fields,
-/// headers, basic and timeout. A refresh inherits what it leaves out from
-/// `inherit` (the login); a missing `url` has already been reported.
+/// headers, basic and timeout. A refresh inherits from `inherit` (the login)
+/// each of method, body, headers, basic and timeout that it leaves out (the
+/// url is inherited by the caller; fields never are). A refresh that writes
+/// `headers` sends exactly those, and `headers = {}` / `basic = {}` send none.
+/// The table of these rules is in docs/providers-toml.md.
 fn request_keys(
     ctx: &mut Ctx<'_>,
     scope: &Scope<'_>,
@@ -760,13 +866,30 @@ fn request_keys(
         inherit.map_or(Method::POST, |l| l.method.clone()),
     );
     let body = body_format(ctx, table).unwrap_or(inherit.map_or(BodyFormat::Form, |l| l.body));
+    let errors_before = ctx.errors();
     let fields: Vec<_> = template_map(ctx, scope, table, "fields", tokens)
         .into_iter()
         .map(|(n, _, t)| (n, t))
         .collect();
-    let headers = headers(ctx, scope, table, tokens);
-    let basic = basic(ctx, scope, table, tokens);
-    if tokens == TokenVars::Refresh {
+    let headers = match (table.get("headers"), inherit) {
+        (None, Some(login)) => login.headers.clone(),
+        _ => headers(ctx, scope, table, tokens),
+    };
+    let basic = match (table.get("basic"), inherit) {
+        // Client authentication is the client's, not the grant's: a refresh
+        // authenticates as the login did unless it says otherwise.
+        (None, Some(login)) => login.basic.clone(),
+        (Some(v), _)
+            if tokens == TokenVars::Refresh
+                && matches!(v.get_ref(), DeValue::Table(t) if t.is_empty()) =>
+        {
+            None
+        }
+        _ => basic(ctx, scope, table, tokens),
+    };
+    // Whether the refresh token is sent can only be told when what might
+    // send it was read without errors.
+    if tokens == TokenVars::Refresh && ctx.errors() == errors_before {
         check_sends_refresh_token(ctx, table, &fields, &headers, basic.as_ref());
     }
     let timeout = get_duration(ctx, table, "timeout")
@@ -817,7 +940,7 @@ fn refresh(
     ctx: &mut Ctx<'_>,
     scope: &Scope<'_>,
     table: &Table<'_, '_>,
-    login: Option<&TokenRequest>,
+    (has_login, login): (bool, Option<&TokenRequest>),
     insecure_ok: bool,
 ) -> Option<Refresh> {
     let mut allowed = REQUEST_KEYS.to_vec();
@@ -828,7 +951,7 @@ fn refresh(
         None if table.get("url").is_some() => None,
         None => {
             let inherited = login.map(|l| l.url.clone());
-            if inherited.is_none() {
+            if !has_login {
                 ctx.error(
                     table.at,
                     &table.path,
@@ -842,12 +965,12 @@ fn refresh(
     let request = request_keys(ctx, scope, table, TokenVars::Refresh, url, login);
     let rotate = get_bool(ctx, table, "rotate").unwrap_or(false);
     let on_error = match child_table(ctx, table, "on_error") {
-        Some(t) => on_error(ctx, &t, login.is_some()),
+        Some(t) => on_error(ctx, &t, has_login),
         None => RefreshOnError {
             status: vec![400, 401],
             error_pointer: None,
             error_values: Vec::new(),
-            action: if login.is_some() {
+            action: if has_login {
                 RefreshErrorAction::Login
             } else {
                 RefreshErrorAction::Fail
@@ -1084,11 +1207,36 @@ fn inject(ctx: &mut Ctx<'_>, scope: &Scope<'_>, table: &Table<'_, '_>) -> Option
     }
 }
 
-fn inputs(ctx: &mut Ctx<'_>, provider: &Table<'_, '_>) -> Vec<Input> {
-    let Some(table) = child_table(ctx, provider, "inputs") else {
-        return Vec::new();
+/// A provider's inputs, and what could not be read of them: a template that
+/// names an input whose declaration already has an error is not reported
+/// again as naming an undeclared input.
+struct Inputs {
+    list: Vec<Input>,
+    /// Names declared with an unreadable spec (`user = "ENV"`).
+    unreadable: Vec<String>,
+    /// `inputs` is there but not a table: any name may have been meant.
+    all_unreadable: bool,
+}
+
+impl Inputs {
+    fn declares(&self, name: &str) -> bool {
+        self.all_unreadable
+            || self.list.iter().any(|i| i.name == name)
+            || self.unreadable.iter().any(|n| n == name)
+    }
+}
+
+fn inputs(ctx: &mut Ctx<'_>, provider: &Table<'_, '_>) -> Inputs {
+    let mut inputs = Inputs {
+        list: Vec::new(),
+        unreadable: Vec::new(),
+        all_unreadable: provider.get("inputs").is_some(),
     };
-    let mut out = Vec::new();
+    let Some(table) = child_table(ctx, provider, "inputs") else {
+        return inputs;
+    };
+    inputs.all_unreadable = false;
+    let out = &mut inputs.list;
     for (k, v) in table.entries {
         let name: &str = k.get_ref();
         let path = table.child_path(name);
@@ -1102,6 +1250,7 @@ fn inputs(ctx: &mut Ctx<'_>, provider: &Table<'_, '_>) -> Vec<Input> {
             continue;
         }
         let Some(spec) = expect_table(ctx, v, path.clone()) else {
+            inputs.unreadable.push(name.to_owned());
             continue;
         };
         spec.check_keys(ctx, &["env", "secret", "default"], "an input");
@@ -1139,7 +1288,7 @@ fn inputs(ctx: &mut Ctx<'_>, provider: &Table<'_, '_>) -> Vec<Input> {
             default: default.filter(|_| !secret),
         });
     }
-    out
+    inputs
 }
 
 fn api_prefixes(ctx: &mut Ctx<'_>, table: &Table<'_, '_>, insecure_ok: bool) -> Vec<Url> {
@@ -1180,7 +1329,7 @@ fn test_request(
     ctx: &mut Ctx<'_>,
     scope: &Scope<'_>,
     table: &Table<'_, '_>,
-    api: &[Url],
+    api: Option<&[Url]>,
     insecure_ok: bool,
 ) -> Option<TestRequest> {
     table.check_keys(
@@ -1197,7 +1346,10 @@ fn test_request(
         url,
         "set url = \"...\" to an API URL that proves the credentials work",
     )?;
-    if !api.is_empty()
+    // `api` is None when a prefix was rejected: the test URL may well be
+    // under the one that was meant, so only the prefix's error is reported.
+    if let Some(api) = api
+        && !api.is_empty()
         && !api
             .iter()
             .any(|prefix| crate::route::prefix_matches(prefix, &url))
@@ -1236,19 +1388,36 @@ const PROVIDER_KEYS: [&str; 11] = [
     "test",
 ];
 
+/// Whether `key` is written in the provider's sub-table `sub`, counting a
+/// `sub` that is not a table at all (it has its own error, which must not be
+/// followed by one saying that `key` is missing).
+fn written(provider: &Table<'_, '_>, sub: &str, key: &str) -> bool {
+    match provider.get(sub).map(|v| v.get_ref()) {
+        Some(DeValue::Table(t)) => t.get(key).is_some(),
+        Some(_) => true,
+        None => false,
+    }
+}
+
 fn provider(ctx: &mut Ctx<'_>, id: &str, table: &Table<'_, '_>) -> Option<Provider> {
     let mut allowed = PROVIDER_KEYS.to_vec();
     allowed.push("rotate");
     table.check_keys(ctx, &allowed, "a provider");
     let allow_insecure_http = get_bool(ctx, table, "allow_insecure_http").unwrap_or(false);
     let name = get_str(ctx, table, "name").map_or_else(|| id.to_owned(), |(n, _)| n.to_owned());
+    let errors_before_api = ctx.errors();
     let api = api_prefixes(ctx, table, allow_insecure_http);
+    let api_complete = ctx.errors() == errors_before_api;
     let inputs = inputs(ctx, table);
+    // What depends on the login (the refresh's url and on_error action, the
+    // token placeholders) asks whether a login is written, not whether it
+    // loaded: a broken [login] has its own errors and causes no others.
+    let has_login = table.get("login").is_some();
     let login_table = child_table(ctx, table, "login");
     let scope = Scope {
         provider: id,
         inputs: &inputs,
-        fetches: login_table.is_some() || table.get("refresh").is_some(),
+        fetches: has_login || table.get("refresh").is_some(),
     };
     let login = login_table
         .as_ref()
@@ -1269,14 +1438,22 @@ fn provider(ctx: &mut Ctx<'_>, id: &str, table: &Table<'_, '_>) -> Option<Provid
             Some(help),
         );
     }
-    let refresh = refresh_table
-        .as_ref()
-        .and_then(|t| refresh(ctx, &scope, t, login.as_ref(), allow_insecure_http));
+    let refresh = refresh_table.as_ref().and_then(|t| {
+        refresh(
+            ctx,
+            &scope,
+            t,
+            (has_login, login.as_ref()),
+            allow_insecure_http,
+        )
+    });
     let response = match child_table(ctx, table, "response") {
         Some(t) => response(ctx, &t, id),
         None => Response::default(),
     };
-    if let (Some(t), None) = (&refresh_table, &response.refresh_token) {
+    if let Some(t) = &refresh_table
+        && !written(table, "response", "refresh_token")
+    {
         ctx.error(t.at, &t.path, "a [refresh] table but no `response.refresh_token`", Some(format!("say where the reply carries the refresh token: [providers.{id}.response] refresh_token = \"/refresh_token\"")));
     }
     let expiry = match child_table(ctx, table, "expiry") {
@@ -1284,17 +1461,12 @@ fn provider(ctx: &mut Ctx<'_>, id: &str, table: &Table<'_, '_>) -> Option<Provid
         None => Expiry::default(),
     };
     // Only when no expiry key is written at all: a malformed one has its own error.
-    let expiry_written = ["ttl", "jwt_exp"].iter().any(|k| {
-        table
-            .get("expiry")
-            .and_then(|e| e.get_ref().get(*k))
-            .is_some()
-    }) || ["expires_in", "expires_at"].iter().any(|k| {
-        table
-            .get("response")
-            .and_then(|e| e.get_ref().get(*k))
-            .is_some()
-    });
+    let expiry_written = ["ttl", "jwt_exp"]
+        .iter()
+        .any(|k| written(table, "expiry", k))
+        || ["expires_in", "expires_at"]
+            .iter()
+            .any(|k| written(table, "response", k));
     if scope.fetches
         && !expiry_written
         && expiry.ttl.is_none()
@@ -1361,14 +1533,21 @@ fn provider(ctx: &mut Ctx<'_>, id: &str, table: &Table<'_, '_>) -> Option<Provid
             },
         },
     };
-    let test = child_table(ctx, table, "test")
-        .and_then(|t| test_request(ctx, &scope, &t, &api, allow_insecure_http));
+    let test = child_table(ctx, table, "test").and_then(|t| {
+        test_request(
+            ctx,
+            &scope,
+            &t,
+            api_complete.then_some(&api[..]),
+            allow_insecure_http,
+        )
+    });
     Some(Provider {
         id: id.to_owned(),
         name,
         api,
         allow_insecure_http,
-        inputs,
+        inputs: inputs.list,
         login,
         refresh,
         response,
@@ -1386,14 +1565,12 @@ pub(crate) fn parse(file: &str, src: &str) -> Result<Providers, ConfigErrors> {
     if !parse_errors.is_empty() {
         // The parser's recovery often reports follow-on errors on the line of
         // the real one: keep the first error of each line.
-        let mut lines_seen = Vec::new();
+        let mut lines_seen = std::collections::HashSet::new();
         for e in parse_errors {
             let at = e.span().map_or(0, |s| s.start);
-            let line = ctx.position(at).0;
-            if lines_seen.contains(&line) {
+            if !lines_seen.insert(ctx.line(at)) {
                 continue;
             }
-            lines_seen.push(line);
             ctx.error(
                 at,
                 "",
@@ -1414,7 +1591,7 @@ pub(crate) fn parse(file: &str, src: &str) -> Result<Providers, ConfigErrors> {
     root.check_keys(&mut ctx, &["providers"], "the top level");
     let mut providers = Vec::new();
     match child_table(&mut ctx, &root, "providers") {
-        None if root.get("providers").is_none() && ctx.diagnostics.is_empty() => {
+        None if root.get("providers").is_none() && ctx.errors() == 0 => {
             ctx.error(0, "", "no providers: the file has no [providers.ID] table", Some("start with [providers.myapi] and its api, login, response, expiry and inject keys".into()));
         }
         None => {}
@@ -1444,17 +1621,44 @@ pub(crate) fn parse(file: &str, src: &str) -> Result<Providers, ConfigErrors> {
             }
         }
     }
-    if ctx.diagnostics.is_empty() {
+    if ctx.errors() == 0 {
         Ok(Providers { providers })
     } else {
         Err(finish(ctx))
     }
 }
 
-fn finish(mut ctx: Ctx<'_>) -> ConfigErrors {
-    ctx.diagnostics.sort_by_key(|d| (d.line, d.column));
-    ctx.diagnostics.dedup();
+/// Sorts the problems into file order, drops repeats, keeps the first
+/// [`MAX_REPORTED`] and gives those their line and column.
+fn finish(ctx: Ctx<'_>) -> ConfigErrors {
+    let Ctx {
+        file,
+        src,
+        line_starts,
+        mut pending,
+    } = ctx;
+    // Stable: problems at one position keep the order they were found in.
+    pending.sort_by_key(|p| p.at);
+    pending.dedup();
+    let omitted = pending.len().saturating_sub(MAX_REPORTED);
+    pending.truncate(MAX_REPORTED);
+    let mut cursor = Cursor::new(src, &line_starts);
+    let diagnostics = pending
+        .into_iter()
+        .map(|p| {
+            let (line, column) = cursor.position(p.at);
+            Diagnostic {
+                file: file.to_owned(),
+                line,
+                column,
+                path: p.path,
+                message: p.message,
+                help: p.help.render(),
+            }
+        })
+        .collect();
     ConfigErrors {
-        diagnostics: ctx.diagnostics,
+        diagnostics,
+        omitted,
     }
 }

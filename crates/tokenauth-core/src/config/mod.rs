@@ -4,7 +4,8 @@
 //! Load a file with [`Providers::from_path`] or a string with
 //! [`Providers::from_toml`]. Loading checks everything that can be checked
 //! without the network and reports **all** problems at once, each with
-//! `file:line:column`, the key path and how to fix it.
+//! `file:line:column`, the key path and how to fix it (the first 200 are
+//! listed, the rest counted in [`ConfigErrors::omitted`]).
 //!
 //! ```
 //! use tokenauth_core::config::Providers;

@@ -12,6 +12,12 @@ use url::Url;
 
 use crate::template::Template;
 
+/// The longest duration a description may give (`ttl`, a fixed `skew`,
+/// `timeout`): 10 years, written `"10y"` (a year is 365.25 days). Anything
+/// longer is a mistake, and bounding it keeps every time computed from it
+/// far from overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * 31_557_600);
+
 /// All providers of one description file, in file order.
 #[derive(Clone, Debug, serde::Serialize)]
 #[serde(transparent)]
@@ -164,7 +170,8 @@ pub struct TokenRequest {
 #[derive(Clone, Debug, serde::Serialize)]
 #[non_exhaustive]
 pub struct Refresh {
-    /// The request; url, method, body and timeout default to the login's.
+    /// The request; url, method, body, headers, basic and timeout default to
+    /// the login's (fields are its own).
     pub request: TokenRequest,
     /// The reply carries a new refresh token that replaces the old one.
     pub rotate: bool,

@@ -384,3 +384,201 @@ inject.basic = { username = "{{ inputs.username }}", password = "{{ inputs.passw
     );
     assert_eq!(emu.stats().reobtimaal.api.requests, 0, "nothing was sent");
 }
+
+// ------------------------------------------------- issue 11: query credentials in errors
+
+/// Issue 11, finding 2: for an `inject.query` provider, no error or
+/// response the middleware hands back shows the key: connection refused, a
+/// timeout, `error_for_status()` on a 500, `Response::url()` on a 200, and a
+/// redirect loop, with reqwest's default client and with `scoped_to`; the
+/// other query parameters survive. (Before 496c007 each of these URLs ended
+/// in `&key=...`: reqwest's errors print their URL.)
+#[tokio::test]
+async fn query_credential_is_removed_from_error_and_response_urls() {
+    use std::time::Duration;
+
+    let refused = refused_port().await;
+    let silent = SilentServer::start().await;
+    let looping = LoopServer::start().await;
+    let api = TestServer::start().await;
+    let toml = [
+        query_toml("refused", &format!("http://127.0.0.1:{refused}/")),
+        query_toml("silent", &format!("http://{}/", silent.addr)),
+        query_toml("looping", &format!("http://{}/", looping.addr)),
+        query_toml("api", &format!("http://{}/", api.addr)),
+    ]
+    .concat();
+    let auth = static_engine(&toml);
+    let query = "x=1&y=%2F";
+    let builders = [
+        ("default client", reqwest::Client::builder()),
+        ("scoped client", reqwest::Client::builder().scoped_to(&auth)),
+    ];
+    for (kind, builder) in builders {
+        let client = middleware_client_with(builder.timeout(Duration::from_millis(300)), &auth);
+        let error = async |url: String| -> reqwest::Error {
+            match client.get(&url).send().await {
+                Err(reqwest_middleware::Error::Reqwest(e)) => e,
+                other => panic!("{kind} {url}: {other:?}"),
+            }
+        };
+        let check = |what: &str, e: &reqwest::Error| {
+            let text = renderings_without(&format!("{kind}: {what}"), e, QUERY_SECRET);
+            let url = e
+                .url()
+                .unwrap_or_else(|| panic!("{kind} {what}: no URL: {text}"));
+            assert!(url.as_str().ends_with(query), "{kind} {what}: {url}");
+            assert!(text.contains(query), "{kind} {what}: {text}");
+        };
+
+        let e = error(format!("http://127.0.0.1:{refused}/items?{query}")).await;
+        assert!(e.is_connect(), "{kind}: {e:?}");
+        check("connection refused", &e);
+
+        let e = error(format!("http://{}/items?{query}", silent.addr)).await;
+        assert!(e.is_timeout(), "{kind}: {e:?}");
+        check("timeout", &e);
+
+        let e = error(format!("http://{}/loop?{query}", looping.addr)).await;
+        assert!(e.is_redirect(), "{kind}: {e:?}");
+        check("redirect loop", &e);
+        let hops = looping.seen.lock().unwrap().clone();
+        assert!(
+            hops.len() > 5 && hops.iter().all(|h| h.contains(QUERY_SECRET)),
+            "{kind}: the key went round the loop: {hops:?}"
+        );
+
+        let reply = client
+            .get(api.url(&format!("/status/500?{query}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 500);
+        renderings_without(
+            &format!("{kind}: 500 reply"),
+            &reply.url().clone(),
+            QUERY_SECRET,
+        );
+        let text = format!("{reply:?}");
+        assert!(!text.contains(QUERY_SECRET), "{kind}: {text}");
+        let e = reply.error_for_status().expect_err("500");
+        check("error_for_status", &e);
+
+        let reply = client
+            .get(api.url(&format!("/items?{query}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 200);
+        assert_eq!(reply.url().query(), Some(query), "{kind}");
+        assert!(
+            !format!("{reply:?}").contains(QUERY_SECRET),
+            "{kind}: {reply:?}"
+        );
+        assert_eq!(reply.text().await.unwrap(), "ok", "the body is intact");
+
+        let seen = api.seen();
+        let last = seen.last().unwrap();
+        assert_eq!(
+            last.query.as_deref(),
+            Some(format!("{query}&key={QUERY_SECRET}").as_str()),
+            "{kind}: the API itself got the key"
+        );
+    }
+}
+
+// ------------------------------------------------- issue 11: outdated tokens
+
+/// Requests in flight with the old token in the rotation tests.
+const IN_FLIGHT: u64 = 12;
+
+/// Issue 11, Django OAuth Toolkit friction: the server revokes the old
+/// access token the moment it issues a new one (403 to it, also to the
+/// requests already in flight). Twelve requests are in flight with the old
+/// token when one more, in the renewal window, starts the background
+/// refresh (it carries the old token too). Each gets 403 from the API and
+/// the middleware sends it once more with the current token: no 403 reaches
+/// a caller, nothing is invalidated, no extra login or refresh. A 403 to the
+/// current token (a right the user lacks) is returned as it is, once.
+/// Before 496c007 the 13 403s reached the callers (403 is not in the
+/// default `on_unauthorized`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_replaced_in_flight_403_is_retried_with_the_current_token() {
+    use std::sync::Arc;
+    use std::time::Duration;
+    use tokenauth::clock::ManualClock;
+
+    let emu = emulator().await;
+    let clock = Arc::new(ManualClock::new());
+    let auth = engine_clocked(&emu, &seed_toml(), clock.clone());
+    let client = middleware_client(&emu, &auth);
+    let spawn_get = || {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let r = client.get(TWOBA_API).with_extension(twoba()).send().await;
+            r.map(|r| r.status().as_u16()).map_err(|e| e.to_string())
+        })
+    };
+    assert_eq!(spawn_get().await.unwrap(), Ok(200), "logged in");
+    let before = auth.stats();
+    rotate_like_dot(&emu, Duration::from_millis(1000));
+
+    let mut calls: Vec<_> = (0..IN_FLIGHT).map(|_| spawn_get()).collect();
+    assert!(
+        eventually(Duration::from_secs(10), || emu.stats().twoba.api.requests
+            == 1 + IN_FLIGHT)
+        .await,
+        "the requests reached the API"
+    );
+    // Into the renewal window (2BA: 120 s, skew 20%): this request gets the
+    // cached token and starts the refresh, which revokes it.
+    clock.advance(Duration::from_secs(100));
+    calls.push(spawn_get());
+    assert!(
+        eventually(Duration::from_secs(10), || emu
+            .stats()
+            .twoba
+            .token
+            .requests_by_grant
+            .refresh_token
+            == 1)
+        .await,
+        "the background refresh ran"
+    );
+    for call in calls {
+        assert_eq!(call.await.unwrap(), Ok(200), "no 403 reaches a caller");
+    }
+    let api = emu.stats().twoba.api;
+    let sent = IN_FLIGHT + 1;
+    assert_eq!(api.status(403), sent, "each was rejected once: {api:?}");
+    assert_eq!(api.status(200), 1 + sent, "and retried once: {api:?}");
+    assert_eq!(api.requests, 1 + 2 * sent);
+    let token = emu.stats().twoba.token;
+    assert_eq!(
+        (
+            token.requests_by_grant.password,
+            token.requests_by_grant.refresh_token
+        ),
+        (1, 1),
+        "one login, one refresh: {token:?}"
+    );
+    let after = auth.stats();
+    assert_eq!(after.invalidations, before.invalidations, "{after:?}");
+    assert_eq!((after.logins, after.refreshes), (1, 1), "{after:?}");
+    assert_eq!(after.renewals, 1, "{after:?}");
+
+    // A 403 to the current token: returned, not retried, nothing renewed.
+    emu.set_api_latency(Duration::ZERO);
+    let reob_api = emu.stats().reobtimaal.api.requests;
+    let reply = client
+        .get("https://api.reobtimaal-diensten.nl/api/v1/beheer/gebruikers")
+        .with_extension(reob())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 403);
+    let reob = emu.stats().reobtimaal;
+    assert_eq!(reob.api.requests, reob_api + 1, "sent once");
+    assert_eq!(reob.token.requests, 1, "one login, no renewal");
+    assert_eq!(auth.stats().invalidations, before.invalidations);
+}

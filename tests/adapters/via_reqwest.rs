@@ -582,3 +582,67 @@ async fn token_replaced_in_flight_403_is_retried_with_the_current_token() {
     assert_eq!(reob.token.requests, 1, "one login, no renewal");
     assert_eq!(auth.stats().invalidations, before.invalidations);
 }
+
+/// The response the middleware rebuilds around a redacted URL keeps its
+/// head and body (status, headers, remote address, length), and an error
+/// while reading its body (a server that stalls after the headers, a client
+/// timeout) does not show the key either: reqwest names the response's URL
+/// there, which is the redacted one (before 496c007 it showed the key).
+#[tokio::test]
+async fn redacted_response_keeps_its_head_and_body_errors_stay_redacted() {
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let api = TestServer::start().await;
+    let stall = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stall_addr = stall.local_addr().unwrap();
+    let stalling = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut stream, _)) = stall.accept().await {
+            // Read the request head, then answer with half a body.
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let head = "HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nok";
+            let _ = stream.write_all(head.as_bytes()).await;
+            held.push(stream);
+        }
+    });
+    let toml = [
+        query_toml("api", &format!("http://{}/", api.addr)),
+        query_toml("stall", &format!("http://{stall_addr}/")),
+    ]
+    .concat();
+    let auth = static_engine(&toml);
+    let client = middleware_client_with(
+        reqwest::Client::builder()
+            .timeout(Duration::from_millis(300))
+            .scoped_to(&auth),
+        &auth,
+    );
+    let reply = client.get(api.url("/items?x=1")).send().await.unwrap();
+    assert_eq!(reply.url().as_str(), api.url("/items?x=1"));
+    assert_eq!(reply.status(), 200);
+    assert_eq!(reply.remote_addr(), Some(api.addr));
+    assert_eq!(reply.content_length(), Some(2));
+    assert_eq!(reply.headers()["content-length"], "2");
+    assert_eq!(reply.text().await.unwrap(), "ok");
+
+    let reply = client
+        .get(format!("http://{stall_addr}/items?x=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let err = reply.text().await.expect_err("the body stalls");
+    let text = renderings_without("body read timeout", &err, QUERY_SECRET);
+    // reqwest names the response's URL in body errors: the redacted one.
+    assert!(err.is_decode(), "{text}");
+    assert!(text.contains("/items?x=1"), "{text}");
+    stalling.abort();
+}

@@ -489,9 +489,6 @@ async fn query_credential_is_removed_from_error_and_response_urls() {
 
 // ------------------------------------------------- issue 11: outdated tokens
 
-/// Requests in flight with the old token in the rotation tests.
-const IN_FLIGHT: u64 = 12;
-
 /// Issue 11, Django OAuth Toolkit friction: the server revokes the old
 /// access token the moment it issues a new one (403 to it, also to the
 /// requests already in flight). Twelve requests are in flight with the old
@@ -501,150 +498,31 @@ const IN_FLIGHT: u64 = 12;
 /// a caller, nothing is invalidated, no extra login or refresh. A 403 to the
 /// current token (a right the user lacks) is returned as it is, once.
 /// Before 496c007 the 13 403s reached the callers (403 is not in the
-/// default `on_unauthorized`).
+/// default `on_unauthorized`). See [`outdated_token_scenario`].
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_replaced_in_flight_403_is_retried_with_the_current_token() {
     use std::sync::Arc;
-    use std::time::Duration;
     use tokenauth::clock::ManualClock;
 
     let emu = emulator().await;
     let clock = Arc::new(ManualClock::new());
     let auth = engine_clocked(&emu, &seed_toml(), clock.clone());
     let client = middleware_client(&emu, &auth);
-    let spawn_get = || {
+    let spawn = |url: &'static str, conn: Connection| {
         let client = client.clone();
         tokio::spawn(async move {
-            let r = client.get(TWOBA_API).with_extension(twoba()).send().await;
+            let r = client.get(url).with_extension(conn).send().await;
             r.map(|r| r.status().as_u16()).map_err(|e| e.to_string())
         })
     };
-    assert_eq!(spawn_get().await.unwrap(), Ok(200), "logged in");
-    let before = auth.stats();
-    rotate_like_dot(&emu, Duration::from_millis(1000));
-
-    let mut calls: Vec<_> = (0..IN_FLIGHT).map(|_| spawn_get()).collect();
-    assert!(
-        eventually(Duration::from_secs(10), || emu.stats().twoba.api.requests
-            == 1 + IN_FLIGHT)
-        .await,
-        "the requests reached the API"
-    );
-    // Into the renewal window (2BA: 120 s, skew 20%): this request gets the
-    // cached token and starts the refresh, which revokes it.
-    clock.advance(Duration::from_secs(100));
-    calls.push(spawn_get());
-    assert!(
-        eventually(Duration::from_secs(10), || emu
-            .stats()
-            .twoba
-            .token
-            .requests_by_grant
-            .refresh_token
-            == 1)
-        .await,
-        "the background refresh ran"
-    );
-    for call in calls {
-        assert_eq!(call.await.unwrap(), Ok(200), "no 403 reaches a caller");
-    }
-    let api = emu.stats().twoba.api;
-    let sent = IN_FLIGHT + 1;
-    assert_eq!(api.status(403), sent, "each was rejected once: {api:?}");
-    assert_eq!(api.status(200), 1 + sent, "and retried once: {api:?}");
-    assert_eq!(api.requests, 1 + 2 * sent);
-    let token = emu.stats().twoba.token;
-    assert_eq!(
-        (
-            token.requests_by_grant.password,
-            token.requests_by_grant.refresh_token
-        ),
-        (1, 1),
-        "one login, one refresh: {token:?}"
-    );
-    let after = auth.stats();
-    assert_eq!(after.invalidations, before.invalidations, "{after:?}");
-    assert_eq!((after.logins, after.refreshes), (1, 1), "{after:?}");
-    assert_eq!(after.renewals, 1, "{after:?}");
-
-    // A 403 to the current token: returned, not retried, nothing renewed.
-    emu.set_api_latency(Duration::ZERO);
-    let reob_api = emu.stats().reobtimaal.api.requests;
-    let reply = client
-        .get("https://api.reobtimaal-diensten.nl/api/v1/beheer/gebruikers")
-        .with_extension(reob())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(reply.status(), 403);
-    let reob = emu.stats().reobtimaal;
-    assert_eq!(reob.api.requests, reob_api + 1, "sent once");
-    assert_eq!(reob.token.requests, 1, "one login, no renewal");
-    assert_eq!(auth.stats().invalidations, before.invalidations);
-}
-
-/// The response the middleware rebuilds around a redacted URL keeps its
-/// head and body (status, headers, remote address, length), and an error
-/// while reading its body (a server that stalls after the headers, a client
-/// timeout) does not show the key either: reqwest names the response's URL
-/// there, which is the redacted one (before 496c007 it showed the key).
-#[tokio::test]
-async fn redacted_response_keeps_its_head_and_body_errors_stay_redacted() {
-    use std::time::Duration;
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-
-    let api = TestServer::start().await;
-    let stall = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let stall_addr = stall.local_addr().unwrap();
-    let stalling = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((mut stream, _)) = stall.accept().await {
-            // Read the request head, then answer with half a body.
-            let mut request = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                match stream.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => request.extend_from_slice(&buf[..n]),
-                }
-            }
-            let head = "HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nok";
-            let _ = stream.write_all(head.as_bytes()).await;
-            held.push(stream);
-        }
-    });
-    let toml = [
-        query_toml("api", &format!("http://{}/", api.addr)),
-        query_toml("stall", &format!("http://{stall_addr}/")),
-    ]
-    .concat();
-    let auth = static_engine(&toml);
-    let client = middleware_client_with(
-        reqwest::Client::builder()
-            .timeout(Duration::from_millis(300))
-            .scoped_to(&auth),
+    outdated_token_scenario(
+        &emu,
         &auth,
-    );
-    let reply = client.get(api.url("/items?x=1")).send().await.unwrap();
-    assert_eq!(reply.url().as_str(), api.url("/items?x=1"));
-    assert_eq!(reply.status(), 200);
-    assert_eq!(reply.remote_addr(), Some(api.addr));
-    assert_eq!(reply.content_length(), Some(2));
-    assert_eq!(reply.headers()["content-length"], "2");
-    assert_eq!(reply.text().await.unwrap(), "ok");
-
-    let reply = client
-        .get(format!("http://{stall_addr}/items?x=1"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(reply.status(), 200);
-    let err = reply.text().await.expect_err("the body stalls");
-    let text = renderings_without("body read timeout", &err, QUERY_SECRET);
-    // reqwest names the response's URL in body errors: the redacted one.
-    assert!(err.is_decode(), "{text}");
-    assert!(text.contains("/items?x=1"), "{text}");
-    stalling.abort();
+        &clock,
+        || spawn(TWOBA_API, twoba()),
+        || spawn(REOB_FORBIDDEN, reob()),
+    )
+    .await;
 }
 
 /// A `MemoryStore` whose `save` takes `delay` once `slow` is set (a

@@ -370,90 +370,41 @@ async fn query_credential_is_not_in_tower_errors_or_responses() {
 // ------------------------------------------------- issue 11: outdated tokens
 
 /// The tower side of the Django OAuth Toolkit rotation (see the reqwest
-/// test of the same name): 12 requests in flight with the old token, one
-/// more that starts the refresh; each 403 is retried once with the current
-/// token, no 403 reaches a caller, nothing is invalidated; a 403 to the
+/// test of the same name and [`outdated_token_scenario`]): 12 requests in
+/// flight with the old token, one more that starts the refresh; each 403 is
+/// retried once with the current token (the inner service is called twice
+/// for each), no 403 reaches a caller, nothing is invalidated; a 403 to the
 /// current token is returned once. Before 496c007 the 403s reached the
 /// callers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_replaced_in_flight_403_is_retried_with_the_current_token() {
-    use std::time::Duration;
     use tokenauth::clock::ManualClock;
 
-    const IN_FLIGHT: u64 = 12;
     let emu = emulator().await;
     let clock = Arc::new(ManualClock::new());
     let auth = engine_clocked(&emu, &seed_toml(), clock.clone());
-    let (svc, calls_made) = service(&emu, &auth);
-    let spawn_get = || {
+    let (svc, calls) = service(&emu, &auth);
+    let spawn = |url: &'static str, conn: Connection| {
         let mut svc = svc.clone();
-        let conn = twoba();
         tokio::spawn(async move {
-            let request = request(Method::GET, TWOBA_API, Some(&conn));
-            send(&mut svc, request)
+            send(&mut svc, request(Method::GET, url, Some(&conn)))
                 .await
                 .map(|r| r.status().as_u16())
                 .map_err(|e| e.to_string())
         })
     };
-    assert_eq!(spawn_get().await.unwrap(), Ok(200), "logged in");
-    let before = auth.stats();
-    rotate_like_dot(&emu, Duration::from_millis(1000));
-
-    let mut calls: Vec<_> = (0..IN_FLIGHT).map(|_| spawn_get()).collect();
-    assert!(
-        eventually(Duration::from_secs(10), || emu.stats().twoba.api.requests
-            == 1 + IN_FLIGHT)
-        .await,
-        "the requests reached the API"
-    );
-    clock.advance(Duration::from_secs(100));
-    calls.push(spawn_get());
-    assert!(
-        eventually(Duration::from_secs(10), || emu
-            .stats()
-            .twoba
-            .token
-            .requests_by_grant
-            .refresh_token
-            == 1)
-        .await,
-        "the background refresh ran"
-    );
-    for call in calls {
-        assert_eq!(call.await.unwrap(), Ok(200), "no 403 reaches a caller");
-    }
-    let api = emu.stats().twoba.api;
+    outdated_token_scenario(
+        &emu,
+        &auth,
+        &clock,
+        || spawn(TWOBA_API, twoba()),
+        || spawn(REOB_FORBIDDEN, reob()),
+    )
+    .await;
     let sent = IN_FLIGHT + 1;
-    assert_eq!(api.status(403), sent, "each was rejected once: {api:?}");
-    assert_eq!(api.status(200), 1 + sent, "and retried once: {api:?}");
-    assert_eq!(calls_made.load(Ordering::Relaxed) as u64, 1 + 2 * sent);
-    let token = emu.stats().twoba.token;
     assert_eq!(
-        (
-            token.requests_by_grant.password,
-            token.requests_by_grant.refresh_token
-        ),
-        (1, 1),
-        "one login, one refresh: {token:?}"
+        calls.load(Ordering::Relaxed) as u64,
+        1 + 2 * sent + 1,
+        "the login call, each rejected one twice, the 403"
     );
-    let after = auth.stats();
-    assert_eq!(after.invalidations, before.invalidations, "{after:?}");
-    assert_eq!(
-        (after.logins, after.refreshes, after.renewals),
-        (1, 1, 1),
-        "{after:?}"
-    );
-
-    emu.set_api_latency(Duration::ZERO);
-    let mut svc = svc.clone();
-    let url = "https://api.reobtimaal-diensten.nl/api/v1/beheer/gebruikers";
-    let reply = send(&mut svc, request(Method::GET, url, Some(&reob())))
-        .await
-        .unwrap();
-    assert_eq!(reply.status(), 403);
-    let reob = emu.stats().reobtimaal;
-    assert_eq!(reob.api.requests, 1, "sent once");
-    assert_eq!(reob.token.requests, 1, "one login, no renewal");
-    assert_eq!(auth.stats().invalidations, before.invalidations);
 }

@@ -824,61 +824,6 @@ const DOT_PATHS: [(&str, Option<&str>, &str); 7] = [
     ("/a/./items", Some(TOKEN_A), "/a/items"),
 ];
 
-#[track_caller]
-fn assert_dot_path(adapter: &str, path: &str, want: Option<&str>, hit: &Hit) {
-    let got = hit.authorization.as_deref();
-    let want = want.map(|t| format!("Bearer {t}"));
-    assert_eq!(got, want.as_deref(), "{adapter} {path}: {hit:?}");
-}
-
-/// The tower layer (hyper-util client, which sends the path as given:
-/// asserted) routes the resolved path: `/a/../b/secret` and its encoded
-/// forms get `b`'s credential, never `a`'s; `/a/.%2E/admin` and
-/// `/a/..%2Fb/secret` (which a server that decodes `%2F` first reads as
-/// `/b/secret`) get none. Before 496c007 all five got `a`'s credential.
-#[tokio::test]
-async fn tower_layer_routes_dot_segments_like_the_server_resolves_them() {
-    let w = World::new().await;
-    let client = hyper_client_with::<Body>(&w.ca_pem, w.overrides());
-    let mut service = ServiceBuilder::new().layer(w.auth.layer()).service(client);
-    for (path, want, _) in DOT_PATHS {
-        let url = format!("https://api.example.com{path}");
-        let before = w.all_hits().len();
-        let request = http::Request::get(&url).body(Body::default()).unwrap();
-        let response = service
-            .ready()
-            .await
-            .unwrap()
-            .call(request)
-            .await
-            .unwrap_or_else(|e| panic!("{url}: {e}"));
-        assert_eq!(response.status(), 200, "{url}");
-        let hits = w.all_hits().split_off(before);
-        assert_eq!(hits.len(), 1, "{url}: {hits:?}");
-        assert_eq!(hits[0].path, path, "hyper sends the raw path");
-        assert_dot_path("tower", path, want, &hits[0]);
-    }
-}
-
-/// The same URLs through the reqwest middleware get the same credentials
-/// (reqwest sends the resolved path: asserted). Before 496c007,
-/// `/a/..%2Fb/secret` got `a`'s credential here.
-#[tokio::test]
-async fn reqwest_middleware_routes_dot_segments_like_the_tower_layer() {
-    let w = World::new().await;
-    let client = middleware_client_with(w.reqwest_builder().scoped_to(&w.auth), &w.auth);
-    for (path, want, sent) in DOT_PATHS {
-        let url = format!("https://api.example.com{path}");
-        let before = w.all_hits().len();
-        let reply = client.get(&url).send().await.unwrap();
-        assert_eq!(reply.status(), 200, "{url}");
-        let hits = w.all_hits().split_off(before);
-        assert_eq!(hits.len(), 1, "{url}: {hits:?}");
-        assert_eq!(hits[0].path, sent, "what reqwest sends for {path}");
-        assert_dot_path("reqwest", path, want, &hits[0]);
-    }
-}
-
 /// A redirect that leaves the provider and comes back (API -> evil.net ->
 /// API) with an unscoped client: reqwest's `Referer` takes the key to
 /// evil.net on the way, and the final response lies inside the provider, so
@@ -919,6 +864,65 @@ async fn a_redirect_round_trip_leaks_only_without_scoped_to() {
     assert!(!reply.url().as_str().contains(QUERY_KEY));
 }
 
+/// The tower layer (around the hyper-util client) and the reqwest
+/// middleware of one [`World`].
+struct BothAdapters {
+    tower: tokenauth::Auth<HyperClient<Body>>,
+    reqwest: reqwest_middleware::ClientWithMiddleware,
+}
+
+impl BothAdapters {
+    fn new(w: &World) -> BothAdapters {
+        let hyper = hyper_client_with::<Body>(&w.ca_pem, w.overrides());
+        BothAdapters {
+            tower: ServiceBuilder::new().layer(w.auth.layer()).service(hyper),
+            reqwest: middleware_client_with(w.reqwest_builder().scoped_to(&w.auth), &w.auth),
+        }
+    }
+
+    /// GET `https://api.example.com{path}` through the tower layer, then
+    /// through the reqwest middleware: what the recorder got from each.
+    async fn get(&mut self, w: &World, path: &str) -> [Hit; 2] {
+        let url = format!("https://api.example.com{path}");
+        let before = w.all_hits().len();
+        let request = http::Request::get(&url).body(Body::default()).unwrap();
+        let response = (self.tower.ready().await.unwrap().call(request).await)
+            .unwrap_or_else(|e| panic!("tower {url}: {e}"));
+        assert_eq!(response.status(), 200, "tower {url}");
+        let reply = self.reqwest.get(&url).send().await.unwrap();
+        assert_eq!(reply.status(), 200, "reqwest {url}");
+        let hits = w.all_hits().split_off(before);
+        hits.try_into()
+            .unwrap_or_else(|h| panic!("{url}: one request each: {h:?}"))
+    }
+}
+
+/// The tower layer (hyper-util client, which sends the path as given) and
+/// the reqwest middleware (reqwest sends the resolved path) route the
+/// resolved path: `/a/../b/secret` and its encoded forms get `b`'s
+/// credential, never `a`'s; `/a/.%2E/admin` and `/a/..%2Fb/secret` (which a
+/// server that decodes `%2F` first reads as `/b/secret`) get none. Before
+/// 496c007 all five got `a`'s credential through tower, and
+/// `/a/..%2Fb/secret` got it through reqwest too.
+#[tokio::test]
+async fn dot_segment_paths_get_the_credential_they_resolve_to_through_both_adapters() {
+    let w = World::new().await;
+    let mut both = BothAdapters::new(&w);
+    for (path, want, sent) in DOT_PATHS {
+        let [tower, reqwest] = both.get(&w, path).await;
+        assert_eq!(tower.path, path, "hyper sends the raw path");
+        assert_eq!(reqwest.path, sent, "what reqwest sends for {path}");
+        let want = want.map(|t| format!("Bearer {t}"));
+        for (adapter, hit) in [("tower", &tower), ("reqwest", &reqwest)] {
+            assert_eq!(
+                hit.authorization.as_deref(),
+                want.as_deref(),
+                "{adapter} {path}: {hit:?}"
+            );
+        }
+    }
+}
+
 /// Servers that strip path parameters before resolving dots (Tomcat,
 /// Spring, Jetty: `..;x` is `..`) read these as `/b/secret`; the layer
 /// must not send `a`'s credential there (by the rule of 496c007 for `%2F`:
@@ -938,19 +942,10 @@ const PARAM_DOT_PATHS: [&str; 3] = [
 #[ignore = "bug in 496c007: `..;` (path parameters, Tomcat/Spring) routes as `/a/`; see the doc comment"]
 async fn dot_segments_with_path_parameters_do_not_get_the_credential_of_a() {
     let w = World::new().await;
-    let hyper = hyper_client_with::<Body>(&w.ca_pem, w.overrides());
-    let mut service = ServiceBuilder::new().layer(w.auth.layer()).service(hyper);
-    let reqwest = middleware_client_with(w.reqwest_builder().scoped_to(&w.auth), &w.auth);
+    let mut both = BothAdapters::new(&w);
     let mut got = Vec::new();
     for path in PARAM_DOT_PATHS {
-        let url = format!("https://api.example.com{path}");
-        let before = w.all_hits().len();
-        let request = http::Request::get(&url).body(Body::default()).unwrap();
-        let response = service.ready().await.unwrap().call(request).await.unwrap();
-        assert_eq!(response.status(), 200);
-        reqwest.get(&url).send().await.unwrap();
-        let hits = w.all_hits().split_off(before);
-        assert_eq!(hits.len(), 2, "{hits:?}");
+        let hits = both.get(&w, path).await;
         for (adapter, hit) in ["tower", "reqwest"].iter().zip(&hits) {
             got.push(format!(
                 "{adapter} {path} (sent {}): {:?}",

@@ -562,3 +562,88 @@ pub fn rotate_like_dot(emu: &Emulator, latency: Duration) {
     emu.set_revoke_on_reissue(Provider::Twoba, true);
     emu.set_api_latency(latency);
 }
+
+/// One 2BA API request through an adapter, spawned: its status, or the
+/// error as text.
+pub type SpawnedCall = tokio::task::JoinHandle<Result<u16, String>>;
+
+/// Requests in flight with the old token in the rotation scenario.
+pub const IN_FLIGHT: u64 = 12;
+
+/// The Django OAuth Toolkit rotation through an adapter (`get` spawns one
+/// 2BA request; `auth` runs on `clock`, logged in, nothing else sent yet):
+/// [`IN_FLIGHT`] requests reach the API with the old token, then one more
+/// in the renewal window starts the background refresh, which revokes that
+/// token; each of them gets 403 once. Asserts that none reaches a caller
+/// (each was retried once with the current token) and that nothing was
+/// invalidated and no extra login or refresh happened. Then a 403 to the
+/// current token (`forbidden` sends a REOBtimaal request the demo user has
+/// no right to) is returned once, nothing renewed.
+pub async fn outdated_token_scenario(
+    emu: &Emulator,
+    auth: &TokenAuth,
+    clock: &tokenauth::clock::ManualClock,
+    get: impl Fn() -> SpawnedCall,
+    forbidden: impl Fn() -> SpawnedCall,
+) {
+    assert_eq!(get().await.unwrap(), Ok(200), "logged in");
+    let before = auth.stats();
+    rotate_like_dot(emu, Duration::from_millis(1000));
+
+    let mut calls: Vec<_> = (0..IN_FLIGHT).map(|_| get()).collect();
+    assert!(
+        eventually(Duration::from_secs(10), || emu.stats().twoba.api.requests
+            == 1 + IN_FLIGHT)
+        .await,
+        "the requests reached the API"
+    );
+    // Into the renewal window (2BA: 120 s, skew 20%): this request gets the
+    // cached token and starts the refresh, which revokes it.
+    clock.advance(Duration::from_secs(100));
+    calls.push(get());
+    assert!(
+        eventually(Duration::from_secs(10), || emu
+            .stats()
+            .twoba
+            .token
+            .requests_by_grant
+            .refresh_token
+            == 1)
+        .await,
+        "the background refresh ran"
+    );
+    for call in calls {
+        assert_eq!(call.await.unwrap(), Ok(200), "no 403 reaches a caller");
+    }
+    let api = emu.stats().twoba.api;
+    let sent = IN_FLIGHT + 1;
+    assert_eq!(api.status(403), sent, "each was rejected once: {api:?}");
+    assert_eq!(api.status(200), 1 + sent, "and retried once: {api:?}");
+    assert_eq!(api.requests, 1 + 2 * sent);
+    let token = emu.stats().twoba.token;
+    assert_eq!(
+        (
+            token.requests_by_grant.password,
+            token.requests_by_grant.refresh_token
+        ),
+        (1, 1),
+        "one login, one refresh: {token:?}"
+    );
+    let after = auth.stats();
+    assert_eq!(after.invalidations, before.invalidations, "{after:?}");
+    assert_eq!(
+        (after.logins, after.refreshes, after.renewals),
+        (1, 1, 1),
+        "{after:?}"
+    );
+
+    emu.set_api_latency(Duration::ZERO);
+    assert_eq!(forbidden().await.unwrap(), Ok(403));
+    let reob = emu.stats().reobtimaal;
+    assert_eq!(reob.api.requests, 1, "sent once");
+    assert_eq!(reob.token.requests, 1, "one login, no renewal");
+    assert_eq!(auth.stats().invalidations, before.invalidations);
+}
+
+/// A REOBtimaal URL the demo user has no right to (403).
+pub const REOB_FORBIDDEN: &str = "https://api.reobtimaal-diensten.nl/api/v1/beheer/gebruikers";

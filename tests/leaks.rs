@@ -8,6 +8,10 @@
 //! percent-encoded, JSON-escaped or inside a Basic credential), an access or
 //! refresh token the emulator issued, or a string shaped like one.
 //!
+//! Issue 11: a query credential (`inject.query`) too, through both adapters
+//! (success, connection refused, timeout, `error_for_status()`, a redirect
+//! loop, a redirect out of scope) and through `tokenauth request`/`test`.
+//!
 //! Its own test binary: it installs a global `tracing` subscriber.
 
 mod helpers;
@@ -179,7 +183,8 @@ async fn no_secret_or_token_in_traces_errors_cli_output_or_snapshots() {
     successes_through_the_tower_layer(&mut ev).await;
     failures_through_the_middleware(&mut ev).await;
     failures_through_the_tower_layer(&mut ev).await;
-    let cli = cli_runs(&mut ev);
+    query_credential_flows(&mut ev).await;
+    let cli = cli_runs(&mut ev) + cli_query_runs(&mut ev).await;
 
     let traces = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
     assert!(
@@ -187,7 +192,8 @@ async fn no_secret_or_token_in_traces_errors_cli_output_or_snapshots() {
             && traces.contains("token acquired")
             && traces.contains("token cache hit")
             && traces.contains("background renewal failed")
-            && traces.contains("token acquisition failed"),
+            && traces.contains("token acquisition failed")
+            && traces.contains("a redirect took the credential out"),
         "the flows ran at TRACE: {}",
         &traces[..traces.len().min(2000)]
     );
@@ -590,6 +596,225 @@ fn cli_runs(ev: &mut Evidence) -> usize {
         &all[..all.len().min(3000)]
     );
     ev.text("cli", &all);
+    outputs.len()
+}
+
+// ------------------------------------------------------------ query credentials
+
+/// Loopback servers for a query-credential provider and its failures.
+struct QueryWorld {
+    api: TestServer,
+    elsewhere: TestServer,
+    refused: u16,
+    silent: SilentServer,
+    looping: LoopServer,
+}
+
+impl QueryWorld {
+    async fn start() -> QueryWorld {
+        QueryWorld {
+            api: TestServer::start().await,
+            elsewhere: TestServer::start().await,
+            refused: refused_port().await,
+            silent: SilentServer::start().await,
+            looping: LoopServer::start().await,
+        }
+    }
+
+    /// Providers `q` (the API), `qrefused`, `qsilent`, `qloop`; `q` has a
+    /// test request that gets a 500. With `from_env`, the key is a secret
+    /// input read from `LEAKS_QUERY_KEY` (as a real one would be: the CLI
+    /// shows non-secret inputs, e.g. in `test`'s inject step).
+    fn toml(&self, from_env: bool) -> String {
+        let mut toml = [
+            query_toml("q", &format!("http://{}/", self.api.addr)),
+            query_toml("qrefused", &format!("http://127.0.0.1:{}/", self.refused)),
+            query_toml("qsilent", &format!("http://{}/", self.silent.addr)),
+            query_toml("qloop", &format!("http://{}/", self.looping.addr)),
+        ]
+        .concat();
+        toml.push_str(&format!(
+            "\n[providers.q.test]\nurl = \"http://{}/status/500?x=1\"\n",
+            self.api.addr
+        ));
+        toml.push_str(&format!(
+            "\n[providers.qrefused.test]\nurl = \"http://127.0.0.1:{}/items?x=1\"\n",
+            self.refused
+        ));
+        if from_env {
+            toml = toml.replace(
+                &format!("inputs.key = {{ default = \"{QUERY_SECRET}\" }}"),
+                "inputs.key = { env = \"LEAKS_QUERY_KEY\", secret = true }",
+            );
+            assert!(!toml.contains(QUERY_SECRET), "{toml}");
+        }
+        toml
+    }
+
+    fn redirect_out(&self) -> String {
+        let to: String =
+            url::form_urlencoded::byte_serialize(self.elsewhere.url("/landing").as_bytes())
+                .collect();
+        self.api.url(&format!("/api/redirect?to={to}&x=1"))
+    }
+}
+
+/// A query credential through both adapters: success, each error path, and
+/// a redirect out of scope (scoped: the 302; unscoped: refused).
+async fn query_credential_flows(ev: &mut Evidence) {
+    ev.tokens.push(QUERY_SECRET.to_owned());
+    let w = QueryWorld::start().await;
+    let auth = static_engine(&w.toml(false));
+    let scoped = middleware_client_with(
+        reqwest::Client::builder()
+            .timeout(Duration::from_millis(300))
+            .scoped_to(&auth),
+        &auth,
+    );
+    let r = scoped.get(w.api.url("/items?x=1")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    ev.debug("query response", &r);
+    ev.text("query response url", r.url().as_str());
+    let r = scoped
+        .get(w.api.url("/status/500?x=1"))
+        .send()
+        .await
+        .unwrap();
+    ev.debug("query 500", &r);
+    let e = r.error_for_status().expect_err("500");
+    ev.error("query error_for_status", &e);
+    for (what, url) in [
+        (
+            "refused",
+            format!("http://127.0.0.1:{}/items?x=1", w.refused),
+        ),
+        ("timeout", format!("http://{}/items?x=1", w.silent.addr)),
+        ("loop", format!("http://{}/loop?x=1", w.looping.addr)),
+    ] {
+        let e = scoped.get(&url).send().await.expect_err(what);
+        ev.error(&format!("query {what}"), &e);
+    }
+    let r = scoped.get(w.redirect_out()).send().await.unwrap();
+    assert_eq!(r.status(), 302, "scoped: the 302 comes back");
+    ev.debug("query 302", &r);
+
+    let unscoped = middleware_client_with(reqwest::Client::builder(), &auth);
+    let e = unscoped
+        .get(w.redirect_out())
+        .send()
+        .await
+        .expect_err("the out-of-scope response is refused");
+    let typed = auth_error(&e).unwrap_or_else(|| panic!("{e:?}"));
+    assert!(
+        matches!(typed, tokenauth::Error::RedirectLeftScope { .. }),
+        "{typed:?}"
+    );
+    ev.error("query redirect refused", &e);
+    ev.error("query redirect refused, typed", typed);
+    assert!(
+        w.api
+            .seen()
+            .iter()
+            .all(|s| s.query.as_deref().is_some_and(|q| q.contains(QUERY_SECRET))),
+        "the API got the key every time"
+    );
+
+    let mut service = ServiceBuilder::new()
+        .layer(auth.layer())
+        .service(hyper_client_with::<Body>("", Default::default()));
+    for path in ["/items?x=1", "/status/500?x=1"] {
+        let request = http::Request::get(w.api.url(path))
+            .body(Body::default())
+            .unwrap();
+        let response = service.ready().await.unwrap().call(request).await.unwrap();
+        ev.debug("tower query response", &response);
+        let _ = response.into_body().collect().await;
+    }
+    let request = http::Request::get(format!("http://127.0.0.1:{}/items?x=1", w.refused))
+        .body(Body::default())
+        .unwrap();
+    let e = service
+        .ready()
+        .await
+        .unwrap()
+        .call(request)
+        .await
+        .expect_err("refused");
+    ev.error("tower query refused", &e);
+    ev.debug("query engine", &auth);
+}
+
+/// `tokenauth request` and `test` with `-vvv` for query-credential
+/// providers: a 200, a 500, connection refused, a redirect loop, a redirect
+/// out of scope; returns how many ran.
+async fn cli_query_runs(ev: &mut Evidence) -> usize {
+    let bin = cli_binary();
+    let w = QueryWorld::start().await;
+    let config =
+        std::env::temp_dir().join(format!("tokenauth-leaks-q-{}.toml", std::process::id()));
+    std::fs::write(&config, w.toml(true)).unwrap();
+    let runs: Vec<Vec<String>> = [
+        vec!["request", "q", &w.api.url("/items?x=1")],
+        vec!["request", "q", &w.api.url("/status/500?x=1")],
+        vec!["request", "q", &w.redirect_out()],
+        vec![
+            "request",
+            "qrefused",
+            &format!("http://127.0.0.1:{}/items?x=1", w.refused),
+        ],
+        vec![
+            "request",
+            "qloop",
+            &format!("http://{}/loop?x=1", w.looping.addr),
+        ],
+        vec!["test", "q"],
+        vec!["test", "qrefused"],
+    ]
+    .iter()
+    .map(|args| args.iter().map(|a| (*a).to_owned()).collect())
+    .collect();
+    let mut outputs = Vec::new();
+    for args in runs {
+        let (bin, config) = (bin.clone(), config.clone());
+        let out = tokio::task::spawn_blocking(move || {
+            let out = Command::new(&bin)
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .env_remove("TOKENAUTH_CONFIG")
+                .env_remove("RUST_LOG")
+                .env("LEAKS_QUERY_KEY", QUERY_SECRET)
+                .arg("-vvv")
+                .arg("--config")
+                .arg(&config)
+                .args(&args)
+                .output()
+                .expect("run tokenauth");
+            format!(
+                "$ tokenauth {}\n{}{}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+        .await
+        .unwrap();
+        outputs.push(out);
+    }
+    let _ = std::fs::remove_file(&config);
+    let all = outputs.join("\n");
+    assert!(
+        all.contains("200") && all.contains("500") && all.contains("DEBUG"),
+        "the CLI ran and logged: {}",
+        &all[..all.len().min(3000)]
+    );
+    assert!(
+        w.api
+            .seen()
+            .iter()
+            .any(|s| s.query.as_deref().is_some_and(|q| q.contains(QUERY_SECRET))),
+        "the CLI sent the key to the API: {:?}",
+        w.api.seen()
+    );
+    ev.text("cli query", &all);
     outputs.len()
 }
 

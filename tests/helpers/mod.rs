@@ -430,3 +430,220 @@ pub fn assert_no_secret(what: &str, text: &str, extra: &[String]) {
         }
     }
 }
+
+// ------------------------------------------------------------ issue 11: attacks (h-d)
+
+/// The credential of [`query_toml`] providers: a query parameter `key`.
+pub const QUERY_SECRET: &str = "loopback-query-key-5e0a2f";
+
+/// A provider for loopback servers whose static credential is the query
+/// parameter `key` ([`QUERY_SECRET`], `inject.query`), under `api`.
+pub fn query_toml(id: &str, api: &str) -> String {
+    format!(
+        r#"
+[providers.{id}]
+api = ["{api}"]
+inputs.key = {{ default = "{QUERY_SECRET}" }}
+inject.query = {{ name = "key", value = "{{{{ inputs.key }}}}" }}
+on_unauthorized = {{ status = [401], action = "fail" }}
+"#
+    )
+}
+
+/// An engine over static `toml` providers (no token endpoint involved).
+pub fn static_engine(toml: &str) -> TokenAuth {
+    let providers = Providers::from_toml("providers.toml", toml).expect("providers load");
+    TokenAuth::builder(providers)
+        .build()
+        .expect("engine builds")
+}
+
+/// A loopback port nobody listens on (bound, then released).
+pub async fn refused_port() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    listener.local_addr().unwrap().port()
+}
+
+/// A loopback server that accepts connections and never answers (a client
+/// timeout is the only way out); it stops when dropped.
+pub struct SilentServer {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SilentServer {
+    pub async fn start() -> SilentServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        SilentServer { addr, task }
+    }
+}
+
+impl Drop for SilentServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A loopback server that answers every request with a 302 to its own path
+/// and query as received (so a query credential stays in every hop's URL:
+/// a redirect loop); it records the request targets.
+pub struct LoopServer {
+    pub addr: SocketAddr,
+    pub seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl LoopServer {
+    pub async fn start() -> LoopServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().unwrap();
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let record = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let record = record.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        move |req: http::Request<hyper::body::Incoming>| {
+                            let target = req
+                                .uri()
+                                .path_and_query()
+                                .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
+                            record.lock().unwrap().push(target.clone());
+                            let mut r = http::Response::new(Full::new(Bytes::new()));
+                            *r.status_mut() = http::StatusCode::FOUND;
+                            r.headers_mut()
+                                .insert("location", target.parse().expect("location"));
+                            async move { Ok::<_, Infallible>(r) }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        LoopServer { addr, seen }
+    }
+}
+
+/// `{}`, `{:?}` and `{:#?}` of `value`, asserted free of `secret`.
+#[track_caller]
+pub fn renderings_without(
+    what: &str,
+    value: &(impl std::fmt::Display + std::fmt::Debug),
+    secret: &str,
+) -> String {
+    let text = format!("{value}\n{value:?}\n{value:#?}");
+    assert!(
+        !text.contains(secret),
+        "{what} shows the credential: {text}"
+    );
+    text
+}
+
+/// Django OAuth Toolkit's rotation on 2BA: every new access token revokes
+/// the user's earlier ones (403 to them), and each API request takes
+/// `latency`, so that requests sent with the old token are still in flight
+/// when it is revoked.
+pub fn rotate_like_dot(emu: &Emulator, latency: Duration) {
+    emu.set_revoke_on_reissue(Provider::Twoba, true);
+    emu.set_api_latency(latency);
+}
+
+/// One 2BA API request through an adapter, spawned: its status, or the
+/// error as text.
+pub type SpawnedCall = tokio::task::JoinHandle<Result<u16, String>>;
+
+/// Requests in flight with the old token in the rotation scenario.
+pub const IN_FLIGHT: u64 = 12;
+
+/// The Django OAuth Toolkit rotation through an adapter (`get` spawns one
+/// 2BA request; `auth` runs on `clock`, logged in, nothing else sent yet):
+/// [`IN_FLIGHT`] requests reach the API with the old token, then one more
+/// in the renewal window starts the background refresh, which revokes that
+/// token; each of them gets 403 once. Asserts that none reaches a caller
+/// (each was retried once with the current token) and that nothing was
+/// invalidated and no extra login or refresh happened. Then a 403 to the
+/// current token (`forbidden` sends a REOBtimaal request the demo user has
+/// no right to) is returned once, nothing renewed.
+pub async fn outdated_token_scenario(
+    emu: &Emulator,
+    auth: &TokenAuth,
+    clock: &tokenauth::clock::ManualClock,
+    get: impl Fn() -> SpawnedCall,
+    forbidden: impl Fn() -> SpawnedCall,
+) {
+    assert_eq!(get().await.unwrap(), Ok(200), "logged in");
+    let before = auth.stats();
+    rotate_like_dot(emu, Duration::from_millis(1000));
+
+    let mut calls: Vec<_> = (0..IN_FLIGHT).map(|_| get()).collect();
+    assert!(
+        eventually(Duration::from_secs(10), || emu.stats().twoba.api.requests
+            == 1 + IN_FLIGHT)
+        .await,
+        "the requests reached the API"
+    );
+    // Into the renewal window (2BA: 120 s, skew 20%): this request gets the
+    // cached token and starts the refresh, which revokes it.
+    clock.advance(Duration::from_secs(100));
+    calls.push(get());
+    assert!(
+        eventually(Duration::from_secs(10), || emu
+            .stats()
+            .twoba
+            .token
+            .requests_by_grant
+            .refresh_token
+            == 1)
+        .await,
+        "the background refresh ran"
+    );
+    for call in calls {
+        assert_eq!(call.await.unwrap(), Ok(200), "no 403 reaches a caller");
+    }
+    let api = emu.stats().twoba.api;
+    let sent = IN_FLIGHT + 1;
+    assert_eq!(api.status(403), sent, "each was rejected once: {api:?}");
+    assert_eq!(api.status(200), 1 + sent, "and retried once: {api:?}");
+    assert_eq!(api.requests, 1 + 2 * sent);
+    let token = emu.stats().twoba.token;
+    assert_eq!(
+        (
+            token.requests_by_grant.password,
+            token.requests_by_grant.refresh_token
+        ),
+        (1, 1),
+        "one login, one refresh: {token:?}"
+    );
+    let after = auth.stats();
+    assert_eq!(after.invalidations, before.invalidations, "{after:?}");
+    assert_eq!(
+        (after.logins, after.refreshes, after.renewals),
+        (1, 1, 1),
+        "{after:?}"
+    );
+
+    emu.set_api_latency(Duration::ZERO);
+    assert_eq!(forbidden().await.unwrap(), Ok(403));
+    let reob = emu.stats().reobtimaal;
+    assert_eq!(reob.api.requests, 1, "sent once");
+    assert_eq!(reob.token.requests, 1, "one login, no renewal");
+    assert_eq!(auth.stats().invalidations, before.invalidations);
+}
+
+/// A REOBtimaal URL the demo user has no right to (403).
+pub const REOB_FORBIDDEN: &str = "https://api.reobtimaal-diensten.nl/api/v1/beheer/gebruikers";

@@ -180,6 +180,7 @@ fn one() -> u32 {
 ///   "access_token_lifetime_ms": 500,
 ///   "refresh_token_lifetime_ms": 1000,
 ///   "jwt_access_tokens": true,
+///   "revoke_on_reissue": true,
 ///   "api_latency_ms": 0
 /// }
 /// ```
@@ -188,7 +189,8 @@ fn one() -> u32 {
 /// removes the provider's latency, status and reply faults.
 /// `token_latency_ms` is a number (0 removes it) or `[min, max]`.
 /// `status: null` / `reply: null` remove a pending fault.
-/// `refresh_token_lifetime_ms` applies to 2BA only.
+/// `refresh_token_lifetime_ms` applies to 2BA only. `revoke_on_reissue`:
+/// see [`Emulator::set_revoke_on_reissue`](crate::Emulator::set_revoke_on_reissue).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultUpdate {
@@ -224,6 +226,10 @@ pub struct FaultUpdate {
     /// Issue JWT-shaped access tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwt_access_tokens: Option<bool>,
+    /// Revoke a user's earlier access tokens when a new one is issued, and
+    /// answer `403` to them (Django OAuth Toolkit's rotation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoke_on_reissue: Option<bool>,
     /// Delay added to every API request, all providers, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_latency_ms: Option<f64>,
@@ -258,6 +264,7 @@ pub(crate) struct Knobs {
     pub(crate) access_lifetime: Duration,
     pub(crate) refresh_lifetime: Duration,
     pub(crate) jwt: bool,
+    pub(crate) revoke_on_reissue: bool,
 }
 
 impl Knobs {
@@ -275,6 +282,7 @@ impl Knobs {
             access_token_lifetime_ms: duration_to_ms(self.access_lifetime),
             refresh_token_lifetime_ms: duration_to_ms(self.refresh_lifetime),
             jwt_access_tokens: self.jwt,
+            revoke_on_reissue: self.revoke_on_reissue,
         }
     }
 
@@ -316,6 +324,9 @@ impl Knobs {
         if let Some(j) = u.jwt_access_tokens {
             self.jwt = j;
         }
+        if let Some(r) = u.revoke_on_reissue {
+            self.revoke_on_reissue = r;
+        }
         Ok(())
     }
 }
@@ -337,4 +348,8 @@ pub struct ProviderKnobs {
     pub refresh_token_lifetime_ms: f64,
     /// Whether access tokens are JWT-shaped.
     pub jwt_access_tokens: bool,
+    /// Whether issuing an access token revokes the user's earlier ones
+    /// (answered `403`).
+    #[serde(default)]
+    pub revoke_on_reissue: bool,
 }

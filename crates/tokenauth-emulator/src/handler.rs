@@ -24,6 +24,9 @@ use crate::stats::Grant;
 
 const TOKEN_BODY_LIMIT: usize = 64 * 1024;
 const API_BODY_LIMIT: usize = 16 * 1024 * 1024;
+/// The answer to an access token revoked by a newer one
+/// ([`crate::Emulator::set_revoke_on_reissue`]): Django REST framework's 403.
+const SUPERSEDED: &str = r#"{"detail":"Authentication credentials were not provided."}"#;
 const DENIED: &str = r#"{"Message":"Authorization has been denied for this request."}"#;
 const INVALID_CREDENTIALS: &str =
     r#"{"error":"invalid_grant","error_description":"The user name or password is incorrect."}"#;
@@ -489,6 +492,9 @@ async fn api(state: &State, host: Host, sub: &str, req: Request<Incoming>) -> Re
         },
         Provider::Reobtimaal | Provider::Twoba => {
             match bearer_token(&parts.headers).and_then(|t| ps.tokens.get(t)) {
+                Some(entry) if ps.superseded(&entry) => {
+                    json_response(StatusCode::FORBIDDEN, SUPERSEDED)
+                }
                 Some(entry) => {
                     if provider == Provider::Reobtimaal
                         && starts_with_ci(sub, "/api/v1/beheer/")
@@ -574,7 +580,8 @@ pub(crate) fn update_faults(state: &State, u: &FaultUpdate) -> Result<(), String
         || u.reply.is_some()
         || u.access_token_lifetime_ms.is_some()
         || u.refresh_token_lifetime_ms.is_some()
-        || u.jwt_access_tokens.is_some();
+        || u.jwt_access_tokens.is_some()
+        || u.revoke_on_reissue.is_some();
     match u.provider {
         Some(p) => lock(&state.provider(p).knobs).apply(u)?,
         None if provider_specific => {

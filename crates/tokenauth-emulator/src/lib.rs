@@ -132,7 +132,9 @@
 //! ([`Emulator::set_reply_fault`], [`ReplyFault`]: malformed JSON, truncated
 //! body, oversized body, missing token, token of the wrong type, `expires_in`
 //! override, connection closed without reply); token lifetimes; JWT tokens;
-//! revocation ([`Emulator::revoke_all`]); and a global API latency
+//! revocation ([`Emulator::revoke_all`]); revocation of a user's earlier
+//! access tokens whenever a new one is issued, answered `403`
+//! ([`Emulator::set_revoke_on_reissue`], Django OAuth Toolkit's rotation); and a global API latency
 //! ([`Emulator::set_api_latency`]).
 //!
 //! ## Control API over HTTP

@@ -387,6 +387,17 @@ impl Emulator {
         self.with_knobs(p, |k| k.jwt = on && p != Provider::Bro);
     }
 
+    /// Whether issuing an access token of `p` (login or refresh) revokes the
+    /// access tokens issued to the same user before it, as Django OAuth
+    /// Toolkit does when it rotates: API requests with a revoked one, also
+    /// those already in flight (checked after [`Emulator::set_api_latency`]),
+    /// get `403` `{"detail":"Authentication credentials were not provided."}`
+    /// (an unknown token still gets `401`). Off by default; applies to
+    /// tokens issued from now on. REOBtimaal and 2BA (BRO has no tokens).
+    pub fn set_revoke_on_reissue(&self, p: Provider, on: bool) {
+        self.with_knobs(p, |k| k.revoke_on_reissue = on);
+    }
+
     /// Delay added to every API request of every provider (zero: none).
     pub fn set_api_latency(&self, latency: Duration) {
         self.state.set_api_latency(latency);

@@ -79,6 +79,8 @@ pub(crate) struct AccessEntry {
     pub(crate) user: Arc<str>,
     pub(crate) admin: bool,
     expires_at: Instant,
+    /// The order of issue (per provider), for [`ProviderState::superseded`].
+    serial: u64,
 }
 
 const SHARDS: usize = 32;
@@ -115,22 +117,26 @@ impl TokenStore {
         &self.shards[shard_of(token)]
     }
 
-    fn insert(&self, token: &str, user: Arc<str>, admin: bool, lifetime: Duration) {
+    /// Stores a new access token; returns its serial (order of issue).
+    fn insert(&self, token: &str, user: Arc<str>, admin: bool, lifetime: Duration) -> u64 {
         let now = Instant::now();
+        let serial = self.inserts.fetch_add(1, Relaxed);
         let entry = AccessEntry {
             user,
             admin,
             expires_at: now.checked_add(lifetime).unwrap_or(now + YEARS),
+            serial,
         };
         let mut map = self
             .shard(token)
             .write()
             .unwrap_or_else(PoisonError::into_inner);
         // Now and then drop expired tokens so long runs do not grow forever.
-        if self.inserts.fetch_add(1, Relaxed) % 256 == 255 {
+        if serial % 256 == 255 {
             map.retain(|_, e| e.expires_at > now);
         }
         map.insert(token.into(), entry);
+        serial
     }
 
     /// The live (unexpired) entry for this token.
@@ -174,6 +180,29 @@ pub(crate) struct ProviderState {
     pub(crate) counters: Counters,
     pub(crate) knobs: Mutex<Knobs>,
     pub(crate) tokens: TokenStore,
+    /// Per user, the serial of the access token that revoked the user's
+    /// earlier ones (`revoke_on_reissue`).
+    superseded_below: RwLock<HashMap<Arc<str>, u64>>,
+}
+
+impl ProviderState {
+    /// True when a newer access token issued with `revoke_on_reissue` on
+    /// has revoked this one.
+    pub(crate) fn superseded(&self, entry: &AccessEntry) -> bool {
+        self.superseded_below
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&entry.user)
+            .is_some_and(|&below| entry.serial < below)
+    }
+
+    fn clear_tokens(&self) {
+        self.tokens.clear();
+        self.superseded_below
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
 }
 
 /// A token grant issued by a token endpoint.
@@ -212,6 +241,7 @@ fn initial_knobs(config: &EmulatorConfig, p: Provider) -> Knobs {
         access_lifetime: access,
         refresh_lifetime: refresh,
         jwt: config.jwt_access_tokens && p != Provider::Bro,
+        revoke_on_reissue: false,
     }
 }
 
@@ -225,6 +255,7 @@ impl State {
             counters: Counters::new(),
             knobs: Mutex::new(initial_knobs(&config, p)),
             tokens: TokenStore::new(),
+            superseded_below: RwLock::new(HashMap::new()),
         };
         let pairs = |v: &[Account]| {
             v.iter()
@@ -330,18 +361,30 @@ impl State {
         admin: bool,
         client_id: Option<Arc<str>>,
     ) -> Issued {
-        let (lifetime, refresh_lifetime, jwt) = {
+        let (lifetime, refresh_lifetime, jwt, revoke) = {
             let k = lock(&self.provider(p).knobs);
-            (k.access_lifetime, k.refresh_lifetime, k.jwt)
+            (
+                k.access_lifetime,
+                k.refresh_lifetime,
+                k.jwt,
+                k.revoke_on_reissue,
+            )
         };
         let access_token = if jwt {
             jwt_token(&user, lifetime)
         } else {
             random_token(40)
         };
-        self.provider(p)
+        let ps = self.provider(p);
+        let serial = ps
             .tokens
             .insert(&access_token, user.clone(), admin, lifetime);
+        if revoke {
+            ps.superseded_below
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(user.clone(), serial);
+        }
         let refresh_token = client_id.map(|client_id| {
             let t = random_token(48);
             let now = Instant::now();
@@ -395,7 +438,7 @@ impl State {
             if p.is_some_and(|p| p != prov) {
                 continue;
             }
-            self.provider(prov).tokens.clear();
+            self.provider(prov).clear_tokens();
             match prov {
                 Provider::Twoba => lock(&self.refresh).clear(),
                 Provider::Bro => self.bro_revoked_all.store(true, Relaxed),
@@ -422,7 +465,7 @@ impl State {
     pub(crate) fn reset(&self) {
         for p in Provider::ALL {
             *lock(&self.provider(p).knobs) = initial_knobs(&self.config, p);
-            self.provider(p).tokens.clear();
+            self.provider(p).clear_tokens();
         }
         lock(&self.refresh).clear();
         self.bro_revoked_all.store(false, Relaxed);

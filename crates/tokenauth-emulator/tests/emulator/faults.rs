@@ -390,3 +390,71 @@ async fn many_concurrent_api_requests_all_succeed_and_are_counted() {
     let s = e.stats().reobtimaal.api;
     assert_eq!((s.requests, s.status(200)), (640, 640));
 }
+
+/// Django OAuth Toolkit's rotation: a new access token revokes the user's
+/// earlier ones at once, and a request with one of those (also one already
+/// in flight) gets 403; other users and unknown tokens are unaffected.
+#[tokio::test]
+async fn revoke_on_reissue_answers_403_to_earlier_tokens() {
+    let e = start().await;
+    let c = client();
+    let api = e.url(Host::Twoba, "/1/json/x");
+    let bearer = |t: &str| format!("Bearer {t}");
+    // Off (the default): an earlier token stays valid.
+    let first = twoba_login(&e, &c).await.json();
+    let _second = twoba_login(&e, &c).await;
+    let old = str_field(&first, "access_token");
+    assert_eq!(get_bearer(&c, &api, &bearer(&old)).await.status, 200);
+    assert!(!e.knobs(Provider::Twoba).revoke_on_reissue);
+
+    e.set_revoke_on_reissue(Provider::Twoba, true);
+    assert!(e.knobs(Provider::Twoba).revoke_on_reissue);
+    let login = twoba_login(&e, &c).await.json();
+    let current = str_field(&login, "access_token");
+    let other = twoba_login_as(&e, &c, "tenant-1", "tenant-1-secret").await;
+    let other = str_field(&other.json(), "access_token");
+    let r = get_bearer(&c, &api, &bearer(&old)).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.header("www-authenticate").is_none());
+    assert_eq!(get_bearer(&c, &api, &bearer(&current)).await.status, 200);
+    assert_eq!(get_bearer(&c, &api, &bearer(&other)).await.status, 200);
+    assert_eq!(get_bearer(&c, &api, "Bearer unknown").await.status, 401);
+
+    // A refresh revokes the token it replaces, also for a request already
+    // in flight with it (the token is checked after the API latency).
+    e.set_api_latency(Duration::from_millis(300));
+    let in_flight = {
+        let (c, api, auth) = (c.clone(), api.clone(), bearer(&current));
+        tokio::spawn(async move { get_bearer(&c, &api, &auth).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let refreshed = twoba_refresh(&e, &c, &str_field(&login, "refresh_token")).await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+    let renewed = str_field(&refreshed.json(), "access_token");
+    assert_eq!(in_flight.await.expect("join").status, 403);
+    e.set_api_latency(Duration::ZERO);
+    assert_eq!(get_bearer(&c, &api, &bearer(&renewed)).await.status, 200);
+    assert_eq!(get_bearer(&c, &api, &bearer(&current)).await.status, 403);
+    assert_eq!(get_bearer(&c, &api, &bearer(&other)).await.status, 200);
+    let s = e.stats().twoba.api;
+    assert_eq!(s.status(403), 3, "{s:?}");
+
+    // Also over the control API, and a reset turns it off.
+    let knobs = read(
+        c.post(e.control_url("faults"))
+            .header("content-type", "application/json")
+            .body(r#"{"provider": "reobtimaal", "revoke_on_reissue": true}"#)
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(knobs.status, 200, "{}", knobs.body);
+    assert_eq!(knobs.json()["reobtimaal"]["revoke_on_reissue"], true);
+    let old = reob_token(&e, &c).await;
+    let _new = reob_token(&e, &c).await;
+    let projects = e.url(Host::Reobtimaal, "/api/v1/projecten");
+    assert_eq!(get_bearer(&c, &projects, &bearer(&old)).await.status, 403);
+    e.reset();
+    assert!(!e.knobs(Provider::Reobtimaal).revoke_on_reissue);
+}

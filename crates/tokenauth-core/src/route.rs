@@ -30,9 +30,11 @@
 //! including their percent-encoded forms (`%2e`, `.%2E`, `%2e%2e`), and `\`
 //! as a separator. A tower request for `/a/../b/secret` is routed as
 //! `/b/secret`, so it can only ever get `b`'s credential. A path whose
-//! meaning depends on whether the server decodes an encoded slash (`%2F`,
-//! `%5C`) before resolving dots, such as `/a/..%2Fb/secret`, gets no
-//! credential at all when the two readings route differently.
+//! meaning depends on how the server reads it, gets no credential at all when
+//! the readings route differently: some servers decode an encoded slash
+//! (`%2F`, `%5C`) before resolving dots (`/a/..%2Fb/secret`), and Java
+//! servers (Tomcat, Jetty, Spring) strip path parameters first, so that
+//! `/a/..;x/b/secret` is `/a/../b/secret` to them.
 //!
 //! ```
 //! use tokenauth_core::route::prefix_matches;
@@ -43,6 +45,7 @@
 //! assert!(!ok("https://api.example.com/a/../b/secret"));
 //! assert!(!ok("https://api.example.com/a/%2e%2E/b/secret"));
 //! assert!(!ok("https://api.example.com/a/..%2Fb/secret"));
+//! assert!(!ok("https://api.example.com/a/..;x/b/secret"));
 //! assert!(ok("https://api.example.com/a/./items/../x"));
 //! ```
 
@@ -114,13 +117,15 @@ pub fn prefix_matches(prefix: &Url, url: &Url) -> bool {
 enum PathView<'a> {
     /// One reading: the path as resolved (dot segments removed).
     One(Cow<'a, str>),
-    /// Two readings that a server may choose between: without and with
-    /// encoded slashes (`%2F`, `%5C`) decoded before dots are resolved.
+    /// Two readings that a server may choose between: as resolved, and
+    /// with encoded slashes (`%2F`, `%5C`) decoded and path parameters
+    /// (`;…` in a segment) stripped before dots are resolved.
     Two(Cow<'a, str>, String),
 }
 
 /// Routes `path` with `find`: on the resolved path, and when encoded slashes
-/// make the path ambiguous, only if both readings agree. The one routing
+/// or path parameters make the path ambiguous, only if both readings agree.
+/// The one routing
 /// rule for every adapter (a URL from reqwest is already resolved and takes
 /// the fast path; a raw `http::Uri` path from tower may not be).
 fn route_path<T: PartialEq>(path: &str, find: impl Fn(&str) -> Option<T>) -> Option<T> {
@@ -138,14 +143,15 @@ fn route_path<T: PartialEq>(path: &str, find: impl Fn(&str) -> Option<T>) -> Opt
 fn view(path: &str) -> PathView<'_> {
     let bytes = path.as_bytes();
     let mut dots = false;
-    let mut encoded_slash = false;
+    let mut ambiguous = false;
     for (i, &b) in bytes.iter().enumerate() {
         match b {
             b'\\' => dots = true,
             b'.' if i == 0 || bytes[i - 1] == b'/' => dots = true,
+            b';' => ambiguous = true,
             b'%' => match bytes.get(i + 1..i + 3) {
                 Some([b'2', b'e' | b'E']) => dots = true,
-                Some([b'2', b'f' | b'F'] | [b'5', b'c' | b'C']) => encoded_slash = true,
+                Some([b'2', b'f' | b'F'] | [b'5', b'c' | b'C']) => ambiguous = true,
                 _ => {}
             },
             _ => {}
@@ -156,15 +162,37 @@ fn view(path: &str) -> PathView<'_> {
     } else {
         Cow::Borrowed(path)
     };
-    if !encoded_slash {
+    if !ambiguous {
         return PathView::One(plain);
     }
+    PathView::Two(plain, resolve(&server_reading(path)))
+}
+
+/// `path` as a lenient server may read it before resolving dots: encoded
+/// slashes decoded, and each segment's path parameters (`;…`) stripped.
+fn server_reading(path: &str) -> String {
     let decoded = path
         .replace("%2F", "/")
         .replace("%2f", "/")
         .replace("%5C", "/")
         .replace("%5c", "/");
-    PathView::Two(plain, resolve(&decoded))
+    decoded
+        .split('/')
+        .map(|segment| segment.split_once(';').map_or(segment, |(s, _)| s))
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The path a request for `path` should go out with once it carries a
+/// credential: resolved as `url::Url` resolves it (`None` when it already
+/// is). The tower layer sends this, as reqwest sends its parsed URL, so that
+/// the server serves exactly the path that was routed.
+pub fn resolved_path(path: &str) -> Option<String> {
+    let (PathView::One(resolved) | PathView::Two(resolved, _)) = view(path);
+    match resolved {
+        Cow::Owned(p) => Some(p),
+        Cow::Borrowed(_) => None,
+    }
 }
 
 /// `path` with its dot segments removed, as `url::Url` resolves it (WHATWG
@@ -329,6 +357,29 @@ mod tests {
         // Both readings agree: routed.
         assert_eq!(route_raw("/a/x%2Fy"), Some(0));
         assert_eq!(route_raw("/a/x%2F..%2Fy"), Some(0));
+    }
+
+    #[test]
+    fn path_parameters_that_change_the_route_get_nothing() {
+        // Tomcat, Jetty and Spring strip `;…` before resolving dots.
+        for path in [
+            "/a/..;/b/secret",
+            "/a/..;x=1/b/secret",
+            "/a/%2e%2e;/b/secret",
+            "/a/.;/../admin",
+        ] {
+            assert_eq!(route_raw(path), None, "{path}");
+        }
+        assert_eq!(route_raw("/a/items;jsessionid=1"), Some(0));
+        assert_eq!(route_raw("/a/x;v=1/y"), Some(0));
+    }
+
+    #[test]
+    fn resolved_paths_for_sending() {
+        assert_eq!(resolved_path("/a/items"), None);
+        assert_eq!(resolved_path("/a/../b/x").as_deref(), Some("/b/x"));
+        assert_eq!(resolved_path("/a/%2e%2E/b/x").as_deref(), Some("/b/x"));
+        assert_eq!(resolved_path("/a/x%2Fy"), None);
     }
 
     #[test]

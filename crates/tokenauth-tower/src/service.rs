@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response, Uri};
-use tokenauth_core::route::Target;
+use tokenauth_core::route::{Target, resolved_path};
 use tokenauth_core::{Connection, NoAuth, TokenAuth};
 use tower_service::Service;
 
@@ -169,6 +169,11 @@ where
         .credential(connection.as_ref())
         .await
         .map_err(AuthError::Auth)?;
+    // The request was routed on its resolved path; send that path, as
+    // reqwest does, so the server serves exactly what was routed.
+    if let Some(path) = resolved_path(request.uri().path()) {
+        set_path(request.uri_mut(), &path).map_err(AuthError::Uri)?;
+    }
     // The copy for a retry is taken before the credential is attached.
     let retry = if provider.may_retry() {
         copy_request(&request, &clone_body)
@@ -199,6 +204,18 @@ where
         .await
         .map_err(AuthError::Inner)?;
     inner.call(retry).await.map_err(AuthError::Inner)
+}
+
+/// Replaces the path of `uri`, keeping its query.
+fn set_path(uri: &mut Uri, path: &str) -> Result<(), http::Error> {
+    let path_and_query = match uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_owned(),
+    };
+    let mut parts = std::mem::take(uri).into_parts();
+    parts.path_and_query = Some(http::uri::PathAndQuery::try_from(path_and_query)?);
+    *uri = Uri::from_parts(parts)?;
+    Ok(())
 }
 
 fn copy_request<B, C: CloneBody<B>>(request: &Request<B>, clone_body: &C) -> Option<Request<B>> {

@@ -590,11 +590,10 @@ impl tokenauth::store::TokenStore for SlowStore {
 /// it is not "outdated" and the 403 reaches the caller. Here the store's
 /// `save` takes 1.5 s and the API answers after 300 ms.
 ///
-/// FAILS on 496c007: the trigger request gets 403. A fix: when the rejected
-/// token is still the cached one but a renewal of it is in progress, wait
-/// for that renewal and retry with its result.
+/// Failed on 496c007 (the trigger request got 403). Now, when the rejected
+/// token is still the cached one but its renewal is in progress, the
+/// renewal is waited for and the request retried with its result.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "gap in 496c007: a 403 that arrives while the renewal is being stored reaches the caller; see the doc comment"]
 async fn token_replaced_while_its_renewal_is_being_stored_403_is_retried() {
     use std::sync::Arc;
     use std::sync::atomic::Ordering;

@@ -94,7 +94,10 @@ impl ProviderHandle<'_> {
     ///   longer the cached one (it was renewed while the request was in
     ///   flight; some servers revoke the old token the moment they issue the
     ///   new one): `Ok(Some(current))`, retry once with the current
-    ///   credential. Nothing is invalidated and nothing is fetched.
+    ///   credential. Nothing is invalidated and nothing is fetched. When the
+    ///   token is still the cached one but its renewal is running (the
+    ///   server may have issued the new token already), the renewal is
+    ///   waited for and its token used the same way.
     /// - Not a rejection ([`renews_on`](Self::renews_on) is false):
     ///   `Ok(None)`, return the response.
     /// - A rejection: the token is dropped (only if it is still the cached
@@ -119,6 +122,13 @@ impl ProviderHandle<'_> {
         {
             debug!(provider = self.id(), status, rejected = %credential.token_id(), current = %current.token_id(), "rejected token was already replaced; retrying once with the current one");
             return Ok(can_retry.then_some(current));
+        }
+        if can_retry
+            && let Some(Ok(renewed)) = self.in_flight(connection).await
+            && renewed.token_id() != credential.token_id()
+        {
+            debug!(provider = self.id(), status, rejected = %credential.token_id(), current = %renewed.token_id(), "rejected token was being replaced; retrying once with the new one");
+            return Ok(Some(renewed));
         }
         if !self.renews_on(status) {
             return Ok(None);

@@ -325,6 +325,23 @@ impl<'a> ProviderHandle<'a> {
         }
     }
 
+    /// The result of the token fetch in flight for `connection` (a renewal
+    /// or a first fetch), waited for; `None` when none is running. Starts
+    /// nothing.
+    pub(crate) async fn in_flight(
+        &self,
+        connection: Option<&Connection>,
+    ) -> Option<Result<Credential, Error>> {
+        let inner = &self.auth.inner;
+        let conn = match connection {
+            Some(c) => c,
+            None => inner.default_connection(self.index).ok()?,
+        };
+        let key: PendingKey = (self.index, conn.id_arc().clone());
+        let pending = lock(&inner.pending).get(&key).cloned()?;
+        Some(pending.await.map(|entry| Credential { entry }))
+    }
+
     /// Drops the cached token of `connection` if it is still the one
     /// `rejected` was made from, so that the next [`credential`] call fetches
     /// a new one. Returns whether it was dropped.

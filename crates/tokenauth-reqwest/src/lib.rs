@@ -217,7 +217,8 @@
 //! the same origin), the middleware withholds the response and returns
 //! [`Error::RedirectLeftScope`](tokenauth_core::Error::RedirectLeftScope),
 //! whose message says how to build the client. The credential has been sent
-//! by then: use `scoped_to`.
+//! by then, and a round trip (API -> elsewhere -> back into the API) cannot
+//! be seen at all, since reqwest keeps no redirect history: use `scoped_to`.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -415,7 +416,7 @@ fn check_scope(
         }
         Injection::Header { name, .. } => Some(format!("the `{name}` header")),
         Injection::Query { name, .. } => Some(format!(
-            "the query parameter `{name}`, in the Referer header"
+            "the query parameter `{name}`, which reqwest copies into the Referer header of the next hop"
         )),
         _ => None,
     };

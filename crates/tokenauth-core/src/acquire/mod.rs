@@ -108,6 +108,8 @@ struct Reply {
     status: StatusCode,
     body: Vec<u8>,
     retry_after: Option<Duration>,
+    /// The media type of `Content-Type`, sanitised (see [`media_type`]).
+    content_type: Option<String>,
 }
 
 /// Why a refresh failed.
@@ -270,12 +272,28 @@ impl Acquirer<'_> {
         })
     }
 
-    fn scrubber<'s>(&'s self, rt: Option<&'s SecretString>) -> Scrubber<'s> {
-        Scrubber::new(
+    /// The scrubber for errors about a `kind` request: it knows the
+    /// connection's secrets, the refresh token sent and the request's Basic
+    /// credentials (as they went on the wire, base64).
+    fn scrubber<'s>(&'s self, kind: RequestKind, rt: Option<&'s SecretString>) -> Scrubber<'s> {
+        let scrubber = Scrubber::new(
             self.conn
                 .secret_values(self.provider)
                 .chain(rt.map(|r| r.expose_secret())),
-        )
+        );
+        let basic = self
+            .request(kind)
+            .and_then(|r| r.basic.as_ref())
+            .and_then(|b| {
+                Some((
+                    self.render(&b.username, rt).ok()?,
+                    self.render(&b.password, rt).ok()?,
+                ))
+            });
+        match basic {
+            Some((user, pass)) => scrubber.with_basic(&user, &pass),
+            None => scrubber,
+        }
     }
 
     /// Turns a reply into a token, or a typed error.
@@ -292,35 +310,46 @@ impl Acquirer<'_> {
                 request: kind,
                 url,
                 status: reply.status.as_u16(),
-                body: self.scrubber(rt).excerpt(&reply.body),
+                body: self.scrubber(kind, rt).excerpt(&reply.body),
                 retry_after: reply.retry_after,
             });
         }
+        // A 2xx body that is not JSON is never quoted, not even scrubbed: it
+        // is the reply to a successful login, so it may well hold the new
+        // token in a shape the scrubber cannot recognise (XML, single-quoted
+        // "JSON"), and that token is known to no one yet.
         let json: Value = serde_json::from_slice(&reply.body).map_err(|e| Error::NotJson {
             provider: self.provider.id.clone(),
             request: kind,
             url,
             reason: json_reason(&e),
-            body: self.scrubber(rt).excerpt(&reply.body),
+            content_type: reply.content_type.clone(),
+            length: reply.body.len(),
         })?;
-        parse::parse_reply(self.provider, kind, &json, self.clock.now()).map_err(|mut e| {
+        let parsed = parse::parse_reply(self.provider, kind, &json, self.clock.now());
+        let parsed = parsed.map_err(|mut e| {
             // The reply's key names and expiry text go into the message: a
             // hostile or broken endpoint may echo a secret there.
             if let Error::MissingField { keys: text, .. }
             | Error::InvalidExpiry { reason: text, .. } = &mut e
             {
-                *text = self.scrubber(rt).scrub(text);
+                *text = self.scrubber(kind, rt).scrub(text);
             }
             e
-        })
+        })?;
+        Ok(parsed)
+    }
+
+    fn request(&self, kind: RequestKind) -> Option<&TokenRequest> {
+        match kind {
+            RequestKind::Refresh => self.provider.refresh.as_ref().map(|r| &r.request),
+            RequestKind::Login => self.provider.login.as_ref(),
+        }
     }
 
     fn url(&self, kind: RequestKind) -> String {
-        let req = match kind {
-            RequestKind::Refresh => self.provider.refresh.as_ref().map(|r| &r.request),
-            RequestKind::Login => self.provider.login.as_ref(),
-        };
-        req.map_or_else(String::new, |r| r.url.to_string())
+        self.request(kind)
+            .map_or_else(String::new, |r| r.url.to_string())
     }
 
     fn render(&self, t: &Template, rt: Option<&SecretString>) -> Result<String, Error> {
@@ -480,6 +509,10 @@ impl Acquirer<'_> {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| media_type(v.as_bytes()));
         let too_large = || Error::ResponseTooLarge {
             provider: self.provider.id.clone(),
             request: kind,
@@ -503,6 +536,7 @@ impl Acquirer<'_> {
             status,
             body,
             retry_after,
+            content_type,
         })
     }
 }
@@ -523,6 +557,27 @@ fn matches_on_error(on_error: &RefreshOnError, reply: &Reply) -> bool {
         }
         None => false,
     }
+}
+
+/// The longest media type an error message repeats.
+const MAX_MEDIA_TYPE: usize = 64;
+
+/// The media type (`type/subtype`, lower case, no parameters) of a
+/// `Content-Type` value, if it looks like one: the only part of a reply that
+/// goes into a [`Error::NotJson`]. Parameters are dropped (an endpoint can
+/// put anything there), and so is anything that is not made of the token
+/// characters of RFC 9110 or is longer than [`MAX_MEDIA_TYPE`].
+fn media_type(value: &[u8]) -> Option<String> {
+    let value = std::str::from_utf8(value).ok()?;
+    let essence = value.split(';').next()?.trim();
+    let (ty, sub) = essence.split_once('/')?;
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+    };
+    (token(ty) && token(sub) && essence.len() <= MAX_MEDIA_TYPE)
+        .then(|| essence.to_ascii_lowercase())
 }
 
 /// The JSON parser's complaint without any of the content.

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use reqwest_middleware::ClientWithMiddleware;
 use tokenauth::clock::ManualClock;
-use tokenauth::{Connection, Error, RequestKind, TokenAuth, auth_error};
+use tokenauth::{Connection, Error, Providers, RequestKind, TokenAuth, auth_error};
 use tokenauth_emulator::{Emulator, Provider, ReplyFault, StatusFault};
 
 use crate::helpers::*;
@@ -520,4 +520,79 @@ async fn recovery_once_the_endpoint_heals_without_restart() {
         assert_eq!(s.status(REOB_API, &reob()).await, 200);
     }
     assert_eq!(s.token_requests(Provider::Reobtimaal), 4, "cached again");
+}
+
+// ------------------------------------------------------------ lifetimes
+
+/// `expires_in: 1e-9` (or `0.001`) used to make every call log in again. The
+/// lifetime is raised to the 1 s floor: 200 calls on a clock that does not
+/// move make one login per provider; each raise is counted, and logged at
+/// WARN once per provider, without the token.
+#[tokio::test]
+async fn a_lifetime_below_the_floor_is_raised_counted_and_logged_once() {
+    const TOKEN: &str = "short-lived-token-5f2b";
+    let (_guard, logs) = capture_logs();
+    let endpoint = TokenEndpoint::start(EndpointReply::new(
+        200,
+        "application/json",
+        format!(r#"{{"access_token":"{TOKEN}","expires_in":1e-9}}"#),
+    ))
+    .await;
+    let milli = TokenEndpoint::start(EndpointReply::new(
+        200,
+        "application/json",
+        format!(r#"{{"access_token":"{TOKEN}","expires_in":0.001}}"#),
+    ))
+    .await;
+    let toml = endpoint_toml("nano", &endpoint, r#"expires_in = "/expires_in""#, "")
+        + &endpoint_toml("milli", &milli, r#"expires_in = "/expires_in""#, "");
+    let providers = Providers::from_toml("p.toml", &toml).unwrap_or_else(|e| panic!("{e}"));
+    let clock = Arc::new(ManualClock::new());
+    let auth = TokenAuth::builder(providers)
+        .clock(clock.clone())
+        .retries(0)
+        .build()
+        .unwrap();
+    let conn = Connection::new("c").with_secret("secret", "s3cr3t-floor");
+    for _ in 0..200 {
+        auth.credential("nano", Some(&conn)).await.unwrap();
+        auth.credential("milli", Some(&conn)).await.unwrap();
+    }
+    assert_eq!(
+        (endpoint.requests(), milli.requests()),
+        (1, 1),
+        "one login each"
+    );
+    let stats = auth.stats();
+    assert_eq!((stats.logins, stats.clamped_lifetimes), (2, 2), "{stats:?}");
+
+    // Past the floor each logs in again (clamped again), without a new WARN.
+    clock.advance(Duration::from_secs(2));
+    for _ in 0..200 {
+        auth.credential("nano", Some(&conn)).await.unwrap();
+        auth.credential("milli", Some(&conn)).await.unwrap();
+    }
+    assert_eq!((endpoint.requests(), milli.requests()), (2, 2));
+    assert_eq!(auth.stats().clamped_lifetimes, 4);
+
+    let logs = logs.text();
+    let warnings: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("lifetime shorter than the floor"))
+        .collect();
+    assert_eq!(warnings.len(), 2, "once per provider: {logs}");
+    assert!(
+        warnings[0].contains("provider=nano") && warnings[0].contains("value=1e-9"),
+        "{}",
+        warnings[0]
+    );
+    assert!(
+        warnings[1].contains("provider=milli") && warnings[1].contains("value=0.001"),
+        "{}",
+        warnings[1]
+    );
+    assert!(
+        !logs.contains(TOKEN),
+        "the token leaked into the log: {logs}"
+    );
 }

@@ -13,7 +13,11 @@
 //! - The reply is read in chunks and abandoned past 1 MiB; it must be JSON;
 //!   the token, refresh token and expiry are read with the `[response]`
 //!   pointers. Expiry precedence: `expires_at`, `expires_in`, JWT `exp`
-//!   (when `expiry.jwt_exp`), `ttl`.
+//!   (when `expiry.jwt_exp`), `ttl`. A lifetime shorter than one second is
+//!   raised to that floor (so no reply can turn the cache into a login per
+//!   call), counted in `Stats::clamped_lifetimes` and logged at WARN once
+//!   per provider; a token expired on arrival is an error. Times are
+//!   computed with checked arithmetic: an overflow is an `InvalidExpiry`.
 //! - Refresh tokens: a held refresh token (from the [`TokenStore`]) is used
 //!   before logging in. When the refresh fails the way `refresh.on_error`
 //!   describes, the store is read again (another worker may have rotated
@@ -83,6 +87,10 @@ pub(crate) trait Counters: Sync {
     fn token_request(&self);
     fn login(&self);
     fn refresh(&self);
+    /// A reply's token lifetime was raised to [`parse::MIN_LIFETIME`]. Returns true
+    /// the first time this happens for `provider` in this engine (the caller
+    /// then logs it at WARN).
+    fn clamped_lifetime(&self, provider: &str) -> bool;
 }
 
 /// A token, acquired.
@@ -337,7 +345,27 @@ impl Acquirer<'_> {
             }
             e
         })?;
+        if let Some(clamp) = &parsed.clamped {
+            self.clamped(kind, clamp);
+        }
         Ok(parsed)
+    }
+
+    /// Counts a lifetime raised to [`parse::MIN_LIFETIME`]; warns the first
+    /// time it happens for the provider.
+    fn clamped(&self, kind: RequestKind, clamp: &parse::Clamped) {
+        if self.counters.clamped_lifetime(&self.provider.id) {
+            warn!(
+                provider = %self.provider.id,
+                request = %kind,
+                source = clamp.source,
+                value = %clamp.value,
+                floor_ms = parse::MIN_LIFETIME.as_millis() as u64,
+                "the token reply gave a lifetime shorter than the floor; using the floor instead, so that the cache does not turn into a login per call (logged once per provider)"
+            );
+        } else {
+            debug!(provider = %self.provider.id, request = %kind, source = clamp.source, value = %clamp.value, "token lifetime raised to the floor");
+        }
     }
 
     fn request(&self, kind: RequestKind) -> Option<&TokenRequest> {

@@ -240,6 +240,76 @@ async fn rate_limited_429_retry_after_beyond_the_cap_backs_off_on_the_clock() {
     assert_eq!(s.token_requests(Provider::Reobtimaal), 2);
 }
 
+/// A `Retry-After` in either form, from a loopback endpoint, against an
+/// engine whose clock stands in 2033 (an HTTP-date is read against the
+/// engine's clock, not the machine's): 30 s beyond the in-acquisition cap, so
+/// the engine backs off 30 s on its clock.
+#[tokio::test]
+async fn rate_limited_429_retry_after_in_either_form_backs_off_on_the_engine_clock() {
+    // 2_000_000_000 s after the epoch is Wed, 18 May 2033 03:33:20 GMT.
+    let start = std::time::UNIX_EPOCH + Duration::from_secs(2_000_000_000);
+    for value in ["30", "Wed, 18 May 2033 03:33:50 GMT"] {
+        let endpoint = TokenEndpoint::start(
+            EndpointReply::new(429, "application/json", r#"{"error":"slow_down"}"#)
+                .header("retry-after", value),
+        )
+        .await;
+        let clock = Arc::new(ManualClock::at(start));
+        let auth = loopback_engine(&endpoint, clock.clone());
+        let conn = Connection::new("c").with_secret("secret", "s3cr3t-429");
+        let err = auth.credential("limited", Some(&conn)).await.unwrap_err();
+        assert!(matches!(err, Error::Status { status: 429, .. }), "{err:?}");
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(30)), "{value}");
+        assert_eq!(
+            endpoint.requests(),
+            1,
+            "{value}: beyond the cap, not retried inside"
+        );
+        clock.advance(Duration::from_secs(29));
+        auth.credential("limited", Some(&conn)).await.unwrap_err();
+        assert_eq!(endpoint.requests(), 1, "{value}: nothing sent within 30 s");
+        endpoint.set(EndpointReply::new(
+            200,
+            "application/json",
+            r#"{"access_token":"after-the-wait","expires_in":3600}"#,
+        ));
+        clock.advance(Duration::from_secs(2));
+        auth.credential("limited", Some(&conn)).await.unwrap();
+        assert_eq!(endpoint.requests(), 2, "{value}: tried again after 30 s");
+    }
+}
+
+/// An HTTP-date in the past means "now": retried inside the acquisition like
+/// a 429 without a wait, and reported as a zero `Retry-After`.
+#[tokio::test]
+async fn rate_limited_429_retry_after_date_in_the_past_means_now() {
+    let endpoint = TokenEndpoint::start(
+        EndpointReply::new(429, "application/json", r#"{"error":"slow_down"}"#)
+            .header("retry-after", "Sun, 06 Nov 1994 08:49:37 GMT"),
+    )
+    .await;
+    let auth = loopback_engine(&endpoint, Arc::new(ManualClock::new()));
+    let conn = Connection::new("c").with_secret("secret", "s3cr3t-429");
+    let err = auth.credential("limited", Some(&conn)).await.unwrap_err();
+    assert_eq!(err.retry_after(), Some(Duration::ZERO), "{err:?}");
+    assert_eq!(endpoint.requests(), 3, "1 + 2 retries");
+}
+
+/// An engine with provider `limited` logging in at `endpoint`: two retries
+/// backed off 1 ms doubling to 20 ms, failures 1 s doubling to 60 s on
+/// `clock`.
+fn loopback_engine(endpoint: &TokenEndpoint, clock: Arc<ManualClock>) -> TokenAuth {
+    let toml = endpoint_toml("limited", endpoint, r#"expires_in = "/expires_in""#, "");
+    let providers = Providers::from_toml("p.toml", &toml).unwrap_or_else(|e| panic!("{e}"));
+    TokenAuth::builder(providers)
+        .clock(clock)
+        .retries(2)
+        .retry_backoff(Duration::from_millis(1), Duration::from_millis(20))
+        .failure_backoff(Duration::from_secs(1), Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
 // ------------------------------------------------------------ transport
 
 #[tokio::test]

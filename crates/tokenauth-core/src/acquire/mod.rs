@@ -9,7 +9,9 @@
 //! - 5xx, 429 and transport failures are retried a bounded number of times
 //!   with exponential backoff and jitter; a `Retry-After` is honoured when it
 //!   is short enough, otherwise the error is returned at once (and the engine
-//!   backs off for that long).
+//!   backs off for that long). Both of its forms are read: seconds, and an
+//!   HTTP-date, taken relative to the engine's clock (a date in the past
+//!   means now).
 //! - The reply is read in chunks and abandoned past 1 MiB; it must be JSON;
 //!   the token, refresh token and expiry are read with the `[response]`
 //!   pointers. Expiry precedence: `expires_at`, `expires_in`, JWT `exp`
@@ -534,9 +536,7 @@ impl Acquirer<'_> {
         let retry_after = response
             .headers()
             .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(|v| retry_after(v.as_bytes(), self.clock.now()));
         let content_type = response
             .headers()
             .get(CONTENT_TYPE)
@@ -585,6 +585,18 @@ fn matches_on_error(on_error: &RefreshOnError, reply: &Reply) -> bool {
         }
         None => false,
     }
+}
+
+/// A `Retry-After` value: delay-seconds, or an HTTP-date (RFC 9110, any of
+/// its three formats) taken relative to `now`, the engine's clock; a date in
+/// the past means "now" (zero). `None` when it is neither.
+fn retry_after(value: &[u8], now: SystemTime) -> Option<Duration> {
+    let value = std::str::from_utf8(value).ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// The longest media type an error message repeats.
@@ -642,6 +654,66 @@ pub(crate) fn encode_body(format: BodyFormat, fields: &[(&str, String)]) -> (&'s
             }
             body.push('}');
             ("application/json", body)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_in_both_forms() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_780_000_000);
+        let date = |d: SystemTime| httpdate::fmt_http_date(d);
+        assert_eq!(retry_after(b" 120 ", now), Some(Duration::from_secs(120)));
+        let later = now + Duration::from_secs(90);
+        assert_eq!(
+            retry_after(date(later).as_bytes(), now),
+            Some(Duration::from_secs(90))
+        );
+        // The obsolete formats too (RFC 850, asctime).
+        let rfc850 = "Thursday, 28-May-26 20:28:10 GMT";
+        let asctime = "Thu May 28 20:28:10 2026";
+        assert_eq!(httpdate::parse_http_date(rfc850).ok(), Some(later));
+        assert_eq!(
+            retry_after(rfc850.as_bytes(), now),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(
+            retry_after(asctime.as_bytes(), now),
+            Some(Duration::from_secs(90))
+        );
+        // In the past: now.
+        let earlier = now - Duration::from_secs(3600);
+        assert_eq!(
+            retry_after(date(earlier).as_bytes(), now),
+            Some(Duration::ZERO)
+        );
+        for junk in [&b"soon"[..], b"-5", b"1.5", b"\xff\xfe", b""] {
+            assert_eq!(retry_after(junk, now), None);
+        }
+    }
+
+    #[test]
+    fn media_types_are_sanitised() {
+        assert_eq!(
+            media_type(b"Application/XML; charset=utf-8").as_deref(),
+            Some("application/xml")
+        );
+        assert_eq!(
+            media_type(b"text/plain;token=abc").as_deref(),
+            Some("text/plain")
+        );
+        for bad in [
+            &b"token-without-slash"[..],
+            b"a/b c",
+            b"a/b\"c",
+            b"/json",
+            b"\xff/x",
+            "x/".repeat(40).as_bytes(),
+        ] {
+            assert_eq!(media_type(bad), None, "{bad:?}");
         }
     }
 }

@@ -4,7 +4,7 @@
 //! - **Known secrets** (the connection's secret inputs, the refresh token
 //!   sent, the base64 of the request's Basic credentials) are removed in any
 //!   encoding an endpoint may echo them in: the text is searched as it is and
-//!   through its decoded [views](views) (percent escapes with `+` as a space
+//!   through its decoded [`views`] (percent escapes with `+` as a space
 //!   or not, HTML character references, JSON/JavaScript backslash escapes,
 //!   and each of these decoded once more), and every range of the original
 //!   text a secret was found in is redacted whole.

@@ -159,30 +159,31 @@ fn occurrences<'h>(hay: &'h [u8], needle: &'h [u8]) -> impl Iterator<Item = usiz
         .map(|(i, _)| i)
 }
 
-/// `text` with each of `ranges` (merged where they overlap or touch, widened
-/// to character boundaries) replaced by [`REDACTED`].
+/// `text` with each of `ranges` (widened to character boundaries, merged
+/// where they overlap or touch) replaced by [`REDACTED`].
 fn redact(text: &str, mut ranges: Vec<Range<usize>>) -> String {
     if ranges.is_empty() {
         return text.to_owned();
+    }
+    for r in &mut ranges {
+        while !text.is_char_boundary(r.start) {
+            r.start -= 1;
+        }
+        while !text.is_char_boundary(r.end) {
+            r.end += 1;
+        }
     }
     ranges.sort_by_key(|r| r.start);
     let mut out = String::with_capacity(text.len());
     let mut copied = 0;
     let mut i = 0;
     while i < ranges.len() {
-        let mut start = ranges[i].start;
+        let start = ranges[i].start;
         let mut end = ranges[i].end;
         i += 1;
         while i < ranges.len() && ranges[i].start <= end {
             end = end.max(ranges[i].end);
             i += 1;
-        }
-        start = start.max(copied);
-        while !text.is_char_boundary(start) {
-            start -= 1;
-        }
-        while !text.is_char_boundary(end) {
-            end += 1;
         }
         out.push_str(&text[copied..start]);
         out.push_str(REDACTED);
@@ -430,6 +431,10 @@ mod tests {
             "[redacted] [redacted] [redacted]"
         );
         assert_eq!(Scrubber::new([]).scrub("%41&amp;"), "%41&amp;");
+        // Ranges that end inside a character are widened to it, and ranges
+        // inside a widened one add nothing.
+        assert_eq!(redact("aéb", vec![1..2, 2..3]), "a[redacted]b");
+        assert_eq!(redact("aébc", vec![3..4, 1..2]), "a[redacted]c");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use reqwest_middleware::ClientWithMiddleware;
 use tokenauth::clock::ManualClock;
-use tokenauth::{Connection, Error, RequestKind, TokenAuth, auth_error};
+use tokenauth::{Connection, Error, Providers, RequestKind, TokenAuth, auth_error};
 use tokenauth_emulator::{Emulator, Provider, ReplyFault, StatusFault};
 
 use crate::helpers::*;
@@ -238,6 +238,76 @@ async fn rate_limited_429_retry_after_beyond_the_cap_backs_off_on_the_clock() {
     s.clock.advance(Duration::from_secs(2));
     assert_eq!(s.status(REOB_API, &reob()).await, 200, "capped at 60 s");
     assert_eq!(s.token_requests(Provider::Reobtimaal), 2);
+}
+
+/// A `Retry-After` in either form, from a loopback endpoint, against an
+/// engine whose clock stands in 2033 (an HTTP-date is read against the
+/// engine's clock, not the machine's): 30 s beyond the in-acquisition cap, so
+/// the engine backs off 30 s on its clock.
+#[tokio::test]
+async fn rate_limited_429_retry_after_in_either_form_backs_off_on_the_engine_clock() {
+    // 2_000_000_000 s after the epoch is Wed, 18 May 2033 03:33:20 GMT.
+    let start = std::time::UNIX_EPOCH + Duration::from_secs(2_000_000_000);
+    for value in ["30", "Wed, 18 May 2033 03:33:50 GMT"] {
+        let endpoint = TokenEndpoint::start(
+            EndpointReply::new(429, "application/json", r#"{"error":"slow_down"}"#)
+                .header("retry-after", value),
+        )
+        .await;
+        let clock = Arc::new(ManualClock::at(start));
+        let auth = loopback_engine(&endpoint, clock.clone());
+        let conn = Connection::new("c").with_secret("secret", "s3cr3t-429");
+        let err = auth.credential("limited", Some(&conn)).await.unwrap_err();
+        assert!(matches!(err, Error::Status { status: 429, .. }), "{err:?}");
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(30)), "{value}");
+        assert_eq!(
+            endpoint.requests(),
+            1,
+            "{value}: beyond the cap, not retried inside"
+        );
+        clock.advance(Duration::from_secs(29));
+        auth.credential("limited", Some(&conn)).await.unwrap_err();
+        assert_eq!(endpoint.requests(), 1, "{value}: nothing sent within 30 s");
+        endpoint.set(EndpointReply::new(
+            200,
+            "application/json",
+            r#"{"access_token":"after-the-wait","expires_in":3600}"#,
+        ));
+        clock.advance(Duration::from_secs(2));
+        auth.credential("limited", Some(&conn)).await.unwrap();
+        assert_eq!(endpoint.requests(), 2, "{value}: tried again after 30 s");
+    }
+}
+
+/// An HTTP-date in the past means "now": retried inside the acquisition like
+/// a 429 without a wait, and reported as a zero `Retry-After`.
+#[tokio::test]
+async fn rate_limited_429_retry_after_date_in_the_past_means_now() {
+    let endpoint = TokenEndpoint::start(
+        EndpointReply::new(429, "application/json", r#"{"error":"slow_down"}"#)
+            .header("retry-after", "Sun, 06 Nov 1994 08:49:37 GMT"),
+    )
+    .await;
+    let auth = loopback_engine(&endpoint, Arc::new(ManualClock::new()));
+    let conn = Connection::new("c").with_secret("secret", "s3cr3t-429");
+    let err = auth.credential("limited", Some(&conn)).await.unwrap_err();
+    assert_eq!(err.retry_after(), Some(Duration::ZERO), "{err:?}");
+    assert_eq!(endpoint.requests(), 3, "1 + 2 retries");
+}
+
+/// An engine with provider `limited` logging in at `endpoint`: two retries
+/// backed off 1 ms doubling to 20 ms, failures 1 s doubling to 60 s on
+/// `clock`.
+fn loopback_engine(endpoint: &TokenEndpoint, clock: Arc<ManualClock>) -> TokenAuth {
+    let toml = endpoint_toml("limited", endpoint, r#"expires_in = "/expires_in""#, "");
+    let providers = Providers::from_toml("p.toml", &toml).unwrap_or_else(|e| panic!("{e}"));
+    TokenAuth::builder(providers)
+        .clock(clock)
+        .retries(2)
+        .retry_backoff(Duration::from_millis(1), Duration::from_millis(20))
+        .failure_backoff(Duration::from_secs(1), Duration::from_secs(60))
+        .build()
+        .unwrap()
 }
 
 // ------------------------------------------------------------ transport
@@ -520,4 +590,79 @@ async fn recovery_once_the_endpoint_heals_without_restart() {
         assert_eq!(s.status(REOB_API, &reob()).await, 200);
     }
     assert_eq!(s.token_requests(Provider::Reobtimaal), 4, "cached again");
+}
+
+// ------------------------------------------------------------ lifetimes
+
+/// `expires_in: 1e-9` (or `0.001`) used to make every call log in again. The
+/// lifetime is raised to the 1 s floor: 200 calls on a clock that does not
+/// move make one login per provider; each raise is counted, and logged at
+/// WARN once per provider, without the token.
+#[tokio::test]
+async fn a_lifetime_below_the_floor_is_raised_counted_and_logged_once() {
+    const TOKEN: &str = "short-lived-token-5f2b";
+    let (_guard, logs) = capture_logs();
+    let endpoint = TokenEndpoint::start(EndpointReply::new(
+        200,
+        "application/json",
+        format!(r#"{{"access_token":"{TOKEN}","expires_in":1e-9}}"#),
+    ))
+    .await;
+    let milli = TokenEndpoint::start(EndpointReply::new(
+        200,
+        "application/json",
+        format!(r#"{{"access_token":"{TOKEN}","expires_in":0.001}}"#),
+    ))
+    .await;
+    let toml = endpoint_toml("nano", &endpoint, r#"expires_in = "/expires_in""#, "")
+        + &endpoint_toml("milli", &milli, r#"expires_in = "/expires_in""#, "");
+    let providers = Providers::from_toml("p.toml", &toml).unwrap_or_else(|e| panic!("{e}"));
+    let clock = Arc::new(ManualClock::new());
+    let auth = TokenAuth::builder(providers)
+        .clock(clock.clone())
+        .retries(0)
+        .build()
+        .unwrap();
+    let conn = Connection::new("c").with_secret("secret", "s3cr3t-floor");
+    for _ in 0..200 {
+        auth.credential("nano", Some(&conn)).await.unwrap();
+        auth.credential("milli", Some(&conn)).await.unwrap();
+    }
+    assert_eq!(
+        (endpoint.requests(), milli.requests()),
+        (1, 1),
+        "one login each"
+    );
+    let stats = auth.stats();
+    assert_eq!((stats.logins, stats.clamped_lifetimes), (2, 2), "{stats:?}");
+
+    // Past the floor each logs in again (clamped again), without a new WARN.
+    clock.advance(Duration::from_secs(2));
+    for _ in 0..200 {
+        auth.credential("nano", Some(&conn)).await.unwrap();
+        auth.credential("milli", Some(&conn)).await.unwrap();
+    }
+    assert_eq!((endpoint.requests(), milli.requests()), (2, 2));
+    assert_eq!(auth.stats().clamped_lifetimes, 4);
+
+    let logs = logs.text();
+    let warnings: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("lifetime shorter than the floor"))
+        .collect();
+    assert_eq!(warnings.len(), 2, "once per provider: {logs}");
+    assert!(
+        warnings[0].contains("provider=nano") && warnings[0].contains("value=1e-9"),
+        "{}",
+        warnings[0]
+    );
+    assert!(
+        warnings[1].contains("provider=milli") && warnings[1].contains("value=0.001"),
+        "{}",
+        warnings[1]
+    );
+    assert!(
+        !logs.contains(TOKEN),
+        "the token leaked into the log: {logs}"
+    );
 }

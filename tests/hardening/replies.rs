@@ -410,3 +410,153 @@ fn arbitrary_bytes_never_panic_or_hang() {
         })
         .unwrap();
 }
+
+// ------------------------------------------------------------ 2xx, not JSON
+
+/// A live token in a successful reply the engine cannot read (XML, Python's
+/// single-quoted "JSON"): the error names the content type and the size and
+/// quotes nothing, and neither it nor the TRACE log shows the token.
+#[tokio::test]
+async fn a_2xx_reply_that_is_not_json_is_never_quoted() {
+    use crate::helpers::{EndpointReply, TokenEndpoint, capture_logs, endpoint_toml};
+
+    const TOKEN: &str = "live-access-token-7c9e6679";
+    let xml = format!(
+        "<?xml version=\"1.0\"?><token><access_token>{TOKEN}</access_token><expires_in>3600</expires_in></token>"
+    );
+    let python = format!("{{'access_token': '{TOKEN}', 'expires_in': 3600}}");
+    let cases = [
+        (
+            EndpointReply::new(200, "application/xml; charset=utf-8", xml.clone()),
+            "it is `application/xml`",
+            xml.len(),
+        ),
+        (
+            EndpointReply::new(200, "application/json", python.clone()),
+            "it is `application/json`",
+            python.len(),
+        ),
+        (
+            // A content type carrying the token: only a well-formed media
+            // type (no parameters) is repeated.
+            EndpointReply::new(201, &format!("text/plain; token={TOKEN}"), python.clone()),
+            "it is `text/plain`",
+            python.len(),
+        ),
+        (
+            EndpointReply::new(200, TOKEN, python.clone()),
+            "it has no usable Content-Type",
+            python.len(),
+        ),
+    ];
+    let (_guard, logs) = capture_logs();
+    let endpoint = TokenEndpoint::start(cases[0].0.clone()).await;
+    let providers = Providers::from_toml(
+        "p.toml",
+        &endpoint_toml("xml", &endpoint, r#"expires_in = "/expires_in""#, ""),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let auth = TokenAuth::builder(providers).retries(0).build().unwrap();
+    for (n, (reply, what, length)) in cases.into_iter().enumerate() {
+        endpoint.set(reply);
+        let conn = Connection::new(format!("c{n}")).with_secret("secret", SECRET);
+        let err = auth.credential("xml", Some(&conn)).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::NotJson { length: l, .. } if *l == length),
+            "{err:?}"
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.contains(what) && msg.contains(&format!("{length} bytes")),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("check that login.url points at the token endpoint"),
+            "{msg}"
+        );
+        for text in [msg, format!("{err:?}"), format!("{err:#?}")] {
+            assert!(!text.contains(TOKEN), "the token leaked into {text}");
+            assert!(!text.contains(SECRET), "the secret leaked into {text}");
+        }
+    }
+    let logs = logs.text();
+    assert_eq!(
+        logs.matches("token acquisition failed").count(),
+        4,
+        "every failure was logged (at WARN): {logs}"
+    );
+    assert!(
+        !logs.contains(TOKEN),
+        "the token leaked into the log: {logs}"
+    );
+    assert!(
+        !logs.contains(SECRET),
+        "the secret leaked into the log: {logs}"
+    );
+}
+
+/// A rejection that echoes the client's credentials as sent (the Basic
+/// header's base64) and the secret input in other encodings: the excerpt in
+/// the error, and the log, show none of them.
+#[tokio::test]
+async fn an_error_reply_echoing_credentials_in_any_encoding_is_scrubbed() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+
+    use crate::helpers::{EndpointReply, TokenEndpoint, capture_logs};
+
+    // `?>` and spaces: the encodings differ from the raw value and each other.
+    const PASS: &str = "p?> ss*w&rd";
+    let basic = STANDARD.encode(format!("client-1:{PASS}"));
+    let url_safe = URL_SAFE_NO_PAD.encode(format!("client-1:{PASS}"));
+    let echoes = [
+        format!("Authorization: Basic {basic}"),
+        format!("credentials {url_safe} rejected"),
+        "password=p%3f%3e%20ss%2aw%26rd".to_owned(),
+        "<b>p?&gt; ss*w&amp;rd</b>".to_owned(),
+        "p&#x3F;&#62;&#32;ss&ast;w&#38;rd".to_owned(),
+    ];
+    let (_guard, logs) = capture_logs();
+    let endpoint = TokenEndpoint::start(EndpointReply::new(401, "text/plain", "")).await;
+    let toml = format!(
+        r#"
+[providers.basic]
+api = ["{api}"]
+inputs.secret = {{ env = "TOKENAUTH_TEST_NEVER_SET", secret = true }}
+login = {{ url = "{login}", basic = {{ username = "client-1", password = "{{{{ inputs.secret }}}}" }}, fields = {{ grant_type = "client_credentials" }} }}
+expiry.ttl = "1h"
+inject = {{ header = "Authorization", value = "Bearer {{{{ token.access }}}}" }}
+"#,
+        api = endpoint.url("/api/"),
+        login = endpoint.url("/token"),
+    );
+    let providers = Providers::from_toml("p.toml", &toml).unwrap_or_else(|e| panic!("{e}"));
+    let auth = TokenAuth::builder(providers).retries(0).build().unwrap();
+    for (n, echo) in echoes.iter().enumerate() {
+        endpoint.set(EndpointReply::new(
+            401,
+            "text/plain",
+            format!("invalid_client: {echo} (try again)"),
+        ));
+        let conn = Connection::new(format!("c{n}")).with_secret("secret", PASS);
+        let err = auth.credential("basic", Some(&conn)).await.unwrap_err();
+        assert!(matches!(err, Error::Status { status: 401, .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("invalid_client") && msg.contains("[redacted]"),
+            "{msg}"
+        );
+        for text in [msg, format!("{err:?}")] {
+            for secret in [PASS, &basic, &url_safe, "ss*w", "ss%2aw", "ss&ast;w"] {
+                assert!(!text.contains(secret), "{secret} leaked into {text}");
+            }
+        }
+    }
+    let logs = logs.text();
+    for secret in [PASS, &basic, &url_safe, "ss*w", "ss%2aw", "ss&ast;w"] {
+        assert!(
+            !logs.contains(secret),
+            "{secret} leaked into the log: {logs}"
+        );
+    }
+}

@@ -647,3 +647,155 @@ pub async fn outdated_token_scenario(
 
 /// A REOBtimaal URL the demo user has no right to (403).
 pub const REOB_FORBIDDEN: &str = "https://api.reobtimaal-diensten.nl/api/v1/beheer/gebruikers";
+
+// ------------------------------------------------------------ token endpoint
+
+/// What [`TokenEndpoint`] answers: status, headers, body.
+#[derive(Clone, Debug)]
+pub struct EndpointReply {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+impl EndpointReply {
+    /// A reply with `status`, a `content-type` and `body`.
+    pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> EndpointReply {
+        EndpointReply {
+            status,
+            headers: vec![("content-type", content_type.to_owned())],
+            body: body.into(),
+        }
+    }
+
+    /// The same with one more header.
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> EndpointReply {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+/// A loopback token endpoint (plain HTTP on 127.0.0.1, port 0) that gives
+/// every request the reply last [`set`](TokenEndpoint::set), and counts the
+/// requests.
+pub struct TokenEndpoint {
+    pub addr: SocketAddr,
+    reply: Arc<Mutex<EndpointReply>>,
+    requests: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl TokenEndpoint {
+    pub async fn start(reply: EndpointReply) -> TokenEndpoint {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().unwrap();
+        let reply = Arc::new(Mutex::new(reply));
+        let requests: Arc<std::sync::atomic::AtomicU64> = Arc::default();
+        let (r, n) = (reply.clone(), requests.clone());
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (r, n) = (r.clone(), n.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |_req| {
+                        n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let EndpointReply {
+                            status,
+                            headers,
+                            body,
+                        } = r.lock().unwrap().clone();
+                        let mut response = http::Response::new(Full::new(Bytes::from(body)));
+                        *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+                        for (name, value) in headers {
+                            response
+                                .headers_mut()
+                                .append(name, value.parse().expect("header value"));
+                        }
+                        std::future::ready(Ok::<_, Infallible>(response))
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        TokenEndpoint {
+            addr,
+            reply,
+            requests,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn set(&self, reply: EndpointReply) {
+        *self.reply.lock().unwrap() = reply;
+    }
+
+    /// Requests received so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A provider `id` that logs in at `endpoint` (a form with the secret input
+/// `secret`), with `response` (TOML, e.g. `expires_in = "/expires_in"`) and
+/// `expiry` (e.g. `ttl = "1h"`).
+pub fn endpoint_toml(id: &str, endpoint: &TokenEndpoint, response: &str, expiry: &str) -> String {
+    format!(
+        r#"
+[providers.{id}]
+api = ["{api}"]
+inputs.secret = {{ env = "TOKENAUTH_TEST_NEVER_SET", secret = true }}
+login = {{ url = "{login}", timeout = "5s", fields = {{ grant_type = "client_credentials", client_secret = "{{{{ inputs.secret }}}}" }} }}
+response = {{ access_token = "/access_token", {response} }}
+expiry = {{ {expiry} }}
+inject = {{ header = "Authorization", value = "Bearer {{{{ token.access }}}}" }}
+"#,
+        api = endpoint.url(&format!("/api/{id}/")),
+        login = endpoint.url(&format!("/token/{id}")),
+    )
+}
+
+/// Log lines captured by [`capture_logs`].
+#[derive(Clone, Default)]
+pub struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Logs {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl io::Write for Logs {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+    type Writer = Logs;
+    fn make_writer(&'a self) -> Logs {
+        self.clone()
+    }
+}
+
+/// Captures everything logged at TRACE and above on this thread while the
+/// guard lives (use it in a current-thread runtime, where the engine's
+/// tasks run on the test's thread too).
+pub fn capture_logs() -> (tracing::subscriber::DefaultGuard, Logs) {
+    let logs = Logs::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .finish();
+    (tracing::subscriber::set_default(subscriber), logs)
+}

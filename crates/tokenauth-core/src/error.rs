@@ -139,10 +139,13 @@ pub enum Error {
         limit: usize,
     },
 
-    /// The reply body is not JSON.
-    #[error(
-        "provider `{provider}`: the {request} reply from {url} is not JSON ({reason}); it starts with: {body}"
-    )]
+    /// The body of a successful (2xx) reply is not JSON.
+    ///
+    /// The body is never quoted, not even scrubbed: a successful login reply
+    /// holds the new token, in whatever shape (XML, single-quoted JSON) the
+    /// endpoint chose, and no scrubber can know it. The message says the
+    /// reply's media type and size instead.
+    #[error("{}", not_json_message(provider, *request, url, reason, content_type.as_deref(), *length))]
     NotJson {
         /// The provider id.
         provider: String,
@@ -152,8 +155,11 @@ pub enum Error {
         url: String,
         /// What the JSON parser said (position and kind, no content).
         reason: String,
-        /// The start of the body, with secrets removed.
-        body: String,
+        /// The media type of the reply's `Content-Type` (`type/subtype`,
+        /// lower case, without parameters), when it had a well-formed one.
+        content_type: Option<String>,
+        /// The size of the body in bytes.
+        length: usize,
     },
 
     /// The reply has nothing at the configured pointer.
@@ -349,6 +355,24 @@ fn missing_input_message(
             "provider `{provider}`, connection `{connection}`: input `{input}` has no value: supply it with Connection::with_input(\"{input}\", ...) (or with_secret), or give the input an `env` or `default` in the description"
         ),
     }
+}
+
+fn not_json_message(
+    provider: &str,
+    request: RequestKind,
+    url: &str,
+    reason: &str,
+    content_type: Option<&str>,
+    length: usize,
+) -> String {
+    let unit = if length == 1 { "byte" } else { "bytes" };
+    let what = match content_type {
+        Some(t) => format!("it is `{t}`, {length} {unit}"),
+        None => format!("it has no usable Content-Type and is {length} {unit}"),
+    };
+    format!(
+        "provider `{provider}`: the {request} reply from {url} is not JSON ({reason}): {what} (not shown: it may hold a token): check that {request}.url points at the token endpoint, and that the endpoint is asked for JSON"
+    )
 }
 
 fn status_message(

@@ -9,11 +9,17 @@
 //! - 5xx, 429 and transport failures are retried a bounded number of times
 //!   with exponential backoff and jitter; a `Retry-After` is honoured when it
 //!   is short enough, otherwise the error is returned at once (and the engine
-//!   backs off for that long).
+//!   backs off for that long). Both of its forms are read: seconds, and an
+//!   HTTP-date, taken relative to the engine's clock (a date in the past
+//!   means now).
 //! - The reply is read in chunks and abandoned past 1 MiB; it must be JSON;
 //!   the token, refresh token and expiry are read with the `[response]`
 //!   pointers. Expiry precedence: `expires_at`, `expires_in`, JWT `exp`
-//!   (when `expiry.jwt_exp`), `ttl`.
+//!   (when `expiry.jwt_exp`), `ttl`. A lifetime shorter than one second is
+//!   raised to that floor (so no reply can turn the cache into a login per
+//!   call), counted in `Stats::clamped_lifetimes` and logged at WARN once
+//!   per provider; a token expired on arrival is an error. Times are
+//!   computed with checked arithmetic: an overflow is an `InvalidExpiry`.
 //! - Refresh tokens: a held refresh token (from the [`TokenStore`]) is used
 //!   before logging in. When the refresh fails the way `refresh.on_error`
 //!   describes, the store is read again (another worker may have rotated
@@ -83,6 +89,10 @@ pub(crate) trait Counters: Sync {
     fn token_request(&self);
     fn login(&self);
     fn refresh(&self);
+    /// A reply's token lifetime was raised to [`parse::MIN_LIFETIME`]. Returns true
+    /// the first time this happens for `provider` in this engine (the caller
+    /// then logs it at WARN).
+    fn clamped_lifetime(&self, provider: &str) -> bool;
 }
 
 /// A token, acquired.
@@ -108,6 +118,8 @@ struct Reply {
     status: StatusCode,
     body: Vec<u8>,
     retry_after: Option<Duration>,
+    /// The media type of `Content-Type`, sanitised (see [`media_type`]).
+    content_type: Option<String>,
 }
 
 /// Why a refresh failed.
@@ -270,12 +282,28 @@ impl Acquirer<'_> {
         })
     }
 
-    fn scrubber<'s>(&'s self, rt: Option<&'s SecretString>) -> Scrubber<'s> {
-        Scrubber::new(
+    /// The scrubber for errors about a `kind` request: it knows the
+    /// connection's secrets, the refresh token sent and the request's Basic
+    /// credentials (as they went on the wire, base64).
+    fn scrubber<'s>(&'s self, kind: RequestKind, rt: Option<&'s SecretString>) -> Scrubber<'s> {
+        let scrubber = Scrubber::new(
             self.conn
                 .secret_values(self.provider)
                 .chain(rt.map(|r| r.expose_secret())),
-        )
+        );
+        let basic = self
+            .request(kind)
+            .and_then(|r| r.basic.as_ref())
+            .and_then(|b| {
+                Some((
+                    self.render(&b.username, rt).ok()?,
+                    self.render(&b.password, rt).ok()?,
+                ))
+            });
+        match basic {
+            Some((user, pass)) => scrubber.with_basic(&user, &pass),
+            None => scrubber,
+        }
     }
 
     /// Turns a reply into a token, or a typed error.
@@ -292,35 +320,66 @@ impl Acquirer<'_> {
                 request: kind,
                 url,
                 status: reply.status.as_u16(),
-                body: self.scrubber(rt).excerpt(&reply.body),
+                body: self.scrubber(kind, rt).excerpt(&reply.body),
                 retry_after: reply.retry_after,
             });
         }
+        // A 2xx body that is not JSON is never quoted, not even scrubbed: it
+        // is the reply to a successful login, so it may well hold the new
+        // token in a shape the scrubber cannot recognise (XML, single-quoted
+        // "JSON"), and that token is known to no one yet.
         let json: Value = serde_json::from_slice(&reply.body).map_err(|e| Error::NotJson {
             provider: self.provider.id.clone(),
             request: kind,
             url,
             reason: json_reason(&e),
-            body: self.scrubber(rt).excerpt(&reply.body),
+            content_type: reply.content_type.clone(),
+            length: reply.body.len(),
         })?;
-        parse::parse_reply(self.provider, kind, &json, self.clock.now()).map_err(|mut e| {
+        let parsed = parse::parse_reply(self.provider, kind, &json, self.clock.now());
+        let parsed = parsed.map_err(|mut e| {
             // The reply's key names and expiry text go into the message: a
             // hostile or broken endpoint may echo a secret there.
             if let Error::MissingField { keys: text, .. }
             | Error::InvalidExpiry { reason: text, .. } = &mut e
             {
-                *text = self.scrubber(rt).scrub(text);
+                *text = self.scrubber(kind, rt).scrub(text);
             }
             e
-        })
+        })?;
+        if let Some(clamp) = &parsed.clamped {
+            self.clamped(kind, clamp);
+        }
+        Ok(parsed)
+    }
+
+    /// Counts a lifetime raised to [`parse::MIN_LIFETIME`]; warns the first
+    /// time it happens for the provider.
+    fn clamped(&self, kind: RequestKind, clamp: &parse::Clamped) {
+        if self.counters.clamped_lifetime(&self.provider.id) {
+            warn!(
+                provider = %self.provider.id,
+                request = %kind,
+                source = clamp.source,
+                value = %clamp.value,
+                floor_ms = parse::MIN_LIFETIME.as_millis() as u64,
+                "the token reply gave a lifetime shorter than the floor; using the floor instead, so that the cache does not turn into a login per call (logged once per provider)"
+            );
+        } else {
+            debug!(provider = %self.provider.id, request = %kind, source = clamp.source, value = %clamp.value, "token lifetime raised to the floor");
+        }
+    }
+
+    fn request(&self, kind: RequestKind) -> Option<&TokenRequest> {
+        match kind {
+            RequestKind::Refresh => self.provider.refresh.as_ref().map(|r| &r.request),
+            RequestKind::Login => self.provider.login.as_ref(),
+        }
     }
 
     fn url(&self, kind: RequestKind) -> String {
-        let req = match kind {
-            RequestKind::Refresh => self.provider.refresh.as_ref().map(|r| &r.request),
-            RequestKind::Login => self.provider.login.as_ref(),
-        };
-        req.map_or_else(String::new, |r| r.url.to_string())
+        self.request(kind)
+            .map_or_else(String::new, |r| r.url.to_string())
     }
 
     fn render(&self, t: &Template, rt: Option<&SecretString>) -> Result<String, Error> {
@@ -477,9 +536,11 @@ impl Acquirer<'_> {
         let retry_after = response
             .headers()
             .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(|v| retry_after(v.as_bytes(), self.clock.now()));
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| media_type(v.as_bytes()));
         let too_large = || Error::ResponseTooLarge {
             provider: self.provider.id.clone(),
             request: kind,
@@ -503,6 +564,7 @@ impl Acquirer<'_> {
             status,
             body,
             retry_after,
+            content_type,
         })
     }
 }
@@ -523,6 +585,39 @@ fn matches_on_error(on_error: &RefreshOnError, reply: &Reply) -> bool {
         }
         None => false,
     }
+}
+
+/// A `Retry-After` value: delay-seconds, or an HTTP-date (RFC 9110, any of
+/// its three formats) taken relative to `now`, the engine's clock; a date in
+/// the past means "now" (zero). `None` when it is neither.
+fn retry_after(value: &[u8], now: SystemTime) -> Option<Duration> {
+    let value = std::str::from_utf8(value).ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// The longest media type an error message repeats.
+const MAX_MEDIA_TYPE: usize = 64;
+
+/// The media type (`type/subtype`, lower case, no parameters) of a
+/// `Content-Type` value, if it looks like one: the only part of a reply that
+/// goes into a [`Error::NotJson`]. Parameters are dropped (an endpoint can
+/// put anything there), and so is anything that is not made of the token
+/// characters of RFC 9110 or is longer than [`MAX_MEDIA_TYPE`].
+fn media_type(value: &[u8]) -> Option<String> {
+    let value = std::str::from_utf8(value).ok()?;
+    let essence = value.split(';').next()?.trim();
+    let (ty, sub) = essence.split_once('/')?;
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+    };
+    (token(ty) && token(sub) && essence.len() <= MAX_MEDIA_TYPE)
+        .then(|| essence.to_ascii_lowercase())
 }
 
 /// The JSON parser's complaint without any of the content.
@@ -559,6 +654,66 @@ pub(crate) fn encode_body(format: BodyFormat, fields: &[(&str, String)]) -> (&'s
             }
             body.push('}');
             ("application/json", body)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_in_both_forms() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_780_000_000);
+        let date = |d: SystemTime| httpdate::fmt_http_date(d);
+        assert_eq!(retry_after(b" 120 ", now), Some(Duration::from_secs(120)));
+        let later = now + Duration::from_secs(90);
+        assert_eq!(
+            retry_after(date(later).as_bytes(), now),
+            Some(Duration::from_secs(90))
+        );
+        // The obsolete formats too (RFC 850, asctime).
+        let rfc850 = "Thursday, 28-May-26 20:28:10 GMT";
+        let asctime = "Thu May 28 20:28:10 2026";
+        assert_eq!(httpdate::parse_http_date(rfc850).ok(), Some(later));
+        assert_eq!(
+            retry_after(rfc850.as_bytes(), now),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(
+            retry_after(asctime.as_bytes(), now),
+            Some(Duration::from_secs(90))
+        );
+        // In the past: now.
+        let earlier = now - Duration::from_secs(3600);
+        assert_eq!(
+            retry_after(date(earlier).as_bytes(), now),
+            Some(Duration::ZERO)
+        );
+        for junk in [&b"soon"[..], b"-5", b"1.5", b"\xff\xfe", b""] {
+            assert_eq!(retry_after(junk, now), None);
+        }
+    }
+
+    #[test]
+    fn media_types_are_sanitised() {
+        assert_eq!(
+            media_type(b"Application/XML; charset=utf-8").as_deref(),
+            Some("application/xml")
+        );
+        assert_eq!(
+            media_type(b"text/plain;token=abc").as_deref(),
+            Some("text/plain")
+        );
+        for bad in [
+            &b"token-without-slash"[..],
+            b"a/b c",
+            b"a/b\"c",
+            b"/json",
+            b"\xff/x",
+            "x/".repeat(40).as_bytes(),
+        ] {
+            assert_eq!(media_type(bad), None, "{bad:?}");
         }
     }
 }

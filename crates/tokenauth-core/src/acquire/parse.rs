@@ -14,11 +14,35 @@ use crate::error::{Error, RequestKind};
 /// longer is a unit mix-up (milliseconds for seconds) or garbage.
 pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
+/// The shortest token lifetime used: 1 second.
+///
+/// A reply whose lifetime is shorter (`expires_in = 1e-9` or `0.001`, an
+/// `expires_at` or JWT `exp` a moment away, or an `expiry.ttl` below it) is
+/// taken to mean this long instead: a lifetime of nanoseconds would make
+/// every call log in again, and a login per call is what the cache exists to
+/// prevent. A token that is already expired when it arrives (`expires_in <=
+/// 0`, an `expires_at` in the past) is still an error. Each raise is counted
+/// in [`Stats::clamped_lifetimes`](crate::Stats::clamped_lifetimes) and
+/// logged at WARN the first time per provider.
+pub(crate) const MIN_LIFETIME: Duration = Duration::from_secs(1);
+
 /// A token reply, read.
 pub(crate) struct Parsed {
     pub(crate) access: SecretString,
     pub(crate) refresh: Option<SecretString>,
     pub(crate) expires_at: SystemTime,
+    /// Set when the lifetime was raised to [`MIN_LIFETIME`].
+    pub(crate) clamped: Option<Clamped>,
+}
+
+/// A lifetime below [`MIN_LIFETIME`], for the log: where it came from and
+/// what it was (a number or a time, never a token).
+#[derive(Debug)]
+pub(crate) struct Clamped {
+    /// `expires_in`, `expires_at`, `jwt exp` or `expiry.ttl`.
+    pub(crate) source: &'static str,
+    /// The value the reply (or the description) gave.
+    pub(crate) value: String,
 }
 
 pub(crate) fn parse_reply(
@@ -34,11 +58,12 @@ pub(crate) fn parse_reply(
         Some(p) => string_at(provider, kind, json, "refresh_token", p)?,
         None => None,
     };
-    let expires_at = expiry(provider, kind, json, &access, now)?;
+    let (expires_at, clamped) = expiry(provider, kind, json, &access, now)?;
     Ok(Parsed {
         access: SecretString::from(access),
         refresh: refresh.map(SecretString::from),
         expires_at,
+        clamped,
     })
 }
 
@@ -108,14 +133,19 @@ fn invalid(provider: &Provider, kind: RequestKind, reason: String) -> Error {
     }
 }
 
+/// An expiry time, and whether its lifetime was raised to the floor.
+type Expiry = (SystemTime, Option<Clamped>);
+
 /// Expiry precedence: `expires_at`, `expires_in`, JWT `exp` (opt-in), `ttl`.
+/// Every time is computed with checked arithmetic: no reply can make it
+/// overflow (and panic).
 fn expiry(
     provider: &Provider,
     kind: RequestKind,
     json: &Value,
     access: &str,
     now: SystemTime,
-) -> Result<SystemTime, Error> {
+) -> Result<Expiry, Error> {
     let r = &provider.response;
     if let Some(p) = &r.expires_at
         && let Some(v) = p.find(json).filter(|v| !v.is_null())
@@ -139,7 +169,14 @@ fn expiry(
                     .ok_or_else(|| invalid(provider, kind, format!("`{}` = {n} is out of range", p.as_str())))?
             }
         };
-        return check_future(provider, kind, &format!("`{}`", p.as_str()), at, now);
+        return check_future(
+            provider,
+            kind,
+            &format!("`{}`", p.as_str()),
+            "expires_at",
+            at,
+            now,
+        );
     }
     if let Some(p) = &r.expires_in
         && let Some(v) = p.find(json).filter(|v| !v.is_null())
@@ -158,7 +195,18 @@ fn expiry(
             .ok()
             .filter(|d| *d <= MAX_LIFETIME)
             .ok_or_else(|| invalid(provider, kind, format!("{what} seconds is more than 10 years, which is not a believable token lifetime (milliseconds sent as seconds?)")))?;
-        return Ok(now + lifetime);
+        return ends(
+            provider,
+            kind,
+            &format!("{what} seconds"),
+            now,
+            lifetime,
+            || Clamped {
+                source: "expires_in",
+                // `{:?}` writes 1e-9 rather than 0.000000001.
+                value: format!("{n:?}"),
+            },
+        );
     }
     if provider.expiry.jwt_exp
         && let Some(exp) = jwt_exp(access)
@@ -172,10 +220,21 @@ fn expiry(
                     format!("the JWT `exp` claim {exp} is out of range"),
                 )
             })?;
-        return check_future(provider, kind, "the JWT `exp` claim", at, now);
+        return check_future(provider, kind, "the JWT `exp` claim", "jwt exp", at, now);
     }
     match provider.expiry.ttl {
-        Some(ttl) => Ok(now + ttl),
+        Some(ttl) if ttl > MAX_LIFETIME => Err(invalid(
+            provider,
+            kind,
+            format!(
+                "expiry.ttl = \"{}\" is more than 10 years, which is not a believable token lifetime: set it to the documented lifetime",
+                humantime::format_duration(ttl)
+            ),
+        )),
+        Some(ttl) => ends(provider, kind, "expiry.ttl", now, ttl, || Clamped {
+            source: "expiry.ttl",
+            value: humantime::format_duration(ttl).to_string(),
+        }),
         None => Err(Error::NoExpiry {
             provider: provider.id.clone(),
             request: kind,
@@ -183,13 +242,41 @@ fn expiry(
     }
 }
 
+/// `now + lifetime`, the lifetime raised to [`MIN_LIFETIME`] (and `clamp`
+/// describing the original then); an error instead of an overflow.
+fn ends(
+    provider: &Provider,
+    kind: RequestKind,
+    what: &str,
+    now: SystemTime,
+    lifetime: Duration,
+    clamp: impl FnOnce() -> Clamped,
+) -> Result<Expiry, Error> {
+    let clamped = (lifetime < MIN_LIFETIME).then(clamp);
+    let at = now
+        .checked_add(lifetime.max(MIN_LIFETIME))
+        .ok_or_else(|| {
+            invalid(
+                provider,
+                kind,
+                format!(
+                    "{what}: the current time plus this lifetime is beyond what this system can represent: check the clock and the lifetime"
+                ),
+            )
+        })?;
+    Ok((at, clamped))
+}
+
+/// An absolute expiry `at`, which must be ahead of `now` (by at most
+/// [`MAX_LIFETIME`]; a lifetime below [`MIN_LIFETIME`] is raised to it).
 fn check_future(
     provider: &Provider,
     kind: RequestKind,
     what: &str,
+    source: &'static str,
     at: SystemTime,
     now: SystemTime,
-) -> Result<SystemTime, Error> {
+) -> Result<Expiry, Error> {
     match at.duration_since(now) {
         Err(_) | Ok(Duration::ZERO) => Err(invalid(
             provider,
@@ -205,7 +292,11 @@ fn check_future(
                 "{what} is more than 10 years away, which is not a believable expiry (check the unit in expires_at_format)"
             ),
         )),
-        Ok(_) => Ok(at),
+        Ok(d) if d < MIN_LIFETIME => ends(provider, kind, what, now, d, || Clamped {
+            source,
+            value: humantime::format_rfc3339_nanos(at).to_string(),
+        }),
+        Ok(_) => Ok((at, None)),
     }
 }
 
@@ -287,6 +378,129 @@ pub(crate) fn parse_rfc3339(s: &str) -> Option<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn provider(expiry: &str) -> crate::config::Providers {
+        let toml = format!(
+            r#"
+[providers.p]
+api = ["https://api.example.com/"]
+login = {{ url = "https://login.example.com/token", fields = {{ grant_type = "client_credentials" }} }}
+response = {{ access_token = "/access_token", expires_in = "/expires_in", expires_at = "/expires_at" }}
+expiry = {{ {expiry} }}
+inject = {{ header = "Authorization", value = "Bearer {{{{ token.access }}}}" }}
+"#
+        );
+        crate::config::Providers::from_toml("p.toml", &toml).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn parse(expiry: &str, reply: Value, now: SystemTime) -> Result<Parsed, Error> {
+        let providers = provider(expiry);
+        parse_reply(providers.get("p").unwrap(), RequestKind::Login, &reply, now)
+    }
+
+    #[test]
+    fn lifetimes_below_the_floor_are_raised_to_it() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_900_000_000);
+        let at = |d: Duration| humantime::format_rfc3339_nanos(now + d).to_string();
+        let cases = [
+            (
+                serde_json::json!({ "access_token": "t", "expires_in": 1e-9 }),
+                "expires_in",
+                "1e-9",
+            ),
+            (
+                serde_json::json!({ "access_token": "t", "expires_in": 0.001 }),
+                "expires_in",
+                "0.001",
+            ),
+            (
+                serde_json::json!({ "access_token": "t", "expires_in": "1e-300" }),
+                "expires_in",
+                "1e-300",
+            ),
+            (
+                serde_json::json!({ "access_token": "t", "expires_at": at(Duration::from_millis(250)) }),
+                "expires_at",
+                &*at(Duration::from_millis(250)),
+            ),
+        ];
+        for (reply, source, value) in cases {
+            let parsed = parse("", reply.clone(), now).unwrap_or_else(|e| panic!("{reply}: {e}"));
+            assert_eq!(parsed.expires_at, now + MIN_LIFETIME, "{reply}");
+            let clamped = parsed.clamped.expect("clamped");
+            assert_eq!((clamped.source, clamped.value.as_str()), (source, value));
+        }
+        let ttl = parse(
+            r#"ttl = "10ms""#,
+            serde_json::json!({ "access_token": "t" }),
+            now,
+        )
+        .unwrap();
+        assert_eq!(ttl.expires_at, now + MIN_LIFETIME);
+        assert_eq!(
+            ttl.clamped.map(|c| (c.source, c.value)),
+            Some(("expiry.ttl", "10ms".to_owned()))
+        );
+        // At or above the floor: as given, not counted.
+        let one = parse(
+            "",
+            serde_json::json!({ "access_token": "t", "expires_in": 1 }),
+            now,
+        )
+        .unwrap();
+        assert_eq!(one.expires_at, now + Duration::from_secs(1));
+        assert!(one.clamped.is_none());
+    }
+
+    #[test]
+    fn expired_on_arrival_is_still_an_error() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_900_000_000);
+        let past = humantime::format_rfc3339(now - Duration::from_secs(1)).to_string();
+        let now_exactly = humantime::format_rfc3339(now).to_string();
+        for reply in [
+            serde_json::json!({ "access_token": "t", "expires_in": 0 }),
+            serde_json::json!({ "access_token": "t", "expires_in": -0.5 }),
+            serde_json::json!({ "access_token": "t", "expires_at": past }),
+            serde_json::json!({ "access_token": "t", "expires_at": now_exactly }),
+        ] {
+            let err = parse("", reply.clone(), now).err().expect("an error");
+            assert!(
+                matches!(err, Error::InvalidExpiry { .. }),
+                "{reply}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn time_arithmetic_never_overflows() {
+        // The last representable time, to the second: any lifetime added to
+        // it overflows `SystemTime`.
+        let mut last = UNIX_EPOCH;
+        for bit in (0..64).rev() {
+            if let Some(t) = last.checked_add(Duration::from_secs(1 << bit)) {
+                last = t;
+            }
+        }
+        for (expiry, reply) in [
+            (
+                "",
+                serde_json::json!({ "access_token": "t", "expires_in": 3600 }),
+            ),
+            (
+                "",
+                serde_json::json!({ "access_token": "t", "expires_in": 1e-9 }),
+            ),
+            (r#"ttl = "1h""#, serde_json::json!({ "access_token": "t" })),
+        ] {
+            let err = parse(expiry, reply.clone(), last)
+                .err()
+                .expect("an error, not a panic");
+            assert!(
+                matches!(&err, Error::InvalidExpiry { reason, .. } if reason.contains("beyond what this system can represent")),
+                "{reply}: {err:?}"
+            );
+        }
+    }
 
     #[test]
     fn rfc3339_with_offsets() {

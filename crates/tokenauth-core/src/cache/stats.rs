@@ -29,6 +29,10 @@ pub struct Stats {
     pub cached_errors: u64,
     /// Invalidations that dropped a cached token.
     pub invalidations: u64,
+    /// Token replies whose lifetime was shorter than the floor (1 second)
+    /// and was raised to it, one per reply (see the acquisition docs; the
+    /// first one per provider is logged at WARN).
+    pub clamped_lifetimes: u64,
 }
 
 /// `hits` is bumped on every cache hit by every thread: one shared counter
@@ -73,6 +77,9 @@ pub(crate) struct Counters {
     pub(crate) failures: AtomicU64,
     pub(crate) cached_errors: AtomicU64,
     pub(crate) invalidations: AtomicU64,
+    pub(crate) clamped_lifetimes: AtomicU64,
+    /// The providers whose clamped lifetime has been logged.
+    clamp_logged: std::sync::Mutex<Vec<String>>,
 }
 
 impl Counters {
@@ -96,6 +103,7 @@ impl Counters {
             failures: self.failures.load(Relaxed),
             cached_errors: self.cached_errors.load(Relaxed),
             invalidations: self.invalidations.load(Relaxed),
+            clamped_lifetimes: self.clamped_lifetimes.load(Relaxed),
         }
     }
 }
@@ -109,5 +117,19 @@ impl crate::acquire::Counters for Counters {
     }
     fn refresh(&self) {
         Counters::bump(&self.refreshes);
+    }
+    fn clamped_lifetime(&self, provider: &str) -> bool {
+        Counters::bump(&self.clamped_lifetimes);
+        // Rare (a misbehaving endpoint), so a lock is fine; a poisoned one
+        // only means a panic elsewhere, and the list is still usable.
+        let mut logged = self
+            .clamp_logged
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if logged.iter().any(|p| p == provider) {
+            return false;
+        }
+        logged.push(provider.to_owned());
+        true
     }
 }

@@ -504,21 +504,24 @@ mod tests {
             Basic,
         }
 
+        impl Encoding {
+            const ALL: [Encoding; 11] = [
+                Encoding::Raw,
+                Encoding::Json,
+                Encoding::Form,
+                Encoding::Percent20,
+                Encoding::LowerHex,
+                Encoding::AllBytes,
+                Encoding::Html,
+                Encoding::HtmlNumeric,
+                Encoding::HtmlThenJson,
+                Encoding::FormThenJson,
+                Encoding::Basic,
+            ];
+        }
+
         fn encoding() -> impl Strategy<Value = Encoding> {
-            use Encoding::*;
-            prop::sample::select(vec![
-                Raw,
-                Json,
-                Form,
-                Percent20,
-                LowerHex,
-                AllBytes,
-                Html,
-                HtmlNumeric,
-                HtmlThenJson,
-                FormThenJson,
-                Basic,
-            ])
+            prop::sample::select(Encoding::ALL.to_vec())
         }
 
         fn percent(s: &str, keep: impl Fn(u8) -> bool, upper: bool) -> String {

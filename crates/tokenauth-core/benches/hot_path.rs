@@ -14,6 +14,9 @@
 //!   connection, awaiting `credential`; the time is the wall time divided by
 //!   the calls of all tasks together (the inverse of the throughput).
 //! - `hot_path/system_clock_now`: one read of the default clock, for scale.
+//! - `route/seed_url`: routing a parsed URL among the three seed providers
+//!   (what the reqwest middleware does per request); `route/dot_segments`
+//!   the same for a raw path that must be resolved first (rare).
 //! - `config/load_providers_toml`: parsing and validating the repository's
 //!   `providers.toml`.
 //! - `template/render_*`: rendering an inject template.
@@ -206,5 +209,28 @@ fn template(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, hot_path, config, template);
+fn route(c: &mut Criterion) {
+    let providers =
+        Providers::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../../providers.toml"))
+            .expect("providers.toml");
+    let auth = TokenAuth::builder(providers).build().expect("engine");
+    let plain = url::Url::parse(
+        "https://api.2ba.nl/1/json/Product/DetailsForProduct?gln=8711406&productcode=1",
+    )
+    .unwrap();
+    c.bench_function("route/seed_url", |b| {
+        b.iter(|| black_box(auth.route(black_box(&plain)).is_some()))
+    });
+    let target = tokenauth_core::route::Target {
+        scheme: "https",
+        host: "api.2ba.nl",
+        port: 443,
+        path: "/1/json/x/../Product/%2e/DetailsForProduct",
+    };
+    c.bench_function("route/dot_segments", |b| {
+        b.iter(|| black_box(auth.route_target(black_box(&target)).is_some()))
+    });
+}
+
+criterion_group!(benches, hot_path, config, template, route);
 criterion_main!(benches);

@@ -142,6 +142,14 @@ fn route_path<T: PartialEq>(path: &str, find: impl Fn(&str) -> Option<T>) -> Opt
 /// common case, one scan of the bytes), else resolved like `url::Url` does.
 fn view(path: &str) -> PathView<'_> {
     let bytes = path.as_bytes();
+    // Most paths hold none of the bytes that need a closer look; this test
+    // has no early exit, so the compiler can check many bytes at a time.
+    let suspicious = bytes.iter().fold(false, |any, &b| {
+        any | matches!(b, b'.' | b'%' | b'\\' | b';')
+    });
+    if !suspicious {
+        return PathView::One(Cow::Borrowed(path));
+    }
     let mut dots = false;
     let mut ambiguous = false;
     for (i, &b) in bytes.iter().enumerate() {

@@ -439,14 +439,25 @@ async fn query_credential_is_removed_from_error_and_response_urls() {
         assert!(e.is_timeout(), "{kind}: {e:?}");
         check("timeout", &e);
 
-        let e = error(format!("http://{}/loop?{query}", looping.addr)).await;
-        assert!(e.is_redirect(), "{kind}: {e:?}");
-        check("redirect loop", &e);
-        let hops = looping.seen.lock().unwrap().clone();
-        assert!(
-            hops.len() > 5 && hops.iter().all(|h| h.contains(QUERY_SECRET)),
-            "{kind}: the key went round the loop: {hops:?}"
-        );
+        let looped = format!("http://{}/loop?{query}", looping.addr);
+        if kind == "scoped client" {
+            // The scoped policy hands back every redirect of a query
+            // provider (the next hop could not carry the key): no loop.
+            let before = looping.seen.lock().unwrap().len();
+            let reply = client.get(&looped).send().await.unwrap();
+            assert_eq!(reply.status(), 302, "{kind}");
+            assert_eq!(reply.url().query(), Some(query), "{kind}");
+            assert_eq!(looping.seen.lock().unwrap().len(), before + 1, "{kind}");
+        } else {
+            let e = error(looped).await;
+            assert!(e.is_redirect(), "{kind}: {e:?}");
+            check("redirect loop", &e);
+            let hops = looping.seen.lock().unwrap().clone();
+            assert!(
+                hops.len() > 5 && hops.iter().all(|h| h.contains(QUERY_SECRET)),
+                "{kind}: the key went round the loop: {hops:?}"
+            );
+        }
 
         let reply = client
             .get(api.url(&format!("/status/500?{query}")))

@@ -208,8 +208,9 @@
 //! target stays inside the same provider's `api` prefixes (or when neither
 //! hop belongs to a provider), otherwise stops and hands the `3xx` back to
 //! the caller, and it sends no `Referer`. No credential then leaves its
-//! provider's scope. `reqwest::redirect::Policy::none()` is the blunt
-//! alternative.
+//! provider's scope. Redirects from a query-credential provider always come
+//! back (the next hop could not carry the key); see [`redirect_policy`].
+//! `reqwest::redirect::Policy::none()` is the blunt alternative.
 //!
 //! A client built without it is caught after the fact: when a response
 //! arrives from outside the provider's prefixes and the credential went
@@ -326,6 +327,12 @@ pub fn auth_error(error: &reqwest_middleware::Error) -> Option<&tokenauth_core::
 /// provider); otherwise the `3xx` is returned to the caller. At most 10
 /// redirects are followed, like reqwest's default.
 ///
+/// A redirect from a provider with a **query credential** (`inject.query`)
+/// is never followed: the next URL comes from `Location`, without the key,
+/// so following it could only end in a rejection (and a needless renewal).
+/// The `3xx` comes back; send its `Location` through the same client and the
+/// middleware attaches the key afresh.
+///
 /// [`ClientBuilderExt::scoped_to`] sets it (and turns `Referer` off); prefer
 /// that. It matters for providers whose credential is a custom header
 /// (`X-Api-Key`), which reqwest keeps on cross-origin redirects, for query
@@ -339,14 +346,26 @@ pub fn redirect_policy(auth: &TokenAuth) -> reqwest::redirect::Policy {
         if attempt.previous().len() > MAX_REDIRECTS {
             return attempt.error("too many redirects");
         }
-        let provider_of = |url: &Url| auth.route(url).map(|p| p.id().to_owned());
-        let from = attempt.previous().last().and_then(provider_of);
-        let to = provider_of(attempt.url());
-        if from.is_some() && from != to {
-            debug!(from = ?from, to = ?to, "redirect leaves the provider's api prefixes; not followed");
-            attempt.stop()
-        } else {
+        let from = attempt.previous().last().and_then(|url| auth.route(url));
+        let Some(from) = from else {
+            return attempt.follow();
+        };
+        if matches!(
+            from.provider().inject,
+            tokenauth_core::config::Inject::Query { .. }
+        ) {
+            debug!(
+                provider = from.id(),
+                "redirect from a query-credential provider; handed back"
+            );
+            return attempt.stop();
+        }
+        let to = auth.route(attempt.url());
+        if to.is_some_and(|to| to.id() == from.id()) {
             attempt.follow()
+        } else {
+            debug!(from = from.id(), to = ?to.map(|p| p.id()), "redirect leaves the provider's api prefixes; not followed");
+            attempt.stop()
         }
     })
 }

@@ -235,7 +235,7 @@
 
 use async_trait::async_trait;
 use http::Extensions;
-use reqwest::{Request, Response, Url};
+use reqwest::{Request, Response};
 use reqwest_middleware::{ClientWithMiddleware, Middleware, Next};
 use tokenauth_core::{Credential, Injection, ProviderHandle};
 use tracing::{debug, warn};

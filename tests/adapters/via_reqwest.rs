@@ -641,3 +641,101 @@ async fn token_replaced_while_its_renewal_is_being_stored_403_is_retried() {
         "the 403 to the replaced token reached the caller"
     );
 }
+
+/// The response the middleware rebuilds around a redacted URL keeps its
+/// head and body (status, headers, remote address, length), and an error
+/// while reading its body (a server that stalls after the headers, a client
+/// timeout) does not show the key either: reqwest names the response's URL
+/// there, which is the redacted one (before 496c007 it showed the key).
+#[tokio::test]
+async fn redacted_response_keeps_its_head_and_body_errors_stay_redacted() {
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let api = TestServer::start().await;
+    let stall = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stall_addr = stall.local_addr().unwrap();
+    let stalling = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut stream, _)) = stall.accept().await {
+            // Read the request head, then answer with half a body.
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let head = "HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nok";
+            let _ = stream.write_all(head.as_bytes()).await;
+            held.push(stream);
+        }
+    });
+    let toml = [
+        query_toml("api", &format!("http://{}/", api.addr)),
+        query_toml("stall", &format!("http://{stall_addr}/")),
+    ]
+    .concat();
+    let auth = static_engine(&toml);
+    let client = middleware_client_with(
+        reqwest::Client::builder()
+            .timeout(Duration::from_millis(300))
+            .scoped_to(&auth),
+        &auth,
+    );
+    let reply = client.get(api.url("/items?x=1")).send().await.unwrap();
+    assert_eq!(reply.url().as_str(), api.url("/items?x=1"));
+    assert_eq!(reply.status(), 200);
+    assert_eq!(reply.remote_addr(), Some(api.addr));
+    assert_eq!(reply.content_length(), Some(2));
+    assert_eq!(reply.headers()["content-length"], "2");
+    assert_eq!(reply.text().await.unwrap(), "ok");
+
+    let reply = client
+        .get(format!("http://{stall_addr}/items?x=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let err = reply.text().await.expect_err("the body stalls");
+    let text = renderings_without("body read timeout", &err, QUERY_SECRET);
+    // reqwest names the response's URL in body errors: the redacted one.
+    assert!(err.is_decode(), "{text}");
+    assert!(text.contains("/items?x=1"), "{text}");
+    stalling.abort();
+}
+
+/// A server that keeps the query when it redirects (`/moved` -> `/moved/?…`)
+/// puts the key into `Location` and `Content-Location`; the scoped policy
+/// hands a query provider's redirects back, so the middleware removes it
+/// there too. (The body is the server's own; the CLI redacts what it prints.)
+#[tokio::test]
+async fn a_handed_back_redirect_that_keeps_the_query_shows_no_key_in_its_headers() {
+    let api = TestServer::start().await;
+    let auth = static_engine(&query_toml("api", &format!("http://{}/", api.addr)));
+    let client = middleware_client_with(reqwest::Client::builder().scoped_to(&auth), &auth);
+    let reply = client.get(api.url("/moved?x=1")).send().await.unwrap();
+    assert_eq!(reply.status(), 301);
+    assert_eq!(reply.headers()["location"], "/moved/?x=1");
+    assert_eq!(reply.headers()["content-location"], "/moved/?x=1");
+    let shown = format!("{reply:?}");
+    assert!(!shown.contains(QUERY_SECRET), "{shown}");
+    assert!(
+        api.seen()[0]
+            .query
+            .as_deref()
+            .is_some_and(|q| q.contains(QUERY_SECRET)),
+        "the API itself got the key"
+    );
+    // Following the Location through the same client attaches it afresh.
+    let next = reply.url().join("/moved/?x=1").unwrap();
+    let reply = client.get(next).send().await.unwrap();
+    assert_eq!(reply.status(), 200);
+    assert!(
+        api.seen()[1]
+            .query
+            .as_deref()
+            .is_some_and(|q| q.contains(QUERY_SECRET))
+    );
+}

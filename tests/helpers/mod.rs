@@ -236,8 +236,9 @@ pub struct Seen {
 }
 
 /// A loopback HTTP/1.1 server that records every request and answers:
-/// `/api/redirect?to=URL` -> 302 to URL; `/status/N` -> status N; anything
-/// else -> 200 `ok`.
+/// `/api/redirect?to=URL` -> 302 to URL; `/moved` -> 301 to `/moved/` with
+/// the query kept, in `Location`, `Content-Location` and the body (as many
+/// servers do); `/status/N` -> status N; anything else -> 200 `ok`.
 pub struct TestServer {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
@@ -299,7 +300,19 @@ fn answer(
     };
     record.lock().unwrap().push(seen.clone());
     let mut response = http::Response::new(Full::new(Bytes::from_static(b"ok")));
-    if seen.path == "/api/redirect" {
+    if seen.path == "/moved" {
+        let to = match &seen.query {
+            Some(q) => format!("/moved/?{q}"),
+            None => "/moved/".to_owned(),
+        };
+        *response.status_mut() = http::StatusCode::MOVED_PERMANENTLY;
+        for name in ["location", "content-location"] {
+            response
+                .headers_mut()
+                .insert(name, to.parse().expect("location"));
+        }
+        *response.body_mut() = Full::new(Bytes::from(format!("Redirecting to {to}")));
+    } else if seen.path == "/api/redirect" {
         let to = url::form_urlencoded::parse(seen.query.unwrap_or_default().as_bytes())
             .find(|(k, _)| k == "to")
             .map(|(_, v)| v.into_owned())

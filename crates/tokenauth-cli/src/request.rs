@@ -79,7 +79,7 @@ pub(crate) async fn run(g: &Global, a: RequestArgs<'_>) -> Outcome {
     let client = ClientBuilder::new(http).with(auth.middleware()).build();
     let mut request = client
         .request(method.clone(), url.clone())
-        .with_extension(conn);
+        .with_extension(conn.clone());
     for (name, value) in headers {
         request = request.header(name, value);
     }
@@ -102,6 +102,13 @@ pub(crate) async fn run(g: &Global, a: RequestArgs<'_>) -> Outcome {
     println!("{status}");
     match response.text().await {
         Ok(body) => {
+            // An API that echoes the credential (a redirect page quoting its
+            // own URL, a debug endpoint) must not get it printed.
+            let credential = auth.provider(&p.id).and_then(|h| h.cached(Some(&conn)));
+            let body = match credential {
+                Some(c) => c.redact(&body),
+                None => body,
+            };
             if !body.is_empty() {
                 println!("{body}");
             }

@@ -2,7 +2,7 @@
 //! clearly which step failed and why.
 
 use tokenauth_core::acquire::preview_injection;
-use tokenauth_core::{Connection, Credential, Injection, Provider, RequestKind};
+use tokenauth_core::{Connection, Injection, Provider, RequestKind};
 use tokenauth_reqwest::ClientBuilderExt as _;
 
 use crate::common::{classify, hint, open, when, with_spinner};
@@ -213,7 +213,7 @@ pub(crate) async fn run(g: &Global, id: &str, args: &ConnectionArgs) -> Outcome 
         Err(e) => {
             steps.fail(
                 "test",
-                format!("{label}: {}", without_credential(e, &credential)),
+                format!("{label}: {}", without_credential(e, credential.injection())),
             );
             println!("result: {} does not work: the test request failed", p.id);
             return Outcome::AuthFailure;
@@ -254,10 +254,7 @@ async fn reject_step(
     let status = match client.execute(probe).await {
         Ok(resp) => resp.status(),
         Err(e) => {
-            let mut e = e;
-            if let Some(url) = e.url_mut() {
-                wrong.remove_from_url(url);
-            }
+            let e = without_credential(e, &wrong);
             steps.skip("reject", format!("{label} with a wrong credential: {e}"));
             return true;
         }
@@ -294,8 +291,8 @@ async fn reject_step(
     true
 }
 
-/// A transport error without the credential in its URL.
-fn without_credential(mut e: reqwest::Error, credential: &Credential) -> reqwest::Error {
+/// A transport error without the (query) credential in its URL.
+fn without_credential(mut e: reqwest::Error, credential: &Injection) -> reqwest::Error {
     if let Some(url) = e.url_mut() {
         credential.remove_from_url(url);
     }

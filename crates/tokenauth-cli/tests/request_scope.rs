@@ -64,7 +64,19 @@ impl Server {
                         .find(|(k, _)| k == "to")
                         .map(|(_, v)| v.into_owned())
                 });
+                let echo = path.contains("/echo");
                 let reply = match to {
+                    _ if echo => {
+                        // Quotes the request back: its path and headers.
+                        let mut body = format!("you asked for {path}");
+                        for (n, v) in &headers {
+                            body.push_str(&format!("\n{n}: {v}"));
+                        }
+                        format!(
+                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                    }
                     Some(to) => format!(
                         "HTTP/1.1 302 Found\r\nlocation: {to}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
                     ),
@@ -101,9 +113,15 @@ inject = {{ header = "X-Api-Key", value = "{{{{ inputs.key }}}}" }}
 api = ["{bearer}"]
 inputs.token = {{ default = "{TOKEN}" }}
 inject = {{ header = "Authorization", value = "Bearer {{{{ inputs.token }}}}" }}
+
+[providers.query]
+api = ["{query}"]
+inputs.key = {{ default = "{KEY}" }}
+inject = {{ query = {{ name = "key", value = "{{{{ inputs.key }}}}" }} }}
 "#,
         keyed = api.url("/keyed/"),
         bearer = api.url("/bearer/"),
+        query = api.url("/query/"),
     );
     tempfile_path::Path::write(&toml)
 }
@@ -207,4 +225,23 @@ fn request_refuses_a_header_with_a_line_break_with_exit_2() {
         assert!(err.contains("error: -H"), "{err}");
     }
     assert!(api.hits().is_empty(), "nothing was sent");
+}
+
+#[test]
+fn request_does_not_print_a_credential_the_api_echoes() {
+    let api = Server::start();
+    let config = config(&api);
+    for (provider, path) in [("query", "/query/echo?x=1"), ("bearer", "/bearer/echo")] {
+        let (code, out, err) = tokenauth(&config, &["request", provider, &api.url(path)]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(out.contains("you asked for"), "{out}");
+        assert!(
+            out.contains("[redacted]"),
+            "the echo was there, redacted: {out}"
+        );
+        assert!(!out.contains(KEY) && !out.contains(TOKEN), "{out}");
+    }
+    let hit = &api.hits()[0];
+    assert!(hit.carries_a_credential(), "the API got the key: {hit:?}");
+    assert!(api.hits()[0].path.contains("x=1"));
 }

@@ -90,6 +90,36 @@ impl Injection {
         removed
     }
 
+    /// `reference` (a URL or a relative reference, as in a `Location`
+    /// header) without this query credential's parameter; `None` when it
+    /// holds none (or for a header credential). For URL-valued response
+    /// headers of servers that keep the query when they redirect.
+    pub fn remove_from_reference(&self, reference: &str) -> Option<String> {
+        let Injection::Query { name, .. } = self else {
+            return None;
+        };
+        let (rest, fragment) = match reference.split_once('#') {
+            Some((r, f)) => (r, Some(f)),
+            None => (reference, None),
+        };
+        let (base, query) = rest.split_once('?')?;
+        let (query, removed) = without_param(query, name);
+        if !removed {
+            return None;
+        }
+        let mut out = String::with_capacity(reference.len());
+        out.push_str(base);
+        if !query.is_empty() {
+            out.push('?');
+            out.push_str(&query);
+        }
+        if let Some(f) = fragment {
+            out.push('#');
+            out.push_str(f);
+        }
+        Some(out)
+    }
+
     /// Attaches the credential to an `http::Request`: the header, or the query
     /// parameter (the URI is rebuilt).
     pub fn apply_to_request<B>(&self, request: &mut http::Request<B>) -> Result<(), http::Error> {
@@ -324,5 +354,22 @@ mod tests {
         let mut url = Url::parse("https://h.example/p?api_key=x").unwrap();
         assert!(!header.remove_from_url(&mut url));
         assert_eq!(url.query(), Some("api_key=x"));
+
+        let strip = |r: &str| inj.remove_from_reference(r);
+        assert_eq!(
+            strip("/items/?x=1&api_key=s3cr3t").as_deref(),
+            Some("/items/?x=1")
+        );
+        assert_eq!(
+            strip("https://h.example/p?api_key=s3cr3t#top").as_deref(),
+            Some("https://h.example/p#top")
+        );
+        assert_eq!(
+            strip("0; url=/x?api_key=s3cr3t&y").as_deref(),
+            Some("0; url=/x?y")
+        );
+        assert_eq!(strip("/items/?x=1"), None);
+        assert_eq!(strip("/items/"), None);
+        assert_eq!(header.remove_from_reference("/p?api_key=x"), None);
     }
 }

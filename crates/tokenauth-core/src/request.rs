@@ -15,12 +15,14 @@
 //! environment variables) is used.
 
 use http::HeaderMap;
-use tracing::debug;
+use tracing::{debug, warn};
+use url::Url;
 
-use crate::cache::{Credential, ProviderHandle};
+use crate::cache::{Credential, ProviderHandle, TokenAuth};
 use crate::config::{Inject, UnauthorizedAction};
 use crate::connection::Connection;
 use crate::error::Error;
+use crate::inject::Injection;
 
 /// A request extension: send this request without a credential, even if its
 /// URL lies inside a provider's `api` prefix.
@@ -35,7 +37,74 @@ use crate::error::Error;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct NoAuth;
 
+impl TokenAuth {
+    /// Whether an HTTP client that follows redirects itself (below the
+    /// adapter, as reqwest does) may follow one from `from` to `to` without
+    /// carrying a credential out of its provider's scope: `to` routes to the
+    /// same provider as `from`, or `from` routes to none. A redirect from a
+    /// provider with a query credential is never followed: the next URL
+    /// comes from `Location`, without the key, so following it could only
+    /// end in a rejection (and a needless renewal); the `3xx` goes back to
+    /// the caller, who sends the `Location` through the adapter again.
+    pub fn may_follow_redirect(&self, from: &Url, to: &Url) -> bool {
+        let Some(from) = self.route(from) else {
+            return true;
+        };
+        if matches!(from.provider().inject, Inject::Query { .. }) {
+            debug!(
+                provider = from.id(),
+                "redirect from a query-credential provider; handed back"
+            );
+            return false;
+        }
+        let to = self.route(to);
+        let follow = to.is_some_and(|to| to.id() == from.id());
+        if !follow {
+            debug!(from = from.id(), to = ?to.map(|p| p.id()), "redirect leaves the provider's api prefixes; not followed");
+        }
+        follow
+    }
+}
+
 impl ProviderHandle<'_> {
+    /// Checks where the response to a request that carried `credential`
+    /// came from, for an HTTP client that followed redirects on its own: a
+    /// `url` outside this provider's prefixes means the credential may have
+    /// gone there too (a custom header or a query parameter, which reqwest
+    /// copies into `Referer`, anywhere; `Authorization` on the same origin,
+    /// since reqwest, like browsers and curl, drops it for another origin).
+    /// Then [`Error::RedirectLeftScope`], whose message says how to build
+    /// the client; a client that follows
+    /// [`may_follow_redirect`](TokenAuth::may_follow_redirect) never gets
+    /// here.
+    pub fn check_response_url(&self, credential: &Credential, url: &Url) -> Result<(), Error> {
+        let auth = self.auth();
+        if auth.route(url).is_some_and(|p| p.id() == self.id()) {
+            return Ok(());
+        }
+        let carried = match credential.injection() {
+            Injection::Header { name, .. } if name == http::header::AUTHORIZATION => auth
+                .inner
+                .router
+                .shares_origin(self.index(), url)
+                .then(|| "the Authorization header".to_owned()),
+            Injection::Header { name, .. } => Some(format!("the `{name}` header")),
+            Injection::Query { name, .. } => Some(format!(
+                "the query parameter `{name}`, which reqwest copies into the Referer header of the next hop"
+            )),
+        };
+        let Some(credential) = carried else {
+            return Ok(());
+        };
+        let to = url.origin().ascii_serialization();
+        warn!(provider = self.id(), to = %to, "a redirect took the credential out of the provider's api prefixes; the response is withheld");
+        Err(Error::RedirectLeftScope {
+            provider: self.id().to_owned(),
+            to,
+            credential,
+        })
+    }
+
     /// True when the request already carries a credential the caller set
     /// explicitly: an `Authorization` header, the provider's `inject` header
     /// (e.g. `X-Api-Key`), or, for `inject.query`, its query parameter.

@@ -239,13 +239,17 @@ impl Prefix {
         })
     }
 
+    /// `t` has this prefix's scheme, host and port.
+    fn same_origin(&self, t: &Target<'_>) -> bool {
+        self.port == t.port
+            && self.scheme.eq_ignore_ascii_case(t.scheme)
+            && self.host.eq_ignore_ascii_case(t.host)
+    }
+
     /// `t`'s origin is this prefix's, and `path` (the resolved path of
     /// `t`) lies under it.
     fn matches(&self, t: &Target<'_>, path: &str) -> bool {
-        if self.port != t.port
-            || !self.scheme.eq_ignore_ascii_case(t.scheme)
-            || !self.host.eq_ignore_ascii_case(t.host)
-        {
+        if !self.same_origin(t) {
             return false;
         }
         let Some(rest) = path.strip_prefix(self.path.as_str()) else {
@@ -291,6 +295,16 @@ impl Router {
     /// [`Router::route`] for a parsed URL.
     pub fn route_url(&self, url: &Url) -> Option<usize> {
         self.route(&Target::from_url(url)?)
+    }
+
+    /// True when `url` has the scheme, host and port of one of provider
+    /// `provider`'s prefixes (whatever its path).
+    pub fn shares_origin(&self, provider: usize, url: &Url) -> bool {
+        Target::from_url(url).is_some_and(|t| {
+            self.prefixes
+                .iter()
+                .any(|p| p.provider == provider && p.same_origin(&t))
+        })
     }
 }
 

@@ -238,7 +238,6 @@ use http::Extensions;
 use reqwest::{Request, Response};
 use reqwest_middleware::{ClientWithMiddleware, Middleware, Next};
 use tokenauth_core::{Credential, Injection, ProviderHandle};
-use tracing::{debug, warn};
 
 pub use tokenauth_core::{Connection, NoAuth, TokenAuth};
 
@@ -346,25 +345,13 @@ pub fn redirect_policy(auth: &TokenAuth) -> reqwest::redirect::Policy {
         if attempt.previous().len() > MAX_REDIRECTS {
             return attempt.error("too many redirects");
         }
-        let from = attempt.previous().last().and_then(|url| auth.route(url));
-        let Some(from) = from else {
-            return attempt.follow();
-        };
-        if matches!(
-            from.provider().inject,
-            tokenauth_core::config::Inject::Query { .. }
-        ) {
-            debug!(
-                provider = from.id(),
-                "redirect from a query-credential provider; handed back"
-            );
-            return attempt.stop();
-        }
-        let to = auth.route(attempt.url());
-        if to.is_some_and(|to| to.id() == from.id()) {
+        let follow = attempt
+            .previous()
+            .last()
+            .is_none_or(|from| auth.may_follow_redirect(from, attempt.url()));
+        if follow {
             attempt.follow()
         } else {
-            debug!(from = from.id(), to = ?to.map(|p| p.id()), "redirect leaves the provider's api prefixes; not followed");
             attempt.stop()
         }
     })
@@ -391,7 +378,9 @@ async fn send(
     attach(credential, &mut request);
     match next.run(request, extensions).await {
         Ok(response) => {
-            check_scope(provider, credential, &response)?;
+            provider
+                .check_response_url(credential, response.url())
+                .map_err(reqwest_middleware::Error::middleware)?;
             Ok(redact_response(credential, response))
         }
         Err(reqwest_middleware::Error::Reqwest(mut e)) => {
@@ -404,70 +393,38 @@ async fn send(
     }
 }
 
-/// Refuses a response whose URL (after the client's redirects) lies outside
-/// the provider when the credential went along: a custom header or a query
-/// parameter (in `Referer`) anywhere, `Authorization` on the same origin
-/// (reqwest drops it for another origin). A client built with
-/// [`ClientBuilderExt::scoped_to`] never gets here.
-fn check_scope(
-    provider: &ProviderHandle<'_>,
-    credential: &Credential,
-    response: &Response,
-) -> Result<(), reqwest_middleware::Error> {
-    let url = response.url();
-    if provider
-        .auth()
-        .route(url)
-        .is_some_and(|p| p.id() == provider.id())
-    {
-        return Ok(());
-    }
-    let same_origin = || {
-        provider.provider().api.iter().any(|prefix| {
-            prefix.scheme() == url.scheme()
-                && prefix.host_str() == url.host_str()
-                && prefix.port_or_known_default() == url.port_or_known_default()
-        })
-    };
-    let carried = match credential.injection() {
-        Injection::Header { name, .. } if name == http::header::AUTHORIZATION => {
-            same_origin().then(|| "the Authorization header".to_owned())
-        }
-        Injection::Header { name, .. } => Some(format!("the `{name}` header")),
-        Injection::Query { name, .. } => Some(format!(
-            "the query parameter `{name}`, which reqwest copies into the Referer header of the next hop"
-        )),
-        _ => None,
-    };
-    let Some(credential) = carried else {
-        return Ok(());
-    };
-    let to = url.origin().ascii_serialization();
-    warn!(provider = provider.id(), to = %to, "a redirect took the credential out of the provider's api prefixes; the response is withheld");
-    Err(reqwest_middleware::Error::middleware(
-        tokenauth_core::Error::RedirectLeftScope {
-            provider: provider.id().to_owned(),
-            to,
-            credential,
-        },
-    ))
-}
-
-/// The response with a query credential removed from its URL.
+/// The response with a query credential removed from its URL and from its
+/// URL-valued headers (`Location`, `Content-Location`, `Refresh`: servers
+/// often keep the query when they redirect, and the scoped policy hands a
+/// query provider's redirects back).
 fn redact_response(credential: &Credential, response: Response) -> Response {
     if !matches!(credential.injection(), Injection::Query { .. }) {
         return response;
     }
     let mut url = response.url().clone();
-    if !credential.remove_from_url(&mut url) {
-        return response;
-    }
+    credential.remove_from_url(&mut url);
     // reqwest 0.13 has no `Response::url_mut`: rebuild the response around
     // the same head and body, with the redacted URL in the extension that
     // `reqwest::Response::from` reads (only `ResponseBuilderExt` can set
     // it). Without it reqwest would show a placeholder URL: never the key.
     use reqwest::ResponseBuilderExt as _;
     let (mut parts, body) = http::Response::<reqwest::Body>::from(response).into_parts();
+    for name in [
+        http::header::LOCATION,
+        http::header::CONTENT_LOCATION,
+        http::header::REFRESH,
+    ] {
+        let redacted = parts
+            .headers
+            .get(&name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| credential.remove_from_reference(v))
+            .and_then(|v| http::HeaderValue::try_from(v).ok());
+        if let Some(redacted) = redacted {
+            // These headers hold one value; `insert` replaces them all.
+            parts.headers.insert(name, redacted);
+        }
+    }
     if let Ok(carrier) = http::Response::builder().url(url).body(()) {
         parts.extensions.extend(carrier.into_parts().0.extensions);
     }

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::HeaderMap;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use url::Url;
 
 use crate::error::{Error, RequestKind};
@@ -221,6 +221,12 @@ impl Credential {
         self.entry.injection.remove_from_url(url)
     }
 
+    /// A URL-valued header (`Location`, ...) without a query credential; see
+    /// [`Injection::remove_from_reference`].
+    pub fn remove_from_reference(&self, reference: &str) -> Option<String> {
+        self.entry.injection.remove_from_reference(reference)
+    }
+
     /// Attaches the credential to an `http::Request` (header or query).
     pub fn apply_to_request<B>(&self, request: &mut http::Request<B>) -> Result<(), http::Error> {
         self.entry.injection.apply_to_request(request)
@@ -253,6 +259,31 @@ impl Credential {
     /// `None` for static credentials rendered from the inputs.
     pub fn obtained_by(&self) -> Option<RequestKind> {
         self.entry.obtained_by
+    }
+
+    /// `text` with this credential removed wherever it appears, however it
+    /// is encoded (raw, percent-, JSON- or HTML-escaped): the access token,
+    /// the query parameter's value, the injected header's value and its part
+    /// after the scheme (`Bearer …`, `Basic …`). For showing what an API
+    /// answered (a body that echoes the credential) without showing the
+    /// credential.
+    pub fn redact(&self, text: &str) -> String {
+        let header = match &self.entry.injection {
+            Injection::Header { value, .. } => value.to_str().ok(),
+            Injection::Query { .. } => None,
+        };
+        let query = match &self.entry.injection {
+            Injection::Query { value, .. } => Some(value.expose_secret()),
+            Injection::Header { .. } => None,
+        };
+        let after_scheme = header.and_then(|h| h.split_once(' ').map(|(_, rest)| rest.trim()));
+        let secrets = [
+            self.entry.access.as_ref().map(|a| a.expose_secret()),
+            query,
+            header,
+            after_scheme,
+        ];
+        crate::acquire::scrub::Scrubber::new(secrets.into_iter().flatten()).scrub(text)
     }
 
     /// The access token (for providers that log in).

@@ -225,6 +225,11 @@ impl<'a> ProviderHandle<'a> {
         self.auth
     }
 
+    /// The provider's position in the description (and in the router).
+    pub(crate) fn index(&self) -> usize {
+        self.index
+    }
+
     /// The default connection (inputs from environment variables), built on
     /// first use; fails naming the input and variable that is missing.
     pub fn default_connection(&self) -> Result<&'a Connection, Error> {

@@ -10,9 +10,11 @@ use serde_json::Value;
 use crate::config::{ExpiresAtFormat, JsonPointer, Provider};
 use crate::error::{Error, RequestKind};
 
-/// The longest token lifetime accepted from a reply: 10 years. Anything
-/// longer is a unit mix-up (milliseconds for seconds) or garbage.
-pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+/// The longest token lifetime accepted from a reply: 10 years, the same
+/// bound the loader puts on `expiry.ttl` (so a `ttl` that passes `check` is
+/// always usable). Anything longer is a unit mix-up (milliseconds for
+/// seconds) or garbage.
+pub(crate) const MAX_LIFETIME: Duration = crate::config::MAX_DURATION;
 
 /// The shortest token lifetime used: 1 second.
 ///
@@ -396,6 +398,20 @@ inject = {{ header = "Authorization", value = "Bearer {{{{ token.access }}}}" }}
     fn parse(expiry: &str, reply: Value, now: SystemTime) -> Result<Parsed, Error> {
         let providers = provider(expiry);
         parse_reply(providers.get("p").unwrap(), RequestKind::Login, &reply, now)
+    }
+
+    #[test]
+    fn every_ttl_the_loader_accepts_is_usable() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_900_000_000);
+        for ttl in ["10y", "3652d", "1s", "60m"] {
+            let parsed = parse(
+                &format!("ttl = \"{ttl}\""),
+                serde_json::json!({ "access_token": "t" }),
+                now,
+            )
+            .unwrap_or_else(|e| panic!("ttl {ttl}: {e}"));
+            assert!(parsed.expires_at > now, "{ttl}");
+        }
     }
 
     #[test]

@@ -203,20 +203,14 @@ pub fn resolved_path(path: &str) -> Option<String> {
     }
 }
 
-/// `path` with its dot segments removed, as `url::Url` resolves it (WHATWG
-/// URL rules: `%2e` is a dot, `\` a separator in http(s) URLs).
+/// `path` with its dot segments removed, as `url::Url` resolves the path of
+/// a URL (WHATWG URL rules: `%2e` is a dot, `\` a separator in http(s)
+/// URLs). Set as a path, never joined as a reference: a path starting `//`
+/// stays a path, as in the URL reqwest sends.
 fn resolve(path: &str) -> String {
-    const BASE: &str = "http://routing.invalid/";
-    let rooted;
-    let path = if path.starts_with(['/', '\\']) {
-        path
-    } else {
-        rooted = format!("/{path}");
-        &rooted
-    };
-    Url::parse(BASE)
-        .and_then(|base| base.join(path))
-        .map_or_else(|_| String::from("/"), |u| u.path().to_owned())
+    let mut url = Url::parse("http://routing.invalid/").expect("a valid URL");
+    url.set_path(path);
+    url.path().to_owned()
 }
 
 #[derive(Clone, Debug)]

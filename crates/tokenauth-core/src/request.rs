@@ -166,7 +166,9 @@ impl ProviderHandle<'_> {
     ///   credential. Nothing is invalidated and nothing is fetched. When the
     ///   token is still the cached one but its renewal is running (the
     ///   server may have issued the new token already), the renewal is
-    ///   waited for and its token used the same way.
+    ///   waited for and its token used the same way; so a rejection (also a
+    ///   genuine `403`) that arrives during a renewal waits for it, which
+    ///   is bounded by the token request's timeout and retries.
     /// - Not a rejection ([`renews_on`](Self::renews_on) is false):
     ///   `Ok(None)`, return the response.
     /// - A rejection: the token is dropped (only if it is still the cached
@@ -186,18 +188,27 @@ impl ProviderHandle<'_> {
         if !self.rejection_like(status) {
             return Ok(None);
         }
-        if let Some(current) = self.cached(connection)
-            && current.token_id() != credential.token_id()
-        {
+        let replaced = || {
+            self.cached(connection)
+                .filter(|current| current.token_id() != credential.token_id())
+        };
+        if let Some(current) = replaced() {
             debug!(provider = self.id(), status, rejected = %credential.token_id(), current = %current.token_id(), "rejected token was already replaced; retrying once with the current one");
             return Ok(can_retry.then_some(current));
         }
-        if can_retry
-            && let Some(Ok(renewed)) = self.in_flight(connection).await
-            && renewed.token_id() != credential.token_id()
-        {
-            debug!(provider = self.id(), status, rejected = %credential.token_id(), current = %renewed.token_id(), "rejected token was being replaced; retrying once with the new one");
-            return Ok(Some(renewed));
+        if can_retry {
+            // Its renewal may be running (the server may have issued the new
+            // token already): wait for it. A fetch that ended between the
+            // two looks published its token first, so look once more.
+            let renewed = match self.in_flight(connection).await {
+                Some(Ok(renewed)) => Some(renewed),
+                Some(Err(_)) => None,
+                None => replaced(),
+            };
+            if let Some(renewed) = renewed.filter(|r| r.token_id() != credential.token_id()) {
+                debug!(provider = self.id(), status, rejected = %credential.token_id(), current = %renewed.token_id(), "rejected token was being replaced; retrying once with the new one");
+                return Ok(Some(renewed));
+            }
         }
         if !self.renews_on(status) {
             return Ok(None);

@@ -68,7 +68,16 @@ impl<'a> Scrubber<'a> {
     }
 
     /// A short, single-line excerpt of `body` with secrets removed.
+    ///
+    /// Only the start of the body is read: enough for the excerpt however
+    /// the secrets in it are encoded (an encoding is at most 12 times longer
+    /// than the secret), so that a hostile 1 MiB reply costs no more than a
+    /// short one. A JSON body cut there is redacted as JSON cut short.
     pub(crate) fn excerpt(&self, body: &[u8]) -> String {
+        const READ_AT_LEAST: usize = 4096;
+        let longest = self.all().map(<[u8]>::len).max().unwrap_or(0);
+        let read = READ_AT_LEAST.saturating_add(longest.saturating_mul(12));
+        let body = &body[..body.len().min(read)];
         // Known secrets first, on the text as received: the structural
         // passes below may cut an encoded secret apart (at a `&`, a quote).
         let text = self.scrub(&String::from_utf8_lossy(body));
@@ -435,6 +444,23 @@ mod tests {
         // inside a widened one add nothing.
         assert_eq!(redact("aéb", vec![1..2, 2..3]), "a[redacted]b");
         assert_eq!(redact("aébc", vec![3..4, 1..2]), "a[redacted]c");
+    }
+
+    #[test]
+    fn only_the_start_of_a_huge_body_is_read() {
+        let secret = "s3cr3t-value";
+        let s = Scrubber::new([secret]);
+        // The secret, percent-encoded, right at the start; then 1 MiB of
+        // escapes that would cost seconds to decode.
+        let encoded: String = secret.bytes().map(|b| format!("%{b:02X}")).collect();
+        let body = format!("{encoded} {}", "%41&amp;\\u0041".repeat(80_000));
+        let out = s.excerpt(body.as_bytes());
+        assert!(out.starts_with("[redacted]"), "{out}");
+        assert!(!out.contains(secret));
+        // A JSON body longer than what is read is redacted as JSON cut short.
+        let json = format!(r#"{{"access_token":"AT-{}","x":1}}"#, "a".repeat(10_000));
+        let out = s.excerpt(json.as_bytes());
+        assert_eq!(out, r#"{"access_token":"[redacted]"#);
     }
 
     #[test]

@@ -465,3 +465,49 @@ inject = { header = "Authorization", value = "Bearer {{ token.access }}" }
         "{errors}"
     );
 }
+
+/// Client credentials are never inherited by a refresh on another origin
+/// (where the client secret was never sent): the loader asks the user to say
+/// what that endpoint gets, and accepts either answer.
+#[test]
+fn refresh_on_another_origin_does_not_inherit_client_auth() {
+    let toml = |refresh_extra: &str| {
+        format!(
+            r#"
+[providers.split]
+api = ["https://api.example.com/"]
+inputs.secret = {{ env = "SPLIT_SECRET", secret = true }}
+login = {{ url = "https://login.example.com/token", fields = {{ grant_type = "client_credentials" }}, basic = {{ username = "cid", password = "{{{{ inputs.secret }}}}" }}, headers = {{ X-Tenant = "t1" }} }}
+refresh = {{ url = "https://other.example.net/token", fields = {{ grant_type = "refresh_token", refresh_token = "{{{{ token.refresh }}}}" }} {refresh_extra} }}
+response = {{ access_token = "/access_token", refresh_token = "/refresh_token", expires_in = "/expires_in" }}
+expiry.ttl = "1h"
+inject = {{ header = "Authorization", value = "Bearer {{{{ token.access }}}}" }}
+"#
+        )
+    };
+    let err = tokenauth::Providers::from_toml("split.toml", &toml("")).unwrap_err();
+    let d = &err.diagnostics;
+    assert_eq!(d.len(), 1, "{err}");
+    assert_eq!(d[0].path, "providers.split.refresh");
+    assert!(
+        d[0].message
+            .contains("another origin (https://other.example.net)"),
+        "{err}"
+    );
+    assert!(d[0].message.contains("`basic` and `headers`"), "{err}");
+    let help = d[0].help.as_deref().unwrap_or("");
+    assert!(help.contains("basic = {} and headers = {}"), "{help}");
+
+    let none = tokenauth::Providers::from_toml("split.toml", &toml(", basic = {}, headers = {}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let refresh = &none.get("split").unwrap().refresh.as_ref().unwrap().request;
+    assert!(refresh.basic.is_none() && refresh.headers.is_empty());
+
+    let own = tokenauth::Providers::from_toml(
+        "split.toml",
+        &toml(", basic = { username = \"cid\", password = \"{{ inputs.secret }}\" }, headers = {}"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let refresh = &own.get("split").unwrap().refresh.as_ref().unwrap().request;
+    assert!(refresh.basic.is_some(), "written out, it is sent");
+}

@@ -871,13 +871,49 @@ fn request_keys(
         .into_iter()
         .map(|(n, _, t)| (n, t))
         .collect();
-    let headers = match (table.get("headers"), inherit) {
+    // Client authentication is the client's, not the grant's: a refresh
+    // authenticates as the login did unless it says otherwise. But never by
+    // inheritance to another origin, where the client secret was never sent.
+    let inherit_auth = match (inherit, url.as_ref()) {
+        (Some(login), Some(url)) if url.origin() != login.url.origin() => {
+            let left_out: Vec<&str> = [
+                ("basic", login.basic.is_some()),
+                ("headers", !login.headers.is_empty()),
+            ]
+            .into_iter()
+            .filter(|(key, set)| *set && table.get(key).is_none())
+            .map(|(key, _)| key)
+            .collect();
+            if !left_out.is_empty() {
+                let keys = left_out.join("` and `");
+                ctx.error(
+                    table.at,
+                    &table.path,
+                    format!(
+                        "the refresh url is on another origin ({}) than the login url ({}), so the login's `{keys}` (client authentication) is not inherited",
+                        url.origin().ascii_serialization(),
+                        login.url.origin().ascii_serialization()
+                    ),
+                    Some(format!(
+                        "say what the refresh endpoint gets: repeat `{keys}` in [{}] if it needs the client credentials, or write {} to send none",
+                        table.path,
+                        left_out
+                            .iter()
+                            .map(|k| format!("{k} = {{}}"))
+                            .collect::<Vec<_>>()
+                            .join(" and ")
+                    )),
+                );
+            }
+            None
+        }
+        (login, _) => login,
+    };
+    let headers = match (table.get("headers"), inherit_auth) {
         (None, Some(login)) => login.headers.clone(),
         _ => headers(ctx, scope, table, tokens),
     };
-    let basic = match (table.get("basic"), inherit) {
-        // Client authentication is the client's, not the grant's: a refresh
-        // authenticates as the login did unless it says otherwise.
+    let basic = match (table.get("basic"), inherit_auth) {
         (None, Some(login)) => login.basic.clone(),
         (Some(v), _)
             if tokens == TokenVars::Refresh

@@ -276,6 +276,11 @@ async fn reject_step(
                 "a wrong credential gets {status}, which on_unauthorized.status {listed:?} covers"
             ),
         );
+    } else if p.login.is_none() && p.refresh.is_none() {
+        steps.ok(
+            "reject",
+            format!("a wrong credential gets {status} (static credentials: nothing to renew)"),
+        );
     } else {
         let mut suggested = listed.clone();
         suggested.push(code);

@@ -65,7 +65,23 @@ impl Server {
                         .map(|(_, v)| v.into_owned())
                 });
                 let echo = path.contains("/echo");
+                // `/guarded`: 403 unless the request carries the key (an
+                // API that rejects a bad credential with 403, as many do).
+                let refused = path.contains("/guarded")
+                    && !headers.iter().any(|(n, v)| n == "x-api-key" && v == KEY);
+                let token = path.ends_with("/auth/token");
                 let reply = match to {
+                    _ if token => {
+                        let body = format!(r#"{{"access_token":"{KEY}"}}"#);
+                        format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                    }
+                    _ if refused => {
+                        "HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                            .to_owned()
+                    }
                     _ if echo => {
                         // Quotes the request back: its path and headers.
                         let mut body = format!("you asked for {path}");
@@ -244,4 +260,71 @@ fn request_does_not_print_a_credential_the_api_echoes() {
     let hit = &api.hits()[0];
     assert!(hit.carries_a_credential(), "the API got the key: {hit:?}");
     assert!(api.hits()[0].path.contains("x=1"));
+}
+
+/// `tokenauth test` sends its request once more with a deliberately wrong
+/// credential: it tells the user which status the API rejects with when
+/// that is not in `on_unauthorized` (403 here), and fails when the wrong
+/// credential is accepted (the test request proves nothing). The provider
+/// logs in at the loopback server, which hands out [`KEY`] as the token.
+#[test]
+fn test_learns_how_the_api_rejects_a_wrong_credential() {
+    let api = Server::start();
+    let toml = |test_path: &str| {
+        format!(
+            r#"
+[providers.guarded]
+api = ["{api}"]
+inputs.secret = {{ env = "GUARDED_SECRET", secret = true }}
+login = {{ url = "{login}", fields = {{ grant_type = "client_credentials", client_secret = "{{{{ inputs.secret }}}}" }} }}
+response.access_token = "/access_token"
+expiry.ttl = "1h"
+inject = {{ header = "X-Api-Key", value = "{{{{ token.access }}}}" }}
+test.url = "{test}"
+"#,
+            api = api.url("/v1/"),
+            login = api.url("/auth/token"),
+            test = api.url(test_path),
+        )
+    };
+    let run = |config: &tempfile_path::Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_tokenauth"))
+            .arg("--config")
+            .arg(&config.0)
+            .args(["test", "guarded"])
+            .env("GUARDED_SECRET", "guarded-client-secret")
+            .output()
+            .expect("run tokenauth");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(!stdout.contains(KEY), "{stdout}");
+        (out.status.code().unwrap_or(-1), stdout)
+    };
+
+    let (code, out) = run(&tempfile_path::Path::write(&toml("/v1/guarded")));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("[4/5] test    ok"), "{out}");
+    assert!(
+        out.contains("a wrong credential gets 403 Forbidden, not [401]: this API rejects credentials with 403; add it so that a rejected token is renewed: on_unauthorized = { status = [401, 403] }"),
+        "{out}"
+    );
+    let probe = api.hits().pop().unwrap();
+    assert!(
+        !probe.carries_a_credential(),
+        "the probe sent a wrong one: {probe:?}"
+    );
+    assert!(
+        probe
+            .headers
+            .iter()
+            .any(|(n, v)| n == "x-api-key" && v == "tokenauth-deliberately-wrong-credential"),
+        "{probe:?}"
+    );
+
+    let (code, out) = run(&tempfile_path::Path::write(&toml("/v1/open")));
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("[5/5] reject  FAILED"), "{out}");
+    assert!(
+        out.contains("does not need a credential, so it proves nothing"),
+        "{out}"
+    );
 }

@@ -4,7 +4,6 @@
 //! `2` invalid input (a bad description, an unknown provider, a missing
 //! input, bad arguments).
 
-mod bench;
 mod check;
 mod common;
 mod demo;
@@ -125,8 +124,6 @@ enum Command {
         #[command(flatten)]
         conn: ConnectionArgs,
     },
-    /// Load harness against the emulator: plain vs tokenauth vs a mutex baseline (see `tokenauth bench --help`).
-    Bench(bench::BenchArgs),
 }
 
 /// The outcome of a command, mapped to the documented exit codes.
@@ -179,7 +176,6 @@ fn main() -> ExitCode {
             },
         )),
         Command::Test { provider, conn } => common::block_on(test_cmd::run(g, &provider, &conn)),
-        Command::Bench(args) => bench::run(&args),
     };
     outcome.into()
 }

@@ -85,7 +85,7 @@ impl Target {
         let base = &self.base;
         format!(
             r#"[providers.bench]
-name = "2BA (emulated, tokenauth bench)"
+name = "2BA (emulated, tokenauth-bench)"
 api = ["{base}/2ba/"]
 
 [providers.bench.inputs]

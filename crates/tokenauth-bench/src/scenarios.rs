@@ -135,7 +135,7 @@ struct Env {
     control: Control,
 }
 
-/// `tokenauth bench` (not a child).
+/// `tokenauth-bench` (not a child).
 pub(crate) async fn run_all(args: &BenchArgs) -> anyhow::Result<()> {
     let loadavg_start = report::loadavg();
     let emulator = EmulatorProcess::spawn()?;
@@ -144,9 +144,9 @@ pub(crate) async fn run_all(args: &BenchArgs) -> anyhow::Result<()> {
         target: Arc::new(Target::new(&emulator.base)?),
         control: Control::new(&emulator.base)?,
     };
-    eprintln!("tokenauth bench: emulator (child process) at {}", env.base);
+    eprintln!("tokenauth-bench: emulator (child process) at {}", env.base);
     if cfg!(debug_assertions) {
-        eprintln!("tokenauth bench: warning: a debug build; measure with --release");
+        eprintln!("tokenauth-bench: warning: a debug build; measure with --release");
     }
     let scenarios = match args.scenario {
         ScenarioArg::All => vec![
@@ -160,7 +160,7 @@ pub(crate) async fn run_all(args: &BenchArgs) -> anyhow::Result<()> {
     let mut reports = Vec::new();
     for s in scenarios {
         let p = Params::resolve(s, args);
-        eprintln!("tokenauth bench: {} ...", p.name());
+        eprintln!("tokenauth-bench: {} ...", p.name());
         let began = std::time::Instant::now();
         let report = match s {
             ScenarioArg::Burst => burst(&p, &env).await,
@@ -169,7 +169,7 @@ pub(crate) async fn run_all(args: &BenchArgs) -> anyhow::Result<()> {
         }
         .with_context(|| format!("scenario {}", p.name()))?;
         eprintln!(
-            "tokenauth bench: {} done in {:.1} s",
+            "tokenauth-bench: {} done in {:.1} s",
             p.name(),
             began.elapsed().as_secs_f64()
         );
@@ -177,7 +177,7 @@ pub(crate) async fn run_all(args: &BenchArgs) -> anyhow::Result<()> {
     }
     drop(emulator);
     let report = Report {
-        tool: format!("tokenauth bench {}", env!("CARGO_PKG_VERSION")),
+        tool: format!("tokenauth-bench {}", env!("CARGO_PKG_VERSION")),
         machine: Machine::detect(loadavg_start),
         command: std::env::args().collect(),
         targets: report::verdicts(&reports),
@@ -187,11 +187,11 @@ pub(crate) async fn run_all(args: &BenchArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.json {
         let json = serde_json::to_vec_pretty(&report)?;
         std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("tokenauth bench: wrote {}", path.display());
+        eprintln!("tokenauth-bench: wrote {}", path.display());
     }
     if let Some(path) = &args.plot {
         super::plot::draw(&report, path).with_context(|| format!("drawing {}", path.display()))?;
-        eprintln!("tokenauth bench: wrote {}", path.display());
+        eprintln!("tokenauth-bench: wrote {}", path.display());
     }
     Ok(())
 }
@@ -226,7 +226,7 @@ fn scenario_report(
 
 fn progress(p: &Params, round: usize, v: Variant, w: &Window) {
     eprintln!(
-        "tokenauth bench: {} round {}/{} {:<14} {:>9} requests in {:.2} s, {} token requests, {} errors",
+        "tokenauth-bench: {} round {}/{} {:<14} {:>9} requests in {:.2} s, {} token requests, {} errors",
         p.name(),
         round + 1,
         p.rounds,
@@ -421,7 +421,6 @@ fn run_child(
 ) -> anyhow::Result<ChildOutput> {
     let exe = std::env::current_exe()?;
     let mut child = Command::new(exe)
-        .arg("bench")
         .args(["--tenants-child", v.name(), "--emulator-url", base])
         .args(["--workers", &p.workers.to_string()])
         .args(["--duration", &format!("{}ms", p.per_round().as_millis())])
@@ -449,7 +448,7 @@ fn run_child(
     serde_json::from_str(last).context("reading the tenants child's result")
 }
 
-/// `tokenauth bench --tenants-child VARIANT`: one `tenants` variant in this
+/// `tokenauth-bench --tenants-child VARIANT`: one `tenants` variant in this
 /// fresh process; prints a [`ChildOutput`] line.
 pub(crate) async fn tenants_child(args: &BenchArgs, name: &str) -> anyhow::Result<()> {
     let variant = Variant::parse(name).with_context(|| format!("no variant {name}"))?;

@@ -1,4 +1,4 @@
-//! `tokenauth bench --scenario all` as a user runs it, with tiny parameters:
+//! `tokenauth-bench --scenario all` as a user runs it, with tiny parameters:
 //! it works, its JSON has every field for every variant, and the counts that
 //! are deterministic (token requests in `burst`, the `tenants` fill) are
 //! exact. Latencies and throughput are not asserted: benchmarks are not
@@ -54,16 +54,8 @@ fn bench_all_with_tiny_parameters_reports_every_figure() {
     let json = dir.join("bench.json");
     let svg = dir.join("bench.svg");
     let burst = 200;
-    let out = Command::new(env!("CARGO_BIN_EXE_tokenauth"))
-        .args([
-            "bench",
-            "--scenario",
-            "all",
-            "--duration",
-            "1s",
-            "--workers",
-            "4",
-        ])
+    let out = Command::new(env!("CARGO_BIN_EXE_tokenauth-bench"))
+        .args(["--scenario", "all", "--duration", "1s", "--workers", "4"])
         .args([
             "--connections",
             "50",
@@ -79,7 +71,7 @@ fn bench_all_with_tiny_parameters_reports_every_figure() {
         .arg(&svg)
         .env_remove("TOKENAUTH_CONFIG")
         .output()
-        .expect("run tokenauth bench");
+        .expect("run tokenauth-bench");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),

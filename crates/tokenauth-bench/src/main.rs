@@ -1,16 +1,16 @@
-//! `tokenauth bench`: a load harness that answers, in one run and as ratios,
+//! `tokenauth-bench`: a load harness that answers, in one run and as ratios,
 //! what the middleware costs, how many token requests a load causes, and
 //! whether anyone waits when a token expires.
 //!
 //! ```text
-//! cargo run --release -p tokenauth-cli -- bench --scenario all \
+//! cargo run --release -p tokenauth-bench -- --scenario all \
 //!     --json bench.json --plot docs/bench.svg
 //! ```
 //!
 //! # What runs where
 //!
 //! - **The emulator** (`tokenauth-emulator`, the 2BA provider) runs in a
-//!   child process: this same binary re-executed as `tokenauth bench
+//!   child process: this same binary re-executed as `tokenauth-bench
 //!   --serve-emulator` (hidden), on 127.0.0.1 only, with 2 runtime threads.
 //!   The harness drives it over its HTTP control API (`/_emulator/faults`,
 //!   `/_emulator/reset_stats`, `/_emulator/stats`). Keeping its token table
@@ -111,12 +111,15 @@ mod stats;
 mod variants;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::Outcome;
+use clap::Parser as _;
 
-/// Arguments of `tokenauth bench`.
-#[derive(clap::Args, Debug, Clone, Default)]
+/// Load harness against the emulator: plain reqwest vs tokenauth vs a
+/// mutex baseline (and no cache), as ratios, with token-request counts.
+#[derive(clap::Parser, Debug, Clone, Default)]
+#[command(name = "tokenauth-bench", version, about, long_about = None)]
 pub(crate) struct BenchArgs {
     /// Which scenario to run.
     #[arg(long, value_enum, default_value_t = ScenarioArg::All)]
@@ -162,11 +165,11 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_name = "FILE.svg")]
     pub(crate) plot: Option<PathBuf>,
 
-    /// Internal: serve the emulator for a parent `tokenauth bench`.
+    /// Internal: serve the emulator for a parent `tokenauth-bench`.
     #[arg(long, hide = true)]
     pub(crate) serve_emulator: bool,
 
-    /// Internal: run one `tenants` variant for a parent `tokenauth bench`.
+    /// Internal: run one `tenants` variant for a parent `tokenauth-bench`.
     #[arg(long, hide = true, value_name = "VARIANT")]
     pub(crate) tenants_child: Option<String>,
 
@@ -195,8 +198,12 @@ pub(crate) enum ScenarioArg {
     All,
 }
 
-/// Runs `tokenauth bench`.
-pub(crate) fn run(args: &BenchArgs) -> Outcome {
+fn main() -> ExitCode {
+    run(&BenchArgs::parse())
+}
+
+/// Runs the harness (or, with the hidden flags, one of its child processes).
+fn run(args: &BenchArgs) -> ExitCode {
     if args.serve_emulator {
         return emulator::serve();
     }
@@ -209,7 +216,7 @@ pub(crate) fn run(args: &BenchArgs) -> Outcome {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return Outcome::AuthFailure;
+            return ExitCode::FAILURE;
         }
     };
     let result = match &args.tenants_child {
@@ -217,10 +224,10 @@ pub(crate) fn run(args: &BenchArgs) -> Outcome {
         None => rt.block_on(scenarios::run_all(args)),
     };
     match result {
-        Ok(()) => Outcome::Ok,
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: tokenauth bench: {e:#}");
-            Outcome::AuthFailure
+            eprintln!("error: tokenauth-bench: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The emulator in a child process, and its HTTP control API.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -9,23 +9,21 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use tokenauth_emulator::{Emulator, EmulatorConfig, FaultUpdate, LatencyMs, Provider, Stats};
 
-use crate::Outcome;
-
 /// The line the child prints once it listens: `PREFIX http://127.0.0.1:PORT`.
 const READY: &str = "tokenauth-bench-emulator";
 
 /// Runtime threads of the emulator process.
 const EMULATOR_THREADS: usize = 2;
 
-/// `tokenauth bench --serve-emulator`: serves until stdin closes.
-pub(crate) fn serve() -> Outcome {
+/// `tokenauth-bench --serve-emulator`: serves until stdin closes.
+pub(crate) fn serve() -> ExitCode {
     // Recorded token requests are not used; keep that table small.
     let config = EmulatorConfig::default().record_limit(16);
     let emulator = match Emulator::start_on_own_runtime(config, EMULATOR_THREADS) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("error: cannot start the emulator: {e}");
-            return Outcome::AuthFailure;
+            return ExitCode::FAILURE;
         }
     };
     println!("{READY} {}", emulator.base_url());
@@ -34,7 +32,7 @@ pub(crate) fn serve() -> Outcome {
     let mut sink = Vec::new();
     let _ = std::io::stdin().read_to_end(&mut sink);
     emulator.shutdown();
-    Outcome::Ok
+    ExitCode::SUCCESS
 }
 
 /// The emulator child process. Dropping it stops the process.
@@ -45,11 +43,11 @@ pub(crate) struct EmulatorProcess {
 }
 
 impl EmulatorProcess {
-    /// Starts `<this binary> bench --serve-emulator` and waits for its address.
+    /// Starts `<this binary> --serve-emulator` and waits for its address.
     pub(crate) fn spawn() -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("cannot find this executable")?;
         let mut child = Command::new(exe)
-            .args(["bench", "--serve-emulator"])
+            .arg("--serve-emulator")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

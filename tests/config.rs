@@ -132,12 +132,48 @@ fn all_errors_of_a_file_are_reported_at_once() {
     }
 }
 
+/// `Providers::from_env` reads `$TOKENAUTH_CONFIG`. Run in a child process
+/// of this test binary (setting a variable in this one would be `unsafe`
+/// and race the other tests): the child is the ignored test below.
+#[test]
+fn from_env_reads_the_file_tokenauth_config_names() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/valid/minimal_api_key.toml");
+    let run = |config: Option<&Path>| {
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--ignored", "--exact", "from_env_child", "--nocapture"]);
+        match config {
+            Some(path) => cmd.env("TOKENAUTH_CONFIG", path),
+            None => cmd.env_remove("TOKENAUTH_CONFIG"),
+        };
+        // Somewhere without a providers.toml.
+        cmd.current_dir(std::env::temp_dir());
+        let out = cmd.output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let named = run(Some(&file));
+    assert!(named.contains("from_env: ok ["), "{named}");
+    let unset = run(None);
+    assert!(
+        unset.contains("from_env: error cannot read provider description providers.toml"),
+        "{unset}"
+    );
+}
+
+#[test]
+#[ignore = "run by from_env_reads_the_file_tokenauth_config_names in a child process"]
+fn from_env_child() {
+    match tokenauth::config::Providers::from_env() {
+        Ok(p) => println!("from_env: ok {:?}", p.ids().collect::<Vec<_>>()),
+        Err(e) => println!("from_env: error {e}"),
+    }
+}
+
 #[test]
 fn missing_file_is_a_clear_error() {
     let err = Providers::from_path("/nonexistent/providers.toml").unwrap_err();
     let msg = err.to_string();
     assert!(
-        msg.contains("/nonexistent/providers.toml") && msg.contains("--config"),
+        msg.contains("/nonexistent/providers.toml") && msg.contains("$TOKENAUTH_CONFIG"),
         "{msg}"
     );
 }

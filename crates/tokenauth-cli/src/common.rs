@@ -12,11 +12,10 @@ use tokenauth_core::{Connection, Error, Provider, Providers, TokenAuth};
 use crate::{ConnectionArgs, Global, Outcome};
 
 impl Global {
-    /// `--config`, else `$TOKENAUTH_CONFIG` (clap reads it), else `./providers.toml`.
+    /// `--config`, else `$TOKENAUTH_CONFIG`, else `./providers.toml`: the
+    /// library's [`Providers::env_path`] rule, with the flag first.
     pub(crate) fn config_path(&self) -> PathBuf {
-        self.config
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("providers.toml"))
+        self.config.clone().unwrap_or_else(Providers::env_path)
     }
 
     /// Loads the description, printing every problem on failure.
@@ -231,16 +230,32 @@ pub(crate) fn block_on(f: impl Future<Output = Outcome>) -> Outcome {
 /// `-v` is one line per token fetch or renewal (core's INFO events) and
 /// every warning; `-vv` adds the token endpoint's replies, retries and
 /// routing (DEBUG); `-vvv` everything. Other crates log warnings only.
+/// `RUST_LOG`, when set, is the base filter and the `-v` flags are layered
+/// on it (what it turns on in other crates, such as hyper, is theirs).
 pub(crate) fn init_tracing(verbose: u8) {
     let level = match verbose {
-        0 => return,
-        1 => "info",
-        2 => "debug",
-        _ => "trace",
+        0 => None,
+        1 => Some("info"),
+        2 => Some("debug"),
+        _ => Some("trace"),
     };
-    let filter = tracing_subscriber::EnvFilter::new(format!(
-        "warn,tokenauth_core={level},tokenauth_cli={level}"
-    ));
+    let rust_log = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    if level.is_none() && rust_log.is_none() {
+        return;
+    }
+    let ours = level.map_or_else(String::new, |level| {
+        format!(",tokenauth_core={level},tokenauth_cli={level}")
+    });
+    let filter = match rust_log {
+        Some(base) => tracing_subscriber::EnvFilter::try_new(format!("{base}{ours}"))
+            .unwrap_or_else(|e| {
+                eprintln!("warning: RUST_LOG={base:?} is not a valid filter ({e}); ignoring it");
+                tracing_subscriber::EnvFilter::new(format!("warn{ours}"))
+            }),
+        None => tracing_subscriber::EnvFilter::new(format!("warn{ours}")),
+    };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -114,6 +114,14 @@ impl TokenAuth {
         Self::builder(providers).build()
     }
 
+    /// Loads the description the environment names
+    /// ([`Providers::from_env`]: `$TOKENAUTH_CONFIG`, else
+    /// `./providers.toml`) and builds an engine with the defaults.
+    pub fn from_env() -> Result<Self, Error> {
+        let providers = Providers::from_env().map_err(|e| Error::Config(Arc::new(e)))?;
+        Self::builder(providers).build()
+    }
+
     /// The provider descriptions.
     pub fn providers(&self) -> &Providers {
         &self.inner.providers
@@ -424,9 +432,12 @@ impl Inner {
             key: key.clone(),
         };
         let conn = conn.clone();
+        // The fetch runs in its own task; its span follows from the caller's
+        // (the request that caused it), so a trace shows where it came from.
+        let cause = tracing::Span::current().id();
         let task = tokio::spawn(async move {
             let guard = guard;
-            let result = guard.inner.fetch(index, &conn, trigger).await;
+            let result = guard.inner.fetch(index, &conn, trigger, cause).await;
             drop(guard);
             result
         });
@@ -488,9 +499,11 @@ impl Inner {
         index: usize,
         conn: &Connection,
         trigger: Trigger,
+        cause: Option<tracing::Id>,
     ) -> Result<Arc<TokenEntry>, Error> {
         let provider = &self.providers.providers[index];
         let span = info_span!("tokenauth.fetch", provider = %provider.id, connection = %conn.id(), trigger = trigger.as_str());
+        span.follows_from(cause);
         async move {
             let cache = &self.caches[index];
             // A fetch that finished just before this one started leaves its

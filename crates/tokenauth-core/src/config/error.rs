@@ -90,7 +90,7 @@ impl fmt::Display for ConfigErrors {
 #[non_exhaustive]
 pub enum LoadError {
     /// The file could not be read.
-    #[error("cannot read provider description {}: {source} (check the path, or pass another file with --config / $TOKENAUTH_CONFIG)", path.display())]
+    #[error("cannot read provider description {}: {source} (check the path; Providers::from_env and the tokenauth CLI read the file named by $TOKENAUTH_CONFIG, else ./providers.toml)", path.display())]
     Io {
         /// The path that was tried.
         path: PathBuf,

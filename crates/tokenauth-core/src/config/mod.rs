@@ -47,6 +47,10 @@ use std::path::Path;
 pub use error::{ConfigErrors, Diagnostic, LoadError};
 pub use model::*;
 
+/// The environment variable that names the description file for
+/// [`Providers::from_env`] (and the `tokenauth` CLI): `TOKENAUTH_CONFIG`.
+pub const CONFIG_ENV: &str = "TOKENAUTH_CONFIG";
+
 impl Providers {
     /// Reads and validates a description file.
     pub fn from_path(path: impl AsRef<Path>) -> Result<Self, LoadError> {
@@ -56,6 +60,21 @@ impl Providers {
             source,
         })?;
         Ok(Self::from_toml(&path.display().to_string(), &src)?)
+    }
+
+    /// Reads the description the environment names, as the `tokenauth` CLI
+    /// does: the file in `$TOKENAUTH_CONFIG`, else `./providers.toml`.
+    pub fn from_env() -> Result<Self, LoadError> {
+        Self::from_path(Self::env_path())
+    }
+
+    /// The file [`from_env`](Self::from_env) reads: `$TOKENAUTH_CONFIG` if
+    /// it is set and not empty, else `providers.toml` in the working
+    /// directory.
+    pub fn env_path() -> std::path::PathBuf {
+        std::env::var_os(CONFIG_ENV)
+            .filter(|v| !v.is_empty())
+            .map_or_else(|| "providers.toml".into(), std::path::PathBuf::from)
     }
 
     /// Validates a description given as text; `file` names it in messages.

@@ -44,6 +44,12 @@
 //! # let _ = service; Ok(()) }
 //! ```
 //!
+//! **TLS** for token requests (and the clients tokenauth builds) is reqwest's,
+//! chosen with one feature: `rustls-aws-lc` (the default), `rustls-ring`, or
+//! `native-tls` (the platform's TLS); e.g. `tokenauth = { version = "…",
+//! default-features = false, features = ["reqwest", "tower", "rustls-ring"] }`.
+//! See [`tls`].
+//!
 //! This crate re-exports [`tokenauth_core`] (the description language and
 //! the token engine) at its root, the adapters' main types next to it, and
 //! the adapter crates in full under [`adapters`]. Runnable programs are in

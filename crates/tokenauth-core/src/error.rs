@@ -278,6 +278,16 @@ pub enum Error {
         provider: String,
     },
 
+    /// `tokenauth-core` was built without a TLS backend, and a provider
+    /// uses `https`.
+    #[error(
+        "provider `{provider}` uses https, but tokenauth was built without a TLS backend: enable one of the features rustls-aws-lc (the default), rustls-ring or native-tls of tokenauth (or tokenauth-core)"
+    )]
+    NoTls {
+        /// The first provider that needs TLS.
+        provider: String,
+    },
+
     /// The HTTP client followed a redirect out of the provider's `api`
     /// prefixes with the credential still attached (a custom header, a query
     /// parameter that goes along in `Referer`, or `Authorization` to the
@@ -325,6 +335,7 @@ impl Error {
             | Error::NoRefreshToken { provider, .. }
             | Error::Store { provider, .. }
             | Error::Aborted { provider }
+            | Error::NoTls { provider }
             | Error::RedirectLeftScope { provider, .. } => Some(provider),
         }
     }

@@ -16,6 +16,7 @@ pub mod request;
 pub mod route;
 pub mod store;
 pub mod template;
+pub mod tls;
 
 pub use cache::{Credential, ProviderHandle, Stats, TokenAuth, TokenAuthBuilder, TokenId};
 pub use config::{ConfigErrors, Diagnostic, LoadError, Provider, Providers};

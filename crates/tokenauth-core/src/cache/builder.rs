@@ -141,6 +141,8 @@ impl TokenAuthBuilder {
     /// Builds the engine. Fails only if the default HTTP client cannot be
     /// built.
     pub fn build(self) -> Result<TokenAuth, Error> {
+        check_tls(crate::tls::ENABLED, &self.providers)?;
+        crate::tls::install_default_provider();
         let client = match (self.client, self.client_builder) {
             (Some(c), _) => c,
             (None, builder) => builder
@@ -176,6 +178,25 @@ impl TokenAuthBuilder {
     }
 }
 
+/// Without a TLS backend (`tls_enabled` false) a description that uses
+/// https is refused up front rather than failing every token request.
+fn check_tls(tls_enabled: bool, providers: &Providers) -> Result<(), Error> {
+    match providers.iter().find(|p| uses_https(p)) {
+        Some(p) if !tls_enabled => Err(Error::NoTls {
+            provider: p.id.clone(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The provider sends or routes anything over https.
+fn uses_https(p: &crate::config::Provider) -> bool {
+    let https = |u: &url::Url| u.scheme() == "https";
+    p.api.iter().any(https)
+        || p.login.iter().any(|l| https(&l.url))
+        || p.refresh.iter().any(|r| https(&r.request.url))
+}
+
 impl std::fmt::Debug for TokenAuthBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenAuthBuilder")
@@ -184,5 +205,33 @@ impl std::fmt::Debug for TokenAuthBuilder {
             .field("retry", &self.retry)
             .field("failure_backoff", &self.failure_backoff)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_tls_a_description_with_https_is_refused() {
+        let https =
+            Providers::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../../providers.toml"))
+                .unwrap();
+        let err = check_tls(false, &https).unwrap_err();
+        assert!(
+            matches!(&err, Error::NoTls { provider } if provider == "reobtimaal"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("rustls-aws-lc"), "{err}");
+        assert!(check_tls(true, &https).is_ok());
+        let loopback = Providers::from_toml(
+            "p.toml",
+            "[providers.local]\napi = [\"http://127.0.0.1:8080/\"]\ninputs.k = { default = \"x\" }\ninject = { header = \"X-Key\", value = \"{{ inputs.k }}\" }\n",
+        )
+        .unwrap();
+        assert!(
+            check_tls(false, &loopback).is_ok(),
+            "plain http needs no TLS"
+        );
     }
 }

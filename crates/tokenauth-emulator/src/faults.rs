@@ -260,6 +260,8 @@ mod double_option {
 pub(crate) struct Knobs {
     pub(crate) latency: Latency,
     pub(crate) status: Option<StatusFault>,
+    /// A forced status for the next API requests (not token requests).
+    pub(crate) api_status: Option<StatusFault>,
     pub(crate) reply: Option<ReplyFaultSpec>,
     pub(crate) access_lifetime: Duration,
     pub(crate) refresh_lifetime: Duration,
@@ -267,10 +269,21 @@ pub(crate) struct Knobs {
     pub(crate) revoke_on_reissue: bool,
 }
 
+/// Takes one use of a pending status fault, dropping it when used up.
+pub(crate) fn take_status(fault: &mut Option<StatusFault>) -> Option<StatusFault> {
+    let taken = *fault.as_ref()?;
+    match fault {
+        Some(f) if f.count > 1 => f.count -= 1,
+        _ => *fault = None,
+    }
+    Some(taken)
+}
+
 impl Knobs {
     pub(crate) fn clear_faults(&mut self) {
         self.latency = Latency::None;
         self.status = None;
+        self.api_status = None;
         self.reply = None;
     }
 
@@ -278,6 +291,7 @@ impl Knobs {
         ProviderKnobs {
             token_latency_ms: LatencyMs::from_latency(self.latency),
             status: self.status,
+            api_status: self.api_status,
             reply: self.reply,
             access_token_lifetime_ms: duration_to_ms(self.access_lifetime),
             refresh_token_lifetime_ms: duration_to_ms(self.refresh_lifetime),
@@ -340,6 +354,9 @@ pub struct ProviderKnobs {
     pub token_latency_ms: LatencyMs,
     /// The pending forced status, with the remaining count.
     pub status: Option<StatusFault>,
+    /// The pending forced status of API requests, with the remaining count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_status: Option<StatusFault>,
     /// The pending reply fault, with the remaining count.
     pub reply: Option<ReplyFaultSpec>,
     /// Lifetime of newly issued access tokens.

@@ -236,15 +236,7 @@ async fn token(state: &State, host: Host, req: Request<Incoming>) -> Result<Resp
     let (delay, status_fault) = {
         let mut k = lock(&ps.knobs);
         let delay = k.latency.pick();
-        let status = k.status.as_mut().map(|s| {
-            let taken = *s;
-            s.count = s.count.saturating_sub(1);
-            taken
-        });
-        if k.status.is_some_and(|s| s.count == 0) {
-            k.status = None;
-        }
-        (delay, status)
+        (delay, crate::faults::take_status(&mut k.status))
     };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -453,6 +445,17 @@ async fn api(state: &State, host: Host, sub: &str, req: Request<Incoming>) -> Re
     let latency = state.api_latency_nanos.load(Relaxed);
     if latency > 0 {
         tokio::time::sleep(Duration::from_nanos(latency)).await;
+    }
+    let forced = crate::faults::take_status(&mut lock(&ps.knobs).api_status);
+    if let Some(fault) = forced {
+        let status =
+            StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        ps.counters.api_status.add(status.as_u16());
+        let mut r = error_json(status, "emulated_fault");
+        if let Some(secs) = fault.retry_after {
+            r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+        }
+        return r;
     }
     let (parts, body) = req.into_parts();
     let body_bytes = if hyper::body::Body::is_end_stream(&body) {

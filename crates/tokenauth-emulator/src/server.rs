@@ -358,6 +358,14 @@ impl Emulator {
         self.with_knobs(p, |k| k.status = (fault.count > 0).then_some(fault));
     }
 
+    /// Answers the next `fault.count` API requests of `p` (not its token
+    /// requests) with `fault.status` (and `Retry-After` if set), without
+    /// looking at their credential; then the API heals. Replaces a pending
+    /// API fault.
+    pub fn fail_api_requests(&self, p: Provider, fault: StatusFault) {
+        self.with_knobs(p, |k| k.api_status = (fault.count > 0).then_some(fault));
+    }
+
     /// Damages the replies of the next `count` token requests of `p` that
     /// would succeed (see [`ReplyFault`]). Replaces a pending reply fault.
     pub fn set_reply_fault(&self, p: Provider, fault: ReplyFault, count: u32) {

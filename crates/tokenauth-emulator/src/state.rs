@@ -237,6 +237,7 @@ fn initial_knobs(config: &EmulatorConfig, p: Provider) -> Knobs {
     Knobs {
         latency: Latency::None,
         status: None,
+        api_status: None,
         reply: None,
         access_lifetime: access,
         refresh_lifetime: refresh,

@@ -26,6 +26,7 @@
 //! - [Rejected credentials: renew and retry once](#rejected-credentials-renew-and-retry-once)
 //! - [Errors](#errors)
 //! - [Query credentials in URLs](#query-credentials-in-urls)
+//! - [With reqwest-retry and reqwest-tracing](#with-reqwest-retry-and-reqwest-tracing)
 //! - [Redirects](#redirects)
 //!
 //! ## Example
@@ -185,6 +186,27 @@
 //! redirect error never show it) and [`Response::url`] (so
 //! `error_for_status()` does not either). The other query parameters are
 //! kept byte for byte.
+//!
+//! ## With reqwest-retry and reqwest-tracing
+//!
+//! Put this middleware **last** (innermost), after the retry and the
+//! tracing middleware:
+//!
+//! ```text
+//! ClientBuilder::new(http)
+//!     .with(RetryTransientMiddleware::new_with_policy(policy)) // outermost
+//!     .with(TracingMiddleware::default())                        // a span per attempt
+//!     .with(auth.middleware())                                   // innermost
+//!     .build()
+//! ```
+//!
+//! Every attempt of reqwest-retry then gets its own span and the current
+//! credential (an attempt after a renewal carries the new token), a `401`
+//! is renewed and retried here, inside the one attempt reqwest-retry sees,
+//! and the span records the URL before the credential is attached, so a
+//! query key never reaches a span (or an OpenTelemetry exporter). The
+//! workspace's `tests/stack.rs` runs exactly this stack against the
+//! emulator.
 //!
 //! ## Redirects
 //!

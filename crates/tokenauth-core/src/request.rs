@@ -188,6 +188,10 @@ impl ProviderHandle<'_> {
         if !self.rejection_like(status) {
             return Ok(None);
         }
+        self.auth().inner.metric(
+            self.index(),
+            crate::cache::stats::ProviderMetrics::rejections,
+        );
         let replaced = || {
             self.cached(connection)
                 .filter(|current| current.token_id() != credential.token_id())

@@ -3,7 +3,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use super::engine::{Inner, TokenAuth};
-use super::stats::Counters;
+use super::stats::{Counters, ProviderMetrics};
 use super::table::Table;
 use crate::acquire::RetryPolicy;
 use crate::clock::{Clock, SystemClock};
@@ -152,6 +152,11 @@ impl TokenAuthBuilder {
                 .map_err(|e| Error::HttpClient(Arc::new(e)))?,
         };
         let n = self.providers.len();
+        let metrics = self
+            .providers
+            .iter()
+            .map(|p| ProviderMetrics::new(&p.id))
+            .collect();
         let caches = (0..n).map(|_| Table::new(self.max_connections)).collect();
         let inner = Inner {
             router: Router::new(&self.providers),
@@ -169,6 +174,7 @@ impl TokenAuthBuilder {
             pending: Mutex::new(HashMap::new()),
             defaults: (0..n).map(|_| OnceLock::new()).collect(),
             counters: Counters::default(),
+            metrics,
             retry: self.retry,
             failure_backoff: self.failure_backoff,
         };

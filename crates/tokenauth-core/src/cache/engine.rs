@@ -10,7 +10,7 @@ use url::Url;
 
 use super::TokenAuthBuilder;
 use super::credential::{Credential, Failure, Fetched, TokenEntry, TokenId, nanos};
-use super::stats::{Counters, Stats};
+use super::stats::{Counters, ProviderMetrics, Stats};
 use super::table::Table;
 use crate::acquire::{Acquirer, RetryPolicy, backoff};
 use crate::clock::Clock;
@@ -76,6 +76,10 @@ pub(crate) struct Inner {
     pub(crate) pending: Mutex<HashMap<PendingKey, Pending>>,
     pub(crate) defaults: Vec<OnceLock<Connection>>,
     pub(crate) counters: Counters,
+    /// Per provider, in `providers` order (feature `metrics`; empty handles
+    /// without it).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) metrics: Vec<ProviderMetrics>,
     /// The clock is the default system clock and the coarse clock is
     /// available: fresh hits read the coarse clock (see
     /// [`coarse`](crate::clock::coarse)).
@@ -278,6 +282,7 @@ impl<'a> ProviderHandle<'a> {
         let slot = match (table.get(conn.id()), upper) {
             (Some(Slot::Token(entry)), Some(upper)) if entry.is_fresh_at(upper) => {
                 inner.counters.hit();
+                inner.metric(self.index, ProviderMetrics::hits);
                 if entry.claim_touch(upper) {
                     table.touch(conn.id());
                 }
@@ -292,6 +297,7 @@ impl<'a> ProviderHandle<'a> {
             match slot {
                 Slot::Token(entry) if entry.is_valid_at(now_ns) => {
                     inner.counters.hit();
+                    inner.metric(self.index, ProviderMetrics::hits);
                     if entry.wants_renewal_at(now_ns)
                         && entry.renewal_allowed(inner.clock.monotonic())
                     {
@@ -410,6 +416,18 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Inner {
+    /// Bumps a `metrics` counter of provider `index`; nothing without the
+    /// `metrics` feature.
+    #[inline(always)]
+    pub(crate) fn metric(&self, index: usize, bump: fn(&ProviderMetrics)) {
+        #[cfg(feature = "metrics")]
+        if let Some(m) = self.metrics.get(index) {
+            bump(m);
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = (index, bump);
+    }
+
     fn default_connection(&self, index: usize) -> Result<&Connection, Error> {
         let cell = &self.defaults[index];
         if let Some(c) = cell.get() {
@@ -463,6 +481,7 @@ impl Inner {
             return;
         }
         Counters::bump(&self.counters.renewals);
+        self.metric(index, ProviderMetrics::renewals);
         debug!(provider = %entry.provider, connection = %entry.connection, token = %entry.id, "token in its renewal window: renewing in the background");
         // The task is detached: it publishes its result in the cache.
         drop(Inner::pending(self, index, conn, Trigger::Renewal));
@@ -470,6 +489,7 @@ impl Inner {
 
     fn render_static(&self, index: usize, conn: &Connection) -> Result<Arc<TokenEntry>, Error> {
         Counters::bump(&self.counters.fetches);
+        self.metric(index, ProviderMetrics::fetches);
         let provider = &self.providers.providers[index];
         let result = conn
             .check(provider)
@@ -488,6 +508,7 @@ impl Inner {
             }
             Err(e) => {
                 Counters::bump(&self.counters.failures);
+                self.metric(index, ProviderMetrics::failures);
                 Err(e)
             }
         }
@@ -517,6 +538,7 @@ impl Inner {
                 _ => {}
             }
             Counters::bump(&self.counters.fetches);
+            self.metric(index, ProviderMetrics::fetches);
             let acquirer = Acquirer {
                 provider,
                 conn,
@@ -560,6 +582,7 @@ impl Inner {
                 }
                 Err(error) => {
                     Counters::bump(&self.counters.failures);
+                    self.metric(index, ProviderMetrics::failures);
                     let now = self.clock.now();
                     let since = self.clock.monotonic();
                     match cache.get(conn.id()) {

@@ -90,12 +90,17 @@
 //! acquisition with the provider, connection and trigger; debug events for
 //! each token request, acquisition, background renewal and invalidation;
 //! warnings for failures; trace events for cache hits. None carries a secret.
-//! Counters: [`TokenAuth::stats`].
+//! Counters: [`TokenAuth::stats`]; with the `metrics` feature also per
+//! provider through the [`metrics`](https://docs.rs/metrics) facade
+//! (`tokenauth_hits_total`, `tokenauth_fetches_total`,
+//! `tokenauth_renewals_total`, `tokenauth_failures_total`,
+//! `tokenauth_rejections_total`, each labelled `provider`). The handles are
+//! registered when the engine is built: install the recorder first.
 
 mod builder;
 mod credential;
 mod engine;
-mod stats;
+pub(crate) mod stats;
 mod table;
 
 pub use builder::TokenAuthBuilder;

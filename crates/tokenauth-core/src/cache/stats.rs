@@ -1,5 +1,56 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+/// One provider's counters in the `metrics` facade (feature `metrics`):
+/// handles registered once, when the engine is built, so that a bump is one
+/// call on the recorder's handle. Without the feature it is empty and every
+/// bump compiles to nothing.
+#[derive(Debug)]
+pub(crate) struct ProviderMetrics {
+    #[cfg(feature = "metrics")]
+    hits: metrics::Counter,
+    #[cfg(feature = "metrics")]
+    fetches: metrics::Counter,
+    #[cfg(feature = "metrics")]
+    renewals: metrics::Counter,
+    #[cfg(feature = "metrics")]
+    failures: metrics::Counter,
+    #[cfg(feature = "metrics")]
+    rejections: metrics::Counter,
+}
+
+macro_rules! bump {
+    ($($name:ident),*) => {$(
+        #[inline]
+        pub(crate) fn $name(&self) {
+            #[cfg(feature = "metrics")]
+            self.$name.increment(1);
+        }
+    )*};
+}
+
+impl ProviderMetrics {
+    /// Registers the counters of `provider` with the installed recorder.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn new(provider: &str) -> Self {
+        #[cfg(feature = "metrics")]
+        {
+            let counter =
+                |name: &'static str| metrics::counter!(name, "provider" => provider.to_owned());
+            ProviderMetrics {
+                hits: counter("tokenauth_hits_total"),
+                fetches: counter("tokenauth_fetches_total"),
+                renewals: counter("tokenauth_renewals_total"),
+                failures: counter("tokenauth_failures_total"),
+                rejections: counter("tokenauth_rejections_total"),
+            }
+        }
+        #[cfg(not(feature = "metrics"))]
+        ProviderMetrics {}
+    }
+
+    bump!(hits, fetches, renewals, failures, rejections);
+}
+
 /// A snapshot of the engine's counters (see [`TokenAuth::stats`]).
 ///
 /// [`TokenAuth::stats`]: crate::TokenAuth::stats

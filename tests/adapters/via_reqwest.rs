@@ -488,13 +488,7 @@ async fn query_credential_is_removed_from_error_and_response_urls() {
         );
         assert_eq!(reply.text().await.unwrap(), "ok", "the body is intact");
 
-        let seen = api.seen();
-        let last = seen.last().unwrap();
-        assert_eq!(
-            last.query.as_deref(),
-            Some(format!("{query}&key={QUERY_SECRET}").as_str()),
-            "{kind}: the API itself got the key"
-        );
+        assert_the_api_got_the_key(&api, query, kind);
     }
 }
 

@@ -358,12 +358,7 @@ async fn query_credential_is_not_in_tower_errors_or_responses() {
             .unwrap();
         let text = format!("{reply:?}\n{reply:#?}");
         assert!(!text.contains(QUERY_SECRET), "{path}: {text}");
-        let seen = api.seen();
-        assert_eq!(
-            seen.last().unwrap().query.as_deref(),
-            Some(format!("{query}&key={QUERY_SECRET}").as_str()),
-            "the API got the key"
-        );
+        assert_the_api_got_the_key(&api, query, path);
     }
 }
 

@@ -463,6 +463,18 @@ on_unauthorized = {{ status = [401], action = "fail" }}
     )
 }
 
+/// Asserts that the last request `api` received carried its own `query`
+/// and then the query credential (the API itself gets the key).
+#[track_caller]
+pub fn assert_the_api_got_the_key(api: &TestServer, query: &str, what: &str) {
+    let seen = api.seen();
+    assert_eq!(
+        seen.last().and_then(|s| s.query.as_deref()),
+        Some(format!("{query}&key={QUERY_SECRET}").as_str()),
+        "{what}: the API itself got the key"
+    );
+}
+
 /// An engine over static `toml` providers (no token endpoint involved).
 pub fn static_engine(toml: &str) -> TokenAuth {
     let providers = Providers::from_toml("providers.toml", toml).expect("providers load");

@@ -20,10 +20,9 @@
 //! (see [Redirects](#redirects) for why).
 //!
 //! - [Example](#example)
-//! - [What the middleware does](#what-the-middleware-does)
-//! - [Connections](#connections)
-//! - [Opting out](#opting-out)
-//! - [Rejected credentials: renew and retry once](#rejected-credentials-renew-and-retry-once)
+//! - [What every request goes through](#what-every-request-goes-through)
+//! - [Rejected credentials: retried once, never in a loop](#rejected-credentials-retried-once-never-in-a-loop)
+//! - [In the reqwest middleware](#in-the-reqwest-middleware)
 //! - [Errors](#errors)
 //! - [Query credentials in URLs](#query-credentials-in-urls)
 //! - [With reqwest-retry and reqwest-tracing](#with-reqwest-retry-and-reqwest-tracing)
@@ -68,74 +67,15 @@
 //! # Ok(()) }
 //! ```
 //!
-//! ## What the middleware does
+#![doc = include_str!("../../../docs/adapters.md")]
 //!
-//! For each request, in this order (every decision is a call into
-//! [`tokenauth_core`]):
+//! ## In the reqwest middleware
 //!
-//! 1. A request with the [`NoAuth`] extension is sent as it is.
-//! 2. **Routing.** The URL is matched against every provider's `api`
-//!    prefixes (scheme, host, port, and the path at a segment boundary; the
-//!    longest prefix wins, see [`tokenauth_core::route`]), on the path as
-//!    the URL parser resolved it (`..`, also `%2e%2e`, removed; the tower
-//!    layer routes the same way); a path whose route would change if the
-//!    server decoded an encoded slash (`/a/..%2Fb/x`) gets no credential. A
-//!    request that matches none is sent untouched: a credential is never
-//!    attached to a URL outside its provider's prefixes.
-//! 3. **Explicit credentials win.** A request that already carries an
-//!    `Authorization` header, the provider's inject header (e.g.
-//!    `X-Api-Key`), or for `inject.query` providers its query parameter, is
-//!    sent as the caller built it: the middleware never overwrites a
-//!    credential the caller set (and does not renew or retry it either).
-//! 4. **Credential.** The engine hands out the cached credential for
-//!    (provider, connection), fetching it first if needed; concurrent
-//!    requests share one token request.
-//! 5. It is attached (a sensitive header, or the query parameter) and the
-//!    request is sent.
-//!
-//! ## Connections
-//!
-//! A [`Connection`] in the request extensions
-//! ([`RequestBuilder::with_extension`](reqwest_middleware::RequestBuilder::with_extension))
-//! selects the set of inputs (credentials) for that request; tokens are
-//! cached per (provider, connection id). Without one, the provider's default
-//! connection is used, whose inputs come from the environment variables the
-//! description names; if one is missing, the request fails with
-//! [`Error::MissingInput`](tokenauth_core::Error::MissingInput), whose
-//! message names the variable to set.
-//!
-//! ## Opting out
-//!
-//! `.with_extension(NoAuth)` sends one request without a credential, even
-//! inside a provider's prefix.
-//!
-//! ## Rejected credentials: renew and retry once
-//!
-//! When the API answers `401`, `403` or one of the provider's
-//! `on_unauthorized.status` codes to a request whose token is **no longer
-//! the cached one** (it was renewed while the request was in flight; some
-//! servers revoke the old token the moment they issue the new one), the
-//! request is sent once more with the current token; nothing is
-//! invalidated or fetched.
-//!
-//! Otherwise, when the API answers with one of the provider's `on_unauthorized.status`
-//! codes (`401` by default) and the action is `renew` (the default for
-//! providers that log in), the middleware
-//!
-//! 1. invalidates the rejected token (only if it is still the cached one, so
-//!    many concurrent 401s cause one renewal),
-//! 2. gets a new credential, and
-//! 3. sends the request **once** more with it, if the request could be
-//!    cloned ([`reqwest::Request::try_clone`]; the copy is taken before the
-//!    first attempt). The retry's response is returned whatever its status:
-//!    there is never a second retry.
-//!
-//! A request with a streaming body (`reqwest::Body::wrap_stream`) cannot be
-//! cloned: it is **not retried**, and the rejected response is returned as
-//! it is (the token is still invalidated, so the next request gets a new
-//! one). If getting the new credential fails, that error is returned instead
-//! of the rejected response. Providers with `action = "fail"` (BRO, whose
-//! credential cannot be renewed) get their rejected responses unchanged.
+//! The connection goes in with
+//! [`RequestBuilder::with_extension`](reqwest_middleware::RequestBuilder::with_extension)
+//! (`.with_extension(tenant)`, `.with_extension(NoAuth)`). The retry copy is
+//! [`reqwest::Request::try_clone`]: a request with a streaming body
+//! (`reqwest::Body::wrap_stream`) cannot be cloned and is not retried.
 //!
 //! ## Errors
 //!

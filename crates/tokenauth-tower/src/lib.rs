@@ -6,9 +6,9 @@
 //! `Channel`, or any `Service<http::Request<B>>`.
 //!
 //! - [Example](#example)
-//! - [What the layer does](#what-the-layer-does)
-//! - [Connections and opting out](#connections-and-opting-out)
-//! - [Rejected credentials: renew and retry once](#rejected-credentials-renew-and-retry-once)
+//! - [What every request goes through](#what-every-request-goes-through)
+//! - [Rejected credentials: retried once, never in a loop](#rejected-credentials-retried-once-never-in-a-loop)
+//! - [In the tower layer](#in-the-tower-layer)
 //! - [Errors](#errors)
 //! - [tonic](#tonic)
 //! - [Redirects](#redirects)
@@ -60,61 +60,16 @@
 //! # Ok(()) }
 //! ```
 //!
-//! ## What the layer does
+#![doc = include_str!("../../../docs/adapters.md")]
 //!
-//! For each request, in this order (every decision is a call into
-//! [`tokenauth_core`]; the same rules as the reqwest middleware):
+//! ## In the tower layer
 //!
-//! 1. A request with the [`NoAuth`] extension is passed on as it is.
-//! 2. **Routing.** The URI is matched against every provider's `api`
-//!    prefixes (scheme, host, port, and the path at a segment boundary; the
-//!    longest prefix wins, see [`tokenauth_core::route`]). The path is
-//!    routed as a server resolves it, exactly like the reqwest middleware's
-//!    parsed URLs: `/a/../b/x` and `/a/%2e%2e/b/x` are routed as `/b/x`, and
-//!    a path whose route would change if the server decoded an encoded slash
-//!    (`/a/..%2Fb/x`) gets no credential. A request that matches none is
-//!    passed on untouched: a credential is never attached to a URI outside
-//!    its provider's prefixes. A path-only URI is routed with the layer's
-//!    [`origin`](AuthLayer::origin), if set, else it matches nothing.
-//! 3. **Explicit credentials win.** A request that already carries an
-//!    `Authorization` header, the provider's inject header (e.g.
-//!    `X-Api-Key`), or for `inject.query` providers its query parameter, is
-//!    passed on as the caller built it: the layer never overwrites a
-//!    credential the caller set (and does not renew or retry it either).
-//! 4. **Credential.** The engine hands out the cached credential for
-//!    (provider, connection), fetching it first if needed; concurrent
-//!    requests share one token request.
-//! 5. It is attached (a sensitive header, or the query parameter) and the
-//!    inner service is called.
-//!
-//! ## Connections and opting out
-//!
-//! A [`Connection`] in the request's [`http::Extensions`] selects the set of
-//! inputs (credentials) for that request; tokens are cached per (provider,
-//! connection id). Without one, the provider's default connection is used,
-//! whose inputs come from the environment variables the description names;
-//! if one is missing, the call fails with
-//! [`AuthError::Auth`]`(`[`Error::MissingInput`](tokenauth_core::Error::MissingInput)`)`,
-//! whose message names the variable to set. The [`NoAuth`] extension sends
-//! one request without a credential.
-//!
-//! ## Rejected credentials: renew and retry once
-//!
-//! When the response status is `401`, `403` or one of the provider's
-//! `on_unauthorized.status` codes and the request's token is **no longer the
-//! cached one** (it was renewed while the request was in flight; some
-//! servers revoke the old token the moment they issue the new one), the
-//! layer calls the inner service once more with the current token; nothing
-//! is invalidated or fetched.
-//!
-//! Otherwise, when the response status is one of the provider's
-//! `on_unauthorized.status` codes (`401` by default) and the action is
-//! `renew` (the default for providers that log in), the layer invalidates
-//! the rejected token (only if it is still the cached one, so many
-//! concurrent 401s cause one renewal), gets a new credential and calls the
-//! inner service **once** more, after driving it to readiness. The retry's
-//! response is returned whatever its status: there is never a second retry.
-//! If getting the new credential fails, that error is returned.
+//! The connection (or `NoAuth`) goes in the request's [`http::Extensions`];
+//! a missing input fails the call with
+//! [`AuthError::Auth`]`(`[`Error::MissingInput`](tokenauth_core::Error::MissingInput)`)`.
+//! A path-only URI is routed with the layer's
+//! [`origin`](AuthLayer::origin), if set, else it matches nothing. A retry
+//! calls the inner service again after driving it to readiness.
 //!
 //! A retry needs a second copy of the request, taken before the first call,
 //! and an `http::Request<B>` can only be copied if its body can. The choice

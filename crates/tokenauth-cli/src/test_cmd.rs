@@ -211,10 +211,7 @@ pub(crate) async fn run(g: &Global, id: &str, args: &ConnectionArgs) -> Outcome 
             return Outcome::AuthFailure;
         }
         Err(e) => {
-            steps.fail(
-                "test",
-                format!("{label}: {}", without_credential(e, credential.injection())),
-            );
+            steps.fail("test", format!("{label}: {}", credential.redact_error(e)));
             println!("result: {} does not work: the test request failed", p.id);
             return Outcome::AuthFailure;
         }
@@ -254,7 +251,7 @@ async fn reject_step(
     let status = match client.execute(probe).await {
         Ok(resp) => resp.status(),
         Err(e) => {
-            let e = without_credential(e, &wrong);
+            let e = wrong.redact_error(e);
             steps.skip("reject", format!("{label} with a wrong credential: {e}"));
             return true;
         }
@@ -294,12 +291,4 @@ async fn reject_step(
         );
     }
     true
-}
-
-/// A transport error without the (query) credential in its URL.
-fn without_credential(mut e: reqwest::Error, credential: &Injection) -> reqwest::Error {
-    if let Some(url) = e.url_mut() {
-        credential.remove_from_url(url);
-    }
-    e
 }

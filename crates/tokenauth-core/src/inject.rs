@@ -90,6 +90,16 @@ impl Injection {
         removed
     }
 
+    /// `error` with this query credential removed from its URL (reqwest
+    /// prints an error's URL in `Display` and `Debug`); unchanged for a
+    /// header credential.
+    pub fn redact_error(&self, mut error: reqwest::Error) -> reqwest::Error {
+        if let Some(url) = error.url_mut() {
+            self.remove_from_url(url);
+        }
+        error
+    }
+
     /// `reference` (a URL or a relative reference, as in a `Location`
     /// header) without this query credential's parameter; `None` when it
     /// holds none (or for a header credential). For URL-valued response

@@ -345,12 +345,9 @@ async fn send(
                 .map_err(reqwest_middleware::Error::middleware)?;
             Ok(redact_response(credential, response))
         }
-        Err(reqwest_middleware::Error::Reqwest(mut e)) => {
-            if let Some(url) = e.url_mut() {
-                credential.remove_from_url(url);
-            }
-            Err(reqwest_middleware::Error::Reqwest(e))
-        }
+        Err(reqwest_middleware::Error::Reqwest(e)) => Err(reqwest_middleware::Error::Reqwest(
+            credential.redact_error(e),
+        )),
         Err(e) => Err(e),
     }
 }

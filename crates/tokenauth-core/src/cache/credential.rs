@@ -221,6 +221,12 @@ impl Credential {
         self.entry.injection.remove_from_url(url)
     }
 
+    /// `error` without a query credential in its URL; see
+    /// [`Injection::redact_error`].
+    pub fn redact_error(&self, error: reqwest::Error) -> reqwest::Error {
+        self.entry.injection.redact_error(error)
+    }
+
     /// A URL-valued header (`Location`, ...) without a query credential; see
     /// [`Injection::remove_from_reference`].
     pub fn remove_from_reference(&self, reference: &str) -> Option<String> {

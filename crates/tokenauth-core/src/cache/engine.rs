@@ -248,6 +248,18 @@ impl<'a> ProviderHandle<'a> {
         self.auth.inner.default_connection(self.index)
     }
 
+    /// `connection`, or the default connection when it is `None`.
+    #[inline]
+    fn resolve<'c>(&self, connection: Option<&'c Connection>) -> Result<&'c Connection, Error>
+    where
+        'a: 'c,
+    {
+        match connection {
+            Some(c) => Ok(c),
+            None => self.auth.inner.default_connection(self.index),
+        }
+    }
+
     /// A valid credential for `connection` (`None`: the default connection).
     ///
     /// - A fresh cached token is returned at once (no lock held across an
@@ -268,10 +280,7 @@ impl<'a> ProviderHandle<'a> {
     /// Must be called within a Tokio runtime.
     pub async fn credential(&self, connection: Option<&Connection>) -> Result<Credential, Error> {
         let inner = &self.auth.inner;
-        let conn = match connection {
-            Some(c) => c,
-            None => inner.default_connection(self.index)?,
-        };
+        let conn = self.resolve(connection)?;
         let table = &inner.caches[self.index];
         // The hot path: synchronous, lock-free, one `Arc` clone. With the
         // default clock, a token whose renewal window is still ahead by more
@@ -332,10 +341,7 @@ impl<'a> ProviderHandle<'a> {
     /// carried an outdated token.
     pub fn cached(&self, connection: Option<&Connection>) -> Option<Credential> {
         let inner = &self.auth.inner;
-        let conn = match connection {
-            Some(c) => c,
-            None => inner.default_connection(self.index).ok()?,
-        };
+        let conn = self.resolve(connection).ok()?;
         match inner.caches[self.index].get(conn.id()) {
             Some(Slot::Token(entry)) if entry.is_valid(inner.clock.now()) => {
                 Some(Credential { entry })
@@ -352,10 +358,7 @@ impl<'a> ProviderHandle<'a> {
         connection: Option<&Connection>,
     ) -> Option<Result<Credential, Error>> {
         let inner = &self.auth.inner;
-        let conn = match connection {
-            Some(c) => c,
-            None => inner.default_connection(self.index).ok()?,
-        };
+        let conn = self.resolve(connection).ok()?;
         let key: PendingKey = (self.index, conn.id_arc().clone());
         let pending = lock(&inner.pending).get(&key).cloned()?;
         Some(pending.await.map(|entry| Credential { entry }))
@@ -376,12 +379,8 @@ impl<'a> ProviderHandle<'a> {
     /// [`credential`]: ProviderHandle::credential
     pub async fn invalidate(&self, connection: Option<&Connection>, rejected: &Credential) -> bool {
         let inner = &self.auth.inner;
-        let conn = match connection {
-            Some(c) => c,
-            None => match inner.default_connection(self.index) {
-                Ok(c) => c,
-                Err(_) => return false,
-            },
+        let Ok(conn) = self.resolve(connection) else {
+            return false;
         };
         let id = rejected.token_id();
         let dropped = inner.caches[self.index].remove_token(conn.id_arc(), id);

@@ -109,7 +109,7 @@ pub(crate) async fn run(g: &Global, id: &str, args: &ConnectionArgs) -> Outcome 
     {
         Ok(c) => c,
         Err(e) => {
-            let step = if p.login.is_some() || p.refresh.is_some() {
+            let step = if p.fetches_tokens() {
                 fetch_step
             } else {
                 "inject"
@@ -273,7 +273,7 @@ async fn reject_step(
                 "a wrong credential gets {status}, which on_unauthorized.status {listed:?} covers"
             ),
         );
-    } else if p.login.is_none() && p.refresh.is_none() {
+    } else if !p.fetches_tokens() {
         steps.ok(
             "reject",
             format!("a wrong credential gets {status} (static credentials: nothing to renew)"),

@@ -138,8 +138,7 @@ impl ProviderHandle<'_> {
     /// only mean that the token was replaced while the request was in
     /// flight; see [`after_response`](Self::after_response)).
     pub fn may_retry(&self) -> bool {
-        let p = self.provider();
-        self.renews() || p.login.is_some() || p.refresh.is_some()
+        self.renews() || self.provider().fetches_tokens()
     }
 
     /// True for the statuses with which an API may reject a credential:

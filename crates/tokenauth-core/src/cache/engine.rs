@@ -327,7 +327,7 @@ impl<'a> ProviderHandle<'a> {
         }
         Counters::bump(&inner.counters.misses);
         let provider = self.provider();
-        if provider.login.is_none() && provider.refresh.is_none() {
+        if !provider.fetches_tokens() {
             return inner
                 .render_static(self.index, conn)
                 .map(|entry| Credential { entry });

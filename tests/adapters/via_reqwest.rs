@@ -249,11 +249,15 @@ async fn two_connections_two_tokens_no_leak() {
     }
     assert_eq!(emu.stats().reobtimaal.token.requests, 2);
     let one = auth
-        .credential("reobtimaal", Some(&reob_tenant(1)))
+        .provider("reobtimaal")
+        .expect("a provider of the description")
+        .credential(Some(&reob_tenant(1)))
         .await
         .unwrap();
     let two = auth
-        .credential("reobtimaal", Some(&reob_tenant(2)))
+        .provider("reobtimaal")
+        .expect("a provider of the description")
+        .credential(Some(&reob_tenant(2)))
         .await
         .unwrap();
     assert_ne!(one.token_id(), two.token_id());

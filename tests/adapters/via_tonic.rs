@@ -184,7 +184,9 @@ async fn tonic_channel_gets_the_credential_one_token_request() {
         );
     }
     f.auth
-        .credential("grpc", Some(&conn))
+        .provider("grpc")
+        .expect("a provider of the description")
+        .credential(Some(&conn))
         .await
         .unwrap()
         .apply_to_headers(&mut expected);

@@ -257,7 +257,12 @@ async fn rate_limited_429_retry_after_in_either_form_backs_off_on_the_engine_clo
         let clock = Arc::new(ManualClock::at(start));
         let auth = loopback_engine(&endpoint, clock.clone());
         let conn = Connection::new("c").with_secret("secret", "s3cr3t-429");
-        let err = auth.credential("limited", Some(&conn)).await.unwrap_err();
+        let err = auth
+            .provider("limited")
+            .expect("a provider of the description")
+            .credential(Some(&conn))
+            .await
+            .unwrap_err();
         assert!(matches!(err, Error::Status { status: 429, .. }), "{err:?}");
         assert_eq!(err.retry_after(), Some(Duration::from_secs(30)), "{value}");
         assert_eq!(
@@ -266,7 +271,11 @@ async fn rate_limited_429_retry_after_in_either_form_backs_off_on_the_engine_clo
             "{value}: beyond the cap, not retried inside"
         );
         clock.advance(Duration::from_secs(29));
-        auth.credential("limited", Some(&conn)).await.unwrap_err();
+        auth.provider("limited")
+            .expect("a provider of the description")
+            .credential(Some(&conn))
+            .await
+            .unwrap_err();
         assert_eq!(endpoint.requests(), 1, "{value}: nothing sent within 30 s");
         endpoint.set(EndpointReply::new(
             200,
@@ -274,7 +283,11 @@ async fn rate_limited_429_retry_after_in_either_form_backs_off_on_the_engine_clo
             r#"{"access_token":"after-the-wait","expires_in":3600}"#,
         ));
         clock.advance(Duration::from_secs(2));
-        auth.credential("limited", Some(&conn)).await.unwrap();
+        auth.provider("limited")
+            .expect("a provider of the description")
+            .credential(Some(&conn))
+            .await
+            .unwrap();
         assert_eq!(endpoint.requests(), 2, "{value}: tried again after 30 s");
     }
 }
@@ -290,7 +303,12 @@ async fn rate_limited_429_retry_after_date_in_the_past_means_now() {
     .await;
     let auth = loopback_engine(&endpoint, Arc::new(ManualClock::new()));
     let conn = Connection::new("c").with_secret("secret", "s3cr3t-429");
-    let err = auth.credential("limited", Some(&conn)).await.unwrap_err();
+    let err = auth
+        .provider("limited")
+        .expect("a provider of the description")
+        .credential(Some(&conn))
+        .await
+        .unwrap_err();
     assert_eq!(err.retry_after(), Some(Duration::ZERO), "{err:?}");
     assert_eq!(endpoint.requests(), 3, "1 + 2 retries");
 }
@@ -511,7 +529,13 @@ async fn failing_login_while_a_valid_token_exists_keeps_serving_it() {
     let s = setup().await;
     let conn = reob();
     assert_eq!(s.status(REOB_API, &conn).await, 200);
-    let first = s.auth.credential("reobtimaal", Some(&conn)).await.unwrap();
+    let first = s
+        .auth
+        .provider("reobtimaal")
+        .expect("a provider of the description")
+        .credential(Some(&conn))
+        .await
+        .unwrap();
     // REOBtimaal: ttl 60 min, renewal window from about 54 min (10% skew,
     // up to 10% jitter). 55 min in, the token is still valid.
     s.emu
@@ -527,7 +551,13 @@ async fn failing_login_while_a_valid_token_exists_keeps_serving_it() {
         .await,
         "one background renewal: 1 + 2 retries, all 503"
     );
-    let current = s.auth.credential("reobtimaal", Some(&conn)).await.unwrap();
+    let current = s
+        .auth
+        .provider("reobtimaal")
+        .expect("a provider of the description")
+        .credential(Some(&conn))
+        .await
+        .unwrap();
     assert_eq!(
         current.token_id(),
         first.token_id(),
@@ -554,7 +584,13 @@ async fn failing_login_while_a_valid_token_exists_keeps_serving_it() {
     // The renewed token is published once its reply is read.
     let mut renewed = false;
     for _ in 0..1000 {
-        let c = s.auth.credential("reobtimaal", Some(&conn)).await.unwrap();
+        let c = s
+            .auth
+            .provider("reobtimaal")
+            .expect("a provider of the description")
+            .credential(Some(&conn))
+            .await
+            .unwrap();
         if c.token_id() != first.token_id() {
             renewed = true;
             break;
@@ -625,8 +661,16 @@ async fn a_lifetime_below_the_floor_is_raised_counted_and_logged_once() {
         .unwrap();
     let conn = Connection::new("c").with_secret("secret", "s3cr3t-floor");
     for _ in 0..200 {
-        auth.credential("nano", Some(&conn)).await.unwrap();
-        auth.credential("milli", Some(&conn)).await.unwrap();
+        auth.provider("nano")
+            .expect("a provider of the description")
+            .credential(Some(&conn))
+            .await
+            .unwrap();
+        auth.provider("milli")
+            .expect("a provider of the description")
+            .credential(Some(&conn))
+            .await
+            .unwrap();
     }
     assert_eq!(
         (endpoint.requests(), milli.requests()),
@@ -639,8 +683,16 @@ async fn a_lifetime_below_the_floor_is_raised_counted_and_logged_once() {
     // Past the floor each logs in again (clamped again), without a new WARN.
     clock.advance(Duration::from_secs(2));
     for _ in 0..200 {
-        auth.credential("nano", Some(&conn)).await.unwrap();
-        auth.credential("milli", Some(&conn)).await.unwrap();
+        auth.provider("nano")
+            .expect("a provider of the description")
+            .credential(Some(&conn))
+            .await
+            .unwrap();
+        auth.provider("milli")
+            .expect("a provider of the description")
+            .credential(Some(&conn))
+            .await
+            .unwrap();
     }
     assert_eq!((endpoint.requests(), milli.requests()), (2, 2));
     assert_eq!(auth.stats().clamped_lifetimes, 4);

@@ -95,7 +95,12 @@ async fn token_requests_never_follow_redirects() {
                 .unwrap(),
         ] {
             let conn = Connection::new("c").with_secret("secret", SECRET);
-            let err = auth.credential("x", Some(&conn)).await.unwrap_err();
+            let err = auth
+                .provider("x")
+                .expect("a provider of the description")
+                .credential(Some(&conn))
+                .await
+                .unwrap_err();
             assert!(
                 matches!(err, Error::Status { status: s, .. } if s == status),
                 "{status}: {err:?}"
@@ -263,13 +268,18 @@ async fn file_store_cleans_up_after_a_killed_writer_and_never_blocks_on_a_fifo()
         .build()
         .unwrap();
     let conn = Connection::new("c");
-    let result = tokio::time::timeout(Duration::from_secs(10), auth.credential("x", Some(&conn)))
-        .await
-        .unwrap_or_else(|_| {
-            // A writer unblocks the stuck reader, so the runtime can stop.
-            let _ = std::fs::OpenOptions::new().write(true).open(&path);
-            panic!("load blocked on the FIFO");
-        });
+    let result = tokio::time::timeout(
+        Duration::from_secs(10),
+        auth.provider("x")
+            .expect("a provider of the description")
+            .credential(Some(&conn)),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        // A writer unblocks the stuck reader, so the runtime can stop.
+        let _ = std::fs::OpenOptions::new().write(true).open(&path);
+        panic!("load blocked on the FIFO");
+    });
     let err = result.unwrap_err();
     assert!(
         matches!(err, Error::Store { action: "load", .. }),

@@ -159,6 +159,19 @@ pub(crate) fn connection(
 
 /// Prints an engine error and maps it to an exit code: problems with what
 /// the user gave are 2, failures at the provider or the network are 1.
+/// A credential of `conn` for provider `id` of `auth` (fetched, or from
+/// the engine's cache).
+pub(crate) async fn credential(
+    auth: &TokenAuth,
+    id: &str,
+    conn: &Connection,
+) -> Result<tokenauth_core::Credential, Error> {
+    let handle = auth.provider(id).ok_or_else(|| Error::UnknownProvider {
+        provider: id.to_owned(),
+    })?;
+    handle.credential(Some(conn)).await
+}
+
 pub(crate) fn report(e: &Error) -> Outcome {
     eprintln!("error: {e}");
     // The store's own error says which file and what to do about it (it

@@ -5,7 +5,7 @@ use tokenauth_core::acquire::preview_injection;
 use tokenauth_core::{Connection, Injection, Provider, RequestKind};
 use tokenauth_reqwest::ClientBuilderExt as _;
 
-use crate::common::{classify, hint, open, when, with_spinner};
+use crate::common::{classify, credential, hint, open, when, with_spinner};
 use crate::{ConnectionArgs, Global, Outcome};
 
 struct Steps {
@@ -103,7 +103,7 @@ pub(crate) async fn run(g: &Global, id: &str, args: &ConnectionArgs) -> Outcome 
     };
     let credential = match with_spinner(
         format!("{}: getting a token…", p.id),
-        auth.credential(&p.id, Some(&conn)),
+        credential(&auth, &p.id, &conn),
     )
     .await
     {

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use secrecy::ExposeSecret;
 use tokenauth_core::{Injection, RequestKind};
 
-use crate::common::{hint, mask, open, report, when, with_spinner};
+use crate::common::{credential, hint, mask, open, report, when, with_spinner};
 use crate::{ConnectionArgs, Global, Outcome};
 
 pub(crate) async fn run(g: &Global, id: &str, args: &ConnectionArgs, reveal: bool) -> Outcome {
@@ -26,7 +26,7 @@ pub(crate) async fn run(g: &Global, id: &str, args: &ConnectionArgs, reveal: boo
     };
     let credential = match with_spinner(
         format!("{}: {what}…", p.id),
-        auth.credential(&p.id, Some(&conn)),
+        credential(&auth, &p.id, &conn),
     )
     .await
     {

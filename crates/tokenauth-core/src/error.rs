@@ -303,6 +303,19 @@ pub enum Error {
         /// What may have gone along: "the `X-Api-Key` header", ...
         credential: String,
     },
+
+    /// The request URI could not take the credential (a query parameter)
+    /// or its resolved path. The request was not sent.
+    #[error(
+        "provider `{provider}`: the credential could not be attached to the request URI ({source}); the request was not sent: check the request's path and query"
+    )]
+    RequestUri {
+        /// The provider id.
+        provider: String,
+        /// Why the URI was invalid.
+        #[source]
+        source: Arc<http::Error>,
+    },
 }
 
 impl Error {
@@ -336,7 +349,8 @@ impl Error {
             | Error::Store { provider, .. }
             | Error::Aborted { provider }
             | Error::NoTls { provider }
-            | Error::RedirectLeftScope { provider, .. } => Some(provider),
+            | Error::RedirectLeftScope { provider, .. }
+            | Error::RequestUri { provider, .. } => Some(provider),
         }
     }
 

@@ -130,26 +130,14 @@ impl Injection {
         Some(out)
     }
 
-    /// Attaches the credential to an `http::Request`: the header, or the query
-    /// parameter (the URI is rebuilt).
-    pub fn apply_to_request<B>(&self, request: &mut http::Request<B>) -> Result<(), http::Error> {
+    /// `query` with this query credential set (see
+    /// [`apply_to_url`](Self::apply_to_url)); `None` for a header credential.
+    pub(crate) fn with_query_param(&self, query: Option<&str>) -> Option<String> {
         match self {
-            Injection::Header { .. } => {
-                self.apply_to_headers(request.headers_mut());
-                Ok(())
-            }
             Injection::Query { name, value } => {
-                let (path, query) = match request.uri().path_and_query() {
-                    Some(pq) => (pq.path(), pq.query()),
-                    None => ("/", None),
-                };
-                let query = with_param(query, name, value.expose_secret());
-                let pq = http::uri::PathAndQuery::try_from(format!("{path}?{query}"))?;
-                let mut parts = request.uri().clone().into_parts();
-                parts.path_and_query = Some(pq);
-                *request.uri_mut() = http::Uri::from_parts(parts)?;
-                Ok(())
+                Some(with_param(query, name, value.expose_secret()))
             }
+            Injection::Header { .. } => None,
         }
     }
 }
@@ -333,7 +321,7 @@ mod tests {
         let mut req = http::Request::get("https://h.example/p/q?x=%2F&api_key=old")
             .body(())
             .unwrap();
-        inj.apply_to_request(&mut req).unwrap();
+        crate::request::message::sealed::Request::attach(&mut req, &inj).unwrap();
         assert_eq!(
             req.uri(),
             "https://h.example/p/q?x=%2F&api_key=s3cr3t%2F%2B"

@@ -18,9 +18,9 @@ pub mod store;
 pub mod template;
 pub mod tls;
 
-pub use cache::{Credential, ProviderHandle, Stats, TokenAuth, TokenAuthBuilder, TokenId};
+pub use cache::{Credential, Stats, TokenAuth, TokenAuthBuilder, TokenId};
 pub use config::{ConfigErrors, Diagnostic, LoadError, Provider, Providers};
 pub use connection::Connection;
 pub use error::{Error, RequestKind};
 pub use inject::Injection;
-pub use request::NoAuth;
+pub use request::{NoAuth, ProviderHandle};

@@ -80,7 +80,7 @@ async fn each_provider_counts_its_hits_fetches_failures_and_rejections() {
     assert_eq!(recorder.get("tokenauth_hits_total", "reobtimaal"), 3);
 
     // A rejection (401) renews: one more fetch.
-    p.after_response(401, Some(&conn), &first, true)
+    p.after_response(http::StatusCode::UNAUTHORIZED, Some(&conn), &first, true)
         .await
         .unwrap();
     assert_eq!(recorder.get("tokenauth_rejections_total", "reobtimaal"), 1);

@@ -36,7 +36,9 @@ async fn the_fetch_span_follows_from_the_request_that_caused_it() {
     let s = setup().await;
     let request = tracing::info_span!("workflow.step");
     s.auth
-        .credential("reobtimaal", Some(&reob()))
+        .provider("reobtimaal")
+        .expect("a provider of the description")
+        .credential(Some(&reob()))
         .instrument(request)
         .await
         .unwrap();

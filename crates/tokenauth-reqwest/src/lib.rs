@@ -199,7 +199,8 @@ use async_trait::async_trait;
 use http::Extensions;
 use reqwest::{Request, Response};
 use reqwest_middleware::{ClientWithMiddleware, Middleware, Next};
-use tokenauth_core::{Credential, Injection, ProviderHandle};
+use tokenauth_core::Credential;
+use tokenauth_core::request::Transport;
 
 pub use tokenauth_core::{Connection, NoAuth, TokenAuth};
 
@@ -319,75 +320,46 @@ pub fn redirect_policy(auth: &TokenAuth) -> reqwest::redirect::Policy {
     })
 }
 
-fn attach(credential: &Credential, request: &mut Request) {
-    if !credential.apply_to_headers(request.headers_mut()) {
-        credential.apply_to_url(request.url_mut());
-    }
+/// The rest of the middleware chain and the client, as core's request
+/// sequence sends through it.
+struct Downstream<'a> {
+    next: Next<'a>,
+    extensions: &'a mut Extensions,
 }
 
-/// Sends the request with the credential attached and hands back what may
-/// leave the middleware: a query credential is removed from the URL of the
-/// response and of an error (`Display`, `error_for_status()` and
-/// `Response::url()` would show it), and a response that a redirect took
-/// out of the provider's scope with the credential on it is refused.
-async fn send(
-    provider: &ProviderHandle<'_>,
-    credential: &Credential,
-    mut request: Request,
-    extensions: &mut Extensions,
-    next: Next<'_>,
-) -> reqwest_middleware::Result<Response> {
-    attach(credential, &mut request);
-    match next.run(request, extensions).await {
-        Ok(response) => {
-            provider
-                .check_response_url(credential, response.url())
-                .map_err(reqwest_middleware::Error::middleware)?;
-            Ok(redact_response(credential, response))
-        }
-        Err(reqwest_middleware::Error::Reqwest(e)) => Err(reqwest_middleware::Error::Reqwest(
-            credential.redact_error(e),
-        )),
-        Err(e) => Err(e),
-    }
-}
+impl Transport for Downstream<'_> {
+    type Request = Request;
+    type Response = Response;
+    type Error = reqwest_middleware::Error;
 
-/// The response with a query credential removed from its URL and from its
-/// URL-valued headers (`Location`, `Content-Location`, `Refresh`: servers
-/// often keep the query when they redirect, and the scoped policy hands a
-/// query provider's redirects back).
-fn redact_response(credential: &Credential, response: Response) -> Response {
-    if !matches!(credential.injection(), Injection::Query { .. }) {
-        return response;
+    fn send(
+        &mut self,
+        request: Request,
+    ) -> impl Future<Output = reqwest_middleware::Result<Response>> + Send {
+        self.next.clone().run(request, self.extensions)
     }
-    let mut url = response.url().clone();
-    credential.remove_from_url(&mut url);
-    // reqwest 0.13 has no `Response::url_mut`: rebuild the response around
-    // the same head and body, with the redacted URL in the extension that
-    // `reqwest::Response::from` reads (only `ResponseBuilderExt` can set
-    // it). Without it reqwest would show a placeholder URL: never the key.
-    use reqwest::ResponseBuilderExt as _;
-    let (mut parts, body) = http::Response::<reqwest::Body>::from(response).into_parts();
-    for name in [
-        http::header::LOCATION,
-        http::header::CONTENT_LOCATION,
-        http::header::REFRESH,
-    ] {
-        let redacted = parts
-            .headers
-            .get(&name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| credential.remove_from_reference(v))
-            .and_then(|v| http::HeaderValue::try_from(v).ok());
-        if let Some(redacted) = redacted {
-            // These headers hold one value; `insert` replaces them all.
-            parts.headers.insert(name, redacted);
+
+    fn try_clone(&self, request: &Request) -> Option<Request> {
+        request.try_clone()
+    }
+
+    fn auth_error(&self, error: tokenauth_core::Error) -> reqwest_middleware::Error {
+        reqwest_middleware::Error::middleware(error)
+    }
+
+    /// A reqwest error shows the request URL: without a query credential.
+    fn redact_error(
+        &self,
+        error: reqwest_middleware::Error,
+        credential: &Credential,
+    ) -> reqwest_middleware::Error {
+        match error {
+            reqwest_middleware::Error::Reqwest(e) => {
+                reqwest_middleware::Error::Reqwest(credential.redact_error(e))
+            }
+            other => other,
         }
     }
-    if let Ok(carrier) = http::Response::builder().url(url).body(()) {
-        parts.extensions.extend(carrier.into_parts().0.extensions);
-    }
-    Response::from(http::Response::from_parts(parts, body))
 }
 
 #[async_trait]
@@ -398,41 +370,13 @@ impl Middleware for AuthMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
-        if extensions.get::<NoAuth>().is_some() {
-            return next.run(req, extensions).await;
+        match self.auth.exchange(&req, extensions, None) {
+            Some(exchange) => {
+                let mut downstream = Downstream { next, extensions };
+                exchange.send(&mut downstream, req).await
+            }
+            None => next.run(req, extensions).await,
         }
-        let Some(provider) = self.auth.route(req.url()) else {
-            return next.run(req, extensions).await;
-        };
-        if provider.caller_authenticated(req.headers(), req.url().query()) {
-            return next.run(req, extensions).await;
-        }
-        let connection = extensions.get::<Connection>().cloned();
-        let credential = provider
-            .credential(connection.as_ref())
-            .await
-            .map_err(reqwest_middleware::Error::middleware)?;
-        // The copy for a retry is taken before the credential is attached.
-        let retry = if provider.may_retry() {
-            req.try_clone()
-        } else {
-            None
-        };
-        let response = send(&provider, &credential, req, extensions, next.clone()).await?;
-        let renewed = provider
-            .after_response(
-                response.status().as_u16(),
-                connection.as_ref(),
-                &credential,
-                retry.is_some(),
-            )
-            .await
-            .map_err(reqwest_middleware::Error::middleware)?;
-        let (Some(renewed), Some(retry)) = (renewed, retry) else {
-            return Ok(response);
-        };
-        drop(response);
-        send(&provider, &renewed, retry, extensions, next).await
     }
 }
 

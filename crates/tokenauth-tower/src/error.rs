@@ -14,9 +14,6 @@ pub enum AuthError<E> {
     Auth(tokenauth_core::Error),
     /// The inner service failed.
     Inner(E),
-    /// The credential could not be attached to the request URI (a query
-    /// credential that makes the URI invalid). The request was not sent.
-    Uri(http::Error),
 }
 
 impl<E> AuthError<E> {
@@ -50,9 +47,6 @@ impl<E: fmt::Display> fmt::Display for AuthError<E> {
         match self {
             AuthError::Auth(e) => e.fmt(f),
             AuthError::Inner(e) => e.fmt(f),
-            AuthError::Uri(_) => {
-                f.write_str("the credential could not be attached to the request URI")
-            }
         }
     }
 }
@@ -62,7 +56,6 @@ impl<E: std::error::Error + 'static> std::error::Error for AuthError<E> {
         match self {
             AuthError::Auth(e) => e.source(),
             AuthError::Inner(e) => e.source(),
-            AuthError::Uri(e) => Some(e),
         }
     }
 }

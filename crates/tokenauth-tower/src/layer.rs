@@ -4,7 +4,9 @@ use tokenauth_core::TokenAuth;
 use tower_layer::Layer;
 
 use crate::body::{CommonBodies, NoRetry};
-use crate::service::{Auth, Origin};
+use tokenauth_core::request::Origin;
+
+use crate::service::Auth;
 
 /// A [`Layer`] that wraps services in [`Auth`]: requests to a provider's
 /// `api` URLs get its credential. See the [crate documentation](crate).
@@ -46,7 +48,10 @@ impl<C> AuthLayer<C> {
     /// If `origin` has no scheme or no host, or a scheme other than `http`
     /// or `https` without a port.
     pub fn origin(mut self, origin: http::Uri) -> Self {
-        self.origin = Some(Arc::new(Origin::new(&origin)));
+        let parsed = Origin::from_uri(&origin).unwrap_or_else(|| {
+            panic!("AuthLayer::origin: `{origin}` has no http(s) scheme and host (use e.g. `http://127.0.0.1:50051`)")
+        });
+        self.origin = Some(Arc::new(parsed));
         self
     }
 

@@ -49,6 +49,13 @@ pub struct TokenAuthBuilder {
     failure_backoff: (Duration, Duration),
 }
 
+impl TokenAuth {
+    /// A builder for an engine over `providers`.
+    pub fn builder(providers: Providers) -> TokenAuthBuilder {
+        TokenAuthBuilder::new(providers)
+    }
+}
+
 impl TokenAuthBuilder {
     pub(crate) fn new(providers: Providers) -> Self {
         TokenAuthBuilder {

@@ -9,6 +9,7 @@ use url::Url;
 
 use crate::error::{Error, RequestKind};
 use crate::inject::Injection;
+use crate::request::HttpRequest;
 
 /// Identifies one fetched (or rendered) token. Two credentials with the same
 /// `TokenId` carry the same token.
@@ -233,9 +234,11 @@ impl Credential {
         self.entry.injection.remove_from_reference(reference)
     }
 
-    /// Attaches the credential to an `http::Request` (header or query).
-    pub fn apply_to_request<B>(&self, request: &mut http::Request<B>) -> Result<(), http::Error> {
-        self.entry.injection.apply_to_request(request)
+    /// Attaches the credential to a request (a `reqwest::Request` or an
+    /// `http::Request<B>`): the header, or the query parameter. Fails only
+    /// if the URI with the query parameter is not a valid URI.
+    pub fn apply_to<R: HttpRequest>(&self, request: &mut R) -> Result<(), http::Error> {
+        crate::request::message::sealed::Request::attach(request, &self.entry.injection)
     }
 
     /// The identity of the token this credential was made from.

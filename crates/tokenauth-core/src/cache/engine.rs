@@ -8,44 +8,21 @@ use futures_util::future::{BoxFuture, Shared};
 use tracing::{Instrument as _, debug, info, info_span, trace, warn};
 use url::Url;
 
-use super::TokenAuthBuilder;
 use super::credential::{Credential, Failure, Fetched, TokenEntry, TokenId, nanos};
 use super::stats::{Counters, ProviderMetrics, Stats};
-use super::table::Table;
+use super::table::{Slot, Table};
 use crate::acquire::{Acquirer, RetryPolicy, backoff};
 use crate::clock::Clock;
 use crate::config::{Provider, Providers, Skew};
 use crate::connection::Connection;
 use crate::error::Error;
-use crate::route::{Router, Target};
+use crate::request::ProviderHandle;
+use crate::route::Router;
 use crate::store::TokenStore;
 
 /// The smallest renewal lead: a token is renewed at least this long before it
 /// expires (or at half its lifetime, for shorter lifetimes).
 pub(crate) const RENEW_FLOOR: Duration = Duration::from_secs(5);
-
-/// A cache value: a token or a failure being backed off.
-#[derive(Clone)]
-pub(crate) enum Slot {
-    Token(Arc<TokenEntry>),
-    Failed(Arc<Failure>),
-}
-
-impl Slot {
-    /// The very same value (not merely equal).
-    pub(crate) fn same(&self, other: &Slot) -> bool {
-        match (self, other) {
-            (Slot::Token(a), Slot::Token(b)) => Arc::ptr_eq(a, b),
-            (Slot::Failed(a), Slot::Failed(b)) => Arc::ptr_eq(a, b),
-            _ => false,
-        }
-    }
-
-    /// Holds token `id`.
-    pub(crate) fn is_token(&self, id: TokenId) -> bool {
-        matches!(self, Slot::Token(t) if t.id == id)
-    }
-}
 
 type Pending = Shared<BoxFuture<'static, Result<Arc<TokenEntry>, Error>>>;
 type PendingKey = (usize, Arc<str>);
@@ -98,20 +75,7 @@ pub struct TokenAuth {
     pub(crate) inner: Arc<Inner>,
 }
 
-/// One provider of a [`TokenAuth`] engine, as found by
-/// [`TokenAuth::route`] or [`TokenAuth::provider`]. A borrowed, `Copy` handle.
-#[derive(Clone, Copy)]
-pub struct ProviderHandle<'a> {
-    auth: &'a TokenAuth,
-    index: usize,
-}
-
 impl TokenAuth {
-    /// A builder for an engine over `providers`.
-    pub fn builder(providers: Providers) -> TokenAuthBuilder {
-        TokenAuthBuilder::new(providers)
-    }
-
     /// Loads a description file and builds an engine with the defaults.
     pub fn from_path(path: impl AsRef<Path>) -> Result<Self, Error> {
         let providers = Providers::from_path(path).map_err(|e| Error::Config(Arc::new(e)))?;
@@ -132,61 +96,21 @@ impl TokenAuth {
     }
 
     /// The provider with this id.
-    pub fn provider(&self, id: &str) -> Option<ProviderHandle<'_>> {
+    pub fn provider(&self, id: &str) -> Option<ProviderHandle> {
         self.inner
             .providers
             .iter()
             .position(|p| p.id == id)
-            .map(|index| ProviderHandle { auth: self, index })
+            .map(|index| ProviderHandle::new(self.clone(), index))
     }
 
     /// The provider whose `api` prefix contains `url` (the longest prefix
     /// wins). `None`: the request must go out without a credential.
-    pub fn route(&self, url: &Url) -> Option<ProviderHandle<'_>> {
+    pub fn route(&self, url: &Url) -> Option<ProviderHandle> {
         self.inner
             .router
             .route_url(url)
-            .map(|index| ProviderHandle { auth: self, index })
-    }
-
-    /// [`TokenAuth::route`] for the parts of a URL (e.g. from an
-    /// `http::Uri`).
-    pub fn route_target(&self, target: &Target<'_>) -> Option<ProviderHandle<'_>> {
-        self.inner
-            .router
-            .route(target)
-            .map(|index| ProviderHandle { auth: self, index })
-    }
-
-    /// A credential for provider `provider` (by id); see
-    /// [`ProviderHandle::credential`].
-    pub async fn credential(
-        &self,
-        provider: &str,
-        connection: Option<&Connection>,
-    ) -> Result<Credential, Error> {
-        // Two statements: a temporary `Result` of `handle` would otherwise
-        // live across the await and triple the size of this future.
-        let handle = self.handle(provider)?;
-        handle.credential(connection).await
-    }
-
-    /// Drops a rejected credential; see [`ProviderHandle::invalidate`].
-    pub async fn invalidate(
-        &self,
-        provider: &str,
-        connection: Option<&Connection>,
-        rejected: &Credential,
-    ) -> Result<bool, Error> {
-        let handle = self.handle(provider)?;
-        Ok(handle.invalidate(connection, rejected).await)
-    }
-
-    fn handle(&self, provider: &str) -> Result<ProviderHandle<'_>, Error> {
-        self.provider(provider)
-            .ok_or_else(|| Error::UnknownProvider {
-                provider: provider.to_owned(),
-            })
+            .map(|index| ProviderHandle::new(self.clone(), index))
     }
 
     /// The counters so far.
@@ -221,180 +145,113 @@ impl std::fmt::Debug for TokenAuth {
     }
 }
 
-impl<'a> ProviderHandle<'a> {
-    /// The provider id.
-    pub fn id(&self) -> &'a str {
-        &self.provider().id
-    }
-
-    /// The provider's description.
-    pub fn provider(&self) -> &'a Provider {
-        &self.auth.inner.providers.providers[self.index]
-    }
-
-    /// The engine.
-    pub fn auth(&self) -> &'a TokenAuth {
-        self.auth
-    }
-
-    /// The provider's position in the description (and in the router).
-    pub(crate) fn index(&self) -> usize {
-        self.index
-    }
-
+/// The per-connection operations of provider `index`, behind
+/// [`ProviderHandle`]'s methods of the same names.
+impl Inner {
     /// The default connection (inputs from environment variables), built on
     /// first use; fails naming the input and variable that is missing.
-    pub fn default_connection(&self) -> Result<&'a Connection, Error> {
-        self.auth.inner.default_connection(self.index)
-    }
-
-    /// `connection`, or the default connection when it is `None`.
-    #[inline]
-    fn resolve<'c>(&self, connection: Option<&'c Connection>) -> Result<&'c Connection, Error>
-    where
-        'a: 'c,
-    {
-        match connection {
-            Some(c) => Ok(c),
-            None => self.auth.inner.default_connection(self.index),
+    pub(crate) fn default_connection(&self, index: usize) -> Result<&Connection, Error> {
+        let cell = &self.defaults[index];
+        if let Some(c) = cell.get() {
+            return Ok(c);
         }
+        let conn = Connection::from_env(&self.providers.providers[index])?;
+        Ok(cell.get_or_init(|| conn))
     }
 
-    /// A valid credential for `connection` (`None`: the default connection).
-    ///
-    /// - A fresh cached token is returned at once (no lock held across an
-    ///   await, no allocation).
-    /// - Inside the renewal window the cached token is returned at once and
-    ///   one background renewal is started; callers never wait for it.
-    /// - Otherwise the token is fetched. **Concurrent calls for the same
-    ///   connection share one fetch**: one token request, and every caller
-    ///   gets its token or its error. The fetch runs in a spawned task, so a
-    ///   cancelled caller does not stall the others.
-    /// - A failed fetch is cached and backed off (exponentially, with
-    ///   jitter, honouring `Retry-After`): callers within the backoff get the
-    ///   same error without a new request.
-    ///
-    /// Static providers (no `[login]`) render the credential from the inputs,
-    /// once.
-    ///
-    /// Must be called within a Tokio runtime.
-    pub async fn credential(&self, connection: Option<&Connection>) -> Result<Credential, Error> {
-        let inner = &self.auth.inner;
-        let conn = self.resolve(connection)?;
-        let table = &inner.caches[self.index];
+    /// A valid credential for `conn`; see [`ProviderHandle::credential`].
+    pub(crate) async fn credential(
+        self: &Arc<Self>,
+        index: usize,
+        conn: &Connection,
+    ) -> Result<Credential, Error> {
+        let table = &self.caches[index];
         // The hot path: synchronous, lock-free, one `Arc` clone. With the
         // default clock, a token whose renewal window is still ahead by more
         // than the coarse clock's slack needs no precise clock read.
-        let upper = inner
+        let upper = self
             .coarse_clock
             .then(crate::clock::coarse::upper_bound_nanos);
         let slot = match (table.get(conn.id()), upper) {
             (Some(Slot::Token(entry)), Some(upper)) if entry.is_fresh_at(upper) => {
-                inner.counters.hit();
-                inner.metric(self.index, ProviderMetrics::hits);
-                if entry.claim_touch(upper) {
-                    table.touch(conn.id());
-                }
-                trace!(provider = %entry.provider, connection = %entry.connection, token = %entry.id, "token cache hit");
-                return Ok(Credential { entry });
+                return Ok(self.hit(index, conn, entry, upper));
             }
             (slot, _) => slot,
         };
-        let now = inner.clock.now();
-        let now_ns = nanos(now);
-        if let Some(slot) = slot {
-            match slot {
-                Slot::Token(entry) if entry.is_valid_at(now_ns) => {
-                    inner.counters.hit();
-                    inner.metric(self.index, ProviderMetrics::hits);
-                    if entry.wants_renewal_at(now_ns)
-                        && entry.renewal_allowed(inner.clock.monotonic())
-                    {
-                        inner.start_renewal(self.index, conn, &entry);
-                    }
-                    if entry.claim_touch(now_ns) {
-                        table.touch(conn.id());
-                    }
-                    trace!(provider = %entry.provider, connection = %entry.connection, token = %entry.id, "token cache hit");
-                    return Ok(Credential { entry });
+        let now_ns = nanos(self.clock.now());
+        match slot {
+            Some(Slot::Token(entry)) if entry.is_valid_at(now_ns) => {
+                if entry.wants_renewal_at(now_ns) && entry.renewal_allowed(self.clock.monotonic()) {
+                    self.start_renewal(index, conn, &entry);
                 }
-                Slot::Failed(failure) if failure.backing_off(inner.clock.monotonic()) => {
-                    Counters::bump(&inner.counters.cached_errors);
-                    return Err(failure.error.clone());
-                }
-                _ => {}
+                return Ok(self.hit(index, conn, entry, now_ns));
             }
+            Some(Slot::Failed(failure)) if failure.backing_off(self.clock.monotonic()) => {
+                Counters::bump(&self.counters.cached_errors);
+                return Err(failure.error.clone());
+            }
+            _ => {}
         }
-        Counters::bump(&inner.counters.misses);
-        let provider = self.provider();
-        if !provider.fetches_tokens() {
-            return inner
-                .render_static(self.index, conn)
+        Counters::bump(&self.counters.misses);
+        if !self.providers.providers[index].fetches_tokens() {
+            return self
+                .render_static(index, conn)
                 .map(|entry| Credential { entry });
         }
-        let pending = Inner::pending(inner, self.index, conn, Trigger::Miss);
+        let pending = Inner::pending(self, index, conn, Trigger::Miss);
         pending.await.map(|entry| Credential { entry })
     }
 
-    /// The cached credential of `connection`, if it holds a token that has
-    /// not expired; never fetches. For deciding whether a rejected request
-    /// carried an outdated token.
-    pub fn cached(&self, connection: Option<&Connection>) -> Option<Credential> {
-        let inner = &self.auth.inner;
-        let conn = self.resolve(connection).ok()?;
-        match inner.caches[self.index].get(conn.id()) {
-            Some(Slot::Token(entry)) if entry.is_valid(inner.clock.now()) => {
+    /// Counts a cache hit on `entry` (read at `now_ns`) and hands it out.
+    #[inline]
+    fn hit(
+        &self,
+        index: usize,
+        conn: &Connection,
+        entry: Arc<TokenEntry>,
+        now_ns: u64,
+    ) -> Credential {
+        self.counters.hit();
+        self.metric(index, ProviderMetrics::hits);
+        if entry.claim_touch(now_ns) {
+            self.caches[index].touch(conn.id());
+        }
+        trace!(provider = %entry.provider, connection = %entry.connection, token = %entry.id, "token cache hit");
+        Credential { entry }
+    }
+
+    /// The cached credential of `conn` if it holds a token that has not
+    /// expired; see [`ProviderHandle::cached`].
+    pub(crate) fn cached(&self, index: usize, conn: &Connection) -> Option<Credential> {
+        match self.caches[index].get(conn.id()) {
+            Some(Slot::Token(entry)) if entry.is_valid(self.clock.now()) => {
                 Some(Credential { entry })
             }
             _ => None,
         }
     }
 
-    /// The result of the token fetch in flight for `connection` (a renewal
-    /// or a first fetch), waited for; `None` when none is running. Starts
-    /// nothing.
+    /// The result of the token fetch in flight for `conn`, waited for;
+    /// `None` when none is running. Starts nothing.
     pub(crate) async fn in_flight(
         &self,
-        connection: Option<&Connection>,
+        index: usize,
+        conn: &Connection,
     ) -> Option<Result<Credential, Error>> {
-        let inner = &self.auth.inner;
-        let conn = self.resolve(connection).ok()?;
-        let key: PendingKey = (self.index, conn.id_arc().clone());
-        let pending = lock(&inner.pending).get(&key).cloned()?;
+        let key: PendingKey = (index, conn.id_arc().clone());
+        let pending = lock(&self.pending).get(&key).cloned()?;
         Some(pending.await.map(|entry| Credential { entry }))
     }
 
-    /// Drops the cached token of `connection` if it is still the one
-    /// `rejected` was made from, so that the next [`credential`] call fetches
-    /// a new one. Returns whether it was dropped.
-    ///
-    /// # Concurrent calls
-    /// Many requests rejected with the same token invalidate it once: the
-    /// first call drops it; later calls (for the same or an already replaced
-    /// token) change nothing. Together with single-flight fetching, 100
-    /// concurrent 401s cause one renewal.
-    ///
-    /// A stored refresh token is kept, so the renewal uses it.
-    ///
-    /// [`credential`]: ProviderHandle::credential
-    pub async fn invalidate(&self, connection: Option<&Connection>, rejected: &Credential) -> bool {
-        let inner = &self.auth.inner;
-        let Ok(conn) = self.resolve(connection) else {
-            return false;
-        };
-        let id = rejected.token_id();
-        let dropped = inner.caches[self.index].remove_token(conn.id_arc(), id);
+    /// Drops the cached token of `conn` if it is still token `rejected`; see
+    /// [`ProviderHandle::invalidate`].
+    pub(crate) fn invalidate(&self, index: usize, conn: &Connection, rejected: TokenId) -> bool {
+        let dropped = self.caches[index].remove_token(conn.id_arc(), rejected);
         if dropped {
-            Counters::bump(&inner.counters.invalidations);
-            debug!(provider = %self.id(), connection = %conn.id(), token = %id, "rejected token invalidated");
+            Counters::bump(&self.counters.invalidations);
+            debug!(provider = %self.provider_ids[index], connection = %conn.id(), token = %rejected, "rejected token invalidated");
         }
         dropped
-    }
-}
-
-impl std::fmt::Debug for ProviderHandle<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("ProviderHandle").field(&self.id()).finish()
     }
 }
 
@@ -425,15 +282,6 @@ impl Inner {
         }
         #[cfg(not(feature = "metrics"))]
         let _ = (index, bump);
-    }
-
-    fn default_connection(&self, index: usize) -> Result<&Connection, Error> {
-        let cell = &self.defaults[index];
-        if let Some(c) = cell.get() {
-            return Ok(c);
-        }
-        let conn = Connection::from_env(&self.providers.providers[index])?;
-        Ok(cell.get_or_init(|| conn))
     }
 
     /// The pending fetch for (provider, connection), started if there is

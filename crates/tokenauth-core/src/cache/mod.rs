@@ -69,7 +69,7 @@
 //!   the token in use and is retried after a backoff. A failed fetch is
 //!   cached: callers within its backoff (exponential with jitter, at least
 //!   the endpoint's `Retry-After`) get the same error without a new request.
-//! - **Invalidation.** [`ProviderHandle::invalidate`] drops a rejected token
+//! - **Invalidation.** [`ProviderHandle::invalidate`](crate::ProviderHandle::invalidate) drops a rejected token
 //!   only if it is still the cached one, so many concurrent 401s cause one
 //!   renewal.
 //! - **Bounded.** Each provider caches at most
@@ -105,5 +105,5 @@ mod table;
 
 pub use builder::TokenAuthBuilder;
 pub use credential::{Credential, TokenId};
-pub use engine::{ProviderHandle, TokenAuth};
+pub use engine::TokenAuth;
 pub use stats::Stats;

@@ -36,8 +36,30 @@ use std::time::Duration;
 use moka::ops::compute::Op;
 use moka::policy::EvictionPolicy;
 
-use super::credential::TokenId;
-use super::engine::Slot;
+use super::credential::{Failure, TokenEntry, TokenId};
+
+/// A cache value: a token or a failure being backed off.
+#[derive(Clone)]
+pub(crate) enum Slot {
+    Token(Arc<TokenEntry>),
+    Failed(Arc<Failure>),
+}
+
+impl Slot {
+    /// The very same value (not merely equal).
+    pub(crate) fn same(&self, other: &Slot) -> bool {
+        match (self, other) {
+            (Slot::Token(a), Slot::Token(b)) => Arc::ptr_eq(a, b),
+            (Slot::Failed(a), Slot::Failed(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
+    /// Holds token `id`.
+    pub(crate) fn is_token(&self, id: TokenId) -> bool {
+        matches!(self, Slot::Token(t) if t.id == id)
+    }
+}
 
 /// How often, at most, reads of one entry are reported to the bounded index
 /// (so that it evicts the least recently used).

@@ -21,7 +21,12 @@ async fn a_thousand_concurrent_first_requests_make_one_token_request() {
     let tasks: Vec<_> = (0..1000)
         .map(|_| {
             let (auth, conn) = (auth.clone(), conn.clone());
-            tokio::spawn(async move { auth.credential("reobtimaal", Some(&conn)).await })
+            tokio::spawn(async move {
+                auth.provider("reobtimaal")
+                    .expect("a provider of the description")
+                    .credential(Some(&conn))
+                    .await
+            })
         })
         .collect();
     let creds: Vec<Credential> = join_all(tasks)
@@ -51,7 +56,12 @@ async fn a_failing_login_is_one_request_and_every_caller_gets_the_error() {
     let tasks: Vec<_> = (0..1000)
         .map(|_| {
             let (auth, conn) = (s.auth.clone(), conn.clone());
-            tokio::spawn(async move { auth.credential("twoba", Some(&conn)).await })
+            tokio::spawn(async move {
+                auth.provider("twoba")
+                    .expect("a provider of the description")
+                    .credential(Some(&conn))
+                    .await
+            })
         })
         .collect();
     let errors: Vec<Error> = join_all(tasks)
@@ -72,7 +82,13 @@ async fn a_failing_login_is_one_request_and_every_caller_gets_the_error() {
     );
 
     // Within the backoff the cached error comes back without a request.
-    let err = s.auth.credential("twoba", Some(&conn)).await.unwrap_err();
+    let err = s
+        .auth
+        .provider("twoba")
+        .expect("a provider of the description")
+        .credential(Some(&conn))
+        .await
+        .unwrap_err();
     assert_eq!(err.to_string(), first);
     assert_eq!(s.emu.stats().twoba.token.requests, 1);
     assert_eq!(s.auth.stats().cached_errors, 1);
@@ -80,7 +96,12 @@ async fn a_failing_login_is_one_request_and_every_caller_gets_the_error() {
     // After the backoff (1 s, injected clock) the next call tries again.
     s.emu.clear_faults(Provider::Twoba);
     s.clock.advance(Duration::from_secs(2));
-    s.auth.credential("twoba", Some(&conn)).await.unwrap();
+    s.auth
+        .provider("twoba")
+        .expect("a provider of the description")
+        .credential(Some(&conn))
+        .await
+        .unwrap();
     assert_eq!(s.emu.stats().twoba.token.requests, 2);
 }
 
@@ -94,7 +115,9 @@ async fn the_login_backoff_grows_and_honours_retry_after() {
     let conn = reob();
     let err = s
         .auth
-        .credential("reobtimaal", Some(&conn))
+        .provider("reobtimaal")
+        .expect("a provider of the description")
+        .credential(Some(&conn))
         .await
         .unwrap_err();
     assert_eq!(err.retry_after(), Some(Duration::from_secs(30)));
@@ -102,11 +125,23 @@ async fn the_login_backoff_grows_and_honours_retry_after() {
     assert_eq!(s.emu.stats().reobtimaal.token.requests, 1);
     // ... and it is honoured as the backoff.
     s.clock.advance(Duration::from_secs(20));
-    assert!(s.auth.credential("reobtimaal", Some(&conn)).await.is_err());
+    assert!(
+        s.auth
+            .provider("reobtimaal")
+            .expect("a provider of the description")
+            .credential(Some(&conn))
+            .await
+            .is_err()
+    );
     assert_eq!(s.emu.stats().reobtimaal.token.requests, 1);
     s.clock.advance(Duration::from_secs(11));
     s.emu.clear_faults(Provider::Reobtimaal);
-    s.auth.credential("reobtimaal", Some(&conn)).await.unwrap();
+    s.auth
+        .provider("reobtimaal")
+        .expect("a provider of the description")
+        .credential(Some(&conn))
+        .await
+        .unwrap();
     assert_eq!(s.emu.stats().reobtimaal.token.requests, 2);
 }
 
@@ -114,7 +149,13 @@ async fn the_login_backoff_grows_and_honours_retry_after() {
 async fn in_the_renewal_window_callers_get_the_token_at_once_and_one_renewal_runs() {
     let s = setup().await;
     let conn = twoba();
-    let first = s.auth.credential("twoba", Some(&conn)).await.unwrap();
+    let first = s
+        .auth
+        .provider("twoba")
+        .expect("a provider of the description")
+        .credential(Some(&conn))
+        .await
+        .unwrap();
     // A slow renewal: nobody may wait for it.
     s.emu
         .set_token_latency(Provider::Twoba, Duration::from_millis(300));
@@ -123,7 +164,12 @@ async fn in_the_renewal_window_callers_get_the_token_at_once_and_one_renewal_run
     let tasks: Vec<_> = (0..200)
         .map(|_| {
             let (auth, conn) = (s.auth.clone(), conn.clone());
-            tokio::spawn(async move { auth.credential("twoba", Some(&conn)).await })
+            tokio::spawn(async move {
+                auth.provider("twoba")
+                    .expect("a provider of the description")
+                    .credential(Some(&conn))
+                    .await
+            })
         })
         .collect();
     let creds: Vec<Credential> = join_all(tasks)
@@ -158,7 +204,12 @@ async fn in_the_renewal_window_callers_get_the_token_at_once_and_one_renewal_run
     let conn2 = conn.clone();
     let mut renewed = None;
     for _ in 0..100 {
-        let c = auth.credential("twoba", Some(&conn2)).await.unwrap();
+        let c = auth
+            .provider("twoba")
+            .expect("a provider of the description")
+            .credential(Some(&conn2))
+            .await
+            .unwrap();
         if c.token_id() != first.token_id() {
             renewed = Some(c);
             break;
@@ -176,17 +227,35 @@ async fn in_the_renewal_window_callers_get_the_token_at_once_and_one_renewal_run
 async fn a_failed_renewal_keeps_serving_the_valid_token_and_backs_off() {
     let s = setup().await;
     let conn = reob();
-    let first = s.auth.credential("reobtimaal", Some(&conn)).await.unwrap();
+    let first = s
+        .auth
+        .provider("reobtimaal")
+        .expect("a provider of the description")
+        .credential(Some(&conn))
+        .await
+        .unwrap();
     s.emu
         .fail_token_requests(Provider::Reobtimaal, StatusFault::new(500, 100));
     s.clock.advance(Duration::from_secs(57 * 60)); // in the window, still valid
-    let c = s.auth.credential("reobtimaal", Some(&conn)).await.unwrap();
+    let c = s
+        .auth
+        .provider("reobtimaal")
+        .expect("a provider of the description")
+        .credential(Some(&conn))
+        .await
+        .unwrap();
     assert_eq!(c.token_id(), first.token_id());
     // 1 + 2 retries, then the renewal gives up for now.
     assert!(eventually(Duration::from_secs(2), || s.auth.stats().failures == 1).await);
     assert_eq!(s.emu.stats().reobtimaal.token.requests, 4);
     for _ in 0..20 {
-        let c = s.auth.credential("reobtimaal", Some(&conn)).await.unwrap();
+        let c = s
+            .auth
+            .provider("reobtimaal")
+            .expect("a provider of the description")
+            .credential(Some(&conn))
+            .await
+            .unwrap();
         assert_eq!(c.token_id(), first.token_id(), "still served");
     }
     assert_eq!(
@@ -197,7 +266,12 @@ async fn a_failed_renewal_keeps_serving_the_valid_token_and_backs_off() {
     // After the backoff the endpoint has healed: the renewal succeeds.
     s.emu.clear_faults(Provider::Reobtimaal);
     s.clock.advance(Duration::from_secs(2));
-    s.auth.credential("reobtimaal", Some(&conn)).await.unwrap();
+    s.auth
+        .provider("reobtimaal")
+        .expect("a provider of the description")
+        .credential(Some(&conn))
+        .await
+        .unwrap();
     assert!(
         eventually(Duration::from_secs(2), || s
             .emu
@@ -215,7 +289,13 @@ async fn a_failed_renewal_keeps_serving_the_valid_token_and_backs_off() {
 async fn many_concurrent_invalidations_of_one_token_cause_one_renewal() {
     let s = setup().await;
     let conn = twoba();
-    let rejected = s.auth.credential("twoba", Some(&conn)).await.unwrap();
+    let rejected = s
+        .auth
+        .provider("twoba")
+        .expect("a provider of the description")
+        .credential(Some(&conn))
+        .await
+        .unwrap();
     let rejected = Arc::new(rejected);
     let tasks: Vec<_> = (0..100)
         .map(|_| {
@@ -254,9 +334,10 @@ async fn many_concurrent_invalidations_of_one_token_cause_one_renewal() {
     // Invalidating the old token again changes nothing.
     assert!(
         !s.auth
-            .invalidate("twoba", Some(&conn), &rejected)
+            .provider("twoba")
+            .expect("a provider of the description")
+            .invalidate(Some(&conn), &rejected)
             .await
-            .unwrap()
     );
 }
 
@@ -267,12 +348,20 @@ async fn a_cancelled_caller_does_not_stall_the_others() {
         .set_token_latency(Provider::Reobtimaal, Duration::from_millis(150));
     let conn = reob();
     let (auth, c) = (s.auth.clone(), conn.clone());
-    let leader = tokio::spawn(async move { auth.credential("reobtimaal", Some(&c)).await });
+    let leader = tokio::spawn(async move {
+        auth.provider("reobtimaal")
+            .expect("a provider of the description")
+            .credential(Some(&c))
+            .await
+    });
     tokio::time::sleep(Duration::from_millis(30)).await;
     leader.abort(); // the caller that started the fetch goes away
     let cred = tokio::time::timeout(
         Duration::from_secs(2),
-        s.auth.credential("reobtimaal", Some(&conn)),
+        s.auth
+            .provider("reobtimaal")
+            .expect("a provider of the description")
+            .credential(Some(&conn)),
     )
     .await
     .expect("not stalled")
@@ -284,7 +373,9 @@ async fn a_cancelled_caller_does_not_stall_the_others() {
     );
     assert_eq!(
         s.auth
-            .credential("reobtimaal", Some(&conn))
+            .provider("reobtimaal")
+            .expect("a provider of the description")
+            .credential(Some(&conn))
             .await
             .unwrap()
             .token_id(),
@@ -299,8 +390,20 @@ async fn connections_are_cached_separately() {
     let b = tokenauth_core::Connection::new("admin")
         .with_input("username", tokenauth_emulator::REOB_ADMIN_USERNAME)
         .with_secret("password", tokenauth_emulator::REOB_ADMIN_PASSWORD);
-    let ca = s.auth.credential("reobtimaal", Some(&a)).await.unwrap();
-    let cb = s.auth.credential("reobtimaal", Some(&b)).await.unwrap();
+    let ca = s
+        .auth
+        .provider("reobtimaal")
+        .expect("a provider of the description")
+        .credential(Some(&a))
+        .await
+        .unwrap();
+    let cb = s
+        .auth
+        .provider("reobtimaal")
+        .expect("a provider of the description")
+        .credential(Some(&b))
+        .await
+        .unwrap();
     assert_ne!(ca.token_id(), cb.token_id());
     assert_eq!((ca.connection(), cb.connection()), ("reob-demo", "admin"));
     assert_eq!(s.emu.stats().reobtimaal.token.requests, 2);

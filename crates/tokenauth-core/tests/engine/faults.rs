@@ -10,7 +10,9 @@ use crate::helpers::*;
 async fn reob_error(s: &Setup) -> Error {
     let err = s
         .auth
-        .credential("reobtimaal", Some(&reob()))
+        .provider("reobtimaal")
+        .expect("a provider of the description")
+        .credential(Some(&reob()))
         .await
         .unwrap_err();
     assert_no_secret(&err.to_string(), &[]);
@@ -25,7 +27,9 @@ async fn server_errors_are_retried_then_reported() {
     s.emu
         .fail_token_requests(Provider::Reobtimaal, StatusFault::new(500, 2));
     s.auth
-        .credential("reobtimaal", Some(&reob()))
+        .provider("reobtimaal")
+        .expect("a provider of the description")
+        .credential(Some(&reob()))
         .await
         .unwrap();
     assert_eq!(s.emu.stats().reobtimaal.token.requests, 3);
@@ -47,7 +51,9 @@ async fn wrong_credentials_give_a_scrubbed_400() {
         .with_secret("password", "not-the-password");
     let err = s
         .auth
-        .credential("reobtimaal", Some(&conn))
+        .provider("reobtimaal")
+        .expect("a provider of the description")
+        .credential(Some(&conn))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Status { status: 400, .. }), "{err:?}");
@@ -121,7 +127,9 @@ async fn a_missing_token_names_the_pointer_and_the_keys() {
         .set_reply_fault(Provider::Twoba, ReplyFault::MissingToken, 1);
     let err = s
         .auth
-        .credential("twoba", Some(&twoba()))
+        .provider("twoba")
+        .expect("a provider of the description")
+        .credential(Some(&twoba()))
         .await
         .unwrap_err();
     assert!(
@@ -163,7 +171,13 @@ async fn negative_and_absurd_expires_in() {
     let conn = twoba();
     s.emu
         .set_reply_fault(Provider::Twoba, ReplyFault::ExpiresIn { value: -5 }, 1);
-    let err = s.auth.credential("twoba", Some(&conn)).await.unwrap_err();
+    let err = s
+        .auth
+        .provider("twoba")
+        .expect("a provider of the description")
+        .credential(Some(&conn))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::InvalidExpiry { .. }), "{err:?}");
     insta::assert_snapshot!("expires_in_negative", err.to_string());
 
@@ -175,7 +189,13 @@ async fn negative_and_absurd_expires_in() {
         },
         1,
     );
-    let err = s.auth.credential("twoba", Some(&conn)).await.unwrap_err();
+    let err = s
+        .auth
+        .provider("twoba")
+        .expect("a provider of the description")
+        .credential(Some(&conn))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("more than 10 years"), "{err}");
 }
 
@@ -228,7 +248,12 @@ inject = {{ header = "Authorization", value = "Bearer {{{{ token.access }}}}" }}
         .build()
         .unwrap();
     let conn = tokenauth_core::Connection::new("c").with_secret("key", "k-secret-value");
-    let err = auth.credential("x", Some(&conn)).await.unwrap_err();
+    let err = auth
+        .provider("x")
+        .expect("a provider of the description")
+        .credential(Some(&conn))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Transport { .. }), "{err:?}");
     assert!(!format!("{err} {err:?}").contains("k-secret-value"));
     assert_eq!(auth.stats().token_requests, 3);

@@ -1,11 +1,12 @@
 //! What a rejected request leads to (`ProviderHandle::after_response`, the
 //! one decision both adapters drive).
 
+use http::StatusCode;
 use tokenauth_core::TokenAuth;
 
 use crate::helpers::*;
 
-fn reobtimaal(auth: &TokenAuth) -> tokenauth_core::ProviderHandle<'_> {
+fn reobtimaal(auth: &TokenAuth) -> tokenauth_core::ProviderHandle {
     auth.provider("reobtimaal").expect("seed provider")
 }
 
@@ -26,7 +27,12 @@ async fn a_rejected_outdated_token_is_retried_with_the_current_one() {
     // not in on_unauthorized ([401]), yet the retry uses the current token.
     for status in [403, 401] {
         let retry = p
-            .after_response(status, Some(&conn), &old, true)
+            .after_response(
+                StatusCode::from_u16(status).unwrap(),
+                Some(&conn),
+                &old,
+                true,
+            )
             .await
             .unwrap();
         assert_eq!(
@@ -46,7 +52,7 @@ async fn a_rejected_outdated_token_is_retried_with_the_current_one() {
 
     // A request that cannot be sent again is returned as it is.
     assert!(
-        p.after_response(403, Some(&conn), &old, false)
+        p.after_response(StatusCode::FORBIDDEN, Some(&conn), &old, false)
             .await
             .unwrap()
             .is_none()
@@ -62,7 +68,7 @@ async fn a_403_to_the_current_token_is_returned_as_it_is() {
     // REOBtimaal answers 403 to a valid token without rights to a part of
     // the API: not a rejection of the token, so no renewal and no retry.
     assert!(
-        p.after_response(403, Some(&conn), &current, true)
+        p.after_response(StatusCode::FORBIDDEN, Some(&conn), &current, true)
             .await
             .unwrap()
             .is_none()
@@ -72,10 +78,15 @@ async fn a_403_to_the_current_token_is_returned_as_it_is() {
     // Other statuses are never a rejection.
     for status in [200, 404, 500] {
         assert!(
-            p.after_response(status, Some(&conn), &current, true)
-                .await
-                .unwrap()
-                .is_none()
+            p.after_response(
+                StatusCode::from_u16(status).unwrap(),
+                Some(&conn),
+                &current,
+                true
+            )
+            .await
+            .unwrap()
+            .is_none()
         );
     }
 }
@@ -87,7 +98,7 @@ async fn a_401_to_the_current_token_renews_once_and_retries() {
     let p = reobtimaal(&s.auth);
     let current = p.credential(Some(&conn)).await.unwrap();
     let renewed = p
-        .after_response(401, Some(&conn), &current, true)
+        .after_response(StatusCode::UNAUTHORIZED, Some(&conn), &current, true)
         .await
         .unwrap()
         .expect("renewed for the retry");

@@ -85,9 +85,20 @@ async fn reobtimaal_login_request_caching_and_ttl_expiry() {
 async fn twoba_login_and_refresh_requests_expiry_from_expires_in() {
     let s = setup().await;
     let conn = twoba();
-    let first = s.auth.credential("twoba", Some(&conn)).await.unwrap();
+    let first = s
+        .auth
+        .provider("twoba")
+        .expect("a provider of the description")
+        .credential(Some(&conn))
+        .await
+        .unwrap();
     for _ in 0..20 {
-        s.auth.credential("twoba", Some(&conn)).await.unwrap();
+        s.auth
+            .provider("twoba")
+            .expect("a provider of the description")
+            .credential(Some(&conn))
+            .await
+            .unwrap();
     }
     assert_eq!(s.emu.stats().twoba.token.requests, 1);
 
@@ -111,7 +122,13 @@ async fn twoba_login_and_refresh_requests_expiry_from_expires_in() {
 
     // After expiry the held refresh token is used (refresh grant).
     s.clock.advance(Duration::from_secs(121));
-    let second = s.auth.credential("twoba", Some(&conn)).await.unwrap();
+    let second = s
+        .auth
+        .provider("twoba")
+        .expect("a provider of the description")
+        .credential(Some(&conn))
+        .await
+        .unwrap();
     assert_ne!(second.token_id(), first.token_id());
     let grants = s.emu.stats().twoba.token.requests_by_grant;
     assert_eq!((grants.password, grants.refresh_token), (1, 1));
@@ -185,22 +202,31 @@ inject = { header = "X-Key", value = "{{ inputs.key }}" }
     let auth = tokenauth_core::TokenAuth::builder(providers)
         .build()
         .unwrap();
-    let err = auth.credential("x", None).await.unwrap_err();
+    let err = auth
+        .provider("x")
+        .expect("a provider of the description")
+        .credential(None)
+        .await
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         "provider `x`: input `key` has no value: set the environment variable TOKENAUTH_TEST_SURELY_UNSET_KEY (the default connection reads it from there)"
     );
     let tenant = tokenauth_core::Connection::new("t1");
-    let err = auth.credential("x", Some(&tenant)).await.unwrap_err();
+    let err = auth
+        .provider("x")
+        .expect("a provider of the description")
+        .credential(Some(&tenant))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("connection `t1`: input `key` has no value: supply it with Connection::with_input(\"key\", ...)"), "{err}");
     // `user` falls back to its default.
     let ok = auth
-        .credential("x", Some(&tenant.with_secret("key", "k")))
+        .provider("x")
+        .expect("a provider of the description")
+        .credential(Some(&tenant.with_secret("key", "k")))
         .await
         .unwrap();
     assert!(matches!(ok.injection(), Injection::Header { .. }));
-    assert!(matches!(
-        auth.credential("nope", None).await,
-        Err(tokenauth_core::Error::UnknownProvider { .. })
-    ));
+    assert!(auth.provider("nope").is_none());
 }

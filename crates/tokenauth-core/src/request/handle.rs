@@ -1,0 +1,266 @@
+//! [`ProviderHandle`]: one provider of an engine, owned, with everything a
+//! request needs from it (its credential, and what to do when the API
+//! rejects it).
+
+use http::{HeaderMap, StatusCode};
+use tracing::debug;
+
+use crate::cache::stats::ProviderMetrics;
+use crate::cache::{Credential, TokenAuth};
+use crate::config::{Inject, Provider, UnauthorizedAction};
+use crate::connection::Connection;
+use crate::error::Error;
+
+/// One provider of a [`TokenAuth`] engine, as found by
+/// [`TokenAuth::route`] or [`TokenAuth::provider`].
+///
+/// Owned and `'static`: cheap to clone (one `Arc`), so it can move into a
+/// request's future.
+#[derive(Clone)]
+pub struct ProviderHandle {
+    auth: TokenAuth,
+    index: usize,
+}
+
+impl ProviderHandle {
+    pub(crate) fn new(auth: TokenAuth, index: usize) -> Self {
+        ProviderHandle { auth, index }
+    }
+
+    /// The provider id.
+    pub fn id(&self) -> &str {
+        &self.provider().id
+    }
+
+    /// The provider's description.
+    pub fn provider(&self) -> &Provider {
+        &self.auth.inner.providers.providers[self.index]
+    }
+
+    /// The engine.
+    pub fn auth(&self) -> &TokenAuth {
+        &self.auth
+    }
+
+    /// The provider's position in the description (and in the router).
+    pub(crate) fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The default connection (inputs from environment variables), built on
+    /// first use; fails naming the input and variable that is missing.
+    pub fn default_connection(&self) -> Result<&Connection, Error> {
+        self.auth.inner.default_connection(self.index)
+    }
+
+    /// `connection`, or the default connection when it is `None`.
+    #[inline]
+    fn resolve<'c>(&'c self, connection: Option<&'c Connection>) -> Result<&'c Connection, Error> {
+        match connection {
+            Some(c) => Ok(c),
+            None => self.default_connection(),
+        }
+    }
+
+    /// A valid credential for `connection` (`None`: the default connection).
+    ///
+    /// - A fresh cached token is returned at once (no lock held across an
+    ///   await, no allocation).
+    /// - Inside the renewal window the cached token is returned at once and
+    ///   one background renewal is started; callers never wait for it.
+    /// - Otherwise the token is fetched.
+    ///
+    /// # Concurrent calls
+    ///
+    /// Concurrent calls for the same connection share one fetch: one token
+    /// request, and every caller gets its token or its error. The fetch runs
+    /// in a spawned task, so a cancelled caller does not stall the others. A
+    /// failed fetch is cached and backed off (exponentially, with jitter,
+    /// honouring `Retry-After`): callers within the backoff get the same
+    /// error without a new request.
+    ///
+    /// Static providers (no `[login]`) render the credential from the inputs,
+    /// once.
+    ///
+    /// Must be called within a Tokio runtime.
+    pub async fn credential(&self, connection: Option<&Connection>) -> Result<Credential, Error> {
+        let conn = self.resolve(connection)?;
+        self.auth.inner.credential(self.index, conn).await
+    }
+
+    /// The cached credential of `connection`, if it holds a token that has
+    /// not expired; never fetches.
+    pub fn cached(&self, connection: Option<&Connection>) -> Option<Credential> {
+        let conn = self.resolve(connection).ok()?;
+        self.auth.inner.cached(self.index, conn)
+    }
+
+    /// Drops the cached token of `connection` if it is still the one
+    /// `rejected` was made from, so that the next [`credential`] call fetches
+    /// a new one. Returns whether it was dropped. A stored refresh token is
+    /// kept, so the renewal uses it.
+    ///
+    /// # Concurrent calls
+    ///
+    /// Many requests rejected with the same token invalidate it once: the
+    /// first call drops it; later calls (for the same or an already replaced
+    /// token) change nothing. Together with single-flight fetching, 100
+    /// concurrent 401s cause one renewal.
+    ///
+    /// [`credential`]: ProviderHandle::credential
+    pub async fn invalidate(&self, connection: Option<&Connection>, rejected: &Credential) -> bool {
+        self.resolve(connection).is_ok_and(|conn| {
+            self.auth
+                .inner
+                .invalidate(self.index, conn, rejected.token_id())
+        })
+    }
+
+    /// True when the request already carries a credential the caller set
+    /// explicitly: an `Authorization` header, the provider's `inject` header
+    /// (e.g. `X-Api-Key`), or, for `inject.query`, its query parameter
+    /// (`query` is the raw query string, without `?`). An explicit
+    /// credential is never overwritten: the request goes out as it is.
+    pub(crate) fn caller_authenticated(&self, headers: &HeaderMap, query: Option<&str>) -> bool {
+        if headers.contains_key(http::header::AUTHORIZATION) {
+            return true;
+        }
+        match &self.provider().inject {
+            Inject::Header { name, .. } => headers.contains_key(name),
+            Inject::Basic(_) => false,
+            Inject::Query { name, .. } => query.is_some_and(|q| {
+                url::form_urlencoded::parse(q.as_bytes()).any(|(n, _)| n == name.as_str())
+            }),
+        }
+    }
+
+    /// True when a rejected credential is renewed and the request retried
+    /// (`on_unauthorized.action = "renew"`, the default for providers that
+    /// log in).
+    fn renews(&self) -> bool {
+        self.provider().on_unauthorized.action == UnauthorizedAction::Renew
+    }
+
+    /// True when a request may be sent a second time, so a copy of it is
+    /// kept (taken before the credential is attached): the provider renews
+    /// rejected credentials, or fetches tokens (whose rejection may only mean
+    /// that the token was replaced while the request was in flight; see
+    /// [`after_response`](Self::after_response)).
+    pub(crate) fn may_retry(&self) -> bool {
+        self.renews() || self.provider().fetches_tokens()
+    }
+
+    /// True for the statuses with which an API may reject a credential:
+    /// `401`, `403` and the provider's `on_unauthorized.status`.
+    fn rejection_like(&self, status: StatusCode) -> bool {
+        matches!(status.as_u16(), 401 | 403)
+            || self
+                .provider()
+                .on_unauthorized
+                .status
+                .contains(&status.as_u16())
+    }
+
+    /// True when a response with this status means "credential rejected,
+    /// renew and retry once": the status is one of `on_unauthorized.status`
+    /// (`[401]` by default) and the action is `renew`.
+    fn renews_on(&self, status: StatusCode) -> bool {
+        self.renews()
+            && self
+                .provider()
+                .on_unauthorized
+                .status
+                .contains(&status.as_u16())
+    }
+
+    /// What to do once the API answered `status` to a request sent with
+    /// `credential`: `Ok(Some(credential))` to send the request once more
+    /// with that credential, `Ok(None)` to hand the response back. The one
+    /// place this is decided, driven by the request sequence
+    /// ([`Exchange::send`](crate::request::Exchange::send)).
+    ///
+    /// - **Outdated credential.** A rejection-like status (`401`, `403` or
+    ///   one of `on_unauthorized.status`) to a request whose token is no
+    ///   longer the cached one (it was renewed while the request was in
+    ///   flight; some servers revoke the old token the moment they issue the
+    ///   new one): retry once with the current credential. Nothing is
+    ///   invalidated and nothing is fetched. When the token is still the
+    ///   cached one but its renewal is running (the server may have issued
+    ///   the new token already), the renewal is waited for and its token used
+    ///   the same way; so a rejection (also a genuine `403`) that arrives
+    ///   during a renewal waits for it, which is bounded by the token
+    ///   request's timeout and retries.
+    /// - Not a rejection (not one of `on_unauthorized.status`, or the action
+    ///   is not `renew`): hand the response back.
+    /// - A rejection: the token is dropped (only if it is still the cached
+    ///   one, so concurrent rejections cause one renewal). If the request
+    ///   cannot be retried (`can_retry` false: a streaming or uncopyable
+    ///   body), hand the response back. Otherwise a new credential is
+    ///   fetched for the one retry, unless it is the same token (retrying
+    ///   could only fail the same way).
+    /// - The renewal failed: that error, for the caller instead of the 401.
+    #[doc(hidden)]
+    pub async fn after_response(
+        &self,
+        status: StatusCode,
+        connection: Option<&Connection>,
+        credential: &Credential,
+        can_retry: bool,
+    ) -> Result<Option<Credential>, Error> {
+        if !self.rejection_like(status) {
+            return Ok(None);
+        }
+        let inner = &self.auth.inner;
+        inner.metric(self.index, ProviderMetrics::rejections);
+        let code = status.as_u16();
+        let replaced = || {
+            self.cached(connection)
+                .filter(|current| current.token_id() != credential.token_id())
+        };
+        if let Some(current) = replaced() {
+            debug!(provider = self.id(), status = code, rejected = %credential.token_id(), current = %current.token_id(), "rejected token was already replaced; retrying once with the current one");
+            return Ok(can_retry.then_some(current));
+        }
+        let Ok(conn) = self.resolve(connection) else {
+            return Ok(None);
+        };
+        if can_retry {
+            // Its renewal may be running (the server may have issued the new
+            // token already): wait for it. A fetch that ended between the
+            // two looks published its token first, so look once more.
+            let renewed = match inner.in_flight(self.index, conn).await {
+                Some(Ok(renewed)) => Some(renewed),
+                Some(Err(_)) => None,
+                None => replaced(),
+            };
+            if let Some(renewed) = renewed.filter(|r| r.token_id() != credential.token_id()) {
+                debug!(provider = self.id(), status = code, rejected = %credential.token_id(), current = %renewed.token_id(), "rejected token was being replaced; retrying once with the new one");
+                return Ok(Some(renewed));
+            }
+        }
+        if !self.renews_on(status) {
+            return Ok(None);
+        }
+        inner.invalidate(self.index, conn, credential.token_id());
+        if !can_retry {
+            debug!(
+                provider = self.id(),
+                status = code,
+                "credential rejected; the request body cannot be copied, so it is not retried"
+            );
+            return Ok(None);
+        }
+        let renewed = inner.credential(self.index, conn).await?;
+        if renewed.token_id() == credential.token_id() {
+            return Ok(None);
+        }
+        debug!(provider = self.id(), status = code, token = %renewed.token_id(), "credential rejected; renewed, retrying the request once");
+        Ok(Some(renewed))
+    }
+}
+
+impl std::fmt::Debug for ProviderHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ProviderHandle").field(&self.id()).finish()
+    }
+}

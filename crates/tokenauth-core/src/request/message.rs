@@ -1,0 +1,237 @@
+//! The two request types the sequence drives, `reqwest::Request` and
+//! `http::Request<B>`, and their responses: what routing reads from them and
+//! how a credential is attached. Sealed: an adapter names one of them as its
+//! [`Transport::Request`](super::Transport::Request), core does the rest.
+
+use http::{HeaderMap, StatusCode, Uri};
+use url::Url;
+
+use crate::cache::Credential;
+use crate::inject::Injection;
+use crate::route::Target;
+
+/// A request type the request sequence can route and attach a credential
+/// to: `reqwest::Request` and `http::Request<B>` (sealed).
+pub trait HttpRequest: sealed::Request + Send + 'static {}
+
+/// A response type the request sequence hands back: `reqwest::Response`
+/// and `http::Response<B>` (sealed).
+pub trait HttpResponse: sealed::Response + Send + 'static {}
+
+impl HttpRequest for reqwest::Request {}
+impl<B: Send + 'static> HttpRequest for http::Request<B> {}
+impl HttpResponse for reqwest::Response {}
+impl<B: Send + 'static> HttpResponse for http::Response<B> {}
+
+pub(crate) mod sealed {
+    use super::*;
+
+    /// What the request sequence reads from and does to a request.
+    pub trait Request {
+        /// The routing view: scheme, host, port and path; `origin` stands in
+        /// for the scheme and authority of a path-only URI.
+        fn target<'a>(&'a self, origin: Option<&'a Origin>) -> Option<Target<'a>>;
+        fn headers(&self) -> &HeaderMap;
+        /// The raw query string, without `?`.
+        fn query(&self) -> Option<&str>;
+        fn path(&self) -> &str;
+        /// Replaces the path, keeping the query.
+        fn set_path(&mut self, path: &str) -> Result<(), http::Error>;
+        fn attach(&mut self, injection: &Injection) -> Result<(), http::Error>;
+    }
+
+    /// What the request sequence reads from and does to a response.
+    pub trait Response: Sized {
+        fn status(&self) -> StatusCode;
+        /// The URL the response came from, for clients that follow redirects
+        /// below the adapter (reqwest); `None` when the client does not.
+        fn url(&self) -> Option<&Url> {
+            None
+        }
+        /// The response as it may leave the adapter: without a query
+        /// credential in anything that shows a URL.
+        fn redact(self, _credential: &Credential) -> Self {
+            self
+        }
+    }
+}
+
+impl sealed::Request for reqwest::Request {
+    fn target<'a>(&'a self, _origin: Option<&'a Origin>) -> Option<Target<'a>> {
+        Target::from_url(self.url())
+    }
+
+    fn headers(&self) -> &HeaderMap {
+        self.headers()
+    }
+
+    fn query(&self) -> Option<&str> {
+        self.url().query()
+    }
+
+    fn path(&self) -> &str {
+        self.url().path()
+    }
+
+    fn set_path(&mut self, path: &str) -> Result<(), http::Error> {
+        self.url_mut().set_path(path);
+        Ok(())
+    }
+
+    fn attach(&mut self, injection: &Injection) -> Result<(), http::Error> {
+        if !injection.apply_to_headers(self.headers_mut()) {
+            injection.apply_to_url(self.url_mut());
+        }
+        Ok(())
+    }
+}
+
+impl<B> sealed::Request for http::Request<B> {
+    fn target<'a>(&'a self, origin: Option<&'a Origin>) -> Option<Target<'a>> {
+        let uri = self.uri();
+        if uri.scheme().is_some() || uri.authority().is_some() {
+            return Target::from_uri(uri);
+        }
+        let origin = origin?;
+        Some(Target {
+            scheme: &origin.scheme,
+            host: &origin.host,
+            port: origin.port,
+            path: match uri.path() {
+                "" => "/",
+                p => p,
+            },
+        })
+    }
+
+    fn headers(&self) -> &HeaderMap {
+        self.headers()
+    }
+
+    fn query(&self) -> Option<&str> {
+        self.uri().query()
+    }
+
+    fn path(&self) -> &str {
+        self.uri().path()
+    }
+
+    fn set_path(&mut self, path: &str) -> Result<(), http::Error> {
+        let path_and_query = match self.uri().query() {
+            Some(query) => format!("{path}?{query}"),
+            None => path.to_owned(),
+        };
+        set_path_and_query(self.uri_mut(), &path_and_query)
+    }
+
+    fn attach(&mut self, injection: &Injection) -> Result<(), http::Error> {
+        if injection.apply_to_headers(self.headers_mut()) {
+            return Ok(());
+        }
+        let path = match self.uri().path() {
+            "" => "/",
+            p => p,
+        };
+        match injection.with_query_param(self.uri().query()) {
+            Some(query) => {
+                let path_and_query = format!("{path}?{query}");
+                set_path_and_query(self.uri_mut(), &path_and_query)
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+/// Replaces the path and query of `uri`.
+fn set_path_and_query(uri: &mut Uri, path_and_query: &str) -> Result<(), http::Error> {
+    let mut parts = std::mem::take(uri).into_parts();
+    parts.path_and_query = Some(http::uri::PathAndQuery::try_from(path_and_query)?);
+    *uri = Uri::from_parts(parts)?;
+    Ok(())
+}
+
+impl sealed::Response for reqwest::Response {
+    fn status(&self) -> StatusCode {
+        self.status()
+    }
+
+    fn url(&self) -> Option<&Url> {
+        Some(self.url())
+    }
+
+    /// A query credential removed from the response's URL (reqwest shows it
+    /// in `url()` and `error_for_status()`) and from its URL-valued headers
+    /// (`Location`, `Content-Location`, `Refresh`: servers often keep the
+    /// query when they redirect, and the scoped policy hands a query
+    /// provider's redirects back).
+    fn redact(self, credential: &Credential) -> Self {
+        if !matches!(credential.injection(), Injection::Query { .. }) {
+            return self;
+        }
+        let mut url = self.url().clone();
+        credential.remove_from_url(&mut url);
+        // reqwest 0.13 has no `Response::url_mut`: rebuild the response
+        // around the same head and body, with the redacted URL in the
+        // extension that `reqwest::Response::from` reads (only
+        // `ResponseBuilderExt` can set it). Without it reqwest would show a
+        // placeholder URL: never the key.
+        use reqwest::ResponseBuilderExt as _;
+        let (mut parts, body) = http::Response::<reqwest::Body>::from(self).into_parts();
+        for name in [
+            http::header::LOCATION,
+            http::header::CONTENT_LOCATION,
+            http::header::REFRESH,
+        ] {
+            let redacted = parts
+                .headers
+                .get(&name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| credential.remove_from_reference(v))
+                .and_then(|v| http::HeaderValue::try_from(v).ok());
+            if let Some(redacted) = redacted {
+                // These headers hold one value; `insert` replaces them all.
+                parts.headers.insert(name, redacted);
+            }
+        }
+        if let Ok(carrier) = http::Response::builder().url(url).body(()) {
+            parts.extensions.extend(carrier.into_parts().0.extensions);
+        }
+        reqwest::Response::from(http::Response::from_parts(parts, body))
+    }
+}
+
+impl<B> sealed::Response for http::Response<B> {
+    fn status(&self) -> StatusCode {
+        self.status()
+    }
+}
+
+/// The scheme and authority that a path-only request URI is routed with
+/// (the URIs a tonic `Channel` is called with: `/package.Service/Method`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origin {
+    scheme: String,
+    host: String,
+    port: u16,
+}
+
+impl Origin {
+    /// The origin of `uri` (only its scheme and authority are used); `None`
+    /// when it has no scheme or host, or a scheme other than `http` or
+    /// `https` without a port.
+    ///
+    /// ```
+    /// use tokenauth_core::request::Origin;
+    ///
+    /// assert!(Origin::from_uri(&"http://127.0.0.1:50051".parse().unwrap()).is_some());
+    /// assert!(Origin::from_uri(&"/package.Service/Method".parse().unwrap()).is_none());
+    /// ```
+    pub fn from_uri(uri: &Uri) -> Option<Self> {
+        let target = Target::from_uri(uri)?;
+        Some(Origin {
+            scheme: target.scheme.to_ascii_lowercase(),
+            host: target.host.to_owned(),
+            port: target.port,
+        })
+    }
+}

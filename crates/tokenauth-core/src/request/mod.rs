@@ -1,0 +1,121 @@
+//! The request sequence, written once for every adapter (the reqwest
+//! middleware, the tower layer, the proxy).
+//!
+//! An adapter asks [`TokenAuth::exchange`] whether a request gets a
+//! credential (routing, [`NoAuth`], a credential the caller set), then runs
+//! [`Exchange::send`] with its HTTP client behind the small [`Transport`]
+//! trait: send a request, copy one for the retry, turn core's error into
+//! its own. Everything in between is here: the connection (a [`Connection`]
+//! in the request extensions, else the provider's default connection from
+//! environment variables), attaching the credential, the outdated-token and
+//! renew-and-retry-once rules ([`ProviderHandle::after_response`]), and the
+//! redirect scope of clients that follow redirects themselves
+//! ([`TokenAuth::may_follow_redirect`]).
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use tokenauth_core::request::Transport;
+//! use tokenauth_core::{Error, Providers, TokenAuth};
+//!
+//! /// An HTTP client that answers 200 and shows what it was sent.
+//! struct Echo;
+//!
+//! impl Transport for Echo {
+//!     type Request = http::Request<String>;
+//!     type Response = http::Response<String>;
+//!     type Error = Error;
+//!
+//!     async fn send(&mut self, request: Self::Request) -> Result<Self::Response, Error> {
+//!         let key = request.headers()["x-api-key"].to_str().unwrap_or_default().to_owned();
+//!         Ok(http::Response::new(key))
+//!     }
+//!     fn try_clone(&self, request: &Self::Request) -> Option<Self::Request> {
+//!         None
+//!     }
+//!     fn auth_error(&self, error: Error) -> Error {
+//!         error
+//!     }
+//! }
+//!
+//! let providers = Providers::from_toml("providers.toml", r#"
+//! [providers.example]
+//! api = ["https://api.example.com/"]
+//! inputs.key = { env = "EXAMPLE_API_KEY", default = "k-123" }
+//! inject = { header = "X-Api-Key", value = "{{ inputs.key }}" }
+//! "#)?;
+//! let auth = TokenAuth::builder(providers).build()?;
+//!
+//! let request = http::Request::get("https://api.example.com/items").body(String::new())?;
+//! let exchange = auth.exchange(&request, request.extensions(), None).expect("an API request");
+//! let response = exchange.send(&mut Echo, request).await?;
+//! assert_eq!(response.body(), "k-123");
+//!
+//! // Outside every prefix: no exchange, the request goes out untouched.
+//! let other = http::Request::get("https://example.com/").body(String::new())?;
+//! assert!(auth.exchange(&other, other.extensions(), None).is_none());
+//! # Ok(()) }
+//! ```
+
+mod exchange;
+mod handle;
+pub(crate) mod message;
+
+pub use exchange::{Exchange, Transport};
+pub use handle::ProviderHandle;
+pub use message::{HttpRequest, HttpResponse, Origin};
+
+use tracing::debug;
+use url::Url;
+
+use crate::cache::TokenAuth;
+use crate::config::Inject;
+#[cfg(doc)]
+use crate::connection::Connection;
+
+/// A request extension: send this request without a credential, even if its
+/// URL lies inside a provider's `api` prefix.
+///
+/// ```
+/// use tokenauth_core::NoAuth;
+///
+/// let mut request = http::Request::new(());
+/// request.extensions_mut().insert(NoAuth);
+/// assert!(request.extensions().get::<NoAuth>().is_some());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct NoAuth;
+
+impl TokenAuth {
+    /// Whether an HTTP client that follows redirects itself (below the
+    /// adapter, as reqwest does) may follow one from `from` to `to` without
+    /// carrying a credential out of its provider's scope: `to` routes to the
+    /// same provider as `from`, or `from` routes to none. A redirect from a
+    /// provider with a query credential is never followed: the next URL
+    /// comes from `Location`, without the key, so following it could only
+    /// end in a rejection (and a needless renewal); the `3xx` goes back to
+    /// the caller, who sends the `Location` through the adapter again.
+    pub fn may_follow_redirect(&self, from: &Url, to: &Url) -> bool {
+        let router = &self.inner.router;
+        let Some(from) = router.route_url(from) else {
+            return true;
+        };
+        let id = &self.inner.provider_ids[from];
+        if matches!(
+            self.inner.providers.providers[from].inject,
+            Inject::Query { .. }
+        ) {
+            debug!(
+                provider = %id,
+                "redirect from a query-credential provider; handed back"
+            );
+            return false;
+        }
+        let to = router.route_url(to);
+        let follow = to == Some(from);
+        if !follow {
+            debug!(from = %id, to = ?to.map(|i| &self.inner.provider_ids[i]), "redirect leaves the provider's api prefixes; not followed");
+        }
+        follow
+    }
+}

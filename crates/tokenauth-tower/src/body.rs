@@ -9,8 +9,8 @@ use http_body_util::{Empty, Full};
 /// renew (`on_unauthorized.action = "renew"`). `None`: the request is not
 /// retried and the rejected response is returned as it is.
 ///
-/// Implementations: [`CommonBodies`] (the default), [`NoRetry`], and
-/// [`CloneBodyFn`] for a closure ([`clone_body_fn`]).
+/// Implementations: [`CommonBodies`] (the default), [`NoRetry`], and any
+/// `Fn(&B) -> Option<B>` closure.
 pub trait CloneBody<B>: Clone + Send + Sync + 'static {
     /// A copy of `body`, or `None` if it cannot be copied (a stream).
     fn clone_body(&self, body: &B) -> Option<B>;
@@ -23,7 +23,7 @@ pub trait CloneBody<B>: Clone + Send + Sync + 'static {
 ///
 /// Any other body (a stream, `hyper::body::Incoming`, `tonic::body::Body`,
 /// a boxed body) is not copied, so the request is not retried. For a body
-/// type of your own that can be copied, use [`clone_body_fn`].
+/// type of your own that can be copied, pass a closure that copies it.
 ///
 /// The check is a comparison of [`TypeId`](std::any::TypeId)s: no trait
 /// bound on the body type beyond `'static`, which every body a client sends
@@ -68,35 +68,24 @@ impl<B> CloneBody<B> for NoRetry {
     }
 }
 
-/// A [`CloneBody`] from a closure; see [`clone_body_fn`].
-#[derive(Clone, Copy, Debug)]
-pub struct CloneBodyFn<F>(F);
-
-/// A [`CloneBody`] that calls `f`, e.g. for a body type of your own that is
+/// A closure is a [`CloneBody`], e.g. for a body type of your own that is
 /// `Clone`:
 ///
 /// ```
-/// use tokenauth_tower::{AuthLayer, clone_body_fn};
+/// use tokenauth_tower::AuthLayer;
 /// # fn layer(auth: tokenauth_core::TokenAuth) {
 /// #[derive(Clone)]
 /// struct MyBody(bytes::Bytes);
 ///
-/// let layer = AuthLayer::new(auth).clone_body(clone_body_fn(|b: &MyBody| Some(b.clone())));
+/// let layer = AuthLayer::new(auth).clone_body(|b: &MyBody| Some(b.clone()));
 /// # let _ = layer; }
 /// ```
-pub fn clone_body_fn<B, F>(f: F) -> CloneBodyFn<F>
-where
-    F: Fn(&B) -> Option<B> + Clone + Send + Sync + 'static,
-{
-    CloneBodyFn(f)
-}
-
-impl<B, F> CloneBody<B> for CloneBodyFn<F>
+impl<B, F> CloneBody<B> for F
 where
     F: Fn(&B) -> Option<B> + Clone + Send + Sync + 'static,
 {
     fn clone_body(&self, body: &B) -> Option<B> {
-        (self.0)(body)
+        self(body)
     }
 }
 
@@ -125,7 +114,7 @@ mod tests {
         struct Stream(u8);
         assert_eq!(CommonBodies.clone_body(&Stream(1)), None);
         assert_eq!(NoRetry.clone_body(&String::new()), None);
-        let f = clone_body_fn(|s: &Stream| Some(s.clone()));
+        let f = |s: &Stream| Some(s.clone());
         assert_eq!(f.clone_body(&Stream(2)), Some(Stream(2)));
     }
 }

@@ -3,52 +3,40 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use futures_util::TryFuture;
+use futures_util::future::{BoxFuture, Either, MapErr, TryFuture, TryFutureExt as _};
 use pin_project_lite::pin_project;
 
 use crate::error::AuthError;
 
-type BoxAuthFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, AuthError<E>>> + Send>>;
+type Passthrough<F> = MapErr<F, fn(<F as TryFuture>::Error) -> AuthError<<F as TryFuture>::Error>>;
+type Authenticated<F> =
+    BoxFuture<'static, Result<<F as TryFuture>::Ok, AuthError<<F as TryFuture>::Error>>>;
 
 pin_project! {
     /// The response future of [`Auth`](crate::Auth).
     ///
     /// A request that gets no credential (no provider matches, [`NoAuth`],
     /// or the caller authenticated it) polls the inner service's future
-    /// directly; an authenticated one runs a boxed future that gets the
-    /// credential, calls the inner service and handles a rejection.
+    /// directly; an authenticated one runs core's request sequence, boxed.
     ///
     /// [`NoAuth`]: tokenauth_core::NoAuth
-    pub struct ResponseFuture<F>
-    where
-        F: TryFuture,
-    {
+    pub struct ResponseFuture<F: TryFuture> {
         #[pin]
-        kind: Kind<F>,
-    }
-}
-
-pin_project! {
-    #[project = KindProj]
-    enum Kind<F>
-    where
-        F: TryFuture,
-    {
-        Passthrough { #[pin] future: F },
-        Authenticated { future: BoxAuthFuture<F::Ok, F::Error> },
+        inner: Either<Passthrough<F>, Authenticated<F>>,
     }
 }
 
 impl<F: TryFuture> ResponseFuture<F> {
     pub(crate) fn passthrough(future: F) -> Self {
+        let inner: Passthrough<F> = future.map_err(AuthError::Inner);
         ResponseFuture {
-            kind: Kind::Passthrough { future },
+            inner: Either::Left(inner),
         }
     }
 
-    pub(crate) fn authenticated(future: BoxAuthFuture<F::Ok, F::Error>) -> Self {
+    pub(crate) fn authenticated(future: Authenticated<F>) -> Self {
         ResponseFuture {
-            kind: Kind::Authenticated { future },
+            inner: Either::Right(future),
         }
     }
 }
@@ -57,18 +45,15 @@ impl<F: TryFuture> Future for ResponseFuture<F> {
     type Output = Result<F::Ok, AuthError<F::Error>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Passthrough { future } => future.try_poll(cx).map_err(AuthError::Inner),
-            KindProj::Authenticated { future } => future.as_mut().poll(cx),
-        }
+        self.project().inner.poll(cx)
     }
 }
 
 impl<F: TryFuture> fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = match self.kind {
-            Kind::Passthrough { .. } => "passthrough",
-            Kind::Authenticated { .. } => "authenticated",
+        let kind = match self.inner {
+            Either::Left(_) => "passthrough",
+            Either::Right(_) => "authenticated",
         };
         f.debug_struct("ResponseFuture")
             .field("kind", &kind)

@@ -83,8 +83,8 @@
 //!   is not retried**: the rejected response is returned as it is (the token
 //!   is still invalidated, so the next request gets a new one). That covers
 //!   streams, `hyper::body::Incoming` and `tonic::body::Body`.
-//! - [`clone_body_fn`] for a body type of your own:
-//!   `AuthLayer::new(auth).clone_body(clone_body_fn(|b: &MyBody| Some(b.clone())))`.
+//! - a closure for a body type of your own:
+//!   `AuthLayer::new(auth).clone_body(|b: &MyBody| Some(b.clone()))`.
 //! - [`NoRetry`] (`.no_retry()`) never retries.
 //!
 //! ## Errors
@@ -142,7 +142,7 @@ mod future;
 mod layer;
 mod service;
 
-pub use body::{CloneBody, CloneBodyFn, CommonBodies, NoRetry, clone_body_fn};
+pub use body::{CloneBody, CommonBodies, NoRetry};
 pub use error::AuthError;
 pub use future::ResponseFuture;
 pub use layer::{AuthLayer, LayerExt};

@@ -48,14 +48,19 @@
 //! chosen with one feature: `rustls-aws-lc` (the default), `rustls-ring`, or
 //! `native-tls` (the platform's TLS); e.g. `tokenauth = { version = "…",
 //! default-features = false, features = ["reqwest", "tower", "rustls-ring"] }`.
-//! See [`tls`].
+//! See [`install_default_tls_provider`].
 //!
 //! This crate re-exports [`tokenauth_core`] (the description language and
 //! the token engine) at its root, the adapters' main types next to it, and
 //! the adapter crates in full under [`adapters`]. Runnable programs are in
 //! the repository's `examples/` directory (`cargo run --example reqwest`).
 
-pub use tokenauth_core::*;
+pub use tokenauth_core::{
+    ConfigErrors, Connection, Credential, DEFAULT_CONNECTION, Diagnostic, Error, Injection,
+    LoadError, NoAuth, Provider, ProviderHandle, Providers, RequestKind, Stats, Template,
+    TemplateError, TokenAuth, TokenAuthBuilder, TokenId, Var, clock, config,
+    install_default_tls_provider, request, store,
+};
 
 #[cfg(feature = "reqwest")]
 pub use tokenauth_reqwest::{

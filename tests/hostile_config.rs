@@ -6,8 +6,8 @@
 //! `PROPTEST_CASES=100000 cargo test --test hostile_config`.
 
 use proptest::prelude::*;
+use tokenauth::Template;
 use tokenauth::config::Providers;
-use tokenauth::template::Template;
 
 const SEED: &str = include_str!("../providers.toml");
 

@@ -2,7 +2,7 @@
 //! secrets masked, without sending anything.
 
 use tokenauth_core::RequestKind;
-use tokenauth_core::acquire::{preview_injection, preview_token_request};
+use tokenauth_core::preview::{preview_injection, preview_token_request};
 
 use crate::common::open;
 use crate::{ConnectionArgs, Global, Outcome};

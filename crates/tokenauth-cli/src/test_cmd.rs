@@ -1,7 +1,7 @@
 //! `tokenauth test`: prove a description works, one step at a time, and say
 //! clearly which step failed and why.
 
-use tokenauth_core::acquire::preview_injection;
+use tokenauth_core::preview::preview_injection;
 use tokenauth_core::{Connection, Injection, Provider, RequestKind};
 use tokenauth_reqwest::ClientBuilderExt as _;
 

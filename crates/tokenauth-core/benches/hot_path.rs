@@ -29,8 +29,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use futures_util::FutureExt as _;
 use secrecy::SecretString;
 use tokenauth_core::clock::{Clock, SystemClock};
-use tokenauth_core::template::{Template, Var};
 use tokenauth_core::{Connection, Credential, Providers, TokenAuth};
+use tokenauth_core::{Template, Var};
 use tokenauth_emulator::{Emulator, EmulatorConfig, Host, REOB_DEMO_PASSWORD, REOB_DEMO_USERNAME};
 
 const PROVIDER: &str = "reobtimaal";

@@ -197,14 +197,15 @@ impl fmt::Debug for Injection {
 
 /// The value [`Injection::deliberately_wrong`] puts in place of every
 /// secret.
-pub const WRONG_CREDENTIAL: &str = "tokenauth-deliberately-wrong-credential";
+pub(crate) const WRONG_CREDENTIAL: &str = "tokenauth-deliberately-wrong-credential";
 
 impl Injection {
     /// A credential of the provider's shape that no API should accept: the
     /// `[inject]` template rendered with every secret input and the access
-    /// token replaced by [`WRONG_CREDENTIAL`] (non-secret inputs, such as a
+    /// token replaced by `WRONG_CREDENTIAL` (non-secret inputs, such as a
     /// user name, are kept). `tokenauth test` sends it once to learn with
     /// which status the API rejects a bad credential.
+    #[doc(hidden)]
     pub fn deliberately_wrong(provider: &Provider, conn: &Connection) -> Result<Injection, Error> {
         render_with(provider, conn, |var| match var {
             Var::Input(name) if conn.is_secret(provider, name) => Some(WRONG_CREDENTIAL),

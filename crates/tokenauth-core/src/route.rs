@@ -9,20 +9,6 @@
 //! another port, and `https://api.example.com@evil.net/` (whose host is
 //! `evil.net`) all match nothing.
 //!
-//! ```
-//! use tokenauth_core::route::prefix_matches;
-//! use url::Url;
-//!
-//! let prefix = Url::parse("https://api.example.com/api").unwrap();
-//! let ok = |u: &str| prefix_matches(&prefix, &Url::parse(u).unwrap());
-//! assert!(ok("https://api.example.com/api/items"));
-//! assert!(ok("https://API.example.com:443/api"));
-//! assert!(!ok("https://api.example.com/api-other"));
-//! assert!(!ok("http://api.example.com/api/items"));
-//! assert!(!ok("https://api.example.com.evil.net/api/items"));
-//! assert!(!ok("https://api.example.com@evil.net/api/items"));
-//! ```
-//!
 //! # Dot segments and encoded slashes
 //!
 //! Paths are routed **after** dot-segment removal, exactly as `url::Url` (and
@@ -35,19 +21,6 @@
 //! (`%2F`, `%5C`) before resolving dots (`/a/..%2Fb/secret`), and Java
 //! servers (Tomcat, Jetty, Spring) strip path parameters first, so that
 //! `/a/..;x/b/secret` is `/a/../b/secret` to them.
-//!
-//! ```
-//! use tokenauth_core::route::prefix_matches;
-//! use url::Url;
-//!
-//! let a = Url::parse("https://api.example.com/a/").unwrap();
-//! let ok = |u: &str| prefix_matches(&a, &Url::parse(u).unwrap());
-//! assert!(!ok("https://api.example.com/a/../b/secret"));
-//! assert!(!ok("https://api.example.com/a/%2e%2E/b/secret"));
-//! assert!(!ok("https://api.example.com/a/..%2Fb/secret"));
-//! assert!(!ok("https://api.example.com/a/..;x/b/secret"));
-//! assert!(ok("https://api.example.com/a/./items/../x"));
-//! ```
 
 use std::borrow::Cow;
 
@@ -104,7 +77,7 @@ impl<'a> Target<'a> {
 }
 
 /// True when `url` lies inside the `api` prefix `prefix`.
-pub fn prefix_matches(prefix: &Url, url: &Url) -> bool {
+pub(crate) fn prefix_matches(prefix: &Url, url: &Url) -> bool {
     let Some(target) = Target::from_url(url) else {
         return false;
     };
@@ -195,7 +168,7 @@ fn server_reading(path: &str) -> String {
 /// credential: resolved as `url::Url` resolves it (`None` when it already
 /// is). The tower layer sends this, as reqwest sends its parsed URL, so that
 /// the server serves exactly the path that was routed.
-pub fn resolved_path(path: &str) -> Option<String> {
+pub(crate) fn resolved_path(path: &str) -> Option<String> {
     let (PathView::One(resolved) | PathView::Two(resolved, _)) = view(path);
     match resolved {
         Cow::Owned(p) => Some(p),
@@ -255,14 +228,14 @@ impl Prefix {
 
 /// All `api` prefixes of a description, ready to route request URLs.
 #[derive(Clone, Debug)]
-pub struct Router {
+pub(crate) struct Router {
     // Sorted longest path first, so the first match is the longest prefix.
     prefixes: Vec<Prefix>,
 }
 
 impl Router {
     /// Builds the router for every provider, in the order of `providers`.
-    pub fn new(providers: &Providers) -> Self {
+    pub(crate) fn new(providers: &Providers) -> Self {
         let mut prefixes: Vec<Prefix> = providers
             .iter()
             .enumerate()
@@ -277,7 +250,7 @@ impl Router {
     /// (dot segments, also percent-encoded); a path that routes differently
     /// when a server decodes its encoded slashes routes nowhere (see the
     /// [module documentation](self)).
-    pub fn route(&self, target: &Target<'_>) -> Option<usize> {
+    pub(crate) fn route(&self, target: &Target<'_>) -> Option<usize> {
         route_path(target.path, |path| {
             self.prefixes
                 .iter()
@@ -287,13 +260,13 @@ impl Router {
     }
 
     /// [`Router::route`] for a parsed URL.
-    pub fn route_url(&self, url: &Url) -> Option<usize> {
+    pub(crate) fn route_url(&self, url: &Url) -> Option<usize> {
         self.route(&Target::from_url(url)?)
     }
 
     /// True when `url` has the scheme, host and port of one of provider
     /// `provider`'s prefixes (whatever its path).
-    pub fn shares_origin(&self, provider: usize, url: &Url) -> bool {
+    pub(crate) fn shares_origin(&self, provider: usize, url: &Url) -> bool {
         Target::from_url(url).is_some_and(|t| {
             self.prefixes
                 .iter()
@@ -305,6 +278,30 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The module documentation's examples.
+    #[test]
+    fn documented_examples() {
+        {
+            let prefix = Url::parse("https://api.example.com/api").unwrap();
+            let ok = |u: &str| prefix_matches(&prefix, &Url::parse(u).unwrap());
+            assert!(ok("https://api.example.com/api/items"));
+            assert!(ok("https://API.example.com:443/api"));
+            assert!(!ok("https://api.example.com/api-other"));
+            assert!(!ok("http://api.example.com/api/items"));
+            assert!(!ok("https://api.example.com.evil.net/api/items"));
+            assert!(!ok("https://api.example.com@evil.net/api/items"));
+        }
+        {
+            let a = Url::parse("https://api.example.com/a/").unwrap();
+            let ok = |u: &str| prefix_matches(&a, &Url::parse(u).unwrap());
+            assert!(!ok("https://api.example.com/a/../b/secret"));
+            assert!(!ok("https://api.example.com/a/%2e%2E/b/secret"));
+            assert!(!ok("https://api.example.com/a/..%2Fb/secret"));
+            assert!(!ok("https://api.example.com/a/..;x/b/secret"));
+            assert!(ok("https://api.example.com/a/./items/../x"));
+        }
+    }
 
     #[test]
     fn segment_boundary_scheme_host_port() {

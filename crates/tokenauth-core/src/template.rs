@@ -13,7 +13,7 @@
 //! so `bearer {{ token.access }}` renders with a lower-case `bearer`.
 //!
 //! ```
-//! use tokenauth_core::template::{Template, Var};
+//! use tokenauth_core::{Template, Var};
 //!
 //! let t = Template::parse("bearer {{ token.access }}").unwrap();
 //! let rendered = t.render(|var| match var {

@@ -1,15 +1,4 @@
-//! TLS for the HTTP clients, chosen by a feature of this crate (and of the
-//! `tokenauth` facade), passed through to reqwest:
-//!
-//! | feature | reqwest's backend |
-//! |---|---|
-//! | `rustls-aws-lc` (default) | rustls with aws-lc-rs (reqwest's `rustls`) |
-//! | `rustls-ring` | rustls with ring (reqwest's `rustls-no-provider`; ring is installed as rustls's process default, see [`install_default_provider`]) |
-//! | `native-tls` | the platform's TLS: OpenSSL on Linux, Security.framework, SChannel |
-//!
-//! With `default-features = false` and none of them, the engine refuses to
-//! build for a description with an `https` URL (`Error::NoTls`), instead of
-//! failing every token request.
+//! The TLS backend chosen by a feature (see the crate documentation).
 
 /// Makes the chosen TLS backend ready for building `reqwest` clients. With
 /// `rustls-ring` it installs ring as rustls's process-wide default crypto

@@ -8,7 +8,7 @@
 //! shown as `[inputs.username: not set, set $REOBTIMAAL_USERNAME]`.
 //!
 //! ```
-//! use tokenauth_core::acquire::preview_token_request;
+//! use tokenauth_core::preview::preview_token_request;
 //! use tokenauth_core::{Connection, Providers, RequestKind};
 //!
 //! let providers = Providers::from_toml("p.toml", r#"

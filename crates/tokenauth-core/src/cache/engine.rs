@@ -69,7 +69,7 @@ pub(crate) struct Inner {
 /// credentials, fetching, caching and renewing tokens as needed.
 ///
 /// Cheap to clone (an `Arc` inside); clones share the cache. See the
-/// [module documentation](crate::cache) for the guarantees under concurrency.
+/// [crate documentation](crate) for the guarantees under concurrency.
 #[derive(Clone)]
 pub struct TokenAuth {
     pub(crate) inner: Arc<Inner>,

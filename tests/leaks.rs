@@ -86,12 +86,7 @@ impl Evidence {
 
     /// The access token of `provider`'s current credential for `conn`.
     async fn access_token(&mut self, auth: &TokenAuth, provider: &str, conn: &Connection) {
-        let c = auth
-            .provider(provider)
-            .expect("a provider of the description")
-            .credential(Some(conn))
-            .await
-            .unwrap();
+        let c = auth.credential_of(provider, Some(conn)).await.unwrap();
         if let Some(t) = c.access_token() {
             self.tokens.push(t.expose_secret().to_owned());
         }

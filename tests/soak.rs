@@ -73,12 +73,7 @@ async fn soak_one_second_tokens_64_workers_random_latency_and_503s() {
         .unwrap();
     assert_eq!(first.status(), 200);
     let renew_lead = {
-        let c = auth
-            .provider("twoba")
-            .expect("a provider of the description")
-            .credential(Some(&twoba()))
-            .await
-            .unwrap();
+        let c = auth.credential_of("twoba", Some(&twoba())).await.unwrap();
         c.expires_at()
             .unwrap()
             .duration_since(c.renew_at().unwrap())

@@ -249,15 +249,11 @@ async fn two_connections_two_tokens_no_leak() {
     }
     assert_eq!(emu.stats().reobtimaal.token.requests, 2);
     let one = auth
-        .provider("reobtimaal")
-        .expect("a provider of the description")
-        .credential(Some(&reob_tenant(1)))
+        .credential_of("reobtimaal", Some(&reob_tenant(1)))
         .await
         .unwrap();
     let two = auth
-        .provider("reobtimaal")
-        .expect("a provider of the description")
-        .credential(Some(&reob_tenant(2)))
+        .credential_of("reobtimaal", Some(&reob_tenant(2)))
         .await
         .unwrap();
     assert_ne!(one.token_id(), two.token_id());

@@ -8,6 +8,7 @@ use std::future::{Ready, ready};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use crate::helpers::CredentialOf as _;
 use bytes::{Buf, BufMut, Bytes};
 use http::uri::PathAndQuery;
 use tokenauth::prelude::*;
@@ -184,9 +185,7 @@ async fn tonic_channel_gets_the_credential_one_token_request() {
         );
     }
     f.auth
-        .provider("grpc")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
+        .credential_of("grpc", Some(&conn))
         .await
         .unwrap()
         .apply_to_headers(&mut expected);

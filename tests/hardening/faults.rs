@@ -258,9 +258,7 @@ async fn rate_limited_429_retry_after_in_either_form_backs_off_on_the_engine_clo
         let auth = loopback_engine(&endpoint, clock.clone());
         let conn = Connection::new("c").with_secret("secret", "s3cr3t-429");
         let err = auth
-            .provider("limited")
-            .expect("a provider of the description")
-            .credential(Some(&conn))
+            .credential_of("limited", Some(&conn))
             .await
             .unwrap_err();
         assert!(matches!(err, Error::Status { status: 429, .. }), "{err:?}");
@@ -271,9 +269,7 @@ async fn rate_limited_429_retry_after_in_either_form_backs_off_on_the_engine_clo
             "{value}: beyond the cap, not retried inside"
         );
         clock.advance(Duration::from_secs(29));
-        auth.provider("limited")
-            .expect("a provider of the description")
-            .credential(Some(&conn))
+        auth.credential_of("limited", Some(&conn))
             .await
             .unwrap_err();
         assert_eq!(endpoint.requests(), 1, "{value}: nothing sent within 30 s");
@@ -283,11 +279,7 @@ async fn rate_limited_429_retry_after_in_either_form_backs_off_on_the_engine_clo
             r#"{"access_token":"after-the-wait","expires_in":3600}"#,
         ));
         clock.advance(Duration::from_secs(2));
-        auth.provider("limited")
-            .expect("a provider of the description")
-            .credential(Some(&conn))
-            .await
-            .unwrap();
+        auth.credential_of("limited", Some(&conn)).await.unwrap();
         assert_eq!(endpoint.requests(), 2, "{value}: tried again after 30 s");
     }
 }
@@ -304,9 +296,7 @@ async fn rate_limited_429_retry_after_date_in_the_past_means_now() {
     let auth = loopback_engine(&endpoint, Arc::new(ManualClock::new()));
     let conn = Connection::new("c").with_secret("secret", "s3cr3t-429");
     let err = auth
-        .provider("limited")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
+        .credential_of("limited", Some(&conn))
         .await
         .unwrap_err();
     assert_eq!(err.retry_after(), Some(Duration::ZERO), "{err:?}");
@@ -531,9 +521,7 @@ async fn failing_login_while_a_valid_token_exists_keeps_serving_it() {
     assert_eq!(s.status(REOB_API, &conn).await, 200);
     let first = s
         .auth
-        .provider("reobtimaal")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
+        .credential_of("reobtimaal", Some(&conn))
         .await
         .unwrap();
     // REOBtimaal: ttl 60 min, renewal window from about 54 min (10% skew,
@@ -553,9 +541,7 @@ async fn failing_login_while_a_valid_token_exists_keeps_serving_it() {
     );
     let current = s
         .auth
-        .provider("reobtimaal")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
+        .credential_of("reobtimaal", Some(&conn))
         .await
         .unwrap();
     assert_eq!(
@@ -586,9 +572,7 @@ async fn failing_login_while_a_valid_token_exists_keeps_serving_it() {
     for _ in 0..1000 {
         let c = s
             .auth
-            .provider("reobtimaal")
-            .expect("a provider of the description")
-            .credential(Some(&conn))
+            .credential_of("reobtimaal", Some(&conn))
             .await
             .unwrap();
         if c.token_id() != first.token_id() {
@@ -661,16 +645,8 @@ async fn a_lifetime_below_the_floor_is_raised_counted_and_logged_once() {
         .unwrap();
     let conn = Connection::new("c").with_secret("secret", "s3cr3t-floor");
     for _ in 0..200 {
-        auth.provider("nano")
-            .expect("a provider of the description")
-            .credential(Some(&conn))
-            .await
-            .unwrap();
-        auth.provider("milli")
-            .expect("a provider of the description")
-            .credential(Some(&conn))
-            .await
-            .unwrap();
+        auth.credential_of("nano", Some(&conn)).await.unwrap();
+        auth.credential_of("milli", Some(&conn)).await.unwrap();
     }
     assert_eq!(
         (endpoint.requests(), milli.requests()),
@@ -683,16 +659,8 @@ async fn a_lifetime_below_the_floor_is_raised_counted_and_logged_once() {
     // Past the floor each logs in again (clamped again), without a new WARN.
     clock.advance(Duration::from_secs(2));
     for _ in 0..200 {
-        auth.provider("nano")
-            .expect("a provider of the description")
-            .credential(Some(&conn))
-            .await
-            .unwrap();
-        auth.provider("milli")
-            .expect("a provider of the description")
-            .credential(Some(&conn))
-            .await
-            .unwrap();
+        auth.credential_of("nano", Some(&conn)).await.unwrap();
+        auth.credential_of("milli", Some(&conn)).await.unwrap();
     }
     assert_eq!((endpoint.requests(), milli.requests()), (2, 2));
     assert_eq!(auth.stats().clamped_lifetimes, 4);

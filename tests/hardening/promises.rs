@@ -7,6 +7,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use crate::helpers::CredentialOf as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
@@ -95,12 +96,7 @@ async fn token_requests_never_follow_redirects() {
                 .unwrap(),
         ] {
             let conn = Connection::new("c").with_secret("secret", SECRET);
-            let err = auth
-                .provider("x")
-                .expect("a provider of the description")
-                .credential(Some(&conn))
-                .await
-                .unwrap_err();
+            let err = auth.credential_of("x", Some(&conn)).await.unwrap_err();
             assert!(
                 matches!(err, Error::Status { status: s, .. } if s == status),
                 "{status}: {err:?}"
@@ -270,9 +266,7 @@ async fn file_store_cleans_up_after_a_killed_writer_and_never_blocks_on_a_fifo()
     let conn = Connection::new("c");
     let result = tokio::time::timeout(
         Duration::from_secs(10),
-        auth.provider("x")
-            .expect("a provider of the description")
-            .credential(Some(&conn)),
+        auth.credential_of("x", Some(&conn)),
     )
     .await
     .unwrap_or_else(|_| {

@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::helpers::CredentialOf as _;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
@@ -151,10 +152,7 @@ impl Fixture {
                 }
                 let result = tokio::time::timeout(
                     Duration::from_secs(20),
-                    self.auth
-                        .provider(provider)
-                        .expect("a provider of the description")
-                        .credential(Some(&conn)),
+                    self.auth.credential_of(provider, Some(&conn)),
                 )
                 .await
                 .map_err(|_| TestCaseError::fail(format!("{provider}: hung on {reply:?}")))?;
@@ -463,12 +461,7 @@ async fn a_2xx_reply_that_is_not_json_is_never_quoted() {
     for (n, (reply, what, length)) in cases.into_iter().enumerate() {
         endpoint.set(reply);
         let conn = Connection::new(format!("c{n}")).with_secret("secret", SECRET);
-        let err = auth
-            .provider("xml")
-            .expect("a provider of the description")
-            .credential(Some(&conn))
-            .await
-            .unwrap_err();
+        let err = auth.credential_of("xml", Some(&conn)).await.unwrap_err();
         assert!(
             matches!(&err, Error::NotJson { length: l, .. } if *l == length),
             "{err:?}"
@@ -547,12 +540,7 @@ inject = {{ header = "Authorization", value = "Bearer {{{{ token.access }}}}" }}
             format!("invalid_client: {echo} (try again)"),
         ));
         let conn = Connection::new(format!("c{n}")).with_secret("secret", PASS);
-        let err = auth
-            .provider("basic")
-            .expect("a provider of the description")
-            .credential(Some(&conn))
-            .await
-            .unwrap_err();
+        let err = auth.credential_of("basic", Some(&conn)).await.unwrap_err();
         assert!(matches!(err, Error::Status { status: 401, .. }), "{err:?}");
         let msg = err.to_string();
         assert!(

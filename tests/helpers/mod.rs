@@ -824,3 +824,24 @@ pub fn capture_logs() -> (tracing::subscriber::DefaultGuard, Logs) {
         .finish();
     (tracing::subscriber::set_default(subscriber), logs)
 }
+
+/// The tests name providers by id: `auth.credential_of("twoba", Some(&conn))`
+/// is `auth.provider("twoba")?.credential(Some(&conn))`.
+#[allow(dead_code)]
+pub trait CredentialOf {
+    async fn credential_of(
+        &self,
+        provider: &str,
+        connection: Option<&Connection>,
+    ) -> Result<tokenauth::Credential, tokenauth::Error>;
+}
+
+impl CredentialOf for TokenAuth {
+    async fn credential_of(
+        &self,
+        provider: &str,
+        connection: Option<&Connection>,
+    ) -> Result<tokenauth::Credential, tokenauth::Error> {
+        self.provider(provider)?.credential(connection).await
+    }
+}

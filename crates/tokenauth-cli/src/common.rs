@@ -166,10 +166,7 @@ pub(crate) async fn credential(
     id: &str,
     conn: &Connection,
 ) -> Result<tokenauth_core::Credential, Error> {
-    let handle = auth.provider(id).ok_or_else(|| Error::UnknownProvider {
-        provider: id.to_owned(),
-    })?;
-    handle.credential(Some(conn)).await
+    auth.provider(id)?.credential(Some(conn)).await
 }
 
 pub(crate) fn report(e: &Error) -> Outcome {

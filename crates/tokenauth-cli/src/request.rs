@@ -104,7 +104,10 @@ pub(crate) async fn run(g: &Global, a: RequestArgs<'_>) -> Outcome {
         Ok(body) => {
             // An API that echoes the credential (a redirect page quoting its
             // own URL, a debug endpoint) must not get it printed.
-            let credential = auth.provider(&p.id).and_then(|h| h.cached(Some(&conn)));
+            let credential = auth
+                .provider(&p.id)
+                .ok()
+                .and_then(|h| h.cached(Some(&conn)));
             let body = match credential {
                 Some(c) => c.redact(&body),
                 None => body,

@@ -73,7 +73,7 @@ inject = {{ header = "Authorization", value = "bearer {{{{ token.access }}}}" }}
         let conn = Connection::new("bench")
             .with_input("username", REOB_DEMO_USERNAME)
             .with_secret("password", SecretString::from(REOB_DEMO_PASSWORD));
-        auth.provider(PROVIDER).expect("a provider of the description").credential(Some(&conn))
+        auth.provider(PROVIDER).unwrap().credential(Some(&conn))
             .await
             .expect("first fetch");
         (emu, auth, conn)
@@ -92,7 +92,7 @@ inject = {{ header = "Authorization", value = "bearer {{{{ token.access }}}}" }}
 fn hit(auth: &TokenAuth, conn: &Connection, headers: &mut http::HeaderMap) {
     let cred: Credential = auth
         .provider(PROVIDER)
-        .expect("a provider of the description")
+        .unwrap()
         .credential(Some(conn))
         .now_or_never()
         .expect("a fresh hit is ready at once")
@@ -149,7 +149,7 @@ fn hot_path(c: &mut Criterion) {
                             for i in 0..per_task {
                                 let cred = auth
                                     .provider(PROVIDER)
-                                    .expect("a provider of the description")
+                                    .unwrap()
                                     .credential(Some(&conn))
                                     .await
                                     .unwrap();

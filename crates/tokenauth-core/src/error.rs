@@ -44,9 +44,9 @@ pub enum Error {
     #[error("the provider description could not be loaded (see the diagnostics below)")]
     Config(#[source] Arc<LoadError>),
 
-    /// No provider with this id, or a handle from another engine.
+    /// No provider with this id.
     #[error(
-        "unknown provider `{provider}`: use an id from the description's [providers.ID] tables, and a handle from this engine"
+        "unknown provider `{provider}`: use an id from the description's [providers.ID] tables"
     )]
     UnknownProvider {
         /// The id that was asked for.

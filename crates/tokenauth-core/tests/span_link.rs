@@ -36,9 +36,7 @@ async fn the_fetch_span_follows_from_the_request_that_caused_it() {
     let s = setup().await;
     let request = tracing::info_span!("workflow.step");
     s.auth
-        .provider("reobtimaal")
-        .expect("a provider of the description")
-        .credential(Some(&reob()))
+        .credential_of("reobtimaal", Some(&reob()))
         .instrument(request)
         .await
         .unwrap();

@@ -52,36 +52,14 @@ async fn a_whole_flow_at_trace_level_prints_no_secret() {
     let s = setup().await;
     let (r, t, b) = (reob(), twoba(), bro());
     let mut tokens = Vec::new();
-    let c = s
-        .auth
-        .provider("reobtimaal")
-        .expect("a provider of the description")
-        .credential(Some(&r))
-        .await
-        .unwrap();
+    let c = s.auth.credential_of("reobtimaal", Some(&r)).await.unwrap();
     tokens.push(c.access_token().unwrap().expose_secret().to_owned());
-    let c2 = s
-        .auth
-        .provider("twoba")
-        .expect("a provider of the description")
-        .credential(Some(&t))
-        .await
-        .unwrap();
+    let c2 = s.auth.credential_of("twoba", Some(&t)).await.unwrap();
     tokens.push(c2.access_token().unwrap().expose_secret().to_owned());
-    s.auth
-        .provider("bro")
-        .expect("a provider of the description")
-        .credential(Some(&b))
-        .await
-        .unwrap();
+    s.auth.credential_of("bro", Some(&b)).await.unwrap();
     // Renewal window, background refresh.
     s.clock.advance(Duration::from_secs(100));
-    s.auth
-        .provider("twoba")
-        .expect("a provider of the description")
-        .credential(Some(&t))
-        .await
-        .unwrap();
+    s.auth.credential_of("twoba", Some(&t)).await.unwrap();
     assert!(
         eventually(Duration::from_secs(2), || s
             .emu
@@ -95,39 +73,21 @@ async fn a_whole_flow_at_trace_level_prints_no_secret() {
     // Invalidation and re-fetch.
     s.auth
         .provider("reobtimaal")
-        .expect("a provider of the description")
+        .unwrap()
         .invalidate(Some(&r), &c)
         .await;
-    let c3 = s
-        .auth
-        .provider("reobtimaal")
-        .expect("a provider of the description")
-        .credential(Some(&r))
-        .await
-        .unwrap();
+    let c3 = s.auth.credential_of("reobtimaal", Some(&r)).await.unwrap();
     tokens.push(c3.access_token().unwrap().expose_secret().to_owned());
     // Failures: a scrubbed 400 and garbage.
     s.emu
         .fail_token_requests(Provider::Twoba, StatusFault::new(400, 1));
     s.clock.advance(Duration::from_secs(200));
-    let e = s
-        .auth
-        .provider("twoba")
-        .expect("a provider of the description")
-        .credential(Some(&t))
-        .await;
+    let e = s.auth.credential_of("twoba", Some(&t)).await;
     assert!(e.is_ok(), "400 on refresh -> login: {e:?}");
     s.emu
         .set_reply_fault(Provider::Reobtimaal, ReplyFault::MalformedJson, 1);
     s.clock.advance(Duration::from_secs(3601));
-    assert!(
-        s.auth
-            .provider("reobtimaal")
-            .expect("a provider of the description")
-            .credential(Some(&r))
-            .await
-            .is_err()
-    );
+    assert!(s.auth.credential_of("reobtimaal", Some(&r)).await.is_err());
 
     let refresh_tokens: Vec<String> = s
         .emu

@@ -95,13 +95,17 @@ impl TokenAuth {
         &self.inner.providers
     }
 
-    /// The provider with this id.
-    pub fn provider(&self, id: &str) -> Option<ProviderHandle> {
+    /// The provider with this id; [`Error::UnknownProvider`] if the
+    /// description has none.
+    pub fn provider(&self, id: &str) -> Result<ProviderHandle, Error> {
         self.inner
             .providers
             .iter()
             .position(|p| p.id == id)
             .map(|index| ProviderHandle::new(self.clone(), index))
+            .ok_or_else(|| Error::UnknownProvider {
+                provider: id.to_owned(),
+            })
     }
 
     /// The provider whose `api` prefix contains `url` (the longest prefix

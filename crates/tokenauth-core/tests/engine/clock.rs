@@ -14,9 +14,7 @@ use crate::helpers::*;
 async fn expect_500(s: &Setup) {
     let err = s
         .auth
-        .provider("reobtimaal")
-        .expect("a provider of the description")
-        .credential(Some(&reob()))
+        .credential_of("reobtimaal", Some(&reob()))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Status { status: 500, .. }), "{err:?}");
@@ -44,9 +42,7 @@ async fn a_wall_clock_stepped_back_does_not_stretch_the_backoff() {
     s.clock.advance(Duration::from_secs(2));
     let credential = s
         .auth
-        .provider("reobtimaal")
-        .expect("a provider of the description")
-        .credential(Some(&reob()))
+        .credential_of("reobtimaal", Some(&reob()))
         .await
         .expect("the endpoint healed and the backoff is over");
     assert_eq!(s.emu.stats().reobtimaal.token.requests, requests + 1);
@@ -70,9 +66,7 @@ async fn a_wall_clock_stepped_forward_does_not_cut_the_backoff_short() {
     );
     s.clock.advance(Duration::from_secs(2));
     s.auth
-        .provider("reobtimaal")
-        .expect("a provider of the description")
-        .credential(Some(&reob()))
+        .credential_of("reobtimaal", Some(&reob()))
         .await
         .expect("after the backoff, one login");
     assert_eq!(s.emu.stats().reobtimaal.token.requests, requests + 1);

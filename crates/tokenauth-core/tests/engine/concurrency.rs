@@ -21,12 +21,7 @@ async fn a_thousand_concurrent_first_requests_make_one_token_request() {
     let tasks: Vec<_> = (0..1000)
         .map(|_| {
             let (auth, conn) = (auth.clone(), conn.clone());
-            tokio::spawn(async move {
-                auth.provider("reobtimaal")
-                    .expect("a provider of the description")
-                    .credential(Some(&conn))
-                    .await
-            })
+            tokio::spawn(async move { auth.credential_of("reobtimaal", Some(&conn)).await })
         })
         .collect();
     let creds: Vec<Credential> = join_all(tasks)
@@ -56,12 +51,7 @@ async fn a_failing_login_is_one_request_and_every_caller_gets_the_error() {
     let tasks: Vec<_> = (0..1000)
         .map(|_| {
             let (auth, conn) = (s.auth.clone(), conn.clone());
-            tokio::spawn(async move {
-                auth.provider("twoba")
-                    .expect("a provider of the description")
-                    .credential(Some(&conn))
-                    .await
-            })
+            tokio::spawn(async move { auth.credential_of("twoba", Some(&conn)).await })
         })
         .collect();
     let errors: Vec<Error> = join_all(tasks)
@@ -84,9 +74,7 @@ async fn a_failing_login_is_one_request_and_every_caller_gets_the_error() {
     // Within the backoff the cached error comes back without a request.
     let err = s
         .auth
-        .provider("twoba")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
+        .credential_of("twoba", Some(&conn))
         .await
         .unwrap_err();
     assert_eq!(err.to_string(), first);
@@ -96,12 +84,7 @@ async fn a_failing_login_is_one_request_and_every_caller_gets_the_error() {
     // After the backoff (1 s, injected clock) the next call tries again.
     s.emu.clear_faults(Provider::Twoba);
     s.clock.advance(Duration::from_secs(2));
-    s.auth
-        .provider("twoba")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
-        .await
-        .unwrap();
+    s.auth.credential_of("twoba", Some(&conn)).await.unwrap();
     assert_eq!(s.emu.stats().twoba.token.requests, 2);
 }
 
@@ -115,9 +98,7 @@ async fn the_login_backoff_grows_and_honours_retry_after() {
     let conn = reob();
     let err = s
         .auth
-        .provider("reobtimaal")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
+        .credential_of("reobtimaal", Some(&conn))
         .await
         .unwrap_err();
     assert_eq!(err.retry_after(), Some(Duration::from_secs(30)));
@@ -127,9 +108,7 @@ async fn the_login_backoff_grows_and_honours_retry_after() {
     s.clock.advance(Duration::from_secs(20));
     assert!(
         s.auth
-            .provider("reobtimaal")
-            .expect("a provider of the description")
-            .credential(Some(&conn))
+            .credential_of("reobtimaal", Some(&conn))
             .await
             .is_err()
     );
@@ -137,9 +116,7 @@ async fn the_login_backoff_grows_and_honours_retry_after() {
     s.clock.advance(Duration::from_secs(11));
     s.emu.clear_faults(Provider::Reobtimaal);
     s.auth
-        .provider("reobtimaal")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
+        .credential_of("reobtimaal", Some(&conn))
         .await
         .unwrap();
     assert_eq!(s.emu.stats().reobtimaal.token.requests, 2);
@@ -149,13 +126,7 @@ async fn the_login_backoff_grows_and_honours_retry_after() {
 async fn in_the_renewal_window_callers_get_the_token_at_once_and_one_renewal_runs() {
     let s = setup().await;
     let conn = twoba();
-    let first = s
-        .auth
-        .provider("twoba")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
-        .await
-        .unwrap();
+    let first = s.auth.credential_of("twoba", Some(&conn)).await.unwrap();
     // A slow renewal: nobody may wait for it.
     s.emu
         .set_token_latency(Provider::Twoba, Duration::from_millis(300));
@@ -164,12 +135,7 @@ async fn in_the_renewal_window_callers_get_the_token_at_once_and_one_renewal_run
     let tasks: Vec<_> = (0..200)
         .map(|_| {
             let (auth, conn) = (s.auth.clone(), conn.clone());
-            tokio::spawn(async move {
-                auth.provider("twoba")
-                    .expect("a provider of the description")
-                    .credential(Some(&conn))
-                    .await
-            })
+            tokio::spawn(async move { auth.credential_of("twoba", Some(&conn)).await })
         })
         .collect();
     let creds: Vec<Credential> = join_all(tasks)
@@ -204,12 +170,7 @@ async fn in_the_renewal_window_callers_get_the_token_at_once_and_one_renewal_run
     let conn2 = conn.clone();
     let mut renewed = None;
     for _ in 0..100 {
-        let c = auth
-            .provider("twoba")
-            .expect("a provider of the description")
-            .credential(Some(&conn2))
-            .await
-            .unwrap();
+        let c = auth.credential_of("twoba", Some(&conn2)).await.unwrap();
         if c.token_id() != first.token_id() {
             renewed = Some(c);
             break;
@@ -229,9 +190,7 @@ async fn a_failed_renewal_keeps_serving_the_valid_token_and_backs_off() {
     let conn = reob();
     let first = s
         .auth
-        .provider("reobtimaal")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
+        .credential_of("reobtimaal", Some(&conn))
         .await
         .unwrap();
     s.emu
@@ -239,9 +198,7 @@ async fn a_failed_renewal_keeps_serving_the_valid_token_and_backs_off() {
     s.clock.advance(Duration::from_secs(57 * 60)); // in the window, still valid
     let c = s
         .auth
-        .provider("reobtimaal")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
+        .credential_of("reobtimaal", Some(&conn))
         .await
         .unwrap();
     assert_eq!(c.token_id(), first.token_id());
@@ -251,9 +208,7 @@ async fn a_failed_renewal_keeps_serving_the_valid_token_and_backs_off() {
     for _ in 0..20 {
         let c = s
             .auth
-            .provider("reobtimaal")
-            .expect("a provider of the description")
-            .credential(Some(&conn))
+            .credential_of("reobtimaal", Some(&conn))
             .await
             .unwrap();
         assert_eq!(c.token_id(), first.token_id(), "still served");
@@ -267,9 +222,7 @@ async fn a_failed_renewal_keeps_serving_the_valid_token_and_backs_off() {
     s.emu.clear_faults(Provider::Reobtimaal);
     s.clock.advance(Duration::from_secs(2));
     s.auth
-        .provider("reobtimaal")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
+        .credential_of("reobtimaal", Some(&conn))
         .await
         .unwrap();
     assert!(
@@ -289,13 +242,7 @@ async fn a_failed_renewal_keeps_serving_the_valid_token_and_backs_off() {
 async fn many_concurrent_invalidations_of_one_token_cause_one_renewal() {
     let s = setup().await;
     let conn = twoba();
-    let rejected = s
-        .auth
-        .provider("twoba")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
-        .await
-        .unwrap();
+    let rejected = s.auth.credential_of("twoba", Some(&conn)).await.unwrap();
     let rejected = Arc::new(rejected);
     let tasks: Vec<_> = (0..100)
         .map(|_| {
@@ -335,7 +282,7 @@ async fn many_concurrent_invalidations_of_one_token_cause_one_renewal() {
     assert!(
         !s.auth
             .provider("twoba")
-            .expect("a provider of the description")
+            .unwrap()
             .invalidate(Some(&conn), &rejected)
             .await
     );
@@ -348,20 +295,12 @@ async fn a_cancelled_caller_does_not_stall_the_others() {
         .set_token_latency(Provider::Reobtimaal, Duration::from_millis(150));
     let conn = reob();
     let (auth, c) = (s.auth.clone(), conn.clone());
-    let leader = tokio::spawn(async move {
-        auth.provider("reobtimaal")
-            .expect("a provider of the description")
-            .credential(Some(&c))
-            .await
-    });
+    let leader = tokio::spawn(async move { auth.credential_of("reobtimaal", Some(&c)).await });
     tokio::time::sleep(Duration::from_millis(30)).await;
     leader.abort(); // the caller that started the fetch goes away
     let cred = tokio::time::timeout(
         Duration::from_secs(2),
-        s.auth
-            .provider("reobtimaal")
-            .expect("a provider of the description")
-            .credential(Some(&conn)),
+        s.auth.credential_of("reobtimaal", Some(&conn)),
     )
     .await
     .expect("not stalled")
@@ -373,9 +312,7 @@ async fn a_cancelled_caller_does_not_stall_the_others() {
     );
     assert_eq!(
         s.auth
-            .provider("reobtimaal")
-            .expect("a provider of the description")
-            .credential(Some(&conn))
+            .credential_of("reobtimaal", Some(&conn))
             .await
             .unwrap()
             .token_id(),
@@ -390,20 +327,8 @@ async fn connections_are_cached_separately() {
     let b = tokenauth_core::Connection::new("admin")
         .with_input("username", tokenauth_emulator::REOB_ADMIN_USERNAME)
         .with_secret("password", tokenauth_emulator::REOB_ADMIN_PASSWORD);
-    let ca = s
-        .auth
-        .provider("reobtimaal")
-        .expect("a provider of the description")
-        .credential(Some(&a))
-        .await
-        .unwrap();
-    let cb = s
-        .auth
-        .provider("reobtimaal")
-        .expect("a provider of the description")
-        .credential(Some(&b))
-        .await
-        .unwrap();
+    let ca = s.auth.credential_of("reobtimaal", Some(&a)).await.unwrap();
+    let cb = s.auth.credential_of("reobtimaal", Some(&b)).await.unwrap();
     assert_ne!(ca.token_id(), cb.token_id());
     assert_eq!((ca.connection(), cb.connection()), ("reob-demo", "admin"));
     assert_eq!(s.emu.stats().reobtimaal.token.requests, 2);

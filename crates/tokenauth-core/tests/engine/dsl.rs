@@ -12,6 +12,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::helpers::CredentialOf as _;
 use base64::Engine as _;
 use secrecy::{ExposeSecret, SecretString};
 use tokenauth_core::clock::ManualClock;
@@ -307,12 +308,7 @@ value = "Token {{{{ token.access }}}}"
         .with_secret("api_key", API_KEY);
     fake.reply_json(serde_json::json!({"data": {"token": "tok-1", "ttl": "900"}}));
 
-    let cred = auth
-        .provider("j")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
-        .await
-        .unwrap();
+    let cred = auth.credential_of("j", Some(&conn)).await.unwrap();
     assert_eq!(cred.expires_at(), Some(t0() + Duration::from_secs(900)));
     let Injection::Header { name, value } = cred.injection() else {
         panic!("a header credential");
@@ -387,12 +383,7 @@ inject = {{ header = "Authorization", value = "Bearer {{{{ token.access }}}}" }}
         .with_secret("key", API_KEY);
     fake.reply_json(serde_json::json!({"access_token": "tok-g"}));
 
-    let cred = auth
-        .provider("g")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
-        .await
-        .unwrap();
+    let cred = auth.credential_of("g", Some(&conn)).await.unwrap();
     assert_eq!(cred.expires_at(), Some(t0() + Duration::from_secs(15 * 60)));
     let reqs = fake.token_requests();
     assert_eq!(reqs.len(), 1);
@@ -464,12 +455,7 @@ async fn expires_at_in_all_three_formats() {
             serde_json::json!({"access_token": format!("tok-{i}"), "expires_at": expires_at}),
         );
         let conn = Connection::new(format!("c{i}"));
-        let cred = auth
-            .provider(provider)
-            .expect("a provider of the description")
-            .credential(Some(&conn))
-            .await
-            .unwrap();
+        let cred = auth.credential_of(provider, Some(&conn)).await.unwrap();
         assert_eq!(
             cred.expires_at(),
             Some(expected),
@@ -480,9 +466,7 @@ async fn expires_at_in_all_three_formats() {
     // Wrong unit: seconds read as milliseconds lie in 1970, which is refused.
     fake.reply_json(serde_json::json!({"access_token": "tok", "expires_at": T0 + 1800}));
     let err = auth
-        .provider("millis")
-        .expect("a provider of the description")
-        .credential(Some(&Connection::new("unit")))
+        .credential_of("millis", Some(&Connection::new("unit")))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::InvalidExpiry { .. }), "{err:?}");
@@ -553,17 +537,12 @@ inject = {{ header = "Authorization", value = "Bearer {{{{ token.access }}}}" }}
         if let Some(prev) = &previous {
             assert!(
                 auth.provider("x")
-                    .expect("a provider of the description")
+                    .unwrap()
                     .invalidate(Some(&conn), prev)
                     .await
             );
         }
-        let cred = auth
-            .provider("x")
-            .expect("a provider of the description")
-            .credential(Some(&conn))
-            .await
-            .unwrap();
+        let cred = auth.credential_of("x", Some(&conn)).await.unwrap();
         assert_eq!(cred.expires_at(), Some(t0() + lifetime), "{reply}");
         previous = Some(cred);
     }
@@ -574,16 +553,11 @@ inject = {{ header = "Authorization", value = "Bearer {{{{ token.access }}}}" }}
     fake.reply_json(serde_json::json!({"access_token": jwt(serde_json::json!({"exp": T0}))}));
     assert!(
         auth.provider("x")
-            .expect("a provider of the description")
+            .unwrap()
             .invalidate(Some(&conn), previous.as_ref().unwrap())
             .await
     );
-    let err = auth
-        .provider("x")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
-        .await
-        .unwrap_err();
+    let err = auth.credential_of("x", Some(&conn)).await.unwrap_err();
     assert!(matches!(err, Error::InvalidExpiry { .. }), "{err:?}");
     assert!(err.to_string().contains("JWT `exp`"), "{err}");
 }
@@ -703,12 +677,7 @@ inject = {{ header = "Authorization", value = "Bearer {{{{ token.access }}}}" }}
     fake.reply_json(
         serde_json::json!({"access_token": "A1", "refresh_token": r1, "expires_in": 100}),
     );
-    let a1 = auth
-        .provider("r")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
-        .await
-        .unwrap();
+    let a1 = auth.credential_of("r", Some(&conn)).await.unwrap();
     assert_eq!(stored(&store, "r", "c").await.as_deref(), Some(r1));
 
     // Expired: the refresh gets a 400 whose error code is not in
@@ -719,12 +688,7 @@ inject = {{ header = "Authorization", value = "Bearer {{{{ token.access }}}}" }}
         400,
         r#"{"error":"invalid_request","error_description":"try later"}"#,
     );
-    let err = auth
-        .provider("r")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
-        .await
-        .unwrap_err();
+    let err = auth.credential_of("r", Some(&conn)).await.unwrap_err();
     assert!(matches!(err, Error::Status { status: 400, .. }), "{err:?}");
     assert_eq!(stored(&store, "r", "c").await.as_deref(), Some(r1));
 
@@ -733,12 +697,7 @@ inject = {{ header = "Authorization", value = "Bearer {{{{ token.access }}}}" }}
     for (status, body) in [(400, "not json"), (401, r#"{"error":"invalid_grant"}"#)] {
         clock.advance(Duration::from_secs(5));
         fake.reply(status, body);
-        let err = auth
-            .provider("r")
-            .expect("a provider of the description")
-            .credential(Some(&conn))
-            .await
-            .unwrap_err();
+        let err = auth.credential_of("r", Some(&conn)).await.unwrap_err();
         assert_eq!(err.status(), Some(status), "{err:?}");
         assert_eq!(stored(&store, "r", "c").await.as_deref(), Some(r1));
     }
@@ -750,12 +709,7 @@ inject = {{ header = "Authorization", value = "Bearer {{{{ token.access }}}}" }}
     fake.reply_json(
         serde_json::json!({"access_token": "A2", "refresh_token": r2, "expires_in": 100}),
     );
-    let a2 = auth
-        .provider("r")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
-        .await
-        .unwrap();
+    let a2 = auth.credential_of("r", Some(&conn)).await.unwrap();
     assert_ne!(a2.token_id(), a1.token_id());
     assert_eq!(a2.access_token().unwrap().expose_secret(), "A2");
     assert_eq!(stored(&store, "r", "c").await.as_deref(), Some(r2));
@@ -833,12 +787,7 @@ async fn a_refresh_only_provider_refreshes_and_fails_without_logging_in() {
     };
 
     // Nothing stored: no request, a clear error.
-    let err = auth
-        .provider("ro")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
-        .await
-        .unwrap_err();
+    let err = auth.credential_of("ro", Some(&conn)).await.unwrap_err();
     assert!(matches!(err, Error::NoRefreshToken { .. }), "{err:?}");
     assert!(fake.requests().is_empty());
 
@@ -848,12 +797,7 @@ async fn a_refresh_only_provider_refreshes_and_fails_without_logging_in() {
     fake.reply_json(
         serde_json::json!({"access_token": "A1", "refresh_token": r1, "expires_in": 300}),
     );
-    let cred = auth
-        .provider("ro")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
-        .await
-        .unwrap();
+    let cred = auth.credential_of("ro", Some(&conn)).await.unwrap();
     assert_eq!(cred.access_token().unwrap().expose_secret(), "A1");
     assert_eq!(cred.expires_at(), Some(t0() + Duration::from_secs(305)));
     assert_eq!(
@@ -866,17 +810,12 @@ async fn a_refresh_only_provider_refreshes_and_fails_without_logging_in() {
     // dead token forgotten, and no login (there is none).
     assert!(
         auth.provider("ro")
-            .expect("a provider of the description")
+            .unwrap()
             .invalidate(Some(&conn), &cred)
             .await
     );
     fake.reply(400, r#"{"error":"invalid_grant"}"#);
-    let err = auth
-        .provider("ro")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
-        .await
-        .unwrap_err();
+    let err = auth.credential_of("ro", Some(&conn)).await.unwrap_err();
     assert!(
         matches!(err, Error::RefreshRejected { status: 400, .. }),
         "{err:?}"
@@ -886,12 +825,7 @@ async fn a_refresh_only_provider_refreshes_and_fails_without_logging_in() {
 
     // Later: nothing to refresh with, and nothing sent.
     clock.advance(Duration::from_secs(5));
-    let err = auth
-        .provider("ro")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
-        .await
-        .unwrap_err();
+    let err = auth.credential_of("ro", Some(&conn)).await.unwrap_err();
     assert!(matches!(err, Error::NoRefreshToken { .. }), "{err:?}");
 
     let reqs = fake.token_requests();
@@ -921,12 +855,7 @@ async fn a_refresh_only_provider_can_inject_its_access_token() {
         serde_json::json!({"access_token": "A1", "refresh_token": "r1", "expires_in": 300}),
     );
     let conn = Connection::new("tenant").with_input("client_id", "cid-7");
-    let cred = auth
-        .provider("ro")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
-        .await
-        .unwrap();
+    let cred = auth.credential_of("ro", Some(&conn)).await.unwrap();
     let mut headers = http::HeaderMap::new();
     assert!(cred.apply_to_headers(&mut headers));
     assert_eq!(headers["authorization"], "Bearer A1");
@@ -961,38 +890,18 @@ inject = {{ header = "Authorization", value = "Bearer {{{{ token.access }}}}" }}
     };
     // Lifetime 2 s, renewal from 0.2 s on (the skew is capped at 90%).
     fake.reply_json(serde_json::json!({"access_token": "A", "expires_at": in_2s()}));
-    let a = auth
-        .provider("s")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
-        .await
-        .unwrap();
-    let again = auth
-        .provider("s")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
-        .await
-        .unwrap();
+    let a = auth.credential_of("s", Some(&conn)).await.unwrap();
+    let again = auth.credential_of("s", Some(&conn)).await.unwrap();
     assert_eq!(again.token_id(), a.token_id());
 
     tokio::time::sleep(Duration::from_millis(300)).await;
     fake.reply_json(serde_json::json!({"access_token": "B", "expires_at": in_2s()}));
     // In the window: the current token at once, a renewal in the background.
-    let in_window = auth
-        .provider("s")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
-        .await
-        .unwrap();
+    let in_window = auth.credential_of("s", Some(&conn)).await.unwrap();
     assert_eq!(in_window.token_id(), a.token_id());
     let start = std::time::Instant::now();
     let renewed = loop {
-        let c = auth
-            .provider("s")
-            .expect("a provider of the description")
-            .credential(Some(&conn))
-            .await
-            .unwrap();
+        let c = auth.credential_of("s", Some(&conn)).await.unwrap();
         if c.token_id() != a.token_id() || start.elapsed() > Duration::from_millis(1500) {
             break c;
         }

@@ -10,9 +10,7 @@ use crate::helpers::*;
 async fn reob_error(s: &Setup) -> Error {
     let err = s
         .auth
-        .provider("reobtimaal")
-        .expect("a provider of the description")
-        .credential(Some(&reob()))
+        .credential_of("reobtimaal", Some(&reob()))
         .await
         .unwrap_err();
     assert_no_secret(&err.to_string(), &[]);
@@ -27,9 +25,7 @@ async fn server_errors_are_retried_then_reported() {
     s.emu
         .fail_token_requests(Provider::Reobtimaal, StatusFault::new(500, 2));
     s.auth
-        .provider("reobtimaal")
-        .expect("a provider of the description")
-        .credential(Some(&reob()))
+        .credential_of("reobtimaal", Some(&reob()))
         .await
         .unwrap();
     assert_eq!(s.emu.stats().reobtimaal.token.requests, 3);
@@ -51,9 +47,7 @@ async fn wrong_credentials_give_a_scrubbed_400() {
         .with_secret("password", "not-the-password");
     let err = s
         .auth
-        .provider("reobtimaal")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
+        .credential_of("reobtimaal", Some(&conn))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Status { status: 400, .. }), "{err:?}");
@@ -127,9 +121,7 @@ async fn a_missing_token_names_the_pointer_and_the_keys() {
         .set_reply_fault(Provider::Twoba, ReplyFault::MissingToken, 1);
     let err = s
         .auth
-        .provider("twoba")
-        .expect("a provider of the description")
-        .credential(Some(&twoba()))
+        .credential_of("twoba", Some(&twoba()))
         .await
         .unwrap_err();
     assert!(
@@ -173,9 +165,7 @@ async fn negative_and_absurd_expires_in() {
         .set_reply_fault(Provider::Twoba, ReplyFault::ExpiresIn { value: -5 }, 1);
     let err = s
         .auth
-        .provider("twoba")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
+        .credential_of("twoba", Some(&conn))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::InvalidExpiry { .. }), "{err:?}");
@@ -191,9 +181,7 @@ async fn negative_and_absurd_expires_in() {
     );
     let err = s
         .auth
-        .provider("twoba")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
+        .credential_of("twoba", Some(&conn))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("more than 10 years"), "{err}");
@@ -248,12 +236,7 @@ inject = {{ header = "Authorization", value = "Bearer {{{{ token.access }}}}" }}
         .build()
         .unwrap();
     let conn = tokenauth_core::Connection::new("c").with_secret("key", "k-secret-value");
-    let err = auth
-        .provider("x")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
-        .await
-        .unwrap_err();
+    let err = auth.credential_of("x", Some(&conn)).await.unwrap_err();
     assert!(matches!(err, Error::Transport { .. }), "{err:?}");
     assert!(!format!("{err} {err:?}").contains("k-secret-value"));
     assert_eq!(auth.stats().token_requests, 3);

@@ -152,3 +152,24 @@ pub(crate) fn assert_no_secret(text: &str, extra: &[&str]) {
         );
     }
 }
+
+/// The tests name providers by id: `auth.credential_of("twoba", Some(&conn))`
+/// is `auth.provider("twoba")?.credential(Some(&conn))`.
+#[allow(dead_code)]
+pub(crate) trait CredentialOf {
+    async fn credential_of(
+        &self,
+        provider: &str,
+        connection: Option<&Connection>,
+    ) -> Result<tokenauth_core::Credential, tokenauth_core::Error>;
+}
+
+impl CredentialOf for TokenAuth {
+    async fn credential_of(
+        &self,
+        provider: &str,
+        connection: Option<&Connection>,
+    ) -> Result<tokenauth_core::Credential, tokenauth_core::Error> {
+        self.provider(provider)?.credential(connection).await
+    }
+}

@@ -19,9 +19,7 @@ async fn many_refreshes_in_a_row_each_use_the_newest_refresh_token() {
     let mut ids = HashSet::new();
     ids.insert(
         s.auth
-            .provider("twoba")
-            .expect("a provider of the description")
-            .credential(Some(&conn))
+            .credential_of("twoba", Some(&conn))
             .await
             .unwrap()
             .token_id(),
@@ -30,9 +28,7 @@ async fn many_refreshes_in_a_row_each_use_the_newest_refresh_token() {
         s.clock.advance(Duration::from_secs(121)); // expired: the next call refreshes
         ids.insert(
             s.auth
-                .provider("twoba")
-                .expect("a provider of the description")
-                .credential(Some(&conn))
+                .credential_of("twoba", Some(&conn))
                 .await
                 .unwrap()
                 .token_id(),
@@ -66,21 +62,10 @@ async fn many_refreshes_in_a_row_each_use_the_newest_refresh_token() {
 async fn a_revoked_refresh_token_falls_back_to_login() {
     let s = setup().await;
     let conn = twoba();
-    s.auth
-        .provider("twoba")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
-        .await
-        .unwrap();
+    s.auth.credential_of("twoba", Some(&conn)).await.unwrap();
     s.emu.revoke(Provider::Twoba);
     s.clock.advance(Duration::from_secs(121));
-    let cred = s
-        .auth
-        .provider("twoba")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
-        .await
-        .unwrap();
+    let cred = s.auth.credential_of("twoba", Some(&conn)).await.unwrap();
     let token = s.emu.stats().twoba.token;
     assert_eq!(
         (
@@ -121,19 +106,12 @@ async fn refresh_on_error_fail_returns_a_typed_error() {
     );
     let s = setup_toml(&toml).await;
     let conn = twoba();
-    s.auth
-        .provider("twoba")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
-        .await
-        .unwrap();
+    s.auth.credential_of("twoba", Some(&conn)).await.unwrap();
     s.emu.revoke(Provider::Twoba);
     s.clock.advance(Duration::from_secs(121));
     let err = s
         .auth
-        .provider("twoba")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
+        .credential_of("twoba", Some(&conn))
         .await
         .unwrap_err();
     assert!(
@@ -159,11 +137,7 @@ async fn the_file_store_survives_a_new_engine() {
     {
         let store = Arc::new(FileStore::new(&dir));
         let auth = engine_with(&emu, seed_providers(), store, Arc::new(ManualClock::new()));
-        auth.provider("twoba")
-            .expect("a provider of the description")
-            .credential(Some(&conn))
-            .await
-            .unwrap();
+        auth.credential_of("twoba", Some(&conn)).await.unwrap();
     }
     // The file: 0600, a name without ids or secrets, no access token inside.
     let files: Vec<_> = std::fs::read_dir(&dir)
@@ -186,11 +160,7 @@ async fn the_file_store_survives_a_new_engine() {
     // A new engine (a restart) uses the stored refresh token: refresh grant.
     let store = Arc::new(FileStore::new(&dir));
     let auth = engine_with(&emu, seed_providers(), store, Arc::new(ManualClock::new()));
-    auth.provider("twoba")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
-        .await
-        .unwrap();
+    auth.credential_of("twoba", Some(&conn)).await.unwrap();
     let grants = emu.stats().twoba.token.requests_by_grant;
     assert_eq!((grants.password, grants.refresh_token), (1, 1));
     assert_eq!(emu.stats().twoba.token.refresh_reuse, 0);
@@ -198,11 +168,7 @@ async fn the_file_store_survives_a_new_engine() {
     // And again: the rotated token was persisted before it was handed out.
     let store = Arc::new(FileStore::new(&dir));
     let auth = engine_with(&emu, seed_providers(), store, Arc::new(ManualClock::new()));
-    auth.provider("twoba")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
-        .await
-        .unwrap();
+    auth.credential_of("twoba", Some(&conn)).await.unwrap();
     let token = emu.stats().twoba.token;
     assert_eq!(
         (
@@ -249,17 +215,9 @@ async fn a_rejected_refresh_rereads_the_store_before_logging_in() {
         stale: Mutex::new(None),
     });
     let auth = engine_with(&emu, seed_providers(), store.clone(), clock.clone());
-    auth.provider("twoba")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
-        .await
-        .unwrap(); // login
+    auth.credential_of("twoba", Some(&conn)).await.unwrap(); // login
     clock.advance(Duration::from_secs(121));
-    auth.provider("twoba")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
-        .await
-        .unwrap(); // refresh: rotates
+    auth.credential_of("twoba", Some(&conn)).await.unwrap(); // refresh: rotates
     let used = emu.recorded_token_requests()[1]
         .form_field("refresh_token")
         .unwrap()
@@ -267,11 +225,7 @@ async fn a_rejected_refresh_rereads_the_store_before_logging_in() {
     *store.stale.lock().unwrap() = Some(SecretString::from(used)); // the used-up one
 
     clock.advance(Duration::from_secs(121));
-    auth.provider("twoba")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
-        .await
-        .unwrap();
+    auth.credential_of("twoba", Some(&conn)).await.unwrap();
     let token = emu.stats().twoba.token;
     // stale -> 400, re-read -> the current one -> success; no login.
     assert_eq!(

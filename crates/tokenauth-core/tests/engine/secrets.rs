@@ -8,13 +8,7 @@ use crate::helpers::*;
 #[tokio::test]
 async fn debug_output_is_redacted_exactly() {
     let s = setup().await;
-    let cred = s
-        .auth
-        .provider("bro")
-        .expect("a provider of the description")
-        .credential(Some(&bro()))
-        .await
-        .unwrap();
+    let cred = s.auth.credential_of("bro", Some(&bro())).await.unwrap();
     let debug = format!("{cred:?}");
     assert_eq!(
         debug,

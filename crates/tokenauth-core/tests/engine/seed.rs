@@ -85,20 +85,9 @@ async fn reobtimaal_login_request_caching_and_ttl_expiry() {
 async fn twoba_login_and_refresh_requests_expiry_from_expires_in() {
     let s = setup().await;
     let conn = twoba();
-    let first = s
-        .auth
-        .provider("twoba")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
-        .await
-        .unwrap();
+    let first = s.auth.credential_of("twoba", Some(&conn)).await.unwrap();
     for _ in 0..20 {
-        s.auth
-            .provider("twoba")
-            .expect("a provider of the description")
-            .credential(Some(&conn))
-            .await
-            .unwrap();
+        s.auth.credential_of("twoba", Some(&conn)).await.unwrap();
     }
     assert_eq!(s.emu.stats().twoba.token.requests, 1);
 
@@ -122,13 +111,7 @@ async fn twoba_login_and_refresh_requests_expiry_from_expires_in() {
 
     // After expiry the held refresh token is used (refresh grant).
     s.clock.advance(Duration::from_secs(121));
-    let second = s
-        .auth
-        .provider("twoba")
-        .expect("a provider of the description")
-        .credential(Some(&conn))
-        .await
-        .unwrap();
+    let second = s.auth.credential_of("twoba", Some(&conn)).await.unwrap();
     assert_ne!(second.token_id(), first.token_id());
     let grants = s.emu.stats().twoba.token.requests_by_grant;
     assert_eq!((grants.password, grants.refresh_token), (1, 1));
@@ -202,31 +185,22 @@ inject = { header = "X-Key", value = "{{ inputs.key }}" }
     let auth = tokenauth_core::TokenAuth::builder(providers)
         .build()
         .unwrap();
-    let err = auth
-        .provider("x")
-        .expect("a provider of the description")
-        .credential(None)
-        .await
-        .unwrap_err();
+    let err = auth.credential_of("x", None).await.unwrap_err();
     assert_eq!(
         err.to_string(),
         "provider `x`: input `key` has no value: set the environment variable TOKENAUTH_TEST_SURELY_UNSET_KEY (the default connection reads it from there)"
     );
     let tenant = tokenauth_core::Connection::new("t1");
-    let err = auth
-        .provider("x")
-        .expect("a provider of the description")
-        .credential(Some(&tenant))
-        .await
-        .unwrap_err();
+    let err = auth.credential_of("x", Some(&tenant)).await.unwrap_err();
     assert!(err.to_string().contains("connection `t1`: input `key` has no value: supply it with Connection::with_input(\"key\", ...)"), "{err}");
     // `user` falls back to its default.
     let ok = auth
-        .provider("x")
-        .expect("a provider of the description")
-        .credential(Some(&tenant.with_secret("key", "k")))
+        .credential_of("x", Some(&tenant.with_secret("key", "k")))
         .await
         .unwrap();
     assert!(matches!(ok.injection(), Injection::Header { .. }));
-    assert!(auth.provider("nope").is_none());
+    assert!(matches!(
+        auth.provider("nope"),
+        Err(tokenauth_core::Error::UnknownProvider { .. })
+    ));
 }

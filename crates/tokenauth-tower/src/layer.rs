@@ -84,9 +84,7 @@ impl<S, C: Clone> Layer<S> for AuthLayer<C> {
     fn layer(&self, inner: S) -> Self::Service {
         Auth {
             inner,
-            auth: self.auth.clone(),
-            origin: self.origin.clone(),
-            clone_body: self.clone_body.clone(),
+            layer: self.clone(),
         }
     }
 }

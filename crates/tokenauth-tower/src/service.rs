@@ -1,11 +1,10 @@
 use std::future::poll_fn;
 use std::marker::PhantomData;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use tokenauth_core::TokenAuth;
-use tokenauth_core::request::{Origin, Transport};
+use tokenauth_core::request::Transport;
 use tower_service::Service;
 
 use crate::body::{CloneBody, CommonBodies};
@@ -19,9 +18,7 @@ use crate::layer::AuthLayer;
 #[derive(Clone, Debug)]
 pub struct Auth<S, C = CommonBodies> {
     pub(crate) inner: S,
-    pub(crate) auth: TokenAuth,
-    pub(crate) origin: Option<Arc<Origin>>,
-    pub(crate) clone_body: C,
+    pub(crate) layer: AuthLayer<C>,
 }
 
 impl<S> Auth<S> {
@@ -29,9 +26,7 @@ impl<S> Auth<S> {
     pub fn new(inner: S, auth: TokenAuth) -> Self {
         Auth {
             inner,
-            auth,
-            origin: None,
-            clone_body: CommonBodies,
+            layer: AuthLayer::new(auth),
         }
     }
 
@@ -59,7 +54,7 @@ impl<S, C> Auth<S, C> {
 
     /// The engine.
     pub fn auth(&self) -> &TokenAuth {
-        &self.auth
+        &self.layer.auth
     }
 }
 
@@ -81,8 +76,9 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let origin = self.origin.as_deref();
-        let Some(exchange) = self.auth.exchange(&request, request.extensions(), origin) else {
+        let AuthLayer { auth, origin, .. } = &self.layer;
+        let Some(exchange) = auth.exchange(&request, request.extensions(), origin.as_deref())
+        else {
             return ResponseFuture::passthrough(self.inner.call(request));
         };
         // The ready service goes into the future; `self` keeps a clone that
@@ -90,7 +86,7 @@ where
         let clone = self.inner.clone();
         let mut inner = Inner {
             service: std::mem::replace(&mut self.inner, clone),
-            clone_body: self.clone_body.clone(),
+            clone_body: self.layer.clone_body.clone(),
             ready: true,
             types: PhantomData,
         };

@@ -14,7 +14,6 @@ use crate::cache::{Credential, TokenAuth};
 use crate::connection::Connection;
 use crate::error::Error;
 use crate::inject::Injection;
-use crate::route::resolved_path;
 
 /// The HTTP client under an adapter, as the request sequence drives it: the
 /// reqwest middleware's `Next`, the tower layer's inner service.
@@ -127,7 +126,7 @@ impl Exchange {
         };
         // Send exactly the path that was routed, as reqwest sends its
         // parsed URL.
-        if let Some(path) = resolved_path(request.path())
+        if let Some(path) = request.resolved_path()
             && let Err(e) = request.set_path(&path)
         {
             return Err(transport.auth_error(self.uri_error(e)));

@@ -34,7 +34,9 @@ pub(crate) mod sealed {
         fn headers(&self) -> &HeaderMap;
         /// The raw query string, without `?`.
         fn query(&self) -> Option<&str>;
-        fn path(&self) -> &str;
+        /// The path to send instead, if routing read it differently (dot
+        /// segments resolved); see `route::resolved_path`.
+        fn resolved_path(&self) -> Option<String>;
         /// Replaces the path, keeping the query.
         fn set_path(&mut self, path: &str) -> Result<(), http::Error>;
         fn attach(&mut self, injection: &Injection) -> Result<(), http::Error>;
@@ -69,8 +71,9 @@ impl sealed::Request for reqwest::Request {
         self.url().query()
     }
 
-    fn path(&self) -> &str {
-        self.url().path()
+    fn resolved_path(&self) -> Option<String> {
+        // `url::Url` resolved the dot segments when it parsed the URL.
+        None
     }
 
     fn set_path(&mut self, path: &str) -> Result<(), http::Error> {
@@ -112,8 +115,8 @@ impl<B> sealed::Request for http::Request<B> {
         self.uri().query()
     }
 
-    fn path(&self) -> &str {
-        self.uri().path()
+    fn resolved_path(&self) -> Option<String> {
+        crate::route::resolved_path(self.uri().path())
     }
 
     fn set_path(&mut self, path: &str) -> Result<(), http::Error> {

@@ -84,20 +84,20 @@ where
         // The ready service goes into the future; `self` keeps a clone that
         // must be driven to readiness again before its next call.
         let clone = self.inner.clone();
-        let mut inner = Inner {
+        let mut downstream = Downstream {
             service: std::mem::replace(&mut self.inner, clone),
             clone_body: self.layer.clone_body.clone(),
             ready: true,
             types: PhantomData,
         };
-        ResponseFuture::authenticated(Box::pin(
-            async move { exchange.send(&mut inner, request).await },
-        ))
+        ResponseFuture::authenticated(Box::pin(async move {
+            exchange.send(&mut downstream, request).await
+        }))
     }
 }
 
 /// The inner service, as core's request sequence sends through it.
-struct Inner<S, C, B, ResBody> {
+struct Downstream<S, C, B, ResBody> {
     service: S,
     clone_body: C,
     /// The service is ready for a call (it was, when it was taken).
@@ -106,7 +106,7 @@ struct Inner<S, C, B, ResBody> {
     types: PhantomData<fn(B) -> ResBody>,
 }
 
-impl<S, C, B, ResBody> Transport for Inner<S, C, B, ResBody>
+impl<S, C, B, ResBody> Transport for Downstream<S, C, B, ResBody>
 where
     S: Service<Request<B>, Response = Response<ResBody>> + Send,
     S::Future: Send,

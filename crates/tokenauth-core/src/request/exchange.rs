@@ -131,9 +131,10 @@ impl Exchange {
         {
             return Err(transport.auth_error(self.uri_error(e)));
         }
-        let retry = match self.provider.may_retry() {
-            true => transport.try_clone(&request),
-            false => None,
+        let retry = if self.provider.may_retry() {
+            transport.try_clone(&request)
+        } else {
+            None
         };
         let response = self.attempt(transport, &credential, request).await?;
         let renewed = self

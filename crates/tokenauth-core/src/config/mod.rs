@@ -82,3 +82,11 @@ impl Providers {
         load::parse(file, src)
     }
 }
+
+/// The JSON Schema of `providers.toml` (draft-07, pretty-printed), generated
+/// from the loader's own record of every key. `tokenauth schema` prints it;
+/// `providers.schema.json` is its output.
+#[doc(hidden)]
+pub fn json_schema() -> String {
+    load::schema::json_schema()
+}

@@ -75,6 +75,75 @@ pub(crate) fn parse(file: &str, src: &str) -> Result<Providers, ConfigErrors> {
     read(ctx, &Node::from_toml(root))
 }
 
+/// Validates a description given as any serde input (JSON, YAML, a value
+/// built in code): the same readers, diagnostics without positions.
+pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(
+    file: &str,
+    input: D,
+) -> Result<Providers, ConfigErrors> {
+    let mut next = 0;
+    match serde::de::DeserializeSeed::deserialize(tree::Seeded { next: &mut next }, input) {
+        Ok(root) => read(Ctx::without_positions(file), &root),
+        Err(e) => Err(unreadable(file, &e.to_string())),
+    }
+}
+
+/// The error for input that is not a description at all (a syntax error of
+/// its format, a value the language has no place for).
+pub(crate) fn unreadable(file: &str, why: &str) -> ConfigErrors {
+    let mut ctx = Ctx::without_positions(file);
+    ctx.error(
+        0,
+        "",
+        format!("cannot read the description: {why}"),
+        Some("give a table with a `providers` table in it, one table per provider".into()),
+    );
+    ctx.finish()
+}
+
+/// Validates providers given one by one (the builder), each already
+/// serialized: `Err` holds why one could not be.
+pub(crate) fn from_providers(
+    file: &str,
+    providers: Vec<(String, Result<toml::Value, String>)>,
+) -> Result<Providers, ConfigErrors> {
+    let mut ctx = Ctx::without_positions(file);
+    let mut next = 0;
+    let mut entries = Vec::new();
+    for (id, value) in providers {
+        let key_at = tree::Seeded { next: &mut next }.rank();
+        let node = value.and_then(|v| {
+            serde::de::DeserializeSeed::deserialize(tree::Seeded { next: &mut next }, v)
+                .map_err(|e| e.to_string())
+        });
+        match node {
+            Ok(value) => entries.push(tree::Entry {
+                key: id.into(),
+                key_at,
+                value,
+            }),
+            Err(e) => ctx.error(
+                key_at,
+                &table::join("providers", &id),
+                format!("cannot read the description of provider `{id}`: {e}"),
+                Some("describe it with the keys of a [providers.ID] table: strings, booleans, integers, lists and tables (no nulls)".into()),
+            ),
+        }
+    }
+    let root = Node {
+        span: 0..0,
+        kind: tree::Kind::Table(vec![tree::Entry {
+            key: "providers".into(),
+            key_at: 0,
+            value: Node {
+                span: 0..0,
+                kind: tree::Kind::Table(entries),
+            },
+        }]),
+    };
+    read(ctx, &root)
+}
+
 fn read(mut ctx: Ctx<'_>, root: &Node<'_>) -> Result<Providers, ConfigErrors> {
     let (providers, _) = read_root(&mut ctx, root);
     if ctx.errors() == 0 {
@@ -89,6 +158,19 @@ fn read(mut ctx: Ctx<'_>, root: &Node<'_>) -> Result<Providers, ConfigErrors> {
 /// describing).
 fn read_root(ctx: &mut Ctx<'_>, node: &Node<'_>) -> (Providers, TableSchema) {
     let mut providers = Vec::new();
+    if node.entries().is_none() {
+        // Only input from serde can be anything but a table at the top.
+        ctx.error(
+            node.at(),
+            "",
+            format!(
+                "expected a table with a `providers` table in it, found {}",
+                node.type_name()
+            ),
+            Some("give { \"providers\": { \"ID\": { ... } } }, one table per provider".into()),
+        );
+        return (Providers { providers }, TableSchema::default());
+    }
     let Some(mut root) = Table::open(ctx, node, String::new(), "the top level") else {
         return (Providers { providers }, TableSchema::default());
     };

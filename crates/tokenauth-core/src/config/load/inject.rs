@@ -36,17 +36,23 @@ pub(super) fn read(
     let read_basic = |ctx: &mut Ctx<'_>, t: &mut Table<'_, '_>| basic(ctx, scope, t, tokens);
     let basic_node = table.declare_table(
         ctx,
+        (
+            "basic",
+            "HTTP Basic credentials: { username = \"...\", password = \"...\" }.",
+        ),
         "basic",
-        "HTTP Basic credentials: { username = \"...\", password = \"...\" }.",
-        "basic",
+        None,
         &read_basic,
     );
     let read_query = |ctx: &mut Ctx<'_>, t: &mut Table<'_, '_>| query(ctx, scope, t, tokens);
     let query_node = table.declare_table(
         ctx,
-        "query",
-        "A query parameter: { name = \"api_key\", value = \"{{ inputs.key }}\" }.",
+        (
+            "query",
+            "A query parameter: { name = \"api_key\", value = \"{{ inputs.key }}\" }.",
+        ),
         "inject.query",
+        None,
         &read_query,
     );
     table.rule(Rule::OneModeOf(&[

@@ -2,7 +2,7 @@
 //! scope the provider's templates are checked against.
 
 use super::report::Ctx;
-use super::table::{IDENTIFIER_PATTERN, Rule, Table, is_identifier, read_table};
+use super::table::{IDENTIFIER_PATTERN, Rule, Table, read_table};
 use super::values::{ENV_NAME_PATTERN, shape};
 use crate::config::model::Input;
 
@@ -52,18 +52,8 @@ pub(super) fn read(ctx: &mut Ctx<'_>, provider: &mut Table<'_, '_>) -> Inputs {
         return inputs;
     };
     inputs.all_unreadable = false;
-    for entry in map.entries {
-        let name: &str = &entry.key;
+    for (name, entry) in map.named_entries(ctx, "input name", "use letters, digits, `_` or `-`") {
         let path = map.child_path(name);
-        if !is_identifier(name) {
-            ctx.error(
-                entry.key_at,
-                &path,
-                format!("`{name}` is not a valid input name"),
-                Some("use letters, digits, `_` or `-`".into()),
-            );
-            continue;
-        }
         match read_table(ctx, &entry.value, path, "an input", &read_one) {
             Some(mut input) => {
                 input.name = name.to_owned();

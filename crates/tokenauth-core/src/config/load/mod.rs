@@ -41,7 +41,7 @@ use std::collections::{BTreeMap, HashSet};
 use toml::de::DeTable;
 
 use self::report::Ctx;
-use self::table::{IDENTIFIER_PATTERN, Table, TableSchema, is_identifier, read_table};
+use self::table::{IDENTIFIER_PATTERN, Table, TableSchema, read_table};
 use self::tree::Node;
 use super::error::ConfigErrors;
 use super::model::Providers;
@@ -193,18 +193,13 @@ fn read_root(ctx: &mut Ctx<'_>, node: &Node<'_>) -> (Providers, TableSchema) {
         return (Providers { providers }, schema);
     };
     let mut seen: BTreeMap<String, &str> = BTreeMap::new();
-    for entry in map.entries {
-        let id: &str = &entry.key;
+    let valid = map.named_entries(
+        ctx,
+        "provider id",
+        "use letters, digits, `_` or `-`, e.g. [providers.my-api]",
+    );
+    for (id, entry) in valid {
         let path = map.child_path(id);
-        if !is_identifier(id) {
-            ctx.error(
-                entry.key_at,
-                &path,
-                format!("`{id}` is not a valid provider id"),
-                Some("use letters, digits, `_` or `-`, e.g. [providers.my-api]".into()),
-            );
-            continue;
-        }
         if let Some(first) = seen.insert(id.to_ascii_lowercase(), id) {
             ctx.error(entry.key_at, &path, format!("duplicate provider id `{id}` (already defined as `{first}`; ids are compared without case)"), Some("give each provider its own id".into()));
             continue;

@@ -75,24 +75,17 @@ pub(super) fn read(
     let headers = headers(ctx, scope, table, tokens, HEADERS_DOC);
     let in_refresh = tokens == TokenVars::Refresh;
     let read_basic = |ctx: &mut Ctx<'_>, t: &mut Table<'_, '_>| basic(ctx, scope, t, tokens);
-    let basic_node = if in_refresh {
-        table.declare_table_or_empty(
-            ctx,
-            "basic",
-            "Client authentication in an Authorization: Basic header. Left out: the login's is used.",
-            "basic",
-            "No client authentication, even if the login has one.",
-            &read_basic,
-        )
-    } else {
-        table.declare_table(
-            ctx,
-            "basic",
-            "Client authentication in an Authorization: Basic header.",
-            "basic",
-            &read_basic,
-        )
-    };
+    let basic_node = table.declare_table(
+        ctx,
+        if in_refresh {
+            ("basic", "Client authentication in an Authorization: Basic header. Left out: the login's is used.")
+        } else {
+            ("basic", "Client authentication in an Authorization: Basic header.")
+        },
+        "basic",
+        in_refresh.then_some("No client authentication, even if the login has one."),
+        &read_basic,
+    );
     let basic = basic_node.map(|node| match &node.kind {
         Kind::Table(entries) if in_refresh && entries.is_empty() => None,
         _ => read_table(ctx, node, table.child_path("basic"), "basic", &read_basic).flatten(),

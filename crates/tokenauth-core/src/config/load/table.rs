@@ -236,39 +236,30 @@ impl<'a, 'i> Table<'a, 'i> {
         what: &'static str,
         read: impl Fn(&mut Ctx<'_>, &mut Table<'a, 'i>) -> T,
     ) -> Option<T> {
-        let node = self.declare_table(ctx, key, doc, what, &read)?;
+        let node = self.declare_table(ctx, (key, doc), what, None, &read)?;
         read_table(ctx, node, self.child_path(key), what, &read)
     }
 
     /// Takes a sub-table key whose reading depends on other keys: returns
     /// its value unread, to be read later with [`read_table`] and the same
     /// `read`. Describing, runs `read` over an empty table for the schema.
+    /// `empty_means`: the table may also be written `{}`, which means this
+    /// (e.g. "no client authentication").
     pub(super) fn declare_table<T>(
         &mut self,
         ctx: &mut Ctx<'_>,
-        key: &'static str,
-        doc: &'static str,
+        (key, doc): (&'static str, &'static str),
         what: &'static str,
-        read: &impl Fn(&mut Ctx<'_>, &mut Table<'a, 'i>) -> T,
-    ) -> Option<&'a Node<'i>> {
-        let schema = describe(ctx, self.child_path(key), what, read);
-        self.take(ctx, key, doc, || Shape::Table(schema.unwrap_or_default()))
-    }
-
-    /// Like [`declare_table`](Self::declare_table), for a table that may also
-    /// be written `{}` to mean "none" (`empty_doc` says what that does).
-    pub(super) fn declare_table_or_empty<T>(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        key: &'static str,
-        doc: &'static str,
-        what: &'static str,
-        empty_doc: &'static str,
+        empty_means: Option<&'static str>,
         read: &impl Fn(&mut Ctx<'_>, &mut Table<'a, 'i>) -> T,
     ) -> Option<&'a Node<'i>> {
         let schema = describe(ctx, self.child_path(key), what, read);
         self.take(ctx, key, doc, || {
-            Shape::TableOrEmpty(schema.unwrap_or_default(), empty_doc)
+            let schema = schema.unwrap_or_default();
+            match empty_means {
+                Some(empty) => Shape::TableOrEmpty(schema, empty),
+                None => Shape::Table(schema),
+            }
         })
     }
 
@@ -383,6 +374,31 @@ impl<'a, 'i> Map<'a, 'i> {
 
     pub(super) fn child_path(&self, key: &str) -> String {
         join(&self.path, key)
+    }
+
+    /// The entries whose names are identifiers (see [`is_identifier`]); each
+    /// other one is reported as "not a valid `noun`", with `help`.
+    pub(super) fn named_entries(
+        &self,
+        ctx: &mut Ctx<'_>,
+        noun: &str,
+        help: &str,
+    ) -> Vec<(&'a str, &'a Entry<'i>)> {
+        let mut out = Vec::new();
+        for entry in self.entries {
+            let name: &str = &entry.key;
+            if is_identifier(name) {
+                out.push((name, entry));
+            } else {
+                ctx.error(
+                    entry.key_at,
+                    &self.child_path(name),
+                    format!("`{name}` is not a valid {noun}"),
+                    Some(help.to_owned()),
+                );
+            }
+        }
+        out
     }
 }
 

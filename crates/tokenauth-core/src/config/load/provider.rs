@@ -19,6 +19,8 @@ pub(super) fn read(ctx: &mut Ctx<'_>, id: &str, table: &mut Table<'_, '_>) -> Op
     let name = table
         .str(ctx, "name", "A human name for messages; the id by default.")
         .map_or_else(|| id.to_owned(), |(n, _)| n.to_owned());
+    // Taken before allow_insecure_http (the order "accepts: ..." lists the
+    // keys in), checked after it.
     let api_node = table.take(
         ctx,
         "api",
@@ -124,6 +126,7 @@ pub(super) fn read(ctx: &mut Ctx<'_>, id: &str, table: &mut Table<'_, '_>) -> Op
         ctx,
         table,
         Written {
+            id,
             api: api_complete.then_some(&api[..]),
             fetches,
             response: &response,
@@ -203,6 +206,7 @@ fn api(
 
 /// What the rules between a provider's tables look at.
 struct Written<'p> {
+    id: &'p str,
     /// `None` when a prefix was rejected: a test URL may well be under the
     /// one that was meant, so only the prefix's error is reported.
     api: Option<&'p [Url]>,
@@ -217,7 +221,7 @@ struct Written<'p> {
 /// whether a key is written, not whether it loaded: a broken table has its
 /// own error and causes no others.
 fn rules(ctx: &mut Ctx<'_>, table: &Table<'_, '_>, p: Written<'_>) {
-    let id = table.path.strip_prefix("providers.").unwrap_or(&table.path);
+    let id = p.id;
     let refresh_table = table.peek("refresh").filter(|v| v.entries().is_some());
     if let Some(v) = table.peek("rotate") {
         let help = if refresh_table.is_some() {

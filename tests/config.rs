@@ -548,6 +548,26 @@ inject = {{ header = "Authorization", value = "Bearer {{{{ token.access }}}}" }}
     assert!(refresh.basic.is_some(), "written out, it is sent");
 }
 
+// ---- Unknown keys are reported from what each table's reader takes ----
+
+#[test]
+fn an_unknown_key_far_from_any_says_what_its_table_accepts() {
+    let errors = Providers::from_toml(
+        "x.toml",
+        "[providers.x]\napi = \"https://a.example/\"\ninject = { header = \"A\", value = \"v\" }\nexpiry = { zzzz = 1 }\n",
+    )
+    .unwrap_err();
+    let d = &errors.diagnostics[0];
+    assert_eq!(
+        (d.path.as_str(), d.message.as_str()),
+        ("providers.x.expiry.zzzz", "unknown key `zzzz`")
+    );
+    assert_eq!(
+        d.help.as_deref(),
+        Some("[expiry] accepts: ttl, skew, jwt_exp")
+    );
+}
+
 // ---- Descriptions from serde go through the same loader (issue 12, item 3) ----
 
 /// One provider with three mistakes (an unknown key, an undeclared input and

@@ -41,11 +41,24 @@ pub(super) fn read(
     table: &mut Table<'_, '_>,
     tokens: TokenVars,
 ) -> RequestKeys {
-    let method = table.method(ctx, "method", "The HTTP method: POST by default.");
+    // A refresh takes what it leaves out from the login; its docs say so.
+    let in_refresh = tokens == TokenVars::Refresh;
+    let doc = |login: &'static str, refresh: &'static str| if in_refresh { refresh } else { login };
+    let method = table.method(
+        ctx,
+        "method",
+        doc(
+            "The HTTP method: POST by default.",
+            "The HTTP method. Left out: the login's (POST without a login).",
+        ),
+    );
     let body = match table.choice(
         ctx,
         "body",
-        "The body encoding: form (application/x-www-form-urlencoded, the default) or json.",
+        doc(
+            "The body encoding: form (application/x-www-form-urlencoded, the default) or json.",
+            "The body encoding: form or json. Left out: the login's (form without a login).",
+        ),
         &[("form", BodyFormat::Form), ("json", BodyFormat::Json)],
     ) {
         Some(Ok(body)) => Some(body),
@@ -66,22 +79,30 @@ pub(super) fn read(
         scope,
         table,
         "fields",
-        "Body fields, sent exactly as written (case and punctuation kept), in file order.",
+        doc(
+            "Body fields, sent exactly as written (case and punctuation kept), in file order.",
+            "Body fields, sent exactly as written, in file order (never the login's); they must send {{ token.refresh }}.",
+        ),
         None,
         tokens,
     )
     .map(|fields| fields.into_iter().map(|(n, _, t)| (n, t)).collect())
     .unwrap_or_default();
-    let headers = headers(ctx, scope, table, tokens, HEADERS_DOC);
-    let in_refresh = tokens == TokenVars::Refresh;
+    let headers_doc = doc(
+        "Extra request headers: name = template.",
+        "Extra request headers: name = template. Left out: the login's; written, exactly these ({} sends none).",
+    );
+    let headers = headers(ctx, scope, table, tokens, headers_doc);
     let read_basic = |ctx: &mut Ctx<'_>, t: &mut Table<'_, '_>| basic(ctx, scope, t, tokens);
     let basic_node = table.declare_table(
         ctx,
-        if in_refresh {
-            ("basic", "Client authentication in an Authorization: Basic header. Left out: the login's is used.")
-        } else {
-            ("basic", "Client authentication in an Authorization: Basic header.")
-        },
+        (
+            "basic",
+            doc(
+                "Client authentication in an Authorization: Basic header.",
+                "Client authentication in an Authorization: Basic header. Left out: the login's.",
+            ),
+        ),
         "basic",
         in_refresh.then_some("No client authentication, even if the login has one."),
         &read_basic,
@@ -94,7 +115,10 @@ pub(super) fn read(
     let timeout = table.duration(
         ctx,
         "timeout",
-        "How long the whole token request may take: 30s by default.",
+        doc(
+            "How long the whole token request may take: 30s by default.",
+            "How long the whole token request may take. Left out: the login's (30s without a login).",
+        ),
     );
     RequestKeys {
         method,
@@ -106,8 +130,6 @@ pub(super) fn read(
         templates_ok,
     }
 }
-
-const HEADERS_DOC: &str = "Extra request headers: name = template.";
 
 /// `headers`: a table of header name -> template, in file order; `None`
 /// when not written.

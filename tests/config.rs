@@ -548,6 +548,23 @@ inject = {{ header = "Authorization", value = "Bearer {{{{ token.access }}}}" }}
     assert!(refresh.basic.is_some(), "written out, it is sent");
 }
 
+#[test]
+fn an_inject_that_is_not_a_table_is_not_also_missing() {
+    // The rules between tables ask whether a table is written, not whether
+    // it loaded (before the restructuring, this also said "missing [inject]
+    // table").
+    let errors = Providers::from_toml(
+        "x.toml",
+        "[providers.x]\napi = \"https://a.example/\"\ninject = \"Authorization\"\n",
+    )
+    .unwrap_err();
+    assert_eq!(errors.total(), 1, "{errors}");
+    assert_eq!(
+        errors.diagnostics[0].message,
+        "expected a table, found a string"
+    );
+}
+
 // ---- Unknown keys are reported from what each table's reader takes ----
 
 #[test]

@@ -547,3 +547,157 @@ inject = {{ header = "Authorization", value = "Bearer {{{{ token.access }}}}" }}
     let refresh = &own.get("split").unwrap().refresh.as_ref().unwrap().request;
     assert!(refresh.basic.is_some(), "written out, it is sent");
 }
+
+#[test]
+fn an_inject_that_is_not_a_table_is_not_also_missing() {
+    // The rules between tables ask whether a table is written, not whether
+    // it loaded (before the restructuring, this also said "missing [inject]
+    // table").
+    let errors = Providers::from_toml(
+        "x.toml",
+        "[providers.x]\napi = \"https://a.example/\"\ninject = \"Authorization\"\n",
+    )
+    .unwrap_err();
+    assert_eq!(errors.total(), 1, "{errors}");
+    assert_eq!(
+        errors.diagnostics[0].message,
+        "expected a table, found a string"
+    );
+}
+
+// ---- Unknown keys are reported from what each table's reader takes ----
+
+#[test]
+fn an_unknown_key_far_from_any_says_what_its_table_accepts() {
+    let errors = Providers::from_toml(
+        "x.toml",
+        "[providers.x]\napi = \"https://a.example/\"\ninject = { header = \"A\", value = \"v\" }\nexpiry = { zzzz = 1 }\n",
+    )
+    .unwrap_err();
+    let d = &errors.diagnostics[0];
+    assert_eq!(
+        (d.path.as_str(), d.message.as_str()),
+        ("providers.x.expiry.zzzz", "unknown key `zzzz`")
+    );
+    assert_eq!(
+        d.help.as_deref(),
+        Some("[expiry] accepts: ttl, skew, jwt_exp")
+    );
+}
+
+// ---- Descriptions from serde go through the same loader (issue 12, item 3) ----
+
+/// One provider with three mistakes (an unknown key, an undeclared input and
+/// no expiry source), as TOML text and as JSON.
+const THREE_MISTAKES_TOML: &str = r#"
+[providers.api]
+api = ["https://api.example.com/"]
+inputs.user = { env = "API_USER" }
+login = { url = "https://api.example.com/token", tiemout = "30s", fields = { username = "{{ inputs.usr }}" } }
+inject = { header = "Authorization", value = "Bearer {{ token.access }}" }
+"#;
+
+fn three_mistakes_provider() -> serde_json::Value {
+    serde_json::json!({
+        "api": ["https://api.example.com/"],
+        "inputs": { "user": { "env": "API_USER" } },
+        "login": {
+            "url": "https://api.example.com/token",
+            "tiemout": "30s",
+            "fields": { "username": "{{ inputs.usr }}" }
+        },
+        "inject": { "header": "Authorization", "value": "Bearer {{ token.access }}" }
+    })
+}
+
+/// Message, key path and help of each diagnostic, sorted: the problems are
+/// the same whatever order the format keeps keys in (a `serde_json::Value`
+/// sorts them).
+fn what_and_where(errors: &tokenauth::ConfigErrors) -> Vec<(String, String, Option<String>)> {
+    let mut v: Vec<_> = errors
+        .diagnostics
+        .iter()
+        .map(|d| (d.message.clone(), d.path.clone(), d.help.clone()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_description_from_serde_gets_the_diagnostics_of_the_same_toml() {
+    let from_toml = Providers::from_toml("api.toml", THREE_MISTAKES_TOML).unwrap_err();
+    let expected = what_and_where(&from_toml);
+    assert_eq!(expected.len(), 3, "{from_toml}");
+    assert!(from_toml.diagnostics.iter().all(|d| d.line > 0));
+
+    let json = serde_json::json!({ "providers": { "api": three_mistakes_provider() } });
+    let from_value = Providers::from_value("api.json", &json).unwrap_err();
+    assert_eq!(what_and_where(&from_value), expected);
+    let built = Providers::builder()
+        .name("api.json")
+        .provider("api", three_mistakes_provider())
+        .build()
+        .unwrap_err();
+    assert_eq!(what_and_where(&built), expected);
+
+    // No made-up positions: none in the values, none printed.
+    for d in from_value.diagnostics.iter().chain(&built.diagnostics) {
+        assert_eq!((d.file.as_str(), d.line, d.column), ("api.json", 0, 0));
+        assert!(
+            d.to_string()
+                .starts_with(&format!("api.json: `{}`: ", d.path)),
+            "{d}"
+        );
+    }
+
+    // serde's Deserialize: the same problems, as the error's text.
+    let err = serde_json::from_str::<Providers>(&json.to_string()).unwrap_err();
+    let text = err.to_string();
+    for (message, path, help) in &expected {
+        assert!(text.contains(&format!("`{path}`: {message}")), "{text}");
+        assert!(
+            text.contains(&format!("help: {}", help.as_deref().unwrap())),
+            "{text}"
+        );
+    }
+    assert!(!text.contains(":0:0"), "{text}");
+}
+
+#[test]
+fn a_valid_description_from_serde_equals_the_toml_one() {
+    let seed = Providers::from_path(seed_path()).unwrap();
+    // The seed as a serde value (TOML's own, which keeps the key order) ...
+    let value: toml::Value =
+        toml::from_str(&std::fs::read_to_string(seed_path()).unwrap()).unwrap();
+    let from_value =
+        Providers::from_value("providers.toml", &value).unwrap_or_else(|e| panic!("{e}"));
+    // ... and as JSON text, through serde's Deserialize.
+    let json = serde_json::to_string(&value).unwrap();
+    let deserialized: Providers = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
+    let shown = |p: &Providers| serde_json::to_string(p).unwrap();
+    assert_eq!(shown(&from_value), shown(&seed));
+    assert_eq!(shown(&deserialized), shown(&seed));
+}
+
+#[test]
+fn what_serde_can_say_but_the_language_cannot_is_an_error() {
+    // A key given twice and a null: neither exists in TOML.
+    let twice = serde_json::from_str::<Providers>(r#"{ "providers": {}, "providers": {} }"#)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        twice.contains("the key `providers` is given twice"),
+        "{twice}"
+    );
+    let null = Providers::builder()
+        .provider("x", serde_json::json!({ "api": null }))
+        .build()
+        .unwrap_err();
+    assert_eq!(null.diagnostics[0].path, "providers.x", "{null}");
+    assert!(
+        null.diagnostics[0]
+            .message
+            .starts_with("cannot read the description of provider `x`"),
+        "{null}"
+    );
+}

@@ -1,6 +1,7 @@
-//! `providers.schema.json` (for editors: Taplo / Even Better TOML) agrees with
-//! the loader: both accept the seed and the valid examples; both reject the
-//! structurally invalid files. The loader checks more than a schema can say
+//! `providers.schema.json` (for editors: Taplo / Even Better TOML) is the
+//! schema the loader generates from its own record of every key
+//! (`tokenauth schema`), and agrees with the loader: both accept the seed and
+//! the valid examples; both reject the structurally invalid files. The loader checks more than a schema can say
 //! (template references, https outside loopback, an expiry source, ...): those
 //! files are listed in `LOADER_ONLY` and must still be rejected by the loader.
 
@@ -48,6 +49,25 @@ fn validator() -> jsonschema::Validator {
 
 fn as_json(path: &Path) -> Option<serde_json::Value> {
     toml::from_str(&std::fs::read_to_string(path).unwrap()).ok()
+}
+
+/// The committed file is what the loader generates: a key added to (or
+/// changed in) a reader shows up here, not only in the loader.
+#[test]
+fn committed_schema_is_the_generated_one() {
+    let generated = tokenauth::config::json_schema();
+    let path = root().join("providers.schema.json");
+    if std::env::var_os("UPDATE_SCHEMA").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        committed == generated,
+        "providers.schema.json is not the schema the loader generates: regenerate it with \
+         `cargo run -p tokenauth-cli -- schema > providers.schema.json` \
+         (or `UPDATE_SCHEMA=1 cargo test --test schema`) and commit it"
+    );
 }
 
 #[test]

@@ -77,6 +77,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the JSON Schema of providers.toml (for editors), generated from the loader: `tokenauth schema > providers.schema.json`.
+    Schema,
     /// Show the exact token request a provider would send and the credential it would attach, secrets masked.
     Explain {
         /// The provider id.
@@ -151,6 +153,10 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Demo => common::block_on(demo::run(g)),
         Command::Check { file, json } => check::run(&file.unwrap_or_else(|| g.config_path()), json),
+        Command::Schema => {
+            print!("{}", tokenauth_core::config::json_schema());
+            Outcome::Ok
+        }
         Command::Explain { provider, conn } => explain::run(g, &provider, &conn),
         Command::Token {
             provider,

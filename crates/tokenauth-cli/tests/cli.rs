@@ -27,6 +27,18 @@ fn run(args: &[&str]) -> (i32, String) {
 }
 
 #[test]
+fn schema_prints_the_committed_schema() {
+    let (code, text) = run(&["schema"]);
+    let committed = std::fs::read_to_string(root().join("providers.schema.json")).unwrap();
+    assert_eq!(
+        text,
+        format!("exit: 0\n--- stdout\n{committed}--- stderr\n"),
+        "regenerate it: cargo run -p tokenauth-cli -- schema > providers.schema.json"
+    );
+    assert_eq!(code, 0);
+}
+
+#[test]
 fn check_valid_seed_file() {
     let (code, out) = run(&["check"]);
     assert_eq!(code, 0, "{out}");

@@ -8,11 +8,15 @@ use std::path::PathBuf;
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Diagnostic {
-    /// The file name as given to the loader.
+    /// The file name as given to the loader (empty for a description
+    /// deserialized with serde).
     pub file: String,
-    /// 1-based line.
+    /// 1-based line; 0 for input without positions (a description from
+    /// serde or built in code), where it is not printed.
+    #[serde(skip_serializing_if = "is_zero")]
     pub line: usize,
-    /// 1-based column, in characters.
+    /// 1-based column, in characters; 0 with `line`.
+    #[serde(skip_serializing_if = "is_zero")]
     pub column: usize,
     /// The key path, e.g. `providers.reobtimaal.login.fields.Password`.
     pub path: String,
@@ -23,9 +27,18 @@ pub struct Diagnostic {
     pub help: Option<String>,
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
+        // Input without positions gets none made up.
+        match (self.line, self.file.is_empty()) {
+            (0, true) => {}
+            (0, false) => write!(f, "{}: ", self.file)?,
+            _ => write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?,
+        }
         if !self.path.is_empty() {
             write!(f, "`{}`: ", self.path)?;
         }
@@ -63,7 +76,9 @@ impl fmt::Display for ConfigErrors {
         let file = self
             .diagnostics
             .first()
-            .map_or("the description", |d| d.file.as_str());
+            .map(|d| d.file.as_str())
+            .filter(|f| !f.is_empty())
+            .unwrap_or("the description");
         writeln!(
             f,
             "{file} is not a valid provider description ({n} error{}):",

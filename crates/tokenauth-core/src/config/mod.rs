@@ -35,15 +35,60 @@
 //! assert!(err.to_string().contains("bad.toml:2:8"));
 //! ```
 //!
+//! # Descriptions from other formats, or built in code
+//!
+//! [`Providers`] implements [`serde::Deserialize`], so a description can come
+//! as JSON, YAML or a part of the application's own configuration;
+//! [`Providers::from_value`] takes any serializable value with the layout of
+//! the file, and [`Providers::builder`] adds providers one by one. Each goes
+//! through the loader that reads `providers.toml`: the same checks and the
+//! same diagnostics (message, key path, help), only without positions, which
+//! such input does not have (`line` and `column` are 0 and not printed).
+//!
+//! ```
+//! use serde_json::json;
+//! use tokenauth_core::config::Providers;
+//!
+//! let description = json!({ "providers": { "api": {
+//!     "api": ["https://api.example.com/"],
+//!     "inputs": { "key": { "env": "API_KEY", "secret": true } },
+//!     "inject": { "header": "X-Api-Key", "value": "{{ inputs.kye }}" },
+//! } } });
+//! let err = Providers::from_value("tenant.json", &description).unwrap_err();
+//! let d = &err.diagnostics[0];
+//! assert_eq!(d.path, "providers.api.inject.value");
+//! assert_eq!(d.help.as_deref(), Some("did you mean `inputs.key`?"));
+//! assert_eq!(
+//!     d.to_string(),
+//!     "tenant.json: `providers.api.inject.value`: `{{ inputs.kye }}` names an input that is not declared\n  help: did you mean `inputs.key`?"
+//! );
+//!
+//! // serde's Deserialize: the same loader, every problem in the error's text.
+//! let providers: Providers = serde_json::from_str(
+//!     &description.to_string().replace("inputs.kye", "inputs.key"),
+//! ).unwrap();
+//! assert_eq!(providers.ids().collect::<Vec<_>>(), ["api"]);
+//! ```
+//!
+//! # The JSON Schema
+//!
+//! `providers.schema.json` (for editors) is generated from the loader: each
+//! table's reader takes its keys through one helper that records the key, its
+//! type, a one-line doc and whether it is required, and the schema is that
+//! record. Regenerate it with `tokenauth schema > providers.schema.json`; a
+//! test fails when the committed file differs.
+//!
 //! The full reference of every key is below.
 #![doc = include_str!("../../../../docs/providers-toml.md")]
 
+mod build;
 mod error;
 pub(crate) mod load;
 mod model;
 
 use std::path::Path;
 
+pub use build::ProvidersBuilder;
 pub use error::{ConfigErrors, Diagnostic, LoadError};
 pub use model::*;
 
@@ -81,4 +126,12 @@ impl Providers {
     pub fn from_toml(file: &str, src: &str) -> Result<Self, ConfigErrors> {
         load::parse(file, src)
     }
+}
+
+/// The JSON Schema of `providers.toml` (draft-07, pretty-printed), generated
+/// from the loader's own record of every key. `tokenauth schema` prints it;
+/// `providers.schema.json` is its output.
+#[doc(hidden)]
+pub fn json_schema() -> String {
+    load::schema::json_schema()
 }

@@ -157,8 +157,6 @@ pub(crate) fn connection(
     Ok(conn)
 }
 
-/// Prints an engine error and maps it to an exit code: problems with what
-/// the user gave are 2, failures at the provider or the network are 1.
 /// A credential of `conn` for provider `id` of `auth` (fetched, or from
 /// the engine's cache).
 pub(crate) async fn credential(
@@ -169,6 +167,8 @@ pub(crate) async fn credential(
     auth.provider(id)?.credential(Some(conn)).await
 }
 
+/// Prints an engine error and maps it to an exit code: problems with what
+/// the user gave are 2, failures at the provider or the network are 1.
 pub(crate) fn report(e: &Error) -> Outcome {
     eprintln!("error: {e}");
     // The store's own error says which file and what to do about it (it

@@ -5,7 +5,8 @@
 //! `-- hot_path/` to run one group). A measurement, not a test: `cargo test`
 //! neither builds nor runs it.
 //!
-//! - `hot_path/fresh_hit_1_thread`: `TokenAuth::credential(..)` for a cached,
+//! - `hot_path/fresh_hit_1_thread`: `ProviderHandle::credential(..)` (the
+//!   handle looked up once) for a cached,
 //!   fresh token plus `Credential::apply_to_headers` (one `HeaderValue`
 //!   clone), polled once on one thread (a fresh hit never waits).
 //! - `hot_path/fresh_hit_2_threads_contended`: the same on two OS threads at
@@ -14,9 +15,10 @@
 //!   connection, awaiting `credential`; the time is the wall time divided by
 //!   the calls of all tasks together (the inverse of the throughput).
 //! - `hot_path/system_clock_now`: one read of the default clock, for scale.
-//! - `route/seed_url`: routing a parsed URL among the three seed providers
-//!   (what the reqwest middleware does per request); `route/dot_segments`
-//!   the same for a raw path that must be resolved first (rare).
+//! - `route/seed_url`: routing a parsed URL among the three seed providers;
+//!   `exchange/dot_segments`: the adapters' first step
+//!   (`TokenAuth::exchange`: extensions, routing, caller-wins) for an
+//!   `http::Request` whose raw path must be resolved first (rare).
 //! - `config/load_providers_toml`: parsing and validating the repository's
 //!   `providers.toml`.
 //! - `template/render_*`: rendering an inject template.
@@ -29,7 +31,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use futures_util::FutureExt as _;
 use secrecy::SecretString;
 use tokenauth_core::clock::{Clock, SystemClock};
-use tokenauth_core::{Connection, Credential, Providers, TokenAuth};
+use tokenauth_core::{Connection, Credential, ProviderHandle, Providers, TokenAuth};
 use tokenauth_core::{Template, Var};
 use tokenauth_emulator::{Emulator, EmulatorConfig, Host, REOB_DEMO_PASSWORD, REOB_DEMO_USERNAME};
 
@@ -89,10 +91,8 @@ inject = {{ header = "Authorization", value = "bearer {{{{ token.access }}}}" }}
 /// One fresh hit, polled once: a fresh cached token is returned without
 /// waiting, so the future must be ready at once.
 #[inline(always)]
-fn hit(auth: &TokenAuth, conn: &Connection, headers: &mut http::HeaderMap) {
-    let cred: Credential = auth
-        .provider(PROVIDER)
-        .unwrap()
+fn hit(provider: &ProviderHandle, conn: &Connection, headers: &mut http::HeaderMap) {
+    let cred: Credential = provider
         .credential(Some(conn))
         .now_or_never()
         .expect("a fresh hit is ready at once")
@@ -108,7 +108,8 @@ fn hot_path(c: &mut Criterion) {
 
     g.bench_function("fresh_hit_1_thread", |b| {
         let mut headers = http::HeaderMap::new();
-        b.iter(|| hit(&f.auth, &f.conn, &mut headers));
+        let provider = f.auth.provider(PROVIDER).unwrap();
+        b.iter(|| hit(&provider, &f.conn, &mut headers));
     });
 
     g.bench_function("fresh_hit_2_threads_contended", |b| {
@@ -116,7 +117,8 @@ fn hot_path(c: &mut Criterion) {
             let barrier = Arc::new(Barrier::new(2));
             let threads: Vec<_> = (0..2)
                 .map(|_| {
-                    let (auth, conn, barrier) = (f.auth.clone(), f.conn.clone(), barrier.clone());
+                    let provider = f.auth.provider(PROVIDER).unwrap();
+                    let (conn, barrier) = (f.conn.clone(), barrier.clone());
                     let handle = f.rt.handle().clone();
                     std::thread::spawn(move || {
                         let _rt = handle.enter();
@@ -124,7 +126,7 @@ fn hot_path(c: &mut Criterion) {
                         barrier.wait();
                         let start = Instant::now();
                         for _ in 0..iters {
-                            hit(&auth, &conn, &mut headers);
+                            hit(&provider, &conn, &mut headers);
                         }
                         start.elapsed()
                     })
@@ -143,16 +145,12 @@ fn hot_path(c: &mut Criterion) {
                 let start = Instant::now();
                 let tasks: Vec<_> = (0..TASKS)
                     .map(|_| {
-                        let (auth, conn) = (f.auth.clone(), f.conn.clone());
+                        let provider = f.auth.provider(PROVIDER).unwrap();
+                        let conn = f.conn.clone();
                         tokio::spawn(async move {
                             let mut headers = http::HeaderMap::new();
                             for i in 0..per_task {
-                                let cred = auth
-                                    .provider(PROVIDER)
-                                    .unwrap()
-                                    .credential(Some(&conn))
-                                    .await
-                                    .unwrap();
+                                let cred = provider.credential(Some(&conn)).await.unwrap();
                                 cred.apply_to_headers(&mut headers);
                                 if i % 64 == 63 {
                                     // Let the other tasks on this worker run.
@@ -228,20 +226,22 @@ fn route(c: &mut Criterion) {
     c.bench_function("route/seed_url", |b| {
         b.iter(|| black_box(auth.route(black_box(&plain)).is_some()))
     });
-    // The adapters' first step (route, caller-wins check, handle) on a
-    // path with dot segments, as a tower request may carry it.
-    let dotted = http::Request::get(
-        "https://api.2ba.nl/1/json/x/../Product/%2e/DetailsForProduct?gln=8711406",
-    )
-    .body(())
-    .unwrap();
-    c.bench_function("route/dot_segments", |b| {
-        b.iter(|| {
-            black_box(
-                auth.exchange(black_box(&dotted), dotted.extensions(), None)
-                    .is_some(),
-            )
-        })
+    // The adapters' first step (extensions, route, caller-wins check) on a
+    // path with dot segments, as a tower request may carry it. The request
+    // is moved in, so each iteration gets a fresh copy (not timed).
+    let dotted = || {
+        http::Request::get(
+            "https://api.2ba.nl/1/json/x/../Product/%2e/DetailsForProduct?gln=8711406",
+        )
+        .body(())
+        .unwrap()
+    };
+    c.bench_function("exchange/dot_segments", |b| {
+        b.iter_batched(
+            dotted,
+            |request| black_box(auth.exchange(request, None, None).is_ok()),
+            criterion::BatchSize::SmallInput,
+        )
     });
 }
 

@@ -304,10 +304,11 @@ pub enum Error {
         credential: String,
     },
 
-    /// The request URI could not take the credential (a query parameter)
-    /// or its resolved path. The request was not sent.
+    /// The request URI could not take its resolved path (dot segments
+    /// removed) or the credential's query parameter. The request was not
+    /// sent.
     #[error(
-        "provider `{provider}`: the credential could not be attached to the request URI ({source}); the request was not sent: check the request's path and query"
+        "provider `{provider}`: the request URI could not take its resolved path or the credential's query parameter ({source}); the request was not sent: check the request's path and query"
     )]
     RequestUri {
         /// The provider id.

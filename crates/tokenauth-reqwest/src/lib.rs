@@ -370,12 +370,9 @@ impl Middleware for AuthMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
-        match self.auth.exchange(&req, extensions, None) {
-            Some(exchange) => {
-                let mut downstream = Downstream { next, extensions };
-                exchange.send(&mut downstream, req).await
-            }
-            None => next.run(req, extensions).await,
+        match self.auth.exchange(req, Some(extensions), None) {
+            Ok(exchange) => exchange.send(&mut Downstream { next, extensions }).await,
+            Err(req) => next.run(req, extensions).await,
         }
     }
 }

@@ -5,9 +5,12 @@ use http_body_util::{Empty, Full};
 
 /// Copies a request body for the one retry after a rejected credential.
 ///
-/// The copy is taken before the request is sent, and only for providers that
-/// renew (`on_unauthorized.action = "renew"`). `None`: the request is not
-/// retried and the rejected response is returned as it is.
+/// The copy is taken before the request is sent, and only for providers
+/// whose rejections may be retried: those that renew
+/// (`on_unauthorized.action = "renew"`) or fetch tokens (a token replaced
+/// while the request was in flight is retried with the current one).
+/// `None`: the request is not retried and the rejected response is returned
+/// as it is.
 ///
 /// Implementations: [`CommonBodies`] (the default), [`NoRetry`], and any
 /// `Fn(&B) -> Option<B>` closure.

@@ -77,9 +77,9 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let AuthLayer { auth, origin, .. } = &self.layer;
-        let Some(exchange) = auth.exchange(&request, request.extensions(), origin.as_deref())
-        else {
-            return ResponseFuture::passthrough(self.inner.call(request));
+        let exchange = match auth.exchange(request, None, origin.as_deref()) {
+            Ok(exchange) => exchange.into_owned(),
+            Err(request) => return ResponseFuture::passthrough(self.inner.call(request)),
         };
         // The ready service goes into the future; `self` keeps a clone that
         // must be driven to readiness again before its next call.
@@ -90,9 +90,9 @@ where
             ready: true,
             types: PhantomData,
         };
-        ResponseFuture::authenticated(Box::pin(async move {
-            exchange.send(&mut downstream, request).await
-        }))
+        ResponseFuture::authenticated(Box::pin(
+            async move { exchange.send(&mut downstream).await },
+        ))
     }
 }
 

@@ -9,7 +9,10 @@ use url::Url;
 
 use crate::error::{Error, RequestKind};
 use crate::inject::Injection;
-use crate::request::HttpRequest;
+
+/// How often, at most, reads of one entry are reported to the cache's
+/// bounded index (so that it evicts the least recently used).
+pub(crate) const TOUCH_EVERY: Duration = Duration::from_secs(1);
 
 /// Identifies one fetched (or rendered) token. Two credentials with the same
 /// `TokenId` carry the same token.
@@ -136,12 +139,12 @@ impl TokenEntry {
         mono_nanos(monotonic) >= self.next_renewal.load(Ordering::Relaxed)
     }
 
-    /// True (once per [`TOUCH_EVERY`](super::table::TOUCH_EVERY)) when this
+    /// True (once per [`TOUCH_EVERY`]) when this
     /// read should be reported to the bounded index. One relaxed load
     /// otherwise.
     #[inline]
     pub(crate) fn claim_touch(&self, now: u64) -> bool {
-        const EVERY: u64 = super::table::TOUCH_EVERY.as_nanos() as u64;
+        const EVERY: u64 = TOUCH_EVERY.as_nanos() as u64;
         let last = self.touched.load(Ordering::Relaxed);
         now.saturating_sub(last) >= EVERY
             && self
@@ -232,13 +235,6 @@ impl Credential {
     /// [`Injection::remove_from_reference`].
     pub fn remove_from_reference(&self, reference: &str) -> Option<String> {
         self.entry.injection.remove_from_reference(reference)
-    }
-
-    /// Attaches the credential to a request (a `reqwest::Request` or an
-    /// `http::Request<B>`): the header, or the query parameter. Fails only
-    /// if the URI with the query parameter is not a valid URI.
-    pub fn apply_to<R: HttpRequest>(&self, request: &mut R) -> Result<(), http::Error> {
-        crate::request::message::sealed::Request::attach(request, &self.entry.injection)
     }
 
     /// The identity of the token this credential was made from.

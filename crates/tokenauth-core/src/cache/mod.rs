@@ -10,5 +10,6 @@ mod table;
 
 pub use builder::TokenAuthBuilder;
 pub use credential::{Credential, TokenId};
+pub(crate) use engine::Inner;
 pub use engine::TokenAuth;
 pub use stats::Stats;

@@ -22,7 +22,8 @@
 //!   notification for a replaced value never drops its successor. A value is
 //!   in the front map before moka can evict it, so no evicted value is left
 //!   behind: the front map is bounded by moka's bound.
-//! - Readers tell moka about their use once per [`TOUCH_EVERY`] per entry
+//! - Readers tell moka about their use once per
+//!   [`TOUCH_EVERY`](super::credential::TOUCH_EVERY) per entry
 //!   (one atomic load per read, one moka lookup per second), so the least
 //!   recently *used* entries are the ones evicted.
 //!
@@ -31,7 +32,6 @@
 //! updated.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use moka::ops::compute::Op;
 use moka::policy::EvictionPolicy;
@@ -60,10 +60,6 @@ impl Slot {
         matches!(self, Slot::Token(t) if t.id == id)
     }
 }
-
-/// How often, at most, reads of one entry are reported to the bounded index
-/// (so that it evicts the least recently used).
-pub(crate) const TOUCH_EVERY: Duration = Duration::from_secs(1);
 
 type Front = papaya::HashMap<Arc<str>, Slot, foldhash::fast::RandomState>;
 

@@ -1,16 +1,18 @@
 //! The request sequence: one authenticated exchange, written once for every
 //! adapter.
 
+use std::borrow::Cow;
 use std::future::Future;
 
 use http::Extensions;
 use tracing::warn;
 use url::Url;
 
-use super::message::sealed::{Request as _, Response as _};
+use super::NoAuth;
+use super::message::sealed::Response as _;
 use super::message::{HttpRequest, HttpResponse, Origin};
-use super::{NoAuth, ProviderHandle};
 use crate::cache::{Credential, TokenAuth};
+use crate::config::Provider;
 use crate::connection::Connection;
 use crate::error::Error;
 use crate::inject::Injection;
@@ -18,9 +20,9 @@ use crate::inject::Injection;
 /// The HTTP client under an adapter, as the request sequence drives it: the
 /// reqwest middleware's `Next`, the tower layer's inner service.
 ///
-/// Everything else (routing, the connection, caller-wins, attaching the
-/// credential, renewal and the one retry, redirect scope) is core's
-/// [`Exchange::send`].
+/// Everything else is core's: routing and caller-wins
+/// ([`TokenAuth::exchange`]), the connection, attaching the credential,
+/// renewal and the one retry, redirect scope ([`Exchange::send`]).
 pub trait Transport: Send {
     /// `reqwest::Request` or `http::Request<B>`.
     type Request: HttpRequest;
@@ -54,52 +56,83 @@ pub trait Transport: Send {
     }
 }
 
-/// One request that gets a credential: the provider it goes to and the
-/// connection it uses. Made by [`TokenAuth::exchange`], run by
-/// [`Exchange::send`]; owned and `'static`, so it can move into a future.
-#[derive(Clone, Debug)]
-pub struct Exchange {
-    provider: ProviderHandle,
+/// One request that gets a credential, with the provider it goes to and the
+/// connection it uses. Made by [`TokenAuth::exchange`], which routed this
+/// very request, and run by [`Exchange::send`]: the credential can only go
+/// to the request it was chosen for.
+///
+/// It borrows the engine; [`into_owned`](Exchange::into_owned) makes it
+/// `'static` (one `Arc` clone) for a future that must own everything, such
+/// as a tower service's.
+pub struct Exchange<'a, R> {
+    auth: Cow<'a, TokenAuth>,
+    index: usize,
     connection: Option<Connection>,
+    request: R,
 }
 
 impl TokenAuth {
-    /// Whether `request` gets a credential, and from which provider: `None`
-    /// when it carries [`NoAuth`], lies outside every provider's `api`
-    /// prefixes, or already has a credential the caller set (an
-    /// `Authorization` header, the provider's inject header or query
-    /// parameter); the adapter then sends it untouched.
+    /// `request` with the provider it goes to, as an [`Exchange`]; or the
+    /// request back (`Err`), untouched, when it gets no credential: it
+    /// carries [`NoAuth`], lies outside every provider's `api` prefixes, or
+    /// already has a credential the caller set (an `Authorization` header,
+    /// the provider's inject header or query parameter).
     ///
-    /// `extensions` are the request's (`Connection`, `NoAuth`); `origin`
-    /// stands in for the scheme and authority of a path-only URI (tonic).
+    /// `extensions` are the request's extensions where the HTTP stack keeps
+    /// them beside the request (reqwest-middleware); `None` reads the
+    /// request's own (`http::Request::extensions`). A [`Connection`] there
+    /// selects the connection, else the provider's default connection is
+    /// used. `origin` stands in for the scheme and authority of a path-only
+    /// URI (tonic).
     pub fn exchange<R: HttpRequest>(
         &self,
-        request: &R,
-        extensions: &Extensions,
+        request: R,
+        extensions: Option<&Extensions>,
         origin: Option<&Origin>,
-    ) -> Option<Exchange> {
-        if extensions.get::<NoAuth>().is_some() {
-            return None;
+    ) -> Result<Exchange<'_, R>, R> {
+        let extensions = extensions.or_else(|| request.extensions());
+        if extensions.is_some_and(|e| e.get::<NoAuth>().is_some()) {
+            return Err(request);
         }
-        let index = self.inner.router.route(&request.target(origin)?)?;
-        let provider = ProviderHandle::new(self.clone(), index);
-        if provider.caller_authenticated(request.headers(), request.query()) {
-            return None;
+        let Some(index) = request
+            .target(origin)
+            .and_then(|target| self.inner.router.route(&target))
+        else {
+            return Err(request);
+        };
+        if self.inner.providers.providers[index]
+            .caller_authenticated(request.headers(), request.query())
+        {
+            return Err(request);
         }
-        Some(Exchange {
-            provider,
-            connection: extensions.get::<Connection>().cloned(),
+        let connection = extensions.and_then(|e| e.get::<Connection>().cloned());
+        Ok(Exchange {
+            auth: Cow::Borrowed(self),
+            index,
+            connection,
+            request,
         })
     }
 }
 
-impl Exchange {
-    /// The provider the request goes to.
-    pub fn provider(&self) -> &ProviderHandle {
-        &self.provider
+impl<R: HttpRequest> Exchange<'_, R> {
+    /// The description of the provider the request goes to.
+    pub fn provider(&self) -> &Provider {
+        &self.auth.inner.providers.providers[self.index]
     }
 
-    /// Sends `request` through `transport` with the provider's credential:
+    /// The same exchange, owning a handle on the engine.
+    pub fn into_owned(self) -> Exchange<'static, R> {
+        Exchange {
+            auth: Cow::Owned(self.auth.into_owned()),
+            index: self.index,
+            connection: self.connection,
+            request: self.request,
+        }
+    }
+
+    /// Sends the request through `transport` with the provider's
+    /// credential:
     ///
     /// 1. gets the credential of the request's connection (a cache hit, or
     ///    one shared fetch); none: the request is not sent, the error is
@@ -114,43 +147,81 @@ impl Exchange {
     ///    back;
     /// 6. on a rejection, renews (or takes the already renewed credential)
     ///    and sends the copy once more; never in a loop.
-    pub async fn send<T: Transport>(
+    pub async fn send<T: Transport<Request = R>>(
         self,
         transport: &mut T,
-        mut request: T::Request,
     ) -> Result<T::Response, T::Error> {
-        let connection = self.connection.as_ref();
-        let credential = match self.provider.credential(connection).await {
+        let Exchange {
+            auth,
+            index,
+            connection,
+            mut request,
+        } = self;
+        let inner = &auth.inner;
+        let conn = match connection.as_ref() {
+            Some(conn) => conn,
+            None => match inner.default_connection(index) {
+                Ok(conn) => conn,
+                Err(e) => return Err(transport.auth_error(e)),
+            },
+        };
+        let credential = match inner.credential(index, conn).await {
             Ok(credential) => credential,
             Err(e) => return Err(transport.auth_error(e)),
         };
+        let provider = &inner.providers.providers[index];
         // Send exactly the path that was routed, as reqwest sends its
         // parsed URL.
-        if let Some(path) = request.resolved_path()
-            && let Err(e) = request.set_path(&path)
-        {
-            return Err(transport.auth_error(self.uri_error(e)));
+        if let Err(e) = request.resolve_path() {
+            return Err(transport.auth_error(uri_error(provider, e)));
         }
-        let retry = if self.provider.may_retry() {
+        let retry = if provider.may_retry() {
             transport.try_clone(&request)
         } else {
             None
         };
-        let response = self.attempt(transport, &credential, request).await?;
-        let renewed = self
-            .provider
-            .after_response(response.status(), connection, &credential, retry.is_some())
+        let scope = Scope { auth: &auth, index };
+        let response = scope.attempt(transport, &credential, request).await?;
+        let renewed = inner
+            .after_response(index, conn, response.status(), &credential, retry.is_some())
             .await;
         match (renewed, retry) {
             (Err(e), _) => Err(transport.auth_error(e)),
             (Ok(Some(renewed)), Some(retry)) => {
                 drop(response);
-                self.attempt(transport, &renewed, retry).await
+                scope.attempt(transport, &renewed, retry).await
             }
             (Ok(_), _) => Ok(response),
         }
     }
+}
 
+impl<R> std::fmt::Debug for Exchange<'_, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exchange")
+            .field("provider", &self.auth.inner.provider_ids[self.index])
+            .field("connection", &self.connection.as_ref().map(Connection::id))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The error for a request URI that could not take the resolved path or a
+/// query credential.
+fn uri_error(provider: &Provider, source: http::Error) -> Error {
+    Error::RequestUri {
+        provider: provider.id.clone(),
+        source: std::sync::Arc::new(source),
+    }
+}
+
+/// Where one provider's credential may go: its prefixes in the engine's
+/// router.
+struct Scope<'a> {
+    auth: &'a TokenAuth,
+    index: usize,
+}
+
+impl Scope<'_> {
     /// One attempt: attach, send, check and redact what comes back.
     async fn attempt<T: Transport>(
         &self,
@@ -159,7 +230,8 @@ impl Exchange {
         mut request: T::Request,
     ) -> Result<T::Response, T::Error> {
         if let Err(e) = credential.apply_to(&mut request) {
-            return Err(transport.auth_error(self.uri_error(e)));
+            let provider = &self.auth.inner.providers.providers[self.index];
+            return Err(transport.auth_error(uri_error(provider, e)));
         }
         match transport.send(request).await {
             Ok(response) => {
@@ -174,13 +246,6 @@ impl Exchange {
         }
     }
 
-    fn uri_error(&self, source: http::Error) -> Error {
-        Error::RequestUri {
-            provider: self.provider.id().to_owned(),
-            source: std::sync::Arc::new(source),
-        }
-    }
-
     /// Checks where the response to a request that carried `credential`
     /// came from, for an HTTP client that followed redirects on its own: a
     /// `url` outside this provider's prefixes means the credential may have
@@ -192,8 +257,9 @@ impl Exchange {
     /// [`may_follow_redirect`](TokenAuth::may_follow_redirect) never gets
     /// here.
     fn check_response_url(&self, credential: &Credential, url: &Url) -> Result<(), Error> {
-        let inner = &self.provider.auth().inner;
-        let index = self.provider.index();
+        let inner = &self.auth.inner;
+        let index = self.index;
+        let id = &inner.provider_ids[index];
         if inner.router.route_url(url) == Some(index) {
             return Ok(());
         }
@@ -211,9 +277,9 @@ impl Exchange {
             return Ok(());
         };
         let to = url.origin().ascii_serialization();
-        warn!(provider = self.provider.id(), to = %to, "a redirect took the credential out of the provider's api prefixes; the response is withheld");
+        warn!(provider = %id, to = %to, "a redirect took the credential out of the provider's api prefixes; the response is withheld");
         Err(Error::RedirectLeftScope {
-            provider: self.provider.id().to_owned(),
+            provider: id.to_string(),
             to,
             credential,
         })

@@ -2,11 +2,13 @@
 //! request needs from it (its credential, and what to do when the API
 //! rejects it).
 
+use std::sync::Arc;
+
 use http::{HeaderMap, StatusCode};
 use tracing::debug;
 
 use crate::cache::stats::ProviderMetrics;
-use crate::cache::{Credential, TokenAuth};
+use crate::cache::{Credential, Inner, TokenAuth};
 use crate::config::{Inject, Provider, UnauthorizedAction};
 use crate::connection::Connection;
 use crate::error::Error;
@@ -40,11 +42,6 @@ impl ProviderHandle {
     /// The engine.
     pub fn auth(&self) -> &TokenAuth {
         &self.auth
-    }
-
-    /// The provider's position in the description (and in the router).
-    pub(crate) fn index(&self) -> usize {
-        self.index
     }
 
     /// The default connection (inputs from environment variables), built on
@@ -116,6 +113,27 @@ impl ProviderHandle {
         })
     }
 
+    /// What to do once the API answered `status` to a request sent with
+    /// `credential`; see [`Inner::after_response`]. For the tests of the
+    /// rule; adapters run it through [`Exchange::send`](super::Exchange::send).
+    #[doc(hidden)]
+    pub async fn after_response(
+        &self,
+        status: StatusCode,
+        connection: Option<&Connection>,
+        credential: &Credential,
+        can_retry: bool,
+    ) -> Result<Option<Credential>, Error> {
+        let conn = self.resolve(connection)?;
+        let inner = &self.auth.inner;
+        inner
+            .after_response(self.index, conn, status, credential, can_retry)
+            .await
+    }
+}
+
+/// The per-request rules that depend only on the description.
+impl Provider {
     /// True when the request already carries a credential the caller set
     /// explicitly: an `Authorization` header, the provider's `inject` header
     /// (e.g. `X-Api-Key`), or, for `inject.query`, its query parameter
@@ -125,7 +143,7 @@ impl ProviderHandle {
         if headers.contains_key(http::header::AUTHORIZATION) {
             return true;
         }
-        match &self.provider().inject {
+        match &self.inject {
             Inject::Header { name, .. } => headers.contains_key(name),
             Inject::Basic(_) => false,
             Inject::Query { name, .. } => query.is_some_and(|q| {
@@ -138,46 +156,40 @@ impl ProviderHandle {
     /// (`on_unauthorized.action = "renew"`, the default for providers that
     /// log in).
     fn renews(&self) -> bool {
-        self.provider().on_unauthorized.action == UnauthorizedAction::Renew
+        self.on_unauthorized.action == UnauthorizedAction::Renew
     }
 
     /// True when a request may be sent a second time, so a copy of it is
     /// kept (taken before the credential is attached): the provider renews
     /// rejected credentials, or fetches tokens (whose rejection may only mean
     /// that the token was replaced while the request was in flight; see
-    /// [`after_response`](Self::after_response)).
+    /// [`Inner::after_response`]).
     pub(crate) fn may_retry(&self) -> bool {
-        self.renews() || self.provider().fetches_tokens()
+        self.renews() || self.fetches_tokens()
     }
 
     /// True for the statuses with which an API may reject a credential:
     /// `401`, `403` and the provider's `on_unauthorized.status`.
     fn rejection_like(&self, status: StatusCode) -> bool {
         matches!(status.as_u16(), 401 | 403)
-            || self
-                .provider()
-                .on_unauthorized
-                .status
-                .contains(&status.as_u16())
+            || self.on_unauthorized.status.contains(&status.as_u16())
     }
 
     /// True when a response with this status means "credential rejected,
     /// renew and retry once": the status is one of `on_unauthorized.status`
     /// (`[401]` by default) and the action is `renew`.
     fn renews_on(&self, status: StatusCode) -> bool {
-        self.renews()
-            && self
-                .provider()
-                .on_unauthorized
-                .status
-                .contains(&status.as_u16())
+        self.renews() && self.on_unauthorized.status.contains(&status.as_u16())
     }
+}
 
+/// The rejection rule, over the engine's per-connection state.
+impl Inner {
     /// What to do once the API answered `status` to a request sent with
     /// `credential`: `Ok(Some(credential))` to send the request once more
     /// with that credential, `Ok(None)` to hand the response back. The one
     /// place this is decided, driven by the request sequence
-    /// ([`Exchange::send`](crate::request::Exchange::send)).
+    /// ([`Exchange::send`](super::Exchange::send)).
     ///
     /// - **Outdated credential.** A rejection-like status (`401`, `403` or
     ///   one of `on_unauthorized.status`) to a request whose token is no
@@ -199,62 +211,59 @@ impl ProviderHandle {
     ///   fetched for the one retry, unless it is the same token (retrying
     ///   could only fail the same way).
     /// - The renewal failed: that error, for the caller instead of the 401.
-    #[doc(hidden)]
-    pub async fn after_response(
-        &self,
+    pub(crate) async fn after_response(
+        self: &Arc<Self>,
+        index: usize,
+        conn: &Connection,
         status: StatusCode,
-        connection: Option<&Connection>,
         credential: &Credential,
         can_retry: bool,
     ) -> Result<Option<Credential>, Error> {
-        if !self.rejection_like(status) {
+        let provider = &self.providers.providers[index];
+        if !provider.rejection_like(status) {
             return Ok(None);
         }
-        let inner = &self.auth.inner;
-        inner.metric(self.index, ProviderMetrics::rejections);
+        self.metric(index, ProviderMetrics::rejections);
         let code = status.as_u16();
         let replaced = || {
-            self.cached(connection)
+            self.cached(index, conn)
                 .filter(|current| current.token_id() != credential.token_id())
         };
         if let Some(current) = replaced() {
-            debug!(provider = self.id(), status = code, rejected = %credential.token_id(), current = %current.token_id(), "rejected token was already replaced; retrying once with the current one");
+            debug!(provider = %provider.id, status = code, rejected = %credential.token_id(), current = %current.token_id(), "rejected token was already replaced; retrying once with the current one");
             return Ok(can_retry.then_some(current));
         }
-        let Ok(conn) = self.resolve(connection) else {
-            return Ok(None);
-        };
         if can_retry {
             // Its renewal may be running (the server may have issued the new
             // token already): wait for it. A fetch that ended between the
             // two looks published its token first, so look once more.
-            let renewed = match inner.in_flight(self.index, conn).await {
+            let renewed = match self.in_flight(index, conn).await {
                 Some(Ok(renewed)) => Some(renewed),
                 Some(Err(_)) => None,
                 None => replaced(),
             };
             if let Some(renewed) = renewed.filter(|r| r.token_id() != credential.token_id()) {
-                debug!(provider = self.id(), status = code, rejected = %credential.token_id(), current = %renewed.token_id(), "rejected token was being replaced; retrying once with the new one");
+                debug!(provider = %provider.id, status = code, rejected = %credential.token_id(), current = %renewed.token_id(), "rejected token was being replaced; retrying once with the new one");
                 return Ok(Some(renewed));
             }
         }
-        if !self.renews_on(status) {
+        if !provider.renews_on(status) {
             return Ok(None);
         }
-        inner.invalidate(self.index, conn, credential.token_id());
+        self.invalidate(index, conn, credential.token_id());
         if !can_retry {
             debug!(
-                provider = self.id(),
+                provider = %provider.id,
                 status = code,
                 "credential rejected; the request body cannot be copied, so it is not retried"
             );
             return Ok(None);
         }
-        let renewed = inner.credential(self.index, conn).await?;
+        let renewed = self.credential(index, conn).await?;
         if renewed.token_id() == credential.token_id() {
             return Ok(None);
         }
-        debug!(provider = self.id(), status = code, token = %renewed.token_id(), "credential rejected; renewed, retrying the request once");
+        debug!(provider = %provider.id, status = code, token = %renewed.token_id(), "credential rejected; renewed, retrying the request once");
         Ok(Some(renewed))
     }
 }

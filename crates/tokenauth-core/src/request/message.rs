@@ -3,7 +3,7 @@
 //! how a credential is attached. Sealed: an adapter names one of them as its
 //! [`Transport::Request`](super::Transport::Request), core does the rest.
 
-use http::{HeaderMap, StatusCode, Uri};
+use http::{Extensions, HeaderMap, StatusCode, Uri};
 use url::Url;
 
 use crate::cache::Credential;
@@ -32,13 +32,13 @@ pub(crate) mod sealed {
         /// for the scheme and authority of a path-only URI.
         fn target<'a>(&'a self, origin: Option<&'a Origin>) -> Option<Target<'a>>;
         fn headers(&self) -> &HeaderMap;
+        /// The request's own extensions, where it carries them.
+        fn extensions(&self) -> Option<&Extensions>;
         /// The raw query string, without `?`.
         fn query(&self) -> Option<&str>;
-        /// The path to send instead, if routing read it differently (dot
-        /// segments resolved); see `route::resolved_path`.
-        fn resolved_path(&self) -> Option<String>;
-        /// Replaces the path, keeping the query.
-        fn set_path(&mut self, path: &str) -> Result<(), http::Error>;
+        /// Sends the path as routing read it: dot segments resolved (see
+        /// `route::resolved_path`), the query kept.
+        fn resolve_path(&mut self) -> Result<(), http::Error>;
         fn attach(&mut self, injection: &Injection) -> Result<(), http::Error>;
     }
 
@@ -71,13 +71,12 @@ impl sealed::Request for reqwest::Request {
         self.url().query()
     }
 
-    fn resolved_path(&self) -> Option<String> {
-        // `url::Url` resolved the dot segments when it parsed the URL.
+    fn extensions(&self) -> Option<&Extensions> {
         None
     }
 
-    fn set_path(&mut self, path: &str) -> Result<(), http::Error> {
-        self.url_mut().set_path(path);
+    fn resolve_path(&mut self) -> Result<(), http::Error> {
+        // `url::Url` resolved the dot segments when it parsed the URL.
         Ok(())
     }
 
@@ -115,14 +114,17 @@ impl<B> sealed::Request for http::Request<B> {
         self.uri().query()
     }
 
-    fn resolved_path(&self) -> Option<String> {
-        crate::route::resolved_path(self.uri().path())
+    fn extensions(&self) -> Option<&Extensions> {
+        Some(self.extensions())
     }
 
-    fn set_path(&mut self, path: &str) -> Result<(), http::Error> {
+    fn resolve_path(&mut self) -> Result<(), http::Error> {
+        let Some(path) = crate::route::resolved_path(self.uri().path()) else {
+            return Ok(());
+        };
         let path_and_query = match self.uri().query() {
             Some(query) => format!("{path}?{query}"),
-            None => path.to_owned(),
+            None => path,
         };
         set_path_and_query(self.uri_mut(), &path_and_query)
     }
@@ -142,6 +144,15 @@ impl<B> sealed::Request for http::Request<B> {
             }
             None => Ok(()),
         }
+    }
+}
+
+impl Credential {
+    /// Attaches the credential to a request (a `reqwest::Request` or an
+    /// `http::Request<B>`): the header, or the query parameter. Fails only
+    /// if the URI with the query parameter is not a valid URI.
+    pub fn apply_to<R: HttpRequest>(&self, request: &mut R) -> Result<(), http::Error> {
+        request.attach(self.injection())
     }
 }
 
@@ -180,22 +191,7 @@ impl sealed::Response for reqwest::Response {
         // placeholder URL: never the key.
         use reqwest::ResponseBuilderExt as _;
         let (mut parts, body) = http::Response::<reqwest::Body>::from(self).into_parts();
-        for name in [
-            http::header::LOCATION,
-            http::header::CONTENT_LOCATION,
-            http::header::REFRESH,
-        ] {
-            let redacted = parts
-                .headers
-                .get(&name)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| credential.remove_from_reference(v))
-                .and_then(|v| http::HeaderValue::try_from(v).ok());
-            if let Some(redacted) = redacted {
-                // These headers hold one value; `insert` replaces them all.
-                parts.headers.insert(name, redacted);
-            }
-        }
+        redact_url_headers(&mut parts.headers, credential);
         if let Ok(carrier) = http::Response::builder().url(url).body(()) {
             parts.extensions.extend(carrier.into_parts().0.extensions);
         }
@@ -206,6 +202,37 @@ impl sealed::Response for reqwest::Response {
 impl<B> sealed::Response for http::Response<B> {
     fn status(&self) -> StatusCode {
         self.status()
+    }
+
+    /// A query credential removed from the URL-valued headers, for a
+    /// redirect-following layer above (tower-http's `FollowRedirect`) that
+    /// would otherwise send the key to the next hop.
+    fn redact(mut self, credential: &Credential) -> Self {
+        if matches!(credential.injection(), Injection::Query { .. }) {
+            redact_url_headers(self.headers_mut(), credential);
+        }
+        self
+    }
+}
+
+/// Removes a query credential from a response's URL-valued headers
+/// (`Location`, `Content-Location`, `Refresh`): servers often keep the query
+/// when they redirect.
+fn redact_url_headers(headers: &mut HeaderMap, credential: &Credential) {
+    for name in [
+        http::header::LOCATION,
+        http::header::CONTENT_LOCATION,
+        http::header::REFRESH,
+    ] {
+        let redacted = headers
+            .get(&name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| credential.remove_from_reference(v))
+            .and_then(|v| http::HeaderValue::try_from(v).ok());
+        if let Some(redacted) = redacted {
+            // These headers hold one value; `insert` replaces them all.
+            headers.insert(name, redacted);
+        }
     }
 }
 

@@ -1,16 +1,16 @@
 //! The request sequence, written once for every adapter (the reqwest
-//! middleware, the tower layer, the proxy).
+//! middleware, the tower layer).
 //!
-//! An adapter asks [`TokenAuth::exchange`] whether a request gets a
-//! credential (routing, [`NoAuth`], a credential the caller set), then runs
+//! An adapter hands a request to [`TokenAuth::exchange`], which decides
+//! whether it gets a credential (routing, [`NoAuth`], a credential the
+//! caller set) and binds the provider to that very request; then it runs
 //! [`Exchange::send`] with its HTTP client behind the small [`Transport`]
 //! trait: send a request, copy one for the retry, turn core's error into
 //! its own. Everything in between is here: the connection (a [`Connection`]
 //! in the request extensions, else the provider's default connection from
 //! environment variables), attaching the credential, the outdated-token and
-//! renew-and-retry-once rules ([`ProviderHandle::after_response`]), and the
-//! redirect scope of clients that follow redirects themselves
-//! ([`TokenAuth::may_follow_redirect`]).
+//! renew-and-retry-once rules, and the redirect scope of clients that follow
+//! redirects themselves ([`TokenAuth::may_follow_redirect`]).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -47,13 +47,13 @@
 //! let auth = TokenAuth::builder(providers).build()?;
 //!
 //! let request = http::Request::get("https://api.example.com/items").body(String::new())?;
-//! let exchange = auth.exchange(&request, request.extensions(), None).expect("an API request");
-//! let response = exchange.send(&mut Echo, request).await?;
+//! let Ok(exchange) = auth.exchange(request, None, None) else { panic!("an API request") };
+//! let response = exchange.send(&mut Echo).await?;
 //! assert_eq!(response.body(), "k-123");
 //!
-//! // Outside every prefix: no exchange, the request goes out untouched.
+//! // Outside every prefix: no exchange, the request comes back untouched.
 //! let other = http::Request::get("https://example.com/").body(String::new())?;
-//! assert!(auth.exchange(&other, other.extensions(), None).is_none());
+//! assert!(auth.exchange(other, None, None).is_err());
 //! # Ok(()) }
 //! ```
 

@@ -28,8 +28,11 @@ fn scratch(name: &str) -> std::path::PathBuf {
     ))
 }
 
-/// Two handles on one storage (two processes, as far as the store knows).
-fn stores() -> Vec<(&'static str, Arc<dyn TokenStore>, Arc<dyn TokenStore>)> {
+/// A store's name and two handles on its storage (two processes, as far as
+/// the store knows).
+type Pair = (&'static str, Arc<dyn TokenStore>, Arc<dyn TokenStore>);
+
+fn stores() -> Vec<Pair> {
     let memory = Arc::new(MemoryStore::new());
     let dir = scratch("pair");
     vec![

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt as _;
 use redis::aio::ConnectionLike;
@@ -10,7 +10,8 @@ use redis::{Cmd, Pipeline, RedisFuture, Value};
 use secrecy::{ExposeSecret, SecretString};
 use tokenauth_core::store::{
     Backoff, CasOutcome, Lease, LeaseOutcome, Publication, SharedState, SharedToken, StoreError,
-    StoreErrorKind, StoreKey, TokenStore, WaitOutcome,
+    StoreErrorKind, StoreKey, TokenStore, WaitOutcome, from_unix_millis as from_ms,
+    same_refresh_token, unix_millis as to_ms,
 };
 
 use crate::builder::Settings;
@@ -178,15 +179,21 @@ struct RefreshValue {
     refresh_token: String,
 }
 
-fn to_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+/// A sealed value that names the key it belongs to.
+trait ForKey {
+    fn is_for(&self, key: &StoreKey<'_>) -> bool;
 }
 
-fn from_ms(ms: u64) -> SystemTime {
-    UNIX_EPOCH
-        .checked_add(Duration::from_millis(ms))
-        .unwrap_or(UNIX_EPOCH)
+impl ForKey for StateValue {
+    fn is_for(&self, key: &StoreKey<'_>) -> bool {
+        self.provider == key.provider && self.connection == key.connection
+    }
+}
+
+impl ForKey for RefreshValue {
+    fn is_for(&self, key: &StoreKey<'_>) -> bool {
+        self.provider == key.provider && self.connection == key.connection
+    }
 }
 
 fn millis(d: Duration) -> u64 {
@@ -206,18 +213,26 @@ impl RedisStore {
         Names::new(&self.inner.settings.key_prefix, key)
     }
 
+    fn timed_out(&self, doing: &str) -> StoreError {
+        StoreError::new(
+            StoreErrorKind::Unavailable,
+            format!(
+                "Redis at {} did not answer within {:?} while {doing}: check that it runs and is reachable, or raise RedisStoreBuilder::timeout",
+                self.inner.server, self.inner.settings.timeout
+            ),
+        )
+    }
+
     /// A Redis error as a store error that says what could not be done.
     fn failed(&self, doing: &str, e: redis::RedisError) -> StoreError {
         let server = &self.inner.server;
-        let (kind, message) = if e.is_timeout() {
-            (
-                StoreErrorKind::Unavailable,
-                format!(
-                    "Redis at {server} did not answer within {:?} while {doing}: check that it runs and is reachable, or raise RedisStoreBuilder::timeout",
-                    self.inner.settings.timeout
-                ),
-            )
-        } else if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
+        if e.is_timeout() {
+            return self.timed_out(doing).with_source(e);
+        }
+        let (kind, message) = if e.is_io_error()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+        {
             (
                 StoreErrorKind::Unavailable,
                 format!(
@@ -246,41 +261,23 @@ impl RedisStore {
     ) -> Result<T, StoreError> {
         match tokio::time::timeout(self.inner.settings.timeout, fut).await {
             Ok(result) => result.map_err(|e| self.failed(doing, e)),
-            Err(_) => Err(StoreError::new(
-                StoreErrorKind::Unavailable,
-                format!(
-                    "Redis at {} did not answer within {:?} while {doing}: check that it runs and is reachable, or raise RedisStoreBuilder::timeout",
-                    self.inner.server, self.inner.settings.timeout
-                ),
-            )),
+            Err(_) => Err(self.timed_out(doing)),
         }
     }
 
-    fn open_state(
+    /// The value sealed in `sealed` under the Redis key `name`; `None` when
+    /// it belongs to another key (the ids inside tell a hash collision
+    /// apart).
+    fn open<T: serde::de::DeserializeOwned + ForKey>(
         &self,
-        names: &Names,
+        name: &str,
         key: &StoreKey<'_>,
         sealed: &[u8],
-    ) -> Result<Option<StateValue>, StoreError> {
-        let plain = self.inner.sealing.open(&names.state, sealed)?;
-        let value: StateValue = serde_json::from_slice(&plain)
-            .map_err(|_| corrupt(&names.state, "its content is not a token state"))?;
-        Ok((value.provider == key.provider && value.connection == key.connection).then_some(value))
-    }
-
-    fn open_refresh(
-        &self,
-        names: &Names,
-        key: &StoreKey<'_>,
-        sealed: &[u8],
-    ) -> Result<Option<SecretString>, StoreError> {
-        let plain = self.inner.sealing.open(&names.refresh, sealed)?;
-        let value: RefreshValue = serde_json::from_slice(&plain)
-            .map_err(|_| corrupt(&names.refresh, "its content is not a refresh token"))?;
-        Ok(
-            (value.provider == key.provider && value.connection == key.connection)
-                .then(|| SecretString::from(value.refresh_token)),
-        )
+    ) -> Result<Option<T>, StoreError> {
+        let plain = self.inner.sealing.open(name, sealed)?;
+        let value: T = serde_json::from_slice(&plain)
+            .map_err(|_| corrupt(name, "its content is not what tokenauth stores there"))?;
+        Ok(value.is_for(key).then_some(value))
     }
 
     /// The refresh token's generation and value.
@@ -301,7 +298,9 @@ impl RedisStore {
             )
             .await?;
         let token = match sealed {
-            Some(sealed) => self.open_refresh(names, key, &sealed)?,
+            Some(sealed) => self
+                .open::<RefreshValue>(&names.refresh, key, &sealed)?
+                .map(|v| SecretString::from(v.refresh_token)),
             None => None,
         };
         Ok((generation.unwrap_or(0), token))
@@ -376,7 +375,9 @@ impl TokenStore for RedisStore {
             )
             .await?;
         let refresh_token = match sealed_refresh {
-            Some(sealed) => self.open_refresh(&names, key, &sealed)?,
+            Some(sealed) => self
+                .open::<RefreshValue>(&names.refresh, key, &sealed)?
+                .map(|v| SecretString::from(v.refresh_token)),
             None => None,
         };
         let mut state = SharedState {
@@ -384,7 +385,7 @@ impl TokenStore for RedisStore {
             ..SharedState::default()
         };
         let value = match sealed_state {
-            Some(sealed) => match self.open_state(&names, key, &sealed) {
+            Some(sealed) => match self.open::<StateValue>(&names.state, key, &sealed) {
                 Ok(value) => value,
                 // The state is a cache of the provider's reply: one that
                 // cannot be read is fetched again.
@@ -559,12 +560,7 @@ impl TokenStore for RedisStore {
         // end in a conflict or a write.
         for _ in 0..16 {
             let (generation, current) = self.read_refresh(&names, key).await?;
-            let same = match (&current, used) {
-                (None, None) => true,
-                (Some(a), Some(b)) => a.expose_secret() == b.expose_secret(),
-                _ => false,
-            };
-            if !same {
+            if !same_refresh_token(current.as_ref(), used) {
                 return Ok(CasOutcome::Conflict { current });
             }
             let mut conn = self.conn();

@@ -43,6 +43,14 @@ async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
         .unwrap()
 }
 
+/// Runs `cmd` on the raw connection.
+async fn query<T: redis::FromRedisValue>(
+    conn: &mut redis::aio::MultiplexedConnection,
+    cmd: &redis::Cmd,
+) -> T {
+    cmd.query_async(conn).await.unwrap()
+}
+
 fn acquired(outcome: LeaseOutcome) -> Lease {
     match outcome {
         LeaseOutcome::Acquired(lease) => lease,
@@ -62,6 +70,20 @@ fn token(access: &str, lifetime: Duration) -> Publication {
 
 fn secret(s: &str) -> SecretString {
     SecretString::from(s.to_owned())
+}
+
+/// A store with a published token (`at-1`) and a refresh token (`rt-1`),
+/// and the lease that published it.
+async fn filled(server: &RedisServer) -> (RedisStore, Lease) {
+    let store = store(server).await;
+    let lease = acquired(store.try_lease(&KEY, "a", TTL).await.unwrap());
+    assert!(store.publish(&lease, &token("at-1", TTL)).await.unwrap());
+    let stored = store
+        .cas_refresh(&KEY, None, Some(&secret("rt-1")))
+        .await
+        .unwrap();
+    assert!(matches!(stored, CasOutcome::Written));
+    (store, lease)
 }
 
 #[tokio::test]
@@ -293,17 +315,9 @@ async fn the_state_expires_a_grace_period_after_the_token() {
             .unwrap()
     );
     let mut conn = raw(&server).await;
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("*:state")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let keys: Vec<String> = query(&mut conn, redis::cmd("KEYS").arg("*:state")).await;
     assert_eq!(keys.len(), 1, "{keys:?}");
-    let pttl: i64 = redis::cmd("PTTL")
-        .arg(&keys[0])
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let pttl: i64 = query(&mut conn, redis::cmd("PTTL").arg(&keys[0])).await;
     assert!((85_000..=90_000).contains(&pttl), "{pttl}");
     // The lease expires at its deadline; the refresh token never expires.
     let _ = store
@@ -314,11 +328,7 @@ async fn the_state_expires_a_grace_period_after_the_token() {
         let mut out = Vec::new();
         for suffix in ["lease", "rt"] {
             let key = keys[0].replace(":state", &format!(":{suffix}"));
-            let t: i64 = redis::cmd("PTTL")
-                .arg(&key)
-                .query_async(&mut conn)
-                .await
-                .unwrap();
+            let t: i64 = query(&mut conn, redis::cmd("PTTL").arg(&key)).await;
             out.push((suffix.to_owned(), t));
         }
         out
@@ -330,15 +340,9 @@ async fn the_state_expires_a_grace_period_after_the_token() {
 #[tokio::test]
 async fn flushall_leaves_an_empty_store_that_works() {
     let server = RedisServer::start();
-    let store = store(&server).await;
-    let lease = acquired(store.try_lease(&KEY, "a", TTL).await.unwrap());
-    assert!(store.publish(&lease, &token("at-1", TTL)).await.unwrap());
-    let _ = store
-        .cas_refresh(&KEY, None, Some(&secret("rt-1")))
-        .await
-        .unwrap();
+    let (store, lease) = filled(&server).await;
     let mut conn = raw(&server).await;
-    let () = redis::cmd("FLUSHALL").query_async(&mut conn).await.unwrap();
+    let () = query(&mut conn, &redis::cmd("FLUSHALL")).await;
 
     let state = store.read(&KEY).await.unwrap();
     assert!(state.token.is_none() && state.refresh_token.is_none() && state.version == 0);
@@ -385,33 +389,15 @@ async fn nothing_secret_is_in_redis_in_clear() {
     assert!(store.publish(&lease, &published).await.unwrap());
 
     let mut conn = raw(&server).await;
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("*")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let keys: Vec<String> = query(&mut conn, redis::cmd("KEYS").arg("*")).await;
     assert_eq!(keys.len(), 4, "state, rt, lease, fence: {keys:?}");
     let mut everything = String::new();
     for key in &keys {
         assert!(key.starts_with("tokenauth:test:{twoba:"), "{key}");
-        let kind: String = redis::cmd("TYPE")
-            .arg(key)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        let kind: String = query(&mut conn, redis::cmd("TYPE").arg(key)).await;
         let values: Vec<Vec<u8>> = match kind.as_str() {
-            "hash" => redis::cmd("HGETALL")
-                .arg(key)
-                .query_async(&mut conn)
-                .await
-                .unwrap(),
-            _ => vec![
-                redis::cmd("GET")
-                    .arg(key)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap(),
-            ],
+            "hash" => query(&mut conn, redis::cmd("HGETALL").arg(key)).await,
+            _ => vec![query(&mut conn, redis::cmd("GET").arg(key)).await],
         };
         everything.push_str(key);
         for v in values {
@@ -464,17 +450,8 @@ async fn keys_rotate_and_a_wrong_key_is_a_clear_error() {
         CasOutcome::Written
     ));
     let mut conn = raw(&server).await;
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("*:rt")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let sealed: String = redis::cmd("HGET")
-        .arg(&keys[0])
-        .arg("d")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let keys: Vec<String> = query(&mut conn, redis::cmd("KEYS").arg("*:rt")).await;
+    let sealed: String = query(&mut conn, redis::cmd("HGET").arg(&keys[0]).arg("d")).await;
     assert!(sealed.starts_with("tokenauth1.enc.k2."), "{sealed}");
 
     // A store without k2: a typed error that names the key id, no secret.
@@ -556,57 +533,44 @@ async fn plaintext_needs_an_explicit_opt_in() {
 #[tokio::test]
 async fn garbage_in_redis_is_a_typed_error_or_absent_never_a_panic() {
     let server = RedisServer::start();
-    let store = store(&server).await;
-    let lease = acquired(store.try_lease(&KEY, "a", TTL).await.unwrap());
-    assert!(store.publish(&lease, &token("at-1", TTL)).await.unwrap());
-    let _ = store
-        .cas_refresh(&KEY, None, Some(&secret("rt-1")))
-        .await
-        .unwrap();
+    let (store, _lease) = filled(&server).await;
     let mut conn = raw(&server).await;
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("*")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let keys: Vec<String> = query(&mut conn, redis::cmd("KEYS").arg("*")).await;
     let named = |suffix: &str| keys.iter().find(|k| k.ends_with(suffix)).unwrap().clone();
 
     // A state that is not ours: absent (it is refetched).
-    let () = redis::cmd("HSET")
-        .arg(named(":state"))
-        .arg("d")
-        .arg("not a sealed value")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let () = query(
+        &mut conn,
+        redis::cmd("HSET")
+            .arg(named(":state"))
+            .arg("d")
+            .arg("not a sealed value"),
+    )
+    .await;
     let state = store.read(&KEY).await.unwrap();
     assert!(state.token.is_none());
     assert_eq!(state.refresh_token.unwrap().expose_secret(), "rt-1");
 
     // A refresh token that is not ours: a typed error that says what to do.
-    let () = redis::cmd("HSET")
-        .arg(named(":rt"))
-        .arg("d")
-        .arg("tokenauth1.enc.k1.%%%")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let () = query(
+        &mut conn,
+        redis::cmd("HSET")
+            .arg(named(":rt"))
+            .arg("d")
+            .arg("tokenauth1.enc.k1.%%%"),
+    )
+    .await;
     let err = store.read(&KEY).await.unwrap_err();
     assert_eq!(err.kind(), StoreErrorKind::Corrupt);
     assert!(err.to_string().contains("delete the key"), "{err}");
 
     // A key of the wrong type: the server refuses, a typed error.
-    let () = redis::cmd("DEL")
-        .arg(named(":rt"))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let () = redis::cmd("SET")
-        .arg(named(":rt"))
-        .arg("a string")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let () = query(&mut conn, redis::cmd("DEL").arg(named(":rt"))).await;
+    let () = query(
+        &mut conn,
+        redis::cmd("SET").arg(named(":rt")).arg("a string"),
+    )
+    .await;
     let err = store.read(&KEY).await.unwrap_err();
     assert_eq!(err.kind(), StoreErrorKind::Server, "{err}");
 }

@@ -3,14 +3,15 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::memory::{bounded, deadline_after, same_token};
+use super::memory::{bounded, deadline_after};
 use super::{
     Backoff, CasOutcome, Lease, LeaseOutcome, Publication, SharedState, SharedToken, StoreError,
-    StoreKey, TokenStore, WaitOutcome,
+    StoreKey, TokenStore, WaitOutcome, from_unix_millis as from_ms, same_refresh_token,
+    unix_millis as to_ms,
 };
 
 /// A temporary file older than this is one whose writer died (a write takes
@@ -257,19 +258,6 @@ struct LeaseRecord {
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
-}
-
-fn to_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// A time from a file: one that no `SystemTime` holds is the epoch (long
-/// past), so a corrupt deadline or expiry never holds anything up.
-fn from_ms(ms: u64) -> SystemTime {
-    UNIX_EPOCH
-        .checked_add(Duration::from_millis(ms))
-        .unwrap_or(UNIX_EPOCH)
 }
 
 impl Record {
@@ -662,7 +650,7 @@ impl TokenStore for FileStore {
         let new = new.map(|t| t.expose_secret().to_owned());
         self.update(key, move |record, _now| {
             let current = record.refresh_token();
-            if !same_token(current.as_ref(), used.as_ref()) {
+            if !same_refresh_token(current.as_ref(), used.as_ref()) {
                 return (false, CasOutcome::Conflict { current });
             }
             record.refresh_token = new;

@@ -2,12 +2,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use tokio::sync::Notify;
 
 use super::{
     Backoff, CasOutcome, Lease, LeaseOutcome, Publication, SharedState, StoreError, StoreKey,
-    TokenStore, WaitOutcome,
+    TokenStore, WaitOutcome, same_refresh_token,
 };
 use crate::clock::{Clock, SystemClock};
 
@@ -129,15 +129,6 @@ fn owned(key: &StoreKey<'_>) -> (String, String) {
     (key.provider.to_owned(), key.connection.to_owned())
 }
 
-/// True when both are absent or both hold the same token.
-pub(super) fn same_token(a: Option<&SecretString>, b: Option<&SecretString>) -> bool {
-    match (a, b) {
-        (None, None) => true,
-        (Some(a), Some(b)) => a.expose_secret() == b.expose_secret(),
-        _ => false,
-    }
-}
-
 /// `now + ttl`, saturating at a year past `now` (a `SystemTime` cannot
 /// hold every sum, and no lease lasts a year).
 pub(super) fn deadline_after(now: SystemTime, ttl: Duration) -> SystemTime {
@@ -244,7 +235,7 @@ impl TokenStore for MemoryStore {
         new: Option<&SecretString>,
     ) -> Result<CasOutcome, StoreError> {
         Ok(self.with_entry(key, |entry| {
-            if same_token(entry.refresh_token.as_ref(), used) {
+            if same_refresh_token(entry.refresh_token.as_ref(), used) {
                 entry.refresh_token = new.cloned();
                 CasOutcome::Written
             } else {
@@ -281,6 +272,8 @@ impl TokenStore for MemoryStore {
 
 #[cfg(test)]
 mod tests {
+    use secrecy::ExposeSecret;
+
     use super::*;
     use crate::clock::ManualClock;
 

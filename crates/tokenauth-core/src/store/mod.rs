@@ -105,9 +105,9 @@ mod memory;
 mod state;
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 pub use error::{StoreError, StoreErrorKind};
 pub use file::FileStore;
@@ -145,6 +145,33 @@ impl StoreKey<'_> {
             .chain(self.connection.as_bytes());
         let hash = bytes.fold(OFFSET, |h, b| (h ^ u128::from(*b)).wrapping_mul(PRIME));
         format!("{hash:032x}")
+    }
+}
+
+/// Milliseconds since the Unix epoch, as stores write times (0 for a time
+/// before the epoch). For [`TokenStore`] implementations.
+pub fn unix_millis(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The time `millis` after the Unix epoch, as stores read times back. One
+/// that no [`SystemTime`] holds (a corrupt value) is the epoch itself, long
+/// past, so a broken deadline or expiry never holds anything up. For
+/// [`TokenStore`] implementations.
+pub fn from_unix_millis(millis: u64) -> SystemTime {
+    UNIX_EPOCH
+        .checked_add(Duration::from_millis(millis))
+        .unwrap_or(UNIX_EPOCH)
+}
+
+/// True when both are absent or both hold the same token: the comparison
+/// of [`TokenStore::cas_refresh`]. For [`TokenStore`] implementations.
+pub fn same_refresh_token(a: Option<&SecretString>, b: Option<&SecretString>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => a.expose_secret() == b.expose_secret(),
+        _ => false,
     }
 }
 

@@ -10,7 +10,8 @@ use tokenauth_core::store::{
     CasOutcome, FileStore, Lease, LeaseOutcome, MemoryStore, Publication, SharedState, StoreError,
     StoreKey, TokenStore, WaitOutcome,
 };
-use tokenauth_emulator::Provider;
+use tokenauth_core::{Connection, TokenAuth};
+use tokenauth_emulator::{Emulator, Provider};
 
 use crate::helpers::*;
 
@@ -260,30 +261,34 @@ impl TokenStore for StaleOnce {
     }
 }
 
-#[tokio::test]
-async fn a_rejected_refresh_rereads_the_store_before_logging_in() {
-    let emu = emulator().await;
-    let conn = twoba();
+/// An engine over a [`StaleOnce`] store that has logged in and refreshed
+/// once (rotating the refresh token); returns the refresh token that the
+/// refresh used up.
+async fn rotated_once(
+    emu: &Emulator,
+    conn: &Connection,
+) -> (TokenAuth, Arc<ManualClock>, Arc<StaleOnce>, SecretString) {
     let clock = Arc::new(ManualClock::new());
     let store = Arc::new(StaleOnce {
         inner: MemoryStore::new(),
         stale: Mutex::new(None),
         land_before_cas: Mutex::new(None),
     });
-    let auth = engine_with(&emu, seed_providers(), store.clone(), clock.clone());
-    auth.credential_of("twoba", Some(&conn)).await.unwrap(); // login
+    let auth = engine_with(emu, seed_providers(), store.clone(), clock.clone());
+    auth.credential_of("twoba", Some(conn)).await.unwrap(); // login
     clock.advance(Duration::from_secs(121));
-    auth.credential_of("twoba", Some(&conn)).await.unwrap(); // refresh: rotates
+    auth.credential_of("twoba", Some(conn)).await.unwrap(); // refresh: rotates
     let used = emu.recorded_token_requests()[1]
         .form_field("refresh_token")
         .unwrap()
         .to_owned();
-    *store.stale.lock().unwrap() = Some(SecretString::from(used)); // the used-up one
+    (auth, clock, store, SecretString::from(used))
+}
 
-    clock.advance(Duration::from_secs(121));
-    auth.credential_of("twoba", Some(&conn)).await.unwrap();
+/// One login, three refreshes of which one got 400: the dead token was
+/// replaced by the one in the store, without logging in again.
+fn assert_recovered_without_login(emu: &Emulator) {
     let token = emu.stats().twoba.token;
-    // stale -> 400, re-read -> the current one -> success; no login.
     assert_eq!(
         (
             token.requests_by_grant.password,
@@ -292,6 +297,19 @@ async fn a_rejected_refresh_rereads_the_store_before_logging_in() {
         (1, 3)
     );
     assert_eq!(token.status(400), 1);
+}
+
+#[tokio::test]
+async fn a_rejected_refresh_rereads_the_store_before_logging_in() {
+    let emu = emulator().await;
+    let conn = twoba();
+    let (auth, clock, store, used) = rotated_once(&emu, &conn).await;
+    *store.stale.lock().unwrap() = Some(used); // the used-up one
+
+    clock.advance(Duration::from_secs(121));
+    auth.credential_of("twoba", Some(&conn)).await.unwrap();
+    // stale -> 400, the removal finds the current one -> success; no login.
+    assert_recovered_without_login(&emu);
 }
 
 /// The v1 bug: a worker whose refresh lost the race re-read the store, still
@@ -306,22 +324,7 @@ async fn a_lost_refresh_race_never_deletes_the_winners_token() {
         provider: "twoba",
         connection: conn.id(),
     };
-    let clock = Arc::new(ManualClock::new());
-    let store = Arc::new(StaleOnce {
-        inner: MemoryStore::new(),
-        stale: Mutex::new(None),
-        land_before_cas: Mutex::new(None),
-    });
-    let auth = engine_with(&emu, seed_providers(), store.clone(), clock.clone());
-    auth.credential_of("twoba", Some(&conn)).await.unwrap(); // login
-    clock.advance(Duration::from_secs(121));
-    auth.credential_of("twoba", Some(&conn)).await.unwrap(); // refresh: rotates
-    let used = SecretString::from(
-        emu.recorded_token_requests()[1]
-            .form_field("refresh_token")
-            .unwrap()
-            .to_owned(),
-    );
+    let (auth, clock, store, used) = rotated_once(&emu, &conn).await;
     let winners = store.inner.read(&key).await.unwrap().refresh_token.unwrap();
     // This worker reads the used-up token; the winner's lands just before
     // this worker's compare-and-set.
@@ -335,16 +338,8 @@ async fn a_lost_refresh_race_never_deletes_the_winners_token() {
 
     clock.advance(Duration::from_secs(121));
     auth.credential_of("twoba", Some(&conn)).await.unwrap();
-    let token = emu.stats().twoba.token;
     // used-up -> 400, the removal finds the winner's token -> refresh with it.
-    assert_eq!(
-        (
-            token.requests_by_grant.password,
-            token.requests_by_grant.refresh_token
-        ),
-        (1, 3)
-    );
-    assert_eq!(token.status(400), 1);
+    assert_recovered_without_login(&emu);
     let last_sent = emu
         .recorded_token_requests()
         .last()

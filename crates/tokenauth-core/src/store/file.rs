@@ -601,15 +601,14 @@ impl TokenStore for FileStore {
 
     async fn release(&self, lease: &Lease) -> Result<bool, StoreError> {
         let leased = lease.clone();
-        self.update(&lease.key(), move |record, _now| {
-            let ours = record
-                .lease
-                .as_ref()
-                .is_some_and(|held| held.owner == leased.owner() && held.fence == leased.fence());
-            if ours {
+        self.update(&lease.key(), move |record, now| {
+            // Past its deadline the lease is no longer the caller's (Redis
+            // drops it then), so releasing it says false, as renewing does.
+            let live = record.holds(&leased, now);
+            if live {
                 record.lease = None;
             }
-            (ours, ours)
+            (live, live)
         })
         .await
     }

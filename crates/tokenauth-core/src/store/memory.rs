@@ -195,14 +195,11 @@ impl TokenStore for MemoryStore {
 
     async fn release(&self, lease: &Lease) -> Result<bool, StoreError> {
         let released = self.with_entry(&lease.key(), |entry| {
-            let ours = entry
-                .lease
-                .as_ref()
-                .is_some_and(|held| held.owner == lease.owner() && held.fence == lease.fence());
-            if ours {
+            let live = self.holds(entry, lease);
+            if live {
                 entry.lease = None;
             }
-            ours
+            live
         });
         if released {
             self.changed.notify_waiters();

@@ -232,9 +232,10 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
         ttl: Duration,
     ) -> Result<Option<std::time::SystemTime>, StoreError>;
 
-    /// Gives `lease` back, if it is still the key's lease. Returns false
-    /// when it was not (it had expired, maybe been taken by someone else):
-    /// nothing is changed then. Processes waiting on the key wake up.
+    /// Gives `lease` back, if it is still the key's live lease. Returns
+    /// false when it was not (it had expired, and may have been taken by
+    /// someone else): nothing is changed then. Processes waiting on the key
+    /// wake up.
     ///
     /// # Concurrent calls
     /// A compare-and-delete on the owner and fencing number: a stale holder
@@ -325,5 +326,29 @@ mod tests {
             connection: "atenant-42",
         };
         assert_ne!(key.digest(), shifted.digest());
+    }
+
+    #[test]
+    fn debug_output_holds_no_token() {
+        let state = SharedState {
+            token: Some(SharedToken {
+                access: SecretString::from("at-secret-1"),
+                expires_at: SystemTime::now(),
+            }),
+            refresh_token: Some(SecretString::from("rt-secret-2")),
+            backoff: None,
+            version: 3,
+        };
+        let debug = format!(
+            "{state:?} {:?}",
+            CasOutcome::Conflict {
+                current: state.refresh_token.clone()
+            }
+        );
+        assert!(!debug.contains("secret"), "{debug}");
+        assert!(
+            debug.contains("SharedToken { access: \"[redacted]\""),
+            "{debug}"
+        );
     }
 }

@@ -49,18 +49,18 @@ const WAIT_POLL: Duration = Duration::from_millis(20);
 /// - Writes are atomic and durable: a temporary file `.tmp-rt-<hash>.json-<random>`
 ///   in the same directory, flushed to disk, renamed over the old one, and
 ///   then (on Unix) the directory itself is flushed, so a reader never sees
-///   half a token and a crash after `save` returns never loses the new one.
+///   half a token and a crash after a write returns never loses the new one.
 ///   Removals flush the directory too.
 /// - A writer killed mid-write leaves its temporary file behind. The first
 ///   operation of a `FileStore` removes such files when they are older than
 ///   a minute (a live writer's file is milliseconds old; a writer stopped
 ///   for longer than that between writing and renaming gets an error from
-///   its `save`); nothing else in the directory is touched, and symbolic
+///   that write); nothing else in the directory is touched, and symbolic
 ///   links are never followed.
 /// - Only regular files are read. A FIFO, socket, device, directory or
 ///   symbolic link at a token file's path is refused with an error that names
 ///   the path (on Linux it is opened non-blocking and without following
-///   links, and checked after opening, so it can never block a `load`).
+///   links, and checked after opening, so it can never block a `read`).
 /// - On Unix the directory is created `0700` and files are `0600`.
 #[derive(Clone, Debug)]
 pub struct FileStore {
@@ -717,7 +717,7 @@ mod tests {
         file.set_modified(SystemTime::now() - age).unwrap();
     }
 
-    /// `load`, failing (instead of hanging the test) if it blocks.
+    /// `read`, failing (instead of hanging the test) if it blocks.
     async fn load_promptly(store: &FileStore, unblock: &Path) -> Result<SharedState, StoreError> {
         match tokio::time::timeout(Duration::from_secs(10), store.read(&KEY)).await {
             Ok(result) => result,

@@ -50,7 +50,8 @@ const WAIT_POLL: Duration = Duration::from_millis(20);
 ///   in the same directory, flushed to disk, renamed over the old one, and
 ///   then (on Unix) the directory itself is flushed, so a reader never sees
 ///   half a token and a crash after a write returns never loses the new one.
-///   Removals flush the directory too.
+///   A removed refresh token is removed from the file, which stays: its
+///   fencing number must keep growing.
 /// - A writer killed mid-write leaves its temporary file behind. The first
 ///   operation of a `FileStore` removes such files when they are older than
 ///   a minute (a live writer's file is milliseconds old; a writer stopped

@@ -105,7 +105,7 @@ impl Evidence {
             provider: "twoba",
             connection: conn.id(),
         };
-        if let Some(t) = auth.store().load(&key).await.unwrap() {
+        if let Some(t) = auth.store().read(&key).await.unwrap().refresh_token {
             self.tokens.push(t.expose_secret().to_owned());
         }
     }

@@ -1,6 +1,9 @@
 //! The reqwest-middleware middleware.
 
 use futures_util::future::join_all;
+use tokenauth::store::{
+    CasOutcome, Lease, LeaseOutcome, Publication, SharedState, StoreError, StoreKey, WaitOutcome,
+};
 use tokenauth::{ClientBuilderExt as _, Connection, Error, NoAuth, auth_error};
 use tokenauth_emulator::{Provider, REOB_DEMO_USERNAME};
 
@@ -530,8 +533,8 @@ async fn token_replaced_in_flight_403_is_retried_with_the_current_token() {
     .await;
 }
 
-/// A `MemoryStore` whose `save` takes `delay` once `slow` is set (a
-/// FileStore on a slow disk: its `save` writes, fsyncs and renames).
+/// A `MemoryStore` whose refresh-token writes take `delay` once `slow` is
+/// set (a FileStore on a slow disk: each write fsyncs and renames).
 #[derive(Debug)]
 struct SlowStore {
     inner: tokenauth::store::MemoryStore,
@@ -539,52 +542,56 @@ struct SlowStore {
     delay: std::time::Duration,
 }
 
-type StoreFuture<'a, T> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<T>> + Send + 'a>>;
-
-// `#[async_trait]` by hand (the root package has no async-trait dependency).
+#[async_trait::async_trait]
 impl tokenauth::store::TokenStore for SlowStore {
-    fn load<'s, 'k, 'p, 'f>(
-        &'s self,
-        key: &'k tokenauth::store::StoreKey<'p>,
-    ) -> StoreFuture<'f, Option<secrecy::SecretString>>
-    where
-        's: 'f,
-        'k: 'f,
-        'p: 'f,
-    {
-        self.inner.load(key)
+    async fn read(&self, key: &StoreKey<'_>) -> Result<SharedState, StoreError> {
+        self.inner.read(key).await
     }
 
-    fn save<'s, 'k, 'p, 't, 'f>(
-        &'s self,
-        key: &'k tokenauth::store::StoreKey<'p>,
-        refresh_token: &'t secrecy::SecretString,
-    ) -> StoreFuture<'f, ()>
-    where
-        's: 'f,
-        'k: 'f,
-        'p: 'f,
-        't: 'f,
-    {
-        Box::pin(async move {
-            if self.slow.load(std::sync::atomic::Ordering::Relaxed) {
-                tokio::time::sleep(self.delay).await;
-            }
-            self.inner.save(key, refresh_token).await
-        })
+    async fn try_lease(
+        &self,
+        key: &StoreKey<'_>,
+        owner: &str,
+        ttl: std::time::Duration,
+    ) -> Result<LeaseOutcome, StoreError> {
+        self.inner.try_lease(key, owner, ttl).await
     }
 
-    fn remove<'s, 'k, 'p, 'f>(
-        &'s self,
-        key: &'k tokenauth::store::StoreKey<'p>,
-    ) -> StoreFuture<'f, ()>
-    where
-        's: 'f,
-        'k: 'f,
-        'p: 'f,
-    {
-        self.inner.remove(key)
+    async fn renew_lease(
+        &self,
+        lease: &Lease,
+        ttl: std::time::Duration,
+    ) -> Result<Option<std::time::SystemTime>, StoreError> {
+        self.inner.renew_lease(lease, ttl).await
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<bool, StoreError> {
+        self.inner.release(lease).await
+    }
+
+    async fn publish(&self, lease: &Lease, publication: &Publication) -> Result<bool, StoreError> {
+        self.inner.publish(lease, publication).await
+    }
+
+    async fn cas_refresh(
+        &self,
+        key: &StoreKey<'_>,
+        used: Option<&secrecy::SecretString>,
+        new: Option<&secrecy::SecretString>,
+    ) -> Result<CasOutcome, StoreError> {
+        if new.is_some() && self.slow.load(std::sync::atomic::Ordering::Relaxed) {
+            tokio::time::sleep(self.delay).await;
+        }
+        self.inner.cas_refresh(key, used, new).await
+    }
+
+    async fn wait(
+        &self,
+        key: &StoreKey<'_>,
+        seen: u64,
+        timeout: std::time::Duration,
+    ) -> Result<WaitOutcome, StoreError> {
+        self.inner.wait(key, seen, timeout).await
     }
 }
 
@@ -593,7 +600,7 @@ impl tokenauth::store::TokenStore for SlowStore {
 /// one only after the refresh reply is read and its refresh token saved. A
 /// request rejected (403) in between finds the old token still cached, so
 /// it is not "outdated" and the 403 reaches the caller. Here the store's
-/// `save` takes 1.5 s and the API answers after 300 ms.
+/// refresh-token write takes 1.5 s and the API answers after 300 ms.
 ///
 /// Failed on 496c007 (the trigger request got 403). Now, when the rejected
 /// token is still the cached one but its renewal is in progress, the

@@ -166,34 +166,39 @@ async fn file_store_is_private_and_names_hide_ids() {
         provider: "twoba",
         connection: "tenant-with-a-secret-name",
     };
-    store
-        .save(&key, &SecretString::from("rt-value-123"))
-        .await
-        .unwrap();
+    let first = SecretString::from("rt-value-123");
+    let _ = store.cas_refresh(&key, None, Some(&first)).await.unwrap();
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&dir), 0o700, "the store directory");
     assert_eq!(mode(&root.join("nested")), 0o700, "directories it creates");
-    let files: Vec<_> = std::fs::read_dir(&dir)
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    assert_eq!(files.len(), 1, "no temporary file left: {files:?}");
-    assert_eq!(mode(&files[0]), 0o600, "the token file");
-    let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
-    assert!(
-        name.starts_with("rt-")
-            && !name.contains("twoba")
-            && !name.contains("tenant")
-            && !name.contains("rt-value"),
-        "{name}"
-    );
+    files.sort();
+    // The token file and its lock file (for writers in other processes).
+    assert_eq!(files.len(), 2, "no temporary file left: {files:?}");
+    assert_eq!(files[0], store.path_for(&key));
+    assert_eq!(files[1], files[0].with_extension("lock"));
+    for file in &files {
+        assert_eq!(mode(file), 0o600, "{}", file.display());
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            name.starts_with("rt-")
+                && !name.contains("twoba")
+                && !name.contains("tenant")
+                && !name.contains("rt-value"),
+            "{name}"
+        );
+    }
     // Rewritten atomically, still private.
-    store
-        .save(&key, &SecretString::from("rt-value-456"))
+    let second = SecretString::from("rt-value-456");
+    let _ = store
+        .cas_refresh(&key, Some(&first), Some(&second))
         .await
         .unwrap();
     assert_eq!(mode(&files[0]), 0o600);
-    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2);
     let _ = std::fs::remove_dir_all(&root);
 }
 
@@ -221,8 +226,12 @@ async fn file_store_cleans_up_after_a_killed_writer_and_never_blocks_on_a_fifo()
         connection: "c",
     };
     let store = FileStore::new(&dir);
-    store
-        .save(&key, &SecretString::from("rt-saved-before-the-crash"))
+    let _ = store
+        .cas_refresh(
+            &key,
+            None,
+            Some(&SecretString::from("rt-saved-before-the-crash")),
+        )
         .await
         .unwrap();
     let path = store.path_for(&key);
@@ -244,7 +253,9 @@ async fn file_store_cleans_up_after_a_killed_writer_and_never_blocks_on_a_fifo()
     // A restarted process opens the store.
     let store = FileStore::new(&dir);
     assert_eq!(
-        secrecy::ExposeSecret::expose_secret(&store.load(&key).await.unwrap().unwrap()),
+        secrecy::ExposeSecret::expose_secret(
+            &store.read(&key).await.unwrap().refresh_token.unwrap()
+        ),
         "rt-saved-before-the-crash"
     );
     assert!(!leftover.exists(), "the stale temporary file is removed");

@@ -145,8 +145,14 @@ impl Fixture {
                         provider,
                         connection: &id,
                     };
-                    self.store
-                        .save(&key, &SecretString::from(HELD_REFRESH))
+                    let current = self.store.read(&key).await.unwrap().refresh_token;
+                    let _ = self
+                        .store
+                        .cas_refresh(
+                            &key,
+                            current.as_ref(),
+                            Some(&SecretString::from(HELD_REFRESH)),
+                        )
                         .await
                         .unwrap();
                 }

@@ -248,7 +248,7 @@ pub enum Error {
 
     /// The token store failed.
     #[error(
-        "provider `{provider}`, connection `{connection}`: the token store could not {action} the refresh token: check the store's directory and its permissions"
+        "provider `{provider}`, connection `{connection}`: the token store could not {action} the refresh token (the cause, this error's source, says what failed and how to fix it)"
     )]
     Store {
         /// The provider id.
@@ -257,9 +257,9 @@ pub enum Error {
         connection: String,
         /// "load", "save" or "remove".
         action: &'static str,
-        /// The store's error.
+        /// The store's error: what failed and how to fix it.
         #[source]
-        source: Arc<std::io::Error>,
+        source: Arc<crate::store::StoreError>,
     },
 
     /// The default HTTP client could not be built.

@@ -22,11 +22,14 @@
 //!   computed with checked arithmetic: an overflow is an `InvalidExpiry`.
 //! - Refresh tokens: a held refresh token (from the [`TokenStore`]) is used
 //!   before logging in. When the refresh fails the way `refresh.on_error`
-//!   describes, the store is read again (another worker may have rotated
-//!   it) and, if it holds a different token, the refresh is tried once with
-//!   that; otherwise the dead token is removed and the engine logs in
+//!   describes, the dead token is removed from the store with a
+//!   compare-and-set ([`TokenStore::cas_refresh`]): if another worker has
+//!   rotated it meanwhile, nothing is removed and the refresh is tried once
+//!   with that worker's token; otherwise the engine logs in
 //!   (`action = "login"`) or fails (`"fail"`). A new or rotated refresh token
-//!   is saved before the access token is handed out.
+//!   is stored before the access token is handed out, again by
+//!   compare-and-set against the token that was used: a worker that lost a
+//!   race never overwrites or deletes the winner's token.
 
 mod parse;
 mod preview;
@@ -48,7 +51,7 @@ use crate::config::{
 };
 use crate::connection::Connection;
 use crate::error::{Error, RequestKind};
-use crate::store::{StoreKey, TokenStore};
+use crate::store::{CasOutcome, StoreKey, TokenStore};
 use crate::template::{Template, Var};
 
 use scrub::Scrubber;
@@ -144,7 +147,7 @@ impl Acquirer<'_> {
         }
     }
 
-    fn store_error(&self, action: &'static str, e: std::io::Error) -> Error {
+    fn store_error(&self, action: &'static str, e: crate::store::StoreError) -> Error {
         Error::Store {
             provider: self.provider.id.clone(),
             connection: self.conn.id().to_owned(),
@@ -153,25 +156,30 @@ impl Acquirer<'_> {
         }
     }
 
+    /// The stored refresh token.
     async fn load(&self) -> Result<Option<SecretString>, Error> {
         self.store
-            .load(&self.key())
+            .read(&self.key())
             .await
+            .map(|state| state.refresh_token)
             .map_err(|e| self.store_error("load", e))
     }
 
-    async fn save(&self, token: &SecretString) -> Result<(), Error> {
+    /// Replaces the stored refresh token `used` (the one this acquisition
+    /// read, or `None`: none was stored) with `new` (`None`: removes it).
+    /// When another worker changed it meanwhile nothing is written, and what
+    /// it stored is returned: a token never read here is never overwritten
+    /// or deleted here.
+    async fn swap_refresh(
+        &self,
+        used: Option<&SecretString>,
+        new: Option<&SecretString>,
+    ) -> Result<CasOutcome, Error> {
+        let action = if new.is_some() { "save" } else { "remove" };
         self.store
-            .save(&self.key(), token)
+            .cas_refresh(&self.key(), used, new)
             .await
-            .map_err(|e| self.store_error("save", e))
-    }
-
-    async fn remove(&self) -> Result<(), Error> {
-        self.store
-            .remove(&self.key())
-            .await
-            .map_err(|e| self.store_error("remove", e))
+            .map_err(|e| self.store_error(action, e))
     }
 
     /// Gets a new access token: refresh when a refresh token is held, else
@@ -182,48 +190,41 @@ impl Acquirer<'_> {
             Some(_) => self.load().await?,
             None => None,
         };
-        if let (Some(refresh), Some(rt)) = (&self.provider.refresh, held) {
-            match self.refresh(refresh, &rt).await {
-                Ok(parsed) => {
-                    return self
-                        .finish(parsed, RequestKind::Refresh, Some(&rt), refresh.rotate)
-                        .await;
-                }
-                Err(RefreshFailure::Other(e)) => return Err(e),
-                Err(RefreshFailure::Dead { status }) => {
-                    let mut status = status;
-                    // Another worker sharing the store may have rotated it.
-                    if let Some(current) = self.load().await?
-                        && current.expose_secret() != rt.expose_secret()
-                    {
-                        debug!(provider = %self.provider.id, connection = %self.conn.id(), "refresh token rejected; retrying with the one in the store");
-                        match self.refresh(refresh, &current).await {
-                            Ok(parsed) => {
-                                return self
-                                    .finish(
-                                        parsed,
-                                        RequestKind::Refresh,
-                                        Some(&current),
-                                        refresh.rotate,
-                                    )
-                                    .await;
-                            }
-                            Err(RefreshFailure::Other(e)) => return Err(e),
-                            Err(RefreshFailure::Dead { status: s }) => status = s,
-                        }
+        if let (Some(refresh), Some(mut rt)) = (&self.provider.refresh, held) {
+            // The second try uses a token another worker rotated in.
+            for attempt in 0..2 {
+                let status = match self.refresh(refresh, &rt).await {
+                    Ok(parsed) => {
+                        return self
+                            .finish(parsed, RequestKind::Refresh, Some(&rt), refresh.rotate)
+                            .await;
                     }
-                    self.remove().await?;
-                    match (refresh.on_error.action, &self.provider.login) {
-                        (RefreshErrorAction::Login, Some(_)) => {
-                            debug!(provider = %self.provider.id, connection = %self.conn.id(), status, "refresh token rejected; logging in");
-                        }
-                        _ => {
-                            return Err(Error::RefreshRejected {
-                                provider: self.provider.id.clone(),
-                                connection: self.conn.id().to_owned(),
-                                status,
-                            });
-                        }
+                    Err(RefreshFailure::Other(e)) => return Err(e),
+                    Err(RefreshFailure::Dead { status }) => status,
+                };
+                // Forget the dead token, unless another worker sharing the
+                // store has replaced it already: then try theirs.
+                match self.swap_refresh(Some(&rt), None).await? {
+                    CasOutcome::Conflict {
+                        current: Some(current),
+                    } if attempt == 0 => {
+                        debug!(provider = %self.provider.id, connection = %self.conn.id(), "refresh token rejected; retrying with the one in the store");
+                        rt = current;
+                        continue;
+                    }
+                    _ => {}
+                }
+                match (refresh.on_error.action, &self.provider.login) {
+                    (RefreshErrorAction::Login, Some(_)) => {
+                        debug!(provider = %self.provider.id, connection = %self.conn.id(), status, "refresh token rejected; logging in");
+                        break;
+                    }
+                    _ => {
+                        return Err(Error::RefreshRejected {
+                            provider: self.provider.id.clone(),
+                            connection: self.conn.id().to_owned(),
+                            status,
+                        });
                     }
                 }
             }
@@ -257,8 +258,10 @@ impl Acquirer<'_> {
         Ok(self.interpret(RequestKind::Refresh, &reply, Some(rt))?)
     }
 
-    /// Saves the refresh token that came with the reply (before the access
-    /// token is handed out) and builds the result.
+    /// Stores the refresh token that came with the reply (before the access
+    /// token is handed out), in place of `used`, and builds the result.
+    /// `used` is the refresh token that was sent, `None` for a login (after
+    /// which no refresh token is stored: a rejected one was removed).
     async fn finish(
         &self,
         parsed: parse::Parsed,
@@ -266,14 +269,22 @@ impl Acquirer<'_> {
         used: Option<&SecretString>,
         rotate: bool,
     ) -> Result<Acquired, Error> {
-        match (&parsed.refresh, used) {
-            (Some(new), Some(old)) if new.expose_secret() == old.expose_secret() => {}
-            (Some(new), _) if self.provider.refresh.is_some() => self.save(new).await?,
+        let swapped = match (&parsed.refresh, used) {
+            (Some(new), Some(old)) if new.expose_secret() == old.expose_secret() => None,
+            (Some(new), _) if self.provider.refresh.is_some() => {
+                Some(self.swap_refresh(used, Some(new)).await?)
+            }
             (None, Some(_)) if rotate => {
                 warn!(provider = %self.provider.id, connection = %self.conn.id(), "the refresh reply carried no new refresh token although refresh.rotate = true; the next renewal logs in");
-                self.remove().await?;
+                Some(self.swap_refresh(used, None).await?)
             }
-            _ => {}
+            _ => None,
+        };
+        if let Some(CasOutcome::Conflict { .. }) = swapped {
+            // Another worker stored a refresh token since this one read the
+            // store: theirs stays (it may be the only valid one), and the
+            // access token fetched here is still good.
+            warn!(provider = %self.provider.id, connection = %self.conn.id(), request = %kind, "another worker changed the stored refresh token while this one was fetching; keeping theirs");
         }
         Ok(Acquired {
             access: parsed.access,

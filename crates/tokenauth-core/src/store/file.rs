@@ -7,7 +7,12 @@ use std::time::{Duration, SystemTime};
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{StoreKey, TokenStore};
+use super::memory::{bounded, deadline_after};
+use super::{
+    Backoff, CasOutcome, Lease, LeaseOutcome, Publication, SharedState, SharedToken, StoreError,
+    StoreKey, TokenStore, WaitOutcome, from_unix_millis as from_ms, same_refresh_token,
+    unix_millis as to_ms,
+};
 
 /// A temporary file older than this is one whose writer died (a write takes
 /// milliseconds), so the first operation of a store removes it.
@@ -16,28 +21,47 @@ const STALE_TEMP_AGE: Duration = Duration::from_secs(60);
 /// A token file larger than this is not one the store wrote.
 const MAX_FILE_LEN: u64 = 1 << 20;
 
-/// Keeps refresh tokens in files, one per (provider, connection), in one
-/// directory.
+/// How often [`TokenStore::wait`] reads the file again: files have no
+/// notification that works across processes everywhere.
+const WAIT_POLL: Duration = Duration::from_millis(20);
+
+/// Keeps token state in files, one per (provider, connection), in one
+/// directory, shared safely by the processes of one machine.
 ///
-/// - File names are `rt-<hash>.json`, a 128-bit FNV-1a hash of the provider
-///   and connection ids: no secret (and no id) in a file name.
-/// - Each file holds `{"provider", "connection", "refresh_token"}`; a file
-///   whose ids do not match the key (a hash collision) is treated as absent.
+/// - File names are `rt-<hash>.json`, the key's [`StoreKey::digest`] (a
+///   128-bit FNV-1a hash of the provider and connection ids): no secret (and
+///   no id) in a file name.
+/// - Each file holds a JSON object: `provider`, `connection` and
+///   `refresh_token` (a file with just these three, written by hand, is
+///   valid), plus what the store protocol adds: the published `token` and
+///   `backoff`, their `version`, the `lease` (owner, fencing number,
+///   deadline) and the last fencing number `fence`. A file whose ids do not
+///   match the key (a hash collision) is treated as absent.
+/// - Every change (lease, publish, refresh-token compare-and-set) holds an
+///   exclusive advisory lock (`flock`) on the key's lock file
+///   `rt-<hash>.lock` while it reads, checks and writes, so changes from
+///   several processes never interleave; reads take no lock (writes are
+///   atomic). The lock is Linux-only (`flock` through rustix); elsewhere a
+///   directory must not be shared by processes that fetch concurrently.
+/// - Lease deadlines are wall-clock times in the file, so the processes that
+///   share a directory must share a clock: one machine.
+/// - [`wait`](TokenStore::wait) reads the file every 20 ms.
 /// - Writes are atomic and durable: a temporary file `.tmp-rt-<hash>.json-<random>`
 ///   in the same directory, flushed to disk, renamed over the old one, and
 ///   then (on Unix) the directory itself is flushed, so a reader never sees
-///   half a token and a crash after `save` returns never loses the new one.
-///   Removals flush the directory too.
+///   half a token and a crash after a write returns never loses the new one.
+///   A removed refresh token is removed from the file, which stays: its
+///   fencing number must keep growing.
 /// - A writer killed mid-write leaves its temporary file behind. The first
 ///   operation of a `FileStore` removes such files when they are older than
 ///   a minute (a live writer's file is milliseconds old; a writer stopped
 ///   for longer than that between writing and renaming gets an error from
-///   its `save`); nothing else in the directory is touched, and symbolic
+///   that write); nothing else in the directory is touched, and symbolic
 ///   links are never followed.
 /// - Only regular files are read. A FIFO, socket, device, directory or
 ///   symbolic link at a token file's path is refused with an error that names
 ///   the path (on Linux it is opened non-blocking and without following
-///   links, and checked after opening, so it can never block a `load`).
+///   links, and checked after opening, so it can never block a `read`).
 /// - On Unix the directory is created `0700` and files are `0600`.
 #[derive(Clone, Debug)]
 pub struct FileStore {
@@ -48,7 +72,7 @@ pub struct FileStore {
 }
 
 impl FileStore {
-    /// A store in `dir`, created (with parents) on first save. Does no I/O:
+    /// A store in `dir`, created (with parents) on first write. Does no I/O:
     /// stale temporary files are removed on the first operation.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         FileStore {
@@ -62,7 +86,7 @@ impl FileStore {
         &self.dir
     }
 
-    /// The file that holds `key`'s refresh token.
+    /// The file that holds `key`'s refresh token and state.
     pub fn path_for(&self, key: &StoreKey<'_>) -> PathBuf {
         self.dir.join(file_name(key))
     }
@@ -72,20 +96,64 @@ impl FileStore {
     async fn run<T: Send + 'static>(
         &self,
         op: impl FnOnce() -> io::Result<T> + Send + 'static,
-    ) -> io::Result<T> {
+    ) -> Result<T, StoreError> {
         let sweep = (!self.swept.swap(true, Ordering::AcqRel)).then(|| self.dir.clone());
-        blocking(move || {
+        let result = tokio::task::spawn_blocking(move || {
             if let Some(dir) = sweep {
                 sweep_stale_temp_files(&dir, SystemTime::now());
             }
             op()
         })
         .await
+        .map_err(|e| io::Error::other(format!("file store task failed: {e}")));
+        Ok(result??)
+    }
+
+    /// `key`'s record, if there is one.
+    async fn record(&self, key: &StoreKey<'_>) -> Result<Option<Record>, StoreError> {
+        let path = self.path_for(key);
+        let (p, c) = (key.provider.to_owned(), key.connection.to_owned());
+        self.run(move || read(&path, (&p, &c))).await
+    }
+
+    /// Runs `change` on `key`'s record (an empty one if there is none) under
+    /// the key's lock, and writes the record back when `change` says it
+    /// changed it (the first element of what it returns).
+    async fn update<T: Send + 'static>(
+        &self,
+        key: &StoreKey<'_>,
+        change: impl FnOnce(&mut Record, SystemTime) -> (bool, T) + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (dir, name, lock) = (self.dir.clone(), file_name(key), lock_name(key));
+        let (p, c) = (key.provider.to_owned(), key.connection.to_owned());
+        self.run(move || {
+            create_dir(&dir)?;
+            let _guard = lock_exclusive(&dir.join(lock))?;
+            let mut record = match read(&dir.join(&name), (&p, &c)) {
+                Ok(record) => record.unwrap_or_else(|| Record::new((&p, &c))),
+                // Nothing in it can be read, so nothing is lost by replacing it.
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    tracing::warn!(error = %e, "replacing a token store file that is not one the store wrote");
+                    Record::new((&p, &c))
+                }
+                Err(e) => return Err(e),
+            };
+            let (changed, out) = change(&mut record, SystemTime::now());
+            if changed {
+                write(&dir, &name, &record)?;
+            }
+            Ok(out)
+        })
+        .await
     }
 }
 
 fn file_name(key: &StoreKey<'_>) -> String {
-    format!("rt-{:032x}.json", fnv1a_128(key))
+    format!("rt-{}.json", key.digest())
+}
+
+fn lock_name(key: &StoreKey<'_>) -> String {
+    format!("rt-{}.lock", key.digest())
 }
 
 /// The temporary file a write of `name` goes through.
@@ -150,31 +218,94 @@ fn sweep_stale_temp_files(dir: &Path, now: SystemTime) -> usize {
     removed
 }
 
-fn fnv1a_128(key: &StoreKey<'_>) -> u128 {
-    const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
-    const PRIME: u128 = 0x0000000001000000000000000000013B;
-    let mut h = OFFSET;
-    let bytes = key
-        .provider
-        .as_bytes()
-        .iter()
-        .chain(&[0u8])
-        .chain(key.connection.as_bytes());
-    for b in bytes {
-        h ^= u128::from(*b);
-        h = h.wrapping_mul(PRIME);
-    }
-    h
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
+/// One key's file. Times are milliseconds since the Unix epoch.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Record {
     provider: String,
     connection: String,
-    refresh_token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token: Option<TokenRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    backoff: Option<BackoffRecord>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    version: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    fence: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    lease: Option<LeaseRecord>,
 }
 
-fn read(path: &Path, key: (&str, &str)) -> io::Result<Option<SecretString>> {
+#[derive(serde::Serialize, serde::Deserialize)]
+struct TokenRecord {
+    access: String,
+    expires_at_ms: u64,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct BackoffRecord {
+    until_ms: u64,
+    attempts: u32,
+    reason: String,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LeaseRecord {
+    owner: String,
+    fence: u64,
+    deadline_ms: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl Record {
+    fn new(key: (&str, &str)) -> Self {
+        Record {
+            provider: key.0.to_owned(),
+            connection: key.1.to_owned(),
+            ..Record::default()
+        }
+    }
+
+    fn state(&self) -> SharedState {
+        SharedState {
+            token: self.token.as_ref().map(|t| SharedToken {
+                access: SecretString::from(t.access.clone()),
+                expires_at: from_ms(t.expires_at_ms),
+            }),
+            refresh_token: self.refresh_token.clone().map(SecretString::from),
+            backoff: self.backoff.as_ref().map(|b| Backoff {
+                until: from_ms(b.until_ms),
+                attempts: b.attempts,
+                reason: b.reason.clone(),
+            }),
+            version: self.version,
+        }
+    }
+
+    fn refresh_token(&self) -> Option<SecretString> {
+        self.refresh_token.clone().map(SecretString::from)
+    }
+
+    /// The live lease, if any at `now`.
+    fn live_lease(&self, now: SystemTime) -> Option<&LeaseRecord> {
+        self.lease
+            .as_ref()
+            .filter(|held| from_ms(held.deadline_ms) > now)
+    }
+
+    /// True when `lease` is this record's live lease at `now`.
+    fn holds(&self, lease: &Lease, now: SystemTime) -> bool {
+        self.live_lease(now)
+            .is_some_and(|held| held.owner == lease.owner() && held.fence == lease.fence())
+    }
+}
+
+/// The record in `path`, if it is `key`'s.
+fn read(path: &Path, key: (&str, &str)) -> io::Result<Option<Record>> {
     let Some(file) = open_regular(path)? else {
         return Ok(None);
     };
@@ -205,7 +336,7 @@ fn read(path: &Path, key: (&str, &str)) -> io::Result<Option<SecretString>> {
     if record.provider != key.0 || record.connection != key.1 {
         return Ok(None);
     }
-    Ok(Some(SecretString::from(record.refresh_token)))
+    Ok(Some(record))
 }
 
 /// Opens the regular file at `path` for reading; `None` when there is none.
@@ -332,12 +463,25 @@ fn write(dir: &Path, name: &str, record: &Record) -> io::Result<()> {
     sync_dir(dir)
 }
 
-fn remove(dir: &Path, name: &str) -> io::Result<()> {
-    match fs::remove_file(dir.join(name)) {
-        Ok(()) => sync_dir(dir),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
+/// Takes the exclusive advisory lock on the lock file at `path` (created
+/// `0600` if missing, never through a symbolic link), blocking until it is
+/// free. Released when the returned file is closed.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn lock_exclusive(path: &Path) -> io::Result<fs::File> {
+    use rustix::fs::{FlockOperation, Mode, OFlags};
+    let flags = OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let lock = rustix::fs::open(path, flags, Mode::from_raw_mode(0o600))
+        .map_err(|e| with_path(path, "cannot open the lock file", e.into()))?;
+    rustix::fs::flock(&lock, FlockOperation::LockExclusive)
+        .map_err(|e| with_path(path, "cannot lock", e.into()))?;
+    Ok(fs::File::from(lock))
+}
+
+/// Without `flock`, changes from one process are still serialised by the
+/// store's callers; see [`FileStore`] for what that means.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn lock_exclusive(_path: &Path) -> io::Result<()> {
+    Ok(())
 }
 
 /// Flushes `dir`'s entries (a rename or removal in it) to disk.
@@ -395,35 +539,147 @@ fn open_private(path: &Path) -> io::Result<fs::File> {
         .open(path)
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> io::Result<T> + Send + 'static,
-) -> io::Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| io::Error::other(format!("file store task failed: {e}")))?
-}
-
 #[async_trait::async_trait]
 impl TokenStore for FileStore {
-    async fn load(&self, key: &StoreKey<'_>) -> io::Result<Option<SecretString>> {
-        let path = self.path_for(key);
-        let (p, c) = (key.provider.to_owned(), key.connection.to_owned());
-        self.run(move || read(&path, (&p, &c))).await
+    async fn read(&self, key: &StoreKey<'_>) -> Result<SharedState, StoreError> {
+        Ok(self
+            .record(key)
+            .await?
+            .map(|r| r.state())
+            .unwrap_or_default())
     }
 
-    async fn save(&self, key: &StoreKey<'_>, refresh_token: &SecretString) -> io::Result<()> {
-        let (dir, name) = (self.dir.clone(), file_name(key));
-        let record = Record {
-            provider: key.provider.to_owned(),
-            connection: key.connection.to_owned(),
-            refresh_token: refresh_token.expose_secret().to_owned(),
-        };
-        self.run(move || write(&dir, &name, &record)).await
+    async fn try_lease(
+        &self,
+        key: &StoreKey<'_>,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<LeaseOutcome, StoreError> {
+        let owned_key = (key.provider.to_owned(), key.connection.to_owned());
+        let owner = owner.to_owned();
+        self.update(key, move |record, now| {
+            if let Some(held) = record.live_lease(now) {
+                let until = from_ms(held.deadline_ms);
+                return (false, LeaseOutcome::Held { until });
+            }
+            // A version above the counter (the counter was lost) still
+            // yields a fence that can publish.
+            record.fence = record.fence.max(record.version).saturating_add(1);
+            let deadline = deadline_after(now, ttl);
+            record.lease = Some(LeaseRecord {
+                owner: owner.clone(),
+                fence: record.fence,
+                deadline_ms: to_ms(deadline),
+            });
+            let key = StoreKey {
+                provider: &owned_key.0,
+                connection: &owned_key.1,
+            };
+            let lease = Lease::new(&key, &owner, record.fence, from_ms(to_ms(deadline)));
+            (true, LeaseOutcome::Acquired(lease))
+        })
+        .await
     }
 
-    async fn remove(&self, key: &StoreKey<'_>) -> io::Result<()> {
-        let (dir, name) = (self.dir.clone(), file_name(key));
-        self.run(move || remove(&dir, &name)).await
+    async fn renew_lease(
+        &self,
+        lease: &Lease,
+        ttl: Duration,
+    ) -> Result<Option<SystemTime>, StoreError> {
+        let leased = lease.clone();
+        self.update(&lease.key(), move |record, now| {
+            if !record.holds(&leased, now) {
+                return (false, None);
+            }
+            let deadline = deadline_after(now, ttl);
+            if let Some(held) = &mut record.lease {
+                held.deadline_ms = to_ms(deadline);
+            }
+            (true, Some(from_ms(to_ms(deadline))))
+        })
+        .await
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<bool, StoreError> {
+        let leased = lease.clone();
+        self.update(&lease.key(), move |record, now| {
+            // Past its deadline the lease is no longer the caller's (Redis
+            // drops it then), so releasing it says false, as renewing does.
+            let live = record.holds(&leased, now);
+            if live {
+                record.lease = None;
+            }
+            (live, live)
+        })
+        .await
+    }
+
+    async fn publish(&self, lease: &Lease, publication: &Publication) -> Result<bool, StoreError> {
+        let leased = lease.clone();
+        let token = publication.token.as_ref().map(|t| TokenRecord {
+            access: t.access.expose_secret().to_owned(),
+            expires_at_ms: to_ms(t.expires_at),
+        });
+        let backoff = publication.backoff.as_ref().map(|b| {
+            let b = bounded(b);
+            BackoffRecord {
+                until_ms: to_ms(b.until),
+                attempts: b.attempts,
+                reason: b.reason,
+            }
+        });
+        self.update(&lease.key(), move |record, now| {
+            if !record.holds(&leased, now) || record.version >= leased.fence() {
+                return (false, false);
+            }
+            record.token = token;
+            record.backoff = backoff;
+            record.version = leased.fence();
+            (true, true)
+        })
+        .await
+    }
+
+    async fn cas_refresh(
+        &self,
+        key: &StoreKey<'_>,
+        used: Option<&SecretString>,
+        new: Option<&SecretString>,
+    ) -> Result<CasOutcome, StoreError> {
+        let used = used.cloned();
+        let new = new.map(|t| t.expose_secret().to_owned());
+        self.update(key, move |record, _now| {
+            let current = record.refresh_token();
+            if !same_refresh_token(current.as_ref(), used.as_ref()) {
+                return (false, CasOutcome::Conflict { current });
+            }
+            record.refresh_token = new;
+            (true, CasOutcome::Written)
+        })
+        .await
+    }
+
+    async fn wait(
+        &self,
+        key: &StoreKey<'_>,
+        seen: u64,
+        timeout: Duration,
+    ) -> Result<WaitOutcome, StoreError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let record = self.record(key).await?;
+            let now = SystemTime::now();
+            match &record {
+                Some(r) if r.version > seen => return Ok(WaitOutcome::Published(r.state())),
+                Some(r) if r.live_lease(now).is_some() => {}
+                _ => return Ok(WaitOutcome::LeaseFree),
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Ok(WaitOutcome::TimedOut);
+            }
+            tokio::time::sleep(left.min(WAIT_POLL)).await;
+        }
     }
 }
 
@@ -462,9 +718,9 @@ mod tests {
         file.set_modified(SystemTime::now() - age).unwrap();
     }
 
-    /// `load`, failing (instead of hanging the test) if it blocks.
-    async fn load_promptly(store: &FileStore, unblock: &Path) -> io::Result<Option<SecretString>> {
-        match tokio::time::timeout(Duration::from_secs(10), store.load(&KEY)).await {
+    /// `read`, failing (instead of hanging the test) if it blocks.
+    async fn load_promptly(store: &FileStore, unblock: &Path) -> Result<SharedState, StoreError> {
+        match tokio::time::timeout(Duration::from_secs(10), store.read(&KEY)).await {
             Ok(result) => result,
             Err(_) => {
                 // Give the blocked reader a writer so the runtime can shut down.
@@ -494,7 +750,7 @@ mod tests {
     fn the_temp_pattern_is_exactly_what_writes_make() {
         let ours = temp_name(&file_name(&KEY));
         assert!(is_temp_name(&ours), "{ours}");
-        let hash = format!("{:032x}", fnv1a_128(&KEY));
+        let hash = KEY.digest();
         for foreign in [
             ".tmp-rt-".to_owned(),
             ".tmp-other-0123456789abcdef".to_owned(),
@@ -534,7 +790,7 @@ mod tests {
         fs::create_dir(dir.join(&subdir)).unwrap();
 
         let store = FileStore::new(&dir);
-        assert!(store.load(&KEY).await.unwrap().is_none());
+        assert!(store.read(&KEY).await.unwrap().refresh_token.is_none());
         let mut expected = vec![
             fresh.clone(),
             link,
@@ -550,10 +806,10 @@ mod tests {
         // Once per store (and its clones): a later operation does not sweep.
         let later = temp_name(&name);
         touch(&dir.join(&later), old);
-        store.clone().load(&KEY).await.unwrap();
+        store.clone().read(&KEY).await.unwrap();
         assert!(dir.join(&later).exists());
         // A new store (a restarted process) does.
-        FileStore::new(&dir).load(&KEY).await.unwrap();
+        FileStore::new(&dir).read(&KEY).await.unwrap();
         assert!(!dir.join(&later).exists());
 
         let _ = fs::remove_dir_all(&dir);
@@ -582,12 +838,14 @@ mod tests {
                 && message.contains("remove it"),
             "{message}"
         );
-        // Saving replaces it with a regular file again.
-        store.save(&KEY, &SecretString::from("rt-1")).await.unwrap();
-        assert_eq!(
-            store.load(&KEY).await.unwrap().unwrap().expose_secret(),
-            "rt-1"
-        );
+        // Storing a refresh token replaces it with a regular file again.
+        let rt = SecretString::from("rt-1");
+        assert!(matches!(
+            store.cas_refresh(&KEY, None, Some(&rt)).await.unwrap(),
+            CasOutcome::Written
+        ));
+        let state = store.read(&KEY).await.unwrap();
+        assert_eq!(state.refresh_token.unwrap().expose_secret(), "rt-1");
         let _ = fs::remove_dir_all(&dir);
     }
 
@@ -599,7 +857,7 @@ mod tests {
         let path = store.path_for(&KEY);
 
         fs::create_dir(&path).unwrap();
-        let err = store.load(&KEY).await.unwrap_err().to_string();
+        let err = store.read(&KEY).await.unwrap_err().to_string();
         assert!(
             err.contains("is a directory") && err.contains("remove it"),
             "{err}"
@@ -614,12 +872,13 @@ mod tests {
 
         // A link to a valid token file elsewhere is not followed.
         let elsewhere = FileStore::new(scratch("special-elsewhere"));
-        elsewhere
-            .save(&KEY, &SecretString::from("rt-elsewhere"))
+        let stored = elsewhere
+            .cas_refresh(&KEY, None, Some(&SecretString::from("rt-elsewhere")))
             .await
             .unwrap();
+        assert!(matches!(stored, CasOutcome::Written));
         std::os::unix::fs::symlink(elsewhere.path_for(&KEY), &path).unwrap();
-        let err = store.load(&KEY).await.unwrap_err().to_string();
+        let err = store.read(&KEY).await.unwrap_err().to_string();
         assert!(
             err.contains("symbolic link") && err.contains(&path.display().to_string()),
             "{err}"
@@ -640,7 +899,7 @@ mod tests {
         let dir = scratch("huge");
         let store = FileStore::new(&dir);
         fs::write(store.path_for(&KEY), vec![b' '; MAX_FILE_LEN as usize + 1]).unwrap();
-        let err = store.load(&KEY).await.unwrap_err().to_string();
+        let err = store.read(&KEY).await.unwrap_err().to_string();
         assert!(
             err.contains("larger than 1024 KiB") && err.contains("delete it"),
             "{err}"

@@ -640,12 +640,13 @@ inject.query = {{ name = "access_token", value = "{{{{ token.access }}}}" }}
 /// The refresh token in the store.
 async fn stored(store: &MemoryStore, provider: &str, connection: &str) -> Option<String> {
     store
-        .load(&StoreKey {
+        .read(&StoreKey {
             provider,
             connection,
         })
         .await
         .unwrap()
+        .refresh_token
         .map(|s| s.expose_secret().to_owned())
 }
 
@@ -792,7 +793,10 @@ async fn a_refresh_only_provider_refreshes_and_fails_without_logging_in() {
     assert!(fake.requests().is_empty());
 
     let (r0, r1) = ("refresh-zero-R0abc", "refresh-one-R1abc");
-    store.save(&key, &SecretString::from(r0)).await.unwrap();
+    let _ = store
+        .cas_refresh(&key, None, Some(&SecretString::from(r0)))
+        .await
+        .unwrap();
     clock.advance(Duration::from_secs(5)); // past the failure backoff
     fake.reply_json(
         serde_json::json!({"access_token": "A1", "refresh_token": r1, "expires_in": 300}),
@@ -847,8 +851,8 @@ async fn a_refresh_only_provider_can_inject_its_access_token() {
         provider: "ro",
         connection: "tenant",
     };
-    store
-        .save(&key, &SecretString::from("refresh-zero"))
+    let _ = store
+        .cas_refresh(&key, None, Some(&SecretString::from("refresh-zero")))
         .await
         .unwrap();
     fake.reply_json(

@@ -1,14 +1,17 @@
 //! 2BA refresh tokens: rotation, revocation -> login, stores.
 
 use std::collections::HashSet;
-use std::io;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use secrecy::{ExposeSecret, SecretString};
 use tokenauth_core::clock::ManualClock;
-use tokenauth_core::store::{FileStore, MemoryStore, StoreKey, TokenStore};
-use tokenauth_emulator::Provider;
+use tokenauth_core::store::{
+    CasOutcome, FileStore, Lease, LeaseOutcome, MemoryStore, Publication, SharedState, StoreError,
+    StoreKey, TokenStore, WaitOutcome,
+};
+use tokenauth_core::{Connection, TokenAuth};
+use tokenauth_emulator::{Emulator, Provider};
 
 use crate::helpers::*;
 
@@ -79,12 +82,13 @@ async fn a_revoked_refresh_token_falls_back_to_login() {
     let stored = s
         .auth
         .store()
-        .load(&StoreKey {
+        .read(&StoreKey {
             provider: "twoba",
             connection: conn.id(),
         })
         .await
         .unwrap()
+        .refresh_token
         .expect("stored");
     assert_eq!(
         s.emu
@@ -139,23 +143,31 @@ async fn the_file_store_survives_a_new_engine() {
         let auth = engine_with(&emu, seed_providers(), store, Arc::new(ManualClock::new()));
         auth.credential_of("twoba", Some(&conn)).await.unwrap();
     }
-    // The file: 0600, a name without ids or secrets, no access token inside.
-    let files: Vec<_> = std::fs::read_dir(&dir)
+    // The token file and its lock file: 0600, names without ids or secrets,
+    // no access token inside.
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    assert_eq!(files.len(), 1, "{files:?}");
-    let name = files[0].file_name().unwrap().to_str().unwrap().to_owned();
-    assert!(
-        name.starts_with("rt-") && !name.contains("twoba") && !name.contains("2ba-demo"),
-        "{name}"
-    );
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&files[0]).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
+    files.sort();
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert_eq!(files[0].with_extension(""), files[1].with_extension(""));
+    assert_eq!(files[1].extension().unwrap(), "lock", "{files:?}");
+    for file in &files {
+        let name = file.file_name().unwrap().to_str().unwrap().to_owned();
+        assert!(
+            name.starts_with("rt-") && !name.contains("twoba") && !name.contains("2ba-demo"),
+            "{name}"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(file).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
     }
+    let body = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(!body.contains("access"), "{body}");
 
     // A new engine (a restart) uses the stored refresh token: refresh grant.
     let store = Arc::new(FileStore::new(&dir));
@@ -181,53 +193,102 @@ async fn the_file_store_survives_a_new_engine() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// A store that returns a stale refresh token on the first load, as if
+/// A store that returns a stale refresh token on the first read, as if
 /// another worker had rotated it in between.
 #[derive(Debug)]
 struct StaleOnce {
     inner: MemoryStore,
     stale: Mutex<Option<SecretString>>,
+    /// Written to the store right before the next compare-and-set.
+    land_before_cas: Mutex<Option<SecretString>>,
 }
 
 #[async_trait::async_trait]
 impl TokenStore for StaleOnce {
-    async fn load(&self, key: &StoreKey<'_>) -> io::Result<Option<SecretString>> {
+    async fn read(&self, key: &StoreKey<'_>) -> Result<SharedState, StoreError> {
+        let mut state = self.inner.read(key).await?;
         if let Some(stale) = self.stale.lock().unwrap().take() {
-            return Ok(Some(stale));
+            state.refresh_token = Some(stale);
         }
-        self.inner.load(key).await
+        Ok(state)
     }
-    async fn save(&self, key: &StoreKey<'_>, t: &SecretString) -> io::Result<()> {
-        self.inner.save(key, t).await
+    async fn try_lease(
+        &self,
+        key: &StoreKey<'_>,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<LeaseOutcome, StoreError> {
+        self.inner.try_lease(key, owner, ttl).await
     }
-    async fn remove(&self, key: &StoreKey<'_>) -> io::Result<()> {
-        self.inner.remove(key).await
+    async fn renew_lease(
+        &self,
+        lease: &Lease,
+        ttl: Duration,
+    ) -> Result<Option<SystemTime>, StoreError> {
+        self.inner.renew_lease(lease, ttl).await
+    }
+    async fn release(&self, lease: &Lease) -> Result<bool, StoreError> {
+        self.inner.release(lease).await
+    }
+    async fn publish(&self, lease: &Lease, p: &Publication) -> Result<bool, StoreError> {
+        self.inner.publish(lease, p).await
+    }
+    async fn cas_refresh(
+        &self,
+        key: &StoreKey<'_>,
+        used: Option<&SecretString>,
+        new: Option<&SecretString>,
+    ) -> Result<CasOutcome, StoreError> {
+        // The winner of a race lands its rotated token just before this
+        // worker's compare-and-set: the moment v1 deleted it.
+        let landing = self.land_before_cas.lock().unwrap().take();
+        if let Some(winner) = landing {
+            let current = self.inner.read(key).await?.refresh_token;
+            let _ = self
+                .inner
+                .cas_refresh(key, current.as_ref(), Some(&winner))
+                .await?;
+        }
+        self.inner.cas_refresh(key, used, new).await
+    }
+    async fn wait(
+        &self,
+        key: &StoreKey<'_>,
+        seen: u64,
+        timeout: Duration,
+    ) -> Result<WaitOutcome, StoreError> {
+        self.inner.wait(key, seen, timeout).await
     }
 }
 
-#[tokio::test]
-async fn a_rejected_refresh_rereads_the_store_before_logging_in() {
-    let emu = emulator().await;
-    let conn = twoba();
+/// An engine over a [`StaleOnce`] store that has logged in and refreshed
+/// once (rotating the refresh token); returns the refresh token that the
+/// refresh used up.
+async fn rotated_once(
+    emu: &Emulator,
+    conn: &Connection,
+) -> (TokenAuth, Arc<ManualClock>, Arc<StaleOnce>, SecretString) {
     let clock = Arc::new(ManualClock::new());
     let store = Arc::new(StaleOnce {
         inner: MemoryStore::new(),
         stale: Mutex::new(None),
+        land_before_cas: Mutex::new(None),
     });
-    let auth = engine_with(&emu, seed_providers(), store.clone(), clock.clone());
-    auth.credential_of("twoba", Some(&conn)).await.unwrap(); // login
+    let auth = engine_with(emu, seed_providers(), store.clone(), clock.clone());
+    auth.credential_of("twoba", Some(conn)).await.unwrap(); // login
     clock.advance(Duration::from_secs(121));
-    auth.credential_of("twoba", Some(&conn)).await.unwrap(); // refresh: rotates
+    auth.credential_of("twoba", Some(conn)).await.unwrap(); // refresh: rotates
     let used = emu.recorded_token_requests()[1]
         .form_field("refresh_token")
         .unwrap()
         .to_owned();
-    *store.stale.lock().unwrap() = Some(SecretString::from(used)); // the used-up one
+    (auth, clock, store, SecretString::from(used))
+}
 
-    clock.advance(Duration::from_secs(121));
-    auth.credential_of("twoba", Some(&conn)).await.unwrap();
+/// One login, three refreshes of which one got 400: the dead token was
+/// replaced by the one in the store, without logging in again.
+fn assert_recovered_without_login(emu: &Emulator) {
     let token = emu.stats().twoba.token;
-    // stale -> 400, re-read -> the current one -> success; no login.
     assert_eq!(
         (
             token.requests_by_grant.password,
@@ -236,4 +297,67 @@ async fn a_rejected_refresh_rereads_the_store_before_logging_in() {
         (1, 3)
     );
     assert_eq!(token.status(400), 1);
+}
+
+#[tokio::test]
+async fn a_rejected_refresh_rereads_the_store_before_logging_in() {
+    let emu = emulator().await;
+    let conn = twoba();
+    let (auth, clock, store, used) = rotated_once(&emu, &conn).await;
+    *store.stale.lock().unwrap() = Some(used); // the used-up one
+
+    clock.advance(Duration::from_secs(121));
+    auth.credential_of("twoba", Some(&conn)).await.unwrap();
+    // stale -> 400, the removal finds the current one -> success; no login.
+    assert_recovered_without_login(&emu);
+}
+
+/// The v1 bug: a worker whose refresh lost the race re-read the store, still
+/// saw the old token, and then deleted the file, which by then held the
+/// winner's rotated token. Now the dead token is removed by compare-and-set:
+/// the winner's token stays, and the loser retries with it.
+#[tokio::test]
+async fn a_lost_refresh_race_never_deletes_the_winners_token() {
+    let emu = emulator().await;
+    let conn = twoba();
+    let key = StoreKey {
+        provider: "twoba",
+        connection: conn.id(),
+    };
+    let (auth, clock, store, used) = rotated_once(&emu, &conn).await;
+    let winners = store.inner.read(&key).await.unwrap().refresh_token.unwrap();
+    // This worker reads the used-up token; the winner's lands just before
+    // this worker's compare-and-set.
+    let put_back = store
+        .inner
+        .cas_refresh(&key, Some(&winners), Some(&used))
+        .await
+        .unwrap();
+    assert!(matches!(put_back, CasOutcome::Written));
+    *store.land_before_cas.lock().unwrap() = Some(winners.clone());
+
+    clock.advance(Duration::from_secs(121));
+    auth.credential_of("twoba", Some(&conn)).await.unwrap();
+    // used-up -> 400, the removal finds the winner's token -> refresh with it.
+    assert_recovered_without_login(&emu);
+    let last_sent = emu
+        .recorded_token_requests()
+        .last()
+        .unwrap()
+        .form_field("refresh_token")
+        .unwrap()
+        .to_owned();
+    assert_eq!(last_sent, winners.expose_secret());
+    let stored = store
+        .inner
+        .read(&key)
+        .await
+        .unwrap()
+        .refresh_token
+        .expect("a refresh token is stored");
+    assert_ne!(
+        stored.expose_secret(),
+        winners.expose_secret(),
+        "rotated again"
+    );
 }

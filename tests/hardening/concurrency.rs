@@ -55,7 +55,10 @@ async fn thousand_callers_against_a_failing_endpoint_then_one_login() {
                 match result {
                     Ok(r) => Err(format!("got a response: {}", r.status())),
                     Err(e) => match auth_error(&e) {
-                        Some(Error::Status { status: 503, .. }) => Ok(()),
+                        Some(Error::Status {
+                            status: http::StatusCode::SERVICE_UNAVAILABLE,
+                            ..
+                        }) => Ok(()),
                         _ => Err(format!("{e:?}")),
                     },
                 }

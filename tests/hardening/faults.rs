@@ -126,7 +126,7 @@ async fn token_endpoint_500_bounded_retries_with_backoff_then_typed_error() {
         matches!(
             err,
             Error::Status {
-                status: 500,
+                status: http::StatusCode::INTERNAL_SERVER_ERROR,
                 request: RequestKind::Login,
                 retry_after: None,
                 ..
@@ -147,7 +147,13 @@ async fn token_endpoint_500_bounded_retries_with_backoff_then_typed_error() {
     // hammering.
     for _ in 0..5 {
         let again = s.failure(REOB_API, &reob()).await;
-        assert!(matches!(again, Error::Status { status: 500, .. }));
+        assert!(matches!(
+            again,
+            Error::Status {
+                status: http::StatusCode::INTERNAL_SERVER_ERROR,
+                ..
+            }
+        ));
     }
     assert_eq!(s.token_requests(Provider::Reobtimaal), 3);
 }
@@ -158,8 +164,17 @@ async fn token_endpoint_503_bounded_retries_then_typed_error() {
     s.emu
         .fail_token_requests(Provider::Twoba, StatusFault::new(503, 1000));
     let err = s.failure(TWOBA_API, &twoba()).await;
-    assert!(matches!(err, Error::Status { status: 503, .. }), "{err:?}");
-    assert_eq!(err.status(), Some(503));
+    assert!(
+        matches!(
+            err,
+            Error::Status {
+                status: http::StatusCode::SERVICE_UNAVAILABLE,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.status(), Some(http::StatusCode::SERVICE_UNAVAILABLE));
     assert!(
         err.to_string().contains("throttling or unavailable"),
         "{err}"
@@ -206,7 +221,16 @@ async fn rate_limited_429_retry_after_beyond_the_cap_backs_off_on_the_clock() {
         StatusFault::new(429, 1000).retry_after(30),
     );
     let err = s.failure(REOB_API, &reob()).await;
-    assert!(matches!(err, Error::Status { status: 429, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Status {
+                status: http::StatusCode::TOO_MANY_REQUESTS,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(err.retry_after(), Some(Duration::from_secs(30)));
     assert_eq!(
         s.token_requests(Provider::Reobtimaal),
@@ -261,7 +285,16 @@ async fn rate_limited_429_retry_after_in_either_form_backs_off_on_the_engine_clo
             .credential_of("limited", Some(&conn))
             .await
             .unwrap_err();
-        assert!(matches!(err, Error::Status { status: 429, .. }), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                Error::Status {
+                    status: http::StatusCode::TOO_MANY_REQUESTS,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
         assert_eq!(err.retry_after(), Some(Duration::from_secs(30)), "{value}");
         assert_eq!(
             endpoint.requests(),
@@ -597,7 +630,13 @@ async fn recovery_once_the_endpoint_heals_without_restart() {
     // Healed, but still within the failure backoff (1 s on the clock): the
     // cached error, no request.
     let err = s.failure(REOB_API, &reob()).await;
-    assert!(matches!(err, Error::Status { status: 503, .. }));
+    assert!(matches!(
+        err,
+        Error::Status {
+            status: http::StatusCode::SERVICE_UNAVAILABLE,
+            ..
+        }
+    ));
     assert_eq!(s.token_requests(Provider::Reobtimaal), 3);
     s.clock.advance(Duration::from_millis(1001));
     assert_eq!(

@@ -547,7 +547,16 @@ inject = {{ header = "Authorization", value = "Bearer {{{{ token.access }}}}" }}
         ));
         let conn = Connection::new(format!("c{n}")).with_secret("secret", PASS);
         let err = auth.credential_of("basic", Some(&conn)).await.unwrap_err();
-        assert!(matches!(err, Error::Status { status: 401, .. }), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                Error::Status {
+                    status: http::StatusCode::UNAUTHORIZED,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
         let msg = err.to_string();
         assert!(
             msg.contains("invalid_client") && msg.contains("[redacted]"),

@@ -11,6 +11,8 @@
 
 use std::fmt;
 use std::sync::Arc;
+
+use http::StatusCode;
 use std::time::Duration;
 
 use crate::config::LoadError;
@@ -78,7 +80,7 @@ pub enum Error {
     },
 
     /// The token endpoint answered with a status other than 2xx.
-    #[error("{}", status_message(provider, *request, url, *status, body))]
+    #[error("{}", status_message(provider, *request, url, status.as_u16(), body))]
     Status {
         /// The provider id.
         provider: String,
@@ -87,7 +89,7 @@ pub enum Error {
         /// The token endpoint.
         url: String,
         /// The HTTP status.
-        status: u16,
+        status: StatusCode,
         /// The start of the reply body, with secrets removed.
         body: String,
         /// The reply's `Retry-After`, if any.
@@ -223,7 +225,7 @@ pub enum Error {
 
     /// The refresh token was rejected and `refresh.on_error.action` is `fail`.
     #[error(
-        "provider `{provider}`, connection `{connection}`: the refresh token was rejected (HTTP {status}) and refresh.on_error.action is \"fail\": obtain a new refresh token and put it in the token store"
+        "provider `{provider}`, connection `{connection}`: the refresh token was rejected (HTTP {}) and refresh.on_error.action is \"fail\": obtain a new refresh token and put it in the token store", status.as_u16()
     )]
     RefreshRejected {
         /// The provider id.
@@ -231,7 +233,7 @@ pub enum Error {
         /// The connection id.
         connection: String,
         /// The HTTP status of the rejection.
-        status: u16,
+        status: StatusCode,
     },
 
     /// The provider only refreshes (no `[login]`) and the store holds no
@@ -322,7 +324,7 @@ pub enum Error {
 impl Error {
     /// The HTTP status of a token endpoint reply, for [`Error::Status`] and
     /// [`Error::RefreshRejected`].
-    pub fn status(&self) -> Option<u16> {
+    pub fn status(&self) -> Option<StatusCode> {
         match self {
             Error::Status { status, .. } | Error::RefreshRejected { status, .. } => Some(*status),
             _ => None,

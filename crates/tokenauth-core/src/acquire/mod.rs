@@ -128,7 +128,7 @@ struct Reply {
 /// Why a refresh failed.
 enum RefreshFailure {
     /// The refresh token is dead (`refresh.on_error` matched).
-    Dead { status: u16 },
+    Dead { status: StatusCode },
     /// Anything else: retried later with backoff.
     Other(Error),
 }
@@ -216,7 +216,7 @@ impl Acquirer<'_> {
                 }
                 match (refresh.on_error.action, &self.provider.login) {
                     (RefreshErrorAction::Login, Some(_)) => {
-                        debug!(provider = %self.provider.id, connection = %self.conn.id(), status, "refresh token rejected; logging in");
+                        debug!(provider = %self.provider.id, connection = %self.conn.id(), status = status.as_u16(), "refresh token rejected; logging in");
                         break;
                     }
                     _ => {
@@ -252,7 +252,7 @@ impl Acquirer<'_> {
             .await?;
         if !reply.status.is_success() && matches_on_error(&refresh.on_error, &reply) {
             return Err(RefreshFailure::Dead {
-                status: reply.status.as_u16(),
+                status: reply.status,
             });
         }
         Ok(self.interpret(RequestKind::Refresh, &reply, Some(rt))?)
@@ -330,7 +330,7 @@ impl Acquirer<'_> {
                 provider: self.provider.id.clone(),
                 request: kind,
                 url,
-                status: reply.status.as_u16(),
+                status: reply.status,
                 body: self.scrubber(kind, rt).excerpt(&reply.body),
                 retry_after: reply.retry_after,
             });
@@ -538,7 +538,7 @@ impl Acquirer<'_> {
                 provider: self.provider.id.clone(),
                 request: kind,
                 url,
-                status: 308,
+                status: StatusCode::PERMANENT_REDIRECT,
                 body: "(the HTTP client followed a redirect to another URL; build it with redirect::Policy::none() for token requests)".to_owned(),
                 retry_after: None,
             });

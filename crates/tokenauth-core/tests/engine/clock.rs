@@ -17,7 +17,16 @@ async fn expect_500(s: &Setup) {
         .credential_of("reobtimaal", Some(&reob()))
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Status { status: 500, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Status {
+                status: http::StatusCode::INTERNAL_SERVER_ERROR,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 /// Fails one whole acquisition (the first try and both retries), leaving the

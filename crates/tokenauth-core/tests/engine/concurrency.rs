@@ -63,7 +63,7 @@ async fn a_failing_login_is_one_request_and_every_caller_gets_the_error() {
     assert!(
         errors
             .iter()
-            .all(|e| e.to_string() == first && e.status() == Some(400))
+            .all(|e| e.to_string() == first && e.status() == Some(http::StatusCode::BAD_REQUEST))
     );
     assert_eq!(
         s.emu.stats().twoba.token.requests,

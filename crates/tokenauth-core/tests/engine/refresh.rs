@@ -121,7 +121,10 @@ async fn refresh_on_error_fail_returns_a_typed_error() {
     assert!(
         matches!(
             err,
-            tokenauth_core::Error::RefreshRejected { status: 400, .. }
+            tokenauth_core::Error::RefreshRejected {
+                status: http::StatusCode::BAD_REQUEST,
+                ..
+            }
         ),
         "{err:?}"
     );

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tokenauth_core::store::{FileStore, StoreKey};
+use tokenauth_core::store::{FileStore, StoreKey, TokenStore};
 use tokenauth_core::{Connection, Error, Provider, Providers, TokenAuth};
 
 use crate::{ConnectionArgs, Global, Outcome};
@@ -59,13 +59,43 @@ impl Global {
     }
 
     /// The engine over `providers`, with this command line's client and store.
-    pub(crate) fn engine(&self, providers: Providers) -> Result<TokenAuth, Outcome> {
+    pub(crate) async fn engine(&self, providers: Providers) -> Result<TokenAuth, Outcome> {
         let mut builder = TokenAuth::builder(providers).http_client_builder(self.client_builder()?);
-        if let Some(dir) = &self.store {
-            builder = builder.store(Arc::new(FileStore::new(dir)));
+        if let Some(store) = self.store().await? {
+            builder = builder.store(store);
         }
         builder.build().map_err(|e| report(&e))
     }
+
+    /// The store `--store` names: a Redis URL, else a directory.
+    async fn store(&self) -> Result<Option<Arc<dyn TokenStore>>, Outcome> {
+        let Some(spec) = &self.store else {
+            return Ok(None);
+        };
+        if !is_redis_url(spec) {
+            return Ok(Some(Arc::new(FileStore::new(spec))));
+        }
+        // The URL may hold a password: it is never printed.
+        match tokenauth_redis::RedisStore::builder(spec.as_str())
+            .build()
+            .await
+        {
+            Ok(store) => Ok(Some(Arc::new(store))),
+            Err(e) => {
+                eprintln!("error: --store: the Redis store could not be opened: {e}");
+                Err(Outcome::InvalidInput)
+            }
+        }
+    }
+}
+
+/// True for a `redis://` or `rediss://` URL (the Redis store), as opposed
+/// to a directory (the file store).
+fn is_redis_url(spec: &str) -> bool {
+    ["redis://", "rediss://"].iter().any(|scheme| {
+        spec.get(..scheme.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(scheme))
+    })
 }
 
 /// `HOST:PORT:ADDR` where ADDR is `IP:PORT` or `[IPv6]:PORT`. The port in
@@ -194,6 +224,9 @@ pub(crate) fn hint(g: &Global, e: &Error) -> Option<String> {
     Some(match &g.store {
         None => format!(
             "hint: without --store the refresh tokens of this run are kept in memory only, so there is none to start from: {get} and pass --store DIR with a directory that holds it"
+        ),
+        Some(url) if is_redis_url(url) => format!(
+            "hint: {get} and put it in the Redis store for provider `{provider}`, connection `{connection}` (the library's TokenStore::cas_refresh); later refreshes keep it up to date"
         ),
         Some(dir) => {
             let path = FileStore::new(dir).path_for(&StoreKey {

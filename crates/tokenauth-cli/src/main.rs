@@ -47,9 +47,17 @@ pub(crate) struct Global {
     #[arg(long, global = true, value_name = "PEM")]
     pub(crate) cacert: Option<PathBuf>,
 
-    /// Keep refresh tokens in this directory so they survive between runs (file store, 0600).
-    #[arg(long, global = true, value_name = "DIR")]
-    pub(crate) store: Option<PathBuf>,
+    /// Keep refresh tokens where they survive between runs and are shared by
+    /// processes: a directory (file store, 0600), or a Redis URL
+    /// (redis://HOST:PORT/DB, rediss:// for TLS; tokens are encrypted with
+    /// the key in $TOKENAUTH_STORE_KEY).
+    #[arg(
+        long,
+        global = true,
+        env = "TOKENAUTH_STORE",
+        value_name = "DIR|redis://…"
+    )]
+    pub(crate) store: Option<String>,
 }
 
 /// Which connection's inputs to use.

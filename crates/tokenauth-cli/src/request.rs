@@ -32,7 +32,7 @@ pub(crate) async fn run(g: &Global, a: RequestArgs<'_>) -> Outcome {
         eprintln!("error: `{}` is not an HTTP method", a.method);
         return Outcome::InvalidInput;
     };
-    let auth = match g.engine(providers) {
+    let auth = match g.engine(providers).await {
         Ok(a) => a,
         Err(o) => return o,
     };

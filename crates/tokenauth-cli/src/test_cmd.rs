@@ -50,7 +50,7 @@ pub(crate) async fn run(g: &Global, id: &str, args: &ConnectionArgs) -> Outcome 
         Ok(opened) => opened,
         Err(o) => return o,
     };
-    let auth = match g.engine(providers) {
+    let auth = match g.engine(providers).await {
         Ok(a) => a,
         Err(o) => return o,
     };

@@ -13,7 +13,7 @@ pub(crate) async fn run(g: &Global, id: &str, args: &ConnectionArgs, reveal: boo
         Ok(opened) => opened,
         Err(o) => return o,
     };
-    let auth = match g.engine(providers) {
+    let auth = match g.engine(providers).await {
         Ok(a) => a,
         Err(o) => return o,
     };

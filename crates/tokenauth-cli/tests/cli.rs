@@ -11,10 +11,18 @@ fn root() -> &'static Path {
 /// Runs `tokenauth ARGS` in the repository root and renders exit code,
 /// stdout and stderr for a snapshot.
 fn run(args: &[&str]) -> (i32, String) {
+    run_with(args, &[])
+}
+
+/// [`run`] with these environment variables set.
+fn run_with(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_tokenauth"))
         .args(args)
         .current_dir(root())
         .env_remove("TOKENAUTH_CONFIG")
+        .env_remove("TOKENAUTH_STORE")
+        .env_remove("TOKENAUTH_STORE_KEY")
+        .envs(env.iter().copied())
         .output()
         .expect("run tokenauth");
     let code = out.status.code().unwrap_or(-1);
@@ -183,4 +191,31 @@ fn check_shows_a_refresh_only_provider_as_such() {
         "{out}"
     );
     assert!(!out.contains("static credentials"), "{out}");
+}
+
+#[test]
+fn a_redis_store_that_cannot_open_is_a_clear_error_without_the_password() {
+    let url = "redis://:pw-s3cret@127.0.0.1:1/0";
+    let creds = [("REOBTIMAAL_USERNAME", "u"), ("REOBTIMAAL_PASSWORD", "p")];
+    // No encryption key: refused before connecting, saying how to set one.
+    let (code, out) = run_with(&["token", "reobtimaal", "--store", url], &creds);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("set TOKENAUTH_STORE_KEY"), "{out}");
+    assert!(!out.contains("pw-s3cret"), "{out}");
+    // A key, but nothing listens there (TOKENAUTH_STORE, as --store).
+    let key = "k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    let env = [
+        creds[0],
+        creds[1],
+        ("TOKENAUTH_STORE_KEY", key),
+        ("TOKENAUTH_STORE", url),
+    ];
+    let (code, out) = run_with(&["token", "reobtimaal"], &env);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("could not be reached"), "{out}");
+    assert!(out.contains("redis://127.0.0.1:1/0"), "{out}");
+    assert!(
+        !out.contains("pw-s3cret") && !out.contains("AAAAAAAA"),
+        "{out}"
+    );
 }

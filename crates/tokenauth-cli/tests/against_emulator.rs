@@ -6,6 +6,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// A real `redis-server` on a free loopback port (the Redis store's own
+/// test harness).
+#[allow(dead_code)]
+#[path = "../../tokenauth-redis/tests/helpers/mod.rs"]
+mod redis_server;
+
 use tokenauth_emulator::{
     BRO_DEMO_PASSWORD, BRO_DEMO_USERNAME, Emulator, EmulatorConfig, Provider, REOB_DEMO_PASSWORD,
     REOB_DEMO_USERNAME, TWOBA_DEMO_CLIENT_ID, TWOBA_DEMO_CLIENT_SECRET, TWOBA_DEMO_PASSWORD,
@@ -596,5 +602,36 @@ fn token_names_the_store_file_that_is_in_the_way() {
             && err.contains(&format!("cause: {} is a directory", in_the_way.display()))
             && err.contains("remove it"),
         "{err}"
+    );
+}
+
+#[test]
+fn token_keeps_the_rotated_refresh_token_in_redis_for_the_next_process() {
+    let f = Fixture::new("redis-store");
+    let redis = redis_server::RedisServer::start();
+    let url = redis.url();
+    let key = [(
+        "TOKENAUTH_STORE_KEY",
+        "k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+    )];
+    // The first process logs in and leaves 2BA's refresh token in Redis.
+    let (code, out, err) = f.run(&["--store", &url, "token", "twoba"], &key);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("obtained:   logged in at"), "{out}");
+    // The next two refresh with it, each with the one the last rotated.
+    for _ in 0..2 {
+        let (code, out, err) = f.run(&["--store", &url, "token", "twoba"], &key);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            out.contains("obtained:   refreshed with the stored refresh token at"),
+            "{out}"
+        );
+    }
+    let token = f.emulator.stats().twoba.token;
+    assert_eq!(token.requests_by_grant.password, 1);
+    assert_eq!(token.requests_by_grant.refresh_token, 2);
+    assert_eq!(
+        token.refresh_reuse, 0,
+        "a rotated refresh token was used again"
     );
 }

@@ -265,3 +265,51 @@ impl Origin {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::sealed::Response as _;
+    use crate::{Connection, Providers, TokenAuth};
+
+    /// A static query-credential provider's credential (no network).
+    async fn query_credential() -> crate::Credential {
+        let providers = Providers::from_toml(
+            "p.toml",
+            r#"
+[providers.q]
+api = ["https://api.example.com/"]
+inputs.key = { env = "Q_KEY", secret = true }
+inject.query = { name = "key", value = "{{ inputs.key }}" }
+"#,
+        )
+        .unwrap();
+        let auth = TokenAuth::builder(providers).build().unwrap();
+        let conn = Connection::new("c").with_secret("key", "s3cr3t-key");
+        auth.provider("q")
+            .unwrap()
+            .credential(Some(&conn))
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_http_response_hands_back_no_query_credential_in_url_headers() {
+        let credential = query_credential().await;
+        let response = http::Response::builder()
+            .status(302)
+            .header(
+                "location",
+                "https://api.example.com/next?a=1&key=s3cr3t-key#f",
+            )
+            .header("content-location", "/items?key=s3cr3t-key")
+            .header("x-other", "key=s3cr3t-key")
+            .body(())
+            .unwrap();
+        let redacted = response.redact(&credential);
+        let headers = redacted.headers();
+        assert_eq!(headers["location"], "https://api.example.com/next?a=1#f");
+        assert_eq!(headers["content-location"], "/items");
+        // Only the URL-valued headers are rewritten.
+        assert_eq!(headers["x-other"], "key=s3cr3t-key");
+    }
+}

@@ -152,6 +152,19 @@ impl std::fmt::Debug for TokenAuth {
 /// The per-connection operations of provider `index`, behind
 /// [`ProviderHandle`]'s methods of the same names.
 impl Inner {
+    /// `connection`, or provider `index`'s default connection when it is
+    /// `None`.
+    pub(crate) fn connection<'c>(
+        &'c self,
+        index: usize,
+        connection: Option<&'c Connection>,
+    ) -> Result<&'c Connection, Error> {
+        match connection {
+            Some(c) => Ok(c),
+            None => self.default_connection(index),
+        }
+    }
+
     /// The default connection (inputs from environment variables), built on
     /// first use; fails naming the input and variable that is missing.
     pub(crate) fn default_connection(&self, index: usize) -> Result<&Connection, Error> {

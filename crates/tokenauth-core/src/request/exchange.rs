@@ -158,12 +158,9 @@ impl<R: HttpRequest> Exchange<'_, R> {
             mut request,
         } = self;
         let inner = &auth.inner;
-        let conn = match connection.as_ref() {
-            Some(conn) => conn,
-            None => match inner.default_connection(index) {
-                Ok(conn) => conn,
-                Err(e) => return Err(transport.auth_error(e)),
-            },
+        let conn = match inner.connection(index, connection.as_ref()) {
+            Ok(conn) => conn,
+            Err(e) => return Err(transport.auth_error(e)),
         };
         let credential = match inner.credential(index, conn).await {
             Ok(credential) => credential,

@@ -53,10 +53,7 @@ impl ProviderHandle {
     /// `connection`, or the default connection when it is `None`.
     #[inline]
     fn resolve<'c>(&'c self, connection: Option<&'c Connection>) -> Result<&'c Connection, Error> {
-        match connection {
-            Some(c) => Ok(c),
-            None => self.default_connection(),
-        }
+        self.auth.inner.connection(self.index, connection)
     }
 
     /// A valid credential for `connection` (`None`: the default connection).

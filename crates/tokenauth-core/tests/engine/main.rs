@@ -11,3 +11,4 @@ mod rejections;
 mod secrets;
 mod seed;
 mod shared;
+mod test_store;

@@ -1,19 +1,17 @@
 //! 2BA refresh tokens: rotation, revocation -> login, stores.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use tokenauth_core::clock::ManualClock;
-use tokenauth_core::store::{
-    CasOutcome, FileStore, Lease, LeaseOutcome, MemoryStore, Publication, SharedState, StoreError,
-    StoreKey, TokenStore, WaitOutcome,
-};
+use tokenauth_core::store::{CasOutcome, FileStore, StoreKey, TokenStore};
 use tokenauth_core::{Connection, TokenAuth};
 use tokenauth_emulator::{Emulator, Provider};
 
 use crate::helpers::*;
+use crate::test_store::TestStore;
 
 #[tokio::test]
 async fn many_refreshes_in_a_row_each_use_the_newest_refresh_token() {
@@ -208,88 +206,15 @@ async fn the_file_store_survives_a_new_engine() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// A store that returns a stale refresh token on every read until the next
-/// compare-and-set, as if another worker had rotated it in between.
-#[derive(Debug)]
-struct StaleOnce {
-    inner: MemoryStore,
-    stale: Mutex<Option<SecretString>>,
-    /// Written to the store right before the next compare-and-set.
-    land_before_cas: Mutex<Option<SecretString>>,
-}
-
-#[async_trait::async_trait]
-impl TokenStore for StaleOnce {
-    async fn read(&self, key: &StoreKey<'_>) -> Result<SharedState, StoreError> {
-        let mut state = self.inner.read(key).await?;
-        if let Some(stale) = self.stale.lock().unwrap().clone() {
-            state.refresh_token = Some(stale);
-        }
-        Ok(state)
-    }
-    async fn try_lease(
-        &self,
-        key: &StoreKey<'_>,
-        owner: &str,
-        ttl: Duration,
-    ) -> Result<LeaseOutcome, StoreError> {
-        self.inner.try_lease(key, owner, ttl).await
-    }
-    async fn renew_lease(
-        &self,
-        lease: &Lease,
-        ttl: Duration,
-    ) -> Result<Option<SystemTime>, StoreError> {
-        self.inner.renew_lease(lease, ttl).await
-    }
-    async fn release(&self, lease: &Lease) -> Result<bool, StoreError> {
-        self.inner.release(lease).await
-    }
-    async fn publish(&self, lease: &Lease, p: &Publication) -> Result<bool, StoreError> {
-        self.inner.publish(lease, p).await
-    }
-    async fn cas_refresh(
-        &self,
-        key: &StoreKey<'_>,
-        used: Option<&SecretString>,
-        new: Option<&SecretString>,
-    ) -> Result<CasOutcome, StoreError> {
-        // The winner of a race lands its rotated token just before this
-        // worker's compare-and-set: the moment v1 deleted it.
-        self.stale.lock().unwrap().take();
-        let landing = self.land_before_cas.lock().unwrap().take();
-        if let Some(winner) = landing {
-            let current = self.inner.read(key).await?.refresh_token;
-            let _ = self
-                .inner
-                .cas_refresh(key, current.as_ref(), Some(&winner))
-                .await?;
-        }
-        self.inner.cas_refresh(key, used, new).await
-    }
-    async fn wait(
-        &self,
-        key: &StoreKey<'_>,
-        seen: u64,
-        timeout: Duration,
-    ) -> Result<WaitOutcome, StoreError> {
-        self.inner.wait(key, seen, timeout).await
-    }
-}
-
-/// An engine over a [`StaleOnce`] store that has logged in and refreshed
+/// An engine over a [`TestStore`] that has logged in and refreshed
 /// once (rotating the refresh token); returns the refresh token that the
 /// refresh used up.
 async fn rotated_once(
     emu: &Emulator,
     conn: &Connection,
-) -> (TokenAuth, Arc<ManualClock>, Arc<StaleOnce>, SecretString) {
+) -> (TokenAuth, Arc<ManualClock>, Arc<TestStore>, SecretString) {
     let clock = Arc::new(ManualClock::new());
-    let store = Arc::new(StaleOnce {
-        inner: MemoryStore::new(),
-        stale: Mutex::new(None),
-        land_before_cas: Mutex::new(None),
-    });
+    let store = Arc::new(TestStore::default());
     let auth = engine_with(emu, seed_providers(), store.clone(), clock.clone());
     auth.credential_of("twoba", Some(conn)).await.unwrap(); // login
     clock.advance(Duration::from_secs(121));

@@ -8,19 +8,17 @@
 //! real Redis) and one manual clock.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-use secrecy::{ExposeSecret as _, SecretString};
+use secrecy::ExposeSecret as _;
 use tokenauth_core::clock::{Clock as _, ManualClock};
-use tokenauth_core::store::{
-    CasOutcome, Lease, LeaseOutcome, MemoryStore, Publication, SharedState, StoreError,
-    StoreErrorKind, StoreKey, TokenStore, WaitOutcome,
-};
+use tokenauth_core::store::{MemoryStore, StoreKey, TokenStore};
 use tokenauth_core::{Connection, Error, TokenAuth, TokenAuthBuilder};
 use tokenauth_emulator::{Emulator, Provider, StatusFault};
 
 use crate::helpers::*;
+use crate::test_store::TestStore;
 
 /// Into 2BA's renewal window (120 s tokens, `skew = "20%"`: renewed 24 to
 /// 26.4 s before expiry) while the token is still valid.
@@ -224,101 +222,6 @@ async fn a_waiter_that_gives_up_never_fetches_without_the_lease() {
     );
 }
 
-/// A store whose lease calls can be made to fail, as a Redis that another
-/// process's takeover, a network partition or an outage affects.
-#[derive(Debug, Default)]
-struct Flaky {
-    inner: MemoryStore,
-    /// Every call fails as unavailable.
-    down: AtomicBool,
-    /// Every call hangs (until the engine's store timeout).
-    hang: AtomicBool,
-    /// `renew_lease` answers "not your lease any more".
-    lease_taken_over: AtomicBool,
-    /// `renew_lease` fails as unavailable.
-    renewals_fail: AtomicBool,
-    renewals: AtomicU32,
-    /// Every call.
-    calls: AtomicU32,
-}
-
-impl Flaky {
-    async fn check(&self) -> Result<(), StoreError> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        if self.hang.load(Ordering::Relaxed) {
-            std::future::pending::<()>().await;
-        }
-        match self.down.load(Ordering::Relaxed) {
-            true => Err(StoreError::new(
-                StoreErrorKind::Unavailable,
-                "the test store is down",
-            )),
-            false => Ok(()),
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl TokenStore for Flaky {
-    async fn read(&self, key: &StoreKey<'_>) -> Result<SharedState, StoreError> {
-        self.check().await?;
-        self.inner.read(key).await
-    }
-    async fn try_lease(
-        &self,
-        key: &StoreKey<'_>,
-        owner: &str,
-        ttl: Duration,
-    ) -> Result<LeaseOutcome, StoreError> {
-        self.check().await?;
-        self.inner.try_lease(key, owner, ttl).await
-    }
-    async fn renew_lease(
-        &self,
-        lease: &Lease,
-        ttl: Duration,
-    ) -> Result<Option<SystemTime>, StoreError> {
-        self.check().await?;
-        self.renewals.fetch_add(1, Ordering::Relaxed);
-        if self.lease_taken_over.load(Ordering::Relaxed) {
-            return Ok(None);
-        }
-        if self.renewals_fail.load(Ordering::Relaxed) {
-            return Err(StoreError::new(
-                StoreErrorKind::Unavailable,
-                "the test store dropped the renewal",
-            ));
-        }
-        self.inner.renew_lease(lease, ttl).await
-    }
-    async fn release(&self, lease: &Lease) -> Result<bool, StoreError> {
-        self.check().await?;
-        self.inner.release(lease).await
-    }
-    async fn publish(&self, lease: &Lease, publication: &Publication) -> Result<bool, StoreError> {
-        self.check().await?;
-        self.inner.publish(lease, publication).await
-    }
-    async fn cas_refresh(
-        &self,
-        key: &StoreKey<'_>,
-        used: Option<&SecretString>,
-        new: Option<&SecretString>,
-    ) -> Result<CasOutcome, StoreError> {
-        self.check().await?;
-        self.inner.cas_refresh(key, used, new).await
-    }
-    async fn wait(
-        &self,
-        key: &StoreKey<'_>,
-        seen: u64,
-        timeout: Duration,
-    ) -> Result<WaitOutcome, StoreError> {
-        self.check().await?;
-        self.inner.wait(key, seen, timeout).await
-    }
-}
-
 /// The holder learns on renewal that its lease is gone (another process took
 /// it over, or a renewal by an owner that lost the lease): it abandons its
 /// token request and publishes nothing. And when renewals merely fail, it
@@ -327,7 +230,7 @@ impl TokenStore for Flaky {
 async fn a_holder_that_cannot_keep_its_lease_abandons_the_fetch_and_publishes_nothing() {
     let emu = emulator().await;
     let clock = Arc::new(ManualClock::new());
-    let store = Arc::new(Flaky::default());
+    let store = Arc::new(TestStore::default());
     let auth = builder(&emu, store.clone(), &clock)
         .lease_ttl(Duration::from_millis(300))
         .build()
@@ -391,7 +294,7 @@ async fn a_holder_that_cannot_keep_its_lease_abandons_the_fetch_and_publishes_no
 async fn with_the_store_down_cached_tokens_serve_and_rotating_providers_fail_typed() {
     let emu = emulator().await;
     let clock = Arc::new(ManualClock::new());
-    let store = Arc::new(Flaky::default());
+    let store = Arc::new(TestStore::default());
     let auth = builder(&emu, store.clone(), &clock)
         .store_timeout(Duration::from_millis(200))
         .build()
@@ -445,7 +348,7 @@ async fn with_the_store_down_cached_tokens_serve_and_rotating_providers_fail_typ
 async fn local_fallback_lets_a_rotating_provider_log_in_without_the_store() {
     let emu = emulator().await;
     let clock = Arc::new(ManualClock::new());
-    let store = Arc::new(Flaky::default());
+    let store = Arc::new(TestStore::default());
     store.down.store(true, Ordering::Relaxed);
     let auth = builder(&emu, store.clone(), &clock)
         .local_fallback(true)
@@ -536,7 +439,7 @@ async fn a_rejected_token_is_replaced_not_adopted_again() {
 async fn a_cache_hit_never_calls_the_shared_store() {
     let emu = emulator().await;
     let clock = Arc::new(ManualClock::new());
-    let store = Arc::new(Flaky::default());
+    let store = Arc::new(TestStore::default());
     let auth = builder(&emu, store.clone(), &clock).build().unwrap();
     let conn = twoba();
     auth.credential_of("twoba", Some(&conn)).await.unwrap();

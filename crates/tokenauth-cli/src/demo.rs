@@ -447,9 +447,9 @@ impl SharedRun {
 
     /// Runs the worker processes against `emulator` and prints its counts.
     async fn run(self, g: &Global, emulator: &Emulator) -> Outcome {
-        let n = usize::from(self.processes);
         println!(
-            "4. {n} processes x {WORKERS_PER_PROCESS} workers share one Redis store ({}, key prefix {}) for {}, calling 2BA, whose tokens now live {}:",
+            "4. {} x {WORKERS_PER_PROCESS} workers on one Redis store ({}, key prefix {}) call 2BA for {}; its tokens now live {} (renewed at half their life):",
+            plural(self.processes.into(), "process"),
             display_url(&self.url),
             self.prefix,
             humantime::format_duration(self.duration),
@@ -527,10 +527,16 @@ impl SharedRun {
             plural(errors, "error")
         );
         if logins == 1 && reuse == 0 && errors == 0 && calls > 0 {
-            println!("verdict: {n} processes shared one token: {counts}");
+            println!(
+                "verdict: {} shared one token: {counts}",
+                plural(self.processes.into(), "process")
+            );
             Outcome::Ok
         } else {
-            println!("verdict: {n} processes did NOT share one token: {counts}");
+            println!(
+                "verdict: {} did NOT share one token: {counts}",
+                plural(self.processes.into(), "process")
+            );
             Outcome::AuthFailure
         }
     }
@@ -897,9 +903,9 @@ pub(crate) async fn worker(g: &Global, args: &WorkerArgs) -> Outcome {
     Outcome::Ok
 }
 
-/// `1 login`, `2 logins`, `3 refreshes`.
+/// `1 login`, `2 logins`, `3 refreshes`, `4 processes`.
 fn plural(n: u64, noun: &str) -> String {
-    match (n, noun.ends_with('h')) {
+    match (n, noun.ends_with('h') || noun.ends_with('s')) {
         (1, _) => format!("1 {noun}"),
         (_, true) => format!("{n} {noun}es"),
         (_, false) => format!("{n} {noun}s"),

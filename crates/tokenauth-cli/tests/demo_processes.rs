@@ -62,7 +62,7 @@ fn count(out: &str, label: &str) -> u64 {
 fn three_processes_share_2bas_token_through_redis() {
     let redis = redis_server::RedisServer::start();
     let url = redis.url();
-    let (_code, out, err) = tokenauth(&[
+    let (code, out, err) = tokenauth(&[
         "demo",
         "--store",
         &url,
@@ -71,17 +71,18 @@ fn three_processes_share_2bas_token_through_redis() {
         "--duration",
         "3s",
     ]);
+    assert_eq!(code, 0, "{out}{err}");
     // The single-process demo ran first, as without --store.
     assert!(
         out.contains("result: every request succeeded"),
         "{out}{err}"
     );
     assert!(
-        out.contains("4. 3 processes x 4 workers share one Redis store")
+        out.contains("4. 3 processes x 4 workers on one Redis store")
             && out.contains("TOKENAUTH_STORE_KEY is not set"),
         "{out}{err}"
     );
-    // It ran: every process called, and all calls reached the API.
+    // It ran: every process called, and every call got a 200.
     for p in 1..=3 {
         assert!(
             count(&out, &format!("process {p}:")) > 0,
@@ -90,12 +91,39 @@ fn three_processes_share_2bas_token_through_redis() {
     }
     let calls = count(&out, "API requests:");
     assert!(calls > 0, "{out}{err}");
-    assert_eq!(count(&out, "caller errors:"), 0, "{out}{err}");
     assert!(
-        out.contains(&format!("0 of {calls} calls")),
-        "every call reached the API:\n{out}{err}"
+        out.contains(&format!("API requests:   {calls} ({calls} x 200)"))
+            && out.contains(&format!("caller errors:  0 of {calls} calls")),
+        "{out}{err}"
     );
-    assert!(out.contains("\nverdict: 3 processes "), "{out}{err}");
+    // One token for the three processes: one login, and the refresh token,
+    // rotated at each renewal, never presented twice.
+    assert_eq!(count(&out, "refresh reuse:"), 0, "{out}{err}");
+    let token = out
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("token requests: "))
+        .unwrap_or_else(|| panic!("no token requests line:\n{out}"));
+    assert!(
+        token.contains(": 1 login (grant password), "),
+        "{token}\n{out}{err}"
+    );
+    // A 2 s token is renewed at half its life: about one refresh a second,
+    // so 2 in 3 s (the bounds leave room for a loaded machine).
+    let refreshes: u64 = token
+        .split(", ")
+        .nth(1)
+        .filter(|r| r.contains(" (grant refresh_token)"))
+        .and_then(|r| r.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no refresh count in {token:?}"));
+    assert!((1..=4).contains(&refreshes), "{token}\n{out}{err}");
+    assert!(
+        out.contains(&format!(
+            "\nverdict: 3 processes shared one token: 1 login, {} refresh{}, 0 reuse, 0 errors\n",
+            refreshes,
+            if refreshes == 1 { "" } else { "es" }
+        )),
+        "{out}{err}"
+    );
 }
 
 #[test]

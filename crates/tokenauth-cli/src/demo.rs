@@ -526,19 +526,18 @@ impl SharedRun {
             plural(refreshes, "refresh"),
             plural(errors, "error")
         );
-        if logins == 1 && reuse == 0 && errors == 0 && calls > 0 {
-            println!(
-                "verdict: {} shared one token: {counts}",
-                plural(self.processes.into(), "process")
-            );
-            Outcome::Ok
-        } else {
-            println!(
-                "verdict: {} did NOT share one token: {counts}",
-                plural(self.processes.into(), "process")
-            );
-            Outcome::AuthFailure
-        }
+        let who = plural(self.processes.into(), "process");
+        let (verdict, outcome) = match (logins, reuse, errors) {
+            _ if calls == 0 => ("made no call".to_owned(), Outcome::AuthFailure),
+            (1, 0, 0) => ("shared one token".to_owned(), Outcome::Ok),
+            (1, 0, e) => (
+                format!("shared one token, but {} failed", plural(e, "call")),
+                Outcome::AuthFailure,
+            ),
+            _ => ("did NOT share one token".to_owned(), Outcome::AuthFailure),
+        };
+        println!("verdict: {who} {verdict}: {counts}");
+        outcome
     }
 
     /// Starts the worker processes, lets them go together, and collects

@@ -18,6 +18,8 @@ pub(crate) struct Settings {
     pub(crate) state_grace: Duration,
     pub(crate) poll_interval: Duration,
     pub(crate) pubsub: bool,
+    /// Connect on first use, not in `build`.
+    pub(crate) lazy: bool,
 }
 
 /// Builds a [`RedisStore`]: [`RedisStore::builder`].
@@ -79,6 +81,7 @@ impl RedisStore {
                 state_grace: Duration::from_secs(60),
                 poll_interval: Duration::from_millis(100),
                 pubsub: true,
+                lazy: false,
             },
         }
     }
@@ -156,6 +159,20 @@ impl RedisStoreBuilder {
     /// servers whose ACL forbids `SUBSCRIBE`. Defaults to on.
     pub fn pubsub(mut self, on: bool) -> Self {
         self.settings.pubsub = on;
+        self
+    }
+
+    /// Connects on first use instead of in [`build`](Self::build), so a
+    /// process can start while Redis is down: `build` then checks only the
+    /// settings (key, prefix, URL), each store call fails with
+    /// [`StoreErrorKind::Unavailable`] until the server answers (the engine
+    /// serves cached tokens meanwhile and falls back as
+    /// `TokenAuthBuilder::local_fallback` says), and the connection is made
+    /// as soon as it does. A wrong password then shows up on the first call,
+    /// not at start-up. Single server only (a cluster connects in `build`).
+    /// Defaults to off.
+    pub fn lazy(mut self, on: bool) -> Self {
+        self.settings.lazy = on;
         self
     }
 
@@ -239,6 +256,19 @@ impl RedisStoreBuilder {
             .set_connection_timeout(Some(settings.timeout))
             .set_response_timeout(Some(settings.timeout))
             .set_number_of_retries(2);
+        if settings.lazy {
+            let manager =
+                ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(bad_url)?;
+            let store = store(
+                Connection::Single(manager),
+                Some(client),
+                sealing,
+                settings,
+                server,
+            );
+            tracing::debug!(server = %store.inner.server, "Redis token store: connecting on first use");
+            return Ok(store);
+        }
         let manager = tokio::time::timeout(
             settings.timeout,
             ConnectionManager::new_with_config(client.clone(), config),
@@ -257,14 +287,14 @@ impl RedisStoreBuilder {
     }
 }
 
-async fn finish(
+fn store(
     conn: Connection,
     client: Option<redis::Client>,
     sealing: Sealing,
     settings: Settings,
     server: String,
-) -> Result<RedisStore, StoreError> {
-    let store = RedisStore {
+) -> RedisStore {
+    RedisStore {
         inner: Arc::new(Inner {
             conn,
             client,
@@ -272,7 +302,18 @@ async fn finish(
             settings,
             server,
         }),
-    };
+    }
+}
+
+/// The store, once the server answered PING.
+async fn finish(
+    conn: Connection,
+    client: Option<redis::Client>,
+    sealing: Sealing,
+    settings: Settings,
+    server: String,
+) -> Result<RedisStore, StoreError> {
+    let store = store(conn, client, sealing, settings, server);
     let mut conn = store.inner.conn.clone();
     let pong: String = tokio::time::timeout(
         store.inner.settings.timeout,

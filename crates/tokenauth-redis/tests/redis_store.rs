@@ -595,3 +595,34 @@ async fn a_stopped_server_is_unavailable_within_the_timeout() {
     );
     assert!(err.to_string().contains("127.0.0.1"), "{err}");
 }
+
+/// A lazy store starts while Redis is down: calls are unavailable (within
+/// the timeout) until the server is back, then work without a new store.
+#[tokio::test]
+async fn a_lazy_store_starts_while_redis_is_down_and_connects_when_it_is_back() {
+    let mut server = RedisServer::start();
+    server.stop();
+    let store = builder(&server)
+        .timeout(Duration::from_millis(300))
+        .lazy(true)
+        .build()
+        .await
+        .expect("a lazy store needs no server to build");
+    let err = store.read(&KEY).await.unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Unavailable, "{err}");
+    server.restart();
+    let mut answered = false;
+    for _ in 0..50 {
+        if store.read(&KEY).await.is_ok() {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(answered, "the lazy store connected once Redis was back");
+    let rt = secret("rt-after-the-outage");
+    assert!(matches!(
+        store.cas_refresh(&KEY, None, Some(&rt)).await.unwrap(),
+        tokenauth_core::store::CasOutcome::Written
+    ));
+}

@@ -76,7 +76,11 @@ pub(crate) struct ConnectionArgs {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the main job with no credentials or network: the built-in emulator, the three seed providers, the middleware.
-    Demo,
+    /// With --store redis://HOST:PORT/DB, worker processes then share one token through Redis.
+    Demo(demo::DemoArgs),
+    /// One worker process of `tokenauth demo --store redis://…` (started by the demo).
+    #[command(name = "demo-worker", hide = true)]
+    DemoWorker(demo::WorkerArgs),
     /// Validate a description: every problem with file:line:column; exit 2 if invalid.
     Check {
         /// The file to check (overrides --config).
@@ -164,7 +168,8 @@ fn main() -> ExitCode {
     common::init_tracing(cli.global.verbose);
     let g = &cli.global;
     let outcome = match cli.command {
-        Command::Demo => common::block_on(demo::run(g)),
+        Command::Demo(args) => common::block_on(demo::run(g, &args)),
+        Command::DemoWorker(args) => common::block_on(demo::worker(g, &args)),
         Command::Check { file, json } => check::run(&file.unwrap_or_else(|| g.config_path()), json),
         Command::Schema => {
             print!("{}", tokenauth_core::config::json_schema());

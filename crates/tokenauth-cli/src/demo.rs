@@ -399,6 +399,14 @@ impl SharedRun {
             return Ok(None);
         };
         if !is_redis(url) {
+            if args.processes.is_none() && args.duration.is_none() {
+                // A directory in $TOKENAUTH_STORE (set for the other
+                // commands) must not stop the main job.
+                eprintln!(
+                    "note: the demo keeps its tokens in memory; its multi-process part shares them through Redis (--store redis://HOST:PORT/DB), so the store directory is not used"
+                );
+                return Ok(None);
+            }
             eprintln!(
                 "error: the demo's --store (or $TOKENAUTH_STORE) takes a Redis URL, redis://HOST:PORT/DB, whose server its worker processes share; leave it out for the demo in one process"
             );

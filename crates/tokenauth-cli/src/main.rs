@@ -47,7 +47,7 @@ pub(crate) struct Global {
     #[arg(long, global = true, value_name = "PEM")]
     pub(crate) cacert: Option<PathBuf>,
 
-    /// Keep refresh tokens where they survive between runs and are shared by
+    /// Keep tokens where they survive between runs and are shared by
     /// processes: a directory (file store, 0600), or a Redis URL
     /// (redis://HOST:PORT/DB, rediss:// for TLS; tokens are encrypted with
     /// the key in $TOKENAUTH_STORE_KEY).
@@ -55,6 +55,9 @@ pub(crate) struct Global {
         long,
         global = true,
         env = "TOKENAUTH_STORE",
+        // Help would print the variable's value: a Redis URL may hold a
+        // password.
+        hide_env_values = true,
         value_name = "DIR|redis://…"
     )]
     pub(crate) store: Option<String>,

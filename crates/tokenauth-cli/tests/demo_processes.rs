@@ -143,7 +143,18 @@ fn a_store_that_cannot_be_opened_is_a_quick_clear_error() {
     assert_eq!(code, 2);
     assert!(err.contains("add --store redis://HOST:PORT/DB"), "{err}");
 
-    let (code, _, err) = tokenauth(&["demo", "--store", "some/dir"]);
+    let (code, _, err) = tokenauth(&["demo", "--store", "some/dir", "--processes", "2"]);
     assert_eq!(code, 2);
     assert!(err.contains("takes a Redis URL"), "{err}");
+}
+
+/// A directory in `$TOKENAUTH_STORE`, set for the other commands, does not
+/// stop the main job: the demo says it keeps its tokens in memory.
+#[test]
+fn a_store_directory_does_not_stop_the_demo() {
+    let (code, out, err) = tokenauth(&["demo", "--store", "some/dir"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("keeps its tokens in memory"), "{err}");
+    assert!(out.contains("result: every request succeeded"), "{out}");
+    assert!(!Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../some/dir")).exists());
 }

@@ -252,13 +252,13 @@ impl RedisStoreBuilder {
         }
 
         let client = redis::Client::open(self.url.as_str()).map_err(bad_url)?;
-        let config = ConnectionManagerConfig::new()
+        let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(settings.timeout))
             .set_response_timeout(Some(settings.timeout))
             .set_number_of_retries(2);
         if settings.lazy {
-            let manager =
-                ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(bad_url)?;
+            let manager = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
+                .map_err(bad_url)?;
             let store = store(
                 Connection::Single(manager),
                 Some(client),
@@ -269,9 +269,25 @@ impl RedisStoreBuilder {
             tracing::debug!(server = %store.inner.server, "Redis token store: connecting on first use");
             return Ok(store);
         }
+        // One plain connection first: the manager retries a refused
+        // password until the timeout, which would read as "unreachable".
+        let probe =
+            tokio::time::timeout(settings.timeout, client.get_multiplexed_async_connection())
+                .await
+                .map_err(|_| unreachable(timed_out()))?;
+        if let Err(e) = probe {
+            return Err(if refused_credentials(&e) {
+                config(format!(
+                    "Redis at {server} refused the credentials in the URL: check the password (redis://:PASSWORD@host, or redis://USER:PASSWORD@host for an ACL user)"
+                ))
+                .with_source(e)
+            } else {
+                unreachable(e)
+            });
+        }
         let manager = tokio::time::timeout(
             settings.timeout,
-            ConnectionManager::new_with_config(client.clone(), config),
+            ConnectionManager::new_with_config(client.clone(), manager_config),
         )
         .await
         .map_err(|_| unreachable(timed_out()))?
@@ -338,6 +354,12 @@ async fn finish(
     })?;
     tracing::debug!(server = %store.inner.server, reply = %pong, sealing = ?store.inner.sealing, "Redis token store connected");
     Ok(store)
+}
+
+/// The server refused the URL's user or password.
+fn refused_credentials(e: &redis::RedisError) -> bool {
+    e.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(e.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"))
 }
 
 fn timed_out() -> redis::RedisError {

@@ -626,3 +626,30 @@ async fn a_lazy_store_starts_while_redis_is_down_and_connects_when_it_is_back() 
         tokenauth_core::store::CasOutcome::Written
     ));
 }
+
+/// A wrong password is named as such (not as an unreachable server), and
+/// never shown.
+#[tokio::test]
+async fn a_refused_password_is_a_config_error_that_does_not_show_it() {
+    let server = RedisServer::start_with(&["--requirepass", "right-pass-4f2a"]);
+    let url = format!("redis://:wrong-pass-9c1d@127.0.0.1:{}/0", server.port());
+    let err = RedisStore::builder(url)
+        .encryption(keyring("k1", 1))
+        .build()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Config, "{err}");
+    assert!(
+        err.to_string()
+            .contains("refused the credentials in the URL"),
+        "{err}"
+    );
+    assert!(!format!("{err} {err:?}").contains("pass-"), "{err:?}");
+    let url = format!("redis://:right-pass-4f2a@127.0.0.1:{}/0", server.port());
+    let store = RedisStore::builder(url)
+        .encryption(keyring("k1", 1))
+        .build()
+        .await
+        .expect("the right password works");
+    assert!(store.read(&KEY).await.is_ok());
+}

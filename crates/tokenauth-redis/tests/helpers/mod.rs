@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 pub(crate) struct RedisServer {
     child: Child,
     port: u16,
+    /// Further `redis-server` arguments (kept for a restart).
+    args: Vec<String>,
 }
 
 impl RedisServer {
@@ -17,6 +19,13 @@ impl RedisServer {
     /// answers PING. Panics (the test fails) when `redis-server` is not
     /// installed: the Redis tests are never skipped silently.
     pub(crate) fn start() -> RedisServer {
+        Self::start_with(&[])
+    }
+
+    /// [`start`](Self::start) with further `redis-server` arguments, e.g.
+    /// `["--requirepass", "…"]`.
+    pub(crate) fn start_with(args: &[&str]) -> RedisServer {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
         let installed = Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())
@@ -35,8 +44,8 @@ impl RedisServer {
                 .and_then(|l| l.local_addr())
                 .expect("a free loopback port")
                 .port();
-            match spawn(port) {
-                Ok(child) => return RedisServer { child, port },
+            match spawn(port, &args) {
+                Ok(child) => return RedisServer { child, port, args },
                 Err(e) => last_error = e,
             }
         }
@@ -56,7 +65,7 @@ impl RedisServer {
         self.stop();
         let mut last_error = String::new();
         for _ in 0..50 {
-            match spawn(self.port) {
+            match spawn(self.port, &self.args) {
                 Ok(child) => {
                     self.child = child;
                     return;
@@ -67,6 +76,12 @@ impl RedisServer {
             std::thread::sleep(Duration::from_millis(100));
         }
         panic!("could not restart redis-server: {last_error}");
+    }
+
+    /// The port it listens on (127.0.0.1).
+    #[allow(dead_code)]
+    pub(crate) fn port(&self) -> u16 {
+        self.port
     }
 
     /// `redis://127.0.0.1:PORT/0`.
@@ -82,7 +97,8 @@ impl Drop for RedisServer {
     }
 }
 
-/// True when the server on `port` answers PING with PONG.
+/// True when the server on `port` answers PING (with PONG, or asking for
+/// the password).
 fn ping(port: u16) -> bool {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
         return false;
@@ -92,17 +108,19 @@ fn ping(port: u16) -> bool {
         return false;
     }
     let mut reply = [0u8; 7];
-    stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
+    // A server with a password answers "-NOAUTH …": up all the same.
+    stream.read_exact(&mut reply).is_ok() && (&reply == b"+PONG\r\n" || &reply == b"-NOAUTH")
 }
 
 /// Starts `redis-server` on `port` and waits until it answers PING.
-fn spawn(port: u16) -> Result<Child, String> {
+fn spawn(port: u16, args: &[String]) -> Result<Child, String> {
     let mut child = Command::new("redis-server")
         .args(["--port", &port.to_string()])
         .args(["--bind", "127.0.0.1"])
         .args(["--save", ""])
         .args(["--appendonly", "no"])
         .args(["--protected-mode", "yes"])
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

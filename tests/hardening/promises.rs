@@ -287,7 +287,13 @@ async fn file_store_cleans_up_after_a_killed_writer_and_never_blocks_on_a_fifo()
     });
     let err = result.unwrap_err();
     assert!(
-        matches!(err, Error::Store { action: "load", .. }),
+        matches!(
+            err,
+            Error::Store {
+                action: "read the shared token state",
+                ..
+            }
+        ),
         "{err:?}"
     );
     let source = std::error::Error::source(&err).unwrap().to_string();

@@ -103,6 +103,11 @@ enum Command {
         /// Print the whole token (a warning goes to stderr on a terminal).
         #[arg(long)]
         reveal: bool,
+        /// Get a new token now, even when the store holds a valid one that
+        /// another process fetched (log in or refresh; with a shared store,
+        /// the new token is published for the others).
+        #[arg(long)]
+        renew: bool,
     },
     /// Send a request through the middleware (curl-like) and print the status and body; exit 1 on a 4xx/5xx.
     Request {
@@ -170,7 +175,8 @@ fn main() -> ExitCode {
             provider,
             conn,
             reveal,
-        } => common::block_on(token::run(g, &provider, &conn, reveal)),
+            renew,
+        } => common::block_on(token::run(g, &provider, &conn, reveal, renew)),
         Command::Request {
             provider,
             url,

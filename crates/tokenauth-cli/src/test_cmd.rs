@@ -127,6 +127,12 @@ pub(crate) async fn run(g: &Global, id: &str, args: &ConnectionArgs) -> Outcome 
         |t| format!("expires {}", when(t, auth.clock().now())),
     );
     match (credential.obtained_by(), &p.login, &p.refresh) {
+        _ if credential.adopted() => steps.ok(
+            fetch_step,
+            format!(
+                "read from the shared token store (another process fetched it) -> token, {expiry}"
+            ),
+        ),
         (Some(RequestKind::Refresh), _, Some(refresh)) => steps.ok(
             fetch_step,
             format!(

@@ -8,7 +8,13 @@ use tokenauth_core::{Injection, RequestKind};
 use crate::common::{credential, hint, mask, open, report, when, with_spinner};
 use crate::{ConnectionArgs, Global, Outcome};
 
-pub(crate) async fn run(g: &Global, id: &str, args: &ConnectionArgs, reveal: bool) -> Outcome {
+pub(crate) async fn run(
+    g: &Global,
+    id: &str,
+    args: &ConnectionArgs,
+    reveal: bool,
+    renew: bool,
+) -> Outcome {
     let (providers, p, conn) = match open(g, id, args) {
         Ok(opened) => opened,
         Err(o) => return o,
@@ -26,7 +32,7 @@ pub(crate) async fn run(g: &Global, id: &str, args: &ConnectionArgs, reveal: boo
     };
     let credential = match with_spinner(
         format!("{}: {what}…", p.id),
-        credential(&auth, &p.id, &conn),
+        fetch(&auth, &p.id, &conn, renew),
     )
     .await
     {
@@ -42,7 +48,11 @@ pub(crate) async fn run(g: &Global, id: &str, args: &ConnectionArgs, reveal: boo
     let now = auth.clock().now();
     println!("provider:   {} ({})", p.id, p.name);
     println!("connection: {}", conn.id());
-    println!("obtained:   {}", obtained(&p, credential.obtained_by()));
+    let how = match credential.adopted() {
+        true => "read from the shared store (another process fetched it)".to_owned(),
+        false => obtained(&p, credential.obtained_by()),
+    };
+    println!("obtained:   {how}");
     match credential.access_token() {
         Some(token) => {
             let token = token.expose_secret();
@@ -98,6 +108,22 @@ fn token_type(p: &tokenauth_core::Provider) -> String {
 }
 
 /// How this run got the credential, and from where.
+/// The credential; with `renew`, a new one in place of a token another
+/// process fetched (the engine does not adopt a token it dropped).
+async fn fetch(
+    auth: &tokenauth_core::TokenAuth,
+    id: &str,
+    conn: &tokenauth_core::Connection,
+    renew: bool,
+) -> Result<tokenauth_core::Credential, tokenauth_core::Error> {
+    let first = credential(auth, id, conn).await?;
+    if !(renew && first.adopted()) {
+        return Ok(first);
+    }
+    auth.provider(id)?.invalidate(Some(conn), &first).await;
+    credential(auth, id, conn).await
+}
+
 fn obtained(p: &tokenauth_core::Provider, kind: Option<RequestKind>) -> String {
     match kind {
         Some(RequestKind::Login) => match &p.login {

@@ -469,7 +469,8 @@ fn token_says_how_it_was_obtained() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("obtained:   static credential"), "{out}");
 
-    // A refresh token kept between runs: the second run refreshes.
+    // A store kept between runs: the second run uses the token the first
+    // published; with --renew it refreshes with the stored refresh token.
     let store = Scratch::new("token-obtained-store");
     let dir = store.path("rt");
     let (code, out, err) = f.run(&["--store", &dir, "token", "twoba"], &[]);
@@ -479,6 +480,13 @@ fn token_says_how_it_was_obtained() {
         "{out}"
     );
     let (code, out, err) = f.run(&["--store", &dir, "token", "twoba"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("obtained:   read from the shared store (another process fetched it)\n"),
+        "{out}"
+    );
+    assert_eq!(f.emulator.stats().twoba.token.requests, 1);
+    let (code, out, err) = f.run(&["--store", &dir, "token", "twoba", "--renew"], &[]);
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains(
@@ -510,7 +518,9 @@ fn token_for_a_refresh_only_provider_renews_with_the_stored_refresh_token() {
     let (code, _, err) = f.run(&["--store", &dir, "token", "twoba"], &[]);
     assert_eq!(code, 0, "{err}");
     let (code, out, err) = f.run(
-        &["--config", &config, "--store", &dir, "token", "twoba"],
+        &[
+            "--config", &config, "--store", &dir, "token", "twoba", "--renew",
+        ],
         &[],
     );
     assert_eq!(code, 0, "{err}");
@@ -598,7 +608,7 @@ fn token_names_the_store_file_that_is_in_the_way() {
     let (code, _, err) = f.run(&["--store", &dir, "token", "twoba"], &[]);
     assert_eq!(code, 1, "{err}");
     assert!(
-        err.contains("could not load the refresh token")
+        err.contains("could not read the shared token state")
             && err.contains(&format!("cause: {} is a directory", in_the_way.display()))
             && err.contains("remove it"),
         "{err}"
@@ -618,9 +628,18 @@ fn token_keeps_the_rotated_refresh_token_in_redis_for_the_next_process() {
     let (code, out, err) = f.run(&["--store", &url, "token", "twoba"], &key);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("obtained:   logged in at"), "{out}");
-    // The next two refresh with it, each with the one the last rotated.
+    // The next process adopts the token the first published, no request.
+    let (code, out, err) = f.run(&["--store", &url, "token", "twoba"], &key);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("obtained:   read from the shared store"),
+        "{out}"
+    );
+    assert_eq!(f.emulator.stats().twoba.token.requests, 1);
+    // The next two renew, each with the refresh token the last rotated.
     for _ in 0..2 {
-        let (code, out, err) = f.run(&["--store", &url, "token", "twoba"], &key);
+        let args = ["--store", &url, "token", "twoba", "--renew"];
+        let (code, out, err) = f.run(&args, &key);
         assert_eq!(code, 0, "{err}");
         assert!(
             out.contains("obtained:   refreshed with the stored refresh token at"),

@@ -250,18 +250,83 @@ pub enum Error {
 
     /// The token store failed.
     #[error(
-        "provider `{provider}`, connection `{connection}`: the token store could not {action} the refresh token (the cause, this error's source, says what failed and how to fix it)"
+        "provider `{provider}`, connection `{connection}`: the token store could not {action} (the cause, this error's source, says what failed and how to fix it)"
     )]
     Store {
         /// The provider id.
         provider: String,
         /// The connection id.
         connection: String,
-        /// "load", "save" or "remove".
+        /// What the engine asked of the store, e.g. "load the refresh token".
         action: &'static str,
         /// The store's error: what failed and how to fix it.
         #[source]
         source: Arc<crate::store::StoreError>,
+    },
+
+    /// The shared token store could not be reached (or did not answer within
+    /// the store timeout), and the provider rotates its refresh tokens:
+    /// fetching without the store could spend a refresh token that another
+    /// process holds too. Tokens already cached stay in use while valid.
+    #[error(
+        "provider `{provider}`, connection `{connection}`: the token store is unavailable and the provider rotates its refresh tokens (refresh.rotate = true), so no token is fetched without it: a refresh token used by two processes is revoked. Cached tokens stay in use while valid; bring the store back, or allow fetching without it with TokenAuthBuilder::local_fallback(true) (the cause, this error's source, says what failed)"
+    )]
+    StoreUnavailable {
+        /// The provider id.
+        provider: String,
+        /// The connection id.
+        connection: String,
+        /// The store's error.
+        #[source]
+        source: Arc<crate::store::StoreError>,
+    },
+
+    /// Another process that shares the token store failed to get a token
+    /// for this connection a moment ago; no process asks again before the
+    /// shared backoff ends.
+    #[error(
+        "provider `{provider}`, connection `{connection}`: another process's token request failed ({reason}); no process sharing the token store tries again for {}", humantime::format_duration(*retry_in)
+    )]
+    BackedOff {
+        /// The provider id.
+        provider: String,
+        /// The connection id.
+        connection: String,
+        /// What failed, as that process's error said it (never a secret).
+        reason: String,
+        /// How long the backoff still runs (whole milliseconds).
+        retry_in: Duration,
+    },
+
+    /// Another process has held the connection's token lease for longer than
+    /// this one waits (the lease's maximum hold plus its time to live) without
+    /// publishing a token. This process never fetches without the lease.
+    #[error(
+        "provider `{provider}`, connection `{connection}`: waited {} for another process to fetch the token, and it still holds the token lease: that process may be stuck on a slow token endpoint; its lease ends by itself, and the next call tries again", humantime::format_duration(*waited)
+    )]
+    LeaseWait {
+        /// The provider id.
+        provider: String,
+        /// The connection id.
+        connection: String,
+        /// How long this call waited (whole milliseconds).
+        waited: Duration,
+    },
+
+    /// The token lease could not be kept while the token request ran (the
+    /// store did not renew it in time, another process took it over, or the
+    /// request outlasted the maximum hold), so the request was abandoned
+    /// before the lease ran out: two processes never use one refresh token.
+    #[error(
+        "provider `{provider}`, connection `{connection}`: the token request was abandoned because this process could not keep the token lease ({reason}): no two processes may fetch at once; the next call tries again"
+    )]
+    LeaseLost {
+        /// The provider id.
+        provider: String,
+        /// The connection id.
+        connection: String,
+        /// Why, in a few words.
+        reason: &'static str,
     },
 
     /// The default HTTP client could not be built.
@@ -350,6 +415,10 @@ impl Error {
             | Error::RefreshRejected { provider, .. }
             | Error::NoRefreshToken { provider, .. }
             | Error::Store { provider, .. }
+            | Error::StoreUnavailable { provider, .. }
+            | Error::BackedOff { provider, .. }
+            | Error::LeaseWait { provider, .. }
+            | Error::LeaseLost { provider, .. }
             | Error::Aborted { provider }
             | Error::NoTls { provider }
             | Error::RedirectLeftScope { provider, .. }
@@ -357,10 +426,12 @@ impl Error {
         }
     }
 
-    /// The `Retry-After` the endpoint asked for, if any.
+    /// How long to wait before asking again: the `Retry-After` the endpoint
+    /// asked for, or what is left of a shared backoff ([`Error::BackedOff`]).
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Error::Status { retry_after, .. } => *retry_after,
+            Error::BackedOff { retry_in, .. } => Some(*retry_in),
             _ => None,
         }
     }

@@ -57,6 +57,7 @@ fn token(access: &str) -> Publication {
         token: Some(SharedToken {
             access: SecretString::from(access.to_owned()),
             expires_at: SystemTime::now() + TTL,
+            renew_at: SystemTime::now() + TTL / 2,
         }),
         backoff: None,
     }

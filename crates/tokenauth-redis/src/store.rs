@@ -161,6 +161,8 @@ struct StateValue {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     expires_at_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    renew_at_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     backoff: Option<BackoffValue>,
 }
 
@@ -403,6 +405,7 @@ impl TokenStore for RedisStore {
                 (Some(access), Some(ms)) => Some(SharedToken {
                     access: SecretString::from(access),
                     expires_at: from_ms(ms),
+                    renew_at: from_ms(value.renew_at_ms.unwrap_or(ms)),
                 }),
                 _ => None,
             };
@@ -492,6 +495,7 @@ impl TokenStore for RedisStore {
                 .as_ref()
                 .map(|t| t.access.expose_secret().to_owned()),
             expires_at_ms: publication.token.as_ref().map(|t| to_ms(t.expires_at)),
+            renew_at_ms: publication.token.as_ref().map(|t| to_ms(t.renew_at)),
             backoff: publication.backoff.as_ref().map(|b| BackoffValue {
                 until_ms: to_ms(b.until),
                 attempts: b.attempts,

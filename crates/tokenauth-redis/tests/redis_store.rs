@@ -63,6 +63,7 @@ fn token(access: &str, lifetime: Duration) -> Publication {
         token: Some(SharedToken {
             access: SecretString::from(access.to_owned()),
             expires_at: SystemTime::now() + lifetime,
+            renew_at: SystemTime::now() + lifetime / 2,
         }),
         backoff: None,
     }

@@ -112,6 +112,8 @@ pub(crate) struct Acquirer<'a> {
     pub(crate) client: &'a reqwest::Client,
     pub(crate) clock: &'a dyn Clock,
     pub(crate) store: &'a dyn TokenStore,
+    /// The longest a store call may take (then it is an `Unavailable` error).
+    pub(crate) store_timeout: Duration,
     pub(crate) retry: RetryPolicy,
     pub(crate) counters: &'a dyn Counters,
 }
@@ -158,11 +160,10 @@ impl Acquirer<'_> {
 
     /// The stored refresh token.
     async fn load(&self) -> Result<Option<SecretString>, Error> {
-        self.store
-            .read(&self.key())
+        crate::store::within(self.store_timeout, self.store.read(&self.key()))
             .await
             .map(|state| state.refresh_token)
-            .map_err(|e| self.store_error("load", e))
+            .map_err(|e| self.store_error("load the refresh token", e))
     }
 
     /// Replaces the stored refresh token `used` (the one this acquisition
@@ -175,9 +176,14 @@ impl Acquirer<'_> {
         used: Option<&SecretString>,
         new: Option<&SecretString>,
     ) -> Result<CasOutcome, Error> {
-        let action = if new.is_some() { "save" } else { "remove" };
-        self.store
-            .cas_refresh(&self.key(), used, new)
+        let action = if new.is_some() {
+            "save the refresh token"
+        } else {
+            "remove the refresh token"
+        };
+        let key = self.key();
+        let cas = self.store.cas_refresh(&key, used, new);
+        crate::store::within(self.store_timeout, cas)
             .await
             .map_err(|e| self.store_error(action, e))
     }

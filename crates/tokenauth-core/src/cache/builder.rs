@@ -3,6 +3,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use super::engine::{Inner, TokenAuth};
+use super::shared::Coordination;
 use super::stats::{Counters, ProviderMetrics};
 use super::table::Table;
 use crate::acquire::RetryPolicy;
@@ -47,6 +48,10 @@ pub struct TokenAuthBuilder {
     max_connections: u64,
     retry: RetryPolicy,
     failure_backoff: (Duration, Duration),
+    lease_ttl: Duration,
+    max_hold: Duration,
+    store_timeout: Duration,
+    local_fallback: bool,
 }
 
 impl TokenAuth {
@@ -71,6 +76,10 @@ impl TokenAuthBuilder {
                 max: Duration::from_secs(2),
             },
             failure_backoff: (Duration::from_secs(1), Duration::from_secs(60)),
+            lease_ttl: Duration::from_secs(10),
+            max_hold: Duration::from_secs(120),
+            store_timeout: Duration::from_secs(2),
+            local_fallback: false,
         }
     }
 
@@ -97,9 +106,58 @@ impl TokenAuthBuilder {
         self
     }
 
-    /// Where refresh tokens are kept. Defaults to a [`MemoryStore`].
+    /// The token store: where refresh tokens are kept and, when it is shared
+    /// by several engines or processes (a [`FileStore`] directory, Redis, a
+    /// [`MemoryStore`] given to several engines), how they fetch one token
+    /// for all: a fetch first looks for a token another process published,
+    /// else takes the connection's lease and fetches, or waits for the
+    /// lease holder's result (see [`crate::store`]). Defaults to a
+    /// [`MemoryStore`] of this engine's own, which only keeps refresh tokens.
+    ///
+    /// [`FileStore`]: crate::store::FileStore
     pub fn store(mut self, store: Arc<dyn TokenStore>) -> Self {
         self.store = Some(store);
+        self
+    }
+
+    /// The time to live of a connection's token lease in a shared store: a
+    /// process that dies while fetching blocks the others at most this
+    /// long. The holder renews the lease every third of it while its token
+    /// request runs, and abandons the request a quarter of it before the
+    /// lease's deadline if the store cannot renew it. Defaults to 10 s;
+    /// at least 100 ms.
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl.max(Duration::from_millis(100));
+        self
+    }
+
+    /// The longest one process holds a connection's lease for one fetch
+    /// (all token requests and their retries): a fetch still running then
+    /// is abandoned, and other processes stop waiting for it a lease time
+    /// to live later. Defaults to 120 s; at least the lease's time to live.
+    pub fn max_hold(mut self, max: Duration) -> Self {
+        self.max_hold = max;
+        self
+    }
+
+    /// The longest any one call to the store may take before the store
+    /// counts as unavailable (see [`local_fallback`](Self::local_fallback)).
+    /// Cache hits never call the store. Defaults to 2 s.
+    pub fn store_timeout(mut self, timeout: Duration) -> Self {
+        self.store_timeout = timeout;
+        self
+    }
+
+    /// What a fetch does while a shared store is unavailable. Providers
+    /// that can log in and do not rotate refresh tokens always fetch in
+    /// this process alone then (logged once per outage); providers with
+    /// `refresh.rotate = true` fail with
+    /// [`Error::StoreUnavailable`](crate::Error::StoreUnavailable), because a
+    /// process that refreshes on its own may spend a refresh token another
+    /// process holds too, which revokes it. `true` lets them log in locally
+    /// as well. Cached tokens are served either way. Defaults to `false`.
+    pub fn local_fallback(mut self, allow: bool) -> Self {
+        self.local_fallback = allow;
         self
     }
 
@@ -174,6 +232,13 @@ impl TokenAuthBuilder {
                 .collect(),
             providers: self.providers,
             client,
+            coordination: Coordination::new(
+                self.store.is_some(),
+                self.lease_ttl,
+                self.max_hold.max(self.lease_ttl),
+                self.store_timeout,
+                self.local_fallback,
+            ),
             store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
             coarse_clock: self.clock.is_none() && crate::clock::coarse::available(),
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
@@ -217,6 +282,10 @@ impl std::fmt::Debug for TokenAuthBuilder {
             .field("max_connections", &self.max_connections)
             .field("retry", &self.retry)
             .field("failure_backoff", &self.failure_backoff)
+            .field("lease_ttl", &self.lease_ttl)
+            .field("max_hold", &self.max_hold)
+            .field("store_timeout", &self.store_timeout)
+            .field("local_fallback", &self.local_fallback)
             .finish_non_exhaustive()
     }
 }

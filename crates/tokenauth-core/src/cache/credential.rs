@@ -34,8 +34,10 @@ pub(crate) struct TokenEntry {
     pub(crate) injection: Injection,
     pub(crate) access: Option<SecretString>,
     /// The token request that produced the token; `None` for static
-    /// credentials rendered from the inputs.
+    /// credentials rendered from the inputs and for adopted tokens.
     pub(crate) obtained_by: Option<RequestKind>,
+    /// Fetched by another process and read from the shared store.
+    pub(crate) adopted: bool,
     /// `None`: never expires (static credentials).
     pub(crate) expires_at: Option<SystemTime>,
     /// Start of the renewal window.
@@ -61,7 +63,8 @@ pub(crate) struct TokenEntry {
 /// A fetched token's part of a [`TokenEntry`]; static credentials have none.
 pub(crate) struct Fetched {
     pub(crate) access: SecretString,
-    pub(crate) obtained_by: RequestKind,
+    /// `None`: adopted from the shared store (another process fetched it).
+    pub(crate) obtained_by: Option<RequestKind>,
     pub(crate) expires_at: SystemTime,
     pub(crate) renew_at: SystemTime,
 }
@@ -74,10 +77,11 @@ impl TokenEntry {
         fetched: Option<Fetched>,
     ) -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
+        let adopted = fetched.as_ref().is_some_and(|f| f.obtained_by.is_none());
         let (access, obtained_by, expires_at, renew_at) = match fetched {
             Some(f) => (
                 Some(f.access),
-                Some(f.obtained_by),
+                f.obtained_by,
                 Some(f.expires_at),
                 Some(f.renew_at),
             ),
@@ -95,6 +99,7 @@ impl TokenEntry {
             injection,
             access,
             obtained_by,
+            adopted,
             expires_at,
             renew_at,
             renewing: AtomicBool::new(false),
@@ -259,11 +264,18 @@ impl Credential {
             .map(|e| e.duration_since(now).unwrap_or(Duration::ZERO))
     }
 
-    /// How the token was obtained: [`RequestKind::Login`] or
+    /// How this process obtained the token: [`RequestKind::Login`] or
     /// [`RequestKind::Refresh`] (with a refresh token from the store);
-    /// `None` for static credentials rendered from the inputs.
+    /// `None` for static credentials rendered from the inputs and for tokens
+    /// [adopted](Self::adopted) from a shared store.
     pub fn obtained_by(&self) -> Option<RequestKind> {
         self.entry.obtained_by
+    }
+
+    /// True when another process sharing the token store fetched the token
+    /// and this one read it from there (no token request of its own).
+    pub fn adopted(&self) -> bool {
+        self.entry.adopted
     }
 
     /// `text` with this credential removed wherever it appears, however it

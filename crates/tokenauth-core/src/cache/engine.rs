@@ -9,6 +9,7 @@ use tracing::{Instrument as _, debug, info, info_span, trace, warn};
 use url::Url;
 
 use super::credential::{Credential, Failure, Fetched, TokenEntry, TokenId, nanos};
+use super::shared::Coordination;
 use super::stats::{Counters, ProviderMetrics, Stats};
 use super::table::{Slot, Table};
 use crate::acquire::{Acquirer, RetryPolicy, backoff};
@@ -63,6 +64,8 @@ pub(crate) struct Inner {
     pub(crate) coarse_clock: bool,
     pub(crate) retry: RetryPolicy,
     pub(crate) failure_backoff: (Duration, Duration),
+    /// How fetches are shared with other processes through the store.
+    pub(crate) coordination: Coordination,
 }
 
 /// The token engine: routes request URLs to providers and hands out
@@ -263,8 +266,15 @@ impl Inner {
     /// Drops the cached token of `conn` if it is still token `rejected`; see
     /// [`ProviderHandle::invalidate`].
     pub(crate) fn invalidate(&self, index: usize, conn: &Connection, rejected: TokenId) -> bool {
+        let entry = match self.caches[index].get(conn.id()) {
+            Some(Slot::Token(entry)) if entry.id == rejected => Some(entry),
+            _ => None,
+        };
         let dropped = self.caches[index].remove_token(conn.id_arc(), rejected);
         if dropped {
+            if let Some(access) = entry.as_ref().and_then(|e| e.access.as_ref()) {
+                self.coordination.reject(index, conn, access);
+            }
             Counters::bump(&self.counters.invalidations);
             debug!(provider = %self.provider_ids[index], connection = %conn.id(), token = %rejected, "rejected token invalidated");
         }
@@ -403,42 +413,23 @@ impl Inner {
             }
             Counters::bump(&self.counters.fetches);
             self.metric(index, ProviderMetrics::fetches);
-            let acquirer = Acquirer {
-                provider,
-                conn,
-                client: &self.client,
-                clock: &*self.clock,
-                store: &*self.store,
-                retry: self.retry,
-                counters: &self.counters,
-            };
-            let result = match acquirer.run().await {
-                Ok(acquired) => {
-                    let now = self.clock.now();
-                    crate::inject::render(provider, conn, Some(&acquired.access)).map(|injection| {
-                        let renew_at = renew_at(provider, now, acquired.expires_at);
-                        // INFO: one line per fetch, what `tokenauth -v` shows.
-                        info!(
-                            request = %acquired.kind,
-                            expires_in_ms = acquired.expires_at.duration_since(now).unwrap_or_default().as_millis() as u64,
-                            renew_in_ms = renew_at.duration_since(now).unwrap_or_default().as_millis() as u64,
-                            "token acquired"
-                        );
-                        Arc::new(TokenEntry::new(
-                            self.provider_ids[index].clone(),
-                            conn.id_arc().clone(),
-                            injection,
-                            Some(Fetched {
-                                access: acquired.access,
-                                obtained_by: acquired.kind,
-                                expires_at: acquired.expires_at,
-                                renew_at,
-                            }),
-                        ))
-                    })
+            let renewal = matches!(trigger, Trigger::Renewal);
+            let result = self.obtain(index, conn, renewal).await.and_then(|fetched| {
+                let injection = crate::inject::render(provider, conn, Some(&fetched.access))?;
+                let now = self.clock.now();
+                let ms = |t: SystemTime| t.duration_since(now).unwrap_or_default().as_millis() as u64;
+                // INFO: one line per fetch, what `tokenauth -v` shows.
+                match fetched.obtained_by {
+                    Some(kind) => info!(request = %kind, expires_in_ms = ms(fetched.expires_at), renew_in_ms = ms(fetched.renew_at), "token acquired"),
+                    None => info!(expires_in_ms = ms(fetched.expires_at), renew_in_ms = ms(fetched.renew_at), "token adopted from the shared store (another process fetched it)"),
                 }
-                Err(e) => Err(e),
-            };
+                Ok(Arc::new(TokenEntry::new(
+                    self.provider_ids[index].clone(),
+                    conn.id_arc().clone(),
+                    injection,
+                    Some(fetched),
+                )))
+            });
             match result {
                 Ok(entry) => {
                     cache.publish(conn.id_arc(), Slot::Token(entry.clone()));
@@ -481,9 +472,37 @@ impl Inner {
         .await
     }
 
+    /// Fetches a token for `conn` with `store` holding its refresh token:
+    /// the token request(s), and when to renew the result.
+    pub(crate) async fn acquire(
+        &self,
+        index: usize,
+        conn: &Connection,
+        store: &dyn TokenStore,
+    ) -> Result<Fetched, Error> {
+        let provider = &self.providers.providers[index];
+        let acquirer = Acquirer {
+            provider,
+            conn,
+            client: &self.client,
+            clock: &*self.clock,
+            store,
+            store_timeout: self.coordination.store_timeout,
+            retry: self.retry,
+            counters: &self.counters,
+        };
+        let acquired = acquirer.run().await?;
+        Ok(Fetched {
+            renew_at: renew_at(provider, self.clock.now(), acquired.expires_at),
+            access: acquired.access,
+            obtained_by: Some(acquired.kind),
+            expires_at: acquired.expires_at,
+        })
+    }
+
     /// The backoff after failure number `n` (0-based), at least the
     /// endpoint's `Retry-After` (capped at the maximum backoff).
-    fn failure_wait(&self, n: u32, error: &Error) -> Duration {
+    pub(crate) fn failure_wait(&self, n: u32, error: &Error) -> Duration {
         let (base, max) = self.failure_backoff;
         let wait = backoff(base, max, n);
         match error.retry_after() {

@@ -5,6 +5,7 @@
 mod builder;
 mod credential;
 mod engine;
+mod shared;
 pub(crate) mod stats;
 mod table;
 

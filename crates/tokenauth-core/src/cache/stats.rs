@@ -84,6 +84,14 @@ pub struct Stats {
     /// and was raised to it, one per reply (see the acquisition docs; the
     /// first one per provider is logged at WARN).
     pub clamped_lifetimes: u64,
+    /// Fetches answered with a token another process published in the
+    /// shared store (no token request here).
+    pub adopted: u64,
+    /// Times a fetch found another process holding the connection's token
+    /// lease and waited for its result.
+    pub lease_waits: u64,
+    /// Fetches made without the shared store because it was unavailable.
+    pub degraded_fetches: u64,
 }
 
 /// `hits` is bumped on every cache hit by every thread: one shared counter
@@ -129,6 +137,9 @@ pub(crate) struct Counters {
     pub(crate) cached_errors: AtomicU64,
     pub(crate) invalidations: AtomicU64,
     pub(crate) clamped_lifetimes: AtomicU64,
+    pub(crate) adopted: AtomicU64,
+    pub(crate) lease_waits: AtomicU64,
+    pub(crate) degraded_fetches: AtomicU64,
     /// The providers whose clamped lifetime has been logged.
     clamp_logged: std::sync::Mutex<Vec<String>>,
 }
@@ -155,6 +166,9 @@ impl Counters {
             cached_errors: self.cached_errors.load(Relaxed),
             invalidations: self.invalidations.load(Relaxed),
             clamped_lifetimes: self.clamped_lifetimes.load(Relaxed),
+            adopted: self.adopted.load(Relaxed),
+            lease_waits: self.lease_waits.load(Relaxed),
+            degraded_fetches: self.degraded_fetches.load(Relaxed),
         }
     }
 }

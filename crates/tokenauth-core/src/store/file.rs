@@ -241,6 +241,9 @@ struct Record {
 struct TokenRecord {
     access: String,
     expires_at_ms: u64,
+    /// Absent in files written before it existed: the expiry then.
+    #[serde(default)]
+    renew_at_ms: Option<u64>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -275,6 +278,7 @@ impl Record {
             token: self.token.as_ref().map(|t| SharedToken {
                 access: SecretString::from(t.access.clone()),
                 expires_at: from_ms(t.expires_at_ms),
+                renew_at: from_ms(t.renew_at_ms.unwrap_or(t.expires_at_ms)),
             }),
             refresh_token: self.refresh_token.clone().map(SecretString::from),
             backoff: self.backoff.as_ref().map(|b| Backoff {
@@ -619,6 +623,7 @@ impl TokenStore for FileStore {
         let token = publication.token.as_ref().map(|t| TokenRecord {
             access: t.access.expose_secret().to_owned(),
             expires_at_ms: to_ms(t.expires_at),
+            renew_at_ms: Some(to_ms(t.renew_at)),
         });
         let backoff = publication.backoff.as_ref().map(|b| {
             let b = bounded(b);

@@ -323,6 +323,7 @@ mod tests {
             token: Some(super::super::SharedToken {
                 access: SecretString::from("at-1"),
                 expires_at: SystemTime::now() + TTL,
+                renew_at: SystemTime::now() + TTL / 2,
             }),
             backoff: None,
         };

@@ -175,6 +175,25 @@ pub fn same_refresh_token(a: Option<&SecretString>, b: Option<&SecretString>) ->
     }
 }
 
+/// `call`'s result, or an [`Unavailable`](StoreErrorKind::Unavailable) error
+/// once `timeout` has passed: how the engine bounds every store call, so
+/// that a slow store cannot hold a token fetch (or a renewal) up for longer.
+pub(crate) async fn within<T>(
+    timeout: Duration,
+    call: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(result) => result,
+        Err(_) => Err(StoreError::new(
+            StoreErrorKind::Unavailable,
+            format!(
+                "the token store did not answer within {} (the engine's store timeout): it is down or overloaded; TokenAuthBuilder::store_timeout sets the limit",
+                humantime::format_duration(timeout)
+            ),
+        )),
+    }
+}
+
 /// Shares token state per (provider, connection), within a process or
 /// across processes: the protocol described in the [module docs](self).
 ///
@@ -334,6 +353,7 @@ mod tests {
             token: Some(SharedToken {
                 access: SecretString::from("at-secret-1"),
                 expires_at: SystemTime::now(),
+                renew_at: SystemTime::now(),
             }),
             refresh_token: Some(SecretString::from("rt-secret-2")),
             backoff: None,

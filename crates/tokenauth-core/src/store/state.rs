@@ -29,6 +29,10 @@ pub struct SharedToken {
     pub access: SecretString,
     /// When it expires (wall clock).
     pub expires_at: SystemTime,
+    /// When its renewal window starts (wall clock), as the process that
+    /// fetched it decided: every process renews at the same moment, so one
+    /// takes the lease and renews for all.
+    pub renew_at: SystemTime,
 }
 
 impl fmt::Debug for SharedToken {
@@ -36,6 +40,7 @@ impl fmt::Debug for SharedToken {
         f.debug_struct("SharedToken")
             .field("access", &"[redacted]")
             .field("expires_at", &self.expires_at)
+            .field("renew_at", &self.renew_at)
             .finish()
     }
 }

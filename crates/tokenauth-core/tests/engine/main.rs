@@ -10,3 +10,4 @@ mod refresh;
 mod rejections;
 mod secrets;
 mod seed;
+mod shared;

@@ -146,8 +146,9 @@ async fn the_file_store_survives_a_new_engine() {
         let auth = engine_with(&emu, seed_providers(), store, Arc::new(ManualClock::new()));
         auth.credential_of("twoba", Some(&conn)).await.unwrap();
     }
-    // The token file and its lock file: 0600, names without ids or secrets,
-    // no access token inside.
+    // The token file (the refresh token, and the access token published for
+    // the other processes) and its lock file: 0600, names without ids or
+    // secrets.
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -169,12 +170,23 @@ async fn the_file_store_survives_a_new_engine() {
             assert_eq!(mode, 0o600);
         }
     }
-    let body = std::fs::read_to_string(&files[0]).unwrap();
-    assert!(!body.contains("access"), "{body}");
-
-    // A new engine (a restart) uses the stored refresh token: refresh grant.
+    // A new engine (a restart, or another process) while the token is
+    // valid: it adopts the published token, no token request.
+    let later = |secs| {
+        let clock = ManualClock::new();
+        clock.advance(Duration::from_secs(secs));
+        Arc::new(clock)
+    };
     let store = Arc::new(FileStore::new(&dir));
-    let auth = engine_with(&emu, seed_providers(), store, Arc::new(ManualClock::new()));
+    let auth = engine_with(&emu, seed_providers(), store, later(0));
+    let adopted = auth.credential_of("twoba", Some(&conn)).await.unwrap();
+    assert!(adopted.adopted() && adopted.obtained_by().is_none());
+    assert_eq!(auth.stats().adopted, 1);
+    assert_eq!(emu.stats().twoba.token.requests, 1);
+
+    // Once it has expired, a new engine uses the stored refresh token.
+    let store = Arc::new(FileStore::new(&dir));
+    let auth = engine_with(&emu, seed_providers(), store, later(3600));
     auth.credential_of("twoba", Some(&conn)).await.unwrap();
     let grants = emu.stats().twoba.token.requests_by_grant;
     assert_eq!((grants.password, grants.refresh_token), (1, 1));
@@ -182,7 +194,7 @@ async fn the_file_store_survives_a_new_engine() {
 
     // And again: the rotated token was persisted before it was handed out.
     let store = Arc::new(FileStore::new(&dir));
-    let auth = engine_with(&emu, seed_providers(), store, Arc::new(ManualClock::new()));
+    let auth = engine_with(&emu, seed_providers(), store, later(7200));
     auth.credential_of("twoba", Some(&conn)).await.unwrap();
     let token = emu.stats().twoba.token;
     assert_eq!(
@@ -196,8 +208,8 @@ async fn the_file_store_survives_a_new_engine() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// A store that returns a stale refresh token on the first read, as if
-/// another worker had rotated it in between.
+/// A store that returns a stale refresh token on every read until the next
+/// compare-and-set, as if another worker had rotated it in between.
 #[derive(Debug)]
 struct StaleOnce {
     inner: MemoryStore,
@@ -210,7 +222,7 @@ struct StaleOnce {
 impl TokenStore for StaleOnce {
     async fn read(&self, key: &StoreKey<'_>) -> Result<SharedState, StoreError> {
         let mut state = self.inner.read(key).await?;
-        if let Some(stale) = self.stale.lock().unwrap().take() {
+        if let Some(stale) = self.stale.lock().unwrap().clone() {
             state.refresh_token = Some(stale);
         }
         Ok(state)
@@ -244,6 +256,7 @@ impl TokenStore for StaleOnce {
     ) -> Result<CasOutcome, StoreError> {
         // The winner of a race lands its rotated token just before this
         // worker's compare-and-set: the moment v1 deleted it.
+        self.stale.lock().unwrap().take();
         let landing = self.land_before_cas.lock().unwrap().take();
         if let Some(winner) = landing {
             let current = self.inner.read(key).await?.refresh_token;

@@ -205,8 +205,16 @@ pub(crate) async fn run_all(args: &BenchArgs) -> anyhow::Result<()> {
         eprintln!("tokenauth-bench: wrote {}", path.display());
     }
     if let Some(path) = &args.plot {
-        super::plot::draw(&report, path).with_context(|| format!("drawing {}", path.display()))?;
-        eprintln!("tokenauth-bench: wrote {}", path.display());
+        if report.scenarios.iter().all(|s| s.variants.is_empty()) {
+            eprintln!(
+                "tokenauth-bench: --plot: `processes` has no latency series to draw; {} not written",
+                path.display()
+            );
+        } else {
+            super::plot::draw(&report, path)
+                .with_context(|| format!("drawing {}", path.display()))?;
+            eprintln!("tokenauth-bench: wrote {}", path.display());
+        }
     }
     Ok(())
 }

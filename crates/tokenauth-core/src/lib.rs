@@ -96,6 +96,14 @@
 //! - **Refresh tokens** are kept in the [`TokenStore`](crate::store::TokenStore)
 //!   and saved before the access token they came with is handed out; see
 //!   the token requests described in `docs/providers-toml.md`.
+//! - **Many processes.** Engines that share a store
+//!   ([`TokenAuthBuilder::store`]: a `FileStore` directory, Redis) fetch one
+//!   token for all of them: a fetch adopts a token another process
+//!   published, or takes the connection's lease and fetches, or waits for
+//!   the holder's result; never two fetches at once, so a rotating refresh
+//!   token is never spent twice. Renewals and failure backoffs are shared
+//!   too. The hot path never calls the store. See [`store`] for the
+//!   protocol and [`TokenAuthBuilder::local_fallback`] for a store outage.
 //!
 //! ## Observability
 //!

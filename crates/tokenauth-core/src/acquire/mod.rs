@@ -286,6 +286,15 @@ impl Acquirer<'_> {
             }
             _ => None,
         };
+        let swapped = match (swapped, &parsed.refresh) {
+            // The store lost the token this fetch used (flushed, evicted):
+            // no other worker rotated it, so keep the new one.
+            (Some(CasOutcome::Conflict { current: None }), Some(new)) => {
+                warn!(provider = %self.provider.id, connection = %self.conn.id(), "the store no longer held the refresh token this fetch used (flushed or evicted?); storing the new one");
+                Some(self.swap_refresh(None, Some(new)).await?)
+            }
+            (swapped, _) => swapped,
+        };
         if let Some(CasOutcome::Conflict { .. }) = swapped {
             // Another worker stored a refresh token since this one read the
             // store: theirs stays (it may be the only valid one), and the

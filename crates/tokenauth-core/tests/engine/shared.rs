@@ -238,10 +238,13 @@ struct Flaky {
     /// `renew_lease` fails as unavailable.
     renewals_fail: AtomicBool,
     renewals: AtomicU32,
+    /// Every call.
+    calls: AtomicU32,
 }
 
 impl Flaky {
     async fn check(&self) -> Result<(), StoreError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
         if self.hang.load(Ordering::Relaxed) {
             std::future::pending::<()>().await;
         }
@@ -525,4 +528,27 @@ async fn a_rejected_token_is_replaced_not_adopted_again() {
         (1, 1),
         "one renewal, adopted by the other"
     );
+}
+
+/// The hot path does not change with a shared store: a cache hit never
+/// calls it (a Redis round trip per request would cost more than the rest).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_hit_never_calls_the_shared_store() {
+    let emu = emulator().await;
+    let clock = Arc::new(ManualClock::new());
+    let store = Arc::new(Flaky::default());
+    let auth = builder(&emu, store.clone(), &clock).build().unwrap();
+    let conn = twoba();
+    auth.credential_of("twoba", Some(&conn)).await.unwrap();
+    let after_fetch = store.calls.load(Ordering::Relaxed);
+    assert!(
+        after_fetch >= 4,
+        "read, lease, read, publish, release: {after_fetch}"
+    );
+    let handle = auth.provider("twoba").unwrap();
+    for _ in 0..10_000 {
+        handle.credential(Some(&conn)).await.unwrap();
+    }
+    assert_eq!(store.calls.load(Ordering::Relaxed), after_fetch);
+    assert_eq!(auth.stats().hits, 10_000);
 }

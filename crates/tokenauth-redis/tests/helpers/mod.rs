@@ -35,34 +35,38 @@ impl RedisServer {
                 .and_then(|l| l.local_addr())
                 .expect("a free loopback port")
                 .port();
-            let mut child = Command::new("redis-server")
-                .args(["--port", &port.to_string()])
-                .args(["--bind", "127.0.0.1"])
-                .args(["--save", ""])
-                .args(["--appendonly", "no"])
-                .args(["--protected-mode", "yes"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server starts");
-            let started = Instant::now();
-            while started.elapsed() < Duration::from_secs(10) {
-                if let Ok(Some(status)) = child.try_wait() {
-                    last_error = format!("redis-server on port {port} exited: {status}");
-                    break;
-                }
-                if ping(port) {
-                    return RedisServer { child, port };
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            if last_error.is_empty() {
-                last_error = format!("redis-server on port {port} did not answer PING in 10 s");
+            match spawn(port) {
+                Ok(child) => return RedisServer { child, port },
+                Err(e) => last_error = e,
             }
         }
         panic!("could not start redis-server: {last_error}");
+    }
+
+    /// Stops the server (SIGKILL: no persistence, so its data is gone).
+    #[allow(dead_code)]
+    pub(crate) fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts an empty server again on the same port.
+    #[allow(dead_code)]
+    pub(crate) fn restart(&mut self) {
+        self.stop();
+        let mut last_error = String::new();
+        for _ in 0..50 {
+            match spawn(self.port) {
+                Ok(child) => {
+                    self.child = child;
+                    return;
+                }
+                // The old socket may linger for a moment.
+                Err(e) => last_error = e,
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("could not restart redis-server: {last_error}");
     }
 
     /// `redis://127.0.0.1:PORT/0`.
@@ -89,4 +93,33 @@ fn ping(port: u16) -> bool {
     }
     let mut reply = [0u8; 7];
     stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
+}
+
+/// Starts `redis-server` on `port` and waits until it answers PING.
+fn spawn(port: u16) -> Result<Child, String> {
+    let mut child = Command::new("redis-server")
+        .args(["--port", &port.to_string()])
+        .args(["--bind", "127.0.0.1"])
+        .args(["--save", ""])
+        .args(["--appendonly", "no"])
+        .args(["--protected-mode", "yes"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("redis-server does not start: {e}"))?;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(10) {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("redis-server on port {port} exited: {status}"));
+        }
+        if ping(port) {
+            return Ok(child);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Err(format!(
+        "redis-server on port {port} did not answer PING in 10 s"
+    ))
 }

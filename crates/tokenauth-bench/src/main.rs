@@ -5,6 +5,8 @@
 //! ```text
 //! cargo run --release -p tokenauth-bench -- --scenario all \
 //!     --json bench.json --plot docs/bench.svg
+//! # several processes sharing a rotating token (not part of `all`; ~80 s)
+//! cargo run --release -p tokenauth-bench -- --scenario processes
 //! ```
 //!
 //! # What runs where
@@ -28,7 +30,9 @@
 //! - **The load** runs on a multi-threaded tokio runtime with one worker per
 //!   core, in this process; in `tenants` each variant runs in a fresh child
 //!   process of its own (`--tenants-child`, hidden) so that its resident
-//!   memory delta is its own; it reports back as JSON on stdout.
+//!   memory delta is its own; it reports back as JSON on stdout. In
+//!   `processes` the load runs in `--processes` child processes at once
+//!   (`--processes-child STORE`, hidden), see below.
 //!
 //! # Variants
 //!
@@ -54,6 +58,7 @@
 //! | `burst` | `--burst` 10,000 requests at once | - | 1 h | 50 ms | 1 | 3 |
 //! | `rollover` | 64 | 20 s | 15 s | 200 ms | 1 | 1 |
 //! | `tenants` | 64 | 3 s | 1 h | 0 | 100,000 | 1 |
+//! | `processes` | 64 per process, 8 processes | 10 s | 3 s | 100 ms | 1 | 1 per store and process count |
 //!
 //! `--duration` is the measured time per variant, split evenly over the
 //! rounds. `--connections` applies to `tenants` only; `--burst` and
@@ -93,6 +98,35 @@
 //!   hits), divided by the connections; see the JSON `memory.includes`. It
 //!   is what the process pays, allocator fragmentation from the concurrent
 //!   fill included (a fill by one worker grows less).
+//! - **`processes`** (`--processes N`, `--store memory|file|redis`; not in
+//!   `all`). Several processes, each with an engine of its own, share one
+//!   2BA connection, described here as `providers.toml` describes 2BA:
+//!   login with the password grant, refresh with the `refresh_token` grant,
+//!   `rotate = true` (the emulator's refresh tokens are single-use; a used
+//!   one presented again counts as `refresh_reuse` and is answered 400, on
+//!   which the engine logs in again). For each store (default: all three,
+//!   one after the other) it runs once with 1 process, then with N (8):
+//!   `memory` = each process its own default `MemoryStore` (the N-fold
+//!   contrast), `file` = one `FileStore` directory shared by all (a fresh
+//!   temporary directory per run, removed after it), `redis` = one
+//!   `RedisStore` with a key prefix per run, encrypted with a random 32-byte
+//!   key the parent makes per run and passes to the children in
+//!   `TOKENAUTH_STORE_KEY`, on a `redis-server` the harness starts on a
+//!   free 127.0.0.1 port (`--save "" --appendonly no`, under a guard process,
+//!   `--serve-redis`, hidden, that kills it when the harness ends, however it
+//!   ends; without `redis-server` on PATH the scenario says to
+//!   `apt-get install -y redis-server`). Each child builds its engine, opens
+//!   its HTTP connections (no token) and says it is ready; the parent then
+//!   resets the emulator's counters and gives every child one start time, so
+//!   they start together, cold (no token anywhere, a tenant per run: the
+//!   first login is counted). Each child runs `--workers` workers through the
+//!   reqwest middleware for `--duration` and prints one JSON line: every
+//!   latency, its caller errors (not a 200 for the caller) and their first
+//!   distinct messages. The parent sums them (latency percentiles over all
+//!   samples) and reads the emulator's token requests by grant (`password`:
+//!   logins, `refresh_token`: refreshes) and `refresh_reuse` once every child
+//!   has exited. Children are killed when the parent drops them (any error,
+//!   Ctrl-C, SIGTERM) and exit by themselves when their stdin closes.
 //!
 //! # Output
 //!
@@ -100,11 +134,14 @@
 //! with every figure (and the latency series); `--plot FILE.svg` with one
 //! panel per scenario: the largest latency per time bucket for each variant
 //! (log scale), token requests as vertical lines and their in-flight spans
-//! shaded, in the variant's colour.
+//! shaded, in the variant's colour. `processes` has a table of its own
+//! (per store and process count: API requests, req/s, p50/p99/max, token
+//! requests as login / refresh, refresh reuse, caller errors) and no panel.
 
 mod emulator;
 mod load;
 mod plot;
+mod redis_server;
 mod report;
 mod scenarios;
 mod stats;
@@ -125,19 +162,19 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_enum, default_value_t = ScenarioArg::All)]
     pub(crate) scenario: ScenarioArg,
 
-    /// Concurrent closed-loop workers [default: steady 32, rollover 64, tenants 64]
+    /// Concurrent closed-loop workers (per process in `processes`) [default: steady 32, rollover 64, tenants 64, processes 64]
     #[arg(long)]
     pub(crate) workers: Option<usize>,
 
-    /// Measured time per variant, split over the rounds, e.g. 10s [default: steady 9s, rollover 20s, tenants 3s]
+    /// Measured time per variant, split over the rounds (per run in `processes`), e.g. 10s [default: steady 9s, rollover 20s, tenants 3s, processes 10s]
     #[arg(long, value_parser = humantime::parse_duration)]
     pub(crate) duration: Option<Duration>,
 
-    /// Access-token lifetime the emulator issues (its expires_in) [default: rollover 15s, others 1h]
+    /// Access-token lifetime the emulator issues (its expires_in) [default: rollover 15s, processes 3s, others 1h]
     #[arg(long, value_parser = humantime::parse_duration)]
     pub(crate) ttl: Option<Duration>,
 
-    /// Token-endpoint latency of the emulator [default: rollover 200ms, burst 50ms, others 0s]
+    /// Token-endpoint latency of the emulator [default: rollover 200ms, processes 100ms, burst 50ms, others 0s]
     #[arg(long, value_parser = humantime::parse_duration)]
     pub(crate) token_latency: Option<Duration>,
 
@@ -169,6 +206,10 @@ pub(crate) struct BenchArgs {
     #[arg(long, hide = true)]
     pub(crate) serve_emulator: bool,
 
+    /// Internal: run redis-server for a parent `tokenauth-bench`.
+    #[arg(long, hide = true)]
+    pub(crate) serve_redis: bool,
+
     /// Internal: run one `tenants` variant for a parent `tokenauth-bench`.
     #[arg(long, hide = true, value_name = "VARIANT")]
     pub(crate) tenants_child: Option<String>,
@@ -180,6 +221,62 @@ pub(crate) struct BenchArgs {
     /// Internal: the round number (with --tenants-child).
     #[arg(long, hide = true, default_value_t = 0)]
     pub(crate) round: usize,
+
+    /// Processes in `processes`, each with --workers workers; each store also runs with 1 process for comparison [default: 8]
+    #[arg(long)]
+    pub(crate) processes: Option<usize>,
+
+    /// The token store in `processes`: memory (each process its own), file (one directory shared by all), redis (a redis-server the harness starts) [default: all three, one after the other]
+    #[arg(long, value_enum)]
+    pub(crate) store: Option<StoreKind>,
+
+    /// Internal: run one `processes` child with this store.
+    #[arg(long, hide = true, value_enum, value_name = "STORE")]
+    pub(crate) processes_child: Option<StoreKind>,
+
+    /// Internal: the shared directory (with --processes-child file).
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub(crate) store_dir: Option<PathBuf>,
+
+    /// Internal: the Redis server (with --processes-child redis); the key
+    /// comes in TOKENAUTH_STORE_KEY.
+    #[arg(long, hide = true, value_name = "URL")]
+    pub(crate) redis_url: Option<String>,
+
+    /// Internal: the Redis key prefix of the run (with --processes-child redis).
+    #[arg(long, hide = true)]
+    pub(crate) key_prefix: Option<String>,
+
+    /// Internal: the emulator tenant of the run (with --processes-child).
+    #[arg(long, hide = true, default_value_t = 0)]
+    pub(crate) tenant: u64,
+
+    /// Internal: this child's number in its run (with --processes-child).
+    #[arg(long, hide = true, default_value_t = 0)]
+    pub(crate) child_index: usize,
+}
+
+/// `--store`: where the processes of `processes` keep their tokens.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StoreKind {
+    /// Each process its own `MemoryStore` (the default store): no sharing.
+    Memory,
+    /// One `FileStore` directory shared by all processes (a fresh temp dir per run).
+    File,
+    /// One `RedisStore` (encrypted, a key prefix per run) on a redis-server the harness starts.
+    Redis,
+}
+
+impl StoreKind {
+    pub(crate) const ALL: [StoreKind; 3] = [StoreKind::Memory, StoreKind::File, StoreKind::Redis];
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            StoreKind::Memory => "memory",
+            StoreKind::File => "file",
+            StoreKind::Redis => "redis",
+        }
+    }
 }
 
 /// `--scenario`.
@@ -193,7 +290,9 @@ pub(crate) enum ScenarioArg {
     Rollover,
     /// Many connections, each fetched once, then hit: memory per token.
     Tenants,
-    /// All four, in this order.
+    /// Several processes sharing one rotating 2BA token through a store.
+    Processes,
+    /// steady, burst, rollover and tenants, in this order (not processes).
     #[default]
     All,
 }
@@ -207,6 +306,9 @@ fn run(args: &BenchArgs) -> ExitCode {
     if args.serve_emulator {
         return emulator::serve();
     }
+    if args.serve_redis {
+        return redis_server::serve();
+    }
     let threads = std::thread::available_parallelism().map_or(2, usize::from);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
@@ -219,9 +321,19 @@ fn run(args: &BenchArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = match &args.tenants_child {
-        Some(variant) => rt.block_on(scenarios::tenants_child(args, variant)),
-        None => rt.block_on(scenarios::run_all(args)),
+    let result = match (&args.tenants_child, args.processes_child) {
+        (Some(variant), _) => rt.block_on(scenarios::tenants_child(args, variant)),
+        (None, Some(store)) => rt.block_on(scenarios::processes_child(args, store)),
+        // Stopping the run drops everything it started: the emulator, the
+        // children and redis-server are killed by their handles' drops.
+        (None, None) => rt.block_on(async {
+            tokio::select! {
+                r = scenarios::run_all(args) => r,
+                signal = stop_signal() => Err(anyhow::anyhow!(
+                    "stopped by {signal}; the child processes it had started were stopped"
+                )),
+            }
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -230,4 +342,26 @@ fn run(args: &BenchArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Resolves on SIGINT or SIGTERM (never, if they cannot be watched).
+async fn stop_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            return tokio::select! {
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+        }
+    }
+    #[cfg(not(unix))]
+    if tokio::signal::ctrl_c().await.is_ok() {
+        return "Ctrl-C";
+    }
+    std::future::pending().await
 }

@@ -22,12 +22,18 @@ fn colour(name: &str) -> RGBColor {
 
 /// Draws one panel per scenario into `path`.
 pub(crate) fn draw(report: &Report, path: &Path) -> anyhow::Result<()> {
-    let n = report.scenarios.len().max(1);
+    // `processes` has no latency series: a table only.
+    let scenarios: Vec<&ScenarioReport> = report
+        .scenarios
+        .iter()
+        .filter(|s| !s.variants.is_empty())
+        .collect();
+    let n = scenarios.len().max(1);
     let height = PANEL_HEIGHT * u32::try_from(n).unwrap_or(1);
     let root = SVGBackend::new(path, (WIDTH, height)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
     let panels = root.split_evenly((n, 1));
-    for (panel, s) in panels.iter().zip(&report.scenarios) {
+    for (panel, s) in panels.iter().zip(scenarios) {
         draw_panel(panel, s).map_err(|e| anyhow!("{e}"))?;
     }
     root.present().map_err(|e| anyhow!("{e}"))?;

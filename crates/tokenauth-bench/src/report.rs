@@ -1,5 +1,11 @@
 //! Results: per-variant figures aggregated over rounds, the targets, the
-//! markdown table and the JSON.
+//! markdown table and the JSON; `processes` in its own module.
+
+mod processes;
+
+pub(crate) use processes::{
+    ChildReport, Messages, ProcessRun, ProcessesReport, TokenCounts, combine,
+};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -109,6 +115,10 @@ pub(crate) struct ScenarioReport {
     /// median of the per-round ratios.
     pub(crate) tokenauth_vs_plain: Option<Ratio>,
     pub(crate) notes: Vec<String>,
+    /// `processes` only (its `variants` are empty): a run per store and
+    /// number of processes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) processes: Option<ProcessesReport>,
 }
 
 /// A throughput ratio.
@@ -371,6 +381,8 @@ pub(crate) struct Verdict {
 /// Checks the targets against what ran.
 pub(crate) fn verdicts(scenarios: &[ScenarioReport]) -> Vec<Verdict> {
     let mut out = Vec::new();
+    // `processes` writes its own.
+    let mut own = Vec::new();
     let mut add = |scenario: &str, target: &str, measured: String, met: bool| {
         out.push(Verdict {
             scenario: scenario.to_owned(),
@@ -380,6 +392,10 @@ pub(crate) fn verdicts(scenarios: &[ScenarioReport]) -> Vec<Verdict> {
         });
     };
     for s in scenarios {
+        if let Some(p) = &s.processes {
+            own.extend(processes::verdicts(p));
+            continue;
+        }
         let v = |name: &str| s.variants.iter().find(|v| v.name == name);
         let zero_errors = s.variants.iter().all(|v| v.errors == 0);
         match s.name.as_str() {
@@ -472,6 +488,7 @@ pub(crate) fn verdicts(scenarios: &[ScenarioReport]) -> Vec<Verdict> {
             _ => {}
         }
     }
+    out.extend(own);
     out
 }
 
@@ -504,6 +521,10 @@ fn fmt_count(n: u64) -> String {
 pub(crate) fn markdown(report: &Report) -> String {
     let mut out = String::new();
     for s in &report.scenarios {
+        if let Some(r) = &s.processes {
+            processes::markdown(&mut out, s, r);
+            continue;
+        }
         let p = &s.params;
         let _ = writeln!(out, "### {}\n", s.name);
         let what = match s.name.as_str() {

@@ -1,5 +1,9 @@
 //! The scenarios: parameters, rounds with rotated order, and the `tenants`
-//! child processes.
+//! child processes; `processes` in its own module.
+
+mod processes;
+
+pub(crate) use processes::child as processes_child;
 
 use std::io::{BufRead as _, Read as _, Write as _};
 use std::process::{Command, Stdio};
@@ -48,6 +52,7 @@ impl Params {
             ScenarioArg::Steady => (32, secs(9), secs(3600), ms(0), 1, 9),
             ScenarioArg::Burst => (0, secs(0), secs(3600), ms(50), 1, 3),
             ScenarioArg::Rollover => (64, secs(20), secs(15), ms(200), 1, 1),
+            ScenarioArg::Processes => (64, secs(10), secs(3), ms(100), 1, 1),
             ScenarioArg::Tenants | ScenarioArg::All => (64, secs(3), secs(3600), ms(0), 100_000, 1),
         };
         Params {
@@ -63,7 +68,12 @@ impl Params {
             },
             burst: a.burst.unwrap_or(10_000).max(1),
             burst_in_flight: a.burst_in_flight.unwrap_or(256).max(1),
-            rounds: a.rounds.unwrap_or(rounds).max(1),
+            // `processes` runs each (store, process count) once.
+            rounds: if scenario == ScenarioArg::Processes {
+                1
+            } else {
+                a.rounds.unwrap_or(rounds).max(1)
+            },
             bucket: if scenario == ScenarioArg::Burst {
                 ms(10)
             } else {
@@ -77,6 +87,7 @@ impl Params {
             ScenarioArg::Steady => "steady",
             ScenarioArg::Burst => "burst",
             ScenarioArg::Rollover => "rollover",
+            ScenarioArg::Processes => "processes",
             ScenarioArg::Tenants | ScenarioArg::All => "tenants",
         }
     }
@@ -138,6 +149,9 @@ struct Env {
 /// `tokenauth-bench` (not a child).
 pub(crate) async fn run_all(args: &BenchArgs) -> anyhow::Result<()> {
     let loadavg_start = report::loadavg();
+    if args.scenario == ScenarioArg::Processes {
+        processes::check(args)?;
+    }
     let emulator = EmulatorProcess::spawn()?;
     let env = Env {
         base: emulator.base.clone(),
@@ -165,6 +179,7 @@ pub(crate) async fn run_all(args: &BenchArgs) -> anyhow::Result<()> {
         let report = match s {
             ScenarioArg::Burst => burst(&p, &env).await,
             ScenarioArg::Tenants => tenants(&p, &env).await,
+            ScenarioArg::Processes => processes::run(&p, &env, args).await,
             _ => closed(&p, &env).await,
         }
         .with_context(|| format!("scenario {}", p.name()))?;
@@ -190,8 +205,16 @@ pub(crate) async fn run_all(args: &BenchArgs) -> anyhow::Result<()> {
         eprintln!("tokenauth-bench: wrote {}", path.display());
     }
     if let Some(path) = &args.plot {
-        super::plot::draw(&report, path).with_context(|| format!("drawing {}", path.display()))?;
-        eprintln!("tokenauth-bench: wrote {}", path.display());
+        if report.scenarios.iter().all(|s| s.variants.is_empty()) {
+            eprintln!(
+                "tokenauth-bench: --plot: `processes` has no latency series to draw; {} not written",
+                path.display()
+            );
+        } else {
+            super::plot::draw(&report, path)
+                .with_context(|| format!("drawing {}", path.display()))?;
+            eprintln!("tokenauth-bench: wrote {}", path.display());
+        }
     }
     Ok(())
 }
@@ -221,6 +244,7 @@ fn scenario_report(
         tokenauth_vs_plain: report::ratio(&variants),
         variants,
         notes: Vec::new(),
+        processes: None,
     }
 }
 

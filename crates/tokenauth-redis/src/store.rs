@@ -234,6 +234,7 @@ impl RedisStore {
         let (kind, message) = if e.is_io_error()
             || e.is_connection_dropped()
             || e.is_connection_refusal()
+            || in_failover(&e)
         {
             (
                 StoreErrorKind::Unavailable,
@@ -626,4 +627,21 @@ impl TokenStore for RedisStore {
             }
         }
     }
+}
+
+/// The server is there but cannot serve writes for now: loading its data,
+/// a replica after a failover, its primary down, a cluster resharding. For
+/// the engine that is the store being unavailable, not a misconfiguration.
+fn in_failover(e: &redis::RedisError) -> bool {
+    use redis::{ErrorKind, ServerErrorKind};
+    matches!(
+        e.kind(),
+        ErrorKind::Server(
+            ServerErrorKind::BusyLoading
+                | ServerErrorKind::ReadOnly
+                | ServerErrorKind::MasterDown
+                | ServerErrorKind::TryAgain
+                | ServerErrorKind::ClusterDown
+        )
+    )
 }

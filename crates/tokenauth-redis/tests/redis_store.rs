@@ -653,3 +653,18 @@ async fn a_refused_password_is_a_config_error_that_does_not_show_it() {
         .expect("the right password works");
     assert!(store.read(&KEY).await.is_ok());
 }
+
+/// A failover (the server became a read-only replica; likewise loading,
+/// primary down, a resharding cluster) is the store being unavailable, so
+/// the engine serves cached tokens and falls back, rather than a
+/// misconfiguration.
+#[tokio::test]
+async fn a_read_only_replica_after_a_failover_is_unavailable() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    let mut conn = raw(&server).await;
+    let _: () = query(&mut conn, redis::cmd("REPLICAOF").arg("127.0.0.1").arg("1")).await;
+    let err = store.try_lease(&KEY, "worker-1", TTL).await.unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Unavailable, "{err}");
+    assert!(err.to_string().contains("could not be reached"), "{err}");
+}

@@ -43,7 +43,7 @@ use http::StatusCode;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use crate::clock::Clock;
 use crate::config::{
@@ -222,7 +222,7 @@ impl Acquirer<'_> {
                 }
                 match (refresh.on_error.action, &self.provider.login) {
                     (RefreshErrorAction::Login, Some(_)) => {
-                        debug!(provider = %self.provider.id, connection = %self.conn.id(), status = status.as_u16(), "refresh token rejected; logging in");
+                        warn!(provider = %self.provider.id, connection = %self.conn.id(), status = status.as_u16(), "the stored refresh token was rejected (revoked, expired, or spent by a process that stopped before storing the next one): logging in");
                         break;
                     }
                     _ => {
@@ -278,11 +278,11 @@ impl Acquirer<'_> {
         let swapped = match (&parsed.refresh, used) {
             (Some(new), Some(old)) if new.expose_secret() == old.expose_secret() => None,
             (Some(new), _) if self.provider.refresh.is_some() => {
-                Some(self.swap_refresh(used, Some(new)).await?)
+                self.keep_refresh(kind, used, Some(new)).await
             }
             (None, Some(_)) if rotate => {
                 warn!(provider = %self.provider.id, connection = %self.conn.id(), "the refresh reply carried no new refresh token although refresh.rotate = true; the next renewal logs in");
-                Some(self.swap_refresh(used, None).await?)
+                self.keep_refresh(kind, used, None).await
             }
             _ => None,
         };
@@ -291,7 +291,7 @@ impl Acquirer<'_> {
             // no other worker rotated it, so keep the new one.
             (Some(CasOutcome::Conflict { current: None }), Some(new)) => {
                 warn!(provider = %self.provider.id, connection = %self.conn.id(), "the store no longer held the refresh token this fetch used (flushed or evicted?); storing the new one");
-                Some(self.swap_refresh(None, Some(new)).await?)
+                self.keep_refresh(kind, None, Some(new)).await
             }
             (swapped, _) => swapped,
         };
@@ -306,6 +306,35 @@ impl Acquirer<'_> {
             expires_at: parsed.expires_at,
             kind,
         })
+    }
+
+    /// [`swap_refresh`](Self::swap_refresh) after a token reply, retried
+    /// twice when the store is unavailable. The reply's access token is good
+    /// whatever happens here, so a store that keeps failing does not turn it
+    /// into an error: it is logged, and `None` returned (the stored refresh
+    /// token may then be spent, and the next renewal logs in).
+    async fn keep_refresh(
+        &self,
+        kind: RequestKind,
+        used: Option<&SecretString>,
+        new: Option<&SecretString>,
+    ) -> Option<CasOutcome> {
+        let mut retry = 0;
+        loop {
+            match self.swap_refresh(used, new).await {
+                Ok(outcome) => return Some(outcome),
+                Err(Error::Store { source, .. })
+                    if retry < 2 && source.kind() == crate::store::StoreErrorKind::Unavailable =>
+                {
+                    retry += 1;
+                    tokio::time::sleep(Duration::from_millis(50 << retry)).await;
+                }
+                Err(e) => {
+                    error!(provider = %self.provider.id, connection = %self.conn.id(), request = %kind, error = %e, "the new refresh token could not be stored: the access token is used, and the next renewal logs in (or fails, for a provider without [login])");
+                    return None;
+                }
+            }
+        }
     }
 
     /// The scrubber for errors about a `kind` request: it knows the

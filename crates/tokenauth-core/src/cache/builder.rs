@@ -125,26 +125,29 @@ impl TokenAuthBuilder {
     /// long. The holder renews the lease every third of it while its token
     /// request runs, and abandons the request a quarter of it before the
     /// lease's deadline if the store cannot renew it. Defaults to 10 s;
-    /// at least 100 ms.
+    /// at least 100 ms, at most an hour.
     pub fn lease_ttl(mut self, ttl: Duration) -> Self {
-        self.lease_ttl = ttl.max(Duration::from_millis(100));
+        self.lease_ttl = ttl.clamp(Duration::from_millis(100), Duration::from_secs(3600));
         self
     }
 
     /// The longest one process holds a connection's lease for one fetch
     /// (all token requests and their retries): a fetch still running then
     /// is abandoned, and other processes stop waiting for it a lease time
-    /// to live later. Defaults to 120 s; at least the lease's time to live.
+    /// to live later. Defaults to 120 s; at least the lease's time to live,
+    /// at most a day.
     pub fn max_hold(mut self, max: Duration) -> Self {
-        self.max_hold = max;
+        self.max_hold = max.min(Duration::from_secs(24 * 3600));
         self
     }
 
     /// The longest any one call to the store may take before the store
     /// counts as unavailable (see [`local_fallback`](Self::local_fallback)).
-    /// Cache hits never call the store. Defaults to 2 s.
+    /// Cache hits never call the store. Defaults to 2 s; at most an hour.
+    /// (A lease renewal that has not come back a quarter lease TTL before
+    /// the lease's deadline counts as failed, whatever this says.)
     pub fn store_timeout(mut self, timeout: Duration) -> Self {
-        self.store_timeout = timeout;
+        self.store_timeout = timeout.min(Duration::from_secs(3600));
         self
     }
 

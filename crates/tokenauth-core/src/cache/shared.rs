@@ -62,6 +62,9 @@ use crate::store::{
 /// still valid for at least this long.
 const MIN_ADOPTED_LIFETIME: Duration = Duration::from_secs(1);
 
+/// The most rejected-token notes kept (see [`Coordination::reject`]).
+const MAX_REJECTED: usize = 4096;
+
 /// Waits on another process's lease end this long after its deadline, so
 /// that a lease that just expired is seen as free.
 const LEASE_SLACK: Duration = Duration::from_millis(50);
@@ -119,7 +122,13 @@ impl Coordination {
     pub(crate) fn reject(&self, index: usize, conn: &Connection, access: &SecretString) {
         if self.shared {
             let key = (index, conn.id_arc().clone());
-            lock(&self.rejected).insert(key, fingerprint(access));
+            let mut rejected = lock(&self.rejected);
+            // Notes are cleared by the next fetch of their connection; a
+            // bound keeps connections that never fetch again from piling up.
+            if rejected.len() >= MAX_REJECTED {
+                rejected.clear();
+            }
+            rejected.insert(key, fingerprint(access));
         }
     }
 
@@ -204,7 +213,7 @@ impl Inner {
                 Ok(state) => state,
                 Err(e) => return self.without_store(index, conn, READ, e).await,
             };
-            if let Some(token) = self.adoptable(&state, renewal, rejected) {
+            if let Some(token) = self.adoptable(index, &state, renewal, rejected) {
                 return Ok(self.adopt(token));
             }
             self.backoff(index, conn, &state)?;
@@ -270,7 +279,7 @@ impl Inner {
                 return self.without_store(index, conn, READ, e).await;
             }
         };
-        let ready = match self.adoptable(&state, renewal, rejected) {
+        let ready = match self.adoptable(index, &state, renewal, rejected) {
             Some(token) => Some(Ok(self.adopt(token))),
             None => self.backoff(index, conn, &state).err().map(Err),
         };
@@ -309,7 +318,7 @@ impl Inner {
                         .token
                         .filter(|t| t.expires_at > now && rejected != Some(fingerprint(&t.access))),
                     backoff: Some(Backoff {
-                        until: now + wait,
+                        until: now.checked_add(wait).unwrap_or(now),
                         attempts,
                         reason: error.to_string(),
                     }),
@@ -365,18 +374,23 @@ impl Inner {
                     "the token store did not renew the lease in time"
                 });
             }
-            if now >= last_renewal {
+            let next = (now + ttl / 3).min(last_renewal);
+            if now >= last_renewal || next >= give_up {
                 tokio::time::sleep_until(give_up).await;
                 continue;
             }
-            tokio::time::sleep_until((now + ttl / 3).min(give_up).min(last_renewal)).await;
+            tokio::time::sleep_until(next).await;
             let asked = Instant::now();
-            match self.stored(self.store.renew_lease(lease, ttl)).await {
-                Ok(Some(_)) => deadline = asked + ttl,
-                Ok(None) => return lost("another process holds the lease now"),
-                Err(e) => {
+            // A renewal that has not come back by `give_up` is as good as
+            // lost: the store may already count the lease as expired.
+            let renewal = self.stored(self.store.renew_lease(lease, ttl));
+            match tokio::time::timeout_at(give_up, renewal).await {
+                Ok(Ok(Some(_))) => deadline = asked + ttl,
+                Ok(Ok(None)) => return lost("another process holds the lease now"),
+                Ok(Err(e)) => {
                     warn!(error = %e, "the token lease could not be renewed; trying again until it runs out");
                 }
+                Err(_) => {}
             }
         }
     }
@@ -389,10 +403,13 @@ impl Inner {
         }
     }
 
-    /// The published token, if this fetch can use it instead of fetching
-    /// (and it is not the one an API rejected here, fingerprint `rejected`).
+    /// The published token, if this fetch can use it instead of fetching:
+    /// valid for at least [`MIN_ADOPTED_LIFETIME`], not the one an API
+    /// rejected here (fingerprint `rejected`), and for a renewal, not due
+    /// for renewal itself.
     fn adoptable(
         &self,
+        index: usize,
         state: &SharedState,
         renewal: bool,
         rejected: Option<u64>,
@@ -403,8 +420,21 @@ impl Inner {
         }
         let now = self.clock.now();
         let left = token.expires_at.duration_since(now).ok()?;
-        let usable = now < token.renew_at || (!renewal && left >= MIN_ADOPTED_LIFETIME);
-        usable.then(|| token.clone())
+        if left < MIN_ADOPTED_LIFETIME {
+            return None;
+        }
+        // A schedule that is no schedule (a value written before `renew_at`
+        // was stored, which reads as the expiry): this process's own.
+        let renew_at = match token.renew_at < token.expires_at {
+            true => token.renew_at,
+            false => {
+                super::engine::renew_at(&self.providers.providers[index], now, token.expires_at)
+            }
+        };
+        (now < renew_at || !renewal).then(|| SharedToken {
+            renew_at,
+            ..token.clone()
+        })
     }
 
     fn adopt(&self, token: SharedToken) -> Fetched {

@@ -455,3 +455,146 @@ async fn a_cache_hit_never_calls_the_shared_store() {
     assert_eq!(store.calls.load(Ordering::Relaxed), after_fetch);
     assert_eq!(auth.stats().hits, 10_000);
 }
+
+/// A renewal that hangs past the lease's deadline counts as failed: the
+/// holder drops its token request before the store lets another process take
+/// the lease, so no refresh token is sent twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_that_hangs_loses_the_lease_before_anyone_else_can_take_it() {
+    let emu = emulator().await;
+    let clock = Arc::new(ManualClock::new());
+    let store = Arc::new(TestStore::default());
+    let make = || {
+        builder(&emu, store.clone(), &clock)
+            .lease_ttl(Duration::from_millis(400))
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (make(), make());
+    let conn = twoba();
+    a.credential_of("twoba", Some(&conn)).await.unwrap(); // login
+    clock.advance(Duration::from_secs(4 * 3600)); // expired everywhere
+
+    emu.set_token_latency(Provider::Twoba, Duration::from_millis(1500));
+    store.slow_renewals.store(true, Ordering::Relaxed);
+    let first = {
+        let (a, conn) = (a.clone(), conn.clone());
+        tokio::spawn(async move { a.credential_of("twoba", Some(&conn)).await })
+    };
+    assert!(
+        eventually(Duration::from_secs(5), || emu.stats().twoba.token.in_flight
+            == 1)
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await; // past A's lease
+    store.slow_renewals.store(false, Ordering::Relaxed);
+    emu.set_token_latency(Provider::Twoba, Duration::ZERO);
+    let second = b.credential_of("twoba", Some(&conn)).await;
+    let first = first.await.unwrap();
+    assert!(matches!(first, Err(Error::LeaseLost { .. })), "{first:?}");
+    second.expect("the next holder fetches");
+    assert!(
+        eventually(Duration::from_secs(5), || emu.stats().twoba.token.in_flight
+            == 0)
+        .await
+    );
+    let token = emu.stats().twoba.token;
+    assert_eq!(token.refresh_reuse, 0, "{token:?}");
+}
+
+/// The store fails at the compare-and-set right after a rotation: the new
+/// access token is still handed out (it is valid), the failure is logged,
+/// and the next renewal recovers by logging in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_save_of_a_rotated_refresh_token_still_hands_out_the_access_token() {
+    let emu = emulator().await;
+    let clock = Arc::new(ManualClock::new());
+    let store = Arc::new(TestStore::default());
+    let auth = builder(&emu, store.clone(), &clock).build().unwrap();
+    let conn = twoba();
+    auth.credential_of("twoba", Some(&conn)).await.unwrap();
+    clock.advance(Duration::from_secs(4 * 3600));
+    store.cas_down.store(true, Ordering::Relaxed);
+    let cred = auth.credential_of("twoba", Some(&conn)).await.unwrap();
+    assert_eq!(
+        cred.obtained_by(),
+        Some(tokenauth_core::RequestKind::Refresh)
+    );
+    store.cas_down.store(false, Ordering::Relaxed);
+    clock.advance(Duration::from_secs(4 * 3600));
+    auth.credential_of("twoba", Some(&conn)).await.unwrap();
+    let grants = emu.stats().twoba.token.requests_by_grant;
+    // The spent token was still stored: refused once, then a login.
+    assert_eq!(
+        (grants.password, grants.refresh_token),
+        (2, 2),
+        "{grants:?}"
+    );
+}
+
+/// Settings at their extremes do not overflow the engine's time arithmetic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extreme_lease_settings_do_not_break_fetching() {
+    let emu = emulator().await;
+    let clock = Arc::new(ManualClock::new());
+    let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+    let auth = builder(&emu, store, &clock)
+        .max_hold(Duration::MAX)
+        .lease_ttl(Duration::MAX)
+        .store_timeout(Duration::MAX)
+        .failure_backoff(Duration::MAX, Duration::MAX)
+        .build()
+        .unwrap();
+    auth.credential_of("twoba", Some(&twoba())).await.unwrap();
+}
+
+/// A published token from a store written before `renew_at` was kept (it
+/// reads as the expiry) is adopted with this process's own schedule, and
+/// one with less than a second left is not adopted at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_without_a_schedule_or_nearly_expired_are_handled() {
+    let emu = emulator().await;
+    let clock = Arc::new(ManualClock::new());
+    let dir = std::env::temp_dir().join(format!("tokenauth-old-{}", fastrand::u64(..)));
+    let store = tokenauth_core::store::FileStore::new(&dir);
+    let conn = twoba();
+    let path = store.path_for(&twoba_key(&conn));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ms = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+    };
+    let write = |lifetime: Duration| {
+        let record = serde_json::json!({
+            "provider": "twoba", "connection": conn.id(), "version": 1, "fence": 1,
+            "token": { "access": "from-an-older-version", "expires_at_ms": ms(clock.now() + lifetime) },
+        });
+        std::fs::write(&path, record.to_string()).unwrap();
+    };
+    write(Duration::from_millis(300));
+    let auth = builder(
+        &emu,
+        Arc::new(tokenauth_core::store::FileStore::new(&dir)),
+        &clock,
+    )
+    .build()
+    .unwrap();
+    let cred = auth.credential_of("twoba", Some(&conn)).await.unwrap();
+    assert!(!cred.adopted(), "300 ms left: fetched instead");
+
+    write(Duration::from_secs(100));
+    let auth = builder(
+        &emu,
+        Arc::new(tokenauth_core::store::FileStore::new(&dir)),
+        &clock,
+    )
+    .build()
+    .unwrap();
+    let cred = auth.credential_of("twoba", Some(&conn)).await.unwrap();
+    assert!(cred.adopted());
+    let renew_at = cred.renew_at().unwrap();
+    assert!(
+        renew_at < cred.expires_at().unwrap(),
+        "renewed ahead of expiry"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -23,6 +23,10 @@ pub(crate) struct TestStore {
     pub(crate) lease_taken_over: AtomicBool,
     /// `renew_lease` fails as unavailable.
     pub(crate) renewals_fail: AtomicBool,
+    /// `renew_lease` takes 1.5 s (and then succeeds).
+    pub(crate) slow_renewals: AtomicBool,
+    /// `cas_refresh` fails as unavailable.
+    pub(crate) cas_down: AtomicBool,
     /// Reads return this refresh token until the next compare-and-set, as
     /// if another worker had rotated it in between.
     pub(crate) stale: Mutex<Option<SecretString>>,
@@ -80,6 +84,9 @@ impl TokenStore for TestStore {
         if self.lease_taken_over.load(Ordering::Relaxed) {
             return Ok(None);
         }
+        if self.slow_renewals.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+        }
         if self.renewals_fail.load(Ordering::Relaxed) {
             return Err(StoreError::new(
                 StoreErrorKind::Unavailable,
@@ -103,6 +110,12 @@ impl TokenStore for TestStore {
         new: Option<&SecretString>,
     ) -> Result<CasOutcome, StoreError> {
         self.check().await?;
+        if self.cas_down.load(Ordering::Relaxed) {
+            return Err(StoreError::new(
+                StoreErrorKind::Unavailable,
+                "the test store dropped the compare-and-set",
+            ));
+        }
         self.stale.lock().unwrap().take();
         let landing = self.land_before_cas.lock().unwrap().take();
         if let Some(winner) = landing {

@@ -259,6 +259,10 @@ mod double_option {
 #[derive(Debug, Clone)]
 pub(crate) struct Knobs {
     pub(crate) latency: Latency,
+    /// A delay after a token request was processed (a refresh token spent)
+    /// and before the reply: a client that goes away meanwhile has spent it
+    /// without learning its successor.
+    pub(crate) reply_delay: Duration,
     pub(crate) status: Option<StatusFault>,
     /// A forced status for the next API requests (not token requests).
     pub(crate) api_status: Option<StatusFault>,
@@ -282,6 +286,7 @@ pub(crate) fn take_status(fault: &mut Option<StatusFault>) -> Option<StatusFault
 impl Knobs {
     pub(crate) fn clear_faults(&mut self) {
         self.latency = Latency::None;
+        self.reply_delay = Duration::ZERO;
         self.status = None;
         self.api_status = None;
         self.reply = None;
@@ -290,6 +295,7 @@ impl Knobs {
     pub(crate) fn snapshot(&self) -> ProviderKnobs {
         ProviderKnobs {
             token_latency_ms: LatencyMs::from_latency(self.latency),
+            reply_delay_ms: duration_to_ms(self.reply_delay),
             status: self.status,
             api_status: self.api_status,
             reply: self.reply,
@@ -352,6 +358,9 @@ impl Knobs {
 pub struct ProviderKnobs {
     /// Token-endpoint latency (`0`: none).
     pub token_latency_ms: LatencyMs,
+    /// Delay between processing a token request and replying (`0`: none).
+    #[serde(default)]
+    pub reply_delay_ms: f64,
     /// The pending forced status, with the remaining count.
     pub status: Option<StatusFault>,
     /// The pending forced status of API requests, with the remaining count.

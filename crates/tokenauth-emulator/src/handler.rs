@@ -290,6 +290,10 @@ async fn token(state: &State, host: Host, req: Request<Incoming>) -> Result<Resp
             }
         }
     };
+    let reply_delay = lock(&ps.knobs).reply_delay;
+    if !reply_delay.is_zero() {
+        tokio::time::sleep(reply_delay).await;
+    }
     ps.counters.token_status.add(resp.status().as_u16());
     Ok(no_cache(resp))
 }

@@ -345,6 +345,14 @@ impl Emulator {
         });
     }
 
+    /// Processes every token request of `p` at once (a refresh token is
+    /// spent) but holds the reply back for `delay` (zero removes it): a
+    /// client that dies meanwhile has spent the token without learning its
+    /// successor.
+    pub fn set_token_reply_delay(&self, p: Provider, delay: Duration) {
+        self.with_knobs(p, |k| k.reply_delay = delay);
+    }
+
     /// Delays every token request of `p` by a uniformly random time in
     /// `[min, max]`.
     pub fn set_token_latency_range(&self, p: Provider, min: Duration, max: Duration) {

@@ -236,6 +236,7 @@ fn initial_knobs(config: &EmulatorConfig, p: Provider) -> Knobs {
     };
     Knobs {
         latency: Latency::None,
+        reply_delay: Duration::ZERO,
         status: None,
         api_status: None,
         reply: None,

@@ -228,3 +228,26 @@ fn a_hand_written_v1_file_still_reads() {
     assert_eq!(state.refresh_token.unwrap().expose_secret(), "rt-by-hand");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A lease written while the wall clock was far ahead (a day) would block
+/// the key until that date: a deadline beyond the longest lease counts as
+/// expired, and the next taker gets a larger fencing number.
+#[tokio::test]
+async fn a_lease_from_a_clock_far_ahead_does_not_block_the_key() {
+    let dir = scratch("lease-far-ahead");
+    let store = FileStore::new(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let day_ahead = SystemTime::now() + Duration::from_secs(24 * 3600);
+    let ms = day_ahead
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let record = serde_json::json!({
+        "provider": KEY.provider, "connection": KEY.connection, "fence": 7,
+        "lease": { "owner": "a-clock-from-tomorrow", "fence": 7, "deadline_ms": ms },
+    });
+    std::fs::write(store.path_for(&KEY), record.to_string()).unwrap();
+    let lease = acquired(store.try_lease(&KEY, "worker-1", TTL).await.unwrap());
+    assert!(lease.fence() > 7, "{lease:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

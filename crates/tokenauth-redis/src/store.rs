@@ -9,8 +9,8 @@ use redis::aio::ConnectionLike;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 use secrecy::{ExposeSecret, SecretString};
 use tokenauth_core::store::{
-    Backoff, CasOutcome, Lease, LeaseOutcome, Publication, SharedState, SharedToken, StoreError,
-    StoreErrorKind, StoreKey, TokenStore, WaitOutcome, from_unix_millis as from_ms,
+    Backoff, CasOutcome, Lease, LeaseOutcome, MAX_LEASE_TTL, Publication, SharedState, SharedToken,
+    StoreError, StoreErrorKind, StoreKey, TokenStore, WaitOutcome, from_unix_millis as from_ms,
     same_refresh_token, unix_millis as to_ms,
 };
 
@@ -433,7 +433,7 @@ impl TokenStore for RedisStore {
             .key(&names.fence)
             .key(&names.state)
             .arg(owner)
-            .arg(millis(ttl));
+            .arg(millis(ttl.min(MAX_LEASE_TTL)));
         let (taken, n): (i64, i64) = self
             .bounded("taking the lease", script.invoke_async(&mut conn))
             .await?;
@@ -444,7 +444,7 @@ impl TokenStore for RedisStore {
                 key,
                 owner,
                 fence,
-                now + Duration::from_millis(millis(ttl)),
+                now + Duration::from_millis(millis(ttl.min(MAX_LEASE_TTL))),
             )));
         }
         // -1: a lease without expiry (not one this store set): say it is
@@ -464,11 +464,12 @@ impl TokenStore for RedisStore {
         script
             .key(&names.lease)
             .arg(lease_value(lease))
-            .arg(millis(ttl));
+            .arg(millis(ttl.min(MAX_LEASE_TTL)));
         let renewed: i64 = self
             .bounded("renewing the lease", script.invoke_async(&mut conn))
             .await?;
-        Ok((renewed == 1).then(|| SystemTime::now() + Duration::from_millis(millis(ttl))))
+        let ttl = Duration::from_millis(millis(ttl.min(MAX_LEASE_TTL)));
+        Ok((renewed == 1).then(|| SystemTime::now() + ttl))
     }
 
     async fn release(&self, lease: &Lease) -> Result<bool, StoreError> {

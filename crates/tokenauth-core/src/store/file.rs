@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::memory::{bounded, deadline_after};
+use super::memory::{bounded, deadline_after, lease_live};
 use super::{
     Backoff, CasOutcome, Lease, LeaseOutcome, Publication, SharedState, SharedToken, StoreError,
     StoreKey, TokenStore, WaitOutcome, from_unix_millis as from_ms, same_refresh_token,
@@ -298,7 +298,7 @@ impl Record {
     fn live_lease(&self, now: SystemTime) -> Option<&LeaseRecord> {
         self.lease
             .as_ref()
-            .filter(|held| from_ms(held.deadline_ms) > now)
+            .filter(|held| lease_live(from_ms(held.deadline_ms), now))
     }
 
     /// True when `lease` is this record's live lease at `now`.

@@ -85,7 +85,7 @@ impl MemoryStore {
         entry.lease.as_ref().is_some_and(|held| {
             held.owner == lease.owner()
                 && held.fence == lease.fence()
-                && held.deadline > self.clock.now()
+                && lease_live(held.deadline, self.clock.now())
         })
     }
 
@@ -101,7 +101,7 @@ impl MemoryStore {
         let live = entry
             .lease
             .as_ref()
-            .is_some_and(|held| held.deadline > self.clock.now());
+            .is_some_and(|held| lease_live(held.deadline, self.clock.now()));
         (!live).then_some(WaitOutcome::LeaseFree)
     }
 }
@@ -129,11 +129,20 @@ fn owned(key: &StoreKey<'_>) -> (String, String) {
     (key.provider.to_owned(), key.connection.to_owned())
 }
 
-/// `now + ttl`, saturating at a year past `now` (a `SystemTime` cannot
-/// hold every sum, and no lease lasts a year).
+/// `now + ttl`, with `ttl` cut to [`MAX_LEASE_TTL`](super::MAX_LEASE_TTL).
 pub(super) fn deadline_after(now: SystemTime, ttl: Duration) -> SystemTime {
-    const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
-    now.checked_add(ttl.min(YEAR)).unwrap_or(now)
+    now.checked_add(ttl.min(super::MAX_LEASE_TTL))
+        .unwrap_or(now)
+}
+
+/// A lease with this deadline is live at `now`: not expired, and not further
+/// ahead than any lease can be (one written while the wall clock was far
+/// ahead would otherwise block the key until that date).
+pub(super) fn lease_live(deadline: SystemTime, now: SystemTime) -> bool {
+    deadline > now
+        && deadline
+            .duration_since(now)
+            .is_ok_and(|left| left <= super::MAX_LEASE_TTL)
 }
 
 /// `backoff` with its reason cut to what stores keep.
@@ -162,7 +171,7 @@ impl TokenStore for MemoryStore {
     ) -> Result<LeaseOutcome, StoreError> {
         let now = self.clock.now();
         Ok(self.with_entry(key, |entry| match &entry.lease {
-            Some(held) if held.deadline > now => LeaseOutcome::Held {
+            Some(held) if lease_live(held.deadline, now) => LeaseOutcome::Held {
                 until: held.deadline,
             },
             _ => {

@@ -117,6 +117,11 @@ pub use state::{
     SharedToken, WaitOutcome,
 };
 
+/// The longest a lease lasts: longer `ttl`s are cut to it, and a stored
+/// lease whose deadline lies further ahead (written while a wall clock was
+/// wrong) counts as expired.
+pub const MAX_LEASE_TTL: Duration = Duration::from_secs(3600);
+
 /// Which token state: one per (provider, connection).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct StoreKey<'a> {
@@ -216,8 +221,9 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
     /// a reader may see a new refresh token beside the previous access token.
     async fn read(&self, key: &StoreKey<'_>) -> Result<SharedState, StoreError>;
 
-    /// Takes `key`'s lease for `owner` until `ttl` from now, unless someone
-    /// holds it (whoever: the same `owner` too).
+    /// Takes `key`'s lease for `owner` until `ttl` (at most
+    /// [`MAX_LEASE_TTL`]) from now, unless someone holds it (whoever: the
+    /// same `owner` too).
     ///
     /// `owner` names the taker in logs and in the stored lease; use one that
     /// is unique per process (a host name, the process id and a random

@@ -516,7 +516,10 @@ async fn an_error_reply_echoing_credentials_in_any_encoding_is_scrubbed() {
     const PASS: &str = "p?> ss*w&rd";
     let basic = STANDARD.encode(format!("client-1:{PASS}"));
     let url_safe = URL_SAFE_NO_PAD.encode(format!("client-1:{PASS}"));
+    // What goes on the wire: the secret form-encoded first (RFC 6749 §2.3.1).
+    let sent = STANDARD.encode("client-1:p%3F%3E+ss*w%26rd");
     let echoes = [
+        format!("Authorization: Basic {sent}"),
         format!("Authorization: Basic {basic}"),
         format!("credentials {url_safe} rejected"),
         "password=p%3f%3e%20ss%2aw%26rd".to_owned(),
@@ -563,7 +566,7 @@ inject = {{ header = "Authorization", value = "Bearer {{{{ token.access }}}}" }}
             "{msg}"
         );
         for text in [msg, format!("{err:?}")] {
-            for secret in [PASS, &basic, &url_safe, "ss*w", "ss%2aw", "ss&ast;w"] {
+            for secret in [PASS, &sent, &basic, &url_safe, "ss*w", "ss%2aw", "ss&ast;w"] {
                 assert!(!text.contains(secret), "{secret} leaked into {text}");
             }
         }

@@ -262,6 +262,21 @@ fn render_with<'a>(
 }
 
 /// `Basic base64(user:password)`.
+/// A token request's client id and secret as they go into its Basic
+/// credentials: with `form_encode`, each form-encoded first (RFC 6749
+/// §2.3.1; `a b:c` becomes `a+b%3Ac`).
+pub(crate) fn client_basic_parts(
+    user: String,
+    password: String,
+    form_encode: bool,
+) -> (String, String) {
+    if !form_encode {
+        return (user, password);
+    }
+    let encode = |s: String| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    (encode(user), encode(password))
+}
+
 pub(crate) fn basic_value(user: &str, password: &str) -> String {
     let mut raw = String::with_capacity(user.len() + password.len() + 1);
     raw.push_str(user);

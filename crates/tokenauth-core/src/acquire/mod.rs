@@ -346,18 +346,22 @@ impl Acquirer<'_> {
                 .secret_values(self.provider)
                 .chain(rt.map(|r| r.expose_secret())),
         );
-        let basic = self
-            .request(kind)
-            .and_then(|r| r.basic.as_ref())
-            .and_then(|b| {
-                Some((
-                    self.render(&b.username, rt).ok()?,
-                    self.render(&b.password, rt).ok()?,
-                ))
-            });
-        match basic {
-            Some((user, pass)) => scrubber.with_basic(&user, &pass),
-            None => scrubber,
+        let Some(basic) = self.request(kind).and_then(|r| r.basic.as_ref()) else {
+            return scrubber;
+        };
+        let raw = |t| self.render(t, rt).ok();
+        let (Some(user), Some(pass)) = (raw(&basic.username), raw(&basic.password)) else {
+            return scrubber;
+        };
+        // As sent, and (when they differ) as the raw id and secret: an
+        // endpoint may echo either.
+        let scrubber = scrubber.with_basic(&user, &pass);
+        match basic.form_encode {
+            true => {
+                let (user, pass) = crate::inject::client_basic_parts(user, pass, true);
+                scrubber.with_basic(&user, &pass)
+            }
+            false => scrubber,
         }
     }
 
@@ -446,6 +450,22 @@ impl Acquirer<'_> {
         .map_err(|var| crate::inject::missing(self.provider, self.conn, &var))
     }
 
+    /// The client id and secret of a token request's Basic credentials, as
+    /// sent (see [`crate::inject::client_basic_parts`]).
+    fn client_basic(
+        &self,
+        basic: &crate::config::BasicAuth,
+        rt: Option<&SecretString>,
+    ) -> Result<(String, String), Error> {
+        let user = self.render(&basic.username, rt)?;
+        let pass = self.render(&basic.password, rt)?;
+        Ok(crate::inject::client_basic_parts(
+            user,
+            pass,
+            basic.form_encode,
+        ))
+    }
+
     fn is_secret(&self, t: &Template) -> bool {
         t.vars().any(|v| match v {
             Var::Input(name) => self.conn.is_secret(self.provider, name),
@@ -498,8 +518,7 @@ impl Acquirer<'_> {
             headers.insert(name.clone(), value);
         }
         if let Some(basic) = &req.basic {
-            let user = self.render(&basic.username, rt)?;
-            let pass = self.render(&basic.password, rt)?;
+            let (user, pass) = self.client_basic(basic, rt)?;
             let mut value = http::HeaderValue::try_from(crate::inject::basic_value(&user, &pass))
                 .map_err(|_| bad_header(format!("{kind} basic credentials")))?;
             value.set_sensitive(true);

@@ -177,7 +177,10 @@ pub fn preview_token_request(
         let pass = m.render(&basic.password);
         headers.push((
             "authorization".to_owned(),
-            m.unmask(&format!("Basic base64({user}:{pass})")),
+            m.unmask(&match basic.form_encode {
+                true => format!("Basic base64({user}:{pass}, each form-encoded)"),
+                false => format!("Basic base64({user}:{pass})"),
+            }),
         ));
     }
     Some(RequestPreview {

@@ -140,6 +140,15 @@ pub struct BasicAuth {
     pub username: Template,
     /// The password template.
     pub password: Template,
+    /// Client authentication of a token request (`login.basic`,
+    /// `refresh.basic`): the rendered user name and password are each
+    /// `application/x-www-form-urlencoded` before they are joined and
+    /// base64-encoded, as RFC 6749 §2.3.1 requires (so a client id with `:`
+    /// or non-ASCII characters arrives intact). `form_encode = false` sends
+    /// them as they are, for servers that do not decode. Always false for
+    /// `inject.basic`, which is plain HTTP Basic (RFC 7617).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub form_encode: bool,
 }
 
 /// A token request: the login (`[login]`) or the refresh (`[refresh]`).

@@ -336,9 +336,11 @@ value = "Token {{{{ token.access }}}}"
         )
     );
     assert_eq!(req.header("content-type"), Some("application/json"));
-    // Client Basic auth: base64(client_id:client_secret).
-    let basic =
-        base64::engine::general_purpose::STANDARD.encode(format!("my-client:{CLIENT_SECRET}"));
+    // Client Basic auth (RFC 6749 §2.3.1): base64(form(client_id):form(client_secret)).
+    let form = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    assert_eq!(form(CLIENT_SECRET), "cl1ent-s3cret+%22quoted%22+%26+more");
+    let basic = base64::engine::general_purpose::STANDARD
+        .encode(format!("my-client:{}", form(CLIENT_SECRET)));
     assert_eq!(
         req.header("authorization"),
         Some(format!("Basic {basic}").as_str())
@@ -934,4 +936,48 @@ inject = {{ header = "Authorization", value = "Bearer {{{{ token.access }}}}" }}
     assert_eq!(renewed.access_token().unwrap().expose_secret(), "B");
     assert!(auth.stats().renewals >= 1);
     assert_eq!(fake.token_requests().len(), 2);
+}
+
+/// RFC 6749 §2.3.1: a client id with `:` and a secret with `+`, `/` and
+/// non-ASCII go into client Basic auth form-encoded, so the server can split
+/// and decode them; `form_encode = false` sends them as they are for servers
+/// that do not decode (the refresh inherits the login's choice).
+#[tokio::test]
+async fn client_basic_auth_is_form_encoded_unless_turned_off() {
+    let (id, secret) = ("urn:app:42", "s3/cr+t=é");
+    for (form_encode, sent) in [
+        ("", "urn%3Aapp%3A42:s3%2Fcr%2Bt%3D%C3%A9"),
+        ("form_encode = false", "urn:app:42:s3/cr+t=é"),
+    ] {
+        let fake = Fake::start().await;
+        let toml = format!(
+            r#"
+[providers.c]
+api = ["{api}"]
+inputs.client_id = {{}}
+inputs.client_secret = {{ secret = true }}
+response.expires_in = "/expires_in"
+login.url = "{token}"
+login.fields = {{ grant_type = "client_credentials" }}
+login.basic = {{ username = "{{{{ inputs.client_id }}}}", password = "{{{{ inputs.client_secret }}}}", {form_encode} }}
+inject = {{ header = "Authorization", value = "Bearer {{{{ token.access }}}}" }}
+"#,
+            api = fake.url("/api/"),
+            token = fake.url("/oauth/token"),
+        );
+        let toml = toml.replace(", }", " }");
+        let (auth, _clock) = engine(&toml, Arc::new(MemoryStore::new()));
+        fake.reply_json(serde_json::json!({"access_token": "t", "expires_in": 60}));
+        let conn = Connection::new("c")
+            .with_input("client_id", id)
+            .with_secret("client_secret", secret);
+        auth.credential_of("c", Some(&conn)).await.unwrap();
+        let basic = base64::engine::general_purpose::STANDARD.encode(sent);
+        let reqs = fake.token_requests();
+        assert_eq!(
+            reqs[0].header("authorization"),
+            Some(format!("Basic {basic}").as_str()),
+            "{form_encode:?}"
+        );
+    }
 }

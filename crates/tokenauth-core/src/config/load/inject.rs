@@ -33,7 +33,7 @@ pub(super) fn read(
         "The header value, e.g. \"Bearer {{ token.access }}\" (with header).",
         shape::template,
     );
-    let read_basic = |ctx: &mut Ctx<'_>, t: &mut Table<'_, '_>| basic(ctx, scope, t, tokens);
+    let read_basic = |ctx: &mut Ctx<'_>, t: &mut Table<'_, '_>| basic(ctx, scope, t, tokens, false);
     let basic_node = table.declare_table(
         ctx,
         (

@@ -93,7 +93,7 @@ pub(super) fn read(
         "Extra request headers: name = template. Left out: the login's; written, exactly these ({} sends none).",
     );
     let headers = headers(ctx, scope, table, tokens, headers_doc);
-    let read_basic = |ctx: &mut Ctx<'_>, t: &mut Table<'_, '_>| basic(ctx, scope, t, tokens);
+    let read_basic = |ctx: &mut Ctx<'_>, t: &mut Table<'_, '_>| basic(ctx, scope, t, tokens, true);
     let basic_node = table.declare_table(
         ctx,
         (
@@ -199,12 +199,15 @@ fn template_map(
     Some(out)
 }
 
-/// `basic = { username = "...", password = "..." }`: HTTP Basic credentials.
+/// `basic = { username = "...", password = "..." }`: HTTP Basic credentials;
+/// for a token request's client authentication (`client_auth`) also
+/// `form_encode` (RFC 6749 §2.3.1, on unless set to false).
 pub(super) fn basic(
     ctx: &mut Ctx<'_>,
     scope: &Scope<'_>,
     table: &mut Table<'_, '_>,
     tokens: TokenVars,
+    client_auth: bool,
 ) -> Option<BasicAuth> {
     const HELP: &str = "basic needs username = \"...\" and password = \"...\"";
     let username = table.template(
@@ -217,8 +220,17 @@ pub(super) fn basic(
     let username = table.require(ctx, "username", username, HELP);
     let password = table.template(ctx, scope, "password", "The password (a template).", tokens);
     let password = table.require(ctx, "password", password, HELP);
+    let form_encode = client_auth
+        && table
+            .bool(
+                ctx,
+                "form_encode",
+                "Form-encode the client id and secret before base64, as RFC 6749 §2.3.1 requires (default true); false for servers that do not decode them.",
+            )
+            .unwrap_or(true);
     Some(BasicAuth {
         username: username?,
         password: password?,
+        form_encode,
     })
 }

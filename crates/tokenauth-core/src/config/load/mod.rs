@@ -193,6 +193,8 @@ fn read_root(ctx: &mut Ctx<'_>, node: &Node<'_>) -> (Providers, TableSchema) {
         return (Providers { providers }, schema);
     };
     let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+    // Each api prefix and the provider that declared it first.
+    let mut prefixes: BTreeMap<String, String> = BTreeMap::new();
     let valid = map.named_entries(
         ctx,
         "provider id",
@@ -206,6 +208,16 @@ fn read_root(ctx: &mut Ctx<'_>, node: &Node<'_>) -> (Providers, TableSchema) {
         }
         let read_provider = |ctx: &mut Ctx<'_>, t: &mut Table<'_, '_>| provider::read(ctx, id, t);
         if let Some(Some(p)) = read_table(ctx, &entry.value, path, "a provider", &read_provider) {
+            for prefix in &p.api {
+                if let Some(first) = prefixes.insert(prefix.to_string(), p.id.clone()) {
+                    ctx.error(
+                        entry.key_at,
+                        &table::join(&map.child_path(id), "api"),
+                        format!("the api prefix `{prefix}` is also one of provider `{first}`'s: requests under it would always get `{first}`'s credential, never this one's"),
+                        Some("give each provider prefixes of its own; for several accounts of one API, use one provider with several connections".into()),
+                    );
+                }
+            }
             providers.push(p);
         }
     }

@@ -485,6 +485,15 @@ pub(super) fn check_url(
     path: &str,
     insecure_ok: bool,
 ) -> Option<Url> {
+    if text.contains("{{") || text.contains("}}") {
+        ctx.error(
+            span.start,
+            path,
+            format!("`{text}` holds a template: URLs are sent as written, so `{{{{ … }}}}` would go out literally"),
+            Some("write the full URL; for per-tenant hosts or paths, describe one provider per tenant for now".into()),
+        );
+        return None;
+    }
     let url = match Url::parse(text) {
         Ok(u) => u,
         Err(e) => {

@@ -23,6 +23,50 @@ use crate::connection::Connection;
 use crate::error::Error;
 use crate::template::{Template, Var};
 
+/// The name of the cookie (or cookies) a `Cookie` value such as
+/// `sid=abc; x=1` sets: the part before the first `=` of each pair.
+pub(crate) fn cookie_names(value: &str) -> impl Iterator<Item = &str> {
+    value
+        .split(';')
+        .filter_map(|pair| pair.split_once('=').map(|(name, _)| name.trim()))
+        .filter(|name| !name.is_empty())
+}
+
+/// `headers`' cookies with `ours` (a `Cookie` value) added, in one `Cookie`
+/// header: the request's own cookies first, in order, except those `ours`
+/// sets again.
+fn merge_cookie(headers: &mut HeaderMap, ours: &HeaderValue) {
+    let ours_text = ours.to_str().unwrap_or_default();
+    let ours_names: Vec<&str> = cookie_names(ours_text).collect();
+    let mut merged = Vec::new();
+    for existing in headers.get_all(http::header::COOKIE) {
+        for pair in existing.as_bytes().split(|b| *b == b';') {
+            let pair = pair.trim_ascii();
+            let name = pair
+                .split(|b| *b == b'=')
+                .next()
+                .unwrap_or_default()
+                .trim_ascii();
+            if pair.is_empty() || ours_names.iter().any(|n| n.as_bytes() == name) {
+                continue;
+            }
+            merged.extend_from_slice(pair);
+            merged.extend_from_slice(b"; ");
+        }
+    }
+    merged.extend_from_slice(ours.as_bytes());
+    let value = match HeaderValue::from_bytes(&merged) {
+        Ok(mut value) => {
+            value.set_sensitive(true);
+            value
+        }
+        // Unreachable (every part was a valid header value); the credential
+        // alone, rather than nothing.
+        Err(_) => ours.clone(),
+    };
+    headers.insert(http::header::COOKIE, value);
+}
+
 /// A rendered credential: what to attach to a request.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -46,10 +90,18 @@ pub enum Injection {
 impl Injection {
     /// Sets the header, if this is a header credential. Returns `false` for a
     /// query credential (use [`Injection::apply_to_url`]).
+    ///
+    /// A `Cookie` credential is merged with the cookies the request already
+    /// carries (a cookie of the same name is replaced), not put in their
+    /// place.
     pub fn apply_to_headers(&self, headers: &mut HeaderMap) -> bool {
         match self {
             Injection::Header { name, value } => {
-                headers.insert(name.clone(), value.clone());
+                if name == http::header::COOKIE && headers.contains_key(http::header::COOKIE) {
+                    merge_cookie(headers, value);
+                } else {
+                    headers.insert(name.clone(), value.clone());
+                }
                 true
             }
             Injection::Query { .. } => false,
@@ -309,6 +361,58 @@ pub(crate) fn missing(provider: &Provider, conn: &Connection, var: &Var) -> Erro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `Cookie` credential joins the caller's cookies (replacing one of the
+    /// same name) instead of wiping them; without cookies it is set as is.
+    #[test]
+    fn a_cookie_credential_is_merged_with_the_callers_cookies() {
+        let mut ours = HeaderValue::from_static("sid=s3cret");
+        ours.set_sensitive(true);
+        let cookie = Injection::Header {
+            name: http::header::COOKIE,
+            value: ours,
+        };
+        let mut headers = HeaderMap::new();
+        assert!(cookie.apply_to_headers(&mut headers));
+        assert_eq!(headers[http::header::COOKIE], "sid=s3cret");
+
+        let mut headers = HeaderMap::new();
+        headers.append(
+            http::header::COOKIE,
+            HeaderValue::from_static("theme=dark; sid=old"),
+        );
+        headers.append(http::header::COOKIE, HeaderValue::from_static("lang=nl"));
+        cookie.apply_to_headers(&mut headers);
+        let all: Vec<_> = headers.get_all(http::header::COOKIE).iter().collect();
+        assert_eq!(all, ["theme=dark; lang=nl; sid=s3cret"]);
+        assert!(all[0].is_sensitive());
+    }
+
+    /// The caller set the credential only if it set that cookie; its other
+    /// cookies do not keep the credential off the request.
+    #[test]
+    fn a_caller_cookie_is_the_credential_only_if_it_has_the_credentials_name() {
+        let providers = crate::Providers::from_toml(
+            "p.toml",
+            r#"
+[providers.c]
+api = ["https://api.example.com/"]
+inputs.sid = { env = "C_SID", secret = true }
+inject = { header = "Cookie", value = "sid={{ inputs.sid }}" }
+"#,
+        )
+        .unwrap();
+        let p = &providers.providers[0];
+        let with = |cookie: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(http::header::COOKIE, HeaderValue::from_static(cookie));
+            p.caller_authenticated(&headers, None)
+        };
+        assert!(!p.caller_authenticated(&HeaderMap::new(), None));
+        assert!(!with("theme=dark; lang=nl"));
+        assert!(!with("xsid=1"));
+        assert!(with("theme=dark; sid=mine"));
+    }
 
     #[test]
     fn the_parameter_replaces_every_copy_and_keeps_the_rest_verbatim() {

@@ -132,18 +132,18 @@ impl Coordination {
         }
     }
 
-    /// The note of [`reject`](Self::reject), if any; `clear` removes it (a
-    /// new token was obtained).
-    fn rejected(&self, index: usize, conn: &Connection, clear: bool) -> Option<u64> {
-        let mut rejected = lock(&self.rejected);
+    /// The note of [`reject`](Self::reject), if any.
+    fn rejected(&self, index: usize, conn: &Connection) -> Option<u64> {
+        let rejected = lock(&self.rejected);
         if rejected.is_empty() {
             return None;
         }
-        let key = (index, conn.id_arc().clone());
-        match clear {
-            true => rejected.remove(&key),
-            false => rejected.get(&key).copied(),
-        }
+        rejected.get(&(index, conn.id_arc().clone())).copied()
+    }
+
+    /// Drops the note: a new token was obtained.
+    fn clear_rejected(&self, index: usize, conn: &Connection) {
+        lock(&self.rejected).remove(&(index, conn.id_arc().clone()));
     }
 }
 
@@ -184,10 +184,10 @@ impl Inner {
         if !coordination.shared {
             return self.acquire(index, conn, &*self.store).await;
         }
-        let rejected = coordination.rejected(index, conn, false);
+        let rejected = coordination.rejected(index, conn);
         let result = self.obtain_shared(index, conn, renewal, rejected).await;
         if result.is_ok() && rejected.is_some() {
-            coordination.rejected(index, conn, true);
+            coordination.clear_rejected(index, conn);
         }
         result
     }

@@ -144,13 +144,13 @@ impl Provider {
             // Cookies: the caller's own cookies are not the credential; it
             // set the credential only if it set that cookie.
             Inject::Header { name, value } if name == http::header::COOKIE => {
-                let names: Vec<&str> = crate::inject::cookie_names(value.source())
-                    .filter(|n| !n.contains("{{"))
-                    .collect();
-                headers.get_all(name).iter().any(|v| {
-                    crate::inject::cookie_names(v.to_str().unwrap_or_default())
-                        .any(|n| names.contains(&n))
-                })
+                let ours = |n: &str| {
+                    crate::inject::cookie_names(value.source()).any(|m| m == n && !m.contains("{{"))
+                };
+                headers
+                    .get_all(name)
+                    .iter()
+                    .any(|v| crate::inject::cookie_names(v.to_str().unwrap_or_default()).any(ours))
             }
             Inject::Header { name, .. } => headers.contains_key(name),
             Inject::Basic(_) => false,

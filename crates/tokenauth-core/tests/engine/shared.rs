@@ -49,6 +49,15 @@ fn engines(
         .collect()
 }
 
+/// `auth`'s 2BA credential for `conn`, asked for in a task of its own.
+fn in_background(
+    auth: &TokenAuth,
+    conn: &Connection,
+) -> tokio::task::JoinHandle<Result<tokenauth_core::Credential, Error>> {
+    let (auth, conn) = (auth.clone(), conn.clone());
+    tokio::spawn(async move { auth.credential_of("twoba", Some(&conn)).await })
+}
+
 fn twoba_key(conn: &Connection) -> StoreKey<'_> {
     StoreKey {
         provider: "twoba",
@@ -68,10 +77,7 @@ async fn processes_sharing_a_store_fetch_one_token_for_all() {
     // Cold: 4 processes x 16 concurrent callers.
     let calls = all.iter().flat_map(|auth| {
         let conn = conn.clone();
-        (0..16).map(move |_| {
-            let (auth, conn) = (auth.clone(), conn.clone());
-            tokio::spawn(async move { auth.credential_of("twoba", Some(&conn)).await })
-        })
+        (0..16).map(move |_| in_background(auth, &conn))
     });
     let mut tokens = Vec::new();
     for call in calls.collect::<Vec<_>>() {
@@ -156,10 +162,7 @@ async fn a_lease_is_renewed_while_its_holder_fetches_slowly() {
     let conn = twoba();
     // The token request takes four lease lifetimes.
     emu.set_token_latency(Provider::Twoba, Duration::from_millis(1200));
-    let first = {
-        let (a, conn) = (a.clone(), conn.clone());
-        tokio::spawn(async move { a.credential_of("twoba", Some(&conn)).await })
-    };
+    let first = in_background(&a, &conn);
     assert!(
         eventually(Duration::from_secs(5), || emu.stats().twoba.token.in_flight
             == 1)
@@ -198,10 +201,7 @@ async fn a_waiter_that_gives_up_never_fetches_without_the_lease() {
         .unwrap();
     let conn = twoba();
     emu.set_token_latency(Provider::Twoba, Duration::from_millis(2000));
-    let first = {
-        let (holder, conn) = (holder.clone(), conn.clone());
-        tokio::spawn(async move { holder.credential_of("twoba", Some(&conn)).await })
-    };
+    let first = in_background(&holder, &conn);
     assert!(
         eventually(Duration::from_secs(5), || emu.stats().twoba.token.in_flight
             == 1)
@@ -477,10 +477,7 @@ async fn a_renewal_that_hangs_loses_the_lease_before_anyone_else_can_take_it() {
 
     emu.set_token_latency(Provider::Twoba, Duration::from_millis(1500));
     store.slow_renewals.store(true, Ordering::Relaxed);
-    let first = {
-        let (a, conn) = (a.clone(), conn.clone());
-        tokio::spawn(async move { a.credential_of("twoba", Some(&conn)).await })
-    };
+    let first = in_background(&a, &conn);
     assert!(
         eventually(Duration::from_secs(5), || emu.stats().twoba.token.in_flight
             == 1)

@@ -15,6 +15,7 @@ const LOADER_ONLY: &[&str] = &[
     "duplicate_api_prefixes", // equal URLs across providers
     "duplicate_provider_ids", // ids equal but for case
     "insecure_http",          // http:// allowed only for loopback
+    "shadowed_api_prefixes",  // a URL template that could render another prefix
     "no_expiry_source",       // needs a cross-table rule
     "static_uses_token",      // placeholder scoping
     "template_unclosed",      // template syntax

@@ -17,7 +17,7 @@ pub(crate) fn run(g: &Global, id: &str, args: &ConnectionArgs) -> Outcome {
         "credential is sent only to: {}",
         p.api
             .iter()
-            .map(|u| u.as_str())
+            .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(", ")
     );

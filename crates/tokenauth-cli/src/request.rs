@@ -48,7 +48,7 @@ pub(crate) async fn run(g: &Global, a: RequestArgs<'_>) -> Outcome {
                 p.id,
                 p.api
                     .iter()
-                    .map(|u| u.as_str())
+                    .map(ToString::to_string)
                     .collect::<Vec<_>>()
                     .join(", ")
             );

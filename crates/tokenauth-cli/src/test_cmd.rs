@@ -164,7 +164,14 @@ pub(crate) async fn run(g: &Global, id: &str, args: &ConnectionArgs) -> Outcome 
         );
         return Outcome::Ok;
     };
-    let mut request = client.request(test.method.clone(), test.url.clone());
+    let url = match conn.render_url(&p, &test.url) {
+        Ok(url) => url,
+        Err(e) => {
+            steps.fail("test", e.to_string());
+            return classify(&e);
+        }
+    };
+    let mut request = client.request(test.method.clone(), url);
     for (name, t) in &test.headers {
         match conn.render(&p, t) {
             Ok(value) => request = request.header(name.clone(), value),

@@ -68,6 +68,23 @@ pub enum Error {
         env: Option<String>,
     },
 
+    /// An input's value is not allowed: it breaks the input's `pattern` or
+    /// `one_of`, or does not fit its place in a URL (a host that is not DNS
+    /// labels, say). Nothing was sent.
+    #[error(
+        "provider `{provider}`, connection `{connection}`: input `{input}` {reason}: fix the connection's value (or the input's constraint in the description)"
+    )]
+    InvalidInput {
+        /// The provider id.
+        provider: String,
+        /// The connection id.
+        connection: String,
+        /// The input name.
+        input: String,
+        /// Why, quoting the value only when the input is not secret.
+        reason: String,
+    },
+
     /// A rendered credential or request header is not a valid header value.
     #[error(
         "provider `{provider}`: the rendered {what} is not a valid HTTP header value (it contains a line break or another control character): check the inputs and the token the provider returned"
@@ -402,6 +419,7 @@ impl Error {
             Error::Config(_) | Error::HttpClient(_) => None,
             Error::UnknownProvider { provider }
             | Error::MissingInput { provider, .. }
+            | Error::InvalidInput { provider, .. }
             | Error::InvalidHeaderValue { provider, .. }
             | Error::Status { provider, .. }
             | Error::Timeout { provider, .. }

@@ -436,9 +436,14 @@ impl Acquirer<'_> {
         }
     }
 
+    /// The URL of a `kind` request for errors: as sent to this connection,
+    /// else as written.
     fn url(&self, kind: RequestKind) -> String {
-        self.request(kind)
-            .map_or_else(String::new, |r| r.url.to_string())
+        self.request(kind).map_or_else(String::new, |r| {
+            self.conn
+                .render_url(self.provider, &r.url)
+                .map_or_else(|_| r.url.to_string(), String::from)
+        })
     }
 
     fn render(&self, t: &Template, rt: Option<&SecretString>) -> Result<String, Error> {
@@ -487,7 +492,8 @@ impl Acquirer<'_> {
         for (name, t) in &req.fields {
             fields.push((name.as_str(), self.render(t, rt)?));
         }
-        let mut url = req.url.clone();
+        let mut url = self.conn.render_url(self.provider, &req.url)?;
+        let sent_to = url.to_string();
         if req.method == http::Method::GET && !fields.is_empty() {
             // A GET carries its fields in the query string.
             let mut q = url.query_pairs_mut();
@@ -507,7 +513,7 @@ impl Acquirer<'_> {
         let mut request = builder.build().map_err(|e| Error::Transport {
             provider: self.provider.id.clone(),
             request: kind,
-            url: req.url.to_string(),
+            url: sent_to,
             source: std::sync::Arc::new(e),
         })?;
         let headers = request.headers_mut();
@@ -575,8 +581,13 @@ impl Acquirer<'_> {
         req: &TokenRequest,
         request: reqwest::Request,
     ) -> Result<Reply, Error> {
-        let url = req.url.to_string();
         let sent_url = request.url().clone();
+        // The URL for messages: as sent, without the fields a GET carries in
+        // its query.
+        let url = match req.method {
+            http::Method::GET => self.url(kind),
+            _ => sent_url.to_string(),
+        };
         let transport = |e: reqwest::Error| -> Error {
             if e.is_timeout() {
                 Error::Timeout {

@@ -272,7 +272,7 @@ fn check_tls(tls_enabled: bool, providers: &Providers) -> Result<(), Error> {
 
 /// The provider sends or routes anything over https.
 fn uses_https(p: &crate::config::Provider) -> bool {
-    let https = |u: &url::Url| u.scheme() == "https";
+    let https = |u: &crate::config::UrlTemplate| u.sample().scheme() == "https";
     p.api.iter().any(https)
         || p.login.iter().any(|l| https(&l.url))
         || p.refresh.iter().any(|r| https(&r.request.url))

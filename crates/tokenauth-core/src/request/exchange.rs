@@ -94,9 +94,10 @@ impl TokenAuth {
         if extensions.is_some_and(|e| e.get::<NoAuth>().is_some()) {
             return Err(request);
         }
+        let connection = extensions.and_then(|e| e.get::<Connection>());
         let Some(index) = request
             .target(origin)
-            .and_then(|target| self.inner.router.route(&target))
+            .and_then(|target| self.inner.route(&target, connection))
         else {
             return Err(request);
         };
@@ -105,7 +106,7 @@ impl TokenAuth {
         {
             return Err(request);
         }
-        let connection = extensions.and_then(|e| e.get::<Connection>().cloned());
+        let connection = connection.cloned();
         Ok(Exchange {
             auth: Cow::Borrowed(self),
             index,
@@ -177,7 +178,11 @@ impl<R: HttpRequest> Exchange<'_, R> {
         } else {
             None
         };
-        let scope = Scope { auth: &auth, index };
+        let scope = Scope {
+            auth: &auth,
+            index,
+            connection: connection.as_ref(),
+        };
         let response = scope.attempt(transport, &credential, request).await?;
         let renewed = inner
             .after_response(index, conn, response.status(), &credential, retry.is_some())
@@ -216,6 +221,9 @@ fn uri_error(provider: &Provider, source: http::Error) -> Error {
 struct Scope<'a> {
     auth: &'a TokenAuth,
     index: usize,
+    /// The request's connection (`None`: the default one), whose rendering
+    /// of prefixes with placeholders is the scope.
+    connection: Option<&'a Connection>,
 }
 
 impl Scope<'_> {
@@ -257,13 +265,15 @@ impl Scope<'_> {
         let inner = &self.auth.inner;
         let index = self.index;
         let id = &inner.provider_ids[index];
-        if inner.router.route_url(url) == Some(index) {
+        if inner.route_url(url, self.connection) == Some(index) {
             return Ok(());
         }
         let carried = match credential.injection() {
             Injection::Header { name, .. } if name == http::header::AUTHORIZATION => inner
                 .router
-                .shares_origin(index, url)
+                .shares_origin(index, url, |i, api| {
+                    inner.rendered_prefix(i, api, self.connection)
+                })
                 .then(|| "the Authorization header".to_owned()),
             Injection::Header { name, .. } => Some(format!("the `{name}` header")),
             Injection::Query { name, .. } => Some(format!(

@@ -2,7 +2,7 @@
 //! through the table helper, each sub-table by its own module's reader);
 //! [`rules`] then checks what relates one table to another.
 
-use url::Url;
+use crate::url_template::UrlTemplate;
 
 use super::inputs::{self, Scope};
 use super::report::Ctx;
@@ -35,9 +35,6 @@ pub(super) fn read(ctx: &mut Ctx<'_>, id: &str, table: &mut Table<'_, '_>) -> Op
             "Allow http:// URLs for hosts other than loopback.",
         )
         .unwrap_or(false);
-    let errors_before_api = ctx.errors();
-    let api = api(ctx, table, api_node, allow_insecure_http);
-    let api_complete = ctx.errors() == errors_before_api;
     let inputs = inputs::read(ctx, table);
     // What depends on the login (the refresh's url and on_error action, the
     // token placeholders) asks whether a login is written, not whether it
@@ -48,6 +45,9 @@ pub(super) fn read(ctx: &mut Ctx<'_>, id: &str, table: &mut Table<'_, '_>) -> Op
         inputs: &inputs,
         fetches: login_written || table.peek("refresh").is_some(),
     };
+    let errors_before_api = ctx.errors();
+    let api = api(ctx, &scope, table, api_node, allow_insecure_http);
+    let api_complete = ctx.errors() == errors_before_api;
     let insecure = allow_insecure_http;
     let login = table
         .table(
@@ -155,10 +155,11 @@ pub(super) fn read(ctx: &mut Ctx<'_>, id: &str, table: &mut Table<'_, '_>) -> Op
 /// query or fragment. Runs after `allow_insecure_http` is known.
 fn api(
     ctx: &mut Ctx<'_>,
+    scope: &Scope<'_>,
     table: &Table<'_, '_>,
     node: Option<&Node<'_>>,
     insecure_ok: bool,
-) -> Vec<Url> {
+) -> Vec<UrlTemplate> {
     let path = table.child_path("api");
     let Some(node) = node else {
         ctx.error(table.at, &table.path, "missing key `api`", Some("list the URL prefixes the credential may be sent to, e.g. api = [\"https://api.example.com/\"]".into()));
@@ -187,10 +188,10 @@ fn api(
             );
             continue;
         };
-        let Some(url) = check_url(ctx, text, &item.span, &path, insecure_ok) else {
+        let Some(url) = check_url(ctx, scope, text, &item.span, &path, insecure_ok) else {
             continue;
         };
-        if url.query().is_some() || url.fragment().is_some() {
+        if url.sample().query().is_some() || url.sample().fragment().is_some() {
             ctx.error(
                 item.at(),
                 &path,
@@ -209,7 +210,7 @@ struct Written<'p> {
     id: &'p str,
     /// `None` when a prefix was rejected: a test URL may well be under the
     /// one that was meant, so only the prefix's error is reported.
-    api: Option<&'p [Url]>,
+    api: Option<&'p [UrlTemplate]>,
     fetches: bool,
     response: &'p Response,
     expiry: &'p Expiry,
@@ -287,7 +288,7 @@ fn rules(ctx: &mut Ctx<'_>, table: &Table<'_, '_>, p: Written<'_>) {
         && !api.is_empty()
         && !api
             .iter()
-            .any(|prefix| crate::route::prefix_matches(prefix, &test.url))
+            .any(|prefix| crate::route::prefix_matches(prefix.sample(), test.url.sample()))
     {
         let test_table = table.peek("test");
         let at = test_table

@@ -267,3 +267,242 @@ async fn unfit_host_values_route_nowhere_and_fetch_nothing() {
     assert_eq!(hosts.log("127.0.0.1").token_paths.len(), 0);
     assert_eq!(auth.stats().token_requests, 0);
 }
+
+// ------------------------------------------------------ API base from reply
+
+/// An API call's `Host` and `Authorization`.
+type HostAndAuth = (String, Option<String>);
+
+/// A Salesforce-like provider: the login reply names the connection's
+/// instance (`instance_url`); the API prefix is `http://*.sf.test:P/`.
+/// `*.sf.test` resolves to the loopback server in the test's clients.
+struct Instances {
+    port: u16,
+    /// What the next login reply gives as `instance_url`.
+    instance: Arc<Mutex<String>>,
+    /// The `Host` and `Authorization` of every API call.
+    calls: Arc<Mutex<Vec<HostAndAuth>>>,
+    logins: Arc<Mutex<u32>>,
+}
+
+impl Instances {
+    async fn start() -> Instances {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let instances = Instances {
+            port,
+            instance: Arc::new(Mutex::new(format!("http://acme.sf.test:{port}"))),
+            calls: Arc::default(),
+            logins: Arc::default(),
+        };
+        let (instance, calls, logins) = (
+            instances.instance.clone(),
+            instances.calls.clone(),
+            instances.logins.clone(),
+        );
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (instance, calls, logins) = (instance.clone(), calls.clone(), logins.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req: http::Request<_>| {
+                        let (instance, calls, logins) =
+                            (instance.clone(), calls.clone(), logins.clone());
+                        async move {
+                            let header = |n: &str| {
+                                req.headers().get(n).map(|v| v.to_str().unwrap().to_owned())
+                            };
+                            let body = if req.uri().path() == "/services/oauth2/token" {
+                                *logins.lock().unwrap() += 1;
+                                let instance = instance.lock().unwrap().clone();
+                                serde_json::json!({
+                                    "access_token": "00Dsf!tok",
+                                    "instance_url": instance,
+                                    "token_type": "Bearer",
+                                })
+                                .to_string()
+                            } else {
+                                let host = header("host").unwrap_or_default();
+                                calls.lock().unwrap().push((host, header("authorization")));
+                                "ok".to_owned()
+                            };
+                            Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(body))))
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        instances
+    }
+
+    fn toml(&self) -> String {
+        format!(
+            r#"
+[providers.sf]
+api = ["http://*.sf.test:{port}/services/"]
+allow_insecure_http = true
+inputs.secret = {{ env = "SF_SECRET", secret = true }}
+login.url = "http://127.0.0.1:{port}/services/oauth2/token"
+login.fields = {{ grant_type = "client_credentials", client_secret = "{{{{ inputs.secret }}}}" }}
+response.api_base = "/instance_url"
+expiry.ttl = "2h"
+inject = {{ header = "Authorization", value = "Bearer {{{{ token.access }}}}" }}
+"#,
+            port = self.port
+        )
+    }
+
+    fn client(&self) -> reqwest::Client {
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{}", self.port).parse().unwrap();
+        reqwest::Client::builder()
+            .resolve("acme.sf.test", addr)
+            .resolve("other.sf.test", addr)
+            .build()
+            .unwrap()
+    }
+
+    fn url(&self, host: &str) -> String {
+        format!("http://{host}:{}/services/data/v60.0/", self.port)
+    }
+}
+
+fn sf_connection() -> Connection {
+    Connection::new("acme").with_secret("secret", "sf-client-secret")
+}
+
+#[tokio::test]
+async fn the_reply_binds_the_connection_to_its_instance() {
+    let sf = Instances::start().await;
+    let auth = TokenAuth::builder(Providers::from_toml("p.toml", &sf.toml()).unwrap())
+        .build()
+        .unwrap();
+    let client = reqwest_middleware::ClientBuilder::new(sf.client())
+        .with(auth.middleware())
+        .build();
+    let get = |host: &str| {
+        client
+            .get(sf.url(host))
+            .with_extension(sf_connection())
+            .send()
+    };
+    assert_eq!(get("acme.sf.test").await.unwrap().status(), 200);
+    let credential = auth
+        .provider("sf")
+        .unwrap()
+        .cached(Some(&sf_connection()))
+        .unwrap();
+    assert_eq!(
+        credential.api_base().map(|u| u.as_str().to_owned()),
+        Some(format!("http://acme.sf.test:{}/services/", sf.port))
+    );
+    // Another instance under the same `*`: refused, not sent.
+    let err = get("other.sf.test").await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("bound this connection to"), "{text}");
+    assert!(
+        !text.contains("00Dsf!tok") && !text.contains("sf-client-secret"),
+        "{text}"
+    );
+    assert_eq!(
+        *sf.calls.lock().unwrap(),
+        [(
+            format!("acme.sf.test:{}", sf.port),
+            Some("Bearer 00Dsf!tok".to_owned())
+        )]
+    );
+    assert_eq!(*sf.logins.lock().unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_reply_base_outside_the_wildcard_is_a_typed_error_and_nothing_is_sent() {
+    let sf = Instances::start().await;
+    let auth = TokenAuth::builder(Providers::from_toml("p.toml", &sf.toml()).unwrap())
+        .retry_backoff(
+            std::time::Duration::from_millis(1),
+            std::time::Duration::from_millis(5),
+        )
+        .failure_backoff(
+            std::time::Duration::from_millis(1),
+            std::time::Duration::from_millis(5),
+        )
+        .build()
+        .unwrap();
+    let client = reqwest_middleware::ClientBuilder::new(sf.client())
+        .with(auth.middleware())
+        .build();
+    let port = sf.port;
+    for outside in [
+        "https://evil.example".to_owned(),
+        format!("http://a.b.sf.test:{port}"),
+        format!("http://acme.sf.test.evil.example:{port}"),
+        format!("http://acme.sf.test:{}", port + 1),
+        format!("http://acme.sf.test:{port}/other/"),
+        "00Dsf!tok".to_owned(),
+        String::new(),
+    ] {
+        *sf.instance.lock().unwrap() = outside.clone();
+        let conn = Connection::new(format!("c-{}", outside.len())).with_secret("secret", "x");
+        let err = auth
+            .provider("sf")
+            .unwrap()
+            .credential(Some(&conn))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, tokenauth::Error::ApiBase { .. }),
+            "{outside}: {err}"
+        );
+        assert!(!err.to_string().contains("00Dsf!tok"), "{err}");
+        let sent = client
+            .get(sf.url("acme.sf.test"))
+            .with_extension(conn)
+            .send()
+            .await;
+        assert!(sent.is_err(), "{outside}");
+    }
+    assert!(sf.calls.lock().unwrap().is_empty());
+}
+
+/// Another process adopts the token with its bound base from the shared
+/// store, and re-checks it against the description.
+#[tokio::test]
+async fn an_adopted_token_keeps_its_api_base() {
+    let sf = Instances::start().await;
+    let dir = std::env::temp_dir().join(format!(
+        "tokenauth-api-base-{}-{}",
+        std::process::id(),
+        sf.port
+    ));
+    let engine = || {
+        TokenAuth::builder(Providers::from_toml("p.toml", &sf.toml()).unwrap())
+            .store(Arc::new(tokenauth::store::FileStore::new(&dir)))
+            .build()
+            .unwrap()
+    };
+    let (first, second) = (engine(), engine());
+    let conn = sf_connection();
+    first
+        .provider("sf")
+        .unwrap()
+        .credential(Some(&conn))
+        .await
+        .unwrap();
+    let adopted = second
+        .provider("sf")
+        .unwrap()
+        .credential(Some(&conn))
+        .await
+        .unwrap();
+    assert!(adopted.adopted());
+    assert_eq!(
+        adopted.api_base().map(|u| u.as_str().to_owned()),
+        Some(format!("http://acme.sf.test:{}/services/", sf.port))
+    );
+    assert_eq!(*sf.logins.lock().unwrap(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -27,6 +27,7 @@ use std::borrow::Cow;
 use url::Url;
 
 use crate::config::{Providers, UrlTemplate};
+use crate::url_template::WILD_MARKER;
 
 /// The parts of a request URL that routing looks at.
 #[derive(Clone, Copy, Debug)]
@@ -238,6 +239,12 @@ pub(crate) fn url_holds(prefix: &Url, t: &Target<'_>, path: &str) -> bool {
         && path_under(prefix.path(), path)
 }
 
+/// `prefix` holds `t` (its path resolved as routing resolves it, and
+/// agreed on by both readings of an ambiguous path).
+pub(crate) fn prefix_holds(prefix: &Url, t: &Target<'_>) -> bool {
+    route_path(t.path, |path| url_holds(prefix, t, path).then_some(())).is_some()
+}
+
 /// A prefix with placeholders, as a pattern: what any connection's
 /// rendering of it could hold. Used to find the providers worth rendering
 /// for a request, and for redirects, whose connection is unknown.
@@ -248,31 +255,42 @@ struct Pattern {
     api: usize,
     scheme: String,
     port: u16,
-    /// The host's literal pieces around its placeholders.
+    /// The host's literal pieces around its placeholders and `*` labels.
     host: Vec<String>,
+    /// Per gap between two host pieces: a `*` (one DNS label) rather than
+    /// a placeholder (DNS labels, dots allowed).
+    host_stars: Vec<bool>,
+    /// A `*` prefix: it holds a host by its form alone (the connection's
+    /// own host is bound when its token arrives, see `response.api_base`).
+    wildcard: bool,
     /// Per path segment, its literal pieces around its placeholders.
     path: Vec<Vec<String>>,
     /// The prefix's path ends with `/`.
     open: bool,
+    /// The length of the prefix's path (for a `*` prefix, whose path is
+    /// written out).
+    path_len: usize,
 }
 
 impl Pattern {
     fn new(template: &UrlTemplate, provider: usize, api: usize) -> Option<Self> {
         let sample = template.sample();
-        let pieces = |text: &str| -> Vec<String> {
-            let mut text = text.to_owned();
-            for (name, _) in template.inputs() {
-                text = text.replace(&crate::url_template::input_marker(name), "\0");
-            }
-            text.split("\0").map(str::to_owned).collect()
-        };
+        let mut markers: Vec<(String, bool)> = template
+            .inputs()
+            .map(|(name, _)| (crate::url_template::input_marker(name), false))
+            .collect();
+        markers.push((WILD_MARKER.to_owned(), true));
+        let (host, host_stars) = split_markers(sample.host_str()?, &markers);
+        let pieces = |segment: &str| split_markers(segment, &markers).0;
         let path = sample.path();
         Some(Pattern {
             provider,
             api,
             scheme: sample.scheme().to_owned(),
             port: sample.port_or_known_default()?,
-            host: pieces(sample.host_str()?),
+            host,
+            host_stars,
+            wildcard: template.is_wildcard(),
             path: path
                 .trim_start_matches('/')
                 .split('/')
@@ -280,6 +298,7 @@ impl Pattern {
                 .map(pieces)
                 .collect(),
             open: path.ends_with('/'),
+            path_len: path.len(),
         })
     }
 
@@ -289,8 +308,9 @@ impl Pattern {
             return false;
         }
         let host = t.host.to_ascii_lowercase();
-        if !glob(&self.host, host.as_bytes(), |b| {
-            b.is_ascii_alphanumeric() || b == b'-' || b == b'.'
+        let stars = &self.host_stars;
+        if !glob(&self.host, host.as_bytes(), 0, &|gap, b| {
+            b.is_ascii_alphanumeric() || b == b'-' || (b == b'.' && !stars[gap])
         }) {
             return false;
         }
@@ -302,7 +322,7 @@ impl Pattern {
             let last = i + 1 == self.path.len();
             // The last segment of a prefix without a trailing slash must be
             // the whole segment; so must every other one.
-            if !glob(pattern, segment.as_bytes(), |b| b != b'/') {
+            if !glob(pattern, segment.as_bytes(), 0, &|_, b| b != b'/') {
                 return false;
             }
             if last && self.open && segments.clone().next().is_none() && !path.ends_with('/') {
@@ -335,9 +355,31 @@ pub(crate) fn template_covers(template: &UrlTemplate, url: &Url) -> bool {
         && pattern.could_hold(&target, url.path())
 }
 
-/// `text` is `pieces[0]`, then one or more `allowed` bytes, then
-/// `pieces[1]`, ... (a wildcard between each two literal pieces).
-fn glob(pieces: &[String], text: &[u8], allowed: impl Fn(u8) -> bool + Copy) -> bool {
+/// `text` cut at each marker: the literal pieces, and per gap whether its
+/// marker was a `*` (the `bool` of `markers`).
+fn split_markers(text: &str, markers: &[(String, bool)]) -> (Vec<String>, Vec<bool>) {
+    let mut pieces = Vec::new();
+    let mut stars = Vec::new();
+    let mut rest = text;
+    loop {
+        let next = markers
+            .iter()
+            .filter_map(|(m, star)| rest.find(m.as_str()).map(|i| (i, m.len(), *star)))
+            .min_by_key(|&(i, _, _)| i);
+        let Some((i, len, star)) = next else {
+            pieces.push(rest.to_owned());
+            return (pieces, stars);
+        };
+        pieces.push(rest[..i].to_owned());
+        stars.push(star);
+        rest = &rest[i + len..];
+    }
+}
+
+/// `text` is `pieces[0]`, then one or more bytes that `allowed(gap, b)`
+/// accepts, then `pieces[1]`, ... (a wildcard in each gap between two
+/// literal pieces; `gap` counts from `gap` upwards).
+fn glob(pieces: &[String], text: &[u8], gap: usize, allowed: &dyn Fn(usize, u8) -> bool) -> bool {
     let Some((first, rest)) = pieces.split_first() else {
         return text.is_empty();
     };
@@ -349,8 +391,8 @@ fn glob(pieces: &[String], text: &[u8], allowed: impl Fn(u8) -> bool + Copy) -> 
     }
     // The wildcard takes 1..=n bytes, then the rest must match.
     (1..=text.len())
-        .take_while(|&n| allowed(text[n - 1]))
-        .any(|n| glob(rest, &text[n..], allowed))
+        .take_while(|&n| allowed(gap, text[n - 1]))
+        .any(|n| glob(rest, &text[n..], gap + 1, allowed))
 }
 
 /// All `api` prefixes of a description, ready to route request URLs.
@@ -404,11 +446,20 @@ impl Router {
                 if !pattern.could_hold(target, path) {
                     continue;
                 }
-                let Some(url) = render(pattern.provider, pattern.api) else {
-                    continue;
+                let len = if pattern.wildcard {
+                    // Bound to the connection's own host once its token
+                    // arrives; the exchange checks that (`api_base`).
+                    pattern.path_len
+                } else {
+                    let Some(url) = render(pattern.provider, pattern.api) else {
+                        continue;
+                    };
+                    if !url_holds(&url, target, path) {
+                        continue;
+                    }
+                    url.path().len()
                 };
-                let len = url.path().len();
-                if url_holds(&url, target, path) && best.is_none_or(|(l, _)| len > l) {
+                if best.is_none_or(|(l, _)| len > l) {
                     best = Some((len, pattern.provider));
                 }
             }

@@ -79,6 +79,9 @@ pub struct UrlTemplate {
     sample: Url,
     /// The place of each placeholder, in order.
     places: Vec<UrlPlace>,
+    /// The host has `*` labels (an `api` prefix bound by
+    /// `response.api_base`): it names a set of hosts, and is never rendered.
+    wildcard: bool,
 }
 
 /// Why a URL template cannot be used, or why a value does not fit its place.
@@ -122,6 +125,40 @@ pub(crate) fn input_marker(name: &str) -> String {
 /// The marker every placeholder becomes in [`UrlTemplate::shape`].
 pub(crate) const ANY_MARKER: &str = "tokenauthanyz";
 
+/// The marker a `*` host label becomes in the sample URL.
+pub(crate) const WILD_MARKER: &str = "tokenauthwildz";
+
+/// `source` with each `*` label of its host replaced by [`WILD_MARKER`],
+/// and whether there was one. A `*` anywhere else is left alone (the URL
+/// parser then refuses it, or it is path text).
+fn mark_wildcards(source: &str) -> (String, bool) {
+    let Some(start) = source.find("://").map(|i| i + 3) else {
+        return (source.to_owned(), false);
+    };
+    let end = source[start..]
+        .find(['/', '?', '#'])
+        .map_or(source.len(), |i| start + i);
+    let authority = &source[start..end];
+    let (host, port) = match authority.rfind(':') {
+        Some(i) if !authority[i..].contains('}') => authority.split_at(i),
+        _ => (authority, ""),
+    };
+    if !host.split('.').any(|label| label == "*") {
+        return (source.to_owned(), false);
+    }
+    let host: Vec<&str> = host
+        .split('.')
+        .map(|label| if label == "*" { WILD_MARKER } else { label })
+        .collect();
+    let marked = format!(
+        "{}{}{port}{}",
+        &source[..start],
+        host.join("."),
+        &source[end..]
+    );
+    (marked, true)
+}
+
 impl UrlTemplate {
     /// Parses a URL template. Fails when it is not an absolute URL once its
     /// placeholders are filled, or a placeholder stands anywhere but in the
@@ -155,8 +192,15 @@ impl UrlTemplate {
                     Part::Var(_) => {}
                 }
             }
-            out
+            mark_wildcards(&out).0
         };
+        let wildcard = mark_wildcards(source).1;
+        if wildcard && !template.is_literal() {
+            return Err(UrlTemplateError {
+                message: format!("`{source}` has both `*` host labels and placeholders"),
+                help: Some("use either `*` (the host comes from the token reply, response.api_base) or {{ inputs.NAME }} (it comes from the connection)".into()),
+            });
+        }
         let parsed = Url::parse(&fill(&|i, _| slot_marker(i))).map_err(|e| {
             let help = if template.is_literal() {
                 "write the full URL, e.g. \"https://api.example.com/\"".to_owned()
@@ -173,6 +217,16 @@ impl UrlTemplate {
         for i in 0..count {
             places.push(place_of(&parsed, &slot_marker(i))?);
         }
+        if wildcard
+            && parsed
+                .host_str()
+                .is_none_or(|h| h.starts_with(WILD_MARKER) && !h.contains('.'))
+        {
+            return Err(UrlTemplateError {
+                message: format!("`{source}` is only a wildcard: every host would do"),
+                help: Some("write the provider's domain after the `*` labels, e.g. \"https://*.my.salesforce.com/\"".into()),
+            });
+        }
         let sample = if count == 0 {
             parsed
         } else {
@@ -185,6 +239,7 @@ impl UrlTemplate {
             template,
             sample,
             places,
+            wildcard,
         })
     }
 
@@ -193,14 +248,82 @@ impl UrlTemplate {
         self.template.source()
     }
 
-    /// The URL, when it has no placeholder.
+    /// The URL, when it has no placeholder and no `*` label.
     pub fn literal(&self) -> Option<&Url> {
-        self.places.is_empty().then_some(&self.sample)
+        self.is_literal().then_some(&self.sample)
     }
 
-    /// True when the URL has no placeholder.
+    /// True when the URL has no placeholder and no `*` label.
     pub fn is_literal(&self) -> bool {
-        self.places.is_empty()
+        self.places.is_empty() && !self.wildcard
+    }
+
+    /// True when the host has `*` labels: an `api` prefix that names a set
+    /// of hosts, one of which the token reply picks (`response.api_base`).
+    pub fn is_wildcard(&self) -> bool {
+        self.wildcard
+    }
+
+    /// This URL on the host of `base` (the prefix a token reply bound the
+    /// connection to), for a URL with `*` host labels such as a `[test]`
+    /// URL of a provider with `response.api_base`; `None` when the host of
+    /// `base` does not have this URL's form.
+    pub fn on_base(&self, base: &Url) -> Option<Url> {
+        if !self.wildcard {
+            return None;
+        }
+        // The base's host must have this URL's form (one label per `*`).
+        let origin = Url::parse(&base.origin().ascii_serialization()).ok()?;
+        self.bind(&origin)?;
+        let mut url = self.sample.clone();
+        url.set_host(base.host_str()).ok()?;
+        Some(url)
+    }
+
+    /// The prefix `value` (an API base from a token reply) binds this one
+    /// to, if it may: `value` has this prefix's scheme and port, its host is
+    /// this one with each `*` replaced by one DNS label (a written-out host:
+    /// the same host), and its path lies under this path (or is `/`, for a
+    /// reply that names only the origin). The bound prefix is this one with
+    /// the `*` labels filled in, or `value` itself when it has a longer
+    /// path. `None` for a prefix with `{{ inputs.NAME }}` placeholders.
+    pub fn bind(&self, value: &Url) -> Option<Url> {
+        if !self.places.is_empty() {
+            return None;
+        }
+        let host = value.host_str()?;
+        let pattern = self.sample.host_str()?;
+        let same_labels = host.split('.').count() == pattern.split('.').count()
+            && host.split('.').zip(pattern.split('.')).all(|(h, p)| {
+                if p == WILD_MARKER {
+                    unfit(UrlPlace::Host, h).is_none()
+                } else {
+                    h.eq_ignore_ascii_case(p)
+                }
+            });
+        let origin_ok = value.scheme() == self.sample.scheme()
+            && value.port_or_known_default() == self.sample.port_or_known_default()
+            && value.username().is_empty()
+            && value.password().is_none()
+            && value.query().is_none()
+            && value.fragment().is_none();
+        if !(same_labels && origin_ok) {
+            return None;
+        }
+        let mut bound = self.sample.clone();
+        bound.set_host(Some(&host.to_ascii_lowercase())).ok()?;
+        let prefix = self.sample.path();
+        let path = value.path();
+        if path == "/" || path.is_empty() {
+            return Some(bound);
+        }
+        let under = path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/'));
+        under.then(|| {
+            bound.set_path(path);
+            bound
+        })
     }
 
     /// The inputs the placeholders name, with their places, in order.
@@ -246,6 +369,10 @@ impl UrlTemplate {
     ) -> Result<Url, UrlRenderError> {
         if let Some(url) = self.literal() {
             return Ok(url.clone());
+        }
+        if self.wildcard {
+            // A set of hosts, bound by a token reply ([`UrlTemplate::bind`]).
+            return Err(UrlRenderError::Shape);
         }
         let mut out = String::with_capacity(self.source().len() + 32);
         let mut places = self.places.iter();
@@ -540,6 +667,47 @@ mod tests {
             render("https://h.example/t?tenant={{ inputs.t }}&x=1", "a&b=c#d e").unwrap(),
             "https://h.example/t?tenant=a%26b%3Dc%23d+e&x=1"
         );
+    }
+
+    #[test]
+    fn wildcard_prefixes_bind_one_label_per_star() {
+        let t = UrlTemplate::parse("https://*.my.salesforce.com/").unwrap();
+        assert!(t.is_wildcard() && !t.is_literal() && t.inputs().next().is_none());
+        let bind = |v: &str| t.bind(&Url::parse(v).unwrap()).map(String::from);
+        assert_eq!(
+            bind("https://acme.my.salesforce.com").as_deref(),
+            Some("https://acme.my.salesforce.com/")
+        );
+        assert_eq!(
+            bind("https://ACME-2.my.salesforce.com/services/").as_deref(),
+            Some("https://acme-2.my.salesforce.com/services/")
+        );
+        for outside in [
+            "https://a.b.my.salesforce.com",
+            "https://my.salesforce.com",
+            "https://acme.my.salesforce.com.evil.example",
+            "http://acme.my.salesforce.com",
+            "https://acme.my.salesforce.com:8443",
+            "https://u@acme.my.salesforce.com",
+            "https://acme.my.salesforce.com/?x=1",
+            "https://evil.example",
+        ] {
+            assert_eq!(bind(outside), None, "{outside}");
+        }
+        let deep = UrlTemplate::parse("https://*.example.com/api/").unwrap();
+        let bind = |v: &str| deep.bind(&Url::parse(v).unwrap()).map(String::from);
+        assert_eq!(
+            bind("https://x.example.com").as_deref(),
+            Some("https://x.example.com/api/")
+        );
+        assert_eq!(
+            bind("https://x.example.com/api/v2").as_deref(),
+            Some("https://x.example.com/api/v2")
+        );
+        assert_eq!(bind("https://x.example.com/other"), None);
+        for bad in ["https://*/", "https://*.{{ inputs.a }}.example.com/"] {
+            assert!(UrlTemplate::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -102,6 +102,8 @@ pub(crate) trait Counters: Sync {
 pub(crate) struct Acquired {
     pub(crate) access: SecretString,
     pub(crate) expires_at: SystemTime,
+    /// The prefix the reply's `response.api_base` bound the connection to.
+    pub(crate) api_base: Option<url::Url>,
     pub(crate) kind: RequestKind,
 }
 
@@ -304,6 +306,7 @@ impl Acquirer<'_> {
         Ok(Acquired {
             access: parsed.access,
             expires_at: parsed.expires_at,
+            api_base: parsed.api_base,
             kind,
         })
     }
@@ -396,7 +399,7 @@ impl Acquirer<'_> {
             length: reply.body.len(),
         })?;
         let parsed = parse::parse_reply(self.provider, kind, &json, self.clock.now());
-        let parsed = parsed.map_err(|mut e| {
+        let mut parsed = parsed.map_err(|mut e| {
             // The reply's key names and expiry text go into the message: a
             // hostile or broken endpoint may echo a secret there.
             if let Error::MissingField { keys: text, .. }
@@ -409,7 +412,65 @@ impl Acquirer<'_> {
         if let Some(clamp) = &parsed.clamped {
             self.clamped(kind, clamp);
         }
+        parsed.api_base = self.api_base(kind, &json, &parsed.access, rt)?;
         Ok(parsed)
+    }
+
+    /// The prefix the reply's API base (`response.api_base`) binds the
+    /// connection to; an error when the reply has none, or one outside
+    /// every `api` prefix (then the token is not used at all).
+    fn api_base(
+        &self,
+        kind: RequestKind,
+        json: &Value,
+        access: &SecretString,
+        rt: Option<&SecretString>,
+    ) -> Result<Option<url::Url>, Error> {
+        let Some(pointer) = &self.provider.response.api_base else {
+            return Ok(None);
+        };
+        let error = |reason: String| Error::ApiBase {
+            provider: self.provider.id.clone(),
+            request: kind,
+            pointer: pointer.as_str().to_owned(),
+            reason,
+        };
+        let Some(value) = pointer.find(json).and_then(Value::as_str) else {
+            return Err(error("the reply has no string there".to_owned()));
+        };
+        // The value is quoted in the error: scrubbed of the secrets and of
+        // the token from this very reply, and cut short.
+        let shown = || {
+            let scrubbed = Scrubber::new(
+                self.conn
+                    .secret_values(self.provider)
+                    .chain(rt.map(|r| r.expose_secret()))
+                    .chain([access.expose_secret()]),
+            )
+            .scrub(value);
+            let cut: String = scrubbed.chars().take(100).collect();
+            if cut.len() < scrubbed.len() {
+                format!("{cut}…")
+            } else {
+                cut
+            }
+        };
+        let Ok(url) = url::Url::parse(value) else {
+            return Err(error(format!("`{}` is not an absolute URL", shown())));
+        };
+        match self.provider.bind_api_base(&url) {
+            Some(bound) => Ok(Some(bound)),
+            None => Err(error(format!(
+                "`{}` lies outside every api prefix ({})",
+                shown(),
+                self.provider
+                    .api
+                    .iter()
+                    .map(|p| p.source())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
     }
 
     /// Counts a lifetime raised to [`parse::MIN_LIFETIME`]; warns the first

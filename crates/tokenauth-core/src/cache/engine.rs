@@ -533,6 +533,7 @@ impl Inner {
             access: acquired.access,
             obtained_by: Some(acquired.kind),
             expires_at: acquired.expires_at,
+            api_base: acquired.api_base,
         })
     }
 

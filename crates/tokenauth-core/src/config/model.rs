@@ -100,6 +100,13 @@ impl Provider {
         self.inputs.iter().find(|i| i.name == name)
     }
 
+    /// The prefix an API base from a token reply (`response.api_base`) binds
+    /// the connection to: the first of `api` that may hold it (see
+    /// [`UrlTemplate::bind`]); `None` when none may.
+    pub fn bind_api_base(&self, value: &url::Url) -> Option<url::Url> {
+        self.api.iter().find_map(|prefix| prefix.bind(value))
+    }
+
     /// True when the provider fetches tokens: it has a `login` table, or a
     /// `refresh` table (a refresh-only provider starts from a stored refresh
     /// token).
@@ -354,6 +361,11 @@ pub struct Response {
     pub expires_at_format: ExpiresAtFormat,
     /// The token type (informational: the inject template decides the header).
     pub token_type: Option<JsonPointer>,
+    /// `api_base = "/instance_url"`: the API base URL for this connection
+    /// (Salesforce's `instance_url`, Zoho's `api_domain`). It must lie
+    /// inside one of the `api` prefixes (a `*` host label stands for one
+    /// DNS label); the connection's credential then only goes inside it.
+    pub api_base: Option<JsonPointer>,
 }
 
 impl Default for Response {
@@ -365,6 +377,7 @@ impl Default for Response {
             expires_at: None,
             expires_at_format: ExpiresAtFormat::Rfc3339,
             token_type: None,
+            api_base: None,
         }
     }
 }

@@ -69,6 +69,9 @@ pub struct Exchange<'a, R> {
     index: usize,
     connection: Option<Connection>,
     request: R,
+    /// The origin of a path-only URI, kept for a provider bound by its
+    /// token reply's API base (checked once the credential is known).
+    origin: Option<Origin>,
 }
 
 impl TokenAuth {
@@ -107,11 +110,16 @@ impl TokenAuth {
             return Err(request);
         }
         let connection = connection.cloned();
+        let bound_by_reply = self.inner.providers.providers[index]
+            .response
+            .api_base
+            .is_some();
         Ok(Exchange {
             auth: Cow::Borrowed(self),
             index,
             connection,
             request,
+            origin: origin.filter(|_| bound_by_reply).cloned(),
         })
     }
 }
@@ -129,6 +137,7 @@ impl<R: HttpRequest> Exchange<'_, R> {
             index: self.index,
             connection: self.connection,
             request: self.request,
+            origin: self.origin,
         }
     }
 
@@ -157,6 +166,7 @@ impl<R: HttpRequest> Exchange<'_, R> {
             index,
             connection,
             mut request,
+            origin,
         } = self;
         let inner = &auth.inner;
         let conn = match inner.connection(index, connection.as_ref()) {
@@ -168,6 +178,11 @@ impl<R: HttpRequest> Exchange<'_, R> {
             Err(e) => return Err(transport.auth_error(e)),
         };
         let provider = &inner.providers.providers[index];
+        if let Some(base) = credential.api_base()
+            && let Err(e) = within_base(provider, conn, base, &request, origin.as_ref())
+        {
+            return Err(transport.auth_error(e));
+        }
         // Send exactly the path that was routed, as reqwest sends its
         // parsed URL.
         if let Err(e) = request.resolve_path() {
@@ -205,6 +220,31 @@ impl<R> std::fmt::Debug for Exchange<'_, R> {
             .field("connection", &self.connection.as_ref().map(Connection::id))
             .finish_non_exhaustive()
     }
+}
+
+/// Checks that `request` goes inside `base`, the prefix the connection's
+/// token reply bound it to (`response.api_base`): routing matched the
+/// provider's `*` prefix, which holds every instance.
+fn within_base<R: HttpRequest>(
+    provider: &Provider,
+    conn: &Connection,
+    base: &Url,
+    request: &R,
+    origin: Option<&Origin>,
+) -> Result<(), Error> {
+    let Some(target) = request.target(origin) else {
+        return Ok(());
+    };
+    let holds = crate::route::prefix_holds(base, &target);
+    if holds {
+        return Ok(());
+    }
+    Err(Error::OutsideApiBase {
+        provider: provider.id.clone(),
+        connection: conn.id().to_owned(),
+        to: format!("{}://{}:{}", target.scheme, target.host, target.port),
+        base: base.to_string(),
+    })
 }
 
 /// The error for a request URI that could not take the resolved path or a
@@ -265,7 +305,13 @@ impl Scope<'_> {
         let inner = &self.auth.inner;
         let index = self.index;
         let id = &inner.provider_ids[index];
-        if inner.route_url(url, self.connection) == Some(index) {
+        let in_base = || {
+            credential.api_base().is_none_or(|base| {
+                crate::route::Target::from_url(url)
+                    .is_some_and(|t| crate::route::prefix_holds(base, &t))
+            })
+        };
+        if inner.route_url(url, self.connection) == Some(index) && in_base() {
             return Ok(());
         }
         let carried = match credential.injection() {

@@ -133,6 +133,8 @@ pub(super) fn read(ctx: &mut Ctx<'_>, id: &str, table: &mut Table<'_, '_>) -> Op
             expiry: &expiry,
             inject: inject.as_ref(),
             test: test.as_ref(),
+            login_url: login.as_ref().map(|l| &l.url),
+            refresh_url: refresh.as_ref().map(|r| &r.request.url),
         },
     );
     Some(Provider {
@@ -216,6 +218,8 @@ struct Written<'p> {
     expiry: &'p Expiry,
     inject: Option<&'p Inject>,
     test: Option<&'p TestRequest>,
+    login_url: Option<&'p UrlTemplate>,
+    refresh_url: Option<&'p UrlTemplate>,
 }
 
 /// The rules that relate one table of a provider to another. Each asks
@@ -283,6 +287,56 @@ fn rules(ctx: &mut Ctx<'_>, table: &Table<'_, '_>, p: Written<'_>) {
             }
         }
         _ => {}
+    }
+    let api_base_written = table.written_in("response", "api_base");
+    if let Some(api) = p.api {
+        let api_node = table.peek("api").map_or(table.at, Node::at);
+        if api.iter().any(UrlTemplate::is_wildcard) && !api_base_written {
+            ctx.error(
+                api_node,
+                &table.child_path("api"),
+                "a `*` in an api prefix names every host of that form, but nothing binds a connection to one of them",
+                Some(format!("say where the token reply gives the connection's API base: [providers.{id}.response] api_base = \"/instance_url\"; or write the host out")),
+            );
+        }
+        if api_base_written && !p.fetches {
+            let at = table
+                .peek("response")
+                .and_then(|r| r.get("api_base"))
+                .map_or(api_node, Node::at);
+            ctx.error(
+                at,
+                &format!("{}.api_base", table.child_path("response")),
+                "`response.api_base` on a provider that never fetches a token: there is no reply to read it from",
+                Some("remove it, or add the [login] table whose reply carries the API base".into()),
+            );
+        }
+        if api_base_written && api.iter().any(|t| t.inputs().next().is_some()) {
+            ctx.error(
+                api_node,
+                &table.child_path("api"),
+                "an api prefix with `{{ inputs.* }}` cannot be bound by `response.api_base`",
+                Some("use `*` host labels for the part of the host the reply decides".into()),
+            );
+        }
+    }
+    for key in ["login", "refresh"] {
+        let url = match key {
+            "login" => p.login_url,
+            _ => p.refresh_url,
+        };
+        if let Some(url) = url.filter(|u| u.is_wildcard()) {
+            let at = table
+                .peek(key)
+                .and_then(|t| t.get("url"))
+                .map_or(table.at, Node::at);
+            ctx.error(
+                at,
+                &format!("{}.url", table.child_path(key)),
+                format!("`{}` has a `*` host label: a token request goes to one host", url.source()),
+                Some("write the host out, or take it from an input: https://{{ inputs.NAME }}.example.com/".into()),
+            );
+        }
     }
     if let (Some(api), Some(test)) = (p.api, p.test)
         && !api.is_empty()

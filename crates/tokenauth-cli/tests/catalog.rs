@@ -394,15 +394,17 @@ fn documented_args(server: &DocumentedServer, name: &str) -> Vec<String> {
 /// (matched by the input's name).
 fn account_env(e: &Entry) -> Vec<(String, String)> {
     let a = DocAccount::of(&e.id);
+    let tenant = format!("{}-demo-tenant", e.id);
     e.inputs
         .iter()
         .filter(|i| !i.defaulted)
         .map(|i| {
             let v = match i.name.as_str() {
-                "client_id" | "app_key" => &a.client_id,
+                "client_id" | "app_key" | "key" => &a.client_id,
                 "client_secret" | "app_secret" => &a.client_secret,
                 "refresh_token" => &a.refresh_token,
                 "account_sid" | "username" | "user" => &a.user,
+                "tenant" => &tenant,
                 _ => &a.key,
             };
             (i.env.clone(), v.clone())

@@ -22,7 +22,8 @@
 //! Accounts follow one convention, all fake: for provider `ID`, the client
 //! id is `ID-demo-client`, the client secret `ID-demo-client-secret`, the
 //! refresh token `ID-demo-refresh-token`, a static API key or token
-//! `ID-demo-key` and a user name `ID-demo-user` (see [`DocAccount`]).
+//! `ID-demo-key` and a user name `ID-demo-user` (see [`DocAccount`]); a
+//! tenant in a URL is `ID-demo-tenant`.
 //!
 //! ```
 //! use tokenauth_emulator::documented::{DocAccount, DocumentedServer};
@@ -72,6 +73,8 @@ enum ApiCred {
     /// HTTP Basic with this user name (`None`: `ID-demo-user`) and
     /// `ID-demo-key` as the password.
     Basic(Option<&'static str>),
+    /// These query parameters, with these values.
+    Query(&'static [(&'static str, Want)]),
 }
 
 /// A documented form field: the value the request must carry.
@@ -81,6 +84,8 @@ enum Want {
     ClientId,
     ClientSecret,
     RefreshToken,
+    /// The static key, `ID-demo-key`.
+    Key,
 }
 
 /// A documented token endpoint.
@@ -105,6 +110,8 @@ struct DocProvider {
     cred: ApiCred,
     /// Other headers the documentation says every request must carry.
     required_headers: &'static [&'static str],
+    /// Headers that must carry exactly these values.
+    required_values: &'static [(&'static str, Want)],
 }
 
 const CC: (&str, Want) = ("grant_type", Want::Literal("client_credentials"));
@@ -125,6 +132,7 @@ const PROVIDERS: &[DocProvider] = &[
         api_prefix: "/v1/",
         cred: ApiCred::IssuedBearer,
         required_headers: &[],
+        required_values: &[],
     },
     // https://developer.paypal.com/api/rest/authentication/
     DocProvider {
@@ -149,6 +157,7 @@ const PROVIDERS: &[DocProvider] = &[
         api_prefix: "/v1/notifications/",
         cred: ApiCred::IssuedBearer,
         required_headers: &[],
+        required_values: &[],
     },
     // https://developers.amadeus.com/self-service/apis-docs/guides/developer-guides/API-Keys/authorization/
     DocProvider {
@@ -180,6 +189,7 @@ const PROVIDERS: &[DocProvider] = &[
         api_prefix: "/v1/reference-data/",
         cred: ApiCred::IssuedBearer,
         required_headers: &[],
+        required_values: &[],
     },
     // https://www.dropbox.com/developers/documentation/http/documentation#oauth2-token
     DocProvider {
@@ -198,6 +208,7 @@ const PROVIDERS: &[DocProvider] = &[
         api_prefix: "/2/",
         cred: ApiCred::IssuedBearer,
         required_headers: &[],
+        required_values: &[],
     },
     // https://developers.google.com/identity/protocols/oauth2/web-server#offline
     DocProvider {
@@ -225,6 +236,7 @@ const PROVIDERS: &[DocProvider] = &[
         api_prefix: "/v1/userinfo",
         cred: ApiCred::IssuedBearer,
         required_headers: &[],
+        required_values: &[],
     },
     // https://docs.github.com/en/rest/authentication/authenticating-to-the-rest-api
     // (and: requests without a User-Agent are refused)
@@ -235,6 +247,7 @@ const PROVIDERS: &[DocProvider] = &[
         api_prefix: "/",
         cred: ApiCred::StaticBearer,
         required_headers: &["user-agent"],
+        required_values: &[],
     },
     // https://docs.stripe.com/api/authentication
     DocProvider {
@@ -244,6 +257,7 @@ const PROVIDERS: &[DocProvider] = &[
         api_prefix: "/v1/",
         cred: ApiCred::StaticBearer,
         required_headers: &[],
+        required_values: &[],
     },
     // https://developers.hubspot.com/docs/api/private-apps
     DocProvider {
@@ -253,6 +267,7 @@ const PROVIDERS: &[DocProvider] = &[
         api_prefix: "/",
         cred: ApiCred::StaticBearer,
         required_headers: &[],
+        required_values: &[],
     },
     // https://developer.moneybird.com/authentication/
     DocProvider {
@@ -262,6 +277,7 @@ const PROVIDERS: &[DocProvider] = &[
         api_prefix: "/api/v2/",
         cred: ApiCred::StaticBearer,
         required_headers: &[],
+        required_values: &[],
     },
     // https://www.twilio.com/docs/usage/requests-to-twilio
     DocProvider {
@@ -271,6 +287,7 @@ const PROVIDERS: &[DocProvider] = &[
         api_prefix: "/2010-04-01/",
         cred: ApiCred::Basic(None),
         required_headers: &[],
+        required_values: &[],
     },
     // https://www.twilio.com/docs/sendgrid/api-reference/how-to-use-the-sendgrid-v3-api/authentication
     DocProvider {
@@ -280,6 +297,7 @@ const PROVIDERS: &[DocProvider] = &[
         api_prefix: "/v3/",
         cred: ApiCred::StaticBearer,
         required_headers: &[],
+        required_values: &[],
     },
     // https://docs.gitlab.com/api/rest/authentication/
     DocProvider {
@@ -289,6 +307,7 @@ const PROVIDERS: &[DocProvider] = &[
         api_prefix: "/api/v4/",
         cred: ApiCred::StaticHeader("private-token"),
         required_headers: &[],
+        required_values: &[],
     },
     // https://documentation.mailgun.com/docs/mailgun/api-reference/authentication/
     DocProvider {
@@ -298,6 +317,75 @@ const PROVIDERS: &[DocProvider] = &[
         api_prefix: "/",
         cred: ApiCred::Basic(Some("api")),
         required_headers: &[],
+        required_values: &[],
+    },
+    // The four below need issue-14 syntax (URL templates, inject maps): the
+    // catalog test runs them once the loader has it.
+    // https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-client-creds-grant-flow
+    // (the tenant in the path is `microsoft-entra-demo-tenant`)
+    DocProvider {
+        id: "microsoft-entra",
+        token: Some(TokenSpec {
+            host: "login.microsoftonline.com",
+            path: "/microsoft-entra-demo-tenant/oauth2/v2.0/token",
+            fields: &[
+                ("client_id", Want::ClientId),
+                (
+                    "scope",
+                    Want::Literal("https://graph.microsoft.com/.default"),
+                ),
+                ("client_secret", Want::ClientSecret),
+                CC,
+            ],
+            basic_client: false,
+            reply: |t| json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": t}),
+        }),
+        api_host: "graph.microsoft.com",
+        api_prefix: "/v1.0/",
+        cred: ApiCred::IssuedBearer,
+        required_headers: &[],
+        required_values: &[],
+    },
+    // https://dev.twitch.tv/docs/authentication/getting-tokens-oauth/#client-credentials-grant-flow
+    DocProvider {
+        id: "twitch",
+        token: Some(TokenSpec {
+            host: "id.twitch.tv",
+            path: "/oauth2/token",
+            fields: &[
+                ("client_id", Want::ClientId),
+                ("client_secret", Want::ClientSecret),
+                CC,
+            ],
+            basic_client: false,
+            reply: |t| json!({"access_token": t, "expires_in": 5_011_271, "token_type": "bearer"}),
+        }),
+        api_host: "api.twitch.tv",
+        api_prefix: "/helix/",
+        cred: ApiCred::IssuedBearer,
+        required_headers: &[],
+        required_values: &[("client-id", Want::ClientId)],
+    },
+    // https://developers.notion.com/reference/authentication and /versioning
+    DocProvider {
+        id: "notion",
+        token: None,
+        api_host: "api.notion.com",
+        api_prefix: "/v1/",
+        cred: ApiCred::StaticBearer,
+        required_headers: &[],
+        required_values: &[("notion-version", Want::Literal("2022-06-28"))],
+    },
+    // https://developer.atlassian.com/cloud/trello/guides/rest-api/api-introduction/
+    // (the API key is `trello-demo-client`, the token `trello-demo-key`)
+    DocProvider {
+        id: "trello",
+        token: None,
+        api_host: "api.trello.com",
+        api_prefix: "/1/",
+        cred: ApiCred::Query(&[("key", Want::ClientId), ("token", Want::Key)]),
+        required_headers: &[],
+        required_values: &[],
     },
 ];
 
@@ -541,7 +629,7 @@ async fn handle(
     }
     for p in PROVIDERS {
         if p.api_host == host && path.starts_with(p.api_prefix) {
-            return Ok(api(&state, p, req.headers()));
+            return Ok(api(&state, p, req.headers(), req.uri().query()));
         }
     }
     Ok(reply(
@@ -556,6 +644,7 @@ fn want_value(want: Want, account: &DocAccount) -> String {
         Want::ClientId => account.client_id.clone(),
         Want::ClientSecret => account.client_secret.clone(),
         Want::RefreshToken => account.refresh_token.clone(),
+        Want::Key => account.key.clone(),
     }
 }
 
@@ -656,7 +745,7 @@ async fn token(state: &DocState, p: &DocProvider, t: TokenSpec, req: Request<Inc
     reply(StatusCode::OK, &(t.reply)(&token))
 }
 
-fn api(state: &DocState, p: &DocProvider, headers: &HeaderMap) -> Resp {
+fn api(state: &DocState, p: &DocProvider, headers: &HeaderMap, query: Option<&str>) -> Resp {
     let account = DocAccount::of(p.id);
     let auth = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
     let bearer = auth.and_then(|a| {
@@ -696,12 +785,35 @@ fn api(state: &DocState, p: &DocProvider, headers: &HeaderMap) -> Resp {
                 None => Some("no Basic credentials".to_owned()),
             }
         }
+        ApiCred::Query(params) => {
+            let pairs = parse_form(query.unwrap_or("").as_bytes());
+            params.iter().find_map(|(name, want)| {
+                let expected = want_value(*want, &account);
+                match pairs.iter().find(|(k, _)| k == name) {
+                    Some((_, v)) if *v == expected => None,
+                    Some(_) => Some(format!("a wrong value in query parameter {name}")),
+                    None => Some(format!("no query parameter {name}")),
+                }
+            })
+        }
     };
     let problem = problem.or_else(|| {
         p.required_headers
             .iter()
             .find(|h| !headers.contains_key(**h))
             .map(|h| format!("no {h} header, which the documentation requires"))
+    });
+    let problem = problem.or_else(|| {
+        p.required_values.iter().find_map(|(name, want)| {
+            let expected = want_value(*want, &account);
+            match headers.get(*name).and_then(|v| v.to_str().ok()) {
+                Some(v) if v == expected => None,
+                Some(_) => Some(format!("a wrong value in {name}")),
+                None => Some(format!(
+                    "no {name} header, which the documentation requires"
+                )),
+            }
+        })
     });
     match problem {
         None => {

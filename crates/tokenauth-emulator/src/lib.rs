@@ -203,6 +203,7 @@
 
 mod body;
 mod config;
+pub mod documented;
 mod faults;
 mod handler;
 mod host;

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use tokenauth_core::store::{FileStore, StoreKey};
 use tokenauth_emulator::documented::{DocAccount, DocumentedServer};
 
 fn root() -> &'static Path {
@@ -47,6 +48,9 @@ struct Entry {
     needs: BTreeSet<u8>,
     /// It has a `login` or `refresh` table (fetches tokens).
     fetches: bool,
+    /// It has a `refresh` table and no `login`: its first refresh token
+    /// must be in the store.
+    refresh_only: bool,
     inputs: Vec<Input>,
 }
 
@@ -107,9 +111,11 @@ fn catalog() -> &'static [Entry] {
                         })
                     })
                     .collect();
-                let fetches = text.contains(".login]") || text.contains(".refresh]");
+                let logs_in = text.contains(".login]");
+                let fetches = logs_in || text.contains(".refresh]");
                 Entry {
                     fetches,
+                    refresh_only: fetches && !logs_in,
                     id,
                     rel: format!("catalog/{}", path.file_name().unwrap().to_str().unwrap()),
                     needs,
@@ -393,10 +399,12 @@ fn documented_args(server: &DocumentedServer, name: &str) -> Vec<String> {
 }
 
 /// The documented server's fake account, under the catalog file's env names
-/// (matched by the input's name).
+/// (matched by the input's name). A per-connection part of a URL gets the
+/// value the server serves: a whole host name (an input whose `pattern`
+/// wants dots, or one called `host`) the account's host, a single label or
+/// path segment the account's tenant.
 fn account_env(e: &Entry) -> Vec<(String, String)> {
     let a = DocAccount::of(&e.id);
-    let tenant = format!("{}-demo-tenant", e.id);
     e.inputs
         .iter()
         .filter(|i| !i.defaulted)
@@ -405,13 +413,43 @@ fn account_env(e: &Entry) -> Vec<(String, String)> {
                 "client_id" | "app_key" | "key" => &a.client_id,
                 "client_secret" | "app_secret" => &a.client_secret,
                 "refresh_token" => &a.refresh_token,
-                "account_sid" | "username" | "user" => &a.user,
-                "tenant" => &tenant,
+                "account_sid" | "username" | "user" | "email" => &a.user,
+                "password" => &a.password,
+                "host" => &a.host,
+                "domain" if i.dotted_pattern => &a.host,
+                "tenant" | "subdomain" | "domain" | "shop" | "realm" | "dc" => &a.tenant,
                 _ => &a.key,
             };
             (i.env.clone(), v.clone())
         })
         .collect()
+}
+
+/// A provider without a login gets its first refresh token from the store:
+/// a fresh `--store` directory holding the account's refresh token in the
+/// file the file store reads for the default connection (the form
+/// `tokenauth test` itself tells an integrator to write by hand).
+fn seeded_store(e: &Entry, name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("catalog-{name}-store-{}", e.id));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = FileStore::new(&dir).path_for(&StoreKey {
+        provider: &e.id,
+        connection: "default",
+    });
+    let body = serde_json::json!({
+        "provider": e.id,
+        "connection": "default",
+        "refresh_token": DocAccount::of(&e.id).refresh_token,
+    });
+    std::fs::write(&file, body.to_string()).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    dir
 }
 
 #[test]
@@ -432,10 +470,26 @@ fn documented_providers_work_end_to_end() {
             continue;
         }
         let mut args: Vec<&str> = global.iter().map(String::as_str).collect();
+        let store = e
+            .refresh_only
+            .then(|| seeded_store(e, "e2e").display().to_string());
+        if let Some(dir) = &store {
+            args.extend(["--store", dir]);
+        }
         args.extend(["--config", &e.rel, "test", id]);
         let env = account_env(e);
         let (code, out, err) = tokenauth(&args, &env);
         let stats = server.stats(id);
+        // A rotating refresh token: the store now holds the one the server
+        // handed out last, not the spent seed.
+        let rotated_ok = store.as_ref().is_none_or(|dir| {
+            let file = FileStore::new(dir).path_for(&StoreKey {
+                provider: id,
+                connection: "default",
+            });
+            let now = server.refresh_token(id);
+            std::fs::read_to_string(file).is_ok_and(|t| t.contains(&now))
+        });
         let secrets: Vec<&str> = e
             .inputs
             .iter()
@@ -460,9 +514,11 @@ fn documented_providers_work_end_to_end() {
             || leaked
             || !token_ok
             || !api_ok
+            || !rotated_ok
         {
             failures.push(format!(
-                "{id}: exit {code}, leaked secret: {leaked}, server saw {stats:?}\n{out}{err}"
+                "{id}: exit {code}, leaked secret: {leaked}, store holds the latest refresh \
+                 token: {rotated_ok}, server saw {stats:?}\n{out}{err}"
             ));
         } else {
             println!("{id}: works end to end ({stats:?})");

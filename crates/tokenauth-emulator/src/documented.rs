@@ -19,11 +19,18 @@
 //!   it (a bearer token issued here, a static key in a named header, HTTP
 //!   Basic) plus any other header the documentation requires; else `401`.
 //!
+//! - A refresh token that rotates (Exact Online) works once: the reply
+//!   carries the next one, and the used one gets `400 invalid_grant`.
+//!
 //! Accounts follow one convention, all fake: for provider `ID`, the client
 //! id is `ID-demo-client`, the client secret `ID-demo-client-secret`, the
 //! refresh token `ID-demo-refresh-token`, a static API key or token
-//! `ID-demo-key` and a user name `ID-demo-user` (see [`DocAccount`]); a
-//! tenant in a URL is `ID-demo-tenant`.
+//! `ID-demo-key`, a user name `ID-demo-user` and its password
+//! `ID-demo-password` (see [`DocAccount`]). A tenant, subdomain, shop or
+//! realm in a URL is `ID-demo-tenant` (`okta-demo-tenant.okta.com`,
+//! `/realms/keycloak-demo-tenant/`); a host the reply names (Salesforce's
+//! `instance_url`) is served too. Only these hosts and paths answer: a
+//! connection rendered with other values reaches nothing here.
 //!
 //! ```
 //! use tokenauth_emulator::documented::{DocAccount, DocumentedServer};
@@ -64,28 +71,38 @@ use crate::tls;
 /// How the documented API expects the credential.
 #[derive(Clone, Copy, Debug)]
 enum ApiCred {
-    /// `Authorization: Bearer <token issued by this provider's token endpoint>`.
-    IssuedBearer,
-    /// `Authorization: Bearer <ID-demo-key>`.
-    StaticBearer,
+    /// `Authorization: <scheme> <token issued by this provider's token
+    /// endpoint>` (the scheme compared without regard to case).
+    Issued(&'static str),
+    /// `Authorization: <scheme> <ID-demo-key>`.
+    Static(&'static str),
     /// The named header holds exactly `<ID-demo-key>`.
     StaticHeader(&'static str),
-    /// HTTP Basic with this user name (`None`: `ID-demo-user`) and
-    /// `ID-demo-key` as the password.
-    Basic(Option<&'static str>),
+    /// HTTP Basic with this user name and password, compared as sent: an
+    /// API's Basic credentials are not form-decoded (RFC 6749 §2.3.1 is
+    /// about OAuth client authentication only).
+    Basic(Want, Want),
     /// These query parameters, with these values.
     Query(&'static [(&'static str, Want)]),
 }
 
-/// A documented form field: the value the request must carry.
+/// A documented value: what a form field, header or credential must be.
 #[derive(Clone, Copy, Debug)]
 enum Want {
     Literal(&'static str),
     ClientId,
     ClientSecret,
+    /// The account's refresh token; for a provider whose refresh tokens
+    /// rotate, the latest one issued.
     RefreshToken,
     /// The static key, `ID-demo-key`.
     Key,
+    /// The user name, `ID-demo-user`.
+    User,
+    /// The password, `ID-demo-password`.
+    Password,
+    /// Anything (the documentation says any value will do).
+    Any,
 }
 
 /// A documented token endpoint.
@@ -96,8 +113,12 @@ struct TokenSpec {
     fields: &'static [(&'static str, Want)],
     /// Client id and secret as HTTP Basic (else they must not be in a header).
     basic_client: bool,
-    /// The documented reply, given a fresh token.
-    reply: fn(&str) -> Value,
+    /// Every good request gets a new refresh token, and the one it used
+    /// stops working.
+    rotates: bool,
+    /// The documented reply, given a fresh access token and the refresh
+    /// token to hand out (the new one when they rotate, else the account's).
+    reply: fn(&str, &str) -> Value,
 }
 
 /// One provider as its documentation describes it.
@@ -126,11 +147,12 @@ const PROVIDERS: &[DocProvider] = &[
             path: "/api/token",
             fields: &[CC],
             basic_client: true,
-            reply: |t| json!({"access_token": t, "token_type": "bearer", "expires_in": 3600}),
+            rotates: false,
+            reply: |t, _| json!({"access_token": t, "token_type": "bearer", "expires_in": 3600}),
         }),
         api_host: "api.spotify.com",
         api_prefix: "/v1/",
-        cred: ApiCred::IssuedBearer,
+        cred: ApiCred::Issued("Bearer"),
         required_headers: &[],
         required_values: &[],
     },
@@ -142,7 +164,8 @@ const PROVIDERS: &[DocProvider] = &[
             path: "/v1/oauth2/token",
             fields: &[CC],
             basic_client: true,
-            reply: |t| {
+            rotates: false,
+            reply: |t, _| {
                 json!({
                     "scope": "https://uri.paypal.com/services/invoicing openid",
                     "access_token": t,
@@ -155,7 +178,7 @@ const PROVIDERS: &[DocProvider] = &[
         }),
         api_host: "api-m.paypal.com",
         api_prefix: "/v1/notifications/",
-        cred: ApiCred::IssuedBearer,
+        cred: ApiCred::Issued("Bearer"),
         required_headers: &[],
         required_values: &[],
     },
@@ -171,7 +194,8 @@ const PROVIDERS: &[DocProvider] = &[
                 ("client_secret", Want::ClientSecret),
             ],
             basic_client: false,
-            reply: |t| {
+            rotates: false,
+            reply: |t, _| {
                 json!({
                     "type": "amadeusOAuth2Token",
                     "username": "demo@example.com",
@@ -187,7 +211,7 @@ const PROVIDERS: &[DocProvider] = &[
         }),
         api_host: "test.api.amadeus.com",
         api_prefix: "/v1/reference-data/",
-        cred: ApiCred::IssuedBearer,
+        cred: ApiCred::Issued("Bearer"),
         required_headers: &[],
         required_values: &[],
     },
@@ -202,11 +226,12 @@ const PROVIDERS: &[DocProvider] = &[
                 ("refresh_token", Want::RefreshToken),
             ],
             basic_client: true,
-            reply: |t| json!({"access_token": t, "token_type": "bearer", "expires_in": 14400}),
+            rotates: false,
+            reply: |t, _| json!({"access_token": t, "token_type": "bearer", "expires_in": 14400}),
         }),
         api_host: "api.dropboxapi.com",
         api_prefix: "/2/",
-        cred: ApiCred::IssuedBearer,
+        cred: ApiCred::Issued("Bearer"),
         required_headers: &[],
         required_values: &[],
     },
@@ -223,7 +248,8 @@ const PROVIDERS: &[DocProvider] = &[
                 ("refresh_token", Want::RefreshToken),
             ],
             basic_client: false,
-            reply: |t| {
+            rotates: false,
+            reply: |t, _| {
                 json!({
                     "access_token": t,
                     "expires_in": 3599,
@@ -234,7 +260,7 @@ const PROVIDERS: &[DocProvider] = &[
         }),
         api_host: "openidconnect.googleapis.com",
         api_prefix: "/v1/userinfo",
-        cred: ApiCred::IssuedBearer,
+        cred: ApiCred::Issued("Bearer"),
         required_headers: &[],
         required_values: &[],
     },
@@ -245,7 +271,7 @@ const PROVIDERS: &[DocProvider] = &[
         token: None,
         api_host: "api.github.com",
         api_prefix: "/",
-        cred: ApiCred::StaticBearer,
+        cred: ApiCred::Static("Bearer"),
         required_headers: &["user-agent"],
         required_values: &[],
     },
@@ -255,7 +281,7 @@ const PROVIDERS: &[DocProvider] = &[
         token: None,
         api_host: "api.stripe.com",
         api_prefix: "/v1/",
-        cred: ApiCred::StaticBearer,
+        cred: ApiCred::Static("Bearer"),
         required_headers: &[],
         required_values: &[],
     },
@@ -265,7 +291,7 @@ const PROVIDERS: &[DocProvider] = &[
         token: None,
         api_host: "api.hubapi.com",
         api_prefix: "/",
-        cred: ApiCred::StaticBearer,
+        cred: ApiCred::Static("Bearer"),
         required_headers: &[],
         required_values: &[],
     },
@@ -275,7 +301,7 @@ const PROVIDERS: &[DocProvider] = &[
         token: None,
         api_host: "moneybird.com",
         api_prefix: "/api/v2/",
-        cred: ApiCred::StaticBearer,
+        cred: ApiCred::Static("Bearer"),
         required_headers: &[],
         required_values: &[],
     },
@@ -285,7 +311,7 @@ const PROVIDERS: &[DocProvider] = &[
         token: None,
         api_host: "api.twilio.com",
         api_prefix: "/2010-04-01/",
-        cred: ApiCred::Basic(None),
+        cred: ApiCred::Basic(Want::User, Want::Key),
         required_headers: &[],
         required_values: &[],
     },
@@ -295,7 +321,7 @@ const PROVIDERS: &[DocProvider] = &[
         token: None,
         api_host: "api.sendgrid.com",
         api_prefix: "/v3/",
-        cred: ApiCred::StaticBearer,
+        cred: ApiCred::Static("Bearer"),
         required_headers: &[],
         required_values: &[],
     },
@@ -315,12 +341,15 @@ const PROVIDERS: &[DocProvider] = &[
         token: None,
         api_host: "api.mailgun.net",
         api_prefix: "/",
-        cred: ApiCred::Basic(Some("api")),
+        cred: ApiCred::Basic(Want::Literal("api"), Want::Key),
         required_headers: &[],
         required_values: &[],
     },
-    // The four below need issue-14 syntax (URL templates, inject maps): the
-    // catalog test runs them once the loader has it.
+    // The providers below put the account in a URL (a tenant, subdomain,
+    // realm or data centre: issue 14, item 1), take the API host from the
+    // token reply (item 2) or need several credentials (item 3). Each one
+    // serves the fake account's own host and path (`DocAccount::tenant`,
+    // `DocAccount::host`).
     // https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-client-creds-grant-flow
     // (the tenant in the path is `microsoft-entra-demo-tenant`)
     DocProvider {
@@ -338,11 +367,230 @@ const PROVIDERS: &[DocProvider] = &[
                 CC,
             ],
             basic_client: false,
-            reply: |t| json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": t}),
+            rotates: false,
+            reply: |t, _| json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": t}),
         }),
         api_host: "graph.microsoft.com",
         api_prefix: "/v1.0/",
-        cred: ApiCred::IssuedBearer,
+        cred: ApiCred::Issued("Bearer"),
+        required_headers: &[],
+        required_values: &[],
+    },
+    // https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_username_password_flow.htm
+    // (password grant; the reply's instance_url is the org's own host, which
+    // every API call must use: here `salesforce-demo-tenant.my.salesforce.com`)
+    // and https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/intro_oauth_and_connected_apps.htm
+    DocProvider {
+        id: "salesforce",
+        token: Some(TokenSpec {
+            host: "login.salesforce.com",
+            path: "/services/oauth2/token",
+            fields: &[
+                ("grant_type", Want::Literal("password")),
+                ("client_id", Want::ClientId),
+                ("client_secret", Want::ClientSecret),
+                ("username", Want::User),
+                ("password", Want::Password),
+            ],
+            basic_client: false,
+            rotates: false,
+            reply: |t, _| {
+                json!({
+                    "access_token": t,
+                    "instance_url": "https://salesforce-demo-tenant.my.salesforce.com",
+                    "id": "https://login.salesforce.com/id/00D000000000001AAA/005000000000001AAA",
+                    "token_type": "Bearer",
+                    "issued_at": "1764662400000",
+                    "signature": "ZGVtby1zaWduYXR1cmU="
+                })
+            },
+        }),
+        api_host: "salesforce-demo-tenant.my.salesforce.com",
+        api_prefix: "/services/data/",
+        cred: ApiCred::Issued("Bearer"),
+        required_headers: &[],
+        required_values: &[],
+    },
+    // https://auth0.com/docs/get-started/authentication-and-authorization-flow/client-credentials-flow/call-your-api-using-the-client-credentials-flow
+    // and https://auth0.com/docs/secure/tokens/access-tokens/management-api-access-tokens
+    // (the tenant's domain is the host of both; the audience names its API)
+    DocProvider {
+        id: "auth0",
+        token: Some(TokenSpec {
+            host: "auth0-demo-tenant.us.auth0.com",
+            path: "/oauth/token",
+            fields: &[
+                CC,
+                ("client_id", Want::ClientId),
+                ("client_secret", Want::ClientSecret),
+                (
+                    "audience",
+                    Want::Literal("https://auth0-demo-tenant.us.auth0.com/api/v2/"),
+                ),
+            ],
+            basic_client: false,
+            rotates: false,
+            reply: |t, _| {
+                json!({
+                    "access_token": t,
+                    "token_type": "Bearer",
+                    "expires_in": 86400,
+                    "scope": "read:clients"
+                })
+            },
+        }),
+        api_host: "auth0-demo-tenant.us.auth0.com",
+        api_prefix: "/api/v2/",
+        cred: ApiCred::Issued("Bearer"),
+        required_headers: &[],
+        required_values: &[],
+    },
+    // https://developer.okta.com/docs/guides/create-an-api-token/main/
+    // (`Authorization: SSWS TOKEN` to the org's own Okta domain)
+    DocProvider {
+        id: "okta",
+        token: None,
+        api_host: "okta-demo-tenant.okta.com",
+        api_prefix: "/api/v1/",
+        cred: ApiCred::Static("SSWS"),
+        required_headers: &[],
+        required_values: &[],
+    },
+    // https://www.keycloak.org/docs/latest/securing_apps/#_client_credentials_grant
+    // and https://www.keycloak.org/docs-api/latest/rest-api/index.html
+    // (self-hosted, here at keycloak.example.com; the realm is in the path)
+    DocProvider {
+        id: "keycloak",
+        token: Some(TokenSpec {
+            host: "keycloak.example.com",
+            path: "/realms/keycloak-demo-tenant/protocol/openid-connect/token",
+            fields: &[CC],
+            basic_client: true,
+            rotates: false,
+            reply: |t, _| {
+                json!({
+                    "access_token": t,
+                    "expires_in": 300,
+                    "refresh_expires_in": 0,
+                    "token_type": "Bearer",
+                    "not-before-policy": 0,
+                    "scope": "profile email"
+                })
+            },
+        }),
+        api_host: "keycloak.example.com",
+        api_prefix: "/admin/realms/keycloak-demo-tenant/",
+        cred: ApiCred::Issued("Bearer"),
+        required_headers: &[],
+        required_values: &[],
+    },
+    // https://developer.zendesk.com/api-reference/introduction/security-and-auth/#api-token
+    // (Basic `{email}/token:{api_token}`; the email is `zendesk-demo-user`)
+    // and https://developer.zendesk.com/api-reference/introduction/requests/
+    DocProvider {
+        id: "zendesk",
+        token: None,
+        api_host: "zendesk-demo-tenant.zendesk.com",
+        api_prefix: "/api/v2/",
+        cred: ApiCred::Basic(Want::Literal("zendesk-demo-user/token"), Want::Key),
+        required_headers: &[],
+        required_values: &[],
+    },
+    // https://developers.freshdesk.com/api/#authentication
+    // (Basic with the API key as the user name and any password)
+    DocProvider {
+        id: "freshdesk",
+        token: None,
+        api_host: "freshdesk-demo-tenant.freshdesk.com",
+        api_prefix: "/api/v2/",
+        cred: ApiCred::Basic(Want::Key, Want::Any),
+        required_headers: &[],
+        required_values: &[],
+    },
+    // https://shopify.dev/docs/api/usage/authentication#getting-started-with-authenticated-access
+    // and https://shopify.dev/docs/api/admin-rest#endpoints
+    DocProvider {
+        id: "shopify",
+        token: None,
+        api_host: "shopify-demo-tenant.myshopify.com",
+        api_prefix: "/admin/api/",
+        cred: ApiCred::StaticHeader("x-shopify-access-token"),
+        required_headers: &[],
+        required_values: &[],
+    },
+    // https://mailchimp.com/developer/marketing/docs/fundamentals/#api-structure
+    // (the data centre, here us6, is in the host) and #authentication-methods
+    // (Basic with any user name and the API key as the password)
+    DocProvider {
+        id: "mailchimp",
+        token: None,
+        api_host: "us6.api.mailchimp.com",
+        api_prefix: "/3.0/",
+        cred: ApiCred::Basic(Want::Any, Want::Key),
+        required_headers: &[],
+        required_values: &[],
+    },
+    // https://www.zoho.com/accounts/protocol/oauth/web-apps/access-token-expiry.html
+    // and https://www.zoho.com/crm/developer/docs/api/v6/refresh.html (the US
+    // data centre, the catalog's default) and .../oauth-overview.html
+    // (`Authorization: Zoho-oauthtoken TOKEN`)
+    DocProvider {
+        id: "zoho",
+        token: Some(TokenSpec {
+            host: "accounts.zoho.com",
+            path: "/oauth/v2/token",
+            fields: &[
+                ("client_id", Want::ClientId),
+                ("client_secret", Want::ClientSecret),
+                ("grant_type", Want::Literal("refresh_token")),
+                ("refresh_token", Want::RefreshToken),
+            ],
+            basic_client: false,
+            rotates: false,
+            reply: |t, _| {
+                json!({
+                    "access_token": t,
+                    "api_domain": "https://www.zohoapis.com",
+                    "token_type": "Bearer",
+                    "expires_in": 3600
+                })
+            },
+        }),
+        api_host: "www.zohoapis.com",
+        api_prefix: "/crm/",
+        cred: ApiCred::Issued("Zoho-oauthtoken"),
+        required_headers: &[],
+        required_values: &[],
+    },
+    // https://support.exactonline.com/community/s/knowledge-base#All-All-DNO-Content-oauth-eol-oauth-devstep3
+    // (refresh only; expires_in is a string; every refresh hands out a new
+    // refresh token and voids the one used) for the Dutch host, the
+    // catalog's default country
+    DocProvider {
+        id: "exact-online",
+        token: Some(TokenSpec {
+            host: "start.exactonline.nl",
+            path: "/api/oauth2/token",
+            fields: &[
+                ("grant_type", Want::Literal("refresh_token")),
+                ("refresh_token", Want::RefreshToken),
+                ("client_id", Want::ClientId),
+                ("client_secret", Want::ClientSecret),
+            ],
+            basic_client: false,
+            rotates: true,
+            reply: |t, r| {
+                json!({
+                    "access_token": t,
+                    "token_type": "bearer",
+                    "expires_in": "600",
+                    "refresh_token": r
+                })
+            },
+        }),
+        api_host: "start.exactonline.nl",
+        api_prefix: "/api/v1/",
+        cred: ApiCred::Issued("Bearer"),
         required_headers: &[],
         required_values: &[],
     },
@@ -358,11 +606,12 @@ const PROVIDERS: &[DocProvider] = &[
                 CC,
             ],
             basic_client: false,
-            reply: |t| json!({"access_token": t, "expires_in": 5_011_271, "token_type": "bearer"}),
+            rotates: false,
+            reply: |t, _| json!({"access_token": t, "expires_in": 5_011_271, "token_type": "bearer"}),
         }),
         api_host: "api.twitch.tv",
         api_prefix: "/helix/",
-        cred: ApiCred::IssuedBearer,
+        cred: ApiCred::Issued("Bearer"),
         required_headers: &[],
         required_values: &[("client-id", Want::ClientId)],
     },
@@ -372,7 +621,7 @@ const PROVIDERS: &[DocProvider] = &[
         token: None,
         api_host: "api.notion.com",
         api_prefix: "/v1/",
-        cred: ApiCred::StaticBearer,
+        cred: ApiCred::Static("Bearer"),
         required_headers: &[],
         required_values: &[("notion-version", Want::Literal("2022-06-28"))],
     },
@@ -396,23 +645,44 @@ pub struct DocAccount {
     pub client_id: String,
     /// `ID-demo-client-secret`.
     pub client_secret: String,
-    /// `ID-demo-refresh-token`: the refresh token the token endpoint accepts.
+    /// `ID-demo-refresh-token`: the refresh token the token endpoint accepts
+    /// (where refresh tokens rotate: the first one).
     pub refresh_token: String,
     /// `ID-demo-key`: the static API key or token the API accepts.
     pub key: String,
-    /// `ID-demo-user`: the Basic user name where the provider has one.
+    /// `ID-demo-user`: the user name (or email) where the provider has one.
     pub user: String,
+    /// `ID-demo-password`: the user's password.
+    pub password: String,
+    /// The account's tenant, subdomain, shop, realm or data centre, where a
+    /// URL holds one: `ID-demo-tenant`, except where the documentation gives
+    /// the value a form of its own (Mailchimp's data centre: `us6`).
+    pub tenant: String,
+    /// The host name of the account's API (for a provider whose host is per
+    /// account, this account's: `okta-demo-tenant.okta.com`); empty for an
+    /// id that is not documented here.
+    pub host: String,
 }
 
 impl DocAccount {
     /// The account of provider `id`.
     pub fn of(id: &str) -> DocAccount {
+        let tenant = match id {
+            "mailchimp" => "us6".to_owned(),
+            _ => format!("{id}-demo-tenant"),
+        };
         DocAccount {
             client_id: format!("{id}-demo-client"),
             client_secret: format!("{id}-demo-client-secret"),
             refresh_token: format!("{id}-demo-refresh-token"),
             key: format!("{id}-demo-key"),
             user: format!("{id}-demo-user"),
+            password: format!("{id}-demo-password"),
+            tenant,
+            host: PROVIDERS
+                .iter()
+                .find(|p| p.id == id)
+                .map_or(String::new(), |p| p.api_host.to_owned()),
         }
     }
 }
@@ -435,6 +705,9 @@ pub struct DocStats {
 #[derive(Default)]
 struct DocState {
     issued: Mutex<HashMap<String, &'static str>>,
+    /// The latest refresh token of each provider whose tokens rotate (absent:
+    /// the account's first one).
+    refresh: Mutex<HashMap<&'static str, String>>,
     stats: Mutex<HashMap<&'static str, DocStats>>,
     counter: AtomicU64,
 }
@@ -553,6 +826,19 @@ impl DocumentedServer {
             .unwrap_or_else(PoisonError::into_inner);
         all.get(id).cloned().unwrap_or_default()
     }
+
+    /// The refresh token provider `id`'s token endpoint accepts now: the
+    /// account's, or for a provider whose refresh tokens rotate, the last
+    /// one it handed out.
+    pub fn refresh_token(&self, id: &str) -> String {
+        self.state
+            .refresh
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| DocAccount::of(id).refresh_token)
+    }
 }
 
 impl Drop for DocumentedServer {
@@ -638,14 +924,29 @@ async fn handle(
     ))
 }
 
-fn want_value(want: Want, account: &DocAccount) -> String {
-    match want {
+/// The value `want` stands for, `None` for [`Want::Any`].
+fn want_value(state: &DocState, id: &str, want: Want, account: &DocAccount) -> Option<String> {
+    Some(match want {
         Want::Literal(v) => v.to_owned(),
         Want::ClientId => account.client_id.clone(),
         Want::ClientSecret => account.client_secret.clone(),
-        Want::RefreshToken => account.refresh_token.clone(),
+        Want::RefreshToken => state
+            .refresh
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| account.refresh_token.clone()),
         Want::Key => account.key.clone(),
-    }
+        Want::User => account.user.clone(),
+        Want::Password => account.password.clone(),
+        Want::Any => return None,
+    })
+}
+
+/// Whether `got` is what `want` stands for.
+fn wanted(state: &DocState, id: &str, want: Want, account: &DocAccount, got: &str) -> bool {
+    want_value(state, id, want, account).is_none_or(|v| v == got)
 }
 
 async fn token(state: &DocState, p: &DocProvider, t: TokenSpec, req: Request<Incoming>) -> Resp {
@@ -713,10 +1014,9 @@ async fn token(state: &DocState, p: &DocProvider, t: TokenSpec, req: Request<Inc
         );
     }
     for (name, want) in t.fields {
-        let expected = want_value(*want, &account);
         let got = form.iter().find(|(k, _)| k == name).map(|(_, v)| v);
         match got {
-            Some(v) if *v == expected => {}
+            Some(v) if wanted(state, p.id, *want, &account, v) => {}
             other => {
                 let (status, error) = match (*name, want) {
                     ("grant_type", _) => (StatusCode::BAD_REQUEST, "unsupported_grant_type"),
@@ -735,6 +1035,29 @@ async fn token(state: &DocState, p: &DocProvider, t: TokenSpec, req: Request<Inc
         }
     }
     let n = state.counter.fetch_add(1, Ordering::Relaxed);
+    let refresh = if t.rotates {
+        // Compare and replace under one lock: of two requests with the same
+        // refresh token, one gets the new pair and the other invalid_grant.
+        let used = form
+            .iter()
+            .find(|(k, _)| k == "refresh_token")
+            .map(|(_, v)| v);
+        let mut all = state.refresh.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = all.get(p.id).unwrap_or(&account.refresh_token);
+        if used != Some(current) {
+            drop(all);
+            return bad(
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                "a refresh token that was already used".to_owned(),
+            );
+        }
+        let next = format!("{}-rt-{n}-{:016x}", p.id, fastrand::u64(..));
+        all.insert(p.id, next.clone());
+        next
+    } else {
+        account.refresh_token.clone()
+    };
     let token = format!("{}-at-{n}-{:016x}", p.id, fastrand::u64(..));
     state
         .issued
@@ -742,18 +1065,19 @@ async fn token(state: &DocState, p: &DocProvider, t: TokenSpec, req: Request<Inc
         .unwrap_or_else(PoisonError::into_inner)
         .insert(token.clone(), p.id);
     state.with_stats(p.id, |s| s.tokens_issued += 1);
-    reply(StatusCode::OK, &(t.reply)(&token))
+    reply(StatusCode::OK, &(t.reply)(&token, &refresh))
 }
 
 fn api(state: &DocState, p: &DocProvider, headers: &HeaderMap, query: Option<&str>) -> Resp {
     let account = DocAccount::of(p.id);
     let auth = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let bearer = auth.and_then(|a| {
-        let (scheme, rest) = a.split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then_some(rest)
-    });
+    // The credential after `scheme ` in Authorization.
+    let after = |scheme: &str| {
+        let (s, rest) = auth?.split_once(' ')?;
+        s.eq_ignore_ascii_case(scheme).then_some(rest)
+    };
     let problem = match p.cred {
-        ApiCred::IssuedBearer => match bearer {
+        ApiCred::Issued(scheme) => match after(scheme) {
             Some(t)
                 if state
                     .issued
@@ -764,37 +1088,38 @@ fn api(state: &DocState, p: &DocProvider, headers: &HeaderMap, query: Option<&st
             {
                 None
             }
-            Some(_) => Some("a bearer token this provider never issued".to_owned()),
-            None => Some("no bearer token in Authorization".to_owned()),
+            Some(_) => Some(format!("a {scheme} token this provider never issued")),
+            None => Some(format!("no {scheme} token in Authorization")),
         },
-        ApiCred::StaticBearer => match bearer {
+        ApiCred::Static(scheme) => match after(scheme) {
             Some(t) if t == account.key => None,
-            Some(_) => Some("a wrong bearer token".to_owned()),
-            None => Some("no bearer token in Authorization".to_owned()),
+            Some(_) => Some(format!("a wrong {scheme} token")),
+            None => Some(format!("no {scheme} token in Authorization")),
         },
         ApiCred::StaticHeader(name) => match headers.get(name).and_then(|v| v.to_str().ok()) {
             Some(v) if v == account.key => None,
             Some(_) => Some(format!("a wrong value in {name}")),
             None => Some(format!("no {name} header")),
         },
-        ApiCred::Basic(user) => {
-            let user = user.map_or(account.user.clone(), str::to_owned);
-            match basic_credentials(headers) {
-                Some((u, pw)) if u == user && pw == account.key => None,
-                Some(_) => Some("wrong Basic credentials".to_owned()),
-                None => Some("no Basic credentials".to_owned()),
+        ApiCred::Basic(user, password) => match basic_raw(headers) {
+            Some((u, pw))
+                if wanted(state, p.id, user, &account, &u)
+                    && wanted(state, p.id, password, &account, &pw) =>
+            {
+                None
             }
-        }
+            Some(_) => Some("wrong Basic credentials".to_owned()),
+            None => Some("no Basic credentials".to_owned()),
+        },
         ApiCred::Query(params) => {
             let pairs = parse_form(query.unwrap_or("").as_bytes());
-            params.iter().find_map(|(name, want)| {
-                let expected = want_value(*want, &account);
-                match pairs.iter().find(|(k, _)| k == name) {
-                    Some((_, v)) if *v == expected => None,
+            params
+                .iter()
+                .find_map(|(name, want)| match pairs.iter().find(|(k, _)| k == name) {
+                    Some((_, v)) if wanted(state, p.id, *want, &account, v) => None,
                     Some(_) => Some(format!("a wrong value in query parameter {name}")),
                     None => Some(format!("no query parameter {name}")),
-                }
-            })
+                })
         }
     };
     let problem = problem.or_else(|| {
@@ -805,9 +1130,8 @@ fn api(state: &DocState, p: &DocProvider, headers: &HeaderMap, query: Option<&st
     });
     let problem = problem.or_else(|| {
         p.required_values.iter().find_map(|(name, want)| {
-            let expected = want_value(*want, &account);
             match headers.get(*name).and_then(|v| v.to_str().ok()) {
-                Some(v) if v == expected => None,
+                Some(v) if wanted(state, p.id, *want, &account, v) => None,
                 Some(_) => Some(format!("a wrong value in {name}")),
                 None => Some(format!(
                     "no {name} header, which the documentation requires"
@@ -865,8 +1189,9 @@ fn hex(b: u8) -> Option<u8> {
     (b as char).to_digit(16).and_then(|d| u8::try_from(d).ok())
 }
 
-/// HTTP Basic user and password, each form-decoded (RFC 6749 §2.3.1).
-fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+/// HTTP Basic user and password as sent (the user name ends at the first
+/// `:`, RFC 7617).
+fn basic_raw(headers: &HeaderMap) -> Option<(String, String)> {
     let v = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, b64) = v.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -875,6 +1200,13 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let raw = STANDARD.decode(b64.trim()).ok()?;
     let text = String::from_utf8(raw).ok()?;
     let (u, p) = text.split_once(':')?;
+    Some((u.to_owned(), p.to_owned()))
+}
+
+/// OAuth client credentials in HTTP Basic: each part form-decoded, as RFC
+/// 6749 §2.3.1 says.
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let (u, p) = basic_raw(headers)?;
     Some((form_decode(u.as_bytes()), form_decode(p.as_bytes())))
 }
 

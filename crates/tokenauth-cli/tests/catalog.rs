@@ -534,7 +534,7 @@ fn documented_providers_work_end_to_end() {
 fn the_documented_server_refuses_undocumented_requests() {
     let server = DocumentedServer::start().expect("documented server");
     let global = documented_args(&server, "broken");
-    let cases: [(&str, &str, &str, &str); 4] = [
+    let cases: [(&str, &str, &str, &str); 5] = [
         // Spotify wants the client in a Basic header, not in the form.
         (
             "spotify",
@@ -555,6 +555,13 @@ fn the_documented_server_refuses_undocumented_requests() {
             "header = \"PRIVATE-TOKEN\"\nvalue = \"{{ inputs.token }}\"",
             "header = \"Authorization\"\nvalue = \"Bearer {{ inputs.token }}\"",
             "api: no private-token header",
+        ),
+        // Zendesk's API-token user name is the email plus a literal /token.
+        (
+            "zendesk",
+            "username = \"{{ inputs.email }}/token\"",
+            "username = \"{{ inputs.email }}\"",
+            "api: wrong Basic credentials",
         ),
         // GitHub refuses a request without User-Agent.
         (
@@ -581,5 +588,78 @@ fn the_documented_server_refuses_undocumented_requests() {
             Some(why),
             "{id}: {stats:?}"
         );
+    }
+}
+
+/// A per-connection host keeps the credential on that connection's host:
+/// a reply that names an instance outside the file's wildcard, or an input
+/// value that tries to leave the rendered host, sends the API nothing.
+#[test]
+fn a_connection_credential_stays_on_its_own_host() {
+    let server = DocumentedServer::start().expect("documented server");
+    let global = documented_args(&server, "host");
+    struct Case {
+        id: &'static str,
+        /// File text and what replaces it.
+        from: &'static str,
+        to: &'static str,
+        env: &'static [(&'static str, &'static str)],
+        code: i32,
+        token_requests: u32,
+    }
+    let cases = [
+        // Salesforce names the instance in its reply: one outside the
+        // file's `*` prefix is refused before the token is used.
+        Case {
+            id: "salesforce",
+            from: "*.my.salesforce.com",
+            to: "*.lightning.force.com",
+            env: &[],
+            code: 1,
+            token_requests: 1,
+        },
+        // An Okta domain that would carry the API token to another host
+        // breaks the input's pattern: nothing is sent at all.
+        Case {
+            id: "okta",
+            from: "",
+            to: "",
+            env: &[("OKTA_DOMAIN", "okta-demo-tenant.okta.com@evil.example")],
+            code: 2,
+            token_requests: 0,
+        },
+    ];
+    for Case {
+        id,
+        from,
+        to,
+        env: overrides,
+        code: want_code,
+        token_requests,
+    } in cases
+    {
+        let e = catalog().iter().find(|e| e.id == id).unwrap();
+        let text = std::fs::read_to_string(root().join(&e.rel)).unwrap();
+        assert!(text.contains(from), "{id}: {from:?} not in the file");
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("host-{id}.toml"));
+        std::fs::write(&path, text.replace(from, to)).unwrap();
+        let mut env = account_env(e);
+        for (k, v) in overrides {
+            env.retain(|(name, _)| name != k);
+            env.push(((*k).to_owned(), (*v).to_owned()));
+        }
+        let mut args: Vec<&str> = global.iter().map(String::as_str).collect();
+        args.extend(["--config", path.to_str().unwrap(), "test", id]);
+        let (code, out, err) = tokenauth(&args, &env);
+        assert_eq!(code, want_code, "{id}: {out}{err}");
+        let stats = server.stats(id);
+        assert_eq!(stats.token_requests, token_requests, "{id}: {stats:?}");
+        assert_eq!(
+            (stats.api_accepted, stats.api_rejected),
+            (0, 0),
+            "{id}: the API was called: {stats:?}\n{out}{err}"
+        );
+        assert!(stats.rejections.is_empty(), "{id}: {stats:?}");
+        println!("{id}: refused as it should be:\n{out}{err}");
     }
 }

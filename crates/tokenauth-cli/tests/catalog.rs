@@ -417,7 +417,9 @@ fn account_env(e: &Entry) -> Vec<(String, String)> {
                 "password" => &a.password,
                 "host" => &a.host,
                 "domain" if i.dotted_pattern => &a.host,
-                "tenant" | "subdomain" | "domain" | "shop" | "realm" | "dc" => &a.tenant,
+                "tenant" | "tenant_id" | "subdomain" | "domain" | "shop" | "realm" | "dc" => {
+                    &a.tenant
+                }
                 _ => &a.key,
             };
             (i.env.clone(), v.clone())
@@ -662,4 +664,49 @@ fn a_connection_credential_stays_on_its_own_host() {
         assert!(stats.rejections.is_empty(), "{id}: {stats:?}");
         println!("{id}: refused as it should be:\n{out}{err}");
     }
+}
+
+/// A rotating refresh token (Exact Online) survives between runs in the
+/// file store: a second process refreshes with the token the first one got,
+/// and the spent seed is refused as the provider refuses it.
+#[test]
+fn a_rotated_refresh_token_is_kept_between_runs() {
+    let server = DocumentedServer::start().expect("documented server");
+    let global = documented_args(&server, "rotation");
+    let id = "exact-online";
+    let e = catalog().iter().find(|e| e.id == id).unwrap();
+    if !missing(e).is_empty() {
+        println!("{id}: waits for issue-14 items {:?}", missing(e));
+        return;
+    }
+    let dir = seeded_store(e, "rotation").display().to_string();
+    let env = account_env(e);
+    let run = || {
+        let mut args: Vec<&str> = global.iter().map(String::as_str).collect();
+        args.extend(["--store", &dir, "--config", &e.rel, "token", "--renew", id]);
+        tokenauth(&args, &env)
+    };
+    for n in 1..=2 {
+        let (code, out, err) = run();
+        assert_eq!(code, 0, "run {n}: {out}{err}");
+        let stats = server.stats(id);
+        assert_eq!(
+            (stats.token_requests, stats.tokens_issued),
+            (n, n),
+            "run {n}: {stats:?}\n{out}{err}"
+        );
+        assert!(stats.rejections.is_empty(), "run {n}: {stats:?}");
+    }
+    // The seed was spent by the first run: the provider refuses it.
+    let dir = seeded_store(e, "rotation").display().to_string();
+    let mut args: Vec<&str> = global.iter().map(String::as_str).collect();
+    args.extend(["--store", &dir, "--config", &e.rel, "token", "--renew", id]);
+    let (code, out, err) = tokenauth(&args, &env);
+    assert_eq!(code, 1, "{out}{err}");
+    let stats = server.stats(id);
+    assert_eq!(
+        stats.rejections,
+        vec!["token: form field refresh_token has the wrong value".to_owned()],
+        "{stats:?}"
+    );
 }

@@ -101,6 +101,8 @@ enum Want {
     User,
     /// The password, `ID-demo-password`.
     Password,
+    /// The tenant, `ID-demo-tenant` (see [`DocAccount::tenant`]).
+    Tenant,
     /// Anything (the documentation says any value will do).
     Any,
 }
@@ -594,6 +596,49 @@ const PROVIDERS: &[DocProvider] = &[
         required_headers: &[],
         required_values: &[],
     },
+    // https://developer.xero.com/documentation/guides/oauth2/auth-flow/#refreshing-access-and-refresh-tokens
+    // (refresh only, client Basic, a new refresh token each time: Xero lets
+    // the old one work for a short grace period, this server voids it at
+    // once) and #call-the-api (the organisation in xero-tenant-id)
+    DocProvider {
+        id: "xero",
+        token: Some(TokenSpec {
+            host: "identity.xero.com",
+            path: "/connect/token",
+            fields: &[
+                ("grant_type", Want::Literal("refresh_token")),
+                ("refresh_token", Want::RefreshToken),
+            ],
+            basic_client: true,
+            rotates: true,
+            reply: |t, r| {
+                json!({
+                    "access_token": t,
+                    "expires_in": 1800,
+                    "token_type": "Bearer",
+                    "refresh_token": r,
+                    "scope": "offline_access accounting.settings.read"
+                })
+            },
+        }),
+        api_host: "api.xero.com",
+        api_prefix: "/api.xro/2.0/",
+        cred: ApiCred::Issued("Bearer"),
+        required_headers: &[],
+        required_values: &[("xero-tenant-id", Want::Tenant)],
+    },
+    // https://docs.datadoghq.com/api/latest/authentication/ (the API key in
+    // DD-API-KEY and, to read, the application key, here
+    // `datadog-demo-client`, in DD-APPLICATION-KEY; the US1 site)
+    DocProvider {
+        id: "datadog",
+        token: None,
+        api_host: "api.datadoghq.com",
+        api_prefix: "/api/",
+        cred: ApiCred::StaticHeader("dd-api-key"),
+        required_headers: &[],
+        required_values: &[("dd-application-key", Want::ClientId)],
+    },
     // https://dev.twitch.tv/docs/authentication/getting-tokens-oauth/#client-credentials-grant-flow
     DocProvider {
         id: "twitch",
@@ -940,6 +985,7 @@ fn want_value(state: &DocState, id: &str, want: Want, account: &DocAccount) -> O
         Want::Key => account.key.clone(),
         Want::User => account.user.clone(),
         Want::Password => account.password.clone(),
+        Want::Tenant => account.tenant.clone(),
         Want::Any => return None,
     })
 }
@@ -1049,7 +1095,7 @@ async fn token(state: &DocState, p: &DocProvider, t: TokenSpec, req: Request<Inc
             return bad(
                 StatusCode::BAD_REQUEST,
                 "invalid_grant",
-                "a refresh token that was already used".to_owned(),
+                "a refresh token another request has just used".to_owned(),
             );
         }
         let next = format!("{}-rt-{n}-{:016x}", p.id, fastrand::u64(..));

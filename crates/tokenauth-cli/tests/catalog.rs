@@ -417,9 +417,8 @@ fn account_env(e: &Entry) -> Vec<(String, String)> {
                 "password" => &a.password,
                 "host" => &a.host,
                 "domain" if i.dotted_pattern => &a.host,
-                "tenant" | "tenant_id" | "subdomain" | "domain" | "shop" | "realm" | "dc" => {
-                    &a.tenant
-                }
+                "tenant" | "tenant_id" | "subdomain" | "domain" | "shop" | "realm" | "dc"
+                | "project" => &a.tenant,
                 _ => &a.key,
             };
             (i.env.clone(), v.clone())

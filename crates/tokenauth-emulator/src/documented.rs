@@ -9,15 +9,20 @@
 //! rejected here as the real provider would.
 //!
 //! - A token endpoint checks the method (`POST`), the content type
-//!   (`application/x-www-form-urlencoded`), every documented form field and,
-//!   where documented, HTTP Basic client authentication (decoded as RFC 6749
-//!   §2.3.1 says: base64, then form-decoded). A good request gets a fresh
-//!   token in the provider's documented JSON shape; a bad one gets `400`
+//!   (`application/x-www-form-urlencoded`, or `application/json` where the
+//!   documentation has a JSON body, which must then equal the documented
+//!   one), every documented form field and, where documented, HTTP Basic
+//!   client authentication (decoded as RFC 6749 §2.3.1 says: base64, then
+//!   form-decoded). A good request gets a fresh token in the provider's
+//!   documented shape (in the JSON body, a reply header such as Keystone's
+//!   `X-Subject-Token`, or a `Set-Cookie` session); a bad one gets `400`
 //!   (`invalid_request`, `unsupported_grant_type`, `invalid_grant`) or `401`
 //!   (`invalid_client`), and the reason is kept in [`DocStats::rejections`].
 //! - An API request must carry the credential where the documentation puts
-//!   it (a bearer token issued here, a static key in a named header, HTTP
-//!   Basic) plus any other header the documentation requires; else `401`.
+//!   it (a token issued here after its scheme, in a named header or in a
+//!   cookie; a static key after a scheme or in a named header; HTTP Basic;
+//!   query parameters) plus any other header the documentation requires;
+//!   else `401`.
 //!
 //! - A refresh token that rotates (Exact Online) works once: the reply
 //!   carries the next one, and the used one gets `400 invalid_grant`.
@@ -78,6 +83,10 @@ enum ApiCred {
     Static(&'static str),
     /// The named header holds exactly `<ID-demo-key>`.
     StaticHeader(&'static str),
+    /// The named header holds a token issued here.
+    IssuedHeader(&'static str),
+    /// The `Cookie` header has this cookie, holding a token issued here.
+    IssuedCookie(&'static str),
     /// HTTP Basic with this user name and password, compared as sent: an
     /// API's Basic credentials are not form-decoded (RFC 6749 §2.3.1 is
     /// about OAuth client authentication only).
@@ -107,11 +116,35 @@ enum Want {
     Any,
 }
 
+/// How a documented token request carries its parameters.
+#[derive(Clone, Copy, Debug)]
+enum ReqBody {
+    /// `application/x-www-form-urlencoded`, with [`TokenSpec::fields`].
+    Form,
+    /// `application/json`, equal to this value (given the account) once
+    /// parsed: key order and spacing aside, exactly this.
+    Json(fn(&DocAccount) -> Value),
+}
+
+/// Where a documented token reply puts the token (the JSON body is the
+/// [`TokenSpec::reply`] in every case).
+#[derive(Clone, Copy, Debug)]
+enum Delivery {
+    /// In the JSON body, status 200.
+    Body,
+    /// In this reply header, status 201 Created (OpenStack Keystone).
+    Header(&'static str),
+    /// In this `Set-Cookie`, status 200 (a session login).
+    Cookie(&'static str),
+}
+
 /// A documented token endpoint.
 #[derive(Clone, Copy, Debug)]
 struct TokenSpec {
     host: &'static str,
     path: &'static str,
+    body: ReqBody,
+    delivery: Delivery,
     fields: &'static [(&'static str, Want)],
     /// Client id and secret as HTTP Basic (else they must not be in a header).
     basic_client: bool,
@@ -147,6 +180,8 @@ const PROVIDERS: &[DocProvider] = &[
         token: Some(TokenSpec {
             host: "accounts.spotify.com",
             path: "/api/token",
+            body: ReqBody::Form,
+            delivery: Delivery::Body,
             fields: &[CC],
             basic_client: true,
             rotates: false,
@@ -164,6 +199,8 @@ const PROVIDERS: &[DocProvider] = &[
         token: Some(TokenSpec {
             host: "api-m.paypal.com",
             path: "/v1/oauth2/token",
+            body: ReqBody::Form,
+            delivery: Delivery::Body,
             fields: &[CC],
             basic_client: true,
             rotates: false,
@@ -190,6 +227,8 @@ const PROVIDERS: &[DocProvider] = &[
         token: Some(TokenSpec {
             host: "test.api.amadeus.com",
             path: "/v1/security/oauth2/token",
+            body: ReqBody::Form,
+            delivery: Delivery::Body,
             fields: &[
                 CC,
                 ("client_id", Want::ClientId),
@@ -223,6 +262,8 @@ const PROVIDERS: &[DocProvider] = &[
         token: Some(TokenSpec {
             host: "api.dropboxapi.com",
             path: "/oauth2/token",
+            body: ReqBody::Form,
+            delivery: Delivery::Body,
             fields: &[
                 ("grant_type", Want::Literal("refresh_token")),
                 ("refresh_token", Want::RefreshToken),
@@ -243,6 +284,8 @@ const PROVIDERS: &[DocProvider] = &[
         token: Some(TokenSpec {
             host: "oauth2.googleapis.com",
             path: "/token",
+            body: ReqBody::Form,
+            delivery: Delivery::Body,
             fields: &[
                 ("client_id", Want::ClientId),
                 ("client_secret", Want::ClientSecret),
@@ -359,6 +402,8 @@ const PROVIDERS: &[DocProvider] = &[
         token: Some(TokenSpec {
             host: "login.microsoftonline.com",
             path: "/microsoft-entra-demo-tenant/oauth2/v2.0/token",
+            body: ReqBody::Form,
+            delivery: Delivery::Body,
             fields: &[
                 ("client_id", Want::ClientId),
                 (
@@ -387,6 +432,8 @@ const PROVIDERS: &[DocProvider] = &[
         token: Some(TokenSpec {
             host: "login.salesforce.com",
             path: "/services/oauth2/token",
+            body: ReqBody::Form,
+            delivery: Delivery::Body,
             fields: &[
                 ("grant_type", Want::Literal("password")),
                 ("client_id", Want::ClientId),
@@ -421,6 +468,8 @@ const PROVIDERS: &[DocProvider] = &[
         token: Some(TokenSpec {
             host: "auth0-demo-tenant.us.auth0.com",
             path: "/oauth/token",
+            body: ReqBody::Form,
+            delivery: Delivery::Body,
             fields: &[
                 CC,
                 ("client_id", Want::ClientId),
@@ -466,6 +515,8 @@ const PROVIDERS: &[DocProvider] = &[
         token: Some(TokenSpec {
             host: "keycloak.example.com",
             path: "/realms/keycloak-demo-tenant/protocol/openid-connect/token",
+            body: ReqBody::Form,
+            delivery: Delivery::Body,
             fields: &[CC],
             basic_client: true,
             rotates: false,
@@ -541,6 +592,8 @@ const PROVIDERS: &[DocProvider] = &[
         token: Some(TokenSpec {
             host: "accounts.zoho.com",
             path: "/oauth/v2/token",
+            body: ReqBody::Form,
+            delivery: Delivery::Body,
             fields: &[
                 ("client_id", Want::ClientId),
                 ("client_secret", Want::ClientSecret),
@@ -573,6 +626,8 @@ const PROVIDERS: &[DocProvider] = &[
         token: Some(TokenSpec {
             host: "start.exactonline.nl",
             path: "/api/oauth2/token",
+            body: ReqBody::Form,
+            delivery: Delivery::Body,
             fields: &[
                 ("grant_type", Want::Literal("refresh_token")),
                 ("refresh_token", Want::RefreshToken),
@@ -605,6 +660,8 @@ const PROVIDERS: &[DocProvider] = &[
         token: Some(TokenSpec {
             host: "identity.xero.com",
             path: "/connect/token",
+            body: ReqBody::Form,
+            delivery: Delivery::Body,
             fields: &[
                 ("grant_type", Want::Literal("refresh_token")),
                 ("refresh_token", Want::RefreshToken),
@@ -639,12 +696,91 @@ const PROVIDERS: &[DocProvider] = &[
         required_headers: &[],
         required_values: &[("dd-application-key", Want::ClientId)],
     },
+    // https://docs.openstack.org/api-ref/identity/v3/#password-authentication-with-scoped-authorization
+    // (a nested JSON body; 201 with the token in X-Subject-Token, its
+    // expiry in the body) and #authentication-and-token-management (later
+    // requests send X-Auth-Token). Self-hosted, here at
+    // openstack.example.com/identity; the project is `ID-demo-tenant`.
+    DocProvider {
+        id: "openstack-keystone",
+        token: Some(TokenSpec {
+            host: "openstack.example.com",
+            path: "/identity/v3/auth/tokens",
+            body: ReqBody::Json(|a| {
+                json!({"auth": {
+                    "identity": {
+                        "methods": ["password"],
+                        "password": {"user": {
+                            "name": a.user,
+                            "domain": {"id": "default"},
+                            "password": a.password
+                        }}
+                    },
+                    "scope": {"project": {"name": a.tenant, "domain": {"id": "default"}}}
+                }})
+            }),
+            delivery: Delivery::Header("X-Subject-Token"),
+            fields: &[],
+            basic_client: false,
+            rotates: false,
+            reply: |_, _| {
+                json!({"token": {
+                    "methods": ["password"],
+                    "expires_at": rfc3339_after(3600),
+                    "user": {
+                        "id": "0000000000000000000000000000demo",
+                        "name": "openstack-keystone-demo-user",
+                        "domain": {"id": "default", "name": "Default"}
+                    },
+                    "project": {
+                        "id": "0000000000000000000000000000prj1",
+                        "name": "openstack-keystone-demo-tenant",
+                        "domain": {"id": "default", "name": "Default"}
+                    }
+                }})
+            },
+        }),
+        api_host: "openstack.example.com",
+        api_prefix: "/identity/v3/",
+        cred: ApiCred::IssuedHeader("x-auth-token"),
+        required_headers: &[],
+        required_values: &[],
+    },
+    // https://developer.atlassian.com/server/jira/platform/cookie-based-authentication/
+    // (POST a JSON {username, password}; the reply sets JSESSIONID and
+    // repeats it in session.name / session.value; later requests send the
+    // cookie). Self-hosted, here at jira.example.com.
+    DocProvider {
+        id: "jira-datacenter",
+        token: Some(TokenSpec {
+            host: "jira.example.com",
+            path: "/rest/auth/1/session",
+            body: ReqBody::Json(|a| json!({"username": a.user, "password": a.password})),
+            delivery: Delivery::Cookie("JSESSIONID"),
+            fields: &[],
+            basic_client: false,
+            rotates: false,
+            reply: |t, _| {
+                json!({
+                    "session": {"name": "JSESSIONID", "value": t},
+                    "loginInfo": {"failedLoginCount": 0, "loginCount": 1}
+                })
+            },
+        }),
+        api_host: "jira.example.com",
+        api_prefix: "/rest/",
+        cred: ApiCred::IssuedCookie("JSESSIONID"),
+        required_headers: &[],
+        required_values: &[],
+    },
     // https://dev.twitch.tv/docs/authentication/getting-tokens-oauth/#client-credentials-grant-flow
     DocProvider {
         id: "twitch",
         token: Some(TokenSpec {
             host: "id.twitch.tv",
             path: "/oauth2/token",
+            body: ReqBody::Form,
+            delivery: Delivery::Body,
             fields: &[
                 ("client_id", Want::ClientId),
                 ("client_secret", Want::ClientSecret),
@@ -951,9 +1087,13 @@ async fn handle(
         .unwrap_or_default();
     let path = req.uri().path().to_owned();
     for p in PROVIDERS {
+        // A path that is both (Jira's session: POST logs in, GET says who
+        // is logged in) is the token endpoint for POST only.
+        let also_api = p.api_host == host && path.starts_with(p.api_prefix);
         if let Some(t) = p.token
             && t.host == host
             && t.path == path
+            && (req.method() == Method::POST || !also_api)
         {
             return Ok(token(&state, p, t, req).await);
         }
@@ -1015,14 +1155,15 @@ async fn token(state: &DocState, p: &DocProvider, t: TokenSpec, req: Request<Inc
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if !ctype
-        .to_ascii_lowercase()
-        .starts_with("application/x-www-form-urlencoded")
-    {
+    let (wanted_type, what) = match t.body {
+        ReqBody::Form => ("application/x-www-form-urlencoded", "a form"),
+        ReqBody::Json(_) => ("application/json", "JSON"),
+    };
+    if !ctype.to_ascii_lowercase().starts_with(wanted_type) {
         return bad(
             StatusCode::BAD_REQUEST,
             "invalid_request",
-            format!("content type {ctype:?} instead of a form"),
+            format!("content type {ctype:?} instead of {what}"),
         );
     }
     let Ok(body) = Limited::new(body, 64 * 1024).collect().await else {
@@ -1032,7 +1173,20 @@ async fn token(state: &DocState, p: &DocProvider, t: TokenSpec, req: Request<Inc
             "unreadable body".to_owned(),
         );
     };
-    let form = parse_form(&body.to_bytes());
+    let body = body.to_bytes();
+    if let ReqBody::Json(expected) = t.body {
+        let why = match serde_json::from_slice::<Value>(&body) {
+            Ok(got) => json_difference(&expected(&account), &got, String::new()),
+            Err(e) => Some(format!("a body that is not JSON ({e})")),
+        };
+        if let Some(why) = why {
+            return bad(StatusCode::BAD_REQUEST, "invalid_request", why);
+        }
+    }
+    let form = match t.body {
+        ReqBody::Form => parse_form(&body),
+        ReqBody::Json(_) => Vec::new(),
+    };
     let basic = basic_credentials(&parts.headers);
     if t.basic_client {
         match &basic {
@@ -1111,7 +1265,86 @@ async fn token(state: &DocState, p: &DocProvider, t: TokenSpec, req: Request<Inc
         .unwrap_or_else(PoisonError::into_inner)
         .insert(token.clone(), p.id);
     state.with_stats(p.id, |s| s.tokens_issued += 1);
-    reply(StatusCode::OK, &(t.reply)(&token, &refresh))
+    let body = (t.reply)(&token, &refresh);
+    match t.delivery {
+        Delivery::Body => reply(StatusCode::OK, &body),
+        Delivery::Header(name) => {
+            let mut r = reply(StatusCode::CREATED, &body);
+            if let Ok(v) = http::HeaderValue::from_str(&token) {
+                r.headers_mut().insert(name, v);
+            }
+            r
+        }
+        Delivery::Cookie(name) => {
+            let mut r = reply(StatusCode::OK, &body);
+            if let Ok(v) =
+                http::HeaderValue::from_str(&format!("{name}={token}; Path=/; Secure; HttpOnly"))
+            {
+                r.headers_mut().insert(http::header::SET_COOKIE, v);
+            }
+            r
+        }
+    }
+}
+
+/// Where `got` differs from `expected` first (a JSON pointer and what is
+/// wrong there), or `None` when they are equal.
+fn json_difference(expected: &Value, got: &Value, at: String) -> Option<String> {
+    match (expected, got) {
+        (Value::Object(e), Value::Object(g)) => {
+            for (k, ev) in e {
+                let here = format!("{at}/{k}");
+                match g.get(k) {
+                    Some(gv) => {
+                        if let Some(why) = json_difference(ev, gv, here) {
+                            return Some(why);
+                        }
+                    }
+                    None => return Some(format!("JSON body: {here} is missing")),
+                }
+            }
+            g.keys()
+                .find(|k| !e.contains_key(*k))
+                .map(|k| format!("JSON body: {at}/{k} is not documented"))
+        }
+        (e, g) if e == g => None,
+        _ => Some(format!(
+            "JSON body: {} has the wrong value or type",
+            if at.is_empty() { "/" } else { &at }
+        )),
+    }
+}
+
+/// `now + secs` as RFC 3339 in UTC with microseconds, as Keystone writes
+/// its `expires_at`.
+fn rfc3339_after(secs: u64) -> String {
+    rfc3339(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            + secs,
+    )
+}
+
+/// Seconds since the Unix epoch as RFC 3339 in UTC, with microseconds.
+fn rfc3339(t: u64) -> String {
+    let (days, rem) = (t / 86_400, t % 86_400);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.000000Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 fn api(state: &DocState, p: &DocProvider, headers: &HeaderMap, query: Option<&str>) -> Resp {
@@ -1122,18 +1355,17 @@ fn api(state: &DocState, p: &DocProvider, headers: &HeaderMap, query: Option<&st
         let (s, rest) = auth?.split_once(' ')?;
         s.eq_ignore_ascii_case(scheme).then_some(rest)
     };
+    let issued = |t: &str| {
+        state
+            .issued
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(t)
+            == Some(&p.id)
+    };
     let problem = match p.cred {
         ApiCred::Issued(scheme) => match after(scheme) {
-            Some(t)
-                if state
-                    .issued
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .get(t)
-                    == Some(&p.id) =>
-            {
-                None
-            }
+            Some(t) if issued(t) => None,
             Some(_) => Some(format!("a {scheme} token this provider never issued")),
             None => Some(format!("no {scheme} token in Authorization")),
         },
@@ -1142,6 +1374,27 @@ fn api(state: &DocState, p: &DocProvider, headers: &HeaderMap, query: Option<&st
             Some(_) => Some(format!("a wrong {scheme} token")),
             None => Some(format!("no {scheme} token in Authorization")),
         },
+        ApiCred::IssuedHeader(name) => match headers.get(name).and_then(|v| v.to_str().ok()) {
+            Some(t) if issued(t) => None,
+            Some(_) => Some(format!("a {name} this provider never issued")),
+            None => Some(format!("no {name} header")),
+        },
+        ApiCred::IssuedCookie(name) => {
+            let cookie = headers
+                .get_all(http::header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(';'))
+                .find_map(|c| {
+                    let (k, v) = c.trim().split_once('=')?;
+                    (k == name).then_some(v)
+                });
+            match cookie {
+                Some(t) if issued(t) => None,
+                Some(_) => Some(format!("a {name} cookie this provider never issued")),
+                None => Some(format!("no {name} cookie")),
+            }
+        }
         ApiCred::StaticHeader(name) => match headers.get(name).and_then(|v| v.to_str().ok()) {
             Some(v) if v == account.key => None,
             Some(_) => Some(format!("a wrong value in {name}")),
@@ -1273,6 +1526,39 @@ mod tests {
                 ("x".to_owned(), String::new())
             ]
         );
+    }
+
+    #[test]
+    fn json_differences_name_the_place() {
+        let want = json!({"a": {"b": [1, 2], "c": "x"}});
+        assert_eq!(json_difference(&want, &want.clone(), String::new()), None);
+        assert_eq!(
+            json_difference(&want, &json!({"a": {"b": [1, 2]}}), String::new()).as_deref(),
+            Some("JSON body: /a/c is missing")
+        );
+        assert_eq!(
+            json_difference(&want, &json!({"a": {"b": [1], "c": "x"}}), String::new()).as_deref(),
+            Some("JSON body: /a/b has the wrong value or type")
+        );
+        assert_eq!(
+            json_difference(
+                &want,
+                &json!({"a": {"b": [1, 2], "c": "x"}, "d": 1}),
+                String::new()
+            )
+            .as_deref(),
+            Some("JSON body: /d is not documented")
+        );
+    }
+
+    #[test]
+    fn expiry_dates_are_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(rfc3339(1_764_662_400), "2025-12-02T08:00:00.000000Z");
+        assert_eq!(rfc3339(951_868_799), "2000-02-29T23:59:59.000000Z");
+        let d = rfc3339_after(0);
+        assert_eq!(d.len(), "2026-12-02T08:00:00.000000Z".len(), "{d}");
+        assert!(d.starts_with("20") && d.ends_with(".000000Z"), "{d}");
     }
 
     #[test]

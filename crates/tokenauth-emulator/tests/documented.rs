@@ -153,3 +153,121 @@ async fn a_token_endpoint_refuses_what_its_documentation_does_not_allow() {
         ]
     );
 }
+
+/// The catalog files these serve need `inject.headers` (Xero, Datadog) or
+/// nested JSON logins and header / cookie token sources (Keystone, Jira):
+/// until those load, this is what proves the server's side.
+#[tokio::test]
+async fn json_logins_header_and_cookie_tokens_and_two_key_apis_answer_as_documented() {
+    let server = DocumentedServer::start().unwrap();
+    let c = client(&server);
+
+    // OpenStack Keystone: nested JSON in, 201 with X-Subject-Token out.
+    let a = DocAccount::of("openstack-keystone");
+    let url = "https://openstack.example.com/identity/v3/auth/tokens";
+    let login = serde_json::json!({"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": a.user, "domain": {"id": "default"}, "password": a.password}}},
+        "scope": {"project": {"name": a.tenant, "domain": {"id": "default"}}}
+    }});
+    let r = c.post(url).json(&login).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let t = r.headers()["x-subject-token"].to_str().unwrap().to_owned();
+    let reply: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        reply["token"]["expires_at"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+    let api = "https://openstack.example.com/identity/v3/auth/projects";
+    let ok = c.get(api).header("X-Auth-Token", &t).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let mut flat = login.clone();
+    flat["auth"]["identity"]["password"]["user"]["domain"] = serde_json::json!("default");
+    let r = c.post(url).json(&flat).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+
+    // Jira Data Center: JSON login, JSESSIONID cookie; GET on the same path
+    // is the API, not the login.
+    let a = DocAccount::of("jira-datacenter");
+    let url = "https://jira.example.com/rest/auth/1/session";
+    let r = c
+        .post(url)
+        .json(&serde_json::json!({"username": a.user, "password": a.password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let (pair, _) = cookie.split_once(';').unwrap();
+    let reply: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        format!("JSESSIONID={}", reply["session"]["value"].as_str().unwrap()),
+        pair
+    );
+    let me = c
+        .get(url)
+        .header("Cookie", format!("other=1; {pair}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    assert_eq!(c.get(url).send().await.unwrap().status(), 401);
+
+    // Xero: refresh with client Basic; the refresh token rotates; the API
+    // wants xero-tenant-id next to the bearer token.
+    let a = DocAccount::of("xero");
+    let url = "https://identity.xero.com/connect/token";
+    let refresh = |rt: String| {
+        c.post(url)
+            .basic_auth(&a.client_id, Some(&a.client_secret))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &rt),
+            ]))
+            .send()
+    };
+    let r = refresh(a.refresh_token.clone()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let reply: serde_json::Value = r.json().await.unwrap();
+    let next = reply["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(next, server.refresh_token("xero"));
+    assert_eq!(
+        refresh(a.refresh_token.clone()).await.unwrap().status(),
+        400
+    );
+    let t = reply["access_token"].as_str().unwrap();
+    let api = "https://api.xero.com/api.xro/2.0/Organisation";
+    let without = c.get(api).bearer_auth(t).send().await.unwrap();
+    assert_eq!(without.status(), 401);
+    let with = c
+        .get(api)
+        .bearer_auth(t)
+        .header("xero-tenant-id", &a.tenant)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with.status(), 200);
+    assert_eq!(refresh(next).await.unwrap().status(), 200);
+
+    // Datadog: two keys in two headers.
+    let a = DocAccount::of("datadog");
+    let api = "https://api.datadoghq.com/api/v2/validate_keys";
+    let one = c
+        .get(api)
+        .header("DD-API-KEY", &a.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(one.status(), 401);
+    let both = c
+        .get(api)
+        .header("DD-API-KEY", &a.key)
+        .header("DD-APPLICATION-KEY", &a.client_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(both.status(), 200);
+}

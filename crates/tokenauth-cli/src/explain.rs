@@ -124,10 +124,10 @@ fn expiry(p: &tokenauth_core::Provider) -> String {
     let r = &p.response;
     let mut sources = Vec::new();
     if let Some(at) = &r.expires_at {
-        sources.push(format!("reply {} ({:?})", at.as_str(), r.expires_at_format));
+        sources.push(format!("reply {at} ({:?})", r.expires_at_format));
     }
     if let Some(i) = &r.expires_in {
-        sources.push(format!("reply {} (seconds)", i.as_str()));
+        sources.push(format!("reply {i} ({})", r.expires_in_unit.as_str()));
     }
     if p.expiry.jwt_exp {
         sources.push("the JWT exp claim".to_owned());

@@ -7,7 +7,12 @@ use base64::Engine as _;
 use secrecy::SecretString;
 use serde_json::Value;
 
-use crate::config::{ExpiresAtFormat, JsonPointer, Provider};
+use std::borrow::Cow;
+
+use http::header::SET_COOKIE;
+use http::{HeaderMap, HeaderName};
+
+use crate::config::{ExpiresAtFormat, ExpiresInUnit, Provider, TokenSource};
 use crate::error::{Error, RequestKind};
 
 /// The longest token lifetime accepted from a reply: 10 years, the same
@@ -47,20 +52,166 @@ pub(crate) struct Clamped {
     pub(crate) value: String,
 }
 
+/// The parts of a reply the `[response]` sources read: the JSON body (when
+/// some source reads it) and the headers kept for the header and cookie
+/// sources.
+pub(crate) struct ReplyView<'r> {
+    /// `None` when no source reads the body (it was not parsed).
+    pub(crate) json: Option<&'r Value>,
+    /// Only the headers some source names (and `Set-Cookie` for a cookie
+    /// source), see [`super::kept_headers`].
+    pub(crate) headers: &'r HeaderMap,
+    /// The names of the reply's headers (at most [`super::MAX_HEADER_NAMES`]),
+    /// for the message of a missing header or cookie: names, never values.
+    pub(crate) header_names: &'r [HeaderName],
+}
+
+impl<'r> ReplyView<'r> {
+    /// A reply that is only a JSON body (tests, and the body-only providers).
+    #[cfg(test)]
+    pub(crate) fn body(json: &'r Value) -> Self {
+        static EMPTY: std::sync::OnceLock<HeaderMap> = std::sync::OnceLock::new();
+        ReplyView {
+            json: Some(json),
+            headers: EMPTY.get_or_init(HeaderMap::new),
+            header_names: &[],
+        }
+    }
+
+    /// The value at `source`: a JSON value, or a header or cookie value as a
+    /// JSON string. `Ok(None)` when it is absent (or null).
+    fn find(
+        &self,
+        provider: &Provider,
+        kind: RequestKind,
+        field: &'static str,
+        source: &TokenSource,
+    ) -> Result<Option<Cow<'r, Value>>, Error> {
+        let text = match source {
+            TokenSource::Pointer(p) => {
+                return Ok(self
+                    .json
+                    .and_then(|json| p.find(json))
+                    .filter(|v| !v.is_null())
+                    .map(Cow::Borrowed));
+            }
+            TokenSource::Header { header } => match self.headers.get(header) {
+                None => return Ok(None),
+                Some(v) => v.to_str().ok(),
+            },
+            TokenSource::Cookie { cookie } => {
+                // The last Set-Cookie of that name wins, as in a browser.
+                let mut found = None;
+                for v in self.headers.get_all(SET_COOKIE) {
+                    if let Some(value) = cookie_value(v.as_bytes(), cookie) {
+                        found = Some(value);
+                    }
+                }
+                match found {
+                    None => return Ok(None),
+                    Some(v) => v,
+                }
+            }
+        };
+        match text {
+            Some(t) => Ok(Some(Cow::Owned(Value::String(t.trim().to_owned())))),
+            None => Err(Error::WrongType {
+                provider: provider.id.clone(),
+                request: kind,
+                field,
+                pointer: source.to_string(),
+                expected: "a non-empty string",
+                found: "a value with bytes other than visible ASCII",
+            }),
+        }
+    }
+
+    /// What the reply does have where `source` looked: the top-level keys
+    /// of the body, or the header names (names only, never values).
+    fn has(&self, source: &TokenSource) -> String {
+        let quoted = |names: &mut dyn Iterator<Item = &str>| {
+            names
+                .map(|k| format!("\"{k}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match (source, self.json) {
+            (TokenSource::Pointer(_), Some(Value::Object(map))) => {
+                quoted(&mut map.keys().map(String::as_str))
+            }
+            (TokenSource::Pointer(_), Some(other)) => {
+                format!("none: the reply is {}", type_name(other))
+            }
+            (TokenSource::Pointer(_), None) => "none: the body was not read".to_owned(),
+            (TokenSource::Header { .. }, _) => format!(
+                "none of that name; its headers are {}",
+                quoted(&mut self.header_names.iter().map(HeaderName::as_str))
+            ),
+            (TokenSource::Cookie { .. }, _) => {
+                let names: Vec<&str> = self
+                    .headers
+                    .get_all(SET_COOKIE)
+                    .iter()
+                    .filter_map(|v| cookie_name(v.as_bytes()))
+                    .collect();
+                format!(
+                    "none of that name; it sets the cookies {}",
+                    quoted(&mut names.into_iter())
+                )
+            }
+        }
+    }
+}
+
+/// The name of the cookie a `Set-Cookie` value sets, when it is readable.
+fn cookie_name(set_cookie: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(set_cookie).ok()?;
+    let pair = text.split(';').next()?;
+    let (name, _) = pair.split_once('=')?;
+    let name = name.trim();
+    (!name.is_empty()).then_some(name)
+}
+
+/// The value a `Set-Cookie` value gives the cookie `name` (RFC 6265: the
+/// `name=value` pair before the first `;`, the attributes after it are not
+/// part of it; a quoted value loses its quotes). `None`: another cookie, or
+/// not readable. `Some(None)`: this cookie, with bytes other than visible
+/// ASCII.
+fn cookie_value<'v>(set_cookie: &'v [u8], name: &str) -> Option<Option<&'v str>> {
+    let pair = match set_cookie.iter().position(|&b| b == b';') {
+        Some(i) => &set_cookie[..i],
+        None => set_cookie,
+    };
+    let eq = pair.iter().position(|&b| b == b'=')?;
+    if pair[..eq].trim_ascii() != name.as_bytes() {
+        return None;
+    }
+    let value = pair[eq + 1..].trim_ascii();
+    let value = value
+        .strip_prefix(b"\"")
+        .and_then(|v| v.strip_suffix(b"\""))
+        .unwrap_or(value);
+    Some(
+        std::str::from_utf8(value)
+            .ok()
+            .filter(|v| v.bytes().all(|b| b.is_ascii_graphic())),
+    )
+}
+
 pub(crate) fn parse_reply(
     provider: &Provider,
     kind: RequestKind,
-    json: &Value,
+    reply: &ReplyView<'_>,
     now: SystemTime,
 ) -> Result<Parsed, Error> {
     let r = &provider.response;
-    let access = string_at(provider, kind, json, "access_token", &r.access_token)?
-        .ok_or_else(|| missing(provider, kind, json, "access_token", &r.access_token))?;
+    let access = string_at(provider, kind, reply, "access_token", &r.access_token)?
+        .ok_or_else(|| missing(provider, kind, reply, "access_token", &r.access_token))?;
     let refresh = match &r.refresh_token {
-        Some(p) => string_at(provider, kind, json, "refresh_token", p)?,
+        Some(p) => string_at(provider, kind, reply, "refresh_token", p)?,
         None => None,
     };
-    let (expires_at, clamped) = expiry(provider, kind, json, &access, now)?;
+    let (expires_at, clamped) = expiry(provider, kind, reply, &access, now)?;
     Ok(Parsed {
         access: SecretString::from(access),
         refresh: refresh.map(SecretString::from),
@@ -81,49 +232,41 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-/// The non-empty string at `pointer`; `None` when absent (or null).
+/// The non-empty string at `source`; `None` when absent (or null).
 fn string_at(
     provider: &Provider,
     kind: RequestKind,
-    json: &Value,
+    reply: &ReplyView<'_>,
     field: &'static str,
-    pointer: &JsonPointer,
+    source: &TokenSource,
 ) -> Result<Option<String>, Error> {
-    match pointer.find(json) {
-        None | Some(Value::Null) => Ok(None),
+    match reply.find(provider, kind, field, source)?.as_deref() {
+        None => Ok(None),
         Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
-        Some(other) => Err(Error::WrongType {
-            provider: provider.id.clone(),
-            request: kind,
+        Some(other) => Err(wrong_type(
+            provider,
+            kind,
             field,
-            pointer: pointer.as_str().to_owned(),
-            expected: "a non-empty string",
-            found: type_name(other),
-        }),
+            source,
+            "a non-empty string",
+            other,
+        )),
     }
 }
 
 fn missing(
     provider: &Provider,
     kind: RequestKind,
-    json: &Value,
+    reply: &ReplyView<'_>,
     field: &'static str,
-    pointer: &JsonPointer,
+    source: &TokenSource,
 ) -> Error {
-    let keys = match json {
-        Value::Object(map) => map
-            .keys()
-            .map(|k| format!("\"{k}\""))
-            .collect::<Vec<_>>()
-            .join(", "),
-        other => format!("none: the reply is {}", type_name(other)),
-    };
     Error::MissingField {
         provider: provider.id.clone(),
         request: kind,
         field,
-        pointer: pointer.as_str().to_owned(),
-        keys,
+        pointer: source.to_string(),
+        keys: reply.has(source),
     }
 }
 
@@ -144,71 +287,67 @@ type Expiry = (SystemTime, Option<Clamped>);
 fn expiry(
     provider: &Provider,
     kind: RequestKind,
-    json: &Value,
+    reply: &ReplyView<'_>,
     access: &str,
     now: SystemTime,
 ) -> Result<Expiry, Error> {
     let r = &provider.response;
     if let Some(p) = &r.expires_at
-        && let Some(v) = p.find(json).filter(|v| !v.is_null())
+        && let Some(v) = reply.find(provider, kind, "expires_at", p)?
     {
+        let v = &*v;
         let at = match r.expires_at_format {
             ExpiresAtFormat::Rfc3339 => match v {
                 Value::String(s) => parse_rfc3339(s).ok_or_else(|| {
-                    invalid(provider, kind, format!("`{}` = {s:?} is not an RFC 3339 time such as \"2026-11-22T15:04:05Z\": fix response.expires_at_format", p.as_str()))
+                    invalid(provider, kind, format!("`{}` = {s:?} is not an RFC 3339 time such as \"2026-11-22T15:04:05Z\": fix response.expires_at_format", p))
                 })?,
                 other => return Err(wrong_type(provider, kind, "expires_at", p, "an RFC 3339 time string", other)),
             },
             ExpiresAtFormat::UnixSeconds | ExpiresAtFormat::UnixMillis => {
                 let n = number(v).ok_or_else(|| wrong_type(provider, kind, "expires_at", p, "a number (Unix time)", v))?;
                 if !(n.is_finite() && n > 0.0) {
-                    return Err(invalid(provider, kind, format!("`{}` = {n} is not a Unix time", p.as_str())));
+                    return Err(invalid(provider, kind, format!("`{}` = {n} is not a Unix time", p)));
                 }
                 let secs = if r.expires_at_format == ExpiresAtFormat::UnixMillis { n / 1000.0 } else { n };
                 Duration::try_from_secs_f64(secs)
                     .ok()
                     .and_then(|d| UNIX_EPOCH.checked_add(d))
-                    .ok_or_else(|| invalid(provider, kind, format!("`{}` = {n} is out of range", p.as_str())))?
+                    .ok_or_else(|| invalid(provider, kind, format!("`{}` = {n} is out of range", p)))?
             }
         };
-        return check_future(
-            provider,
-            kind,
-            &format!("`{}`", p.as_str()),
-            "expires_at",
-            at,
-            now,
-        );
+        return check_future(provider, kind, &format!("`{}`", p), "expires_at", at, now);
     }
     if let Some(p) = &r.expires_in
-        && let Some(v) = p.find(json).filter(|v| !v.is_null())
+        && let Some(v) = reply.find(provider, kind, "expires_in", p)?
     {
-        let n = number(v)
-            .ok_or_else(|| wrong_type(provider, kind, "expires_in", p, "a number of seconds", v))?;
-        let what = format!("`{}` = {n}", p.as_str());
+        let unit = r.expires_in_unit;
+        let expected = match unit {
+            ExpiresInUnit::Seconds => "a number of seconds",
+            ExpiresInUnit::Milliseconds => "a number of milliseconds",
+            ExpiresInUnit::Minutes => "a number of minutes",
+        };
+        let n =
+            number(&v).ok_or_else(|| wrong_type(provider, kind, "expires_in", p, expected, &v))?;
+        let what = format!("`{p}` = {n} {}", unit.as_str());
         if !n.is_finite() || n <= 0.0 {
             return Err(invalid(
                 provider,
                 kind,
-                format!("{what} seconds: a token lifetime must be positive"),
+                format!("{what}: a token lifetime must be positive"),
             ));
         }
-        let lifetime = Duration::try_from_secs_f64(n)
+        let lifetime = Duration::try_from_secs_f64(n * unit.seconds())
             .ok()
             .filter(|d| *d <= MAX_LIFETIME)
-            .ok_or_else(|| invalid(provider, kind, format!("{what} seconds is more than 10 years, which is not a believable token lifetime (milliseconds sent as seconds?)")))?;
-        return ends(
-            provider,
-            kind,
-            &format!("{what} seconds"),
-            now,
-            lifetime,
-            || Clamped {
-                source: "expires_in",
-                // `{:?}` writes 1e-9 rather than 0.000000001.
-                value: format!("{n:?}"),
+            .ok_or_else(|| invalid(provider, kind, format!("{what} is more than 10 years, which is not a believable token lifetime (check response.expires_in_unit)")))?;
+        return ends(provider, kind, &what, now, lifetime, || Clamped {
+            source: "expires_in",
+            // `{:?}` writes 1e-9 rather than 0.000000001.
+            value: match unit {
+                ExpiresInUnit::Seconds => format!("{n:?}"),
+                other => format!("{n:?} {}", other.as_str()),
             },
-        );
+        });
     }
     if provider.expiry.jwt_exp
         && let Some(exp) = jwt_exp(access)
@@ -306,7 +445,7 @@ fn wrong_type(
     provider: &Provider,
     kind: RequestKind,
     field: &'static str,
-    p: &JsonPointer,
+    p: &TokenSource,
     expected: &'static str,
     found: &Value,
 ) -> Error {
@@ -314,7 +453,7 @@ fn wrong_type(
         provider: provider.id.clone(),
         request: kind,
         field,
-        pointer: p.as_str().to_owned(),
+        pointer: p.to_string(),
         expected,
         found: type_name(found),
     }
@@ -397,7 +536,12 @@ inject = {{ header = "Authorization", value = "Bearer {{{{ token.access }}}}" }}
 
     fn parse(expiry: &str, reply: Value, now: SystemTime) -> Result<Parsed, Error> {
         let providers = provider(expiry);
-        parse_reply(providers.get("p").unwrap(), RequestKind::Login, &reply, now)
+        parse_reply(
+            providers.get("p").unwrap(),
+            RequestKind::Login,
+            &ReplyView::body(&reply),
+            now,
+        )
     }
 
     #[test]

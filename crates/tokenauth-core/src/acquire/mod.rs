@@ -900,4 +900,34 @@ mod tests {
             assert_eq!(media_type(bad), None, "{bad:?}");
         }
     }
+
+    #[test]
+    fn nested_json_bodies_keep_order_and_types() {
+        let text = |s: &str| FieldValue::Text(s.to_owned());
+        let fields = vec![
+            (
+                "auth",
+                FieldValue::Table(vec![
+                    (
+                        "z".to_owned(),
+                        FieldValue::Array(vec![text("p\"w"), FieldValue::Integer(-3)]),
+                    ),
+                    ("a".to_owned(), FieldValue::Float(1.5)),
+                    (
+                        "m".to_owned(),
+                        FieldValue::Table(vec![("ok".to_owned(), FieldValue::Bool(true))]),
+                    ),
+                ]),
+            ),
+            ("b", text("x")),
+        ];
+        let (content_type, body) = encode_body(BodyFormat::Json, &fields);
+        assert_eq!(content_type, "application/json");
+        assert_eq!(
+            body,
+            r#"{"auth":{"z":["p\"w",-3],"a":1.5,"m":{"ok":true}},"b":"x"}"#
+        );
+        let (_, form) = encode_body(BodyFormat::Form, &[("a b", text("x&y"))]);
+        assert_eq!(form, "a+b=x%26y");
+    }
 }

@@ -689,4 +689,249 @@ inject = {{ header = "Authorization", value = "Bearer {{{{ token.access }}}}" }}
         assert_eq!(jwt_exp("opaque-token"), None);
         assert_eq!(jwt_exp("a.b.c"), None);
     }
+
+    fn with_response(response: &str) -> crate::config::Providers {
+        let toml = format!(
+            r#"
+[providers.p]
+api = ["https://api.example.com/"]
+login = {{ url = "https://login.example.com/token", fields = {{ grant_type = "client_credentials" }} }}
+response = {{ {response} }}
+expiry = {{ ttl = "1h" }}
+inject = {{ header = "Authorization", value = "Bearer {{{{ token.access }}}}" }}
+"#
+        );
+        crate::config::Providers::from_toml("p.toml", &toml).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn parse_with(
+        response: &str,
+        json: Option<&Value>,
+        headers: &[(&str, &str)],
+        now: SystemTime,
+    ) -> Result<Parsed, Error> {
+        let providers = with_response(response);
+        let mut map = HeaderMap::new();
+        for (n, v) in headers {
+            map.append(
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                http::HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        let names: Vec<HeaderName> = map.keys().cloned().collect();
+        let view = ReplyView {
+            json,
+            headers: &map,
+            header_names: &names,
+        };
+        parse_reply(providers.get("p").unwrap(), RequestKind::Login, &view, now)
+    }
+
+    fn secret(p: &Parsed) -> &str {
+        use secrecy::ExposeSecret;
+        p.access.expose_secret()
+    }
+
+    #[test]
+    fn the_token_from_a_reply_header() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_900_000_000);
+        let at = humantime::format_rfc3339(now + Duration::from_secs(3600)).to_string();
+        let body = serde_json::json!({ "token": { "expires_at": at } });
+        let response =
+            r#"access_token = { header = "X-Subject-Token" }, expires_at = "/token/expires_at""#;
+        let parsed = parse_with(
+            response,
+            Some(&body),
+            &[("x-subject-token", " gAAAA-keystone ")],
+            now,
+        )
+        .unwrap();
+        assert_eq!(secret(&parsed), "gAAAA-keystone");
+        assert_eq!(parsed.expires_at, now + Duration::from_secs(3600));
+
+        // Missing: the typed error names the header and the names the reply
+        // has, never a value.
+        let err = parse_with(
+            response,
+            Some(&body),
+            &[("x-auth-token", "not-this-SECRET")],
+            now,
+        )
+        .err()
+        .expect("missing");
+        let text = err.to_string();
+        assert!(
+            matches!(&err, Error::MissingField { field: "access_token", pointer, .. } if pointer == "header x-subject-token"),
+            "{err:?}"
+        );
+        assert!(text.contains("\"x-auth-token\""), "{text}");
+        assert!(!text.contains("SECRET") && !format!("{err:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn the_token_from_a_cookie() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_900_000_000);
+        let response = r#"access_token = { cookie = "SESSION" }"#;
+        // Attributes are not part of the value; other cookies are skipped;
+        // the body is not read (there is none).
+        let parsed = parse_with(
+            response,
+            None,
+            &[
+                ("set-cookie", "theme=dark; Path=/"),
+                (
+                    "set-cookie",
+                    "SESSION=s-123; Path=/; HttpOnly; Expires=Wed, 21 Oct 2026 07:28:00 GMT",
+                ),
+            ],
+            now,
+        )
+        .unwrap();
+        assert_eq!(secret(&parsed), "s-123");
+        assert_eq!(parsed.expires_at, now + Duration::from_secs(3600));
+        // Quoted; the last one of the name wins.
+        let parsed = parse_with(
+            response,
+            None,
+            &[
+                ("set-cookie", "SESSION=old"),
+                ("set-cookie", "SESSION=\"new\"; Secure"),
+            ],
+            now,
+        )
+        .unwrap();
+        assert_eq!(secret(&parsed), "new");
+        // A name that only starts the same is another cookie.
+        let err = parse_with(
+            response,
+            None,
+            &[("set-cookie", "SESSIONID=SECRET-other; Path=/")],
+            now,
+        )
+        .err()
+        .expect("missing");
+        assert!(
+            matches!(&err, Error::MissingField { pointer, .. } if pointer == "cookie SESSION"),
+            "{err:?}"
+        );
+        let text = format!("{err} {err:?}");
+        assert!(
+            text.contains("\"SESSIONID\"") && !text.contains("SECRET"),
+            "{text}"
+        );
+        // An emptied cookie (a logout) is no token.
+        let err = parse_with(
+            response,
+            None,
+            &[("set-cookie", "SESSION=; Max-Age=0")],
+            now,
+        )
+        .err()
+        .expect("empty");
+        assert!(
+            matches!(
+                err,
+                Error::WrongType {
+                    found: "an empty string",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        // Bytes a header may carry but a cookie value may not: no value in the error.
+        let err = parse_with(response, None, &[("set-cookie", "SESSION=a b SECRET")], now)
+            .err()
+            .expect("not a cookie value");
+        assert!(matches!(err, Error::WrongType { .. }), "{err:?}");
+        assert!(!format!("{err} {err:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn cookie_values_by_name() {
+        assert_eq!(cookie_value(b"a=1; Path=/", "a"), Some(Some("1")));
+        assert_eq!(cookie_value(b" a = 1 ", "a"), Some(Some("1")));
+        assert_eq!(cookie_value(b"a=x=y", "a"), Some(Some("x=y")));
+        assert_eq!(cookie_value(b"ab=1", "a"), None);
+        assert_eq!(cookie_value(b"no-equals", "a"), None);
+        assert_eq!(cookie_value(b"a=\xff", "a"), Some(None));
+        assert_eq!(cookie_name(b"SESSION=x; HttpOnly"), Some("SESSION"));
+    }
+
+    #[test]
+    fn expires_in_units_and_numeric_strings() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_900_000_000);
+        let cases = [
+            ("", serde_json::json!(600), 600_000),
+            // Exact Online writes the number as a string.
+            ("", serde_json::json!("600"), 600_000),
+            (
+                r#", expires_in_unit = "milliseconds""#,
+                serde_json::json!(3_600_000),
+                3_600_000,
+            ),
+            (
+                r#", expires_in_unit = "milliseconds""#,
+                serde_json::json!("1500"),
+                1_500,
+            ),
+            (
+                r#", expires_in_unit = "minutes""#,
+                serde_json::json!(60),
+                3_600_000,
+            ),
+            (
+                r#", expires_in_unit = "seconds""#,
+                serde_json::json!(1.5),
+                1_500,
+            ),
+        ];
+        for (unit, value, ms) in cases {
+            let response = format!(r#"expires_in = "/expires_in"{unit}"#);
+            let body = serde_json::json!({ "access_token": "t", "expires_in": value });
+            let parsed = parse_with(&response, Some(&body), &[], now)
+                .unwrap_or_else(|e| panic!("{unit} {value}: {e}"));
+            assert_eq!(
+                parsed.expires_at,
+                now + Duration::from_millis(ms),
+                "{unit} {value}"
+            );
+        }
+        // Below the floor in milliseconds: raised, and the log says the unit.
+        let body = serde_json::json!({ "access_token": "t", "expires_in": 20 });
+        let parsed = parse_with(
+            r#"expires_in = "/expires_in", expires_in_unit = "milliseconds""#,
+            Some(&body),
+            &[],
+            now,
+        )
+        .unwrap();
+        assert_eq!(parsed.expires_at, now + MIN_LIFETIME);
+        assert_eq!(
+            parsed.clamped.map(|c| c.value).as_deref(),
+            Some("20.0 milliseconds")
+        );
+        // Minutes that overflow ten years: an error, not a panic.
+        let body = serde_json::json!({ "access_token": "t", "expires_in": 1e12 });
+        let err = parse_with(
+            r#"expires_in = "/expires_in", expires_in_unit = "minutes""#,
+            Some(&body),
+            &[],
+            now,
+        )
+        .err()
+        .expect("too long");
+        assert!(
+            matches!(&err, Error::InvalidExpiry { reason, .. } if reason.contains("minutes")),
+            "{err:?}"
+        );
+        // From a header, in milliseconds.
+        let parsed = parse_with(
+            r#"expires_in = { header = "X-Expires-In" }, expires_in_unit = "milliseconds""#,
+            Some(&serde_json::json!({ "access_token": "t" })),
+            &[("x-expires-in", "90000")],
+            now,
+        )
+        .unwrap();
+        assert_eq!(parsed.expires_at, now + Duration::from_secs(90));
+    }
 }

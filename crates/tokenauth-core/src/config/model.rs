@@ -179,8 +179,7 @@ pub struct TokenRequest {
 /// A body field's value: a template, or (only in a JSON body) a number, a
 /// boolean, a list or a nested object. `T` is [`Template`] in a description
 /// and `String` once rendered for a connection.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
-#[serde(untagged)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum FieldValue<T = Template> {
     /// A string; templates are rendered in strings only.
     Text(T),
@@ -194,6 +193,27 @@ pub enum FieldValue<T = Template> {
     Array(Vec<FieldValue<T>>),
     /// An object, its keys in file order.
     Table(Vec<(String, FieldValue<T>)>),
+}
+
+impl<T: serde::Serialize> serde::Serialize for FieldValue<T> {
+    /// As the JSON it stands for: a table is an object, keys in file order.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            FieldValue::Text(t) => t.serialize(s),
+            FieldValue::Integer(i) => s.serialize_i64(*i),
+            FieldValue::Float(x) => s.serialize_f64(*x),
+            FieldValue::Bool(b) => s.serialize_bool(*b),
+            FieldValue::Array(items) => s.collect_seq(items),
+            FieldValue::Table(entries) => {
+                let mut map = s.serialize_map(Some(entries.len()))?;
+                for (k, v) in entries {
+                    map.serialize_entry(k, v)?;
+                }
+                map.end()
+            }
+        }
+    }
 }
 
 impl<T> FieldValue<T> {

@@ -1,7 +1,7 @@
 //! `[providers.ID.response]`: where things are in the token reply.
 
 use super::report::Ctx;
-use super::table::{Shape, Table, TableSchema, describe, read_table};
+use super::table::{Rule, Shape, Table, TableSchema, describe, read_table};
 use super::tree::Kind;
 use super::values::{HEADER_NAME_PATTERN, header_name, shape};
 use crate::config::model::{ExpiresAtFormat, ExpiresInUnit, JsonPointer, Response, TokenSource};
@@ -170,6 +170,7 @@ fn read_source(ctx: &mut Ctx<'_>, t: &mut Table<'_, '_>) -> Option<TokenSource> 
         "A cookie the reply sets (Set-Cookie), by name; its attributes are not part of the value.",
         || shape::pattern(HEADER_NAME_PATTERN),
     );
+    t.rule(Rule::OneModeOf(&[("header", &[]), ("cookie", &[])]));
     let (header_written, cookie_written) = (t.peek("header").is_some(), t.peek("cookie").is_some());
     if header_written == cookie_written {
         let message = if header_written {

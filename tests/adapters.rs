@@ -5,6 +5,8 @@
 
 mod helpers;
 
+#[path = "adapters/sources.rs"]
+mod sources;
 #[path = "adapters/via_reqwest.rs"]
 mod via_reqwest;
 #[path = "adapters/via_tonic.rs"]

@@ -2,7 +2,7 @@
 //!
 //! - The login or refresh request is built from the description exactly:
 //!   form (`application/x-www-form-urlencoded`, field names as written, in
-//!   file order) or JSON body, extra headers, client Basic auth, timeout.
+//!   file order) or JSON body (nested as written), extra headers, client Basic auth, timeout.
 //! - It is sent with the engine's `reqwest::Client`; token requests never
 //!   follow redirects (the default client is built with
 //!   `redirect::Policy::none()`, and a reply from another URL is refused).
@@ -12,10 +12,12 @@
 //!   backs off for that long). Both of its forms are read: seconds, and an
 //!   HTTP-date, taken relative to the engine's clock (a date in the past
 //!   means now).
-//! - The reply is read in chunks and abandoned past 1 MiB; it must be JSON;
-//!   the token, refresh token and expiry are read with the `[response]`
-//!   pointers. Expiry precedence: `expires_at`, `expires_in`, JWT `exp`
-//!   (when `expiry.jwt_exp`), `ttl`. A lifetime shorter than one second is
+//! - The reply is read in chunks and abandoned past 1 MiB; the token,
+//!   refresh token and expiry are read from the `[response]` sources: JSON
+//!   pointers into the body (which must then be JSON), reply headers, or
+//!   cookies of its `Set-Cookie` headers (only those headers are kept).
+//!   Expiry precedence: `expires_at`, `expires_in`, JWT `exp` (when
+//!   `expiry.jwt_exp`), `ttl`. A lifetime shorter than one second is
 //!   raised to that floor (so no reply can turn the cache into a login per
 //!   call), counted in `Stats::clamped_lifetimes` and logged at WARN once
 //!   per provider; a token expired on arrival is an error. Times are

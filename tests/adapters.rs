@@ -5,6 +5,8 @@
 
 mod helpers;
 
+#[path = "adapters/sources.rs"]
+mod sources;
 #[path = "adapters/tenants.rs"]
 mod tenants;
 #[path = "adapters/via_reqwest.rs"]

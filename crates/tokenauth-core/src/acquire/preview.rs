@@ -36,7 +36,7 @@ use std::fmt;
 use http::Method;
 
 use super::encode_body;
-use crate::config::{Inject, Provider, TokenRequest};
+use crate::config::{FieldValue, Inject, Provider, TokenRequest};
 use crate::connection::Connection;
 use crate::error::RequestKind;
 use crate::template::{Template, Var};
@@ -148,10 +148,13 @@ pub fn preview_token_request(
         conn,
         labels: Vec::new(),
     };
-    let fields: Vec<(&str, String)> = req
+    let fields: Vec<(&str, FieldValue<String>)> = req
         .fields
         .iter()
-        .map(|(n, t)| (n.as_str(), m.render(t)))
+        .map(|(n, v)| {
+            let Ok(rendered) = v.try_map(&mut |t| Ok::<_, std::convert::Infallible>(m.render(t)));
+            (n.as_str(), rendered)
+        })
         .collect();
     // The connection's URL; the template as written when its inputs have no
     // (valid) values here.
@@ -161,7 +164,7 @@ pub fn preview_token_request(
         if let Some(url) = url.as_mut().filter(|_| !fields.is_empty()) {
             let mut q = url.query_pairs_mut();
             for (n, v) in &fields {
-                q.append_pair(n, v);
+                q.append_pair(n, v.as_text().map_or("", String::as_str));
             }
         }
         None

@@ -166,6 +166,11 @@ fn value(shape: &Shape) -> Vec<(&'static str, J)> {
             vec![("oneOf", J::Arr(vec![J::Obj(value(item)), J::Obj(list)]))]
         }
         Shape::Table(schema) => table(schema),
+        Shape::AnyOf(shapes) => vec![(
+            "anyOf",
+            J::Arr(shapes.iter().map(|s| J::Obj(value(s))).collect()),
+        )],
+        Shape::Types(types) => vec![("type", strs(types.iter().copied()))],
         Shape::TableOrEmpty(schema, empty_doc) => vec![(
             "anyOf",
             J::Arr(vec![

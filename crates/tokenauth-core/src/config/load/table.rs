@@ -39,6 +39,10 @@ pub(super) enum Shape {
     Table(TableSchema),
     /// A table, or `{}` meaning "none".
     TableOrEmpty(TableSchema, &'static str),
+    /// Any one of these shapes.
+    AnyOf(Vec<Shape>),
+    /// A value of one of these JSON types (`object`, `array`, ...), any content.
+    Types(&'static [&'static str]),
     /// A table of free-form keys (matching `names`, a regex), each holding
     /// a `values`.
     Map {

@@ -14,12 +14,14 @@ const LOADER_ONLY: &[&str] = &[
     "absurd_durations",       // a bound on a duration's value (10 years)
     "duplicate_api_prefixes", // equal URLs across providers
     "duplicate_provider_ids", // ids equal but for case
+    "inject_header_twice",    // a header name twice, ignoring case
     "insecure_http",          // http:// allowed only for loopback
     "no_expiry_source",       // needs a cross-table rule
     "static_uses_token",      // placeholder scoping
     "template_unclosed",      // template syntax
     "test_url_outside_api",   // URL containment
     "token_in_wrong_place",   // placeholder scoping
+    "two_inject_modes",       // header = "Authorization" beside basic
     "undeclared_input",       // template reference
 ];
 

@@ -69,7 +69,6 @@ use tracing::debug;
 use url::Url;
 
 use crate::cache::TokenAuth;
-use crate::config::Inject;
 #[cfg(doc)]
 use crate::connection::Connection;
 
@@ -101,10 +100,7 @@ impl TokenAuth {
             return true;
         };
         let id = &self.inner.provider_ids[from];
-        if matches!(
-            self.inner.providers.providers[from].inject,
-            Inject::Query { .. }
-        ) {
+        if !self.inner.providers.providers[from].inject.query.is_empty() {
             debug!(
                 provider = %id,
                 "redirect from a query-credential provider; handed back"

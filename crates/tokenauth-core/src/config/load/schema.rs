@@ -5,7 +5,7 @@
 //! root is this output (`tokenauth schema`); a test fails when it drifts.
 //!
 //! The schema says what a JSON Schema can: keys, types, patterns, required
-//! keys, one injection mode. The loader checks more (templates, https outside
+//! keys, the parts of `[inject]`. The loader checks more (templates, https outside
 //! loopback, an expiry source, ...).
 
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
@@ -185,6 +185,10 @@ fn value(shape: &Shape) -> Vec<(&'static str, J)> {
             out.push(("additionalProperties", J::Obj(value(values))));
             out
         }
+        Shape::AnyOf(shapes) => vec![(
+            "anyOf",
+            J::Arr(shapes.iter().map(|s| J::Obj(value(s))).collect()),
+        )],
     }
 }
 
@@ -194,27 +198,16 @@ fn required(keys: &[&str]) -> J {
 
 fn rule(rule: &Rule) -> J {
     match rule {
-        Rule::OneModeOf(modes) => J::Obj(vec![(
-            "oneOf",
-            J::Arr(
-                modes
-                    .iter()
-                    .map(|(mode, companions)| {
-                        let mut needs = vec![*mode];
-                        needs.extend(companions.iter());
-                        let others: Vec<J> = modes
-                            .iter()
-                            .filter(|(other, _)| other != mode)
-                            .flat_map(|(other, with)| std::iter::once(other).chain(with.iter()))
-                            .map(|key| required(&[key]))
-                            .collect();
-                        J::Obj(vec![
-                            ("required", strs(needs)),
-                            ("not", J::Obj(vec![("anyOf", J::Arr(others))])),
-                        ])
-                    })
-                    .collect(),
-            ),
+        Rule::AtLeastOneOf(keys) => J::Obj(vec![(
+            "anyOf",
+            J::Arr(keys.iter().map(|key| required(&[key])).collect()),
+        )]),
+        Rule::Together(a, b) => J::Obj(vec![(
+            "dependencies",
+            J::Named(vec![
+                ((*a).to_owned(), strs([*b])),
+                ((*b).to_owned(), strs([*a])),
+            ]),
         )]),
         Rule::ForbiddenWhenTrue { flag, key } => J::Obj(vec![(
             "not",

@@ -45,15 +45,19 @@ pub(super) enum Shape {
         names: Option<&'static str>,
         values: Box<Shape>,
     },
+    /// Any of these shapes (`inject.query`: one parameter as a table, or a
+    /// table of parameters).
+    AnyOf(Vec<Shape>),
 }
 
 /// A rule between the keys of one table that the schema states (the loader
 /// checks it in the reader, with its own message).
 #[derive(Clone, Debug)]
 pub(super) enum Rule {
-    /// Exactly one of the modes is written; each mode's companions go only
-    /// with it (and are required with it).
-    OneModeOf(&'static [(&'static str, &'static [&'static str])]),
+    /// At least one of these keys is written.
+    AtLeastOneOf(&'static [&'static str]),
+    /// These two keys are written together or not at all.
+    Together(&'static str, &'static str),
     /// `key` is not allowed when `flag` is `true`.
     ForbiddenWhenTrue {
         flag: &'static str,

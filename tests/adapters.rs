@@ -5,6 +5,8 @@
 
 mod helpers;
 
+#[path = "adapters/several.rs"]
+mod several;
 #[path = "adapters/via_reqwest.rs"]
 mod via_reqwest;
 #[path = "adapters/via_tonic.rs"]

@@ -221,3 +221,34 @@ where
     assert_eq!(seen.query.as_deref(), Some(query.as_str()));
     assert_eq!(location.as_deref(), Some("/moved/?x=1"));
 }
+
+/// The redirect-scope check looks at every part: a bearer token (which
+/// reqwest drops on a cross-origin redirect) beside a custom header (which
+/// it keeps) is refused when an unscoped client follows a redirect out of
+/// the provider's prefixes, naming the custom header.
+#[tokio::test]
+async fn an_unscoped_redirect_is_refused_for_a_custom_header_beside_authorization() {
+    let api = TestServer::start().await;
+    let elsewhere = TestServer::start().await;
+    let auth = static_engine(&format!(
+        r#"
+[providers.mixed]
+api = ["{api}"]
+inputs.key = {{ default = "{KEY}" }}
+[providers.mixed.inject]
+header = "Authorization"
+value = "Bearer {{{{ inputs.key }}}}"
+headers = {{ "X-Api-Key" = "{{{{ inputs.key }}}}" }}
+"#,
+        api = api.url("/api/"),
+    ));
+    let client = middleware_client_with(reqwest::Client::builder(), &auth);
+    let url = api.url(&format!("/api/redirect?to={}", elsewhere.url("/landing")));
+    let err = client.get(&url).send().await.unwrap_err();
+    let typed = tokenauth::auth_error(&err).expect("a tokenauth error");
+    let tokenauth::Error::RedirectLeftScope { credential, .. } = typed else {
+        panic!("{typed:?}")
+    };
+    assert_eq!(credential, "the `x-api-key` header");
+    assert!(!typed.to_string().contains(KEY), "{typed}");
+}

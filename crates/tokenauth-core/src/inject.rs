@@ -233,7 +233,7 @@ impl Injection {
     /// request's cookies.
     pub(crate) fn attach_headers(&self, headers: &mut HeaderMap) {
         for Part { name, value, .. } in &self.headers {
-            if name == http::header::COOKIE {
+            if name == http::header::COOKIE && headers.contains_key(http::header::COOKIE) {
                 if !carries_cookie_of(headers, value) {
                     merge_cookie(headers, value);
                 }

@@ -98,7 +98,9 @@ pub(super) fn read(
     match (header, value) {
         (Some(header), value) => {
             let path = table.child_path("header");
-            let name = expect_str(ctx, header, &path, "header")
+            let written_name = expect_str(ctx, header, &path, "header");
+            let name = written_name
+                .as_ref()
                 .and_then(|(name, span)| header_name(ctx, name, span.start, &path));
             let value = value
                 .and_then(|v| template(ctx, scope, v, &table.child_path("value"), "value", tokens));
@@ -108,15 +110,10 @@ pub(super) fn read(
                 value,
                 "header needs value = \"Bearer {{ token.access }}\" (or whatever the provider expects)",
             );
-            if let Some(name) = &name {
+            if let (Some(name), Some((shown, _))) = (&name, written_name) {
                 written.push(Written {
                     name: name.clone(),
-                    shown: header
-                        .entries()
-                        .is_none()
-                        .then(|| expect_str(ctx, header, &path, "header"))
-                        .flatten()
-                        .map_or_else(|| name.to_string(), |(s, _)| s.to_owned()),
+                    shown: shown.to_owned(),
                     at: header.at(),
                     key: "header",
                     path,

@@ -5,6 +5,8 @@
 
 mod helpers;
 
+#[path = "adapters/several.rs"]
+mod several;
 #[path = "adapters/sources.rs"]
 mod sources;
 #[path = "adapters/tenants.rs"]

@@ -104,12 +104,13 @@ pub(crate) fn run(g: &Global, id: &str, args: &ConnectionArgs) -> Outcome {
         }
     }
     println!();
-    let (name, value) = preview_injection(&p, &conn);
     println!("attached to each API request:");
-    if let Some(query) = name.strip_prefix('?') {
-        println!("  query parameter {query}={value}");
-    } else {
-        println!("  {name}: {value}");
+    for (name, value) in preview_injection(&p, &conn) {
+        if let Some(query) = name.strip_prefix('?') {
+            println!("  query parameter {query}={value}");
+        } else {
+            println!("  {name}: {value}");
+        }
     }
     println!();
     println!("expiry: {}", expiry(&p));

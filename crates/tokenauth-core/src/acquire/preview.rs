@@ -36,7 +36,7 @@ use std::fmt;
 use http::Method;
 
 use super::encode_body;
-use crate::config::{FieldValue, Inject, Provider, TokenRequest};
+use crate::config::{FieldValue, Provider, TokenRequest};
 use crate::connection::Connection;
 use crate::error::RequestKind;
 use crate::template::{Template, Var};
@@ -200,30 +200,36 @@ pub fn preview_token_request(
     })
 }
 
-/// Where and how the credential is attached, secrets masked: a header name
-/// and value, or a query parameter as `?name=value`.
-pub fn preview_injection(provider: &Provider, conn: &Connection) -> (String, String) {
+/// Where and how the credential is attached, secrets masked: one
+/// `(name, value)` per part, in the order they are attached: a header's
+/// name and value, or a query parameter as `?name` and its value.
+pub fn preview_injection(provider: &Provider, conn: &Connection) -> Vec<(String, String)> {
     let mut m = Masker {
         provider,
         conn,
         labels: Vec::new(),
     };
-    match &provider.inject {
-        Inject::Header { name, value } => {
-            let v = m.render(value);
-            (name.as_str().to_owned(), m.unmask(&v))
-        }
-        Inject::Basic(b) => {
-            let user = m.render(&b.username);
-            let pass = m.render(&b.password);
-            (
-                "authorization".to_owned(),
-                m.unmask(&format!("Basic base64({user}:{pass})")),
-            )
-        }
-        Inject::Query { name, value } => {
-            let v = m.render(value);
-            (format!("?{name}"), m.unmask(&v))
-        }
+    let inject = &provider.inject;
+    let mut out = Vec::new();
+    if let Some((name, value)) = &inject.header {
+        let v = m.render(value);
+        out.push((name.as_str().to_owned(), m.unmask(&v)));
     }
+    if let Some(b) = &inject.basic {
+        let user = m.render(&b.username);
+        let pass = m.render(&b.password);
+        out.push((
+            "authorization".to_owned(),
+            m.unmask(&format!("Basic base64({user}:{pass})")),
+        ));
+    }
+    for (name, value) in &inject.headers {
+        let v = m.render(value);
+        out.push((name.as_str().to_owned(), m.unmask(&v)));
+    }
+    for (name, value) in &inject.query {
+        let v = m.render(value);
+        out.push((format!("?{name}"), m.unmask(&v)));
+    }
+    out
 }

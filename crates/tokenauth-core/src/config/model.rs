@@ -2,7 +2,7 @@
 //!
 //! Every value here has passed validation: URLs are absolute and allowed,
 //! templates are parsed and name only declared inputs, pointers are well
-//! formed, exactly one injection mode is set and every provider that logs in
+//! formed, at least one injection part is set and every provider that logs in
 //! has a way to know when its token expires.
 
 use std::time::Duration;
@@ -643,27 +643,59 @@ impl Skew {
     pub const DEFAULT: Skew = Skew::Percent(10);
 }
 
-/// `[inject]`: exactly one way to attach the credential.
+/// `[inject]`: how the credential is attached to each request. Any of a
+/// header with its value, HTTP Basic, more headers and query parameters, at
+/// least one; a header name appears at most once across them
+/// (case-insensitively; `basic` counts as `Authorization`), and so does a
+/// query parameter name. Attached in this order: `header`, `basic`,
+/// `headers`, `query`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Inject {
+#[non_exhaustive]
+pub struct Inject {
     /// `header = "Authorization"`, `value = "Bearer {{ token.access }}"`.
-    Header {
-        /// The header name.
-        #[serde(serialize_with = "ser::header_name")]
-        name: HeaderName,
-        /// The header value template.
-        value: Template,
-    },
-    /// `basic = { username = "...", password = "..." }`: HTTP Basic.
-    Basic(BasicAuth),
-    /// `query = { name = "api_key", value = "{{ inputs.key }}" }`.
-    Query {
-        /// The query parameter name.
-        name: String,
-        /// The value template.
-        value: Template,
-    },
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser::header"
+    )]
+    pub header: Option<(HeaderName, Template)>,
+    /// `basic = { username = "...", password = "..." }`: HTTP Basic, in the
+    /// `Authorization` header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub basic: Option<BasicAuth>,
+    /// `headers = { "X-Api-Key" = "{{ inputs.key }}" }`, in file order.
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "ser::headers")]
+    pub headers: Vec<(HeaderName, Template)>,
+    /// `query = { api_key = "{{ inputs.key }}" }` (or the single form
+    /// `query = { name = "api_key", value = "{{ inputs.key }}" }`), in file
+    /// order.
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "ser::params")]
+    pub query: Vec<(String, Template)>,
+}
+
+impl Inject {
+    /// The header templates, `header` first, then `headers` (not `basic`).
+    pub fn header_templates(&self) -> impl Iterator<Item = (&HeaderName, &Template)> {
+        self.header
+            .iter()
+            .chain(&self.headers)
+            .map(|(name, value)| (name, value))
+    }
+
+    /// Every template of every part.
+    pub fn templates(&self) -> impl Iterator<Item = &Template> {
+        let basic = self.basic.iter().flat_map(|b| [&b.username, &b.password]);
+        self.header_templates()
+            .map(|(_, t)| t)
+            .chain(basic)
+            .chain(self.query.iter().map(|(_, t)| t))
+    }
+
+    /// True when one of the parts sets the header `name` (`basic` sets
+    /// `Authorization`).
+    pub fn sets_header(&self, name: &HeaderName) -> bool {
+        (self.basic.is_some() && name == http::header::AUTHORIZATION)
+            || self.header_templates().any(|(n, _)| n == name)
+    }
 }
 
 /// `[on_unauthorized]`: what a rejected credential leads to.
@@ -729,6 +761,30 @@ mod ser {
     ) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(h.len()))?;
         for (name, value) in h {
+            seq.serialize_element(&(name.as_str(), value))?;
+        }
+        seq.end()
+    }
+
+    pub(super) fn header<S: Serializer>(
+        h: &Option<(HeaderName, Template)>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        match h {
+            Some((name, value)) => {
+                let mut st = s.serialize_struct("Header", 2)?;
+                st.serialize_field("name", name.as_str())?;
+                st.serialize_field("value", value)?;
+                st.end()
+            }
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn params<S: Serializer>(p: &[(String, Template)], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(p.len()))?;
+        for (name, value) in p {
             seq.serialize_element(&(name.as_str(), value))?;
         }
         seq.end()

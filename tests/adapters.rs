@@ -7,6 +7,8 @@ mod helpers;
 
 #[path = "adapters/sources.rs"]
 mod sources;
+#[path = "adapters/tenants.rs"]
+mod tenants;
 #[path = "adapters/via_reqwest.rs"]
 mod via_reqwest;
 #[path = "adapters/via_tonic.rs"]

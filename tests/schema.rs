@@ -12,9 +12,11 @@ use tokenauth::config::Providers;
 /// Invalid files whose problem a JSON Schema cannot express.
 const LOADER_ONLY: &[&str] = &[
     "absurd_durations",       // a bound on a duration's value (10 years)
+    "api_base",               // a rule across api, response and login
     "duplicate_api_prefixes", // equal URLs across providers
     "duplicate_provider_ids", // ids equal but for case
     "insecure_http",          // http:// allowed only for loopback
+    "shadowed_api_prefixes",  // a URL template that could render another prefix
     "no_expiry_source",       // needs a cross-table rule
     "static_uses_token",      // placeholder scoping
     "template_unclosed",      // template syntax

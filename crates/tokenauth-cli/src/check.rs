@@ -95,7 +95,7 @@ fn summary(p: &tokenauth_core::Provider) -> String {
         "{how}; injects {inject}; api {}",
         p.api
             .iter()
-            .map(|u| u.as_str())
+            .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(", ")
     )

@@ -244,6 +244,7 @@ pub(crate) fn hint(g: &Global, e: &Error) -> Option<String> {
 pub(crate) fn classify(e: &Error) -> Outcome {
     match e {
         Error::MissingInput { .. }
+        | Error::InvalidInput { .. }
         | Error::UnknownProvider { .. }
         | Error::Config(_)
         | Error::InvalidHeaderValue { .. }

@@ -13,14 +13,25 @@ pub(crate) fn run(g: &Global, id: &str, args: &ConnectionArgs) -> Outcome {
         Err(o) => return o,
     };
     println!("provider {} ({})", p.id, p.name);
-    println!(
-        "credential is sent only to: {}",
-        p.api
-            .iter()
-            .map(|u| u.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    // A prefix with placeholders as this connection renders it (and as
+    // written); a `*` prefix as written, bound by the token reply.
+    let prefixes: Vec<String> = p
+        .api
+        .iter()
+        .map(|prefix| {
+            if prefix.is_literal() {
+                return prefix.to_string();
+            }
+            if prefix.is_wildcard() {
+                return format!("{prefix} (one host under it: the token reply's api_base)");
+            }
+            match conn.render_url(&p, prefix) {
+                Ok(url) => format!("{url} (from {prefix})"),
+                Err(e) => format!("{prefix} (not renderable for this connection: {e})"),
+            }
+        })
+        .collect();
+    println!("credential is sent only to: {}", prefixes.join(", "));
     println!();
     println!("inputs:");
     for input in &p.inputs {

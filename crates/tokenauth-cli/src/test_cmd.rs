@@ -2,7 +2,7 @@
 //! clearly which step failed and why.
 
 use tokenauth_core::preview::preview_injection;
-use tokenauth_core::{Connection, Injection, Provider, RequestKind};
+use tokenauth_core::{Connection, Error, Injection, Provider, RequestKind};
 use tokenauth_reqwest::ClientBuilderExt as _;
 
 use crate::common::{classify, credential, hint, open, when, with_spinner};
@@ -164,7 +164,26 @@ pub(crate) async fn run(g: &Global, id: &str, args: &ConnectionArgs) -> Outcome 
         );
         return Outcome::Ok;
     };
-    let mut request = client.request(test.method.clone(), test.url.clone());
+    let url = match credential.api_base() {
+        // A `*` host: the connection's own, from its token reply.
+        Some(base) if test.url.is_wildcard() => {
+            test.url.on_base(base).ok_or_else(|| Error::OutsideApiBase {
+                provider: p.id.clone(),
+                connection: conn.id().to_owned(),
+                to: test.url.source().to_owned(),
+                base: base.to_string(),
+            })
+        }
+        _ => conn.render_url(&p, &test.url),
+    };
+    let url = match url {
+        Ok(url) => url,
+        Err(e) => {
+            steps.fail("test", e.to_string());
+            return classify(&e);
+        }
+    };
+    let mut request = client.request(test.method.clone(), url);
     for (name, t) in &test.headers {
         match conn.render(&p, t) {
             Ok(value) => request = request.header(name.clone(), value),

@@ -24,17 +24,20 @@
 //! back to the input's `default`; the engine builds it on first use (see
 //! [`Connection::from_env`]).
 //!
-//! Two connections with the same id share one cached token, so they must
-//! carry the same inputs.
+//! Two connections with the same id share one cached token (and one
+//! rendering of the provider's per-connection URLs), so they must carry the
+//! same inputs.
 
 use std::fmt;
 use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
+use url::Url;
 
 use crate::config::Provider;
 use crate::error::Error;
 use crate::template::{Template, Var};
+use crate::url_template::{UrlRenderError, UrlTemplate};
 
 /// The id of the connection built from environment variables.
 pub const DEFAULT_CONNECTION: &str = "default";
@@ -178,19 +181,88 @@ impl Connection {
             .map_err(|var| crate::inject::missing(provider, self, &var))
     }
 
-    /// Checks that every declared input of `provider` has a value.
+    /// Checks that every declared input of `provider` has a value, and one
+    /// its `pattern` / `one_of` allows.
     pub(crate) fn check(&self, provider: &Provider) -> Result<(), Error> {
         for input in &provider.inputs {
-            if self.value(provider, &input.name).is_none() {
+            let Some(value) = self.value(provider, &input.name) else {
                 return Err(Error::MissingInput {
                     provider: provider.id.clone(),
                     connection: self.id().to_owned(),
                     input: input.name.clone(),
                     env: input.env.clone(),
                 });
+            };
+            if let Some(why) = input.violation(value) {
+                return Err(self.invalid_input(provider, &input.name, &why));
             }
         }
         Ok(())
+    }
+
+    /// `template` rendered with this connection's values: a token, test or
+    /// API URL of `provider`. Each value must fit its place (see
+    /// [`UrlTemplate`]) and its input's constraint; a literal URL is
+    /// returned as it is.
+    pub fn render_url(&self, provider: &Provider, template: &UrlTemplate) -> Result<Url, Error> {
+        if let Some(url) = template.literal() {
+            return Ok(url.clone());
+        }
+        for (name, _) in template.inputs() {
+            if let (Some(input), Some(value)) = (provider.input(name), self.value(provider, name))
+                && let Some(why) = input.violation(value)
+            {
+                return Err(self.invalid_input(provider, name, &why));
+            }
+        }
+        template
+            .render_with(|name| self.value(provider, name))
+            .map_err(|e| match e {
+                UrlRenderError::Missing(name) => {
+                    crate::inject::missing(provider, self, &Var::Input(name))
+                }
+                UrlRenderError::Value(e) => {
+                    let why = format!(
+                        "cannot go into the {} of `{}`: {}",
+                        e.place,
+                        template.source(),
+                        e.reason
+                    );
+                    self.invalid_input(provider, &e.input, &why)
+                }
+                UrlRenderError::Shape => Error::InvalidInput {
+                    provider: provider.id.clone(),
+                    connection: self.id().to_owned(),
+                    input: template
+                        .inputs()
+                        .map(|(n, _)| n)
+                        .collect::<Vec<_>>()
+                        .join("`, `"),
+                    reason: format!(
+                        "would change the shape of `{}` (a `.` or `..` path segment, say)",
+                        template.source()
+                    ),
+                },
+            })
+    }
+
+    /// [`Error::InvalidInput`] for input `name`, quoting its value (escaped,
+    /// cut to 64 characters) only when it is not secret.
+    fn invalid_input(&self, provider: &Provider, name: &str, why: &str) -> Error {
+        let shown = match self.value(provider, name) {
+            Some(v) if !self.is_secret(provider, name) => {
+                let cut: String = v.chars().take(64).collect();
+                let more = if cut.len() < v.len() { "…" } else { "" };
+                format!("{cut:?}{more} ")
+            }
+            _ => String::new(),
+        };
+        Error::InvalidInput {
+            provider: provider.id.clone(),
+            connection: self.id().to_owned(),
+            input: name.to_owned(),
+            reason: format!("value {shown}is not allowed: {why}"),
+        }
     }
 
     /// Every value that must never appear in output: inputs supplied as

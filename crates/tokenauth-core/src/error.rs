@@ -68,6 +68,56 @@ pub enum Error {
         env: Option<String>,
     },
 
+    /// An input's value is not allowed: it breaks the input's `pattern` or
+    /// `one_of`, or does not fit its place in a URL (a host that is not DNS
+    /// labels, say). Nothing was sent.
+    #[error(
+        "provider `{provider}`, connection `{connection}`: input `{input}` {reason}: fix the connection's value (or the input's constraint in the description)"
+    )]
+    InvalidInput {
+        /// The provider id.
+        provider: String,
+        /// The connection id.
+        connection: String,
+        /// The input name.
+        input: String,
+        /// Why, quoting the value only when the input is not secret.
+        reason: String,
+    },
+
+    /// The token reply's API base (`response.api_base`) is missing, not a
+    /// URL, or outside every `api` prefix: the token is not used, and no
+    /// request is sent with it.
+    #[error(
+        "provider `{provider}`: the {request} reply's API base (`{pointer}`) cannot be used: {reason}; the token is not used: check the provider's `api` prefixes (a `*` host label stands for one DNS label) and response.api_base"
+    )]
+    ApiBase {
+        /// The provider id.
+        provider: String,
+        /// Which request the reply answered.
+        request: RequestKind,
+        /// The `response.api_base` pointer.
+        pointer: String,
+        /// Why (quoting the value, scrubbed of every secret).
+        reason: String,
+    },
+
+    /// A request went outside the API base its connection's token reply
+    /// bound it to (`response.api_base`): it was not sent.
+    #[error(
+        "provider `{provider}`, connection `{connection}`: the request goes to {to}, but the token reply bound this connection to {base}: its credential goes nowhere else; send the request to the connection's own API base (Credential::api_base)"
+    )]
+    OutsideApiBase {
+        /// The provider id.
+        provider: String,
+        /// The connection id.
+        connection: String,
+        /// The origin the request was for.
+        to: String,
+        /// The bound API base.
+        base: String,
+    },
+
     /// A rendered credential or request header is not a valid header value.
     #[error(
         "provider `{provider}`: the rendered {what} is not a valid HTTP header value (it contains a line break or another control character): check the inputs and the token the provider returned"
@@ -402,6 +452,9 @@ impl Error {
             Error::Config(_) | Error::HttpClient(_) => None,
             Error::UnknownProvider { provider }
             | Error::MissingInput { provider, .. }
+            | Error::InvalidInput { provider, .. }
+            | Error::ApiBase { provider, .. }
+            | Error::OutsideApiBase { provider, .. }
             | Error::InvalidHeaderValue { provider, .. }
             | Error::Status { provider, .. }
             | Error::Timeout { provider, .. }

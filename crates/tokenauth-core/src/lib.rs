@@ -145,6 +145,7 @@ mod route;
 pub mod store;
 mod template;
 mod tls;
+mod url_template;
 
 pub use cache::{Credential, Stats, TokenAuth, TokenAuthBuilder, TokenId};
 pub use config::{ConfigErrors, Diagnostic, LoadError, Provider, Providers};

@@ -26,7 +26,8 @@ use std::borrow::Cow;
 
 use url::Url;
 
-use crate::config::Providers;
+use crate::config::{Providers, UrlTemplate};
+use crate::url_template::WILD_MARKER;
 
 /// The parts of a request URL that routing looks at.
 #[derive(Clone, Copy, Debug)]
@@ -216,14 +217,182 @@ impl Prefix {
     /// `t`'s origin is this prefix's, and `path` (the resolved path of
     /// `t`) lies under it.
     fn matches(&self, t: &Target<'_>, path: &str) -> bool {
-        if !self.same_origin(t) {
+        self.same_origin(t) && path_under(&self.path, path)
+    }
+}
+
+/// `path` lies under the prefix path `prefix` at a segment boundary.
+fn path_under(prefix: &str, path: &str) -> bool {
+    let Some(rest) = path.strip_prefix(prefix) else {
+        return false;
+    };
+    prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/')
+}
+
+/// A rendered prefix (a `Url`) holds `t` with resolved path `path`.
+pub(crate) fn url_holds(prefix: &Url, t: &Target<'_>, path: &str) -> bool {
+    prefix.port_or_known_default() == Some(t.port)
+        && prefix.scheme().eq_ignore_ascii_case(t.scheme)
+        && prefix
+            .host_str()
+            .is_some_and(|h| h.eq_ignore_ascii_case(t.host))
+        && path_under(prefix.path(), path)
+}
+
+/// `prefix` holds `t` (its path resolved as routing resolves it, and
+/// agreed on by both readings of an ambiguous path).
+pub(crate) fn prefix_holds(prefix: &Url, t: &Target<'_>) -> bool {
+    route_path(t.path, |path| url_holds(prefix, t, path).then_some(())).is_some()
+}
+
+/// A prefix with placeholders, as a pattern: what any connection's
+/// rendering of it could hold. Used to find the providers worth rendering
+/// for a request, and for redirects, whose connection is unknown.
+#[derive(Clone, Debug)]
+struct Pattern {
+    provider: usize,
+    /// The index of the prefix in the provider's `api`.
+    api: usize,
+    scheme: String,
+    port: u16,
+    /// The host's literal pieces around its placeholders and `*` labels.
+    host: Vec<String>,
+    /// Per gap between two host pieces: a `*` (one DNS label) rather than
+    /// a placeholder (DNS labels, dots allowed).
+    host_stars: Vec<bool>,
+    /// A `*` prefix: it holds a host by its form alone (the connection's
+    /// own host is bound when its token arrives, see `response.api_base`).
+    wildcard: bool,
+    /// Per path segment, its literal pieces around its placeholders.
+    path: Vec<Vec<String>>,
+    /// The prefix's path ends with `/`.
+    open: bool,
+    /// The length of the prefix's path (for a `*` prefix, whose path is
+    /// written out).
+    path_len: usize,
+}
+
+impl Pattern {
+    fn new(template: &UrlTemplate, provider: usize, api: usize) -> Option<Self> {
+        let sample = template.sample();
+        let mut markers: Vec<(String, bool)> = template
+            .inputs()
+            .map(|(name, _)| (crate::url_template::input_marker(name), false))
+            .collect();
+        markers.push((WILD_MARKER.to_owned(), true));
+        let (host, host_stars) = split_markers(sample.host_str()?, &markers);
+        let pieces = |segment: &str| split_markers(segment, &markers).0;
+        let path = sample.path();
+        Some(Pattern {
+            provider,
+            api,
+            scheme: sample.scheme().to_owned(),
+            port: sample.port_or_known_default()?,
+            host,
+            host_stars,
+            wildcard: template.is_wildcard(),
+            path: path
+                .trim_start_matches('/')
+                .split('/')
+                .filter(|s| !s.is_empty())
+                .map(pieces)
+                .collect(),
+            open: path.ends_with('/'),
+            path_len: path.len(),
+        })
+    }
+
+    /// Some rendering of this prefix could hold `t` (path `path`).
+    fn could_hold(&self, t: &Target<'_>, path: &str) -> bool {
+        if self.port != t.port || !self.scheme.eq_ignore_ascii_case(t.scheme) {
             return false;
         }
-        let Some(rest) = path.strip_prefix(self.path.as_str()) else {
+        let host = t.host.to_ascii_lowercase();
+        let stars = &self.host_stars;
+        if !glob(&self.host, host.as_bytes(), 0, &|gap, b| {
+            b.is_ascii_alphanumeric() || b == b'-' || (b == b'.' && !stars[gap])
+        }) {
             return false;
-        };
-        self.path.ends_with('/') || rest.is_empty() || rest.starts_with('/')
+        }
+        let mut segments = path.trim_start_matches('/').split('/');
+        for (i, pattern) in self.path.iter().enumerate() {
+            let Some(segment) = segments.next() else {
+                return false;
+            };
+            let last = i + 1 == self.path.len();
+            // The last segment of a prefix without a trailing slash must be
+            // the whole segment; so must every other one.
+            if !glob(pattern, segment.as_bytes(), 0, &|_, b| b != b'/') {
+                return false;
+            }
+            if last && self.open && segments.clone().next().is_none() && !path.ends_with('/') {
+                return false;
+            }
+        }
+        true
     }
+}
+
+/// True when some rendering of `template` (a prefix with placeholders in
+/// its host next to written-out text, as `https://{{ inputs.sub }}.example.com/`)
+/// is exactly the written-out prefix `url`: the two providers would compete
+/// for the same requests. A host that is only a placeholder
+/// (`https://{{ inputs.domain }}/`) shadows nothing: written-out prefixes
+/// win over it.
+pub(crate) fn template_covers(template: &UrlTemplate, url: &Url) -> bool {
+    let (Some(pattern), Some(target)) = (Pattern::new(template, 0, 0), Target::from_url(url))
+    else {
+        return false;
+    };
+    let host_is_placeholder = pattern.host.iter().all(String::is_empty);
+    if template.is_literal() {
+        return false;
+    }
+    let depth = url.path().split('/').filter(|s| !s.is_empty()).count();
+    !host_is_placeholder
+        && depth == pattern.path.len()
+        && pattern.open == url.path().ends_with('/')
+        && pattern.could_hold(&target, url.path())
+}
+
+/// `text` cut at each marker: the literal pieces, and per gap whether its
+/// marker was a `*` (the `bool` of `markers`).
+fn split_markers(text: &str, markers: &[(String, bool)]) -> (Vec<String>, Vec<bool>) {
+    let mut pieces = Vec::new();
+    let mut stars = Vec::new();
+    let mut rest = text;
+    loop {
+        let next = markers
+            .iter()
+            .filter_map(|(m, star)| rest.find(m.as_str()).map(|i| (i, m.len(), *star)))
+            .min_by_key(|&(i, _, _)| i);
+        let Some((i, len, star)) = next else {
+            pieces.push(rest.to_owned());
+            return (pieces, stars);
+        };
+        pieces.push(rest[..i].to_owned());
+        stars.push(star);
+        rest = &rest[i + len..];
+    }
+}
+
+/// `text` is `pieces[0]`, then one or more bytes that `allowed(gap, b)`
+/// accepts, then `pieces[1]`, ... (a wildcard in each gap between two
+/// literal pieces; `gap` counts from `gap` upwards).
+fn glob(pieces: &[String], text: &[u8], gap: usize, allowed: &dyn Fn(usize, u8) -> bool) -> bool {
+    let Some((first, rest)) = pieces.split_first() else {
+        return text.is_empty();
+    };
+    let Some(text) = text.strip_prefix(first.as_bytes()) else {
+        return false;
+    };
+    if rest.is_empty() {
+        return text.is_empty();
+    }
+    // The wildcard takes 1..=n bytes, then the rest must match.
+    (1..=text.len())
+        .take_while(|&n| allowed(gap, text[n - 1]))
+        .any(|n| glob(rest, &text[n..], gap + 1, allowed))
 }
 
 /// All `api` prefixes of a description, ready to route request URLs.
@@ -231,18 +400,25 @@ impl Prefix {
 pub(crate) struct Router {
     // Sorted longest path first, so the first match is the longest prefix.
     prefixes: Vec<Prefix>,
+    /// The prefixes with placeholders, rendered per connection.
+    patterns: Vec<Pattern>,
 }
 
 impl Router {
     /// Builds the router for every provider, in the order of `providers`.
     pub(crate) fn new(providers: &Providers) -> Self {
-        let mut prefixes: Vec<Prefix> = providers
-            .iter()
-            .enumerate()
-            .flat_map(|(i, p)| p.api.iter().filter_map(move |u| Prefix::new(u, i)))
-            .collect();
-        prefixes.sort_by_key(|p| std::cmp::Reverse(p.path.len()));
-        Router { prefixes }
+        let mut prefixes = Vec::new();
+        let mut patterns = Vec::new();
+        for (i, p) in providers.iter().enumerate() {
+            for (j, api) in p.api.iter().enumerate() {
+                match api.literal() {
+                    Some(url) => prefixes.extend(Prefix::new(url, i)),
+                    None => patterns.extend(Pattern::new(api, i, j)),
+                }
+            }
+        }
+        prefixes.sort_by_key(|p: &Prefix| std::cmp::Reverse(p.path.len()));
+        Router { prefixes, patterns }
     }
 
     /// The index (in `providers.iter()` order) of the provider whose longest
@@ -250,27 +426,84 @@ impl Router {
     /// (dot segments, also percent-encoded); a path that routes differently
     /// when a server decodes its encoded slashes routes nowhere (see the
     /// [module documentation](self)).
-    pub(crate) fn route(&self, target: &Target<'_>) -> Option<usize> {
+    ///
+    /// A prefix with placeholders counts as `render(provider, api index)`
+    /// renders it for the request's connection (`None`: that connection has
+    /// no valid rendering, and the prefix holds nothing). At equal length a
+    /// written-out prefix wins over a rendered one.
+    pub(crate) fn route(
+        &self,
+        target: &Target<'_>,
+        render: impl Fn(usize, usize) -> Option<Url>,
+    ) -> Option<usize> {
         route_path(target.path, |path| {
-            self.prefixes
-                .iter()
-                .find(|p| p.matches(target, path))
-                .map(|p| p.provider)
+            let fixed = self.prefixes.iter().find(|p| p.matches(target, path));
+            if self.patterns.is_empty() {
+                return fixed.map(|p| p.provider);
+            }
+            let mut best = fixed.map(|p| (p.path.len(), p.provider));
+            for pattern in &self.patterns {
+                if !pattern.could_hold(target, path) {
+                    continue;
+                }
+                let len = if pattern.wildcard {
+                    // Bound to the connection's own host once its token
+                    // arrives; the exchange checks that (`api_base`).
+                    pattern.path_len
+                } else {
+                    let Some(url) = render(pattern.provider, pattern.api) else {
+                        continue;
+                    };
+                    if !url_holds(&url, target, path) {
+                        continue;
+                    }
+                    url.path().len()
+                };
+                if best.is_none_or(|(l, _)| len > l) {
+                    best = Some((len, pattern.provider));
+                }
+            }
+            best.map(|(_, provider)| provider)
         })
     }
 
-    /// [`Router::route`] for a parsed URL.
-    pub(crate) fn route_url(&self, url: &Url) -> Option<usize> {
-        self.route(&Target::from_url(url)?)
+    /// The providers one of whose prefixes with placeholders could hold
+    /// `url` for some connection.
+    pub(crate) fn could_route(&self, url: &Url) -> impl Iterator<Item = usize> {
+        let target = Target::from_url(url);
+        let mut found: Vec<usize> = Vec::new();
+        if let Some(t) = &target {
+            for p in &self.patterns {
+                if !found.contains(&p.provider)
+                    && route_path(t.path, |path| p.could_hold(t, path).then_some(())).is_some()
+                {
+                    found.push(p.provider);
+                }
+            }
+        }
+        found.into_iter()
     }
 
     /// True when `url` has the scheme, host and port of one of provider
-    /// `provider`'s prefixes (whatever its path).
-    pub(crate) fn shares_origin(&self, provider: usize, url: &Url) -> bool {
+    /// `provider`'s prefixes (whatever its path), rendered with `render`.
+    pub(crate) fn shares_origin(
+        &self,
+        provider: usize,
+        url: &Url,
+        render: impl Fn(usize, usize) -> Option<Url>,
+    ) -> bool {
         Target::from_url(url).is_some_and(|t| {
             self.prefixes
                 .iter()
                 .any(|p| p.provider == provider && p.same_origin(&t))
+                || self.patterns.iter().any(|p| {
+                    p.provider == provider
+                        && render(p.provider, p.api).is_some_and(|u| {
+                            u.port_or_known_default() == Some(t.port)
+                                && u.scheme().eq_ignore_ascii_case(t.scheme)
+                                && u.host_str().is_some_and(|h| h.eq_ignore_ascii_case(t.host))
+                        })
+                })
         })
     }
 }
@@ -334,9 +567,10 @@ mod tests {
                 .enumerate()
                 .map(|(i, u)| Prefix::new(&Url::parse(u).unwrap(), i).unwrap())
                 .collect(),
+            patterns: Vec::new(),
         };
         let uri: http::Uri = format!("https://h.example{path}").parse().unwrap();
-        router.route(&Target::from_uri(&uri).unwrap())
+        router.route(&Target::from_uri(&uri).unwrap(), |_, _| None)
     }
 
     #[test]

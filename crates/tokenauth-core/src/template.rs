@@ -46,8 +46,9 @@ impl fmt::Display for Var {
     }
 }
 
+/// A piece of a parsed template.
 #[derive(Clone, PartialEq, Eq)]
-enum Part {
+pub(crate) enum Part {
     Literal(String),
     Var(Var),
 }
@@ -131,6 +132,11 @@ impl Template {
             Part::Var(v) => Some(v),
             Part::Literal(_) => None,
         })
+    }
+
+    /// The literal pieces and placeholders, in order.
+    pub(crate) fn parts(&self) -> impl Iterator<Item = &Part> {
+        self.parts.iter()
     }
 
     /// True when the template has no placeholder at all.

@@ -58,6 +58,7 @@ fn token(access: &str) -> Publication {
             access: SecretString::from(access.to_owned()),
             expires_at: SystemTime::now() + TTL,
             renew_at: SystemTime::now() + TTL / 2,
+            api_base: Some("https://acme.my.example.com/".into()),
         }),
         backoff: None,
     }
@@ -94,9 +95,12 @@ async fn leases_are_exclusive_fenced_and_only_their_holder_publishes() {
         );
         let state = a.read(&KEY).await.unwrap();
         assert_eq!(state.version, second.fence(), "{name}");
+        let token = state.token.unwrap();
+        assert_eq!(token.access.expose_secret(), "at-1", "{name}");
+        // The API base the reply bound the connection to travels with it.
         assert_eq!(
-            state.token.unwrap().access.expose_secret(),
-            "at-1",
+            token.api_base.as_deref(),
+            Some("https://acme.my.example.com/"),
             "{name}"
         );
         assert!(b.release(&second).await.unwrap(), "{name}");

@@ -229,6 +229,7 @@
 
 mod body;
 mod config;
+pub mod documented;
 mod faults;
 mod handler;
 mod host;

@@ -24,6 +24,13 @@ fn err(what: &str, e: impl std::fmt::Display) -> io::Error {
 
 /// A fresh CA, and a leaf for the four host names, `localhost` and `127.0.0.1`.
 pub(crate) fn generate() -> io::Result<TlsMaterial> {
+    let mut names: Vec<String> = Host::ALL.iter().map(|h| h.hostname().to_owned()).collect();
+    names.push("localhost".to_owned());
+    generate_for(names)
+}
+
+/// A fresh CA, and a leaf for `names` and `127.0.0.1`.
+pub(crate) fn generate_for(mut names: Vec<String>) -> io::Result<TlsMaterial> {
     let rc = |e: rcgen::Error| err("generating the TLS certificate", e);
 
     let ca_key = KeyPair::generate().map_err(rc)?;
@@ -39,8 +46,6 @@ pub(crate) fn generate() -> io::Result<TlsMaterial> {
     let ca_cert = ca.self_signed(&ca_key).map_err(rc)?;
     let issuer = Issuer::new(ca, ca_key);
 
-    let mut names: Vec<String> = Host::ALL.iter().map(|h| h.hostname().to_owned()).collect();
-    names.push("localhost".to_owned());
     names.push("127.0.0.1".to_owned());
     let leaf_key = KeyPair::generate().map_err(rc)?;
     let mut leaf = CertificateParams::new(names).map_err(rc)?;

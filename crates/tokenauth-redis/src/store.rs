@@ -162,6 +162,9 @@ struct StateValue {
     expires_at_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     renew_at_ms: Option<u64>,
+    /// The API base the token is bound to (`response.api_base`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    api_base: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     backoff: Option<BackoffValue>,
 }
@@ -407,6 +410,7 @@ impl TokenStore for RedisStore {
                     access: SecretString::from(access),
                     expires_at: from_ms(ms),
                     renew_at: from_ms(value.renew_at_ms.unwrap_or(ms)),
+                    api_base: value.api_base,
                 }),
                 _ => None,
             };
@@ -498,6 +502,7 @@ impl TokenStore for RedisStore {
                 .map(|t| t.access.expose_secret().to_owned()),
             expires_at_ms: publication.token.as_ref().map(|t| to_ms(t.expires_at)),
             renew_at_ms: publication.token.as_ref().map(|t| to_ms(t.renew_at)),
+            api_base: publication.token.as_ref().and_then(|t| t.api_base.clone()),
             backoff: publication.backoff.as_ref().map(|b| BackoffValue {
                 until_ms: to_ms(b.until),
                 attempts: b.attempts,

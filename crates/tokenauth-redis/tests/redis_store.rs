@@ -64,6 +64,7 @@ fn token(access: &str, lifetime: Duration) -> Publication {
             access: SecretString::from(access.to_owned()),
             expires_at: SystemTime::now() + lifetime,
             renew_at: SystemTime::now() + lifetime / 2,
+            api_base: None,
         }),
         backoff: None,
     }

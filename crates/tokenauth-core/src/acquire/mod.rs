@@ -105,6 +105,8 @@ pub(crate) trait Counters: Sync {
 pub(crate) struct Acquired {
     pub(crate) access: SecretString,
     pub(crate) expires_at: SystemTime,
+    /// The prefix the reply's `response.api_base` bound the connection to.
+    pub(crate) api_base: Option<url::Url>,
     pub(crate) kind: RequestKind,
 }
 
@@ -313,6 +315,7 @@ impl Acquirer<'_> {
         Ok(Acquired {
             access: parsed.access,
             expires_at: parsed.expires_at,
+            api_base: parsed.api_base,
             kind,
         })
     }
@@ -417,7 +420,7 @@ impl Acquirer<'_> {
             header_names: &reply.header_names,
         };
         let parsed = parse::parse_reply(self.provider, kind, &view, self.clock.now());
-        let parsed = parsed.map_err(|mut e| {
+        let mut parsed = parsed.map_err(|mut e| {
             // The reply's key names and expiry text go into the message: a
             // hostile or broken endpoint may echo a secret there.
             if let Error::MissingField { keys: text, .. }
@@ -430,7 +433,68 @@ impl Acquirer<'_> {
         if let Some(clamp) = &parsed.clamped {
             self.clamped(kind, clamp);
         }
+        // `api_base` is a pointer: with it set, the body was read.
+        if let Some(json) = &json {
+            parsed.api_base = self.api_base(kind, json, &parsed.access, rt)?;
+        }
         Ok(parsed)
+    }
+
+    /// The prefix the reply's API base (`response.api_base`) binds the
+    /// connection to; an error when the reply has none, or one outside
+    /// every `api` prefix (then the token is not used at all).
+    fn api_base(
+        &self,
+        kind: RequestKind,
+        json: &Value,
+        access: &SecretString,
+        rt: Option<&SecretString>,
+    ) -> Result<Option<url::Url>, Error> {
+        let Some(pointer) = &self.provider.response.api_base else {
+            return Ok(None);
+        };
+        let error = |reason: String| Error::ApiBase {
+            provider: self.provider.id.clone(),
+            request: kind,
+            pointer: pointer.as_str().to_owned(),
+            reason,
+        };
+        let Some(value) = pointer.find(json).and_then(Value::as_str) else {
+            return Err(error("the reply has no string there".to_owned()));
+        };
+        // The value is quoted in the error: scrubbed of the secrets and of
+        // the token from this very reply, and cut short.
+        let shown = || {
+            let scrubbed = Scrubber::new(
+                self.conn
+                    .secret_values(self.provider)
+                    .chain(rt.map(|r| r.expose_secret()))
+                    .chain([access.expose_secret()]),
+            )
+            .scrub(value);
+            let cut: String = scrubbed.chars().take(100).collect();
+            if cut.len() < scrubbed.len() {
+                format!("{cut}…")
+            } else {
+                cut
+            }
+        };
+        let Ok(url) = url::Url::parse(value) else {
+            return Err(error(format!("`{}` is not an absolute URL", shown())));
+        };
+        match self.provider.bind_api_base(&url) {
+            Some(bound) => Ok(Some(bound)),
+            None => Err(error(format!(
+                "`{}` lies outside every api prefix ({})",
+                shown(),
+                self.provider
+                    .api
+                    .iter()
+                    .map(|p| p.source())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
     }
 
     /// Counts a lifetime raised to [`parse::MIN_LIFETIME`]; warns the first
@@ -457,9 +521,14 @@ impl Acquirer<'_> {
         }
     }
 
+    /// The URL of a `kind` request for errors: as sent to this connection,
+    /// else as written.
     fn url(&self, kind: RequestKind) -> String {
-        self.request(kind)
-            .map_or_else(String::new, |r| r.url.to_string())
+        self.request(kind).map_or_else(String::new, |r| {
+            self.conn
+                .render_url(self.provider, &r.url)
+                .map_or_else(|_| r.url.to_string(), String::from)
+        })
     }
 
     fn render(&self, t: &Template, rt: Option<&SecretString>) -> Result<String, Error> {
@@ -508,7 +577,8 @@ impl Acquirer<'_> {
         for (name, v) in &req.fields {
             fields.push((name.as_str(), v.try_map(&mut |t| self.render(t, rt))?));
         }
-        let mut url = req.url.clone();
+        let mut url = self.conn.render_url(self.provider, &req.url)?;
+        let sent_to = url.to_string();
         if req.method == http::Method::GET && !fields.is_empty() {
             // A GET carries its fields in the query string (the loader
             // allows only strings there).
@@ -529,7 +599,7 @@ impl Acquirer<'_> {
         let mut request = builder.build().map_err(|e| Error::Transport {
             provider: self.provider.id.clone(),
             request: kind,
-            url: req.url.to_string(),
+            url: sent_to,
             source: std::sync::Arc::new(e),
         })?;
         let headers = request.headers_mut();
@@ -597,8 +667,13 @@ impl Acquirer<'_> {
         req: &TokenRequest,
         request: reqwest::Request,
     ) -> Result<Reply, Error> {
-        let url = req.url.to_string();
         let sent_url = request.url().clone();
+        // The URL for messages: as sent, without the fields a GET carries in
+        // its query.
+        let url = match req.method {
+            http::Method::GET => self.url(kind),
+            _ => sent_url.to_string(),
+        };
         let transport = |e: reqwest::Error| -> Error {
             if e.is_timeout() {
                 Error::Timeout {

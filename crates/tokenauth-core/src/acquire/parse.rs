@@ -40,6 +40,9 @@ pub(crate) struct Parsed {
     pub(crate) expires_at: SystemTime,
     /// Set when the lifetime was raised to [`MIN_LIFETIME`].
     pub(crate) clamped: Option<Clamped>,
+    /// The prefix `response.api_base` bound the connection to (set by the
+    /// acquirer, which checks it against the provider's prefixes).
+    pub(crate) api_base: Option<url::Url>,
 }
 
 /// A lifetime below [`MIN_LIFETIME`], for the log: where it came from and
@@ -217,6 +220,7 @@ pub(crate) fn parse_reply(
         refresh: refresh.map(SecretString::from),
         expires_at,
         clamped,
+        api_base: None,
     })
 }
 

@@ -156,10 +156,12 @@ pub fn preview_token_request(
             (n.as_str(), rendered)
         })
         .collect();
-    let mut url = req.url.clone();
+    // The connection's URL; the template as written when its inputs have no
+    // (valid) values here.
+    let mut url = conn.render_url(provider, &req.url).ok();
     let mut headers = vec![("accept".to_owned(), "application/json".to_owned())];
     let body = if req.method == Method::GET {
-        if !fields.is_empty() {
+        if let Some(url) = url.as_mut().filter(|_| !fields.is_empty()) {
             let mut q = url.query_pairs_mut();
             for (n, v) in &fields {
                 q.append_pair(n, v.as_text().map_or("", String::as_str));
@@ -189,7 +191,10 @@ pub fn preview_token_request(
     Some(RequestPreview {
         kind,
         method: req.method.clone(),
-        url: m.unmask(url.as_str()),
+        url: match &url {
+            Some(url) => m.unmask(url.as_str()),
+            None => req.url.source().to_owned(),
+        },
         headers,
         body,
     })

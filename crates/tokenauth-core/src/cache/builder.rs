@@ -248,6 +248,9 @@ impl TokenAuthBuilder {
             caches,
             pending: Mutex::new(HashMap::new()),
             defaults: (0..n).map(|_| OnceLock::new()).collect(),
+            rendered: papaya::HashMap::builder()
+                .hasher(foldhash::fast::RandomState::default())
+                .build(),
             counters: Counters::default(),
             metrics,
             retry: self.retry,
@@ -272,7 +275,7 @@ fn check_tls(tls_enabled: bool, providers: &Providers) -> Result<(), Error> {
 
 /// The provider sends or routes anything over https.
 fn uses_https(p: &crate::config::Provider) -> bool {
-    let https = |u: &url::Url| u.scheme() == "https";
+    let https = |u: &crate::config::UrlTemplate| u.sample().scheme() == "https";
     p.api.iter().any(https)
         || p.login.iter().any(|l| https(&l.url))
         || p.refresh.iter().any(|r| https(&r.request.url))

@@ -40,6 +40,9 @@ pub(crate) struct TokenEntry {
     pub(crate) adopted: bool,
     /// `None`: never expires (static credentials).
     pub(crate) expires_at: Option<SystemTime>,
+    /// The prefix the token reply bound the connection to
+    /// (`response.api_base`): the credential goes nowhere else.
+    pub(crate) api_base: Option<Url>,
     /// Start of the renewal window.
     pub(crate) renew_at: Option<SystemTime>,
     /// A background renewal has been claimed.
@@ -67,6 +70,8 @@ pub(crate) struct Fetched {
     pub(crate) obtained_by: Option<RequestKind>,
     pub(crate) expires_at: SystemTime,
     pub(crate) renew_at: SystemTime,
+    /// The prefix the reply's API base bound the connection to.
+    pub(crate) api_base: Option<Url>,
 }
 
 impl TokenEntry {
@@ -78,14 +83,15 @@ impl TokenEntry {
     ) -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let adopted = fetched.as_ref().is_some_and(|f| f.obtained_by.is_none());
-        let (access, obtained_by, expires_at, renew_at) = match fetched {
+        let (access, obtained_by, expires_at, renew_at, api_base) = match fetched {
             Some(f) => (
                 Some(f.access),
                 f.obtained_by,
                 Some(f.expires_at),
                 Some(f.renew_at),
+                f.api_base,
             ),
-            None => (None, None, None, None),
+            None => (None, None, None, None, None),
         };
         let never = |t: Option<SystemTime>| t.map_or(u64::MAX, nanos);
         TokenEntry {
@@ -102,6 +108,7 @@ impl TokenEntry {
             adopted,
             expires_at,
             renew_at,
+            api_base,
             renewing: AtomicBool::new(false),
             renew_failures: AtomicU32::new(0),
             next_renewal: AtomicU64::new(0),
@@ -240,6 +247,13 @@ impl Credential {
     /// [`Injection::remove_from_reference`].
     pub fn remove_from_reference(&self, reference: &str) -> Option<String> {
         self.entry.injection.remove_from_reference(reference)
+    }
+
+    /// The API prefix the token reply bound this connection to
+    /// (`response.api_base`); the credential goes nowhere else. `None` for
+    /// providers without `api_base`.
+    pub fn api_base(&self) -> Option<&Url> {
+        self.entry.api_base.as_ref()
     }
 
     /// The identity of the token this credential was made from.

@@ -18,7 +18,7 @@ use crate::config::{Provider, Providers, Skew};
 use crate::connection::Connection;
 use crate::error::Error;
 use crate::request::ProviderHandle;
-use crate::route::Router;
+use crate::route::{Router, Target};
 use crate::store::TokenStore;
 
 /// The smallest renewal lead: a token is renewed at least this long before it
@@ -66,7 +66,19 @@ pub(crate) struct Inner {
     pub(crate) failure_backoff: (Duration, Duration),
     /// How fetches are shared with other processes through the store.
     pub(crate) coordination: Coordination,
+    /// Prefixes with placeholders as each connection renders them (`None`:
+    /// it cannot): routing needs them on every request and again for the
+    /// response's URL, so each is rendered once per connection id (a
+    /// connection id stands for one set of values, see [`Connection`]).
+    pub(crate) rendered: RenderedPrefixes,
 }
+
+/// See [`Inner::rendered`]: keyed by (provider, prefix, connection id).
+pub(crate) type RenderedPrefixes =
+    papaya::HashMap<(usize, usize, Arc<str>), Option<Url>, foldhash::fast::RandomState>;
+
+/// The most renderings [`Inner::rendered`] keeps before it starts over.
+const MAX_RENDERED: usize = 16_384;
 
 /// The token engine: routes request URLs to providers and hands out
 /// credentials, fetching, caching and renewing tokens as needed.
@@ -112,11 +124,17 @@ impl TokenAuth {
     }
 
     /// The provider whose `api` prefix contains `url` (the longest prefix
-    /// wins). `None`: the request must go out without a credential.
+    /// wins), prefixes with placeholders rendered for each provider's default
+    /// connection. `None`: the request must go out without a credential.
     pub fn route(&self, url: &Url) -> Option<ProviderHandle> {
+        self.route_for(url, None)
+    }
+
+    /// [`route`](Self::route) for a request of `connection`: prefixes with
+    /// placeholders are rendered with its values.
+    pub fn route_for(&self, url: &Url, connection: Option<&Connection>) -> Option<ProviderHandle> {
         self.inner
-            .router
-            .route_url(url)
+            .route_url(url, connection)
             .map(|index| ProviderHandle::new(self.clone(), index))
     }
 
@@ -166,6 +184,47 @@ impl Inner {
             Some(c) => Ok(c),
             None => self.default_connection(index),
         }
+    }
+
+    /// Prefix `api` of provider `index` rendered for `conn` (`None`: the
+    /// default connection); `None` when that connection has no valid
+    /// rendering (a missing or unfit value), which routes nothing to it.
+    pub(crate) fn rendered_prefix(
+        &self,
+        index: usize,
+        api: usize,
+        conn: Option<&Connection>,
+    ) -> Option<Url> {
+        let provider = &self.providers.providers[index];
+        let conn = self.connection(index, conn).ok()?;
+        let key = (index, api, conn.id_arc().clone());
+        let memo = self.rendered.pin();
+        if let Some(rendered) = memo.get(&key) {
+            return rendered.clone();
+        }
+        let rendered = conn
+            .render_url(provider, provider.api.get(api)?)
+            .inspect_err(|e| {
+                debug!(provider = %provider.id, connection = %conn.id(), error = %e, "the connection's api prefix cannot be rendered; nothing routes to it");
+            })
+            .ok();
+        if memo.len() >= MAX_RENDERED {
+            memo.clear();
+        }
+        memo.insert(key, rendered.clone());
+        rendered
+    }
+
+    /// The provider whose prefix holds `target`, prefixes with placeholders
+    /// rendered for `conn` (`None`: each provider's default connection).
+    pub(crate) fn route(&self, target: &Target<'_>, conn: Option<&Connection>) -> Option<usize> {
+        self.router
+            .route(target, |index, api| self.rendered_prefix(index, api, conn))
+    }
+
+    /// [`Inner::route`] for a parsed URL.
+    pub(crate) fn route_url(&self, url: &Url, conn: Option<&Connection>) -> Option<usize> {
+        self.route(&Target::from_url(url)?, conn)
     }
 
     /// The default connection (inputs from environment variables), built on
@@ -497,6 +556,7 @@ impl Inner {
             access: acquired.access,
             obtained_by: Some(acquired.kind),
             expires_at: acquired.expires_at,
+            api_base: acquired.api_base,
         })
     }
 

@@ -214,7 +214,7 @@ impl Inner {
                 Err(e) => return self.without_store(index, conn, READ, e).await,
             };
             if let Some(token) = self.adoptable(index, &state, renewal, rejected) {
-                return Ok(self.adopt(token));
+                return Ok(self.adopt(index, token));
             }
             self.backoff(index, conn, &state)?;
             let asked = Instant::now();
@@ -280,7 +280,7 @@ impl Inner {
             }
         };
         let ready = match self.adoptable(index, &state, renewal, rejected) {
-            Some(token) => Some(Ok(self.adopt(token))),
+            Some(token) => Some(Ok(self.adopt(index, token))),
             None => self.backoff(index, conn, &state).err().map(Err),
         };
         if let Some(result) = ready {
@@ -302,6 +302,7 @@ impl Inner {
                     access: fetched.access.clone(),
                     expires_at: fetched.expires_at,
                     renew_at: fetched.renew_at,
+                    api_base: fetched.api_base.as_ref().map(|u| u.to_string()),
                 }),
                 backoff: None,
             },
@@ -418,6 +419,20 @@ impl Inner {
         if rejected.is_some_and(|r| r == fingerprint(&token.access)) {
             return None;
         }
+        // A token of a provider bound by its reply's API base is adopted
+        // only with a base that still binds (the store is not trusted to
+        // say where a credential may go).
+        let provider = &self.providers.providers[index];
+        if provider.response.api_base.is_some()
+            && token
+                .api_base
+                .as_deref()
+                .and_then(|b| url::Url::parse(b).ok())
+                .and_then(|b| provider.bind_api_base(&b))
+                .is_none()
+        {
+            return None;
+        }
         let now = self.clock.now();
         let left = token.expires_at.duration_since(now).ok()?;
         if left < MIN_ADOPTED_LIFETIME {
@@ -437,13 +452,19 @@ impl Inner {
         })
     }
 
-    fn adopt(&self, token: SharedToken) -> Fetched {
+    fn adopt(&self, index: usize, token: SharedToken) -> Fetched {
         Counters::bump(&self.counters.adopted);
+        let api_base = token
+            .api_base
+            .as_deref()
+            .and_then(|b| url::Url::parse(b).ok())
+            .and_then(|b| self.providers.providers[index].bind_api_base(&b));
         Fetched {
             access: token.access,
             obtained_by: None,
             expires_at: token.expires_at,
             renew_at: token.renew_at,
+            api_base,
         }
     }
 

@@ -88,6 +88,9 @@ mod model;
 
 use std::path::Path;
 
+pub use crate::url_template::{
+    UrlPlace, UrlRenderError, UrlTemplate, UrlTemplateError, UrlValueError,
+};
 pub use build::ProvidersBuilder;
 pub use error::{ConfigErrors, Diagnostic, LoadError};
 pub use model::*;

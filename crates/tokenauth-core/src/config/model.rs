@@ -8,9 +8,9 @@
 use std::time::Duration;
 
 use http::{HeaderName, Method};
-use url::Url;
 
 use crate::template::Template;
+use crate::url_template::UrlTemplate;
 
 /// The longest duration a description may give (`ttl`, a fixed `skew`,
 /// `timeout`): 10 years, written `"10y"` (a year is 365.25 days). Anything
@@ -68,9 +68,11 @@ pub struct Provider {
     pub id: String,
     /// A human name for messages (`name = "..."`, defaults to the id).
     pub name: String,
-    /// URL prefixes the credential may be attached to. Never empty.
-    #[serde(serialize_with = "ser::urls")]
-    pub api: Vec<Url>,
+    /// URL prefixes the credential may be attached to. Never empty. A
+    /// prefix with `{{ inputs.NAME }}` placeholders is rendered per
+    /// connection: a connection's credential only goes inside its own
+    /// rendered prefixes.
+    pub api: Vec<UrlTemplate>,
     /// `allow_insecure_http = true`: plain `http://` URLs are allowed for
     /// hosts other than loopback. Off by default.
     pub allow_insecure_http: bool,
@@ -98,6 +100,13 @@ impl Provider {
         self.inputs.iter().find(|i| i.name == name)
     }
 
+    /// The prefix an API base from a token reply (`response.api_base`) binds
+    /// the connection to: the first of `api` that may hold it (see
+    /// [`UrlTemplate::bind`]); `None` when none may.
+    pub fn bind_api_base(&self, value: &url::Url) -> Option<url::Url> {
+        self.api.iter().find_map(|prefix| prefix.bind(value))
+    }
+
     /// True when the provider fetches tokens: it has a `login` table, or a
     /// `refresh` table (a refresh-only provider starts from a stored refresh
     /// token).
@@ -121,6 +130,86 @@ pub struct Input {
     /// A value used when neither the connection nor the environment has one.
     /// Not allowed for secret inputs.
     pub default: Option<String>,
+    /// `pattern = "..."`: a regular expression every value must match as a
+    /// whole.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<InputPattern>,
+    /// `one_of = [...]`: the only values allowed (e.g. a provider's regions
+    /// or data centres). Empty: any value.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub one_of: Vec<String>,
+}
+
+impl Input {
+    /// Why `value` breaks the input's `pattern` or `one_of`, if it does.
+    pub fn violation(&self, value: &str) -> Option<String> {
+        if !self.one_of.is_empty() && !self.one_of.iter().any(|v| v == value) {
+            return Some(format!("it must be one of {}", self.one_of.join(", ")));
+        }
+        match &self.pattern {
+            Some(p) if !p.matches(value) => Some(format!(
+                "it does not match the input's pattern `{}`",
+                p.source()
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// An input's `pattern`: a regular expression (`regex-lite` syntax: no
+/// look-around, linear time) that a value must match as a whole.
+#[derive(Clone)]
+pub struct InputPattern {
+    source: String,
+    regex: regex_lite::Regex,
+}
+
+impl InputPattern {
+    /// Compiles `source`, anchored at both ends.
+    pub fn new(source: &str) -> Result<Self, String> {
+        let regex = regex_lite::RegexBuilder::new(&format!("^(?:{source})$"))
+            .size_limit(1 << 20)
+            .build()
+            .map_err(|e| {
+                let why = e.to_string();
+                let first = why.lines().last().unwrap_or("invalid").trim();
+                format!("`{source}` is not a valid regular expression ({first})")
+            })?;
+        Ok(InputPattern {
+            source: source.to_owned(),
+            regex,
+        })
+    }
+
+    /// The expression as written.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// True when `value` matches as a whole.
+    pub fn matches(&self, value: &str) -> bool {
+        self.regex.is_match(value)
+    }
+}
+
+impl PartialEq for InputPattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
+impl Eq for InputPattern {}
+
+impl std::fmt::Debug for InputPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.source)
+    }
+}
+
+impl serde::Serialize for InputPattern {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.source)
+    }
 }
 
 /// How a request body is encoded.
@@ -155,9 +244,9 @@ pub struct BasicAuth {
 #[derive(Clone, Debug, serde::Serialize)]
 #[non_exhaustive]
 pub struct TokenRequest {
-    /// Where to send it.
-    #[serde(serialize_with = "ser::url")]
-    pub url: Url,
+    /// Where to send it (with `{{ inputs.NAME }}` placeholders rendered per
+    /// connection).
+    pub url: UrlTemplate,
     /// The method, `POST` by default.
     #[serde(serialize_with = "ser::method")]
     pub method: Method,
@@ -461,6 +550,11 @@ pub struct Response {
     pub expires_at_format: ExpiresAtFormat,
     /// The token type (informational: the inject template decides the header).
     pub token_type: Option<JsonPointer>,
+    /// `api_base = "/instance_url"`: the API base URL for this connection
+    /// (Salesforce's `instance_url`, Zoho's `api_domain`). It must lie
+    /// inside one of the `api` prefixes (a `*` host label stands for one
+    /// DNS label); the connection's credential then only goes inside it.
+    pub api_base: Option<JsonPointer>,
 }
 
 impl Default for Response {
@@ -473,6 +567,7 @@ impl Default for Response {
             expires_at: None,
             expires_at_format: ExpiresAtFormat::Rfc3339,
             token_type: None,
+            api_base: None,
         }
     }
 }
@@ -490,9 +585,10 @@ impl Response {
         .filter_map(|(k, s)| Some((k, s?)))
     }
 
-    /// True when some value is read from the body, which must then be JSON.
+    /// True when some value is read from the body, which must then be JSON
+    /// (`api_base` is always a pointer into it).
     pub fn reads_body(&self) -> bool {
-        self.sources().any(|(_, s)| s.reads_body())
+        self.api_base.is_some() || self.sources().any(|(_, s)| s.reads_body())
     }
 }
 
@@ -598,8 +694,7 @@ pub struct TestRequest {
     #[serde(serialize_with = "ser::method")]
     pub method: Method,
     /// The URL; it must lie inside one of the provider's `api` prefixes.
-    #[serde(serialize_with = "ser::url")]
-    pub url: Url,
+    pub url: UrlTemplate,
     /// Extra headers.
     #[serde(serialize_with = "ser::headers")]
     pub headers: Vec<(HeaderName, Template)>,
@@ -617,17 +712,8 @@ mod ser {
     use http::{HeaderName, Method};
     use serde::Serializer;
     use serde::ser::SerializeSeq;
-    use url::Url;
 
     use crate::template::Template;
-
-    pub(super) fn url<S: Serializer>(u: &Url, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(u.as_str())
-    }
-
-    pub(super) fn urls<S: Serializer>(u: &[Url], s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(u.iter().map(Url::as_str))
-    }
 
     pub(super) fn method<S: Serializer>(m: &Method, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(m.as_str())

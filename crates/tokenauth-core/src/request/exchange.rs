@@ -69,6 +69,9 @@ pub struct Exchange<'a, R> {
     index: usize,
     connection: Option<Connection>,
     request: R,
+    /// The origin of a path-only URI, kept for a provider bound by its
+    /// token reply's API base (checked once the credential is known).
+    origin: Option<Origin>,
 }
 
 impl TokenAuth {
@@ -94,9 +97,10 @@ impl TokenAuth {
         if extensions.is_some_and(|e| e.get::<NoAuth>().is_some()) {
             return Err(request);
         }
+        let connection = extensions.and_then(|e| e.get::<Connection>());
         let Some(index) = request
             .target(origin)
-            .and_then(|target| self.inner.router.route(&target))
+            .and_then(|target| self.inner.route(&target, connection))
         else {
             return Err(request);
         };
@@ -105,12 +109,17 @@ impl TokenAuth {
         {
             return Err(request);
         }
-        let connection = extensions.and_then(|e| e.get::<Connection>().cloned());
+        let connection = connection.cloned();
+        let bound_by_reply = self.inner.providers.providers[index]
+            .response
+            .api_base
+            .is_some();
         Ok(Exchange {
             auth: Cow::Borrowed(self),
             index,
             connection,
             request,
+            origin: origin.filter(|_| bound_by_reply).cloned(),
         })
     }
 }
@@ -128,6 +137,7 @@ impl<R: HttpRequest> Exchange<'_, R> {
             index: self.index,
             connection: self.connection,
             request: self.request,
+            origin: self.origin,
         }
     }
 
@@ -156,6 +166,7 @@ impl<R: HttpRequest> Exchange<'_, R> {
             index,
             connection,
             mut request,
+            origin,
         } = self;
         let inner = &auth.inner;
         let conn = match inner.connection(index, connection.as_ref()) {
@@ -167,6 +178,11 @@ impl<R: HttpRequest> Exchange<'_, R> {
             Err(e) => return Err(transport.auth_error(e)),
         };
         let provider = &inner.providers.providers[index];
+        if let Some(base) = credential.api_base()
+            && let Err(e) = within_base(provider, conn, base, &request, origin.as_ref())
+        {
+            return Err(transport.auth_error(e));
+        }
         // Send exactly the path that was routed, as reqwest sends its
         // parsed URL.
         if let Err(e) = request.resolve_path() {
@@ -177,7 +193,11 @@ impl<R: HttpRequest> Exchange<'_, R> {
         } else {
             None
         };
-        let scope = Scope { auth: &auth, index };
+        let scope = Scope {
+            auth: &auth,
+            index,
+            connection: connection.as_ref(),
+        };
         let response = scope.attempt(transport, &credential, request).await?;
         let renewed = inner
             .after_response(index, conn, response.status(), &credential, retry.is_some())
@@ -202,6 +222,31 @@ impl<R> std::fmt::Debug for Exchange<'_, R> {
     }
 }
 
+/// Checks that `request` goes inside `base`, the prefix the connection's
+/// token reply bound it to (`response.api_base`): routing matched the
+/// provider's `*` prefix, which holds every instance.
+fn within_base<R: HttpRequest>(
+    provider: &Provider,
+    conn: &Connection,
+    base: &Url,
+    request: &R,
+    origin: Option<&Origin>,
+) -> Result<(), Error> {
+    let Some(target) = request.target(origin) else {
+        return Ok(());
+    };
+    let holds = crate::route::prefix_holds(base, &target);
+    if holds {
+        return Ok(());
+    }
+    Err(Error::OutsideApiBase {
+        provider: provider.id.clone(),
+        connection: conn.id().to_owned(),
+        to: format!("{}://{}:{}", target.scheme, target.host, target.port),
+        base: base.to_string(),
+    })
+}
+
 /// The error for a request URI that could not take the resolved path or a
 /// query credential.
 fn uri_error(provider: &Provider, source: http::Error) -> Error {
@@ -216,6 +261,9 @@ fn uri_error(provider: &Provider, source: http::Error) -> Error {
 struct Scope<'a> {
     auth: &'a TokenAuth,
     index: usize,
+    /// The request's connection (`None`: the default one), whose rendering
+    /// of prefixes with placeholders is the scope.
+    connection: Option<&'a Connection>,
 }
 
 impl Scope<'_> {
@@ -257,13 +305,21 @@ impl Scope<'_> {
         let inner = &self.auth.inner;
         let index = self.index;
         let id = &inner.provider_ids[index];
-        if inner.router.route_url(url) == Some(index) {
+        let in_base = || {
+            credential.api_base().is_none_or(|base| {
+                crate::route::Target::from_url(url)
+                    .is_some_and(|t| crate::route::prefix_holds(base, &t))
+            })
+        };
+        if inner.route_url(url, self.connection) == Some(index) && in_base() {
             return Ok(());
         }
         let carried = match credential.injection() {
             Injection::Header { name, .. } if name == http::header::AUTHORIZATION => inner
                 .router
-                .shares_origin(index, url)
+                .shares_origin(index, url, |i, api| {
+                    inner.rendered_prefix(i, api, self.connection)
+                })
                 .then(|| "the Authorization header".to_owned()),
             Injection::Header { name, .. } => Some(format!("the `{name}` header")),
             Injection::Query { name, .. } => Some(format!(

@@ -95,9 +95,27 @@ impl TokenAuth {
     /// comes from `Location`, without the key, so following it could only
     /// end in a rejection (and a needless renewal); the `3xx` goes back to
     /// the caller, who sends the `Location` through the adapter again.
+    ///
+    /// The request's connection is not known here, so a URL that a prefix
+    /// with placeholders could hold for *some* connection counts as that
+    /// provider's: a redirect from it is followed only to the same origin
+    /// and a prefix of the same provider, and one into it never.
     pub fn may_follow_redirect(&self, from: &Url, to: &Url) -> bool {
-        let router = &self.inner.router;
-        let Some(from) = router.route_url(from) else {
+        let inner = &self.inner;
+        let templated_from: Vec<usize> = inner.router.could_route(from).collect();
+        let templated_to: Vec<usize> = inner.router.could_route(to).collect();
+        if !templated_from.is_empty() || !templated_to.is_empty() {
+            let follow = templated_from == templated_to
+                && from.origin() == to.origin()
+                && inner.route_url(from, None) == inner.route_url(to, None);
+            if !follow {
+                debug!(
+                    "redirect from or to a prefix with placeholders, to another origin or provider; not followed"
+                );
+            }
+            return follow;
+        }
+        let Some(from) = inner.route_url(from, None) else {
             return true;
         };
         let id = &self.inner.provider_ids[from];
@@ -111,7 +129,7 @@ impl TokenAuth {
             );
             return false;
         }
-        let to = router.route_url(to);
+        let to = inner.route_url(to, None);
         let follow = to == Some(from);
         if !follow {
             debug!(from = %id, to = ?to.map(|i| &self.inner.provider_ids[i]), "redirect leaves the provider's api prefixes; not followed");

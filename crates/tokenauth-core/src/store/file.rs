@@ -244,6 +244,9 @@ struct TokenRecord {
     /// Absent in files written before it existed: the expiry then.
     #[serde(default)]
     renew_at_ms: Option<u64>,
+    /// The API base the token is bound to (`response.api_base`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    api_base: Option<String>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -279,6 +282,7 @@ impl Record {
                 access: SecretString::from(t.access.clone()),
                 expires_at: from_ms(t.expires_at_ms),
                 renew_at: from_ms(t.renew_at_ms.unwrap_or(t.expires_at_ms)),
+                api_base: t.api_base.clone(),
             }),
             refresh_token: self.refresh_token.clone().map(SecretString::from),
             backoff: self.backoff.as_ref().map(|b| Backoff {
@@ -624,6 +628,7 @@ impl TokenStore for FileStore {
             access: t.access.expose_secret().to_owned(),
             expires_at_ms: to_ms(t.expires_at),
             renew_at_ms: Some(to_ms(t.renew_at)),
+            api_base: t.api_base.clone(),
         });
         let backoff = publication.backoff.as_ref().map(|b| {
             let b = bounded(b);

@@ -333,6 +333,7 @@ mod tests {
                 access: SecretString::from("at-1"),
                 expires_at: SystemTime::now() + TTL,
                 renew_at: SystemTime::now() + TTL / 2,
+                api_base: None,
             }),
             backoff: None,
         };

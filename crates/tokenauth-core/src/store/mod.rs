@@ -360,6 +360,7 @@ mod tests {
                 access: SecretString::from("at-secret-1"),
                 expires_at: SystemTime::now(),
                 renew_at: SystemTime::now(),
+                api_base: None,
             }),
             refresh_token: Some(SecretString::from("rt-secret-2")),
             backoff: None,

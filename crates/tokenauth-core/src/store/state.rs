@@ -33,6 +33,10 @@ pub struct SharedToken {
     /// fetched it decided: every process renews at the same moment, so one
     /// takes the lease and renews for all.
     pub renew_at: SystemTime,
+    /// The API base the token is bound to (`response.api_base`), as the
+    /// reply gave it; checked against the provider's prefixes again by
+    /// every process that adopts the token.
+    pub api_base: Option<String>,
 }
 
 impl fmt::Debug for SharedToken {
@@ -41,6 +45,7 @@ impl fmt::Debug for SharedToken {
             .field("access", &"[redacted]")
             .field("expires_at", &self.expires_at)
             .field("renew_at", &self.renew_at)
+            .field("api_base", &self.api_base)
             .finish()
     }
 }

@@ -3,8 +3,9 @@
 
 use super::report::Ctx;
 use super::table::{IDENTIFIER_PATTERN, Rule, Table, read_table};
+use super::tree::Kind;
 use super::values::{ENV_NAME_PATTERN, shape};
-use crate::config::model::Input;
+use crate::config::model::{Input, InputPattern};
 
 /// What a provider's templates may refer to.
 pub(super) struct Scope<'p> {
@@ -99,6 +100,65 @@ fn read_one(ctx: &mut Ctx<'_>, spec: &mut Table<'_, '_>) -> Input {
             "Used when neither the connection nor the environment has a value; not with secret = true.",
         )
         .map(|(d, _)| d.to_owned());
+    let pattern = spec
+        .str(
+            ctx,
+            "pattern",
+            "A regular expression every value must match as a whole (e.g. a tenant id's form).",
+        )
+        .and_then(|(p, span)| match InputPattern::new(p) {
+            Ok(p) => Some(p),
+            Err(message) => {
+                ctx.error(
+                    span.start,
+                    &spec.child_path("pattern"),
+                    message,
+                    Some("write a regular expression such as \"[a-z0-9-]+\" (no look-around or back-references); it must match the whole value".into()),
+                );
+                None
+            }
+        });
+    let one_of = spec
+        .strings(
+            ctx,
+            "one_of",
+            "The only values allowed, e.g. a provider's regions or data centres.",
+            shape::string,
+            true,
+        )
+        .map(|(node, items)| {
+            if items.is_empty() && matches!(&node.kind, Kind::Array(a) if a.is_empty()) {
+                ctx.error(
+                    node.at(),
+                    &spec.child_path("one_of"),
+                    "`one_of` is empty: no value would be allowed",
+                    Some("list the allowed values, or leave the key out".into()),
+                );
+            }
+            items
+                .into_iter()
+                .map(|(v, _)| v.to_owned())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    if let (Some(d), Some(node)) = (&default, spec.peek("default")) {
+        let probe = Input {
+            name: String::new(),
+            env: None,
+            secret: false,
+            default: None,
+            pattern: pattern.clone(),
+            one_of: one_of.clone(),
+        };
+        if let Some(why) = probe.violation(d) {
+            ctx.error(
+                node.at(),
+                &spec.child_path("default"),
+                format!("the default `{d}` is not allowed: {why}"),
+                Some("give a default the input's own constraint accepts".into()),
+            );
+        }
+    }
     spec.rule(Rule::ForbiddenWhenTrue {
         flag: "secret",
         key: "default",
@@ -119,5 +179,7 @@ fn read_one(ctx: &mut Ctx<'_>, spec: &mut Table<'_, '_>) -> Input {
         env,
         secret,
         default: default.filter(|_| !secret),
+        pattern,
+        one_of,
     }
 }

@@ -19,6 +19,7 @@ pub(super) fn read(
 ) -> Option<TokenRequest> {
     let url = table.url(
         ctx,
+        scope,
         "url",
         "The token endpoint (https unless loopback or allow_insecure_http).",
         insecure_ok,

@@ -44,7 +44,7 @@ use self::report::Ctx;
 use self::table::{IDENTIFIER_PATTERN, Table, TableSchema, read_table};
 use self::tree::Node;
 use super::error::ConfigErrors;
-use super::model::Providers;
+use super::model::{Provider, Providers};
 
 /// Parses and validates a whole description given as TOML text. `file`
 /// names it in messages.
@@ -193,8 +193,11 @@ fn read_root(ctx: &mut Ctx<'_>, node: &Node<'_>) -> (Providers, TableSchema) {
         return (Providers { providers }, schema);
     };
     let mut seen: BTreeMap<String, &str> = BTreeMap::new();
-    // Each api prefix and the provider that declared it first.
+    // Each api prefix's form (placeholders made alike) and the provider
+    // that declared it first.
     let mut prefixes: BTreeMap<String, String> = BTreeMap::new();
+    // Where each provider was declared, for the shadowing check.
+    let mut declared_at = Vec::new();
     let valid = map.named_entries(
         ctx,
         "provider id",
@@ -209,17 +212,51 @@ fn read_root(ctx: &mut Ctx<'_>, node: &Node<'_>) -> (Providers, TableSchema) {
         let read_provider = |ctx: &mut Ctx<'_>, t: &mut Table<'_, '_>| provider::read(ctx, id, t);
         if let Some(Some(p)) = read_table(ctx, &entry.value, path, "a provider", &read_provider) {
             for prefix in &p.api {
-                if let Some(first) = prefixes.insert(prefix.to_string(), p.id.clone()) {
+                if let Some(first) = prefixes.insert(prefix.shape(), p.id.clone()) {
+                    let what = if prefix.is_literal() {
+                        format!("the api prefix `{prefix}` is also one of provider `{first}`'s")
+                    } else {
+                        format!(
+                            "the api prefix `{prefix}` has the same form as one of provider `{first}`'s (only the input names differ)"
+                        )
+                    };
                     ctx.error(
                         entry.key_at,
                         &table::join(&map.child_path(id), "api"),
-                        format!("the api prefix `{prefix}` is also one of provider `{first}`'s: requests under it would always get `{first}`'s credential, never this one's"),
+                        format!("{what}: requests under it would always get `{first}`'s credential, never this one's"),
                         Some("give each provider prefixes of its own; for several accounts of one API, use one provider with several connections".into()),
                     );
                 }
             }
+            declared_at.push((entry.key_at, map.child_path(id)));
             providers.push(p);
         }
     }
+    shadowed_prefixes(ctx, &providers, &declared_at);
     (Providers { providers }, schema)
+}
+
+/// A written-out prefix of one provider that a prefix with placeholders of
+/// another could render exactly (`https://acme.example.com/` and
+/// `https://{{ inputs.sub }}.example.com/`): which of the two gets a request
+/// would depend on a connection's values.
+fn shadowed_prefixes(ctx: &mut Ctx<'_>, providers: &[Provider], declared_at: &[(usize, String)]) {
+    for (a, (at, path)) in providers.iter().zip(declared_at) {
+        for fixed in a.api.iter().filter_map(|u| u.literal()) {
+            for b in providers.iter().filter(|b| b.id != a.id) {
+                if let Some(template) = b
+                    .api
+                    .iter()
+                    .find(|t| crate::route::template_covers(t, fixed))
+                {
+                    ctx.error(
+                        *at,
+                        &table::join(path, "api"),
+                        format!("the api prefix `{fixed}` is shadowed by provider `{}`'s `{}`: a connection of `{}` could render exactly this prefix, and then its requests here would get either credential", b.id, template.source(), b.id),
+                        Some("give the two providers prefixes that cannot meet: another host, or a longer path for one of them".into()),
+                    );
+                }
+            }
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //! through the table helper, each sub-table by its own module's reader);
 //! [`rules`] then checks what relates one table to another.
 
-use url::Url;
+use crate::url_template::UrlTemplate;
 
 use super::inputs::{self, Scope};
 use super::report::Ctx;
@@ -35,9 +35,6 @@ pub(super) fn read(ctx: &mut Ctx<'_>, id: &str, table: &mut Table<'_, '_>) -> Op
             "Allow http:// URLs for hosts other than loopback.",
         )
         .unwrap_or(false);
-    let errors_before_api = ctx.errors();
-    let api = api(ctx, table, api_node, allow_insecure_http);
-    let api_complete = ctx.errors() == errors_before_api;
     let inputs = inputs::read(ctx, table);
     // What depends on the login (the refresh's url and on_error action, the
     // token placeholders) asks whether a login is written, not whether it
@@ -48,6 +45,9 @@ pub(super) fn read(ctx: &mut Ctx<'_>, id: &str, table: &mut Table<'_, '_>) -> Op
         inputs: &inputs,
         fetches: login_written || table.peek("refresh").is_some(),
     };
+    let errors_before_api = ctx.errors();
+    let api = api(ctx, &scope, table, api_node, allow_insecure_http);
+    let api_complete = ctx.errors() == errors_before_api;
     let insecure = allow_insecure_http;
     let login = table
         .table(
@@ -133,6 +133,8 @@ pub(super) fn read(ctx: &mut Ctx<'_>, id: &str, table: &mut Table<'_, '_>) -> Op
             expiry: &expiry,
             inject: inject.as_ref(),
             test: test.as_ref(),
+            login_url: login.as_ref().map(|l| &l.url),
+            refresh_url: refresh.as_ref().map(|r| &r.request.url),
         },
     );
     Some(Provider {
@@ -155,10 +157,11 @@ pub(super) fn read(ctx: &mut Ctx<'_>, id: &str, table: &mut Table<'_, '_>) -> Op
 /// query or fragment. Runs after `allow_insecure_http` is known.
 fn api(
     ctx: &mut Ctx<'_>,
+    scope: &Scope<'_>,
     table: &Table<'_, '_>,
     node: Option<&Node<'_>>,
     insecure_ok: bool,
-) -> Vec<Url> {
+) -> Vec<UrlTemplate> {
     let path = table.child_path("api");
     let Some(node) = node else {
         ctx.error(table.at, &table.path, "missing key `api`", Some("list the URL prefixes the credential may be sent to, e.g. api = [\"https://api.example.com/\"]".into()));
@@ -187,10 +190,10 @@ fn api(
             );
             continue;
         };
-        let Some(url) = check_url(ctx, text, &item.span, &path, insecure_ok) else {
+        let Some(url) = check_url(ctx, scope, text, &item.span, &path, insecure_ok) else {
             continue;
         };
-        if url.query().is_some() || url.fragment().is_some() {
+        if url.sample().query().is_some() || url.sample().fragment().is_some() {
             ctx.error(
                 item.at(),
                 &path,
@@ -209,12 +212,14 @@ struct Written<'p> {
     id: &'p str,
     /// `None` when a prefix was rejected: a test URL may well be under the
     /// one that was meant, so only the prefix's error is reported.
-    api: Option<&'p [Url]>,
+    api: Option<&'p [UrlTemplate]>,
     fetches: bool,
     response: &'p Response,
     expiry: &'p Expiry,
     inject: Option<&'p Inject>,
     test: Option<&'p TestRequest>,
+    login_url: Option<&'p UrlTemplate>,
+    refresh_url: Option<&'p UrlTemplate>,
 }
 
 /// The rules that relate one table of a provider to another. Each asks
@@ -283,11 +288,61 @@ fn rules(ctx: &mut Ctx<'_>, table: &Table<'_, '_>, p: Written<'_>) {
         }
         _ => {}
     }
+    let api_base_written = table.written_in("response", "api_base");
+    if let Some(api) = p.api {
+        let api_node = table.peek("api").map_or(table.at, Node::at);
+        if api.iter().any(UrlTemplate::is_wildcard) && !api_base_written {
+            ctx.error(
+                api_node,
+                &table.child_path("api"),
+                "a `*` in an api prefix names every host of that form, but nothing binds a connection to one of them",
+                Some(format!("say where the token reply gives the connection's API base: [providers.{id}.response] api_base = \"/instance_url\"; or write the host out")),
+            );
+        }
+        if api_base_written && !p.fetches {
+            let at = table
+                .peek("response")
+                .and_then(|r| r.get("api_base"))
+                .map_or(api_node, Node::at);
+            ctx.error(
+                at,
+                &format!("{}.api_base", table.child_path("response")),
+                "`response.api_base` on a provider that never fetches a token: there is no reply to read it from",
+                Some("remove it, or add the [login] table whose reply carries the API base".into()),
+            );
+        }
+        if api_base_written && api.iter().any(|t| t.inputs().next().is_some()) {
+            ctx.error(
+                api_node,
+                &table.child_path("api"),
+                "an api prefix with `{{ inputs.* }}` cannot be bound by `response.api_base`",
+                Some("use `*` host labels for the part of the host the reply decides".into()),
+            );
+        }
+    }
+    for key in ["login", "refresh"] {
+        let url = match key {
+            "login" => p.login_url,
+            _ => p.refresh_url,
+        };
+        if let Some(url) = url.filter(|u| u.is_wildcard()) {
+            let at = table
+                .peek(key)
+                .and_then(|t| t.get("url"))
+                .map_or(table.at, Node::at);
+            ctx.error(
+                at,
+                &format!("{}.url", table.child_path(key)),
+                format!("`{}` has a `*` host label: a token request goes to one host", url.source()),
+                Some("write the host out, or take it from an input: https://{{ inputs.NAME }}.example.com/".into()),
+            );
+        }
+    }
     if let (Some(api), Some(test)) = (p.api, p.test)
         && !api.is_empty()
         && !api
             .iter()
-            .any(|prefix| crate::route::prefix_matches(prefix, &test.url))
+            .any(|prefix| crate::route::prefix_matches(prefix.sample(), test.url.sample()))
     {
         let test_table = table.peek("test");
         let at = test_table

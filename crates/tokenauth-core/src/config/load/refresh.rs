@@ -13,6 +13,7 @@ use crate::config::model::{
     BasicAuth, BodyFormat, FieldValue, Refresh, RefreshErrorAction, RefreshOnError, TokenRequest,
 };
 use crate::template::{Template, Var};
+use crate::url_template::UrlTemplate;
 
 /// What the refresh reader knows of the login: whether one is written, and
 /// the request if it loaded.
@@ -31,6 +32,7 @@ pub(super) fn read(
 ) -> Option<Refresh> {
     let url = table.url(
         ctx,
+        scope,
         "url",
         "The refresh endpoint. Left out: the login's url.",
         insecure_ok,
@@ -95,12 +97,12 @@ fn inherit(
     ctx: &mut Ctx<'_>,
     table: &Table<'_, '_>,
     keys: RequestKeys,
-    url: Option<url::Url>,
+    url: Option<UrlTemplate>,
     login: Option<&TokenRequest>,
 ) -> Option<TokenRequest> {
     let errors_before = ctx.errors();
     let inherit_auth = match (login, url.as_ref()) {
-        (Some(login), Some(url)) if url.origin() != login.url.origin() => {
+        (Some(login), Some(url)) if url.sample().origin() != login.url.sample().origin() => {
             let left_out: Vec<&str> = [
                 ("basic", login.basic.is_some()),
                 ("headers", !login.headers.is_empty()),
@@ -116,8 +118,8 @@ fn inherit(
                     &table.path,
                     format!(
                         "the refresh url is on another origin ({}) than the login url ({}), so the login's `{keys}` (client authentication) is not inherited",
-                        url.origin().ascii_serialization(),
-                        login.url.origin().ascii_serialization()
+                        origin(url),
+                        origin(&login.url)
                     ),
                     Some(format!(
                         "say what the refresh endpoint gets: repeat `{keys}` in [{}] if it needs the client credentials, or write {} to send none",
@@ -249,4 +251,15 @@ fn on_error(ctx: &mut Ctx<'_>, table: &mut Table<'_, '_>, has_login: bool) -> Re
         error_values,
         action,
     }
+}
+
+/// A URL template's origin as it is written (`https://{{ inputs.tenant }}.example.com`
+/// for a templated host).
+fn origin(url: &UrlTemplate) -> String {
+    let source = url.source();
+    let after_scheme = source.find("://").map_or(0, |i| i + 3);
+    let end = source[after_scheme..]
+        .find(['/', '?', '#'])
+        .map_or(source.len(), |i| after_scheme + i);
+    source[..end].to_owned()
 }

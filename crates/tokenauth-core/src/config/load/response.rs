@@ -76,6 +76,11 @@ pub(super) fn read(ctx: &mut Ctx<'_>, table: &mut Table<'_, '_>, provider: &str)
         "token_type",
         "The token type (informational: the inject template decides the header).",
     );
+    r.api_base = table.pointer(
+        ctx,
+        "api_base",
+        "The connection's API base URL in the reply (Salesforce's /instance_url); it must lie inside an api prefix, where `*` stands for one host label.",
+    );
     if let Some(v) = table.misplaced(ctx, "rotate") {
         ctx.error(
             v.at(),

@@ -20,6 +20,7 @@ pub(super) fn read(
     let method = table.method(ctx, "method", "The HTTP method: GET by default.");
     let url = table.url(
         ctx,
+        scope,
         "url",
         "An API URL inside the api prefixes that proves the credentials work.",
         insecure_ok,

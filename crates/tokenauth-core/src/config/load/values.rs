@@ -13,6 +13,7 @@ use super::table::{Shape, Str, Table};
 use super::tree::{Kind, Node};
 use crate::config::model::{JsonPointer, MAX_DURATION};
 use crate::template::{Template, Var};
+use crate::url_template::UrlTemplate;
 
 /// Which `token.*` placeholders a template may use where it stands.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -23,7 +24,9 @@ pub(super) enum TokenVars {
 }
 
 // The schema's patterns: what a JSON Schema can say of each value type.
-const URL_PATTERN: &str = r"^https?://[^\s@/?#]+(/[^\s?#]*)?$";
+/// An http(s) URL; `{{ inputs.NAME }}` placeholders (with their spaces)
+/// in the host, path and query.
+const URL_PATTERN: &str = r"^https?://([^\s@/?#{]|\{\{[^}]*\}\})+(/([^\s?#{]|\{\{[^}]*\}\})*)?(\?([^\s#{]|\{\{[^}]*\}\})*)?$";
 const DURATION_PATTERN: &str = r"^\s*([0-9]+\s*[a-zA-Zµ]+\s*)+$";
 pub(super) const SKEW_PATTERN: &str =
     r"^\s*(([1-9]|[1-8][0-9]|90)\s*%|([0-9]+\s*[a-zA-Zµ]+\s*)+)\s*$";
@@ -57,7 +60,7 @@ pub(super) mod shape {
         Shape::Str {
             pattern: Some(URL_PATTERN),
             note: Some(
-                "An absolute https:// URL (http:// only for loopback or with allow_insecure_http).",
+                "An absolute https:// URL (http:// only for loopback or with allow_insecure_http); {{ inputs.NAME }} may stand in the host, a path segment or a query value.",
             ),
         }
     }
@@ -285,16 +288,17 @@ impl<'a, 'i> Table<'a, 'i> {
         Some((value, out))
     }
 
-    /// An absolute URL (see [`check_url`]).
+    /// An absolute URL, perhaps with input placeholders (see [`check_url`]).
     pub(super) fn url(
         &mut self,
         ctx: &mut Ctx<'_>,
+        scope: &Scope<'_>,
         key: &'static str,
         doc: &'static str,
         insecure_ok: bool,
-    ) -> Option<Url> {
+    ) -> Option<UrlTemplate> {
         let (text, span) = self.str_shaped(ctx, key, doc, shape::url)?;
-        check_url(ctx, text, &span, &self.child_path(key), insecure_ok)
+        check_url(ctx, scope, text, &span, &self.child_path(key), insecure_ok)
     }
 
     /// A template whose placeholders `scope` and `tokens` allow.
@@ -476,44 +480,86 @@ fn env_name(provider: &str, input: &str) -> String {
         .replace('-', "_")
 }
 
-/// Parses and checks a URL: absolute, http(s), no credentials, https unless
-/// loopback or the provider opted out.
+/// Parses and checks a URL template: absolute, http(s), no credentials,
+/// https unless loopback or the provider opted out; placeholders only where
+/// [`UrlTemplate`] allows them, naming declared, non-secret inputs.
 pub(super) fn check_url(
     ctx: &mut Ctx<'_>,
+    scope: &Scope<'_>,
     text: &str,
     span: &std::ops::Range<usize>,
     path: &str,
     insecure_ok: bool,
-) -> Option<Url> {
-    if text.contains("{{") || text.contains("}}") {
-        ctx.error(
-            span.start,
-            path,
-            format!("`{text}` holds a template: URLs are sent as written, so `{{{{ … }}}}` would go out literally"),
-            Some("write the full URL; for per-tenant hosts or paths, describe one provider per tenant for now".into()),
-        );
-        return None;
-    }
-    let url = match Url::parse(text) {
-        Ok(u) => u,
+) -> Option<UrlTemplate> {
+    let template = match UrlTemplate::parse(text) {
+        Ok(t) => t,
         Err(e) => {
-            ctx.error(
-                span.start,
-                path,
-                format!("`{text}` is not a valid absolute URL ({e})"),
-                Some("write the full URL, e.g. \"https://api.example.com/\"".into()),
-            );
+            ctx.error(span.start, path, e.message, e.help);
             return None;
         }
     };
-    match url.scheme() {
-        "https" => {}
-        "http" if is_loopback(&url) || insecure_ok => {}
-        "http" => {
+    let mut ok = true;
+    for (name, place) in template.inputs() {
+        let declared = scope.inputs.list.iter().find(|i| i.name == name);
+        if declared.is_some_and(|i| i.secret) {
             ctx.error(
                 span.start,
                 path,
-                format!("`{text}` uses plain http: credentials would cross the network unencrypted"),
+                format!("the secret input `{name}` cannot be part of a URL: URLs are logged and shown in errors"),
+                Some(format!("send it in a field, a header or [inject] instead; if `{name}` is not secret (a tenant, a region), drop `secret = true`")),
+            );
+            ok = false;
+        } else if declared.is_none() && !scope.inputs.declares(name) {
+            let names: Vec<&str> = scope.inputs.list.iter().map(|i| i.name.as_str()).collect();
+            let help = match did_you_mean(name, &names) {
+                Some(s) => format!("did you mean `inputs.{s}`?"),
+                None => format!(
+                    "declare it under [providers.{}.inputs], e.g. {name} = {{ env = \"{}\" }}",
+                    scope.provider,
+                    env_name(scope.provider, name)
+                ),
+            };
+            ctx.error(
+                span.start,
+                path,
+                format!("`{{{{ inputs.{name} }}}}` (in the {place} of the URL) names an input that is not declared"),
+                Some(help),
+            );
+            ok = false;
+        }
+    }
+    for (name, place) in template.inputs() {
+        let default = scope
+            .inputs
+            .list
+            .iter()
+            .find(|i| i.name == name)
+            .and_then(|i| i.default.as_deref());
+        if let Some(why) = default.and_then(|d| crate::url_template::unfit(place, d)) {
+            ctx.error(
+                span.start,
+                path,
+                format!("the default of input `{name}` cannot go into the {place} of this URL: {why}"),
+                Some(format!("give `{name}` a default that fits, e.g. a host name such as \"acme\" (letters, digits, `-` and `.`)")),
+            );
+            ok = false;
+        }
+    }
+    let url = template.sample();
+    let shown = template.source();
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(url) || insecure_ok => {}
+        "http" => {
+            let why = if template.templated_host() {
+                "its host comes from an input, so it may be anywhere: "
+            } else {
+                ""
+            };
+            ctx.error(
+                span.start,
+                path,
+                format!("`{shown}` uses plain http: {why}credentials would cross the network unencrypted"),
                 Some("use https://, or set `allow_insecure_http = true` on this provider if you really mean it".into()),
             );
             return None;
@@ -538,10 +584,10 @@ pub(super) fn check_url(
         return None;
     }
     if url.host_str().is_none_or(str::is_empty) {
-        ctx.error(span.start, path, format!("`{text}` has no host"), None);
+        ctx.error(span.start, path, format!("`{shown}` has no host"), None);
         return None;
     }
-    Some(url)
+    ok.then_some(template)
 }
 
 /// True for `localhost`, 127.0.0.0/8 and `[::1]`.

@@ -433,7 +433,6 @@ impl Acquirer<'_> {
         if let Some(clamp) = &parsed.clamped {
             self.clamped(kind, clamp);
         }
-        // `api_base` is a pointer: with it set, the body was read.
         if let Some(json) = &json {
             parsed.api_base = self.api_base(kind, json, &parsed.access, rt)?;
         }

@@ -586,7 +586,7 @@ impl Response {
     }
 
     /// True when some value is read from the body, which must then be JSON
-    /// (`api_base` is always a pointer into it).
+    /// (the API base, `api_base`, is always read from it).
     pub fn reads_body(&self) -> bool {
         self.api_base.is_some() || self.sources().any(|(_, s)| s.reads_body())
     }

@@ -185,8 +185,7 @@ async fn keystone_token_from_the_subject_token_header_with_a_nested_json_login()
     let err = auth
         .credential_of("keystone", Some(&connection(Shape::Keystone, false)))
         .await
-        .err()
-        .expect("a wrong password cannot log in");
+        .expect_err("a wrong password cannot log in");
     assert!(
         matches!(err, Error::Status { status, .. } if status == 401),
         "{err:?}"
@@ -203,8 +202,7 @@ async fn session_cookie_from_a_form_login_with_an_html_body() {
     let err = auth
         .credential_of("session", Some(&connection(Shape::Session, false)))
         .await
-        .err()
-        .expect("wrong password");
+        .expect_err("wrong password");
     assert!(
         matches!(err, Error::Status { status, .. } if status == 401),
         "{err:?}"
@@ -231,8 +229,7 @@ async fn a_missing_cookie_names_the_cookie_and_no_value() {
     let err = auth
         .credential_of("session", Some(&connection(Shape::Session, true)))
         .await
-        .err()
-        .expect("no such cookie");
+        .expect_err("no such cookie");
     assert!(
         matches!(&err, Error::MissingField { pointer, .. } if pointer == "cookie JSESSIONID"),
         "{err:?}"

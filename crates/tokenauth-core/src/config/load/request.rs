@@ -18,6 +18,13 @@ use crate::template::Template;
 
 pub(super) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A field value that is not a string: where it is and what it is.
+pub(super) struct Nested {
+    at: usize,
+    path: String,
+    what: &'static str,
+}
+
 /// A token request's shared keys as written: `None` for each left out or
 /// wrong (a refresh takes those from the login).
 pub(super) struct RequestKeys {
@@ -27,7 +34,7 @@ pub(super) struct RequestKeys {
     /// The first field that is not a string (position, key path, what it
     /// is): allowed only in a JSON body, which [`check_nested`] checks once
     /// the body format is known (a refresh may take it from the login).
-    pub(super) nested: Option<(usize, String, &'static str)>,
+    pub(super) nested: Option<Nested>,
     /// `None`: not written.
     pub(super) headers: Option<Vec<(HeaderName, Template)>>,
     /// `None`: not written; `Some(None)`: `basic = {}` in a refresh (send
@@ -142,10 +149,7 @@ fn fields(
     table: &mut Table<'_, '_>,
     doc: &'static str,
     tokens: TokenVars,
-) -> (
-    Vec<(String, FieldValue)>,
-    Option<(usize, String, &'static str)>,
-) {
+) -> (Vec<(String, FieldValue)>, Option<Nested>) {
     let values = || {
         Shape::AnyOf(vec![
             shape::template(),
@@ -182,10 +186,14 @@ fn field_value(
     path: &str,
     name: &str,
     tokens: TokenVars,
-    nested: &mut Option<(usize, String, &'static str)>,
+    nested: &mut Option<Nested>,
 ) -> Option<FieldValue> {
     if !matches!(node.kind, Kind::String(_)) && nested.is_none() {
-        *nested = Some((node.at(), path.to_owned(), node.type_name()));
+        *nested = Some(Nested {
+            at: node.at(),
+            path: path.to_owned(),
+            what: node.type_name(),
+        });
     }
     match &node.kind {
         Kind::String(_) => template(ctx, scope, node, path, name, tokens).map(FieldValue::Text),
@@ -236,12 +244,12 @@ fn field_value(
 /// JSON body (`nested` from [`RequestKeys`]).
 pub(super) fn check_nested(
     ctx: &mut Ctx<'_>,
-    nested: Option<&(usize, String, &'static str)>,
+    nested: Option<&Nested>,
     body: BodyFormat,
     method: &Method,
     table_path: &str,
 ) {
-    let Some((at, path, what)) = nested else {
+    let Some(Nested { at, path, what }) = nested else {
         return;
     };
     if *method == Method::GET {

@@ -5,6 +5,10 @@
 
 mod helpers;
 
+#[path = "adapters/several.rs"]
+mod several;
+#[path = "adapters/sources.rs"]
+mod sources;
 #[path = "adapters/tenants.rs"]
 mod tenants;
 #[path = "adapters/via_reqwest.rs"]

@@ -15,6 +15,7 @@ const LOADER_ONLY: &[&str] = &[
     "api_base",               // a rule across api, response and login
     "duplicate_api_prefixes", // equal URLs across providers
     "duplicate_provider_ids", // ids equal but for case
+    "inject_header_twice",    // a header name twice, ignoring case
     "insecure_http",          // http:// allowed only for loopback
     "shadowed_api_prefixes",  // a URL template that could render another prefix
     "no_expiry_source",       // needs a cross-table rule
@@ -22,6 +23,7 @@ const LOADER_ONLY: &[&str] = &[
     "template_unclosed",      // template syntax
     "test_url_outside_api",   // URL containment
     "token_in_wrong_place",   // placeholder scoping
+    "two_inject_modes",       // header = "Authorization" beside basic
     "undeclared_input",       // template reference
 ];
 

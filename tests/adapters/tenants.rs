@@ -248,12 +248,15 @@ async fn unfit_host_values_route_nowhere_and_fetch_nothing() {
     let auth = engine(&hosts);
     let port = hosts.port;
     let handle = auth.provider("tenanted").unwrap();
-    for (value, why) in [
+    for (i, (value, why)) in [
         ("127.0.0.1.evil.example", "pattern"),
         ("evil.example/", "pattern"),
         ("127.0.0.1:9/x", "pattern"),
-    ] {
-        let conn = tenant("mallory", value);
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let conn = tenant(&format!("mallory-{i}"), value);
         let url = url::Url::parse(&format!("http://127.0.0.1:{port}/api/items")).unwrap();
         assert!(auth.route_for(&url, Some(&conn)).is_none(), "{value}");
         let err = handle.credential(Some(&conn)).await.unwrap_err();

@@ -233,6 +233,19 @@ pub struct Seen {
     pub query: Option<String>,
     pub authorization: Option<String>,
     pub api_key: Option<String>,
+    /// Every header, names lower-case, in arrival order.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Seen {
+    /// The values of the header `name` (lower-case).
+    pub fn header(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
 }
 
 /// A loopback HTTP/1.1 server that records every request and answers:
@@ -297,6 +310,14 @@ fn answer(
         query: req.uri().query().map(str::to_owned),
         authorization: header("authorization"),
         api_key: header("x-api-key"),
+        headers: req
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                let v = v.to_str().unwrap_or("<binary>");
+                (n.as_str().to_owned(), v.to_owned())
+            })
+            .collect(),
     };
     record.lock().unwrap().push(seen.clone());
     let mut response = http::Response::new(Full::new(Bytes::from_static(b"ok")));

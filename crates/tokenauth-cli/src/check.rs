@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use tokenauth_core::config::{Inject, LoadError, Providers};
+use tokenauth_core::config::{LoadError, Providers};
 
 use crate::Outcome;
 
@@ -86,11 +86,26 @@ fn summary(p: &tokenauth_core::Provider) -> String {
         ),
         (None, None) => "static credentials".to_owned(),
     };
-    let inject = match &p.inject {
-        Inject::Header { name, .. } => format!("header {name}"),
-        Inject::Basic(_) => "basic auth".to_owned(),
-        Inject::Query { name, .. } => format!("query ?{name}="),
-    };
+    let inject = &p.inject;
+    let inject: Vec<String> = (inject
+        .header
+        .iter()
+        .map(|(name, _)| format!("header {name}")))
+    .chain(inject.basic.iter().map(|_| "basic auth".to_owned()))
+    .chain(
+        inject
+            .headers
+            .iter()
+            .map(|(name, _)| format!("header {name}")),
+    )
+    .chain(
+        inject
+            .query
+            .iter()
+            .map(|(name, _)| format!("query ?{name}=")),
+    )
+    .collect();
+    let inject = inject.join(", ");
     format!(
         "{how}; injects {inject}; api {}",
         p.api

@@ -86,13 +86,31 @@ pub(crate) fn run(g: &Global, id: &str, args: &ConnectionArgs) -> Outcome {
         );
         print_indented(&refresh.to_string());
     }
+    // Where the tokens are in the reply, when not all in the JSON body.
+    if p.fetches_tokens() && p.response.sources().any(|(_, s)| !s.reads_body()) {
+        println!();
+        println!("read from the token reply:");
+        for (key, source) in p.response.sources() {
+            let place = match source {
+                tokenauth_core::config::TokenSource::Pointer(ptr) => {
+                    format!("body {}", ptr.as_str())
+                }
+                other => other.to_string(),
+            };
+            println!("  {key:<14} {place}");
+        }
+        if !p.response.reads_body() {
+            println!("  (the body is not read: it may be HTML or empty)");
+        }
+    }
     println!();
-    let (name, value) = preview_injection(&p, &conn);
     println!("attached to each API request:");
-    if let Some(query) = name.strip_prefix('?') {
-        println!("  query parameter {query}={value}");
-    } else {
-        println!("  {name}: {value}");
+    for (name, value) in preview_injection(&p, &conn) {
+        if let Some(query) = name.strip_prefix('?') {
+            println!("  query parameter {query}={value}");
+        } else {
+            println!("  {name}: {value}");
+        }
     }
     println!();
     println!("expiry: {}", expiry(&p));
@@ -135,10 +153,10 @@ fn expiry(p: &tokenauth_core::Provider) -> String {
     let r = &p.response;
     let mut sources = Vec::new();
     if let Some(at) = &r.expires_at {
-        sources.push(format!("reply {} ({:?})", at.as_str(), r.expires_at_format));
+        sources.push(format!("reply {at} ({:?})", r.expires_at_format));
     }
     if let Some(i) = &r.expires_in {
-        sources.push(format!("reply {} (seconds)", i.as_str()));
+        sources.push(format!("reply {i} ({})", r.expires_in_unit.as_str()));
     }
     if p.expiry.jwt_exp {
         sources.push("the JWT exp claim".to_owned());

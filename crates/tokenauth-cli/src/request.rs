@@ -36,7 +36,7 @@ pub(crate) async fn run(g: &Global, a: RequestArgs<'_>) -> Outcome {
         Ok(a) => a,
         Err(o) => return o,
     };
-    match auth.route(&url) {
+    match auth.route_for(&url, Some(&conn)) {
         Some(routed) if routed.id() == p.id => {}
         other => {
             let owner = other.map_or_else(

@@ -148,8 +148,11 @@ pub(crate) async fn run(g: &Global, id: &str, args: &ConnectionArgs) -> Outcome 
     }
 
     // 3. inject
-    let (name, value) = preview_injection(&p, &conn);
-    steps.ok("inject", format!("{name}: {value}"));
+    let parts: Vec<String> = preview_injection(&p, &conn)
+        .into_iter()
+        .map(|(name, value)| format!("{name}: {value}"))
+        .collect();
+    steps.ok("inject", parts.join("; "));
 
     // 4. the [test] request
     let Some(test) = &p.test else {
@@ -270,9 +273,8 @@ async fn reject_step(
         steps.skip("reject", "the test request cannot be sent twice");
         return true;
     };
-    if !wrong.apply_to_headers(probe.headers_mut()) {
-        wrong.apply_to_url(probe.url_mut());
-    }
+    wrong.apply_to_headers(probe.headers_mut());
+    wrong.apply_to_url(probe.url_mut());
     let status = match client.execute(probe).await {
         Ok(resp) => resp.status(),
         Err(e) => {

@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 
 use secrecy::ExposeSecret;
-use tokenauth_core::{Injection, RequestKind};
+use tokenauth_core::RequestKind;
 
 use crate::common::{credential, hint, mask, open, report, when, with_spinner};
 use crate::{ConnectionArgs, Global, Outcome};
@@ -78,32 +78,40 @@ pub(crate) async fn run(
     if let Some(t) = credential.renew_at() {
         println!("renews:     {}", when(t, now));
     }
-    match credential.injection() {
-        Injection::Header { name, .. } => {
-            println!("attached:   header {name} (value sensitive, not shown)")
-        }
-        Injection::Query { name, .. } => {
-            println!("attached:   query parameter {name} (value not shown)")
-        }
-        _ => {}
+    for (name, _) in credential.injection().headers() {
+        println!("attached:   header {name} (value sensitive, not shown)")
+    }
+    for (name, _) in credential.injection().query() {
+        println!("attached:   query parameter {name} (value not shown)")
     }
     Outcome::Ok
 }
 
 /// The scheme the inject template puts before the token (`bearer`, `Bearer`,
-/// `Token`, ...), or `custom` when there is none.
+/// `Token`, ...), or `custom` when there is none: of the part that carries
+/// the token (else the first part).
 fn token_type(p: &tokenauth_core::Provider) -> String {
-    use tokenauth_core::config::Inject;
-    match &p.inject {
-        Inject::Header { value, .. } => value
+    use tokenauth_core::Var;
+    let inject = &p.inject;
+    let carries = |t: &tokenauth_core::Template| t.vars().any(|v| *v == Var::TokenAccess);
+    let header = inject
+        .header_templates()
+        .find(|(_, t)| carries(t))
+        .or_else(|| inject.header_templates().next());
+    let basic_carries = inject
+        .basic
+        .as_ref()
+        .is_some_and(|b| carries(&b.username) || carries(&b.password));
+    match header {
+        Some((_, value)) if !basic_carries => value
             .source()
             .split_once("{{")
             .map(|(prefix, _)| prefix.trim())
             .filter(|s| !s.is_empty())
             .unwrap_or("custom")
             .to_owned(),
-        Inject::Basic(_) => "basic".to_owned(),
-        Inject::Query { .. } => "query parameter".to_owned(),
+        _ if inject.basic.is_some() => "basic".to_owned(),
+        _ => "query parameter".to_owned(),
     }
 }
 

@@ -654,3 +654,46 @@ fn token_keeps_the_rotated_refresh_token_in_redis_for_the_next_process() {
         "a rotated refresh token was used again"
     );
 }
+
+/// `explain` lists every part of a several-credential `[inject]`, secrets
+/// masked; `check` names them all.
+#[test]
+fn explain_and_check_show_every_inject_part() {
+    let f = Fixture::new("explain-several");
+    let tmp = Scratch::new("explain-several");
+    let config = tmp.file(
+        "providers.toml",
+        r#"
+[providers.mixed]
+api = ["https://api.mixed.example/"]
+inputs.key = { env = "MIXED_KEY", secret = true }
+inputs.tenant = { env = "MIXED_TENANT" }
+[providers.mixed.inject]
+basic = { username = "{{ inputs.tenant }}", password = "{{ inputs.key }}" }
+headers = { "X-Api-Key" = "{{ inputs.key }}", "X-Tenant" = "{{ inputs.tenant }}" }
+query = { api_key = "{{ inputs.key }}", v = "2" }
+"#,
+    );
+    let env = [
+        ("MIXED_KEY", "mixed-secret-key-0d1e"),
+        ("MIXED_TENANT", "acme"),
+    ];
+    let (code, out, err) = f.run(&["--config", &config, "explain", "mixed"], &env);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("mixed-secret-key-0d1e"), "{out}");
+    let attached: Vec<&str> = out
+        .lines()
+        .skip_while(|l| *l != "attached to each API request:")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    insta::assert_debug_snapshot!("explain_several_inject_parts", attached);
+    let (code, out, err) = f.run(&["--config", &config, "check"], &env);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(
+            "injects basic auth, header x-api-key, header x-tenant, query ?api_key=, query ?v="
+        ),
+        "{out}"
+    );
+}

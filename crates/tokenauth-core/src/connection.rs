@@ -24,8 +24,9 @@
 //! back to the input's `default`; the engine builds it on first use (see
 //! [`Connection::from_env`]).
 //!
-//! Two connections with the same id share one cached token, so they must
-//! carry the same inputs.
+//! Two connections with the same id share one cached token (and one
+//! rendering of the provider's per-connection URLs), so they must carry the
+//! same inputs.
 
 use std::fmt;
 use std::sync::Arc;

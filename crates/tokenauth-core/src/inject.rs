@@ -1,15 +1,41 @@
 //! Injection: the rendered form of `[inject]`, ready to attach to a request.
 //!
-//! The inject template is rendered **once**, when the token is fetched (or,
+//! The inject templates are rendered **once**, when the token is fetched (or,
 //! for static credentials, when the connection is first used), and the result
-//! is kept with the cached token; attaching it to a request only clones a
-//! [`HeaderValue`]. Header values are marked
-//! [sensitive](HeaderValue::set_sensitive), so `http` and `tracing` never
-//! print them.
+//! is kept with the cached token; attaching it to a request only clones
+//! [`HeaderValue`]s (no allocation for a header credential). Header values
+//! are marked [sensitive](HeaderValue::set_sensitive), so `http` and
+//! `tracing` never print them.
 //!
-//! - `header` + `value`: [`Injection::Header`] with the rendered value.
-//! - `basic`: [`Injection::Header`] `Authorization: Basic base64(user:password)`.
-//! - `query`: [`Injection::Query`]; the value is secret.
+//! An [`Injection`] has one or more **parts**, headers and query parameters:
+//!
+//! - `header` + `value`: a header with the rendered value;
+//! - `basic`: the header `Authorization: Basic base64(user:password)`;
+//! - `headers = { ... }`: one header each;
+//! - `query`: one query parameter each; the values are secret.
+//!
+//! # The caller's explicit value wins, per name
+//!
+//! A request sent through an adapter (reqwest or tower) that already carries
+//! a part's header or query parameter, set by the caller, keeps the caller's
+//! value, and the other parts are attached beside it:
+//!
+//! - the caller set **every** part (or an `Authorization` header that the
+//!   provider does not set itself): the request goes out untouched and no
+//!   token is fetched, as with a single credential;
+//! - the caller set **some** parts: the credential is fetched as usual and
+//!   only the missing parts are attached. A rejection is handled as for any
+//!   request (renew once, retry once), the retry again keeping the caller's
+//!   values;
+//! - a `Cookie` part counts as set when the request carries one of the
+//!   cookies it sets; the caller's other cookies do not count, and the
+//!   credential's cookies are merged into the caller's `Cookie` header.
+//!
+//! Attaching a credential by hand ([`Credential::apply_to`],
+//! [`Injection::apply_to_headers`], [`Injection::apply_to_url`]) sets every
+//! part, replacing what the request carried.
+//!
+//! [`Credential::apply_to`]: crate::Credential::apply_to
 
 use std::fmt;
 
@@ -67,84 +93,235 @@ fn merge_cookie(headers: &mut HeaderMap, ours: &HeaderValue) {
     headers.insert(http::header::COOKIE, value);
 }
 
-/// A rendered credential: what to attach to a request.
+/// True when `headers` carry one of the cookies `ours` (a `Cookie` value)
+/// sets: the caller set that part of the credential itself.
+fn carries_cookie_of(headers: &HeaderMap, ours: &HeaderValue) -> bool {
+    let ours = ours.to_str().unwrap_or_default();
+    headers.get_all(http::header::COOKIE).iter().any(|v| {
+        cookie_names(v.to_str().unwrap_or_default()).any(|n| cookie_names(ours).any(|m| m == n))
+    })
+}
+
+/// True when the raw query string `query` has a parameter `name` (names
+/// compared form-decoded).
+pub(crate) fn query_has(query: Option<&str>, name: &str) -> bool {
+    query.is_some_and(|q| url::form_urlencoded::parse(q.as_bytes()).any(|(n, _)| n == name))
+}
+
+/// A rendered credential: what to attach to a request. One or more parts:
+/// headers (in the order `header`, `basic`, `headers` were written) and
+/// query parameters. See the [module docs](self) for the caller-wins rule.
 #[derive(Clone)]
-#[non_exhaustive]
-pub enum Injection {
-    /// Set this header (replacing any value the request had).
-    Header {
-        /// The header name.
-        name: HeaderName,
-        /// The value, marked sensitive.
-        value: HeaderValue,
-    },
-    /// Set this query parameter (replacing any the URL had).
-    Query {
-        /// The parameter name.
-        name: String,
-        /// The value (secret).
-        value: SecretString,
-    },
+pub struct Injection {
+    /// Names distinct; each value marked sensitive.
+    headers: Vec<Part<HeaderName, HeaderValue>>,
+    /// Names distinct.
+    query: Vec<Part<String, SecretString>>,
+}
+
+/// One header or query parameter of an [`Injection`].
+#[derive(Clone)]
+struct Part<N, V> {
+    name: N,
+    value: V,
 }
 
 impl Injection {
-    /// Sets the header, if this is a header credential. Returns `false` for a
-    /// query credential (use [`Injection::apply_to_url`]).
+    /// A credential of these parts. Header values are marked sensitive.
+    pub(crate) fn new(
+        headers: Vec<(HeaderName, HeaderValue)>,
+        query: Vec<(String, SecretString)>,
+    ) -> Self {
+        let headers = headers
+            .into_iter()
+            .map(|(name, mut value)| {
+                value.set_sensitive(true);
+                Part { name, value }
+            })
+            .collect();
+        let query = query
+            .into_iter()
+            .map(|(name, value)| Part { name, value })
+            .collect();
+        Injection { headers, query }
+    }
+
+    /// A credential that is one (secret) header.
+    #[cfg(test)]
+    pub(crate) fn header(name: HeaderName, value: HeaderValue) -> Self {
+        Injection::new(vec![(name, value)], Vec::new())
+    }
+
+    /// A credential that is one (secret) query parameter.
+    #[cfg(test)]
+    pub(crate) fn query_param(name: &str, value: &str) -> Self {
+        Injection::new(
+            Vec::new(),
+            vec![(name.to_owned(), SecretString::from(value))],
+        )
+    }
+
+    /// The header parts: names and (sensitive) values, in the order
+    /// `header`, `basic`, `headers` were written.
+    pub fn headers(&self) -> impl ExactSizeIterator<Item = (&HeaderName, &HeaderValue)> {
+        self.headers.iter().map(|p| (&p.name, &p.value))
+    }
+
+    /// The value of the header part `name`, if there is one.
+    pub fn header_value(&self, name: &HeaderName) -> Option<&HeaderValue> {
+        self.headers
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| &p.value)
+    }
+
+    /// The query parameter parts: names and (secret) values.
+    pub fn query(&self) -> impl ExactSizeIterator<Item = (&str, &SecretString)> {
+        self.query.iter().map(|p| (p.name.as_str(), &p.value))
+    }
+
+    /// The values to keep out of what an API answered, for
+    /// [`Credential::redact`](crate::Credential::redact): every part is
+    /// taken for a secret (a key may sit in an input not marked secret):
+    /// each header's value and its part after the scheme (`Bearer …`) or,
+    /// for a `Cookie`, each cookie's value; each query parameter's value.
+    pub(crate) fn secrets(&self) -> impl Iterator<Item = &str> {
+        let headers = self
+            .headers
+            .iter()
+            .filter_map(|p| Some((p.name == http::header::COOKIE, p.value.to_str().ok()?)))
+            .flat_map(|(cookie, h)| {
+                let after_scheme = (!cookie)
+                    .then(|| h.split_once(' ').map(|(_, rest)| rest.trim()))
+                    .flatten();
+                let cookies = h
+                    .split(';')
+                    .filter(move |_| cookie)
+                    .filter_map(|pair| pair.split_once('=').map(|(_, v)| v.trim()));
+                std::iter::once(h).chain(after_scheme).chain(cookies)
+            });
+        let query = self.query.iter().map(|p| p.value.expose_secret());
+        query.chain(headers)
+    }
+
+    /// True when a part is a query parameter.
+    pub fn has_query(&self) -> bool {
+        !self.query.is_empty()
+    }
+
+    /// Sets every header part, replacing any value the request had. Returns
+    /// whether there was one (`false` for a credential of query parameters
+    /// only: use [`Injection::apply_to_url`]).
     ///
-    /// A `Cookie` credential is merged with the cookies the request already
+    /// A `Cookie` part is merged with the cookies the request already
     /// carries (a cookie of the same name is replaced), not put in their
     /// place.
     pub fn apply_to_headers(&self, headers: &mut HeaderMap) -> bool {
-        match self {
-            Injection::Header { name, value } => {
-                if name == http::header::COOKIE && headers.contains_key(http::header::COOKIE) {
+        for Part { name, value, .. } in &self.headers {
+            if name == http::header::COOKIE && headers.contains_key(http::header::COOKIE) {
+                merge_cookie(headers, value);
+            } else {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
+        !self.headers.is_empty()
+    }
+
+    /// Sets the header parts the request does not carry yet: the caller's
+    /// explicit value wins, per name. A `Cookie` part counts as carried when
+    /// the request has one of its cookies; otherwise it is merged with the
+    /// request's cookies.
+    pub(crate) fn attach_headers(&self, headers: &mut HeaderMap) {
+        for Part { name, value, .. } in &self.headers {
+            if name == http::header::COOKIE && headers.contains_key(http::header::COOKIE) {
+                if !carries_cookie_of(headers, value) {
                     merge_cookie(headers, value);
-                } else {
-                    headers.insert(name.clone(), value.clone());
                 }
-                true
+            } else if let http::header::Entry::Vacant(slot) = headers.entry(name) {
+                slot.insert(value.clone());
             }
-            Injection::Query { .. } => false,
         }
     }
 
-    /// Sets the query parameter, if this is a query credential, removing every
-    /// parameter of the same name first; the other parameters are kept byte
-    /// for byte, in order (they may be signed or oddly encoded). Returns
-    /// `false` for a header credential.
+    /// Sets every query parameter part, removing every parameter of the same
+    /// names first; the other parameters are kept byte for byte, in order
+    /// (they may be signed or oddly encoded). Returns whether there was one
+    /// (`false` for a credential of headers only).
     pub fn apply_to_url(&self, url: &mut Url) -> bool {
-        match self {
-            Injection::Query { name, value } => {
-                let query = with_param(url.query(), name, value.expose_secret());
-                url.set_query(Some(&query));
-                true
-            }
-            Injection::Header { .. } => false,
+        if self.query.is_empty() {
+            return false;
         }
+        let query = self.with_params(url.query(), false);
+        url.set_query(Some(&query));
+        true
     }
 
-    /// Removes this query credential's parameter from `url` (every parameter
-    /// of its name), keeping the others byte for byte: for URLs that leave
-    /// the request path, such as the URL of a response or of an error.
-    /// Returns whether there was one to remove; `false` for a header
-    /// credential.
-    pub fn remove_from_url(&self, url: &mut Url) -> bool {
-        let Injection::Query { name, .. } = self else {
-            return false;
+    /// `query` with the query parameter parts set (every copy of their names
+    /// replaced); `None` for a credential of headers only.
+    pub(crate) fn replace_query(&self, query: Option<&str>) -> Option<String> {
+        self.has_query().then(|| self.with_params(query, false))
+    }
+
+    /// `query` with the query parameter parts it does not carry yet
+    /// appended (the caller's explicit value wins, per name); `None` when
+    /// there is nothing to add.
+    pub(crate) fn attach_query(&self, query: Option<&str>) -> Option<String> {
+        self.query
+            .iter()
+            .any(|p| !query_has(query, &p.name))
+            .then(|| self.with_params(query, true))
+    }
+
+    /// `query` with the query parameter parts: with `keep`, the parts it
+    /// has are left as they are and the others appended; without, every
+    /// copy of each part's name is removed first.
+    fn with_params(&self, query: Option<&str>, keep: bool) -> String {
+        let mut out = match (query, keep) {
+            (Some(q), true) => q.to_owned(),
+            (q, _) => without_params(q.unwrap_or(""), |n| self.is_query_name(n)).0,
         };
+        for Part { name, value, .. } in &self.query {
+            if keep && query_has(query, name) {
+                continue;
+            }
+            if !out.is_empty() {
+                out.push('&');
+            }
+            out.extend(url::form_urlencoded::byte_serialize(name.as_bytes()));
+            out.push('=');
+            out.extend(url::form_urlencoded::byte_serialize(
+                value.expose_secret().as_bytes(),
+            ));
+        }
+        out
+    }
+
+    fn is_query_name(&self, name: &str) -> bool {
+        self.query.iter().any(|p| p.name == name)
+    }
+
+    /// Removes every query parameter part from `url` (every parameter of
+    /// their names), keeping the others byte for byte: for URLs that leave
+    /// the request path, such as the URL of a response or of an error.
+    /// Returns whether there was one to remove; `false` for a credential of
+    /// headers only.
+    pub fn remove_from_url(&self, url: &mut Url) -> bool {
+        if self.query.is_empty() {
+            return false;
+        }
         let Some(query) = url.query() else {
             return false;
         };
-        let (rest, removed) = without_param(query, name);
+        let (rest, removed) = without_params(query, |n| self.is_query_name(n));
         if removed {
             url.set_query((!rest.is_empty()).then_some(rest.as_str()));
         }
         removed
     }
 
-    /// `error` with this query credential removed from its URL (reqwest
+    /// `error` with the query parameter parts removed from its URL (reqwest
     /// prints an error's URL in `Display` and `Debug`); unchanged for a
-    /// header credential.
+    /// credential of headers only.
     pub fn redact_error(&self, mut error: reqwest::Error) -> reqwest::Error {
         if let Some(url) = error.url_mut() {
             self.remove_from_url(url);
@@ -153,19 +330,19 @@ impl Injection {
     }
 
     /// `reference` (a URL or a relative reference, as in a `Location`
-    /// header) without this query credential's parameter; `None` when it
-    /// holds none (or for a header credential). For URL-valued response
-    /// headers of servers that keep the query when they redirect.
+    /// header) without the query parameter parts; `None` when it holds none
+    /// of them (always for a credential of headers only). For URL-valued
+    /// response headers of servers that keep the query when they redirect.
     pub fn remove_from_reference(&self, reference: &str) -> Option<String> {
-        let Injection::Query { name, .. } = self else {
+        if self.query.is_empty() {
             return None;
-        };
+        }
         let (rest, fragment) = match reference.split_once('#') {
             Some((r, f)) => (r, Some(f)),
             None => (reference, None),
         };
         let (base, query) = rest.split_once('?')?;
-        let (query, removed) = without_param(query, name);
+        let (query, removed) = without_params(query, |n| self.is_query_name(n));
         if !removed {
             return None;
         }
@@ -181,43 +358,18 @@ impl Injection {
         }
         Some(out)
     }
-
-    /// `query` with this query credential set (see
-    /// [`apply_to_url`](Self::apply_to_url)); `None` for a header credential.
-    pub(crate) fn with_query_param(&self, query: Option<&str>) -> Option<String> {
-        match self {
-            Injection::Query { name, value } => {
-                Some(with_param(query, name, value.expose_secret()))
-            }
-            Injection::Header { .. } => None,
-        }
-    }
 }
 
-/// `query` without any `name` parameter, then `name=value` (form-encoded).
-/// The other parameters are copied as they were, not decoded and re-encoded.
-fn with_param(query: Option<&str>, name: &str, value: &str) -> String {
-    let (mut out, _) = without_param(query.unwrap_or(""), name);
-    out.reserve(name.len() + value.len() + 2);
-    if !out.is_empty() {
-        out.push('&');
-    }
-    out.extend(url::form_urlencoded::byte_serialize(name.as_bytes()));
-    out.push('=');
-    out.extend(url::form_urlencoded::byte_serialize(value.as_bytes()));
-    out
-}
-
-/// `query` without any `name` parameter (names compared form-decoded), the
-/// others copied as they were; and whether one was removed.
-fn without_param(query: &str, name: &str) -> (String, bool) {
+/// `query` without any parameter whose (form-decoded) name `remove`
+/// accepts, the others copied as they were; and whether one was removed.
+fn without_params(query: &str, remove: impl Fn(&str) -> bool) -> (String, bool) {
     let mut out = String::with_capacity(query.len());
     let mut removed = false;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let raw_name = pair.split_once('=').map_or(pair, |(n, _)| n);
         let same = url::form_urlencoded::parse(raw_name.as_bytes())
             .next()
-            .is_some_and(|(n, _)| n == name);
+            .is_some_and(|(n, _)| remove(&n));
         if same {
             removed = true;
         } else {
@@ -230,20 +382,29 @@ fn without_param(query: &str, name: &str) -> (String, bool) {
     (out, removed)
 }
 
+/// Prints the names of the parts, never their values.
 impl fmt::Debug for Injection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Injection::Header { name, .. } => f
-                .debug_struct("Header")
-                .field("name", name)
-                .field("value", &format_args!("[redacted]"))
-                .finish(),
-            Injection::Query { name, .. } => f
-                .debug_struct("Query")
-                .field("name", name)
-                .field("value", &format_args!("[redacted]"))
-                .finish(),
+        struct Redacted;
+        impl fmt::Debug for Redacted {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("[redacted]")
+            }
         }
+        struct Parts<'a>(Vec<&'a str>);
+        impl fmt::Debug for Parts<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_map()
+                    .entries(self.0.iter().map(|n| (n, Redacted)))
+                    .finish()
+            }
+        }
+        let headers = Parts(self.headers.iter().map(|p| p.name.as_str()).collect());
+        let query = Parts(self.query.iter().map(|p| p.name.as_str()).collect());
+        f.debug_struct("Injection")
+            .field("headers", &headers)
+            .field("query", &query)
+            .finish()
     }
 }
 
@@ -291,26 +452,44 @@ fn render_with<'a>(
         t.render(&lookup)
             .map_err(|var| missing(provider, conn, &var))
     };
-    let header = |name: HeaderName, value: String| -> Result<Injection, Error> {
-        let mut value = HeaderValue::try_from(value).map_err(|_| Error::InvalidHeaderValue {
+    let header = |name: &HeaderName, value: String| -> Result<(HeaderName, HeaderValue), Error> {
+        let value = HeaderValue::try_from(value).map_err(|_| Error::InvalidHeaderValue {
             provider: provider.id.clone(),
-            what: "inject header".to_owned(),
+            what: format!("inject header `{name}`"),
         })?;
-        value.set_sensitive(true);
-        Ok(Injection::Header { name, value })
+        Ok((name.clone(), value))
     };
-    match &provider.inject {
-        Inject::Header { name, value } => header(name.clone(), render(value)?),
-        Inject::Basic(basic) => {
-            let user = render(&basic.username)?;
-            let pass = render(&basic.password)?;
-            header(http::header::AUTHORIZATION, basic_value(&user, &pass))
-        }
-        Inject::Query { name, value } => Ok(Injection::Query {
-            name: name.clone(),
-            value: SecretString::from(render(value)?),
-        }),
+    let Inject {
+        header: single,
+        basic,
+        headers: more,
+        query,
+    } = &provider.inject;
+    let mut headers = Vec::with_capacity(
+        usize::from(single.is_some()) + usize::from(basic.is_some()) + more.len(),
+    );
+    if let Some((name, value)) = single {
+        headers.push(header(name, render(value)?)?);
     }
+    if let Some(basic) = basic {
+        let user = render(&basic.username)?;
+        let pass = render(&basic.password)?;
+        headers.push(header(
+            &http::header::AUTHORIZATION,
+            basic_value(&user, &pass),
+        )?);
+    }
+    for (name, value) in more {
+        headers.push(header(name, render(value)?)?);
+    }
+    let query = query
+        .iter()
+        .map(|(name, value)| {
+            let rendered = SecretString::from(render(value)?);
+            Ok((name.clone(), rendered))
+        })
+        .collect::<Result<_, Error>>()?;
+    Ok(Injection::new(headers, query))
 }
 
 /// `Basic base64(user:password)`.
@@ -362,16 +541,17 @@ pub(crate) fn missing(provider: &Provider, conn: &Connection, var: &Var) -> Erro
 mod tests {
     use super::*;
 
+    fn provider(toml: &str) -> crate::Provider {
+        let providers = crate::Providers::from_toml("p.toml", toml).unwrap();
+        providers.providers[0].clone()
+    }
+
     /// A `Cookie` credential joins the caller's cookies (replacing one of the
     /// same name) instead of wiping them; without cookies it is set as is.
     #[test]
     fn a_cookie_credential_is_merged_with_the_callers_cookies() {
-        let mut ours = HeaderValue::from_static("sid=s3cret");
-        ours.set_sensitive(true);
-        let cookie = Injection::Header {
-            name: http::header::COOKIE,
-            value: ours,
-        };
+        let cookie =
+            Injection::header(http::header::COOKIE, HeaderValue::from_static("sid=s3cret"));
         let mut headers = HeaderMap::new();
         assert!(cookie.apply_to_headers(&mut headers));
         assert_eq!(headers[http::header::COOKIE], "sid=s3cret");
@@ -386,23 +566,31 @@ mod tests {
         let all: Vec<_> = headers.get_all(http::header::COOKIE).iter().collect();
         assert_eq!(all, ["theme=dark; lang=nl; sid=s3cret"]);
         assert!(all[0].is_sensitive());
+
+        // Attached to a request, the caller's own `sid` wins; other cookies
+        // of the caller's get the credential's merged in.
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::COOKIE, HeaderValue::from_static("sid=mine"));
+        cookie.attach_headers(&mut headers);
+        assert_eq!(headers[http::header::COOKIE], "sid=mine");
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::COOKIE, HeaderValue::from_static("theme=dark"));
+        cookie.attach_headers(&mut headers);
+        assert_eq!(headers[http::header::COOKIE], "theme=dark; sid=s3cret");
     }
 
     /// The caller set the credential only if it set that cookie; its other
     /// cookies do not keep the credential off the request.
     #[test]
     fn a_caller_cookie_is_the_credential_only_if_it_has_the_credentials_name() {
-        let providers = crate::Providers::from_toml(
-            "p.toml",
+        let p = provider(
             r#"
 [providers.c]
 api = ["https://api.example.com/"]
 inputs.sid = { env = "C_SID", secret = true }
 inject = { header = "Cookie", value = "sid={{ inputs.sid }}" }
 "#,
-        )
-        .unwrap();
-        let p = &providers.providers[0];
+        );
         let with = |cookie: &'static str| {
             let mut headers = HeaderMap::new();
             headers.insert(http::header::COOKIE, HeaderValue::from_static(cookie));
@@ -414,34 +602,163 @@ inject = { header = "Cookie", value = "sid={{ inputs.sid }}" }
         assert!(with("theme=dark; sid=mine"));
     }
 
+    const SEVERAL: &str = r#"
+[providers.m]
+api = ["https://api.example.com/"]
+inputs.key = { env = "M_KEY", secret = true }
+inputs.tenant = { env = "M_TENANT" }
+inputs.sid = { env = "M_SID", secret = true }
+[providers.m.inject]
+header = "X-Api-Key"
+value = "{{ inputs.key }}"
+headers = { "X-Tenant" = "{{ inputs.tenant }}", "Cookie" = "sid={{ inputs.sid }}" }
+query = { api_key = "{{ inputs.key }}", v = "2" }
+"#;
+
+    fn several() -> (crate::Provider, Injection) {
+        let p = provider(SEVERAL);
+        let conn = Connection::new("c")
+            .with_secret("key", "k3y")
+            .with_input("tenant", "acme")
+            .with_secret("sid", "s1d");
+        let inj = render(&p, &conn, None).unwrap();
+        (p, inj)
+    }
+
     #[test]
-    fn the_parameter_replaces_every_copy_and_keeps_the_rest_verbatim() {
-        assert_eq!(with_param(None, "key", "a b"), "key=a+b");
-        assert_eq!(with_param(Some(""), "key", "v"), "key=v");
+    fn every_part_is_rendered_once_in_the_written_order() {
+        let (_, inj) = several();
+        let headers: Vec<_> = inj
+            .headers()
+            .map(|(n, v)| (n.as_str(), v.to_str().unwrap(), v.is_sensitive()))
+            .collect();
         assert_eq!(
-            with_param(Some("a=%20x&key=old&b=c~d&&flag&k%65y=old2"), "key", "n&w"),
+            headers,
+            [
+                ("x-api-key", "k3y", true),
+                ("x-tenant", "acme", true),
+                ("cookie", "sid=s1d", true)
+            ]
+        );
+        let query: Vec<_> = inj.query().map(|(n, v)| (n, v.expose_secret())).collect();
+        assert_eq!(query, [("api_key", "k3y"), ("v", "2")]);
+        // Every part is kept out of what an API answered.
+        let secrets: Vec<_> = inj.secrets().collect();
+        assert_eq!(secrets, ["k3y", "2", "k3y", "acme", "sid=s1d", "s1d"]);
+        // Debug names the parts, never a value.
+        let debug = format!("{inj:?}");
+        assert_eq!(
+            debug,
+            r#"Injection { headers: {"x-api-key": [redacted], "x-tenant": [redacted], "cookie": [redacted]}, query: {"api_key": [redacted], "v": [redacted]} }"#
+        );
+    }
+
+    #[test]
+    fn the_caller_wins_per_name_and_the_other_parts_are_attached() {
+        let (_, inj) = several();
+        let mut req = http::Request::get("https://api.example.com/p?x=1&api_key=mine")
+            .header("x-tenant", "theirs")
+            .header("cookie", "theme=dark")
+            .body(())
+            .unwrap();
+        crate::request::message::sealed::Request::attach(&mut req, &inj, true).unwrap();
+        assert_eq!(req.uri(), "https://api.example.com/p?x=1&api_key=mine&v=2");
+        let h = req.headers();
+        assert_eq!(h["x-api-key"], "k3y");
+        assert_eq!(h["x-tenant"], "theirs");
+        assert_eq!(h["cookie"], "theme=dark; sid=s1d");
+
+        // The same through a reqwest request.
+        let mut req = reqwest::Request::new(
+            http::Method::GET,
+            "https://api.example.com/p?api_key=mine".parse().unwrap(),
+        );
+        req.headers_mut()
+            .insert("x-api-key", HeaderValue::from_static("theirs"));
+        crate::request::message::sealed::Request::attach(&mut req, &inj, true).unwrap();
+        assert_eq!(req.url().query(), Some("api_key=mine&v=2"));
+        assert_eq!(req.headers()["x-api-key"], "theirs");
+        assert_eq!(req.headers()["x-tenant"], "acme");
+        assert_eq!(req.headers()["cookie"], "sid=s1d");
+    }
+
+    /// The request passes untouched only when the caller set every part
+    /// (or an Authorization header the provider does not set).
+    #[test]
+    fn only_a_request_with_every_part_is_the_callers_own() {
+        let (p, _) = several();
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (n, v) in pairs {
+                h.insert(*n, HeaderValue::from_static(v));
+            }
+            h
+        };
+        let all = headers(&[("x-api-key", "a"), ("x-tenant", "b"), ("cookie", "sid=c")]);
+        assert!(p.caller_authenticated(&all, Some("api_key=1&v=1")));
+        assert!(!p.caller_authenticated(&all, Some("api_key=1")));
+        assert!(!p.caller_authenticated(&all, None));
+        let no_cookie = headers(&[("x-api-key", "a"), ("x-tenant", "b"), ("cookie", "x=c")]);
+        assert!(!p.caller_authenticated(&no_cookie, Some("api_key=1&v=1")));
+        assert!(p.caller_authenticated(&headers(&[("authorization", "Bearer mine")]), None));
+
+        // A provider that sets Authorization itself: the caller's is one
+        // part among others.
+        let mixed = provider(
+            r#"
+[providers.m]
+api = ["https://api.example.com/"]
+inputs.key = { env = "M_KEY", secret = true }
+inputs.user = { env = "M_USER" }
+[providers.m.inject]
+basic = { username = "{{ inputs.user }}", password = "{{ inputs.key }}" }
+headers = { "x-api-key" = "{{ inputs.key }}" }
+"#,
+        );
+        let auth = headers(&[("authorization", "Basic mine")]);
+        assert!(!mixed.caller_authenticated(&auth, None));
+        let both = headers(&[("authorization", "Basic mine"), ("x-api-key", "k")]);
+        assert!(mixed.caller_authenticated(&both, None));
+        assert!(!mixed.caller_authenticated(&headers(&[("x-api-key", "k")]), None));
+    }
+
+    #[test]
+    fn the_parameters_replace_every_copy_and_keep_the_rest_verbatim() {
+        let inj = Injection::query_param("key", "n&w");
+        let with = |q: Option<&str>| inj.with_params(q, false);
+        assert_eq!(
+            Injection::query_param("key", "a b").with_params(None, false),
+            "key=a+b"
+        );
+        assert_eq!(with(Some("")), "key=n%26w");
+        assert_eq!(
+            with(Some("a=%20x&key=old&b=c~d&&flag&k%65y=old2")),
             "a=%20x&b=c~d&flag&key=n%26w"
         );
         // A name that merely starts the same is another parameter.
-        assert_eq!(with_param(Some("keys=1&key"), "key", "v"), "keys=1&key=v");
+        assert_eq!(with(Some("keys=1&key")), "keys=1&key=n%26w");
+        // Attaching keeps the caller's and adds nothing then.
+        assert_eq!(inj.attach_query(Some("a=1&key=mine")), None);
+        assert_eq!(
+            inj.attach_query(Some("a=1")).as_deref(),
+            Some("a=1&key=n%26w")
+        );
+        assert_eq!(inj.attach_query(None).as_deref(), Some("key=n%26w"));
     }
 
     #[test]
     fn urls_and_requests_get_the_same_query() {
-        let inj = Injection::Query {
-            name: "api_key".into(),
-            value: SecretString::from("s3cr3t/+"),
-        };
+        let inj = Injection::query_param("api_key", "s3cr3t/+");
         let mut url = Url::parse("https://h.example/p/q?x=%2F&api_key=old#frag").unwrap();
         assert!(inj.apply_to_url(&mut url));
         assert_eq!(
             url.as_str(),
             "https://h.example/p/q?x=%2F&api_key=s3cr3t%2F%2B#frag"
         );
-        let mut req = http::Request::get("https://h.example/p/q?x=%2F&api_key=old")
+        let mut req = http::Request::get("https://h.example/p/q?x=%2F")
             .body(())
             .unwrap();
-        crate::request::message::sealed::Request::attach(&mut req, &inj).unwrap();
+        crate::request::message::sealed::Request::attach(&mut req, &inj, true).unwrap();
         assert_eq!(
             req.uri(),
             "https://h.example/p/q?x=%2F&api_key=s3cr3t%2F%2B"
@@ -454,10 +771,7 @@ inject = { header = "Cookie", value = "sid={{ inputs.sid }}" }
 
     #[test]
     fn removing_the_credential_keeps_the_rest_verbatim() {
-        let inj = Injection::Query {
-            name: "api_key".into(),
-            value: SecretString::from("s3cr3t"),
-        };
+        let inj = Injection::query_param("api_key", "s3cr3t");
         let mut url = Url::parse("https://h.example/p?x=%2F&api_key=s3cr3t&api%5Fkey=2#f").unwrap();
         assert!(inj.remove_from_url(&mut url));
         assert_eq!(url.as_str(), "https://h.example/p?x=%2F#f");
@@ -465,10 +779,10 @@ inject = { header = "Cookie", value = "sid={{ inputs.sid }}" }
         assert!(inj.remove_from_url(&mut only));
         assert_eq!(only.as_str(), "https://h.example/p");
         assert!(!inj.remove_from_url(&mut only));
-        let header = Injection::Header {
-            name: http::header::AUTHORIZATION,
-            value: HeaderValue::from_static("Bearer t"),
-        };
+        let header = Injection::header(
+            http::header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer t"),
+        );
         let mut url = Url::parse("https://h.example/p?api_key=x").unwrap();
         assert!(!header.remove_from_url(&mut url));
         assert_eq!(url.query(), Some("api_key=x"));
@@ -489,5 +803,47 @@ inject = { header = "Cookie", value = "sid={{ inputs.sid }}" }
         assert_eq!(strip("/items/?x=1"), None);
         assert_eq!(strip("/items/"), None);
         assert_eq!(header.remove_from_reference("/p?api_key=x"), None);
+    }
+
+    #[test]
+    fn every_query_part_is_removed_from_urls() {
+        let (_, inj) = several();
+        let mut url = Url::parse("https://h.example/p?api_key=k3y&a=1&v=2").unwrap();
+        assert!(inj.remove_from_url(&mut url));
+        assert_eq!(url.as_str(), "https://h.example/p?a=1");
+        assert_eq!(
+            inj.remove_from_reference("/next?v=2&api_key=k3y#f")
+                .as_deref(),
+            Some("/next#f")
+        );
+    }
+
+    #[test]
+    fn a_deliberately_wrong_credential_replaces_every_secret_part() {
+        let (p, _) = several();
+        let conn = Connection::new("c")
+            .with_secret("key", "k3y")
+            .with_input("tenant", "acme")
+            .with_secret("sid", "s1d");
+        let wrong = Injection::deliberately_wrong(&p, &conn).unwrap();
+        let text: Vec<String> = wrong
+            .headers()
+            .map(|(n, v)| format!("{n}: {}", v.to_str().unwrap()))
+            .chain(
+                wrong
+                    .query()
+                    .map(|(n, v)| format!("?{n}={}", v.expose_secret())),
+            )
+            .collect();
+        assert_eq!(
+            text,
+            [
+                format!("x-api-key: {WRONG_CREDENTIAL}"),
+                "x-tenant: acme".to_owned(),
+                format!("cookie: sid={WRONG_CREDENTIAL}"),
+                format!("?api_key={WRONG_CREDENTIAL}"),
+                "?v=2".to_owned(),
+            ]
+        );
     }
 }

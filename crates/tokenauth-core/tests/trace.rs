@@ -10,7 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
-use tokenauth_emulator::{Provider, ReplyFault, StatusFault};
+use tokenauth_emulator::{
+    KEYSTONE_PASSWORD, KEYSTONE_USERNAME, Provider, ReplyFault, SESSION_PASSWORD, SESSION_USERNAME,
+    Shape, StatusFault,
+};
 use tracing_subscriber::fmt::MakeWriter;
 
 use helpers::*;
@@ -89,6 +92,56 @@ async fn a_whole_flow_at_trace_level_prints_no_secret() {
     s.clock.advance(Duration::from_secs(3601));
     assert!(s.auth.credential_of("reobtimaal", Some(&r)).await.is_err());
 
+    // Tokens from a reply header and a Set-Cookie (issue 14, item 4).
+    let emu = &s.emu;
+    let shape_toml = format!(
+        r#"
+[providers.keystone]
+api = ["{ks_api}"]
+inputs.password = {{ secret = true }}
+[providers.keystone.login]
+url = "{ks_login}"
+body = "json"
+fields.auth.identity = {{ methods = ["password"], password.user = {{ name = "{KEYSTONE_USERNAME}", domain = {{ id = "default" }}, password = "{{{{ inputs.password }}}}" }} }}
+[providers.keystone.response]
+access_token = {{ header = "X-Subject-Token" }}
+expires_at = "/token/expires_at"
+[providers.keystone.inject]
+header = "X-Auth-Token"
+value = "{{{{ token.access }}}}"
+
+[providers.session]
+api = ["{s_api}"]
+inputs.password = {{ secret = true }}
+login = {{ url = "{s_login}", fields = {{ user = "{SESSION_USERNAME}", pass = "{{{{ inputs.password }}}}" }} }}
+response = {{ access_token = {{ cookie = "SESSION" }} }}
+expiry = {{ ttl = "30m" }}
+inject = {{ header = "Cookie", value = "SESSION={{{{ token.access }}}}" }}
+"#,
+        ks_api = emu.shape_url(Shape::Keystone, "/compute/"),
+        ks_login = emu.shape_url(Shape::Keystone, "/v3/auth/tokens"),
+        s_api = emu.shape_url(Shape::Session, "/api/"),
+        s_login = emu.shape_url(Shape::Session, "/login"),
+    );
+    let shapes = tokenauth_core::TokenAuth::builder(
+        tokenauth_core::Providers::from_toml("shapes.toml", &shape_toml).unwrap(),
+    )
+    .build()
+    .unwrap();
+    for (id, password) in [
+        ("keystone", KEYSTONE_PASSWORD),
+        ("session", SESSION_PASSWORD),
+    ] {
+        let conn = tokenauth_core::Connection::new(id)
+            .with_secret("password", secrecy::SecretString::from(password));
+        let c = shapes.credential_of(id, Some(&conn)).await.unwrap();
+        tokens.push(c.access_token().unwrap().expose_secret().to_owned());
+        let bad = tokenauth_core::Connection::new(format!("{id}-bad"))
+            .with_secret("password", secrecy::SecretString::from("SECRET-wrong"));
+        let err = shapes.credential_of(id, Some(&bad)).await.unwrap_err();
+        assert_no_secret(&format!("{err} {err:?} {c:?}"), &[password, "SECRET-wrong"]);
+    }
+
     let refresh_tokens: Vec<String> = s
         .emu
         .recorded_token_requests()
@@ -107,5 +160,6 @@ async fn a_whole_flow_at_trace_level_prints_no_secret() {
         .map(String::as_str)
         .collect();
     assert_no_secret(&out, &extra);
+    assert_no_secret(&out, &[KEYSTONE_PASSWORD, SESSION_PASSWORD, "SECRET-wrong"]);
     assert_no_secret(&format!("{:?} {:?} {:?} {:?}", c, c2, s.auth, t), &extra);
 }

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::body::{Abort, EmuBody};
 use crate::faults::{FaultUpdate, ProviderKnobs, ReplyFault, duration_to_ms, ms_to_duration};
 use crate::host::{Host, Provider, route};
+use crate::shapes::{Shape, Shapes, credential_header};
 use crate::state::{Issued, RecordedRequest, RefreshError, State, lock};
 use crate::stats::Grant;
 
@@ -39,6 +40,10 @@ pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<
     if let Some(op) = path.strip_prefix("/_emulator/") {
         let op = op.to_owned();
         return Ok(control(&state, &op, req).await);
+    }
+    if let Some((shape, sub)) = Shapes::route(path) {
+        let sub = sub.to_owned();
+        return Ok(shape_request(&state, shape, &sub, req).await);
     }
     let host_header = req
         .headers()
@@ -129,7 +134,7 @@ fn is_form(headers: &HeaderMap) -> bool {
 }
 
 /// Parses `application/x-www-form-urlencoded` (own code: shares none with core).
-fn parse_form(body: &[u8]) -> Vec<(String, String)> {
+pub(crate) fn parse_form(body: &[u8]) -> Vec<(String, String)> {
     body.split(|&b| b == b'&')
         .filter(|pair| !pair.is_empty())
         .map(|pair| {
@@ -429,6 +434,50 @@ fn token_reply(provider: Provider, issued: &Issued, fault: Option<ReplyFault>) -
         }
         _ => json_response(StatusCode::OK, body),
     })
+}
+
+// ---------------------------------------------------------------- documented shapes
+
+/// A request to one of the [`Shape`]s: its token endpoint or its API.
+async fn shape_request(state: &State, shape: Shape, sub: &str, req: Request<Incoming>) -> Resp {
+    let (parts, body) = req.into_parts();
+    let answer = if sub.eq_ignore_ascii_case(shape.token_path()) {
+        let body = match Limited::new(body, TOKEN_BODY_LIMIT).collect().await {
+            Ok(c) => c.to_bytes(),
+            Err(_) => return error_json(StatusCode::PAYLOAD_TOO_LARGE, "request_too_large"),
+        };
+        let content_type = parts
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        no_cache_answer(
+            state
+                .shapes
+                .token(shape, parts.method.as_str(), content_type, &body),
+        )
+    } else {
+        let credential = parts
+            .headers
+            .get(credential_header(shape))
+            .and_then(|v| v.to_str().ok());
+        state.shapes.api(shape, sub, credential)
+    };
+    let mut r = Response::new(EmuBody::full(answer.body));
+    *r.status_mut() =
+        StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = r.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(answer.content_type));
+    for (name, value) in answer.headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.append(name, v);
+        }
+    }
+    r
+}
+
+fn no_cache_answer(mut a: crate::shapes::Answer) -> crate::shapes::Answer {
+    a.headers.push(("cache-control", "no-store".to_owned()));
+    a
 }
 
 // ---------------------------------------------------------------- protected APIs

@@ -122,6 +122,32 @@
 //! REOBtimaal and 2BA accept any `tenant-<N>` / `tenant-<N>-secret` (2BA
 //! with the default client), BRO any `tenant-<N>|bro` / `tenant-<N>-token`.
 //!
+//! ## Documented reply shapes
+//!
+//! Besides the seed providers, three reply shapes real providers use
+//! ([`Shape`], each under its own path prefix): an OpenStack Keystone login
+//! with a nested JSON body and the token in the `X-Subject-Token` header
+//! (`/keystone`), a cookie-session login replying `Set-Cookie` with an HTML
+//! or empty body (`/session`), and a JSON login whose `expires_in` is in
+//! milliseconds (`/millis`). Each has an API that takes its token the way
+//! the provider does (`X-Auth-Token`, `Cookie`, `Authorization: Bearer`).
+//! [`Emulator::shape_url`] builds the URLs, [`Emulator::shape_stats`]
+//! counts. Accounts: [`KEYSTONE_USERNAME`] / [`KEYSTONE_PASSWORD`] in domain
+//! [`KEYSTONE_DOMAIN`], [`SESSION_USERNAME`] / [`SESSION_PASSWORD`],
+//! [`MILLIS_CLIENT_ID`] / [`MILLIS_CLIENT_SECRET`].
+//!
+//! | shape | path prefix | token endpoint | reply | API (any other path) |
+//! |---|---|---|---|---|
+//! | [`Shape::Keystone`] | `/keystone` | `POST /v3/auth/tokens`, JSON `{"auth":{"identity":{"methods":["password"],"password":{"user":{"name","domain":{"id":"default"},"password"}}}}}` | 201, token in `X-Subject-Token`, body `{"token":{"expires_at":"…RFC 3339…",…}}` | `X-Auth-Token: <token>` |
+//! | [`Shape::Session`] | `/session` | `POST /login`, form or JSON `{user, pass}` | 200 `text/html` (or 204 with [`Emulator::set_session_empty_body`](crate::Emulator::set_session_empty_body)), `Set-Cookie: SESSION=…; Path=/; HttpOnly` (after a `theme` cookie) | `Cookie: …SESSION=<token>…` |
+//! | [`Shape::Millis`] | `/millis` | `POST /oauth/token`, JSON `{client_id, client_secret}` | 200 `{"access_token","expires_in"}`, `expires_in` in **milliseconds** | `Authorization: Bearer <token>` |
+//!
+//! Wrong credentials: 401 (Keystone's JSON error, an HTML page, or
+//! `{"error":"invalid_client"}`); a missing, unknown or expired token on the
+//! API: 401. Success on the API: 200 `{"user":…,"shape":…,"path":…}`.
+//! Each token lives [`Emulator::set_shape_token_lifetime`](crate::Emulator::set_shape_token_lifetime)
+//! (default one hour). Counters: [`Emulator::shape_stats`](crate::Emulator::shape_stats).
+//!
 //! ## Faults
 //!
 //! Per provider, for its token endpoint, from Rust or over HTTP
@@ -208,6 +234,7 @@ mod faults;
 mod handler;
 mod host;
 mod server;
+mod shapes;
 mod state;
 mod stats;
 mod tls;
@@ -224,6 +251,10 @@ pub use faults::{
 };
 pub use host::{BRO_HOST, Host, Provider, REOBTIMAAL_HOST, TWOBA_API_HOST, TWOBA_AUTHORIZE_HOST};
 pub use server::Emulator;
+pub use shapes::{
+    KEYSTONE_DOMAIN, KEYSTONE_PASSWORD, KEYSTONE_USERNAME, MILLIS_CLIENT_ID, MILLIS_CLIENT_SECRET,
+    SESSION_COOKIE, SESSION_PASSWORD, SESSION_USERNAME, Shape, ShapeStats,
+};
 pub use state::RecordedRequest;
 pub use stats::{ApiStats, GrantCounts, ProviderStats, Stats, TokenStats};
 

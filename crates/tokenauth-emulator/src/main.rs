@@ -6,9 +6,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tokenauth_emulator::{
-    BRO_DEMO_PASSWORD, BRO_DEMO_USERNAME, Emulator, EmulatorConfig, Host, REOB_ADMIN_PASSWORD,
-    REOB_ADMIN_USERNAME, REOB_DEMO_PASSWORD, REOB_DEMO_USERNAME, TWOBA_DEMO_CLIENT_ID,
-    TWOBA_DEMO_CLIENT_SECRET, TWOBA_DEMO_PASSWORD, TWOBA_DEMO_USERNAME,
+    BRO_DEMO_PASSWORD, BRO_DEMO_USERNAME, Emulator, EmulatorConfig, Host, KEYSTONE_DOMAIN,
+    KEYSTONE_PASSWORD, KEYSTONE_USERNAME, MILLIS_CLIENT_ID, MILLIS_CLIENT_SECRET,
+    REOB_ADMIN_PASSWORD, REOB_ADMIN_USERNAME, REOB_DEMO_PASSWORD, REOB_DEMO_USERNAME,
+    SESSION_PASSWORD, SESSION_USERNAME, Shape, TWOBA_DEMO_CLIENT_ID, TWOBA_DEMO_CLIENT_SECRET,
+    TWOBA_DEMO_PASSWORD, TWOBA_DEMO_USERNAME,
 };
 
 /// REOBtimaal, 2BA and BRO emulated on 127.0.0.1, with fault injection.
@@ -92,6 +94,13 @@ fn print_banner(e: &Emulator) {
         "  BRO API           POST {}",
         e.url(Host::Bro, "/api/v2/validatie")
     );
+    for shape in Shape::ALL {
+        println!(
+            "  {:<17} POST {}",
+            format!("{shape:?} token"),
+            e.shape_url(shape, shape.token_path())
+        );
+    }
     println!("  control           GET  {}", e.control_url("stats"));
     if let Some(a) = e.tls_addr() {
         println!();
@@ -107,6 +116,11 @@ fn print_banner(e: &Emulator) {
     println!("  2BA user          {TWOBA_DEMO_USERNAME} / {TWOBA_DEMO_PASSWORD}");
     println!("  2BA client        {TWOBA_DEMO_CLIENT_ID} / {TWOBA_DEMO_CLIENT_SECRET}");
     println!("  BRO               {BRO_DEMO_USERNAME} / {BRO_DEMO_PASSWORD}");
+    println!(
+        "  Keystone          {KEYSTONE_USERNAME} / {KEYSTONE_PASSWORD} (domain {KEYSTONE_DOMAIN})"
+    );
+    println!("  Session           {SESSION_USERNAME} / {SESSION_PASSWORD}");
+    println!("  Millis client     {MILLIS_CLIENT_ID} / {MILLIS_CLIENT_SECRET}");
     println!(
         "  tenants           REOB/2BA tenant-<N> / tenant-<N>-secret; BRO tenant-<N>|bro / tenant-<N>-token"
     );

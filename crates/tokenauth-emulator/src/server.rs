@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::shapes::{Shape, ShapeStats};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -261,6 +262,31 @@ impl Emulator {
     /// [`Emulator::ca_cert_pem`].
     pub fn real_url(host: Host, path: &str) -> String {
         format!("https://{}{}", host.hostname(), path)
+    }
+
+    /// The plain-HTTP URL of `path` on a documented reply [`Shape`], e.g.
+    /// `shape_url(Shape::Keystone, "/v3/auth/tokens")` ->
+    /// `http://127.0.0.1:PORT/keystone/v3/auth/tokens`.
+    pub fn shape_url(&self, shape: Shape, path: &str) -> String {
+        format!("http://{}{}{}", self.addr, shape.path_prefix(), path)
+    }
+
+    /// The counters of a documented reply [`Shape`].
+    pub fn shape_stats(&self, shape: Shape) -> ShapeStats {
+        self.state.shapes.stats(shape)
+    }
+
+    /// How long the tokens a [`Shape`] issues live from now on (default one
+    /// hour; at least a millisecond). The Keystone `expires_at`, the session
+    /// cookie's `Max-Age` and the milliseconds `expires_in` say it.
+    pub fn set_shape_token_lifetime(&self, shape: Shape, lifetime: Duration) {
+        self.state.shapes.set_lifetime(shape, lifetime);
+    }
+
+    /// The session login replies 204 with an empty body instead of 200 with
+    /// an HTML page (default off).
+    pub fn set_session_empty_body(&self, on: bool) {
+        self.state.shapes.set_session_empty_body(on);
     }
 
     /// URL of a control endpoint, e.g. `control_url("stats")`.

@@ -226,6 +226,8 @@ pub(crate) struct State {
     bro_any_revoked: AtomicBool,
     bro_revoked: RwLock<HashSet<String>>,
     recorded: Mutex<VecDeque<RecordedRequest>>,
+    /// The documented reply shapes (Keystone, cookie session, milliseconds).
+    pub(crate) shapes: crate::shapes::Shapes,
 }
 
 fn initial_knobs(config: &EmulatorConfig, p: Provider) -> Knobs {
@@ -284,6 +286,7 @@ impl State {
             bro_any_revoked: AtomicBool::new(false),
             bro_revoked: RwLock::new(HashSet::new()),
             recorded: Mutex::new(VecDeque::new()),
+            shapes: crate::shapes::Shapes::default(),
             config,
         }
     }
@@ -478,6 +481,7 @@ impl State {
             .clear();
         self.set_api_latency(self.config.api_latency);
         lock(&self.recorded).clear();
+        self.shapes.reset();
         self.reset_stats();
     }
 

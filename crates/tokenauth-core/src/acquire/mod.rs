@@ -2,7 +2,7 @@
 //!
 //! - The login or refresh request is built from the description exactly:
 //!   form (`application/x-www-form-urlencoded`, field names as written, in
-//!   file order) or JSON body, extra headers, client Basic auth, timeout.
+//!   file order) or JSON body (nested as written), extra headers, client Basic auth, timeout.
 //! - It is sent with the engine's `reqwest::Client`; token requests never
 //!   follow redirects (the default client is built with
 //!   `redirect::Policy::none()`, and a reply from another URL is refused).
@@ -12,10 +12,12 @@
 //!   backs off for that long). Both of its forms are read: seconds, and an
 //!   HTTP-date, taken relative to the engine's clock (a date in the past
 //!   means now).
-//! - The reply is read in chunks and abandoned past 1 MiB; it must be JSON;
-//!   the token, refresh token and expiry are read with the `[response]`
-//!   pointers. Expiry precedence: `expires_at`, `expires_in`, JWT `exp`
-//!   (when `expiry.jwt_exp`), `ttl`. A lifetime shorter than one second is
+//! - The reply is read in chunks and abandoned past 1 MiB; the token,
+//!   refresh token and expiry are read from the `[response]` sources: JSON
+//!   pointers into the body (which must then be JSON), reply headers, or
+//!   cookies of its `Set-Cookie` headers (only those headers are kept).
+//!   Expiry precedence: `expires_at`, `expires_in`, JWT `exp` (when
+//!   `expiry.jwt_exp`), `ttl`. A lifetime shorter than one second is
 //!   raised to that floor (so no reply can turn the cache into a login per
 //!   call), counted in `Stats::clamped_lifetimes` and logged at WARN once
 //!   per provider; a token expired on arrival is an error. Times are
@@ -39,15 +41,16 @@ pub use preview::{RequestPreview, preview_injection, preview_token_request};
 
 use std::time::{Duration, Instant, SystemTime};
 
-use http::StatusCode;
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, SET_COOKIE};
+use http::{HeaderMap, HeaderName, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use tracing::{debug, error, warn};
 
 use crate::clock::Clock;
 use crate::config::{
-    BodyFormat, Provider, Refresh, RefreshErrorAction, RefreshOnError, TokenRequest,
+    BodyFormat, FieldValue, Provider, Refresh, RefreshErrorAction, RefreshOnError, Response,
+    TokenRequest, TokenSource,
 };
 use crate::connection::Connection;
 use crate::error::{Error, RequestKind};
@@ -124,6 +127,12 @@ pub(crate) struct Acquirer<'a> {
 struct Reply {
     status: StatusCode,
     body: Vec<u8>,
+    /// The headers `[response]` reads (see [`kept_headers`]), moved out of
+    /// the reply, never copied.
+    headers: HeaderMap,
+    /// The names of the reply's headers, at most [`MAX_HEADER_NAMES`], kept
+    /// only when a header or cookie source may need them in a message.
+    header_names: Vec<HeaderName>,
     retry_after: Option<Duration>,
     /// The media type of `Content-Type`, sanitised (see [`media_type`]).
     content_type: Option<String>,
@@ -389,16 +398,28 @@ impl Acquirer<'_> {
         // A 2xx body that is not JSON is never quoted, not even scrubbed: it
         // is the reply to a successful login, so it may well hold the new
         // token in a shape the scrubber cannot recognise (XML, single-quoted
-        // "JSON"), and that token is known to no one yet.
-        let json: Value = serde_json::from_slice(&reply.body).map_err(|e| Error::NotJson {
-            provider: self.provider.id.clone(),
-            request: kind,
-            url,
-            reason: json_reason(&e),
-            content_type: reply.content_type.clone(),
-            length: reply.body.len(),
-        })?;
-        let parsed = parse::parse_reply(self.provider, kind, &json, self.clock.now());
+        // "JSON"), and that token is known to no one yet. It must be JSON
+        // only when something is read from it (a session login that sets a
+        // cookie may reply with HTML or nothing).
+        let json: Option<Value> = match self.provider.response.reads_body() {
+            true => Some(
+                serde_json::from_slice(&reply.body).map_err(|e| Error::NotJson {
+                    provider: self.provider.id.clone(),
+                    request: kind,
+                    url,
+                    reason: json_reason(&e),
+                    content_type: reply.content_type.clone(),
+                    length: reply.body.len(),
+                })?,
+            ),
+            false => None,
+        };
+        let view = parse::ReplyView {
+            json: json.as_ref(),
+            headers: &reply.headers,
+            header_names: &reply.header_names,
+        };
+        let parsed = parse::parse_reply(self.provider, kind, &view, self.clock.now());
         let mut parsed = parsed.map_err(|mut e| {
             // The reply's key names and expiry text go into the message: a
             // hostile or broken endpoint may echo a secret there.
@@ -412,7 +433,9 @@ impl Acquirer<'_> {
         if let Some(clamp) = &parsed.clamped {
             self.clamped(kind, clamp);
         }
-        parsed.api_base = self.api_base(kind, &json, &parsed.access, rt)?;
+        if let Some(json) = &json {
+            parsed.api_base = self.api_base(kind, json, &parsed.access, rt)?;
+        }
         Ok(parsed)
     }
 
@@ -550,16 +573,17 @@ impl Acquirer<'_> {
             what,
         };
         let mut fields = Vec::with_capacity(req.fields.len());
-        for (name, t) in &req.fields {
-            fields.push((name.as_str(), self.render(t, rt)?));
+        for (name, v) in &req.fields {
+            fields.push((name.as_str(), v.try_map(&mut |t| self.render(t, rt))?));
         }
         let mut url = self.conn.render_url(self.provider, &req.url)?;
         let sent_to = url.to_string();
         if req.method == http::Method::GET && !fields.is_empty() {
-            // A GET carries its fields in the query string.
+            // A GET carries its fields in the query string (the loader
+            // allows only strings there).
             let mut q = url.query_pairs_mut();
             for (n, v) in &fields {
-                q.append_pair(n, v);
+                q.append_pair(n, &field_text(v));
             }
         }
         let mut builder = self
@@ -699,6 +723,10 @@ impl Acquirer<'_> {
         {
             return Err(too_large());
         }
+        let (headers, header_names) = kept_headers(
+            std::mem::take(response.headers_mut()),
+            &self.provider.response,
+        );
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(transport)? {
             if body.len() + chunk.len() > MAX_REPLY_BYTES {
@@ -709,6 +737,8 @@ impl Acquirer<'_> {
         Ok(Reply {
             status,
             body,
+            headers,
+            header_names,
             retry_after,
             content_type,
         })
@@ -776,29 +806,113 @@ fn json_reason(e: &serde_json::Error) -> String {
     format!("{what} at line {} column {}", e.line(), e.column())
 }
 
+/// The most values of one header kept for a header or cookie source.
+const MAX_HEADER_VALUES: usize = 32;
+
+/// The most header names kept for the message of a missing header or cookie.
+pub(crate) const MAX_HEADER_NAMES: usize = 32;
+
+/// The headers of a reply the `[response]` sources read: each header a
+/// source names (its first [`MAX_HEADER_VALUES`] values) and, for a cookie
+/// source, `Set-Cookie`; moved out of `all`, not copied. With them, the
+/// names of the reply's headers (at most [`MAX_HEADER_NAMES`]) when some
+/// source reads a header or cookie. A reply's headers are bounded by the
+/// HTTP client's limits; what is kept here is bounded again.
+fn kept_headers(mut all: HeaderMap, response: &Response) -> (HeaderMap, Vec<HeaderName>) {
+    let mut kept = HeaderMap::new();
+    let mut names = Vec::new();
+    for (_, source) in response.sources() {
+        let name = match source {
+            TokenSource::Pointer(_) => continue,
+            TokenSource::Header { header } => header.clone(),
+            TokenSource::Cookie { .. } => SET_COOKIE,
+        };
+        if names.is_empty() {
+            names = all.keys().take(MAX_HEADER_NAMES).cloned().collect();
+        }
+        if let http::header::Entry::Occupied(entry) = all.entry(name) {
+            let (name, values) = entry.remove_entry_mult();
+            for value in values.take(MAX_HEADER_VALUES) {
+                kept.append(&name, value);
+            }
+        }
+    }
+    (kept, names)
+}
+
+/// A field as one string: its text, or the JSON of a nested value (which
+/// the loader allows only in a JSON body).
+fn field_text(v: &FieldValue<String>) -> std::borrow::Cow<'_, str> {
+    match v {
+        FieldValue::Text(t) => t.into(),
+        other => {
+            let mut out = String::new();
+            write_json(&mut out, other);
+            out.into()
+        }
+    }
+}
+
+/// Writes a field value as JSON, keys in file order.
+fn write_json(out: &mut String, v: &FieldValue<String>) {
+    match v {
+        FieldValue::Text(t) => out.push_str(&Value::from(t.as_str()).to_string()),
+        FieldValue::Integer(i) => out.push_str(&i.to_string()),
+        FieldValue::Float(x) => out.push_str(
+            &serde_json::Number::from_f64(*x).map_or_else(|| "null".to_owned(), |n| n.to_string()),
+        ),
+        FieldValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        FieldValue::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json(out, item);
+            }
+            out.push(']');
+        }
+        FieldValue::Table(entries) => {
+            write_object(out, entries.iter().map(|(k, v)| (k.as_str(), v)))
+        }
+    }
+}
+
+fn write_object<'v>(
+    out: &mut String,
+    entries: impl Iterator<Item = (&'v str, &'v FieldValue<String>)>,
+) {
+    out.push('{');
+    for (i, (k, v)) in entries.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&Value::from(k).to_string());
+        out.push(':');
+        write_json(out, v);
+    }
+    out.push('}');
+}
+
 /// Encodes token request fields, in order and with names exactly as written:
-/// a form body or a flat JSON object. Returns the content type and the body.
-pub(crate) fn encode_body(format: BodyFormat, fields: &[(&str, String)]) -> (&'static str, String) {
+/// a form body, or a JSON object (nested as written). Returns the content
+/// type and the body.
+pub(crate) fn encode_body(
+    format: BodyFormat,
+    fields: &[(&str, FieldValue<String>)],
+) -> (&'static str, String) {
     match format {
         BodyFormat::Form => {
             let mut form = url::form_urlencoded::Serializer::new(String::new());
             for (n, v) in fields {
-                form.append_pair(n, v);
+                form.append_pair(n, &field_text(v));
             }
             ("application/x-www-form-urlencoded", form.finish())
         }
         BodyFormat::Json => {
             // Written by hand to keep the file order of the fields.
-            let mut body = String::from("{");
-            for (i, (n, v)) in fields.iter().enumerate() {
-                if i > 0 {
-                    body.push(',');
-                }
-                body.push_str(&Value::from(*n).to_string());
-                body.push(':');
-                body.push_str(&Value::from(v.as_str()).to_string());
-            }
-            body.push('}');
+            let mut body = String::new();
+            write_object(&mut body, fields.iter().map(|(n, v)| (*n, v)));
             ("application/json", body)
         }
     }
@@ -861,5 +975,35 @@ mod tests {
         ] {
             assert_eq!(media_type(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn nested_json_bodies_keep_order_and_types() {
+        let text = |s: &str| FieldValue::Text(s.to_owned());
+        let fields = vec![
+            (
+                "auth",
+                FieldValue::Table(vec![
+                    (
+                        "z".to_owned(),
+                        FieldValue::Array(vec![text("p\"w"), FieldValue::Integer(-3)]),
+                    ),
+                    ("a".to_owned(), FieldValue::Float(1.5)),
+                    (
+                        "m".to_owned(),
+                        FieldValue::Table(vec![("ok".to_owned(), FieldValue::Bool(true))]),
+                    ),
+                ]),
+            ),
+            ("b", text("x")),
+        ];
+        let (content_type, body) = encode_body(BodyFormat::Json, &fields);
+        assert_eq!(content_type, "application/json");
+        assert_eq!(
+            body,
+            r#"{"auth":{"z":["p\"w",-3],"a":1.5,"m":{"ok":true}},"b":"x"}"#
+        );
+        let (_, form) = encode_body(BodyFormat::Form, &[("a b", text("x&y"))]);
+        assert_eq!(form, "a+b=x%26y");
     }
 }

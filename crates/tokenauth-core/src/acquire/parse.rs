@@ -7,7 +7,12 @@ use base64::Engine as _;
 use secrecy::SecretString;
 use serde_json::Value;
 
-use crate::config::{ExpiresAtFormat, JsonPointer, Provider};
+use std::borrow::Cow;
+
+use http::header::SET_COOKIE;
+use http::{HeaderMap, HeaderName};
+
+use crate::config::{ExpiresAtFormat, ExpiresInUnit, Provider, TokenSource};
 use crate::error::{Error, RequestKind};
 
 /// The longest token lifetime accepted from a reply: 10 years, the same
@@ -50,20 +55,166 @@ pub(crate) struct Clamped {
     pub(crate) value: String,
 }
 
+/// The parts of a reply the `[response]` sources read: the JSON body (when
+/// some source reads it) and the headers kept for the header and cookie
+/// sources.
+pub(crate) struct ReplyView<'r> {
+    /// `None` when no source reads the body (it was not parsed).
+    pub(crate) json: Option<&'r Value>,
+    /// Only the headers some source names (and `Set-Cookie` for a cookie
+    /// source), see [`super::kept_headers`].
+    pub(crate) headers: &'r HeaderMap,
+    /// The names of the reply's headers (at most [`super::MAX_HEADER_NAMES`]),
+    /// for the message of a missing header or cookie: names, never values.
+    pub(crate) header_names: &'r [HeaderName],
+}
+
+impl<'r> ReplyView<'r> {
+    /// A reply that is only a JSON body (tests, and the body-only providers).
+    #[cfg(test)]
+    pub(crate) fn body(json: &'r Value) -> Self {
+        static EMPTY: std::sync::OnceLock<HeaderMap> = std::sync::OnceLock::new();
+        ReplyView {
+            json: Some(json),
+            headers: EMPTY.get_or_init(HeaderMap::new),
+            header_names: &[],
+        }
+    }
+
+    /// The value at `source`: a JSON value, or a header or cookie value as a
+    /// JSON string. `Ok(None)` when it is absent (or null).
+    fn find(
+        &self,
+        provider: &Provider,
+        kind: RequestKind,
+        field: &'static str,
+        source: &TokenSource,
+    ) -> Result<Option<Cow<'r, Value>>, Error> {
+        let text = match source {
+            TokenSource::Pointer(p) => {
+                return Ok(self
+                    .json
+                    .and_then(|json| p.find(json))
+                    .filter(|v| !v.is_null())
+                    .map(Cow::Borrowed));
+            }
+            TokenSource::Header { header } => match self.headers.get(header) {
+                None => return Ok(None),
+                Some(v) => v.to_str().ok(),
+            },
+            TokenSource::Cookie { cookie } => {
+                // The last Set-Cookie of that name wins, as in a browser.
+                let mut found = None;
+                for v in self.headers.get_all(SET_COOKIE) {
+                    if let Some(value) = cookie_value(v.as_bytes(), cookie) {
+                        found = Some(value);
+                    }
+                }
+                match found {
+                    None => return Ok(None),
+                    Some(v) => v,
+                }
+            }
+        };
+        match text {
+            Some(t) => Ok(Some(Cow::Owned(Value::String(t.trim().to_owned())))),
+            None => Err(Error::WrongType {
+                provider: provider.id.clone(),
+                request: kind,
+                field,
+                pointer: source.to_string(),
+                expected: "a non-empty string",
+                found: "a value with bytes other than visible ASCII",
+            }),
+        }
+    }
+
+    /// What the reply does have where `source` looked: the top-level keys
+    /// of the body, or the header names (names only, never values).
+    fn has(&self, source: &TokenSource) -> String {
+        let quoted = |names: &mut dyn Iterator<Item = &str>| {
+            names
+                .map(|k| format!("\"{k}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match (source, self.json) {
+            (TokenSource::Pointer(_), Some(Value::Object(map))) => {
+                quoted(&mut map.keys().map(String::as_str))
+            }
+            (TokenSource::Pointer(_), Some(other)) => {
+                format!("none: the reply is {}", type_name(other))
+            }
+            (TokenSource::Pointer(_), None) => "none: the body was not read".to_owned(),
+            (TokenSource::Header { .. }, _) => format!(
+                "none of that name; its headers are {}",
+                quoted(&mut self.header_names.iter().map(HeaderName::as_str))
+            ),
+            (TokenSource::Cookie { .. }, _) => {
+                let names: Vec<&str> = self
+                    .headers
+                    .get_all(SET_COOKIE)
+                    .iter()
+                    .filter_map(|v| cookie_name(v.as_bytes()))
+                    .collect();
+                format!(
+                    "none of that name; it sets the cookies {}",
+                    quoted(&mut names.into_iter())
+                )
+            }
+        }
+    }
+}
+
+/// The name of the cookie a `Set-Cookie` value sets, when it is readable.
+fn cookie_name(set_cookie: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(set_cookie).ok()?;
+    let pair = text.split(';').next()?;
+    let (name, _) = pair.split_once('=')?;
+    let name = name.trim();
+    (!name.is_empty()).then_some(name)
+}
+
+/// The value a `Set-Cookie` value gives the cookie `name` (RFC 6265: the
+/// `name=value` pair before the first `;`, the attributes after it are not
+/// part of it; a quoted value loses its quotes). `None`: another cookie, or
+/// not readable. `Some(None)`: this cookie, with bytes other than visible
+/// ASCII.
+fn cookie_value<'v>(set_cookie: &'v [u8], name: &str) -> Option<Option<&'v str>> {
+    let pair = match set_cookie.iter().position(|&b| b == b';') {
+        Some(i) => &set_cookie[..i],
+        None => set_cookie,
+    };
+    let eq = pair.iter().position(|&b| b == b'=')?;
+    if pair[..eq].trim_ascii() != name.as_bytes() {
+        return None;
+    }
+    let value = pair[eq + 1..].trim_ascii();
+    let value = value
+        .strip_prefix(b"\"")
+        .and_then(|v| v.strip_suffix(b"\""))
+        .unwrap_or(value);
+    Some(
+        std::str::from_utf8(value)
+            .ok()
+            .filter(|v| v.bytes().all(|b| b.is_ascii_graphic())),
+    )
+}
+
 pub(crate) fn parse_reply(
     provider: &Provider,
     kind: RequestKind,
-    json: &Value,
+    reply: &ReplyView<'_>,
     now: SystemTime,
 ) -> Result<Parsed, Error> {
     let r = &provider.response;
-    let access = string_at(provider, kind, json, "access_token", &r.access_token)?
-        .ok_or_else(|| missing(provider, kind, json, "access_token", &r.access_token))?;
+    let access = string_at(provider, kind, reply, "access_token", &r.access_token)?
+        .ok_or_else(|| missing(provider, kind, reply, "access_token", &r.access_token))?;
     let refresh = match &r.refresh_token {
-        Some(p) => string_at(provider, kind, json, "refresh_token", p)?,
+        Some(p) => string_at(provider, kind, reply, "refresh_token", p)?,
         None => None,
     };
-    let (expires_at, clamped) = expiry(provider, kind, json, &access, now)?;
+    let (expires_at, clamped) = expiry(provider, kind, reply, &access, now)?;
     Ok(Parsed {
         access: SecretString::from(access),
         refresh: refresh.map(SecretString::from),
@@ -85,49 +236,41 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-/// The non-empty string at `pointer`; `None` when absent (or null).
+/// The non-empty string at `source`; `None` when absent (or null).
 fn string_at(
     provider: &Provider,
     kind: RequestKind,
-    json: &Value,
+    reply: &ReplyView<'_>,
     field: &'static str,
-    pointer: &JsonPointer,
+    source: &TokenSource,
 ) -> Result<Option<String>, Error> {
-    match pointer.find(json) {
-        None | Some(Value::Null) => Ok(None),
+    match reply.find(provider, kind, field, source)?.as_deref() {
+        None => Ok(None),
         Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
-        Some(other) => Err(Error::WrongType {
-            provider: provider.id.clone(),
-            request: kind,
+        Some(other) => Err(wrong_type(
+            provider,
+            kind,
             field,
-            pointer: pointer.as_str().to_owned(),
-            expected: "a non-empty string",
-            found: type_name(other),
-        }),
+            source,
+            "a non-empty string",
+            other,
+        )),
     }
 }
 
 fn missing(
     provider: &Provider,
     kind: RequestKind,
-    json: &Value,
+    reply: &ReplyView<'_>,
     field: &'static str,
-    pointer: &JsonPointer,
+    source: &TokenSource,
 ) -> Error {
-    let keys = match json {
-        Value::Object(map) => map
-            .keys()
-            .map(|k| format!("\"{k}\""))
-            .collect::<Vec<_>>()
-            .join(", "),
-        other => format!("none: the reply is {}", type_name(other)),
-    };
     Error::MissingField {
         provider: provider.id.clone(),
         request: kind,
         field,
-        pointer: pointer.as_str().to_owned(),
-        keys,
+        pointer: source.to_string(),
+        keys: reply.has(source),
     }
 }
 
@@ -148,71 +291,67 @@ type Expiry = (SystemTime, Option<Clamped>);
 fn expiry(
     provider: &Provider,
     kind: RequestKind,
-    json: &Value,
+    reply: &ReplyView<'_>,
     access: &str,
     now: SystemTime,
 ) -> Result<Expiry, Error> {
     let r = &provider.response;
     if let Some(p) = &r.expires_at
-        && let Some(v) = p.find(json).filter(|v| !v.is_null())
+        && let Some(v) = reply.find(provider, kind, "expires_at", p)?
     {
+        let v = &*v;
         let at = match r.expires_at_format {
             ExpiresAtFormat::Rfc3339 => match v {
                 Value::String(s) => parse_rfc3339(s).ok_or_else(|| {
-                    invalid(provider, kind, format!("`{}` = {s:?} is not an RFC 3339 time such as \"2026-11-22T15:04:05Z\": fix response.expires_at_format", p.as_str()))
+                    invalid(provider, kind, format!("`{}` = {s:?} is not an RFC 3339 time such as \"2026-11-22T15:04:05Z\": fix response.expires_at_format", p))
                 })?,
                 other => return Err(wrong_type(provider, kind, "expires_at", p, "an RFC 3339 time string", other)),
             },
             ExpiresAtFormat::UnixSeconds | ExpiresAtFormat::UnixMillis => {
                 let n = number(v).ok_or_else(|| wrong_type(provider, kind, "expires_at", p, "a number (Unix time)", v))?;
                 if !(n.is_finite() && n > 0.0) {
-                    return Err(invalid(provider, kind, format!("`{}` = {n} is not a Unix time", p.as_str())));
+                    return Err(invalid(provider, kind, format!("`{}` = {n} is not a Unix time", p)));
                 }
                 let secs = if r.expires_at_format == ExpiresAtFormat::UnixMillis { n / 1000.0 } else { n };
                 Duration::try_from_secs_f64(secs)
                     .ok()
                     .and_then(|d| UNIX_EPOCH.checked_add(d))
-                    .ok_or_else(|| invalid(provider, kind, format!("`{}` = {n} is out of range", p.as_str())))?
+                    .ok_or_else(|| invalid(provider, kind, format!("`{}` = {n} is out of range", p)))?
             }
         };
-        return check_future(
-            provider,
-            kind,
-            &format!("`{}`", p.as_str()),
-            "expires_at",
-            at,
-            now,
-        );
+        return check_future(provider, kind, &format!("`{}`", p), "expires_at", at, now);
     }
     if let Some(p) = &r.expires_in
-        && let Some(v) = p.find(json).filter(|v| !v.is_null())
+        && let Some(v) = reply.find(provider, kind, "expires_in", p)?
     {
-        let n = number(v)
-            .ok_or_else(|| wrong_type(provider, kind, "expires_in", p, "a number of seconds", v))?;
-        let what = format!("`{}` = {n}", p.as_str());
+        let unit = r.expires_in_unit;
+        let expected = match unit {
+            ExpiresInUnit::Seconds => "a number of seconds",
+            ExpiresInUnit::Milliseconds => "a number of milliseconds",
+            ExpiresInUnit::Minutes => "a number of minutes",
+        };
+        let n =
+            number(&v).ok_or_else(|| wrong_type(provider, kind, "expires_in", p, expected, &v))?;
+        let what = format!("`{p}` = {n} {}", unit.as_str());
         if !n.is_finite() || n <= 0.0 {
             return Err(invalid(
                 provider,
                 kind,
-                format!("{what} seconds: a token lifetime must be positive"),
+                format!("{what}: a token lifetime must be positive"),
             ));
         }
-        let lifetime = Duration::try_from_secs_f64(n)
+        let lifetime = Duration::try_from_secs_f64(n * unit.seconds())
             .ok()
             .filter(|d| *d <= MAX_LIFETIME)
-            .ok_or_else(|| invalid(provider, kind, format!("{what} seconds is more than 10 years, which is not a believable token lifetime (milliseconds sent as seconds?)")))?;
-        return ends(
-            provider,
-            kind,
-            &format!("{what} seconds"),
-            now,
-            lifetime,
-            || Clamped {
-                source: "expires_in",
-                // `{:?}` writes 1e-9 rather than 0.000000001.
-                value: format!("{n:?}"),
+            .ok_or_else(|| invalid(provider, kind, format!("{what} is more than 10 years, which is not a believable token lifetime (check response.expires_in_unit)")))?;
+        return ends(provider, kind, &what, now, lifetime, || Clamped {
+            source: "expires_in",
+            // `{:?}` writes 1e-9 rather than 0.000000001.
+            value: match unit {
+                ExpiresInUnit::Seconds => format!("{n:?}"),
+                other => format!("{n:?} {}", other.as_str()),
             },
-        );
+        });
     }
     if provider.expiry.jwt_exp
         && let Some(exp) = jwt_exp(access)
@@ -310,7 +449,7 @@ fn wrong_type(
     provider: &Provider,
     kind: RequestKind,
     field: &'static str,
-    p: &JsonPointer,
+    p: &TokenSource,
     expected: &'static str,
     found: &Value,
 ) -> Error {
@@ -318,7 +457,7 @@ fn wrong_type(
         provider: provider.id.clone(),
         request: kind,
         field,
-        pointer: p.as_str().to_owned(),
+        pointer: p.to_string(),
         expected,
         found: type_name(found),
     }
@@ -401,7 +540,12 @@ inject = {{ header = "Authorization", value = "Bearer {{{{ token.access }}}}" }}
 
     fn parse(expiry: &str, reply: Value, now: SystemTime) -> Result<Parsed, Error> {
         let providers = provider(expiry);
-        parse_reply(providers.get("p").unwrap(), RequestKind::Login, &reply, now)
+        parse_reply(
+            providers.get("p").unwrap(),
+            RequestKind::Login,
+            &ReplyView::body(&reply),
+            now,
+        )
     }
 
     #[test]
@@ -548,5 +692,250 @@ inject = {{ header = "Authorization", value = "Bearer {{{{ token.access }}}}" }}
         assert_eq!(jwt_exp(&t), Some(1_900_000_000));
         assert_eq!(jwt_exp("opaque-token"), None);
         assert_eq!(jwt_exp("a.b.c"), None);
+    }
+
+    fn with_response(response: &str) -> crate::config::Providers {
+        let toml = format!(
+            r#"
+[providers.p]
+api = ["https://api.example.com/"]
+login = {{ url = "https://login.example.com/token", fields = {{ grant_type = "client_credentials" }} }}
+response = {{ {response} }}
+expiry = {{ ttl = "1h" }}
+inject = {{ header = "Authorization", value = "Bearer {{{{ token.access }}}}" }}
+"#
+        );
+        crate::config::Providers::from_toml("p.toml", &toml).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn parse_with(
+        response: &str,
+        json: Option<&Value>,
+        headers: &[(&str, &str)],
+        now: SystemTime,
+    ) -> Result<Parsed, Error> {
+        let providers = with_response(response);
+        let mut map = HeaderMap::new();
+        for (n, v) in headers {
+            map.append(
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                http::HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        let names: Vec<HeaderName> = map.keys().cloned().collect();
+        let view = ReplyView {
+            json,
+            headers: &map,
+            header_names: &names,
+        };
+        parse_reply(providers.get("p").unwrap(), RequestKind::Login, &view, now)
+    }
+
+    fn secret(p: &Parsed) -> &str {
+        use secrecy::ExposeSecret;
+        p.access.expose_secret()
+    }
+
+    #[test]
+    fn the_token_from_a_reply_header() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_900_000_000);
+        let at = humantime::format_rfc3339(now + Duration::from_secs(3600)).to_string();
+        let body = serde_json::json!({ "token": { "expires_at": at } });
+        let response =
+            r#"access_token = { header = "X-Subject-Token" }, expires_at = "/token/expires_at""#;
+        let parsed = parse_with(
+            response,
+            Some(&body),
+            &[("x-subject-token", " gAAAA-keystone ")],
+            now,
+        )
+        .unwrap();
+        assert_eq!(secret(&parsed), "gAAAA-keystone");
+        assert_eq!(parsed.expires_at, now + Duration::from_secs(3600));
+
+        // Missing: the typed error names the header and the names the reply
+        // has, never a value.
+        let err = parse_with(
+            response,
+            Some(&body),
+            &[("x-auth-token", "not-this-SECRET")],
+            now,
+        )
+        .err()
+        .expect("missing");
+        let text = err.to_string();
+        assert!(
+            matches!(&err, Error::MissingField { field: "access_token", pointer, .. } if pointer == "header x-subject-token"),
+            "{err:?}"
+        );
+        assert!(text.contains("\"x-auth-token\""), "{text}");
+        assert!(!text.contains("SECRET") && !format!("{err:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn the_token_from_a_cookie() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_900_000_000);
+        let response = r#"access_token = { cookie = "SESSION" }"#;
+        // Attributes are not part of the value; other cookies are skipped;
+        // the body is not read (there is none).
+        let parsed = parse_with(
+            response,
+            None,
+            &[
+                ("set-cookie", "theme=dark; Path=/"),
+                (
+                    "set-cookie",
+                    "SESSION=s-123; Path=/; HttpOnly; Expires=Wed, 21 Oct 2026 07:28:00 GMT",
+                ),
+            ],
+            now,
+        )
+        .unwrap();
+        assert_eq!(secret(&parsed), "s-123");
+        assert_eq!(parsed.expires_at, now + Duration::from_secs(3600));
+        // Quoted; the last one of the name wins.
+        let parsed = parse_with(
+            response,
+            None,
+            &[
+                ("set-cookie", "SESSION=old"),
+                ("set-cookie", "SESSION=\"new\"; Secure"),
+            ],
+            now,
+        )
+        .unwrap();
+        assert_eq!(secret(&parsed), "new");
+        // A name that only starts the same is another cookie.
+        let err = parse_with(
+            response,
+            None,
+            &[("set-cookie", "SESSIONID=SECRET-other; Path=/")],
+            now,
+        )
+        .err()
+        .expect("missing");
+        assert!(
+            matches!(&err, Error::MissingField { pointer, .. } if pointer == "cookie SESSION"),
+            "{err:?}"
+        );
+        let text = format!("{err} {err:?}");
+        assert!(
+            text.contains("\"SESSIONID\"") && !text.contains("SECRET"),
+            "{text}"
+        );
+        // An emptied cookie (a logout) is no token.
+        let err = parse_with(
+            response,
+            None,
+            &[("set-cookie", "SESSION=; Max-Age=0")],
+            now,
+        )
+        .err()
+        .expect("empty");
+        assert!(
+            matches!(
+                err,
+                Error::WrongType {
+                    found: "an empty string",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        // Bytes a header may carry but a cookie value may not: no value in the error.
+        let err = parse_with(response, None, &[("set-cookie", "SESSION=a b SECRET")], now)
+            .err()
+            .expect("not a cookie value");
+        assert!(matches!(err, Error::WrongType { .. }), "{err:?}");
+        assert!(!format!("{err} {err:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn cookie_values_by_name() {
+        assert_eq!(cookie_value(b"a=1; Path=/", "a"), Some(Some("1")));
+        assert_eq!(cookie_value(b" a = 1 ", "a"), Some(Some("1")));
+        assert_eq!(cookie_value(b"a=x=y", "a"), Some(Some("x=y")));
+        assert_eq!(cookie_value(b"ab=1", "a"), None);
+        assert_eq!(cookie_value(b"no-equals", "a"), None);
+        assert_eq!(cookie_value(b"a=\xff", "a"), Some(None));
+        assert_eq!(cookie_name(b"SESSION=x; HttpOnly"), Some("SESSION"));
+    }
+
+    #[test]
+    fn expires_in_units_and_numeric_strings() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_900_000_000);
+        let cases = [
+            ("", serde_json::json!(600), 600_000),
+            // Exact Online writes the number as a string.
+            ("", serde_json::json!("600"), 600_000),
+            (
+                r#", expires_in_unit = "milliseconds""#,
+                serde_json::json!(3_600_000),
+                3_600_000,
+            ),
+            (
+                r#", expires_in_unit = "milliseconds""#,
+                serde_json::json!("1500"),
+                1_500,
+            ),
+            (
+                r#", expires_in_unit = "minutes""#,
+                serde_json::json!(60),
+                3_600_000,
+            ),
+            (
+                r#", expires_in_unit = "seconds""#,
+                serde_json::json!(1.5),
+                1_500,
+            ),
+        ];
+        for (unit, value, ms) in cases {
+            let response = format!(r#"expires_in = "/expires_in"{unit}"#);
+            let body = serde_json::json!({ "access_token": "t", "expires_in": value });
+            let parsed = parse_with(&response, Some(&body), &[], now)
+                .unwrap_or_else(|e| panic!("{unit} {value}: {e}"));
+            assert_eq!(
+                parsed.expires_at,
+                now + Duration::from_millis(ms),
+                "{unit} {value}"
+            );
+        }
+        // Below the floor in milliseconds: raised, and the log says the unit.
+        let body = serde_json::json!({ "access_token": "t", "expires_in": 20 });
+        let parsed = parse_with(
+            r#"expires_in = "/expires_in", expires_in_unit = "milliseconds""#,
+            Some(&body),
+            &[],
+            now,
+        )
+        .unwrap();
+        assert_eq!(parsed.expires_at, now + MIN_LIFETIME);
+        assert_eq!(
+            parsed.clamped.map(|c| c.value).as_deref(),
+            Some("20.0 milliseconds")
+        );
+        // Minutes that overflow ten years: an error, not a panic.
+        let body = serde_json::json!({ "access_token": "t", "expires_in": 1e12 });
+        let err = parse_with(
+            r#"expires_in = "/expires_in", expires_in_unit = "minutes""#,
+            Some(&body),
+            &[],
+            now,
+        )
+        .err()
+        .expect("too long");
+        assert!(
+            matches!(&err, Error::InvalidExpiry { reason, .. } if reason.contains("minutes")),
+            "{err:?}"
+        );
+        // From a header, in milliseconds.
+        let parsed = parse_with(
+            r#"expires_in = { header = "X-Expires-In" }, expires_in_unit = "milliseconds""#,
+            Some(&serde_json::json!({ "access_token": "t" })),
+            &[("x-expires-in", "90000")],
+            now,
+        )
+        .unwrap();
+        assert_eq!(parsed.expires_at, now + Duration::from_secs(90));
     }
 }

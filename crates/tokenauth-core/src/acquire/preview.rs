@@ -36,7 +36,7 @@ use std::fmt;
 use http::Method;
 
 use super::encode_body;
-use crate::config::{Inject, Provider, TokenRequest};
+use crate::config::{FieldValue, Provider, TokenRequest};
 use crate::connection::Connection;
 use crate::error::RequestKind;
 use crate::template::{Template, Var};
@@ -148,10 +148,13 @@ pub fn preview_token_request(
         conn,
         labels: Vec::new(),
     };
-    let fields: Vec<(&str, String)> = req
+    let fields: Vec<(&str, FieldValue<String>)> = req
         .fields
         .iter()
-        .map(|(n, t)| (n.as_str(), m.render(t)))
+        .map(|(n, v)| {
+            let Ok(rendered) = v.try_map(&mut |t| Ok::<_, std::convert::Infallible>(m.render(t)));
+            (n.as_str(), rendered)
+        })
         .collect();
     // The connection's URL; the template as written when its inputs have no
     // (valid) values here.
@@ -161,7 +164,7 @@ pub fn preview_token_request(
         if let Some(url) = url.as_mut().filter(|_| !fields.is_empty()) {
             let mut q = url.query_pairs_mut();
             for (n, v) in &fields {
-                q.append_pair(n, v);
+                q.append_pair(n, v.as_text().map_or("", String::as_str));
             }
         }
         None
@@ -197,30 +200,36 @@ pub fn preview_token_request(
     })
 }
 
-/// Where and how the credential is attached, secrets masked: a header name
-/// and value, or a query parameter as `?name=value`.
-pub fn preview_injection(provider: &Provider, conn: &Connection) -> (String, String) {
+/// Where and how the credential is attached, secrets masked: one
+/// `(name, value)` per part, in the order they are attached: a header's
+/// name and value, or a query parameter as `?name` and its value.
+pub fn preview_injection(provider: &Provider, conn: &Connection) -> Vec<(String, String)> {
     let mut m = Masker {
         provider,
         conn,
         labels: Vec::new(),
     };
-    match &provider.inject {
-        Inject::Header { name, value } => {
-            let v = m.render(value);
-            (name.as_str().to_owned(), m.unmask(&v))
-        }
-        Inject::Basic(b) => {
-            let user = m.render(&b.username);
-            let pass = m.render(&b.password);
-            (
-                "authorization".to_owned(),
-                m.unmask(&format!("Basic base64({user}:{pass})")),
-            )
-        }
-        Inject::Query { name, value } => {
-            let v = m.render(value);
-            (format!("?{name}"), m.unmask(&v))
-        }
+    let inject = &provider.inject;
+    let mut out = Vec::new();
+    if let Some((name, value)) = &inject.header {
+        let v = m.render(value);
+        out.push((name.as_str().to_owned(), m.unmask(&v)));
     }
+    if let Some(b) = &inject.basic {
+        let user = m.render(&b.username);
+        let pass = m.render(&b.password);
+        out.push((
+            "authorization".to_owned(),
+            m.unmask(&format!("Basic base64({user}:{pass})")),
+        ));
+    }
+    for (name, value) in &inject.headers {
+        let v = m.render(value);
+        out.push((name.as_str().to_owned(), m.unmask(&v)));
+    }
+    for (name, value) in &inject.query {
+        let v = m.render(value);
+        out.push((format!("?{name}"), m.unmask(&v)));
+    }
+    out
 }

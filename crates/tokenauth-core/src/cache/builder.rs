@@ -248,6 +248,9 @@ impl TokenAuthBuilder {
             caches,
             pending: Mutex::new(HashMap::new()),
             defaults: (0..n).map(|_| OnceLock::new()).collect(),
+            rendered: papaya::HashMap::builder()
+                .hasher(foldhash::fast::RandomState::default())
+                .build(),
             counters: Counters::default(),
             metrics,
             retry: self.retry,

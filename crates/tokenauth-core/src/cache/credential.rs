@@ -215,23 +215,24 @@ pub struct Credential {
 }
 
 impl Credential {
-    /// What to attach: a header or a query parameter.
+    /// What to attach: headers and query parameters.
     pub fn injection(&self) -> &Injection {
         &self.entry.injection
     }
 
-    /// Sets the header (replacing any the request had). Returns `false` for a
-    /// query credential.
+    /// Sets every header part (replacing any value the request had). Returns
+    /// `false` for a credential of query parameters only.
     pub fn apply_to_headers(&self, headers: &mut HeaderMap) -> bool {
         self.entry.injection.apply_to_headers(headers)
     }
 
-    /// Sets the query parameter. Returns `false` for a header credential.
+    /// Sets every query parameter part. Returns `false` for a credential of
+    /// headers only.
     pub fn apply_to_url(&self, url: &mut Url) -> bool {
         self.entry.injection.apply_to_url(url)
     }
 
-    /// Removes a query credential from `url` (a response's or an error's
+    /// Removes the query parameter parts from `url` (a response's or an error's
     /// URL); see [`Injection::remove_from_url`].
     pub fn remove_from_url(&self, url: &mut Url) -> bool {
         self.entry.injection.remove_from_url(url)
@@ -294,27 +295,15 @@ impl Credential {
 
     /// `text` with this credential removed wherever it appears, however it
     /// is encoded (raw, percent-, JSON- or HTML-escaped): the access token,
-    /// the query parameter's value, the injected header's value and its part
-    /// after the scheme (`Bearer …`, `Basic …`). For showing what an API
+    /// and every part of the credential: a query parameter's value, a
+    /// header's value and its part after the scheme (`Bearer …`, `Basic …`)
+    /// or a cookie's value. For showing what an API
     /// answered (a body that echoes the credential) without showing the
     /// credential.
     pub fn redact(&self, text: &str) -> String {
-        let header = match &self.entry.injection {
-            Injection::Header { value, .. } => value.to_str().ok(),
-            Injection::Query { .. } => None,
-        };
-        let query = match &self.entry.injection {
-            Injection::Query { value, .. } => Some(value.expose_secret()),
-            Injection::Header { .. } => None,
-        };
-        let after_scheme = header.and_then(|h| h.split_once(' ').map(|(_, rest)| rest.trim()));
-        let secrets = [
-            self.entry.access.as_ref().map(|a| a.expose_secret()),
-            query,
-            header,
-            after_scheme,
-        ];
-        crate::acquire::scrub::Scrubber::new(secrets.into_iter().flatten()).scrub(text)
+        let access = self.entry.access.as_ref().map(|a| a.expose_secret());
+        let secrets = access.into_iter().chain(self.entry.injection.secrets());
+        crate::acquire::scrub::Scrubber::new(secrets).scrub(text)
     }
 
     /// The access token (for providers that log in).

@@ -66,7 +66,19 @@ pub(crate) struct Inner {
     pub(crate) failure_backoff: (Duration, Duration),
     /// How fetches are shared with other processes through the store.
     pub(crate) coordination: Coordination,
+    /// Prefixes with placeholders as each connection renders them (`None`:
+    /// it cannot): routing needs them on every request and again for the
+    /// response's URL, so each is rendered once per connection id (a
+    /// connection id stands for one set of values, see [`Connection`]).
+    pub(crate) rendered: RenderedPrefixes,
 }
+
+/// See [`Inner::rendered`]: keyed by (provider, prefix, connection id).
+pub(crate) type RenderedPrefixes =
+    papaya::HashMap<(usize, usize, Arc<str>), Option<Url>, foldhash::fast::RandomState>;
+
+/// The most renderings [`Inner::rendered`] keeps before it starts over.
+const MAX_RENDERED: usize = 16_384;
 
 /// The token engine: routes request URLs to providers and hands out
 /// credentials, fetching, caching and renewing tokens as needed.
@@ -185,11 +197,22 @@ impl Inner {
     ) -> Option<Url> {
         let provider = &self.providers.providers[index];
         let conn = self.connection(index, conn).ok()?;
-        conn.render_url(provider, provider.api.get(api)?)
+        let key = (index, api, conn.id_arc().clone());
+        let memo = self.rendered.pin();
+        if let Some(rendered) = memo.get(&key) {
+            return rendered.clone();
+        }
+        let rendered = conn
+            .render_url(provider, provider.api.get(api)?)
             .inspect_err(|e| {
                 debug!(provider = %provider.id, connection = %conn.id(), error = %e, "the connection's api prefix cannot be rendered; nothing routes to it");
             })
-            .ok()
+            .ok();
+        if memo.len() >= MAX_RENDERED {
+            memo.clear();
+        }
+        memo.insert(key, rendered.clone());
+        rendered
     }
 
     /// The provider whose prefix holds `target`, prefixes with placeholders

@@ -159,10 +159,10 @@ mod tests {
     use crate::inject::Injection;
 
     fn token(conn: &str) -> Slot {
-        let injection = Injection::Header {
-            name: http::header::AUTHORIZATION,
-            value: http::HeaderValue::from_static("bearer t"),
-        };
+        let injection = Injection::header(
+            http::header::AUTHORIZATION,
+            http::HeaderValue::from_static("bearer t"),
+        );
         Slot::Token(Arc::new(TokenEntry::new(
             Arc::from("p"),
             Arc::from(conn),

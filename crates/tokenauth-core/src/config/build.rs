@@ -36,7 +36,7 @@ impl Providers {
     ///
     /// ```
     /// use serde_json::json;
-    /// use tokenauth_core::config::{Inject, Providers};
+    /// use tokenauth_core::config::Providers;
     ///
     /// let providers = Providers::builder()
     ///     .provider("bro", json!({
@@ -52,7 +52,7 @@ impl Providers {
     ///     }))
     ///     .build()
     ///     .unwrap();
-    /// assert!(matches!(providers.get("bro").unwrap().inject, Inject::Basic(_)));
+    /// assert!(providers.get("bro").unwrap().inject.basic.is_some());
     ///
     /// // The same checks as for a file, without line and column:
     /// let err = Providers::builder()

@@ -2,7 +2,7 @@
 //!
 //! Every value here has passed validation: URLs are absolute and allowed,
 //! templates are parsed and name only declared inputs, pointers are well
-//! formed, exactly one injection mode is set and every provider that logs in
+//! formed, at least one injection part is set and every provider that logs in
 //! has a way to know when its token expires.
 
 use std::time::Duration;
@@ -218,7 +218,7 @@ impl serde::Serialize for InputPattern {
 pub enum BodyFormat {
     /// `application/x-www-form-urlencoded` (the default).
     Form,
-    /// `application/json`, a flat object of string values.
+    /// `application/json`: an object of the fields, nested as written.
     Json,
 }
 
@@ -252,8 +252,9 @@ pub struct TokenRequest {
     pub method: Method,
     /// The body encoding, `form` by default.
     pub body: BodyFormat,
-    /// The body fields, in file order, names exactly as written.
-    pub fields: Vec<(String, Template)>,
+    /// The body fields, in file order, names exactly as written. Only a
+    /// `body = "json"` POST has values other than [`FieldValue::Text`].
+    pub fields: Vec<(String, FieldValue)>,
     /// Extra request headers, in file order.
     #[serde(serialize_with = "ser::headers")]
     pub headers: Vec<(HeaderName, Template)>,
@@ -262,6 +263,98 @@ pub struct TokenRequest {
     /// How long the whole request may take. Defaults to 30 seconds.
     #[serde(serialize_with = "ser::duration")]
     pub timeout: Duration,
+}
+
+/// A body field's value: a template, or (only in a JSON body) a number, a
+/// boolean, a list or a nested object. `T` is [`Template`] in a description
+/// and `String` once rendered for a connection.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FieldValue<T = Template> {
+    /// A string; templates are rendered in strings only.
+    Text(T),
+    /// An integer.
+    Integer(i64),
+    /// A finite float.
+    Float(f64),
+    /// `true` or `false`.
+    Bool(bool),
+    /// A list.
+    Array(Vec<FieldValue<T>>),
+    /// An object, its keys in file order.
+    Table(Vec<(String, FieldValue<T>)>),
+}
+
+impl<T: serde::Serialize> serde::Serialize for FieldValue<T> {
+    /// As the JSON it stands for: a table is an object, keys in file order.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            FieldValue::Text(t) => t.serialize(s),
+            FieldValue::Integer(i) => s.serialize_i64(*i),
+            FieldValue::Float(x) => s.serialize_f64(*x),
+            FieldValue::Bool(b) => s.serialize_bool(*b),
+            FieldValue::Array(items) => s.collect_seq(items),
+            FieldValue::Table(entries) => {
+                let mut map = s.serialize_map(Some(entries.len()))?;
+                for (k, v) in entries {
+                    map.serialize_entry(k, v)?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+impl<T> FieldValue<T> {
+    /// The same tree with every string mapped by `f` (rendering a template);
+    /// the first error stops it.
+    pub fn try_map<U, E>(
+        &self,
+        f: &mut impl FnMut(&T) -> Result<U, E>,
+    ) -> Result<FieldValue<U>, E> {
+        Ok(match self {
+            FieldValue::Text(t) => FieldValue::Text(f(t)?),
+            FieldValue::Integer(i) => FieldValue::Integer(*i),
+            FieldValue::Float(x) => FieldValue::Float(*x),
+            FieldValue::Bool(b) => FieldValue::Bool(*b),
+            FieldValue::Array(items) => FieldValue::Array(
+                items
+                    .iter()
+                    .map(|v| v.try_map(f))
+                    .collect::<Result<_, E>>()?,
+            ),
+            FieldValue::Table(entries) => FieldValue::Table(
+                entries
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), v.try_map(f)?)))
+                    .collect::<Result<_, E>>()?,
+            ),
+        })
+    }
+
+    /// Every string of the tree, in order.
+    pub fn texts(&self) -> Vec<&T> {
+        let mut out = Vec::new();
+        self.collect_texts(&mut out);
+        out
+    }
+
+    fn collect_texts<'s>(&'s self, out: &mut Vec<&'s T>) {
+        match self {
+            FieldValue::Text(t) => out.push(t),
+            FieldValue::Array(items) => items.iter().for_each(|v| v.collect_texts(out)),
+            FieldValue::Table(entries) => entries.iter().for_each(|(_, v)| v.collect_texts(out)),
+            FieldValue::Integer(_) | FieldValue::Float(_) | FieldValue::Bool(_) => {}
+        }
+    }
+
+    /// The string, when this is one (every field of a form body or a GET).
+    pub fn as_text(&self) -> Option<&T> {
+        match self {
+            FieldValue::Text(t) => Some(t),
+            _ => None,
+        }
+    }
 }
 
 /// `[refresh]`: how to trade a refresh token for a new access token.
@@ -345,18 +438,114 @@ impl std::fmt::Debug for JsonPointer {
     }
 }
 
+/// Where a value of the token reply is: in the JSON body, a reply header or
+/// a cookie the reply sets.
+#[derive(Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(untagged)]
+pub enum TokenSource {
+    /// `"/access_token"`: a JSON Pointer into the body.
+    Pointer(JsonPointer),
+    /// `{ header = "X-Subject-Token" }`: a reply header.
+    Header {
+        /// The header name.
+        #[serde(serialize_with = "ser::header_name")]
+        header: HeaderName,
+    },
+    /// `{ cookie = "SESSION" }`: the value of a cookie in the reply's
+    /// `Set-Cookie` headers (its attributes are not part of it).
+    Cookie {
+        /// The cookie name (case-sensitive).
+        cookie: String,
+    },
+}
+
+impl TokenSource {
+    /// True when the value is read from the JSON body.
+    pub fn reads_body(&self) -> bool {
+        matches!(self, TokenSource::Pointer(_))
+    }
+
+    /// The pointer, when the value is read from the body.
+    pub fn pointer(&self) -> Option<&JsonPointer> {
+        match self {
+            TokenSource::Pointer(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for TokenSource {
+    /// `/access_token`, `header X-Subject-Token`, `cookie SESSION`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenSource::Pointer(p) => f.write_str(p.as_str()),
+            TokenSource::Header { header } => write!(f, "header {header}"),
+            TokenSource::Cookie { cookie } => write!(f, "cookie {cookie}"),
+        }
+    }
+}
+
+impl std::fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenSource::Pointer(p) => write!(f, "{p:?}"),
+            other => write!(f, "{:?}", other.to_string()),
+        }
+    }
+}
+
+impl From<JsonPointer> for TokenSource {
+    fn from(p: JsonPointer) -> Self {
+        TokenSource::Pointer(p)
+    }
+}
+
+/// The unit of `response.expires_in`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExpiresInUnit {
+    /// Seconds (the default, RFC 6749).
+    Seconds,
+    /// Milliseconds.
+    Milliseconds,
+    /// Minutes.
+    Minutes,
+}
+
+impl ExpiresInUnit {
+    /// The unit's name as written in the description.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExpiresInUnit::Seconds => "seconds",
+            ExpiresInUnit::Milliseconds => "milliseconds",
+            ExpiresInUnit::Minutes => "minutes",
+        }
+    }
+
+    /// How many seconds one unit is.
+    pub fn seconds(self) -> f64 {
+        match self {
+            ExpiresInUnit::Seconds => 1.0,
+            ExpiresInUnit::Milliseconds => 0.001,
+            ExpiresInUnit::Minutes => 60.0,
+        }
+    }
+}
+
 /// `[response]`: where things are in the token reply.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Response {
     /// The access token. Defaults to `/access_token`.
-    pub access_token: JsonPointer,
+    pub access_token: TokenSource,
     /// The refresh token, if the provider issues one.
-    pub refresh_token: Option<JsonPointer>,
-    /// Lifetime in seconds from now.
-    pub expires_in: Option<JsonPointer>,
+    pub refresh_token: Option<TokenSource>,
+    /// Lifetime from now, in `expires_in_unit`.
+    pub expires_in: Option<TokenSource>,
+    /// The unit of `expires_in`: seconds by default.
+    pub expires_in_unit: ExpiresInUnit,
     /// Absolute expiry time.
-    pub expires_at: Option<JsonPointer>,
+    pub expires_at: Option<TokenSource>,
     /// How `expires_at` is written.
     pub expires_at_format: ExpiresAtFormat,
     /// The token type (informational: the inject template decides the header).
@@ -371,14 +560,35 @@ pub struct Response {
 impl Default for Response {
     fn default() -> Self {
         Response {
-            access_token: JsonPointer("/access_token".into()),
+            access_token: TokenSource::Pointer(JsonPointer("/access_token".into())),
             refresh_token: None,
             expires_in: None,
+            expires_in_unit: ExpiresInUnit::Seconds,
             expires_at: None,
             expires_at_format: ExpiresAtFormat::Rfc3339,
             token_type: None,
             api_base: None,
         }
+    }
+}
+
+impl Response {
+    /// The sources of the token, refresh token and expiry, each with its key.
+    pub fn sources(&self) -> impl Iterator<Item = (&'static str, &TokenSource)> {
+        [
+            ("access_token", Some(&self.access_token)),
+            ("refresh_token", self.refresh_token.as_ref()),
+            ("expires_in", self.expires_in.as_ref()),
+            ("expires_at", self.expires_at.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(k, s)| Some((k, s?)))
+    }
+
+    /// True when some value is read from the body, which must then be JSON
+    /// (the API base, `api_base`, is always read from it).
+    pub fn reads_body(&self) -> bool {
+        self.api_base.is_some() || self.sources().any(|(_, s)| s.reads_body())
     }
 }
 
@@ -433,27 +643,59 @@ impl Skew {
     pub const DEFAULT: Skew = Skew::Percent(10);
 }
 
-/// `[inject]`: exactly one way to attach the credential.
+/// `[inject]`: how the credential is attached to each request. Any of a
+/// header with its value, HTTP Basic, more headers and query parameters, at
+/// least one; a header name appears at most once across them
+/// (case-insensitively; `basic` counts as `Authorization`), and so does a
+/// query parameter name. Attached in this order: `header`, `basic`,
+/// `headers`, `query`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Inject {
+#[non_exhaustive]
+pub struct Inject {
     /// `header = "Authorization"`, `value = "Bearer {{ token.access }}"`.
-    Header {
-        /// The header name.
-        #[serde(serialize_with = "ser::header_name")]
-        name: HeaderName,
-        /// The header value template.
-        value: Template,
-    },
-    /// `basic = { username = "...", password = "..." }`: HTTP Basic.
-    Basic(BasicAuth),
-    /// `query = { name = "api_key", value = "{{ inputs.key }}" }`.
-    Query {
-        /// The query parameter name.
-        name: String,
-        /// The value template.
-        value: Template,
-    },
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser::header"
+    )]
+    pub header: Option<(HeaderName, Template)>,
+    /// `basic = { username = "...", password = "..." }`: HTTP Basic, in the
+    /// `Authorization` header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub basic: Option<BasicAuth>,
+    /// `headers = { "X-Api-Key" = "{{ inputs.key }}" }`, in file order.
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "ser::headers")]
+    pub headers: Vec<(HeaderName, Template)>,
+    /// `query = { api_key = "{{ inputs.key }}" }` (or the single form
+    /// `query = { name = "api_key", value = "{{ inputs.key }}" }`), in file
+    /// order.
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "ser::params")]
+    pub query: Vec<(String, Template)>,
+}
+
+impl Inject {
+    /// The header templates, `header` first, then `headers` (not `basic`).
+    pub fn header_templates(&self) -> impl Iterator<Item = (&HeaderName, &Template)> {
+        self.header
+            .iter()
+            .chain(&self.headers)
+            .map(|(name, value)| (name, value))
+    }
+
+    /// Every template of every part.
+    pub fn templates(&self) -> impl Iterator<Item = &Template> {
+        let basic = self.basic.iter().flat_map(|b| [&b.username, &b.password]);
+        self.header_templates()
+            .map(|(_, t)| t)
+            .chain(basic)
+            .chain(self.query.iter().map(|(_, t)| t))
+    }
+
+    /// True when one of the parts sets the header `name` (`basic` sets
+    /// `Authorization`).
+    pub fn sets_header(&self, name: &HeaderName) -> bool {
+        (self.basic.is_some() && name == http::header::AUTHORIZATION)
+            || self.header_templates().any(|(n, _)| n == name)
+    }
 }
 
 /// `[on_unauthorized]`: what a rejected credential leads to.
@@ -519,6 +761,30 @@ mod ser {
     ) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(h.len()))?;
         for (name, value) in h {
+            seq.serialize_element(&(name.as_str(), value))?;
+        }
+        seq.end()
+    }
+
+    pub(super) fn header<S: Serializer>(
+        h: &Option<(HeaderName, Template)>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        match h {
+            Some((name, value)) => {
+                let mut st = s.serialize_struct("Header", 2)?;
+                st.serialize_field("name", name.as_str())?;
+                st.serialize_field("value", value)?;
+                st.end()
+            }
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn params<S: Serializer>(p: &[(String, Template)], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(p.len()))?;
+        for (name, value) in p {
             seq.serialize_element(&(name.as_str(), value))?;
         }
         seq.end()

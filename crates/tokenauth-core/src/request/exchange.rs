@@ -9,13 +9,13 @@ use tracing::warn;
 use url::Url;
 
 use super::NoAuth;
+use super::message::sealed::Request as _;
 use super::message::sealed::Response as _;
 use super::message::{HttpRequest, HttpResponse, Origin};
 use crate::cache::{Credential, TokenAuth};
 use crate::config::Provider;
 use crate::connection::Connection;
 use crate::error::Error;
-use crate::inject::Injection;
 
 /// The HTTP client under an adapter, as the request sequence drives it: the
 /// reqwest middleware's `Next`, the tower layer's inner service.
@@ -274,7 +274,8 @@ impl Scope<'_> {
         credential: &Credential,
         mut request: T::Request,
     ) -> Result<T::Response, T::Error> {
-        if let Err(e) = credential.apply_to(&mut request) {
+        // The caller's explicit values win, per name.
+        if let Err(e) = request.attach(credential.injection(), true) {
             let provider = &self.auth.inner.providers.providers[self.index];
             return Err(transport.auth_error(uri_error(provider, e)));
         }
@@ -314,17 +315,25 @@ impl Scope<'_> {
         if inner.route_url(url, self.connection) == Some(index) && in_base() {
             return Ok(());
         }
-        let carried = match credential.injection() {
-            Injection::Header { name, .. } if name == http::header::AUTHORIZATION => inner
-                .router
-                .shares_origin(index, url, |i, api| {
+        let injection = credential.injection();
+        let other_header = injection
+            .headers()
+            .map(|(name, _)| name)
+            .find(|name| *name != http::header::AUTHORIZATION);
+        let carried = if injection.has_query() {
+            let names: Vec<&str> = injection.query().map(|(name, _)| name).collect();
+            Some(format!(
+                "the query parameter `{}`, which reqwest copies into the Referer header of the next hop",
+                names.join("`, `")
+            ))
+        } else if let Some(name) = other_header {
+            Some(format!("the `{name}` header"))
+        } else {
+            (injection.headers().next().is_some()
+                && inner.router.shares_origin(index, url, |i, api| {
                     inner.rendered_prefix(i, api, self.connection)
-                })
-                .then(|| "the Authorization header".to_owned()),
-            Injection::Header { name, .. } => Some(format!("the `{name}` header")),
-            Injection::Query { name, .. } => Some(format!(
-                "the query parameter `{name}`, which reqwest copies into the Referer header of the next hop"
-            )),
+                }))
+            .then(|| "the Authorization header".to_owned())
         };
         let Some(credential) = carried else {
             return Ok(());

@@ -4,14 +4,15 @@
 
 use std::sync::Arc;
 
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, HeaderName, StatusCode};
 use tracing::debug;
 
 use crate::cache::stats::ProviderMetrics;
 use crate::cache::{Credential, Inner, TokenAuth};
-use crate::config::{Inject, Provider, UnauthorizedAction};
+use crate::config::{Provider, UnauthorizedAction};
 use crate::connection::Connection;
 use crate::error::Error;
+use crate::template::Template;
 
 /// One provider of a [`TokenAuth`] engine, as found by
 /// [`TokenAuth::route`] or [`TokenAuth::provider`].
@@ -131,19 +132,23 @@ impl ProviderHandle {
 
 /// The per-request rules that depend only on the description.
 impl Provider {
-    /// True when the request already carries a credential the caller set
-    /// explicitly: an `Authorization` header, the provider's `inject` header
-    /// (e.g. `X-Api-Key`), or, for `inject.query`, its query parameter
-    /// (`query` is the raw query string, without `?`). An explicit
-    /// credential is never overwritten: the request goes out as it is.
+    /// True when the request already carries the credential, set by the
+    /// caller explicitly: every part of `[inject]` (each header, each query
+    /// parameter; `query` is the raw query string, without `?`), or an
+    /// `Authorization` header that the provider does not set itself. Such a
+    /// request goes out as it is. When the caller set only some parts, the
+    /// others are attached and the caller's are kept (see
+    /// [`crate::inject`]).
     pub(crate) fn caller_authenticated(&self, headers: &HeaderMap, query: Option<&str>) -> bool {
-        if headers.contains_key(http::header::AUTHORIZATION) {
+        let inject = &self.inject;
+        let authorization = headers.contains_key(http::header::AUTHORIZATION);
+        if authorization && !inject.sets_header(&http::header::AUTHORIZATION) {
             return true;
         }
-        match &self.inject {
-            // Cookies: the caller's own cookies are not the credential; it
-            // set the credential only if it set that cookie.
-            Inject::Header { name, value } if name == http::header::COOKIE => {
+        let header_set = |name: &HeaderName, value: &Template| {
+            if name == http::header::COOKIE {
+                // Cookies: the caller's own cookies are not the credential;
+                // it set the credential only if it set one of its cookies.
                 let ours = |n: &str| {
                     crate::inject::cookie_names(value.source()).any(|m| m == n && !m.contains("{{"))
                 };
@@ -151,13 +156,21 @@ impl Provider {
                     .get_all(name)
                     .iter()
                     .any(|v| crate::inject::cookie_names(v.to_str().unwrap_or_default()).any(ours))
+            } else {
+                headers.contains_key(name)
             }
-            Inject::Header { name, .. } => headers.contains_key(name),
-            Inject::Basic(_) => false,
-            Inject::Query { name, .. } => query.is_some_and(|q| {
-                url::form_urlencoded::parse(q.as_bytes()).any(|(n, _)| n == name.as_str())
-            }),
-        }
+        };
+        let any_part = inject.header.is_some()
+            || inject.basic.is_some()
+            || !inject.headers.is_empty()
+            || !inject.query.is_empty();
+        any_part
+            && inject.header_templates().all(|(n, v)| header_set(n, v))
+            && (inject.basic.is_none() || authorization)
+            && inject
+                .query
+                .iter()
+                .all(|(name, _)| crate::inject::query_has(query, name))
     }
 
     /// True when a rejected credential is renewed and the request retried

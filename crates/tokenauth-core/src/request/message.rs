@@ -39,7 +39,10 @@ pub(crate) mod sealed {
         /// Sends the path as routing read it: dot segments resolved (see
         /// `route::resolved_path`), the query kept.
         fn resolve_path(&mut self) -> Result<(), http::Error>;
-        fn attach(&mut self, injection: &Injection) -> Result<(), http::Error>;
+        /// Attaches every part of `injection`; with `keep_callers`, only
+        /// the parts the request does not carry yet (the caller's explicit
+        /// value wins, per name), else replacing what it carries.
+        fn attach(&mut self, injection: &Injection, keep_callers: bool) -> Result<(), http::Error>;
     }
 
     /// What the request sequence reads from and does to a response.
@@ -80,9 +83,15 @@ impl sealed::Request for reqwest::Request {
         Ok(())
     }
 
-    fn attach(&mut self, injection: &Injection) -> Result<(), http::Error> {
-        if !injection.apply_to_headers(self.headers_mut()) {
+    fn attach(&mut self, injection: &Injection, keep_callers: bool) -> Result<(), http::Error> {
+        if !keep_callers {
+            injection.apply_to_headers(self.headers_mut());
             injection.apply_to_url(self.url_mut());
+            return Ok(());
+        }
+        injection.attach_headers(self.headers_mut());
+        if let Some(query) = injection.attach_query(self.url().query()) {
+            self.url_mut().set_query(Some(&query));
         }
         Ok(())
     }
@@ -129,15 +138,19 @@ impl<B> sealed::Request for http::Request<B> {
         set_path_and_query(self.uri_mut(), &path_and_query)
     }
 
-    fn attach(&mut self, injection: &Injection) -> Result<(), http::Error> {
-        if injection.apply_to_headers(self.headers_mut()) {
-            return Ok(());
-        }
+    fn attach(&mut self, injection: &Injection, keep_callers: bool) -> Result<(), http::Error> {
+        let query = if keep_callers {
+            injection.attach_headers(self.headers_mut());
+            injection.attach_query(self.uri().query())
+        } else {
+            injection.apply_to_headers(self.headers_mut());
+            injection.replace_query(self.uri().query())
+        };
         let path = match self.uri().path() {
             "" => "/",
             p => p,
         };
-        match injection.with_query_param(self.uri().query()) {
+        match query {
             Some(query) => {
                 let path_and_query = format!("{path}?{query}");
                 set_path_and_query(self.uri_mut(), &path_and_query)
@@ -149,10 +162,13 @@ impl<B> sealed::Request for http::Request<B> {
 
 impl Credential {
     /// Attaches the credential to a request (a `reqwest::Request` or an
-    /// `http::Request<B>`): the header, or the query parameter. Fails only
-    /// if the URI with the query parameter is not a valid URI.
+    /// `http::Request<B>`): every header and query parameter part,
+    /// replacing any value of the same name the request carries (the
+    /// adapters instead keep the caller's explicit values; see
+    /// [`crate::inject`]). Fails only if the URI with the query parameters
+    /// is not a valid URI.
     pub fn apply_to<R: HttpRequest>(&self, request: &mut R) -> Result<(), http::Error> {
-        request.attach(self.injection())
+        request.attach(self.injection(), false)
     }
 }
 
@@ -179,7 +195,7 @@ impl sealed::Response for reqwest::Response {
     /// query when they redirect, and the scoped policy hands a query
     /// provider's redirects back).
     fn redact(self, credential: &Credential) -> Self {
-        if !matches!(credential.injection(), Injection::Query { .. }) {
+        if !credential.injection().has_query() {
             return self;
         }
         let mut url = self.url().clone();
@@ -208,7 +224,7 @@ impl<B> sealed::Response for http::Response<B> {
     /// redirect-following layer above (tower-http's `FollowRedirect`) that
     /// would otherwise send the key to the next hop.
     fn redact(mut self, credential: &Credential) -> Self {
-        if matches!(credential.injection(), Injection::Query { .. }) {
+        if credential.injection().has_query() {
             redact_url_headers(self.headers_mut(), credential);
         }
         self

@@ -69,7 +69,6 @@ use tracing::debug;
 use url::Url;
 
 use crate::cache::TokenAuth;
-use crate::config::Inject;
 #[cfg(doc)]
 use crate::connection::Connection;
 
@@ -105,7 +104,11 @@ impl TokenAuth {
         let templated_from: Vec<usize> = inner.router.could_route(from).collect();
         let templated_to: Vec<usize> = inner.router.could_route(to).collect();
         if !templated_from.is_empty() || !templated_to.is_empty() {
-            let follow = templated_from == templated_to
+            let query_credential = templated_from
+                .iter()
+                .any(|&p| !inner.providers.providers[p].inject.query.is_empty());
+            let follow = !query_credential
+                && templated_from == templated_to
                 && from.origin() == to.origin()
                 && inner.route_url(from, None) == inner.route_url(to, None);
             if !follow {
@@ -119,10 +122,7 @@ impl TokenAuth {
             return true;
         };
         let id = &self.inner.provider_ids[from];
-        if matches!(
-            self.inner.providers.providers[from].inject,
-            Inject::Query { .. }
-        ) {
+        if !self.inner.providers.providers[from].inject.query.is_empty() {
             debug!(
                 provider = %id,
                 "redirect from a query-credential provider; handed back"

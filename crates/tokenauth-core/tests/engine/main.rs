@@ -11,4 +11,5 @@ mod rejections;
 mod secrets;
 mod seed;
 mod shared;
+mod sources;
 mod test_store;

@@ -1,8 +1,6 @@
 //! No secret in Debug output; sensitive headers. (The TRACE-level check is
 //! its own test binary, `tests/trace.rs`, with a global subscriber.)
 
-use tokenauth_core::Injection;
-
 use crate::helpers::*;
 
 #[tokio::test]
@@ -13,13 +11,14 @@ async fn debug_output_is_redacted_exactly() {
     assert_eq!(
         debug,
         format!(
-            r#"Credential {{ provider: "bro", connection: "bro-demo", token: {:?}, injection: Header {{ name: "authorization", value: [redacted] }} }}"#,
+            r#"Credential {{ provider: "bro", connection: "bro-demo", token: {:?}, injection: Injection {{ headers: {{"authorization": [redacted]}}, query: {{}} }} }}"#,
             cred.token_id()
         )
     );
-    let Injection::Header { value, .. } = cred.injection() else {
-        panic!()
-    };
+    let value = cred
+        .injection()
+        .header_value(&http::header::AUTHORIZATION)
+        .unwrap();
     assert!(value.is_sensitive());
     assert_eq!(format!("{value:?}"), "Sensitive");
     assert_eq!(

@@ -7,5 +7,6 @@ mod faults;
 mod helpers;
 mod lifecycle;
 mod reob;
+mod shapes;
 mod tls;
 mod twoba;

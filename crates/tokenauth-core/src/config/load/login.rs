@@ -39,10 +39,13 @@ pub(super) fn read(
             Some(format!("move it to [providers.{}.refresh]", scope.provider)),
         );
     }
+    let method = keys.method.unwrap_or(Method::POST);
+    let body = keys.body.unwrap_or(BodyFormat::Form);
+    request::check_nested(ctx, keys.nested.as_ref(), body, &method, &table.path);
     Some(TokenRequest {
         url: url?,
-        method: keys.method.unwrap_or(Method::POST),
-        body: keys.body.unwrap_or(BodyFormat::Form),
+        method,
+        body,
         fields: keys.fields,
         headers: keys.headers.unwrap_or_default(),
         basic: keys.basic.flatten(),

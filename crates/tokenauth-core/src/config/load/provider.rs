@@ -11,7 +11,7 @@ use super::tree::{Kind, Node};
 use super::values::{check_url, shape};
 use super::{expiry, inject, login, on_unauthorized, refresh, response, test};
 use crate::config::model::{Expiry, Inject, Provider, Response, TestRequest};
-use crate::template::{Template, Var};
+use crate::template::Var;
 
 /// Reads a provider table; `None` when it has an error that leaves no
 /// provider (the errors are in `ctx`).
@@ -274,17 +274,13 @@ fn rules(ctx: &mut Ctx<'_>, table: &Table<'_, '_>, p: Written<'_>) {
         (None, _) => {
             ctx.error(table.at, &table.path, "missing [inject] table: the credential would never be sent", Some(format!("add [providers.{id}.inject] with header = \"Authorization\" and value = \"Bearer {{{{ token.access }}}}\"")));
         }
-        (Some(node), Some(inject)) if p.fetches => {
-            let templates: Vec<&Template> = match inject {
-                Inject::Header { value, .. } | Inject::Query { value, .. } => vec![value],
-                Inject::Basic(b) => vec![&b.username, &b.password],
-            };
-            if !templates
-                .iter()
-                .any(|t| t.vars().any(|v| *v == Var::TokenAccess))
-            {
-                ctx.error(node.at(), &table.child_path("inject"), "the provider logs in but [inject] never uses `{{ token.access }}`, so the token would not be sent", Some("e.g. value = \"Bearer {{ token.access }}\"".into()));
-            }
+        (Some(node), Some(inject))
+            if p.fetches
+                && !inject
+                    .templates()
+                    .any(|t| t.vars().any(|v| *v == Var::TokenAccess)) =>
+        {
+            ctx.error(node.at(), &table.child_path("inject"), "the provider logs in but [inject] never uses `{{ token.access }}` (in any of its parts), so the token would not be sent", Some("e.g. value = \"Bearer {{ token.access }}\"".into()));
         }
         _ => {}
     }

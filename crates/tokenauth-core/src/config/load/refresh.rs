@@ -10,7 +10,7 @@ use super::request::{self, DEFAULT_TIMEOUT, RequestKeys};
 use super::table::Table;
 use super::values::{ActionMessages, TokenVars, action, shape};
 use crate::config::model::{
-    BasicAuth, BodyFormat, Refresh, RefreshErrorAction, RefreshOnError, TokenRequest,
+    BasicAuth, BodyFormat, FieldValue, Refresh, RefreshErrorAction, RefreshOnError, TokenRequest,
 };
 use crate::template::{Template, Var};
 use crate::url_template::UrlTemplate;
@@ -149,14 +149,17 @@ fn inherit(
     if keys.templates_ok && ctx.errors() == errors_before {
         check_sends_refresh_token(ctx, table, &keys.fields, &headers, basic.as_ref());
     }
+    let method = keys
+        .method
+        .unwrap_or_else(|| login.map_or(Method::POST, |l| l.method.clone()));
+    let body = keys
+        .body
+        .unwrap_or(login.map_or(BodyFormat::Form, |l| l.body));
+    request::check_nested(ctx, keys.nested.as_ref(), body, &method, &table.path);
     Some(TokenRequest {
         url: url?,
-        method: keys
-            .method
-            .unwrap_or_else(|| login.map_or(Method::POST, |l| l.method.clone())),
-        body: keys
-            .body
-            .unwrap_or(login.map_or(BodyFormat::Form, |l| l.body)),
+        method,
+        body,
         fields: keys.fields,
         headers,
         basic,
@@ -170,7 +173,7 @@ fn inherit(
 fn check_sends_refresh_token(
     ctx: &mut Ctx<'_>,
     table: &Table<'_, '_>,
-    fields: &[(String, Template)],
+    fields: &[(String, FieldValue)],
     headers: &[(HeaderName, Template)],
     basic: Option<&BasicAuth>,
 ) {
@@ -180,7 +183,7 @@ fn check_sends_refresh_token(
     }
     let uses_refresh = fields
         .iter()
-        .map(|(_, t)| t)
+        .flat_map(|(_, v)| v.texts())
         .chain(headers.iter().map(|(_, t)| t))
         .chain(basic.into_iter().flat_map(|b| [&b.username, &b.password]))
         .any(|t| t.vars().any(|v| *v == Var::TokenRefresh));

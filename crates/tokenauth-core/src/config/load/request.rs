@@ -9,20 +9,32 @@ use http::{HeaderName, Method};
 
 use super::inputs::Scope;
 use super::report::Ctx;
+use super::table::Shape;
 use super::table::{Table, join, read_table};
-use super::tree::Kind;
+use super::tree::{Kind, Node};
 use super::values::{HEADER_NAME_PATTERN, TokenVars, header_name, shape, template};
-use crate::config::model::{BasicAuth, BodyFormat};
+use crate::config::model::{BasicAuth, BodyFormat, FieldValue};
 use crate::template::Template;
 
 pub(super) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A field value that is not a string: where it is and what it is.
+pub(super) struct Nested {
+    at: usize,
+    path: String,
+    what: &'static str,
+}
 
 /// A token request's shared keys as written: `None` for each left out or
 /// wrong (a refresh takes those from the login).
 pub(super) struct RequestKeys {
     pub(super) method: Option<Method>,
     pub(super) body: Option<BodyFormat>,
-    pub(super) fields: Vec<(String, Template)>,
+    pub(super) fields: Vec<(String, FieldValue)>,
+    /// The first field that is not a string (position, key path, what it
+    /// is): allowed only in a JSON body, which [`check_nested`] checks once
+    /// the body format is known (a refresh may take it from the login).
+    pub(super) nested: Option<Nested>,
     /// `None`: not written.
     pub(super) headers: Option<Vec<(HeaderName, Template)>>,
     /// `None`: not written; `Some(None)`: `basic = {}` in a refresh (send
@@ -74,20 +86,16 @@ pub(super) fn read(
         None => None,
     };
     let errors_before = ctx.errors();
-    let fields = template_map(
+    let (fields, nested) = fields(
         ctx,
         scope,
         table,
-        "fields",
         doc(
-            "Body fields, sent exactly as written (case and punctuation kept), in file order.",
-            "Body fields, sent exactly as written, in file order (never the login's); they must send {{ token.refresh }}.",
+            "Body fields, sent exactly as written (case and punctuation kept), in file order. Strings are templates; with body = \"json\" also nested tables, arrays, numbers and booleans.",
+            "Body fields, sent exactly as written, in file order (never the login's); they must send {{ token.refresh }}. With body = \"json\" also nested values.",
         ),
-        None,
         tokens,
-    )
-    .map(|fields| fields.into_iter().map(|(n, _, t)| (n, t)).collect())
-    .unwrap_or_default();
+    );
     let headers_doc = doc(
         "Extra request headers: name = template.",
         "Extra request headers: name = template. Left out: the login's; written, exactly these ({} sends none).",
@@ -124,10 +132,144 @@ pub(super) fn read(
         method,
         body,
         fields,
+        nested,
         headers,
         basic,
         timeout,
         templates_ok,
+    }
+}
+
+/// `fields`: a table of name -> value, in file order. A value is a template
+/// string, or (checked later by [`check_nested`]) a number, a boolean, an
+/// array or a table of them.
+fn fields(
+    ctx: &mut Ctx<'_>,
+    scope: &Scope<'_>,
+    table: &mut Table<'_, '_>,
+    doc: &'static str,
+    tokens: TokenVars,
+) -> (Vec<(String, FieldValue)>, Option<Nested>) {
+    let values = || {
+        Shape::AnyOf(vec![
+            shape::template(),
+            Shape::Types(&["object", "array", "integer", "number", "boolean"]),
+        ])
+    };
+    let Some(map) = table.map(ctx, "fields", doc, None, values) else {
+        return (Vec::new(), None);
+    };
+    let mut nested = None;
+    let mut out = Vec::new();
+    for entry in map.entries {
+        let path = map.child_path(&entry.key);
+        if let Some(v) = field_value(
+            ctx,
+            scope,
+            &entry.value,
+            &path,
+            &entry.key,
+            tokens,
+            &mut nested,
+        ) {
+            out.push((entry.key.to_string(), v));
+        }
+    }
+    (out, nested)
+}
+
+/// One field value; `nested` gets the first value that is not a string.
+fn field_value(
+    ctx: &mut Ctx<'_>,
+    scope: &Scope<'_>,
+    node: &Node<'_>,
+    path: &str,
+    name: &str,
+    tokens: TokenVars,
+    nested: &mut Option<Nested>,
+) -> Option<FieldValue> {
+    if !matches!(node.kind, Kind::String(_)) && nested.is_none() {
+        *nested = Some(Nested {
+            at: node.at(),
+            path: path.to_owned(),
+            what: node.type_name(),
+        });
+    }
+    match &node.kind {
+        Kind::String(_) => template(ctx, scope, node, path, name, tokens).map(FieldValue::Text),
+        Kind::Integer(Some(i)) => Some(FieldValue::Integer(*i)),
+        Kind::Float(x) if x.is_finite() => Some(FieldValue::Float(*x)),
+        Kind::Boolean(b) => Some(FieldValue::Bool(*b)),
+        Kind::Array(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let path = format!("{path}[{i}]");
+                out.push(field_value(ctx, scope, item, &path, name, tokens, nested));
+            }
+            out.into_iter()
+                .collect::<Option<_>>()
+                .map(FieldValue::Array)
+        }
+        Kind::Table(entries) => {
+            let mut out = Vec::with_capacity(entries.len());
+            for e in entries {
+                let path = join(path, &e.key);
+                let v = field_value(ctx, scope, &e.value, &path, &e.key, tokens, nested);
+                out.push(v.map(|v| (e.key.to_string(), v)));
+            }
+            out.into_iter()
+                .collect::<Option<_>>()
+                .map(FieldValue::Table)
+        }
+        _ => {
+            let what = match node.kind {
+                Kind::Integer(None) => "an integer outside the 64-bit range",
+                Kind::Float(_) => "a float that is not a finite number (inf, nan)",
+                _ => node.type_name(),
+            };
+            ctx.error(
+                node.at(),
+                path,
+                format!("a field cannot be {what}"),
+                Some(
+                    "a field is a string (a template), an integer, a finite float, a boolean, an array or a table; write a date or anything else as a string".into(),
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Reports a field that is not a string in a request that does not send a
+/// JSON body (`nested` from [`RequestKeys`]).
+pub(super) fn check_nested(
+    ctx: &mut Ctx<'_>,
+    nested: Option<&Nested>,
+    body: BodyFormat,
+    method: &Method,
+    table_path: &str,
+) {
+    let Some(Nested { at, path, what }) = nested else {
+        return;
+    };
+    if *method == Method::GET {
+        ctx.error(
+            *at,
+            path,
+            format!("a GET sends its fields in the query string, which has no room for {what}"),
+            Some(format!(
+                "nested values need body = \"json\" and a POST: remove method = \"GET\" from [{table_path}], or write the value as a string"
+            )),
+        );
+    } else if body != BodyFormat::Json {
+        ctx.error(
+            *at,
+            path,
+            format!("a form body has only string fields, but this is {what}"),
+            Some(format!(
+                "nested values need body = \"json\": add it to [{table_path}], or write the value as a string"
+            )),
+        );
     }
 }
 

@@ -5,7 +5,7 @@
 //! root is this output (`tokenauth schema`); a test fails when it drifts.
 //!
 //! The schema says what a JSON Schema can: keys, types, patterns, required
-//! keys, one injection mode. The loader checks more (templates, https outside
+//! keys, the parts of `[inject]`. The loader checks more (templates, https outside
 //! loopback, an expiry source, ...).
 
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
@@ -166,6 +166,11 @@ fn value(shape: &Shape) -> Vec<(&'static str, J)> {
             vec![("oneOf", J::Arr(vec![J::Obj(value(item)), J::Obj(list)]))]
         }
         Shape::Table(schema) => table(schema),
+        Shape::AnyOf(shapes) => vec![(
+            "anyOf",
+            J::Arr(shapes.iter().map(|s| J::Obj(value(s))).collect()),
+        )],
+        Shape::Types(types) => vec![("type", strs(types.iter().copied()))],
         Shape::TableOrEmpty(schema, empty_doc) => vec![(
             "anyOf",
             J::Arr(vec![
@@ -215,6 +220,17 @@ fn rule(rule: &Rule) -> J {
                     })
                     .collect(),
             ),
+        )]),
+        Rule::AtLeastOneOf(keys) => J::Obj(vec![(
+            "anyOf",
+            J::Arr(keys.iter().map(|key| required(&[key])).collect()),
+        )]),
+        Rule::Together(a, b) => J::Obj(vec![(
+            "dependencies",
+            J::Named(vec![
+                ((*a).to_owned(), strs([*b])),
+                ((*b).to_owned(), strs([*a])),
+            ]),
         )]),
         Rule::ForbiddenWhenTrue { flag, key } => J::Obj(vec![(
             "not",

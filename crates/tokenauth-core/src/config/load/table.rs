@@ -39,6 +39,11 @@ pub(super) enum Shape {
     Table(TableSchema),
     /// A table, or `{}` meaning "none".
     TableOrEmpty(TableSchema, &'static str),
+    /// Any one of these shapes (a token source: a pointer or a table;
+    /// `inject.query`: one parameter as a table, or a table of parameters).
+    AnyOf(Vec<Shape>),
+    /// A value of one of these JSON types (`object`, `array`, ...), any content.
+    Types(&'static [&'static str]),
     /// A table of free-form keys (matching `names`, a regex), each holding
     /// a `values`.
     Map {
@@ -54,6 +59,10 @@ pub(super) enum Rule {
     /// Exactly one of the modes is written; each mode's companions go only
     /// with it (and are required with it).
     OneModeOf(&'static [(&'static str, &'static [&'static str])]),
+    /// At least one of these keys is written.
+    AtLeastOneOf(&'static [&'static str]),
+    /// These two keys are written together or not at all.
+    Together(&'static str, &'static str),
     /// `key` is not allowed when `flag` is `true`.
     ForbiddenWhenTrue {
         flag: &'static str,

@@ -26,7 +26,8 @@ pub(super) enum Kind<'i> {
     String(Cow<'i, str>),
     /// `None`: an integer outside `i64`.
     Integer(Option<i64>),
-    Float,
+    /// NaN when TOML's float text does not parse (it always should).
+    Float(f64),
     Boolean(bool),
     Datetime,
     /// Only from non-TOML input; a `null` table entry is dropped instead
@@ -69,7 +70,7 @@ impl<'i> Node<'i> {
         match self.kind {
             Kind::String(_) => "a string",
             Kind::Integer(_) => "an integer",
-            Kind::Float => "a float",
+            Kind::Float(_) => "a float",
             Kind::Boolean(_) => "a boolean",
             Kind::Datetime => "a date-time",
             Kind::Null => "null",
@@ -104,7 +105,7 @@ fn toml_node(value: Spanned<DeValue<'_>>) -> Node<'_> {
     let kind = match value.into_inner() {
         DeValue::String(s) => Kind::String(s),
         DeValue::Integer(i) => Kind::Integer(i64::from_str_radix(i.as_str(), i.radix()).ok()),
-        DeValue::Float(_) => Kind::Float,
+        DeValue::Float(f) => Kind::Float(f.as_str().replace('_', "").parse().unwrap_or(f64::NAN)),
         DeValue::Boolean(b) => Kind::Boolean(b),
         DeValue::Datetime(_) => Kind::Datetime,
         DeValue::Array(items) => Kind::Array(items.into_iter().map(toml_node).collect()),
@@ -160,8 +161,8 @@ impl<'de> Visitor<'de> for KindVisitor<'_> {
         Ok(Kind::Integer(i64::try_from(v).ok()))
     }
 
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(Kind::Float)
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Kind::Float(v))
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {

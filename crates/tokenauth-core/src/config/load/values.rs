@@ -350,7 +350,7 @@ pub(super) fn duration(
     path: &str,
     key: &str,
 ) -> Option<Duration> {
-    if let Kind::Integer(_) | Kind::Float = node.kind {
+    if let Kind::Integer(_) | Kind::Float(_) = node.kind {
         ctx.error(
             node.at(),
             path,

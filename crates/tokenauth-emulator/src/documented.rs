@@ -390,6 +390,46 @@ const PROVIDERS: &[DocProvider] = &[
         required_headers: &[],
         required_values: &[],
     },
+    // https://airtable.com/developers/web/api/authentication
+    DocProvider {
+        id: "airtable",
+        token: None,
+        api_host: "api.airtable.com",
+        api_prefix: "/v0/",
+        cred: ApiCred::Static("Bearer"),
+        required_headers: &[],
+        required_values: &[],
+    },
+    // https://developers.asana.com/docs/personal-access-token
+    DocProvider {
+        id: "asana",
+        token: None,
+        api_host: "app.asana.com",
+        api_prefix: "/api/1.0/",
+        cred: ApiCred::Static("Bearer"),
+        required_headers: &[],
+        required_values: &[],
+    },
+    // https://developers.cloudflare.com/fundamentals/api/get-started/create-token/
+    DocProvider {
+        id: "cloudflare",
+        token: None,
+        api_host: "api.cloudflare.com",
+        api_prefix: "/client/v4/",
+        cred: ApiCred::Static("Bearer"),
+        required_headers: &[],
+        required_values: &[],
+    },
+    // https://platform.openai.com/docs/api-reference/authentication
+    DocProvider {
+        id: "openai",
+        token: None,
+        api_host: "api.openai.com",
+        api_prefix: "/v1/",
+        cred: ApiCred::Static("Bearer"),
+        required_headers: &[],
+        required_values: &[],
+    },
     // The providers below put the account in a URL (a tenant, subdomain,
     // realm or data centre: issue 14, item 1), take the API host from the
     // token reply (item 2) or need several credentials (item 3). Each one

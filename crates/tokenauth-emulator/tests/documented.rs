@@ -154,9 +154,10 @@ async fn a_token_endpoint_refuses_what_its_documentation_does_not_allow() {
     );
 }
 
-/// The catalog files these serve need `inject.headers` (Xero, Datadog) or
-/// nested JSON logins and header / cookie token sources (Keystone, Jira):
-/// until those load, this is what proves the server's side.
+/// The server's side of the shapes issue 14's items 3 and 4 brought
+/// (several key headers, nested JSON logins, tokens in a reply header or a
+/// cookie), by hand, with no tokenauth code: the catalog test drives the
+/// same providers through `tokenauth test`.
 #[tokio::test]
 async fn json_logins_header_and_cookie_tokens_and_two_key_apis_answer_as_documented() {
     let server = DocumentedServer::start().unwrap();

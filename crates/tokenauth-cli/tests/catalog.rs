@@ -682,6 +682,28 @@ fn a_connection_credential_stays_on_its_own_host() {
         assert!(stats.rejections.is_empty(), "{id}: {stats:?}");
         println!("{id}: refused as it should be:\n{out}{err}");
     }
+
+    // Okta: the demo org's API asked for through a connection of another
+    // org. That org's token must not go to the demo org's host, which would
+    // accept it here (both are `okta-demo-key`).
+    let e = catalog().iter().find(|e| e.id == "okta").unwrap();
+    let mut env = account_env(e);
+    env.retain(|(k, _)| k != "OKTA_DOMAIN");
+    env.push((
+        "OKTA_DOMAIN".to_owned(),
+        "okta-other-tenant.okta.com".to_owned(),
+    ));
+    let mut args: Vec<&str> = global.iter().map(String::as_str).collect();
+    let url = format!("https://{}/api/v1/users/me", DocAccount::of("okta").host);
+    args.extend(["--config", &e.rel, "request", "okta", &url]);
+    let (code, out, err) = tokenauth(&args, &env);
+    let stats = server.stats("okta");
+    assert_ne!(code, 0, "{out}{err}");
+    assert_eq!(
+        stats.api_accepted, 0,
+        "another org's token was sent: {stats:?}\n{out}{err}"
+    );
+    println!("okta, another org's connection: refused as it should be ({stats:?}):\n{out}{err}");
 }
 
 /// A rotating refresh token (Exact Online) survives between runs in the

@@ -554,7 +554,7 @@ fn documented_providers_work_end_to_end() {
 fn the_documented_server_refuses_undocumented_requests() {
     let server = DocumentedServer::start().expect("documented server");
     let global = documented_args(&server, "broken");
-    let cases: [(&str, &str, &str, &str); 5] = [
+    let cases: [(&str, &str, &str, &str); 7] = [
         // Spotify wants the client in a Basic header, not in the form.
         (
             "spotify",
@@ -582,6 +582,20 @@ fn the_documented_server_refuses_undocumented_requests() {
             "username = \"{{ inputs.email }}/token\"",
             "username = \"{{ inputs.email }}\"",
             "api: wrong Basic credentials",
+        ),
+        // Keystone's user domain is an object with an id, not a flat key.
+        (
+            "openstack-keystone",
+            "domain = { id = \"{{ inputs.user_domain }}\" }",
+            "domain_id = \"{{ inputs.user_domain }}\"",
+            "token: JSON body: /auth/identity/password/user/domain is missing",
+        ),
+        // Jira's session cookie is called JSESSIONID.
+        (
+            "jira-datacenter",
+            "value = \"JSESSIONID={{ token.access }}\"",
+            "value = \"SESSIONID={{ token.access }}\"",
+            "api: no JSESSIONID cookie",
         ),
         // GitHub refuses a request without User-Agent.
         (

@@ -245,6 +245,9 @@ pub(crate) fn prefix_holds(prefix: &Url, t: &Target<'_>) -> bool {
     route_path(t.path, |path| url_holds(prefix, t, path).then_some(())).is_some()
 }
 
+/// The longest path segment a templated segment of a prefix can hold.
+const MAX_TEMPLATED_SEGMENT: usize = 255;
+
 /// A prefix with placeholders, as a pattern: what any connection's
 /// rendering of it could hold. Used to find the providers worth rendering
 /// for a request, and for redirects, whose connection is unknown.
@@ -307,6 +310,11 @@ impl Pattern {
         if self.port != t.port || !self.scheme.eq_ignore_ascii_case(t.scheme) {
             return false;
         }
+        // A host name is at most 253 bytes, and the glob below backtracks:
+        // a longer one (which a URL parser accepts) holds nothing.
+        if t.host.len() > 253 {
+            return false;
+        }
         let host = t.host.to_ascii_lowercase();
         let stars = &self.host_stars;
         if !glob(&self.host, host.as_bytes(), 0, &|gap, b| {
@@ -320,6 +328,11 @@ impl Pattern {
                 return false;
             };
             let last = i + 1 == self.path.len();
+            // Bounded for the same reason as the host: a segment a value
+            // renders into is a tenant or region name, never this long.
+            if pattern.len() > 1 && segment.len() > MAX_TEMPLATED_SEGMENT {
+                return false;
+            }
             // The last segment of a prefix without a trailing slash must be
             // the whole segment; so must every other one.
             if !glob(pattern, segment.as_bytes(), 0, &|_, b| b != b'/') {

@@ -7,8 +7,8 @@
 //!
 //! | place | the value must be / becomes |
 //! |---|---|
-//! | host (`https://{{ inputs.sub }}.example.com/`) | DNS labels (ASCII letters, digits and `-`, separated by `.`), lower-cased; plus the input's `pattern` / `one_of` |
-//! | path (`/{{ inputs.tenant }}/oauth2/token`) | one segment: every byte but `A-Z a-z 0-9 - . _ ~` percent-encoded; not empty, `.` or `..` |
+//! | host (`https://{{ inputs.sub }}.example.com/`) | DNS labels (ASCII letters, digits and `-`, separated by `.`), lower-cased, read as written (not an IPv4 address in another notation such as `0x7f.1`); plus the input's `pattern` / `one_of` |
+//! | path (`/{{ inputs.tenant }}/oauth2/token`) | one segment: no `/` or `\`, every other byte but `A-Z a-z 0-9 - . _ ~` percent-encoded; not empty, `.` or `..` |
 //! | query value (`?tenant={{ inputs.tenant }}`) | form-encoded |
 //!
 //! The scheme, port, user info, query names and fragment never hold one.
@@ -38,7 +38,9 @@
 //! );
 //! // A value cannot add a path segment or leave the host.
 //! let smuggled = t.render_with(|name| Some(if name == "tenant" { "../admin" } else { "x" }));
-//! assert_eq!(smuggled.unwrap().path(), "/..%2Fadmin/oauth2/token");
+//! assert!(smuggled.is_err());
+//! let encoded = t.render_with(|name| Some(if name == "tenant" { "a b?c" } else { "x" }));
+//! assert_eq!(encoded.unwrap().path(), "/a%20b%3Fc/oauth2/token");
 //! ```
 
 use std::fmt;
@@ -217,15 +219,23 @@ impl UrlTemplate {
         for i in 0..count {
             places.push(place_of(&parsed, &slot_marker(i))?);
         }
-        if wildcard
-            && parsed
-                .host_str()
-                .is_none_or(|h| h.starts_with(WILD_MARKER) && !h.contains('.'))
-        {
+        let host = parsed.host_str().unwrap_or_default();
+        if host.contains('*') {
             return Err(UrlTemplateError {
-                message: format!("`{source}` is only a wildcard: every host would do"),
-                help: Some("write the provider's domain after the `*` labels, e.g. \"https://*.my.salesforce.com/\"".into()),
+                message: format!("`{source}` has a `*` inside a host label"),
+                help: Some("a `*` stands for one whole label, at the start of the host: \"https://*.my.salesforce.com/\"".into()),
             });
+        }
+        if wildcard {
+            let labels: Vec<&str> = host.split('.').collect();
+            let stars = labels.iter().take_while(|l| **l == WILD_MARKER).count();
+            let written = labels.len() - stars;
+            if labels[stars..].contains(&WILD_MARKER) || written < 2 {
+                return Err(UrlTemplateError {
+                    message: format!("`{source}` leaves too much to the `*`: a `*` label must come first, followed by at least two written-out labels (the provider's own domain)"),
+                    help: Some("e.g. \"https://*.my.salesforce.com/\"; not \"https://*.com/\" or \"https://api.*/\"".into()),
+                });
+            }
         }
         let sample = if count == 0 {
             parsed
@@ -353,7 +363,7 @@ impl UrlTemplate {
     /// ([`ANY_MARKER`]): equal for templates that differ only in their
     /// input names.
     pub(crate) fn shape(&self) -> String {
-        let mut out = self.sample.to_string();
+        let mut out = self.sample.to_string().replace(WILD_MARKER, ANY_MARKER);
         for (name, _) in self.inputs() {
             out = out.replace(&input_marker(name), ANY_MARKER);
         }
@@ -407,6 +417,12 @@ impl UrlTemplate {
             }
         }
         let url = Url::parse(&out).map_err(|_| UrlRenderError::Shape)?;
+        // The host as parsed must be the host as rendered: a value such as
+        // `0x7f.1` or `2130706433` is read as an IPv4 address (127.0.0.1),
+        // past whatever `pattern` meant to allow.
+        if self.templated_host() && !host_as_rendered(&out, &url) {
+            return Err(UrlRenderError::Shape);
+        }
         let segments = |u: &Url| u.path_segments().map_or(0, Iterator::count);
         let same_shape = url.scheme() == self.sample.scheme()
             && url.port_or_known_default() == self.sample.port_or_known_default()
@@ -423,6 +439,20 @@ impl UrlTemplate {
         }
         Ok(url)
     }
+}
+
+/// The host of `url` is the host written in `text` (the URL it was parsed
+/// from), lower-cased: the parser did not reinterpret it.
+fn host_as_rendered(text: &str, url: &Url) -> bool {
+    let after_scheme = text.find("://").map_or(0, |i| i + 3);
+    let rest = &text[after_scheme..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let host = match authority.rfind(':') {
+        Some(i) if !authority.starts_with('[') => &authority[..i],
+        _ => authority,
+    };
+    url.host_str()
+        .is_some_and(|parsed| parsed == host.to_ascii_lowercase())
 }
 
 /// Why a URL template could not be rendered.
@@ -443,6 +473,9 @@ pub(crate) fn unfit(place: UrlPlace, value: &str) -> Option<&'static str> {
     match place {
         UrlPlace::Host => check_host_value(value).err(),
         UrlPlace::Path if value.is_empty() => Some("it is empty, and a path segment cannot be"),
+        UrlPlace::Path if value.contains(['/', '\\']) => {
+            Some("it holds a `/` or `\\`, and a value goes into one path segment")
+        }
         UrlPlace::Path | UrlPlace::Query => None,
     }
 }
@@ -614,6 +647,14 @@ mod tests {
             render(t, "Acme-1.eu").unwrap(),
             "https://acme-1.eu.example.com/api/"
         );
+        for ipv4 in ["0x7f.1", "2130706433", "0177.0.0.1"] {
+            assert_eq!(
+                render("https://{{ inputs.h }}/x", ipv4),
+                Err(UrlRenderError::Shape),
+                "{ipv4}"
+            );
+        }
+        assert!(render("https://{{ inputs.h }}/x", "127.0.0.1").is_ok());
         for bad in [
             "",
             "evil.com/",
@@ -648,9 +689,15 @@ mod tests {
             "https://login.example.com/contoso.example/token"
         );
         assert_eq!(
-            render(t, "a/b?c#d%2F@:é ").unwrap(),
-            "https://login.example.com/a%2Fb%3Fc%23d%252F%40%3A%C3%A9%20/token"
+            render(t, "a?c#d%2F@:é ").unwrap(),
+            "https://login.example.com/a%3Fc%23d%252F%40%3A%C3%A9%20/token"
         );
+        for slash in ["a/b", "../admin", "a\\b"] {
+            assert!(
+                matches!(render(t, slash), Err(UrlRenderError::Value(_))),
+                "{slash}"
+            );
+        }
         assert_eq!(render(t, ".."), Err(UrlRenderError::Shape));
         assert_eq!(render(t, "."), Err(UrlRenderError::Shape));
         assert!(matches!(render(t, ""), Err(UrlRenderError::Value(_))));
@@ -705,7 +752,15 @@ mod tests {
             Some("https://x.example.com/api/v2")
         );
         assert_eq!(bind("https://x.example.com/other"), None);
-        for bad in ["https://*/", "https://*.{{ inputs.a }}.example.com/"] {
+        for bad in [
+            "https://*/",
+            "https://*.com/",
+            "https://*.*/",
+            "https://api.*/",
+            "https://a.*.example.com/",
+            "https://*-api.example.com/",
+            "https://*.{{ inputs.a }}.example.com/",
+        ] {
             assert!(UrlTemplate::parse(bad).is_err(), "{bad}");
         }
     }

@@ -509,3 +509,72 @@ async fn an_adopted_token_keeps_its_api_base() {
     assert_eq!(*sf.logins.lock().unwrap(), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A self-hosted product: the whole origin is an input
+/// (`{{ inputs.base }}/api/`), the value being `http://127.0.0.1:PORT` (plain
+/// http is allowed for loopback). Two tenants on the two loopback hosts.
+#[tokio::test]
+async fn a_whole_origin_from_an_input() {
+    let hosts = Hosts::start().await;
+    let toml = r#"
+[providers.selfhosted]
+api = ["{{ inputs.base }}/api/"]
+inputs.base = { env = "SELFHOSTED_BASE" }
+inputs.tenant = { env = "SELFHOSTED_TENANT" }
+inputs.secret = { env = "SELFHOSTED_SECRET", secret = true }
+login.url = "{{ inputs.base }}/{{ inputs.tenant }}/token"
+login.fields = { grant_type = "client_credentials", client_secret = "{{ inputs.secret }}" }
+response.expires_in = "/expires_in"
+inject = { header = "Authorization", value = "Bearer {{ token.access }}" }
+"#;
+    let auth = TokenAuth::builder(Providers::from_toml("p.toml", toml).unwrap())
+        .build()
+        .unwrap();
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(auth.middleware())
+        .build();
+    let port = hosts.port;
+    let tenant = |id: &str, host: &str| {
+        Connection::new(id)
+            .with_input("base", format!("http://{host}:{port}"))
+            .with_input("tenant", id)
+            .with_secret("secret", "s")
+    };
+    let (alpha, beta) = (tenant("alpha", "127.0.0.1"), tenant("beta", "127.0.0.2"));
+    for (conn, own, other) in [
+        (&alpha, "127.0.0.1", "127.0.0.2"),
+        (&beta, "127.0.0.2", "127.0.0.1"),
+    ] {
+        for (host, path) in [
+            (own, "/api/items"),
+            (own, "/api/items"),
+            (other, "/api/other"),
+        ] {
+            let r = client
+                .get(format!("http://{host}:{port}{path}"))
+                .with_extension(conn.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    }
+    sort_others_last(&hosts);
+    assert_never_crossed(&hosts);
+    // A value that is not an origin gets nothing and fetches nothing.
+    let bad = Connection::new("mallory")
+        .with_input("base", format!("http://127.0.0.1:{port}/api/../x"))
+        .with_input("tenant", "m")
+        .with_secret("secret", "s");
+    let err = auth
+        .provider("selfhosted")
+        .unwrap()
+        .credential(Some(&bad))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, tokenauth::Error::InvalidInput { .. }),
+        "{err}"
+    );
+    assert_eq!(auth.stats().token_requests, 2);
+}

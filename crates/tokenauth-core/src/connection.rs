@@ -229,7 +229,10 @@ impl Connection {
             }
         }
         template
-            .render_with(|name| self.value(provider, name))
+            .render_allowing_http(
+                |name| self.value(provider, name),
+                provider.allow_insecure_http,
+            )
             .map_err(|e| match e {
                 UrlRenderError::Missing(name) => {
                     crate::inject::missing(provider, self, &Var::Input(name))

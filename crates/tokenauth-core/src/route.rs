@@ -263,6 +263,9 @@ struct Pattern {
     /// Per gap between two host pieces: a `*` (one DNS label) rather than
     /// a placeholder (DNS labels, dots allowed).
     host_stars: Vec<bool>,
+    /// A prefix that starts with a placeholder (`{{ inputs.base_url }}/api/`):
+    /// its scheme and port come from the value too.
+    any_origin: bool,
     /// A `*` prefix: it holds a host by its form alone (the connection's
     /// own host is bound when its token arrives, see `response.api_base`).
     wildcard: bool,
@@ -294,6 +297,7 @@ impl Pattern {
             host,
             host_stars,
             wildcard: template.is_wildcard(),
+            any_origin: template.templated_origin(),
             path: path
                 .trim_start_matches('/')
                 .split('/')
@@ -307,7 +311,8 @@ impl Pattern {
 
     /// Some rendering of this prefix could hold `t` (path `path`).
     fn could_hold(&self, t: &Target<'_>, path: &str) -> bool {
-        if self.port != t.port || !self.scheme.eq_ignore_ascii_case(t.scheme) {
+        if !self.any_origin && (self.port != t.port || !self.scheme.eq_ignore_ascii_case(t.scheme))
+        {
             return false;
         }
         // A host name is at most 253 bytes, and the glob below backtracks:

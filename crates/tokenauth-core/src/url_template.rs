@@ -481,8 +481,11 @@ impl UrlTemplate {
         }
         let segments = |u: &Url| u.path_segments().map_or(0, Iterator::count);
         let origin = self.templated_origin();
-        let same_shape = (origin || url.scheme() == self.sample.scheme())
-            && (origin || url.port_or_known_default() == self.sample.port_or_known_default())
+        // An origin value chose scheme and port itself (and was checked).
+        let same_origin = origin
+            || (url.scheme() == self.sample.scheme()
+                && url.port_or_known_default() == self.sample.port_or_known_default());
+        let same_shape = same_origin
             && url.username().is_empty()
             && url.password().is_none()
             && url.fragment().is_none()

@@ -160,6 +160,44 @@ fn assert_never_crossed(hosts: &Hosts) {
     );
 }
 
+/// Each tenant calls its own host twice and the other's host once, in this
+/// order: (connection, host, path).
+fn call_plan<'c>(
+    alpha: &'c Connection,
+    beta: &'c Connection,
+) -> Vec<(&'c Connection, &'static str, &'static str)> {
+    let mut plan = Vec::new();
+    for (conn, own, other) in [
+        (alpha, "127.0.0.1", "127.0.0.2"),
+        (beta, "127.0.0.2", "127.0.0.1"),
+    ] {
+        plan.extend([
+            (conn, own, "/api/items"),
+            (conn, own, "/api/items"),
+            (conn, other, "/api/other"),
+        ]);
+    }
+    plan
+}
+
+/// Runs [`call_plan`] through a reqwest-middleware client; every call 200.
+async fn call_through_reqwest(
+    client: &reqwest_middleware::ClientWithMiddleware,
+    port: u16,
+    alpha: &Connection,
+    beta: &Connection,
+) {
+    for (conn, host, path) in call_plan(alpha, beta) {
+        let r = client
+            .get(format!("http://{host}:{port}{path}"))
+            .with_extension(conn.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+}
+
 #[tokio::test]
 async fn two_tenants_two_token_urls_two_hosts_via_reqwest() {
     let hosts = Hosts::start().await;
@@ -169,27 +207,7 @@ async fn two_tenants_two_token_urls_two_hosts_via_reqwest() {
         .build();
     let port = hosts.port;
     let (alpha, beta) = (tenant("alpha", "127.0.0.1"), tenant("beta", "127.0.0.2"));
-    for (conn, own, other) in [
-        (&alpha, "127.0.0.1", "127.0.0.2"),
-        (&beta, "127.0.0.2", "127.0.0.1"),
-    ] {
-        for _ in 0..2 {
-            let r = client
-                .get(format!("http://{own}:{port}/api/items"))
-                .with_extension(conn.clone())
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200);
-        }
-        let r = client
-            .get(format!("http://{other}:{port}/api/other"))
-            .with_extension(conn.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-    }
+    call_through_reqwest(&client, port, &alpha, &beta).await;
     sort_others_last(&hosts);
     assert_never_crossed(&hosts);
     assert_eq!(auth.stats().token_requests, 2);
@@ -203,24 +221,14 @@ async fn two_tenants_two_token_urls_two_hosts_via_tower() {
     let mut svc = ServiceBuilder::new().layer(auth.layer()).service(client);
     let port = hosts.port;
     let (alpha, beta) = (tenant("alpha", "127.0.0.1"), tenant("beta", "127.0.0.2"));
-    for (conn, own, other) in [
-        (&alpha, "127.0.0.1", "127.0.0.2"),
-        (&beta, "127.0.0.2", "127.0.0.1"),
-    ] {
-        let paths = [
-            (own, "/api/items"),
-            (own, "/api/items"),
-            (other, "/api/other"),
-        ];
-        for (host, path) in paths {
-            let mut request = http::Request::get(format!("http://{host}:{port}{path}"))
-                .body(Full::new(Bytes::new()))
-                .unwrap();
-            request.extensions_mut().insert(conn.clone());
-            let response = svc.ready().await.unwrap().call(request).await.unwrap();
-            assert_eq!(response.status(), 200);
-            let _ = response.into_body().collect().await;
-        }
+    for (conn, host, path) in call_plan(&alpha, &beta) {
+        let mut request = http::Request::get(format!("http://{host}:{port}{path}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        request.extensions_mut().insert(conn.clone());
+        let response = svc.ready().await.unwrap().call(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let _ = response.into_body().collect().await;
     }
     sort_others_last(&hosts);
     assert_never_crossed(&hosts);
@@ -508,4 +516,56 @@ async fn an_adopted_token_keeps_its_api_base() {
     );
     assert_eq!(*sf.logins.lock().unwrap(), 1);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A self-hosted product: the whole origin is an input
+/// (`{{ inputs.base }}/api/`), the value being `http://127.0.0.1:PORT` (plain
+/// http is allowed for loopback). Two tenants on the two loopback hosts.
+#[tokio::test]
+async fn a_whole_origin_from_an_input() {
+    let hosts = Hosts::start().await;
+    let toml = r#"
+[providers.selfhosted]
+api = ["{{ inputs.base }}/api/"]
+inputs.base = { env = "SELFHOSTED_BASE" }
+inputs.tenant = { env = "SELFHOSTED_TENANT" }
+inputs.secret = { env = "SELFHOSTED_SECRET", secret = true }
+login.url = "{{ inputs.base }}/{{ inputs.tenant }}/token"
+login.fields = { grant_type = "client_credentials", client_secret = "{{ inputs.secret }}" }
+response.expires_in = "/expires_in"
+inject = { header = "Authorization", value = "Bearer {{ token.access }}" }
+"#;
+    let auth = TokenAuth::builder(Providers::from_toml("p.toml", toml).unwrap())
+        .build()
+        .unwrap();
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(auth.middleware())
+        .build();
+    let port = hosts.port;
+    let tenant = |id: &str, host: &str| {
+        Connection::new(id)
+            .with_input("base", format!("http://{host}:{port}"))
+            .with_input("tenant", id)
+            .with_secret("secret", "s")
+    };
+    let (alpha, beta) = (tenant("alpha", "127.0.0.1"), tenant("beta", "127.0.0.2"));
+    call_through_reqwest(&client, port, &alpha, &beta).await;
+    sort_others_last(&hosts);
+    assert_never_crossed(&hosts);
+    // A value that is not an origin gets nothing and fetches nothing.
+    let bad = Connection::new("mallory")
+        .with_input("base", format!("http://127.0.0.1:{port}/api/../x"))
+        .with_input("tenant", "m")
+        .with_secret("secret", "s");
+    let err = auth
+        .provider("selfhosted")
+        .unwrap()
+        .credential(Some(&bad))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, tokenauth::Error::InvalidInput { .. }),
+        "{err}"
+    );
+    assert_eq!(auth.stats().token_requests, 2);
 }

@@ -209,6 +209,19 @@ impl Connection {
             return Ok(url.clone());
         }
         for (name, _) in template.inputs() {
+            // The loader refuses inputs declared secret in URLs; a value the
+            // application gave as a secret is refused here, unquoted.
+            if self.is_secret(provider, name) {
+                return Err(Error::InvalidInput {
+                    provider: provider.id.clone(),
+                    connection: self.id().to_owned(),
+                    input: name.to_owned(),
+                    reason: format!(
+                        "was given as a secret (Connection::with_secret), and `{}` would put it in a URL, which is logged and shown in errors: give it with Connection::with_input",
+                        template.source()
+                    ),
+                });
+            }
             if let (Some(input), Some(value)) = (provider.input(name), self.value(provider, name))
                 && let Some(why) = input.violation(value)
             {
@@ -216,7 +229,10 @@ impl Connection {
             }
         }
         template
-            .render_with(|name| self.value(provider, name))
+            .render_allowing_http(
+                |name| self.value(provider, name),
+                provider.allow_insecure_http,
+            )
             .map_err(|e| match e {
                 UrlRenderError::Missing(name) => {
                     crate::inject::missing(provider, self, &Var::Input(name))

@@ -118,6 +118,21 @@ pub enum Error {
         base: String,
     },
 
+    /// A request routed with a connection's values lies outside the
+    /// prefixes its credential was made for: two `Connection`s with one id
+    /// but different values. Not sent.
+    #[error(
+        "provider `{provider}`, connection `{connection}`: the request to {to} is outside the api prefixes this connection's credential was made for: another Connection with the id `{connection}` carries other values; one connection id must always carry the same inputs (tokens are cached by id)"
+    )]
+    OutsideConnectionPrefixes {
+        /// The provider id.
+        provider: String,
+        /// The connection id.
+        connection: String,
+        /// The origin the request was for.
+        to: String,
+    },
+
     /// A rendered credential or request header is not a valid header value.
     #[error(
         "provider `{provider}`: the rendered {what} is not a valid HTTP header value (it contains a line break or another control character): check the inputs and the token the provider returned"
@@ -455,6 +470,7 @@ impl Error {
             | Error::InvalidInput { provider, .. }
             | Error::ApiBase { provider, .. }
             | Error::OutsideApiBase { provider, .. }
+            | Error::OutsideConnectionPrefixes { provider, .. }
             | Error::InvalidHeaderValue { provider, .. }
             | Error::Status { provider, .. }
             | Error::Timeout { provider, .. }

@@ -162,3 +162,5 @@ pub use tls::install_default_provider as install_default_tls_provider;
 pub mod preview {
     pub use crate::acquire::{RequestPreview, preview_injection, preview_token_request};
 }
+#[cfg(test)]
+mod url_scope_attacks;

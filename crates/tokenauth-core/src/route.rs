@@ -245,6 +245,9 @@ pub(crate) fn prefix_holds(prefix: &Url, t: &Target<'_>) -> bool {
     route_path(t.path, |path| url_holds(prefix, t, path).then_some(())).is_some()
 }
 
+/// The longest path segment a templated segment of a prefix can hold.
+const MAX_TEMPLATED_SEGMENT: usize = 255;
+
 /// A prefix with placeholders, as a pattern: what any connection's
 /// rendering of it could hold. Used to find the providers worth rendering
 /// for a request, and for redirects, whose connection is unknown.
@@ -260,6 +263,9 @@ struct Pattern {
     /// Per gap between two host pieces: a `*` (one DNS label) rather than
     /// a placeholder (DNS labels, dots allowed).
     host_stars: Vec<bool>,
+    /// A prefix that starts with a placeholder (`{{ inputs.base_url }}/api/`):
+    /// its scheme and port come from the value too.
+    any_origin: bool,
     /// A `*` prefix: it holds a host by its form alone (the connection's
     /// own host is bound when its token arrives, see `response.api_base`).
     wildcard: bool,
@@ -291,6 +297,7 @@ impl Pattern {
             host,
             host_stars,
             wildcard: template.is_wildcard(),
+            any_origin: template.templated_origin(),
             path: path
                 .trim_start_matches('/')
                 .split('/')
@@ -304,7 +311,13 @@ impl Pattern {
 
     /// Some rendering of this prefix could hold `t` (path `path`).
     fn could_hold(&self, t: &Target<'_>, path: &str) -> bool {
-        if self.port != t.port || !self.scheme.eq_ignore_ascii_case(t.scheme) {
+        if !self.any_origin && (self.port != t.port || !self.scheme.eq_ignore_ascii_case(t.scheme))
+        {
+            return false;
+        }
+        // A host name is at most 253 bytes, and the glob below backtracks:
+        // a longer one (which a URL parser accepts) holds nothing.
+        if t.host.len() > 253 {
             return false;
         }
         let host = t.host.to_ascii_lowercase();
@@ -320,6 +333,11 @@ impl Pattern {
                 return false;
             };
             let last = i + 1 == self.path.len();
+            // Bounded for the same reason as the host: a segment a value
+            // renders into is a tenant or region name, never this long.
+            if pattern.len() > 1 && segment.len() > MAX_TEMPLATED_SEGMENT {
+                return false;
+            }
             // The last segment of a prefix without a trailing slash must be
             // the whole segment; so must every other one.
             if !glob(pattern, segment.as_bytes(), 0, &|_, b| b != b'/') {

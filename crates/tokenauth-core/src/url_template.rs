@@ -7,8 +7,9 @@
 //!
 //! | place | the value must be / becomes |
 //! |---|---|
-//! | host (`https://{{ inputs.sub }}.example.com/`) | DNS labels (ASCII letters, digits and `-`, separated by `.`), lower-cased; plus the input's `pattern` / `one_of` |
-//! | path (`/{{ inputs.tenant }}/oauth2/token`) | one segment: every byte but `A-Z a-z 0-9 - . _ ~` percent-encoded; not empty, `.` or `..` |
+//! | origin (`{{ inputs.base_url }}/api/`: the URL starts with it) | an `https://` origin only (scheme, host, optional port; `http://` for loopback or with `allow_insecure_http`), host read as written |
+//! | host (`https://{{ inputs.sub }}.example.com/`) | DNS labels (ASCII letters, digits and `-`, separated by `.`), lower-cased, read as written (not an IPv4 address in another notation such as `0x7f.1`); plus the input's `pattern` / `one_of` |
+//! | path (`/{{ inputs.tenant }}/oauth2/token`) | one segment: no `/` or `\`, every other byte but `A-Z a-z 0-9 - . _ ~` percent-encoded; not empty, `.` or `..` |
 //! | query value (`?tenant={{ inputs.tenant }}`) | form-encoded |
 //!
 //! The scheme, port, user info, query names and fragment never hold one.
@@ -38,7 +39,9 @@
 //! );
 //! // A value cannot add a path segment or leave the host.
 //! let smuggled = t.render_with(|name| Some(if name == "tenant" { "../admin" } else { "x" }));
-//! assert_eq!(smuggled.unwrap().path(), "/..%2Fadmin/oauth2/token");
+//! assert!(smuggled.is_err());
+//! let encoded = t.render_with(|name| Some(if name == "tenant" { "a b?c" } else { "x" }));
+//! assert_eq!(encoded.unwrap().path(), "/a%20b%3Fc/oauth2/token");
 //! ```
 
 use std::fmt;
@@ -51,6 +54,10 @@ use crate::template::{Part, Template, Var};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UrlPlace {
+    /// The whole origin: a URL that starts with the placeholder
+    /// (`{{ inputs.base_url }}/api/`) takes scheme, host and port from it,
+    /// as a self-hosted product's base URL.
+    Origin,
     /// In the host name.
     Host,
     /// Inside one path segment.
@@ -62,6 +69,7 @@ pub enum UrlPlace {
 impl fmt::Display for UrlPlace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            UrlPlace::Origin => "origin",
             UrlPlace::Host => "host",
             UrlPlace::Path => "path",
             UrlPlace::Query => "query",
@@ -179,6 +187,21 @@ impl UrlTemplate {
                 });
             }
         }
+        // A URL that starts with a placeholder takes its whole origin from
+        // it; the rest must then be a path (or query).
+        let origin = matches!(template.parts().next(), Some(Part::Var(_)));
+        if origin {
+            let rest = match template.parts().nth(1) {
+                Some(Part::Literal(text)) => text.as_str(),
+                _ => "",
+            };
+            if !(rest.is_empty() || rest.starts_with(['/', '?'])) {
+                return Err(UrlTemplateError {
+                    message: format!("`{source}` starts with a placeholder, which then stands for the whole origin (scheme, host and port), but `{rest}` follows it"),
+                    help: Some("write the path after it, as in \"{{ inputs.base_url }}/api/v4/\" (the value being \"https://git.example.com\"), or write the scheme out and put the placeholder in the host: \"https://{{ inputs.host }}.example.com/\"".into()),
+                });
+            }
+        }
         let fill = |marker: &dyn Fn(usize, &str) -> String| -> String {
             let mut i = 0;
             let mut out = String::new();
@@ -186,6 +209,9 @@ impl UrlTemplate {
                 match part {
                     Part::Literal(text) => out.push_str(text),
                     Part::Var(Var::Input(name)) => {
+                        if i == 0 && origin {
+                            out.push_str("https://");
+                        }
                         out.push_str(&marker(i, name));
                         i += 1;
                     }
@@ -215,17 +241,28 @@ impl UrlTemplate {
         let count = template.vars().count();
         let mut places = Vec::with_capacity(count);
         for i in 0..count {
-            places.push(place_of(&parsed, &slot_marker(i))?);
-        }
-        if wildcard
-            && parsed
-                .host_str()
-                .is_none_or(|h| h.starts_with(WILD_MARKER) && !h.contains('.'))
-        {
-            return Err(UrlTemplateError {
-                message: format!("`{source}` is only a wildcard: every host would do"),
-                help: Some("write the provider's domain after the `*` labels, e.g. \"https://*.my.salesforce.com/\"".into()),
+            places.push(match (i, origin) {
+                (0, true) => UrlPlace::Origin,
+                _ => place_of(&parsed, &slot_marker(i))?,
             });
+        }
+        let host = parsed.host_str().unwrap_or_default();
+        if host.contains('*') {
+            return Err(UrlTemplateError {
+                message: format!("`{source}` has a `*` inside a host label"),
+                help: Some("a `*` stands for one whole label, at the start of the host: \"https://*.my.salesforce.com/\"".into()),
+            });
+        }
+        if wildcard {
+            let labels: Vec<&str> = host.split('.').collect();
+            let stars = labels.iter().take_while(|l| **l == WILD_MARKER).count();
+            let written = labels.len() - stars;
+            if labels[stars..].contains(&WILD_MARKER) || written < 2 {
+                return Err(UrlTemplateError {
+                    message: format!("`{source}` leaves too much to the `*`: a `*` label must come first, followed by at least two written-out labels (the provider's own domain)"),
+                    help: Some("e.g. \"https://*.my.salesforce.com/\"; not \"https://*.com/\" or \"https://api.*/\"".into()),
+                });
+            }
         }
         let sample = if count == 0 {
             parsed
@@ -339,7 +376,15 @@ impl UrlTemplate {
 
     /// True when a placeholder stands in the host.
     pub fn templated_host(&self) -> bool {
-        self.places.contains(&UrlPlace::Host)
+        self.places
+            .iter()
+            .any(|p| matches!(p, UrlPlace::Host | UrlPlace::Origin))
+    }
+
+    /// True when the URL starts with a placeholder that gives its whole
+    /// origin ([`UrlPlace::Origin`]).
+    pub fn templated_origin(&self) -> bool {
+        self.places.first() == Some(&UrlPlace::Origin)
     }
 
     /// The URL with each placeholder replaced by a marker naming its input:
@@ -353,7 +398,7 @@ impl UrlTemplate {
     /// ([`ANY_MARKER`]): equal for templates that differ only in their
     /// input names.
     pub(crate) fn shape(&self) -> String {
-        let mut out = self.sample.to_string();
+        let mut out = self.sample.to_string().replace(WILD_MARKER, ANY_MARKER);
         for (name, _) in self.inputs() {
             out = out.replace(&input_marker(name), ANY_MARKER);
         }
@@ -366,6 +411,17 @@ impl UrlTemplate {
     pub fn render_with<'a>(
         &self,
         lookup: impl Fn(&str) -> Option<&'a str>,
+    ) -> Result<Url, UrlRenderError> {
+        self.render_allowing_http(lookup, false)
+    }
+
+    /// [`render_with`](Self::render_with); `allow_http`: an origin value
+    /// may be `http://` for hosts other than loopback (the provider's
+    /// `allow_insecure_http`).
+    pub(crate) fn render_allowing_http<'a>(
+        &self,
+        lookup: impl Fn(&str) -> Option<&'a str>,
+        allow_http: bool,
     ) -> Result<Url, UrlRenderError> {
         if let Some(url) = self.literal() {
             return Ok(url.clone());
@@ -394,6 +450,16 @@ impl UrlTemplate {
                         return Err(bad(reason));
                     }
                     match place {
+                        UrlPlace::Origin => {
+                            // `unfit` parsed it already.
+                            let url = Url::parse(value).map_err(|_| bad("it is not a URL"))?;
+                            if url.scheme() == "http" && !allow_http && !is_loopback_url(&url) {
+                                return Err(bad(
+                                    "it is plain http:// (credentials would cross the network unencrypted), and the provider does not set allow_insecure_http",
+                                ));
+                            }
+                            out.push_str(&url.origin().ascii_serialization());
+                        }
                         UrlPlace::Host => {
                             out.extend(value.chars().map(|c| c.to_ascii_lowercase()));
                         }
@@ -407,9 +473,19 @@ impl UrlTemplate {
             }
         }
         let url = Url::parse(&out).map_err(|_| UrlRenderError::Shape)?;
+        // The host as parsed must be the host as rendered: a value such as
+        // `0x7f.1` or `2130706433` is read as an IPv4 address (127.0.0.1),
+        // past whatever `pattern` meant to allow.
+        if self.templated_host() && !host_as_rendered(&out, &url) {
+            return Err(UrlRenderError::Shape);
+        }
         let segments = |u: &Url| u.path_segments().map_or(0, Iterator::count);
-        let same_shape = url.scheme() == self.sample.scheme()
-            && url.port_or_known_default() == self.sample.port_or_known_default()
+        let origin = self.templated_origin();
+        // An origin value chose scheme and port itself (and was checked).
+        let same_origin = origin
+            || (url.scheme() == self.sample.scheme()
+                && url.port_or_known_default() == self.sample.port_or_known_default());
+        let same_shape = same_origin
             && url.username().is_empty()
             && url.password().is_none()
             && url.fragment().is_none()
@@ -423,6 +499,30 @@ impl UrlTemplate {
         }
         Ok(url)
     }
+}
+
+/// `localhost`, 127.0.0.0/8 or `[::1]`.
+fn is_loopback_url(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// The host of `url` is the host written in `text` (the URL it was parsed
+/// from), lower-cased: the parser did not reinterpret it.
+fn host_as_rendered(text: &str, url: &Url) -> bool {
+    let after_scheme = text.find("://").map_or(0, |i| i + 3);
+    let rest = &text[after_scheme..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let host = match authority.rfind(':') {
+        Some(i) if !authority.starts_with('[') => &authority[..i],
+        _ => authority,
+    };
+    url.host_str()
+        .is_some_and(|parsed| parsed == host.to_ascii_lowercase())
 }
 
 /// Why a URL template could not be rendered.
@@ -441,8 +541,33 @@ pub enum UrlRenderError {
 /// a host value that is not DNS labels, an empty path segment.
 pub(crate) fn unfit(place: UrlPlace, value: &str) -> Option<&'static str> {
     match place {
+        UrlPlace::Origin => {
+            let Ok(url) = Url::parse(value) else {
+                return Some("it is not an absolute URL such as https://git.example.com");
+            };
+            if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
+                return Some("it is not an https:// URL with a host");
+            }
+            if !host_as_rendered(value, &url) {
+                return Some(
+                    "its host is read as something else than written (an IPv4 address in another notation, say)",
+                );
+            }
+            if !url.username().is_empty() || url.password().is_some() {
+                return Some("it carries a user name or password");
+            }
+            if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+                return Some(
+                    "it has a path, query or fragment: give the origin only (scheme, host and port), and write the path in the description",
+                );
+            }
+            None
+        }
         UrlPlace::Host => check_host_value(value).err(),
         UrlPlace::Path if value.is_empty() => Some("it is empty, and a path segment cannot be"),
+        UrlPlace::Path if value.contains(['/', '\\']) => {
+            Some("it holds a `/` or `\\`, and a value goes into one path segment")
+        }
         UrlPlace::Path | UrlPlace::Query => None,
     }
 }
@@ -614,6 +739,14 @@ mod tests {
             render(t, "Acme-1.eu").unwrap(),
             "https://acme-1.eu.example.com/api/"
         );
+        for ipv4 in ["0x7f.1", "2130706433", "0177.0.0.1"] {
+            assert_eq!(
+                render("https://{{ inputs.h }}/x", ipv4),
+                Err(UrlRenderError::Shape),
+                "{ipv4}"
+            );
+        }
+        assert!(render("https://{{ inputs.h }}/x", "127.0.0.1").is_ok());
         for bad in [
             "",
             "evil.com/",
@@ -648,9 +781,15 @@ mod tests {
             "https://login.example.com/contoso.example/token"
         );
         assert_eq!(
-            render(t, "a/b?c#d%2F@:é ").unwrap(),
-            "https://login.example.com/a%2Fb%3Fc%23d%252F%40%3A%C3%A9%20/token"
+            render(t, "a?c#d%2F@:é ").unwrap(),
+            "https://login.example.com/a%3Fc%23d%252F%40%3A%C3%A9%20/token"
         );
+        for slash in ["a/b", "../admin", "a\\b"] {
+            assert!(
+                matches!(render(t, slash), Err(UrlRenderError::Value(_))),
+                "{slash}"
+            );
+        }
         assert_eq!(render(t, ".."), Err(UrlRenderError::Shape));
         assert_eq!(render(t, "."), Err(UrlRenderError::Shape));
         assert!(matches!(render(t, ""), Err(UrlRenderError::Value(_))));
@@ -659,6 +798,42 @@ mod tests {
             render("https://h.example/v.{{ inputs.t }}/x", ".").unwrap(),
             "https://h.example/v../x"
         );
+    }
+
+    #[test]
+    fn a_leading_placeholder_is_the_whole_origin() {
+        let t = UrlTemplate::parse("{{ inputs.base }}/api/v4/").unwrap();
+        assert_eq!(t.inputs().collect::<Vec<_>>(), [("base", UrlPlace::Origin)]);
+        let r = |v: &str, http: bool| t.render_allowing_http(|_| Some(v), http).map(String::from);
+        assert_eq!(
+            r("https://Git.Example.com:8443", false).unwrap(),
+            "https://git.example.com:8443/api/v4/"
+        );
+        assert_eq!(
+            r("https://git.example.com/", false).unwrap(),
+            "https://git.example.com/api/v4/"
+        );
+        assert_eq!(
+            r("http://127.0.0.1:9", false).unwrap(),
+            "http://127.0.0.1:9/api/v4/"
+        );
+        assert!(r("http://git.example.com", true).is_ok());
+        for bad in [
+            "http://git.example.com",
+            "git.example.com",
+            "https://u:p@git.example.com",
+            "https://git.example.com/sub",
+            "https://git.example.com?x=1",
+            "https://git.example.com#x",
+            "ftp://git.example.com",
+            "https://0x7f.1",
+            "",
+        ] {
+            assert!(r(bad, false).is_err(), "{bad}");
+        }
+        for bad in ["{{ inputs.host }}.example.com/", "{{ inputs.h }}:8080/"] {
+            assert!(UrlTemplate::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -705,7 +880,15 @@ mod tests {
             Some("https://x.example.com/api/v2")
         );
         assert_eq!(bind("https://x.example.com/other"), None);
-        for bad in ["https://*/", "https://*.{{ inputs.a }}.example.com/"] {
+        for bad in [
+            "https://*/",
+            "https://*.com/",
+            "https://*.*/",
+            "https://api.*/",
+            "https://a.*.example.com/",
+            "https://*-api.example.com/",
+            "https://*.{{ inputs.a }}.example.com/",
+        ] {
             assert!(UrlTemplate::parse(bad).is_err(), "{bad}");
         }
     }

@@ -434,7 +434,7 @@ impl Acquirer<'_> {
             self.clamped(kind, clamp);
         }
         if let Some(json) = &json {
-            parsed.api_base = self.api_base(kind, json, &parsed.access, rt)?;
+            parsed.api_base = self.api_base(kind, json, &parsed, rt)?;
         }
         Ok(parsed)
     }
@@ -446,7 +446,7 @@ impl Acquirer<'_> {
         &self,
         kind: RequestKind,
         json: &Value,
-        access: &SecretString,
+        parsed: &parse::Parsed,
         rt: Option<&SecretString>,
     ) -> Result<Option<url::Url>, Error> {
         let Some(pointer) = &self.provider.response.api_base else {
@@ -468,7 +468,8 @@ impl Acquirer<'_> {
                 self.conn
                     .secret_values(self.provider)
                     .chain(rt.map(|r| r.expose_secret()))
-                    .chain([access.expose_secret()]),
+                    .chain([parsed.access.expose_secret()])
+                    .chain(parsed.refresh.as_ref().map(|r| r.expose_secret())),
             )
             .scrub(value);
             let cut: String = scrubbed.chars().take(100).collect();

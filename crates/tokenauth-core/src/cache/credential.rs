@@ -43,6 +43,10 @@ pub(crate) struct TokenEntry {
     /// The prefix the token reply bound the connection to
     /// (`response.api_base`): the credential goes nowhere else.
     pub(crate) api_base: Option<Url>,
+    /// The provider's prefixes with `{{ inputs.NAME }}` as the connection
+    /// that made this credential rendered them (empty for other providers):
+    /// with the written-out ones, where it may go.
+    pub(crate) prefixes: Box<[Url]>,
     /// Start of the renewal window.
     pub(crate) renew_at: Option<SystemTime>,
     /// A background renewal has been claimed.
@@ -109,6 +113,7 @@ impl TokenEntry {
             expires_at,
             renew_at,
             api_base,
+            prefixes: Box::default(),
             renewing: AtomicBool::new(false),
             renew_failures: AtomicU32::new(0),
             next_renewal: AtomicU64::new(0),
@@ -255,6 +260,12 @@ impl Credential {
     /// providers without `api_base`.
     pub fn api_base(&self) -> Option<&Url> {
         self.entry.api_base.as_ref()
+    }
+
+    /// The provider's `{{ inputs.NAME }}` prefixes as rendered for the
+    /// connection this credential was made for.
+    pub(crate) fn prefixes(&self) -> impl Iterator<Item = &Url> {
+        self.entry.prefixes.iter()
     }
 
     /// The identity of the token this credential was made from.

@@ -73,6 +73,17 @@ pub(crate) struct Inner {
     pub(crate) rendered: RenderedPrefixes,
 }
 
+/// `provider`'s prefixes with `{{ inputs.NAME }}` as `conn` renders them:
+/// where a credential made for `conn` may go (with the written-out ones).
+fn connection_prefixes(provider: &Provider, conn: &Connection) -> Box<[Url]> {
+    provider
+        .api
+        .iter()
+        .filter(|p| !p.is_literal() && !p.is_wildcard())
+        .filter_map(|p| conn.render_url(provider, p).ok())
+        .collect()
+}
+
 /// See [`Inner::rendered`]: keyed by (provider, prefix, connection id).
 pub(crate) type RenderedPrefixes =
     papaya::HashMap<(usize, usize, Arc<str>), Option<Url>, foldhash::fast::RandomState>;
@@ -429,12 +440,14 @@ impl Inner {
             .and_then(|()| crate::inject::render(provider, conn, None));
         match result {
             Ok(injection) => {
-                let entry = Arc::new(TokenEntry::new(
+                let mut entry = TokenEntry::new(
                     self.provider_ids[index].clone(),
                     conn.id_arc().clone(),
                     injection,
                     None,
-                ));
+                );
+                entry.prefixes = connection_prefixes(provider, conn);
+                let entry = Arc::new(entry);
                 self.caches[index].publish(conn.id_arc(), Slot::Token(entry.clone()));
                 debug!(provider = %provider.id, connection = %conn.id(), "static credential rendered");
                 Ok(entry)
@@ -482,12 +495,14 @@ impl Inner {
                     Some(kind) => info!(request = %kind, expires_in_ms = ms(fetched.expires_at), renew_in_ms = ms(fetched.renew_at), "token acquired"),
                     None => info!(expires_in_ms = ms(fetched.expires_at), renew_in_ms = ms(fetched.renew_at), "token adopted from the shared store (another process fetched it)"),
                 }
-                Ok(Arc::new(TokenEntry::new(
+                let mut entry = TokenEntry::new(
                     self.provider_ids[index].clone(),
                     conn.id_arc().clone(),
                     injection,
                     Some(fetched),
-                )))
+                );
+                entry.prefixes = connection_prefixes(provider, conn);
+                Ok(Arc::new(entry))
             });
             match result {
                 Ok(entry) => {

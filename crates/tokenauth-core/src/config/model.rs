@@ -107,6 +107,12 @@ impl Provider {
         self.api.iter().find_map(|prefix| prefix.bind(value))
     }
 
+    /// True when where the credential may go depends on the connection: an
+    /// `api` prefix with `{{ inputs.NAME }}` or `*`, or `response.api_base`.
+    pub fn per_connection_api(&self) -> bool {
+        self.response.api_base.is_some() || self.api.iter().any(|p| !p.is_literal())
+    }
+
     /// True when the provider fetches tokens: it has a `login` table, or a
     /// `refresh` table (a refresh-only provider starts from a stored refresh
     /// token).

@@ -110,16 +110,13 @@ impl TokenAuth {
             return Err(request);
         }
         let connection = connection.cloned();
-        let bound_by_reply = self.inner.providers.providers[index]
-            .response
-            .api_base
-            .is_some();
+        let scoped = self.inner.providers.providers[index].per_connection_api();
         Ok(Exchange {
             auth: Cow::Borrowed(self),
             index,
             connection,
             request,
-            origin: origin.filter(|_| bound_by_reply).cloned(),
+            origin: origin.filter(|_| scoped).cloned(),
         })
     }
 }
@@ -178,8 +175,8 @@ impl<R: HttpRequest> Exchange<'_, R> {
             Err(e) => return Err(transport.auth_error(e)),
         };
         let provider = &inner.providers.providers[index];
-        if let Some(base) = credential.api_base()
-            && let Err(e) = within_base(provider, conn, base, &request, origin.as_ref())
+        if provider.per_connection_api()
+            && let Err(e) = within_scope(provider, conn, &credential, &request, origin.as_ref())
         {
             return Err(transport.auth_error(e));
         }
@@ -222,28 +219,42 @@ impl<R> std::fmt::Debug for Exchange<'_, R> {
     }
 }
 
-/// Checks that `request` goes inside `base`, the prefix the connection's
-/// token reply bound it to (`response.api_base`): routing matched the
-/// provider's `*` prefix, which holds every instance.
-fn within_base<R: HttpRequest>(
+/// Checks that `request` goes where `credential` may: for a provider whose
+/// prefixes differ per connection, inside the prefixes the credential was
+/// made for. Routing matched a `*` prefix, which holds every instance, or
+/// a prefix rendered from the request's `Connection`, which may carry other
+/// values than the one the credential was made with under the same id.
+fn within_scope<R: HttpRequest>(
     provider: &Provider,
     conn: &Connection,
-    base: &Url,
+    credential: &Credential,
     request: &R,
     origin: Option<&Origin>,
 ) -> Result<(), Error> {
     let Some(target) = request.target(origin) else {
         return Ok(());
     };
-    let holds = crate::route::prefix_holds(base, &target);
-    if holds {
+    let holds = |prefix: &Url| crate::route::prefix_holds(prefix, &target);
+    let to = || format!("{}://{}:{}", target.scheme, target.host, target.port);
+    if let Some(base) = credential.api_base() {
+        if holds(base) {
+            return Ok(());
+        }
+        return Err(Error::OutsideApiBase {
+            provider: provider.id.clone(),
+            connection: conn.id().to_owned(),
+            to: to(),
+            base: base.to_string(),
+        });
+    }
+    let written_out = provider.api.iter().filter_map(|p| p.literal());
+    if written_out.chain(credential.prefixes()).any(holds) {
         return Ok(());
     }
-    Err(Error::OutsideApiBase {
+    Err(Error::OutsideConnectionPrefixes {
         provider: provider.id.clone(),
         connection: conn.id().to_owned(),
-        to: format!("{}://{}:{}", target.scheme, target.host, target.port),
-        base: base.to_string(),
+        to: to(),
     })
 }
 

@@ -95,25 +95,29 @@ impl TokenAuth {
     /// end in a rejection (and a needless renewal); the `3xx` goes back to
     /// the caller, who sends the `Location` through the adapter again.
     ///
-    /// The request's connection is not known here, so a URL that a prefix
-    /// with placeholders could hold for *some* connection counts as that
-    /// provider's: a redirect from it is followed only to the same origin
-    /// and a prefix of the same provider, and one into it never.
+    /// The request's connection is not known here, so a redirect from a URL
+    /// that a prefix with placeholders could hold for *some* connection is
+    /// never followed (handed back like a query credential's), and one into
+    /// such a URL only from outside every prefix. A provider whose token
+    /// reply binds the connection to one of its prefixes
+    /// (`response.api_base`) follows a redirect only within one origin.
     pub fn may_follow_redirect(&self, from: &Url, to: &Url) -> bool {
+        let (from_url, to_url) = (from, to);
         let inner = &self.inner;
         let templated_from: Vec<usize> = inner.router.could_route(from).collect();
         let templated_to: Vec<usize> = inner.router.could_route(to).collect();
-        if !templated_from.is_empty() || !templated_to.is_empty() {
-            let query_credential = templated_from
-                .iter()
-                .any(|&p| !inner.providers.providers[p].inject.query.is_empty());
-            let follow = !query_credential
-                && templated_from == templated_to
-                && from.origin() == to.origin()
-                && inner.route_url(from, None) == inner.route_url(to, None);
+        if !templated_from.is_empty() {
+            // Which connection's prefix `from` lies in is not known here:
+            // the 3xx goes back to the caller, who sends the `Location`
+            // through the adapter again, with its connection.
+            debug!("redirect from a prefix with placeholders; handed back");
+            return false;
+        }
+        if !templated_to.is_empty() {
+            let follow = inner.route_url(from, None).is_none();
             if !follow {
                 debug!(
-                    "redirect from or to a prefix with placeholders, to another origin or provider; not followed"
+                    "redirect into a prefix with placeholders from a provider's prefix; not followed"
                 );
             }
             return follow;
@@ -130,7 +134,13 @@ impl TokenAuth {
             return false;
         }
         let to = inner.route_url(to, None);
-        let follow = to == Some(from);
+        // A connection bound to one of several prefixes by its token reply
+        // (`response.api_base`) stays on that one's origin.
+        let bound = self.inner.providers.providers[from]
+            .response
+            .api_base
+            .is_some();
+        let follow = to == Some(from) && (!bound || from_url.origin() == to_url.origin());
         if !follow {
             debug!(from = %id, to = ?to.map(|i| &self.inner.provider_ids[i]), "redirect leaves the provider's api prefixes; not followed");
         }

@@ -540,7 +540,11 @@ pub(super) fn check_url(
                 span.start,
                 path,
                 format!("the default of input `{name}` cannot go into the {place} of this URL: {why}"),
-                Some(format!("give `{name}` a default that fits, e.g. a host name such as \"acme\" (letters, digits, `-` and `.`)")),
+                Some(match place {
+                    crate::url_template::UrlPlace::Origin => format!("give `{name}` a default that fits: an origin such as \"https://git.example.com\""),
+                    crate::url_template::UrlPlace::Host => format!("give `{name}` a default that fits, e.g. a host name such as \"acme\" (letters, digits, `-` and `.`)"),
+                    _ => format!("give `{name}` a default that fits: one path segment, not empty, without `/` or `\\`"),
+                }),
             );
             ok = false;
         }

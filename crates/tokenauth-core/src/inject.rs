@@ -110,7 +110,9 @@ pub(crate) fn query_has(query: Option<&str>, name: &str) -> bool {
 
 /// A rendered credential: what to attach to a request. One or more parts:
 /// headers (in the order `header`, `basic`, `headers` were written) and
-/// query parameters. See the [module docs](self) for the caller-wins rule.
+/// query parameters. Through an adapter, a part whose header or query
+/// parameter the caller already set keeps the caller's value, and the other
+/// parts are attached beside it (the whole rule: `docs/adapters.md`).
 #[derive(Clone)]
 pub struct Injection {
     /// Names distinct; each value marked sensitive.

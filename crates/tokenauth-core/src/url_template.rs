@@ -77,8 +77,21 @@ impl fmt::Display for UrlPlace {
     }
 }
 
-/// A URL, possibly with `{{ inputs.NAME }}` placeholders; see the
-/// [module documentation](self).
+/// A URL, possibly with `{{ inputs.NAME }}` placeholders (or, in an `api`
+/// prefix, `*` host labels), rendered per connection. Each value must fit
+/// its [`UrlPlace`]: DNS labels in a host, one encoded segment in a path, a
+/// form-encoded query value, an https origin for a URL that starts with
+/// the placeholder; the rendered URL keeps the template's scheme, port and
+/// path depth.
+///
+/// ```
+/// use tokenauth_core::config::UrlTemplate;
+///
+/// let t = UrlTemplate::parse("https://{{ inputs.sub }}.example.com/api/").unwrap();
+/// let url = t.render_with(|_| Some("acme")).unwrap();
+/// assert_eq!(url.as_str(), "https://acme.example.com/api/");
+/// assert!(t.render_with(|_| Some("evil.example/x")).is_err());
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct UrlTemplate {
     template: Template,

@@ -165,7 +165,7 @@ impl Credential {
     /// `http::Request<B>`): every header and query parameter part,
     /// replacing any value of the same name the request carries (the
     /// adapters instead keep the caller's explicit values; see
-    /// [`crate::inject`]). Fails only if the URI with the query parameters
+    /// [`Injection`](crate::Injection)). Fails only if the URI with the query parameters
     /// is not a valid URI.
     pub fn apply_to<R: HttpRequest>(&self, request: &mut R) -> Result<(), http::Error> {
         request.attach(self.injection(), false)

@@ -56,6 +56,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::handler::{parse_form, percent_decode};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
@@ -1491,43 +1492,6 @@ fn api(state: &DocState, p: &DocProvider, headers: &HeaderMap, query: Option<&st
     }
 }
 
-/// `application/x-www-form-urlencoded` pairs, decoded (`+` is a space).
-fn parse_form(body: &[u8]) -> Vec<(String, String)> {
-    body.split(|b| *b == b'&')
-        .filter(|kv| !kv.is_empty())
-        .map(|kv| {
-            let mut it = kv.splitn(2, |b| *b == b'=');
-            let k = it.next().unwrap_or_default();
-            let v = it.next().unwrap_or_default();
-            (form_decode(k), form_decode(v))
-        })
-        .collect()
-}
-
-fn form_decode(s: &[u8]) -> String {
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        match s[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < s.len() => match (hex(s[i + 1]), hex(s[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).and_then(|d| u8::try_from(d).ok())
-}
-
 /// HTTP Basic user and password as sent (the user name ends at the first
 /// `:`, RFC 7617).
 fn basic_raw(headers: &HeaderMap) -> Option<(String, String)> {
@@ -1546,7 +1510,7 @@ fn basic_raw(headers: &HeaderMap) -> Option<(String, String)> {
 /// 6749 §2.3.1 says.
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let (u, p) = basic_raw(headers)?;
-    Some((form_decode(u.as_bytes()), form_decode(p.as_bytes())))
+    Some((percent_decode(u.as_bytes()), percent_decode(p.as_bytes())))
 }
 
 #[cfg(test)]
@@ -1555,10 +1519,10 @@ mod tests {
 
     #[test]
     fn form_decoding() {
-        assert_eq!(form_decode(b"a+b%3Ac"), "a b:c");
-        assert_eq!(form_decode(b"%"), "%");
-        assert_eq!(form_decode(b"a%4"), "a%4");
-        assert_eq!(form_decode(b"%41"), "A");
+        assert_eq!(percent_decode(b"a+b%3Ac"), "a b:c");
+        assert_eq!(percent_decode(b"%"), "%");
+        assert_eq!(percent_decode(b"a%4"), "a%4");
+        assert_eq!(percent_decode(b"%41"), "A");
         assert_eq!(
             parse_form(b"grant_type=client_credentials&x="),
             vec![

@@ -147,7 +147,7 @@ pub(crate) fn parse_form(body: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
-fn percent_decode(s: &[u8]) -> String {
+pub(crate) fn percent_decode(s: &[u8]) -> String {
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
     while i < s.len() {

@@ -17,6 +17,7 @@ const LOADER_ONLY: &[&str] = &[
     "duplicate_provider_ids", // ids equal but for case
     "inject_header_twice",    // a header name twice, ignoring case
     "insecure_http",          // http:// allowed only for loopback
+    "refresh_seed",           // a secret-input rule across inputs and refresh
     "shadowed_api_prefixes",  // a URL template that could render another prefix
     "no_expiry_source",       // needs a cross-table rule
     "static_uses_token",      // placeholder scoping

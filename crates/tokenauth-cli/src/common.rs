@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tokenauth_core::store::{FileStore, StoreKey, TokenStore};
+use tokenauth_core::store::{FileStore, TokenStore};
 use tokenauth_core::{Connection, Error, Provider, Providers, TokenAuth};
 
 use crate::{ConnectionArgs, Global, Outcome};
@@ -61,14 +61,14 @@ impl Global {
     /// The engine over `providers`, with this command line's client and store.
     pub(crate) async fn engine(&self, providers: Providers) -> Result<TokenAuth, Outcome> {
         let mut builder = TokenAuth::builder(providers).http_client_builder(self.client_builder()?);
-        if let Some(store) = self.store().await? {
+        if let Some(store) = self.token_store().await? {
             builder = builder.store(store);
         }
         builder.build().map_err(|e| report(&e))
     }
 
     /// The store `--store` names: a Redis URL, else a directory.
-    async fn store(&self) -> Result<Option<Arc<dyn TokenStore>>, Outcome> {
+    pub(crate) async fn token_store(&self) -> Result<Option<Arc<dyn TokenStore>>, Outcome> {
         let Some(spec) = &self.store else {
             return Ok(None);
         };
@@ -86,6 +86,22 @@ impl Global {
                 Err(Outcome::InvalidInput)
             }
         }
+    }
+}
+
+/// The store `spec` names, for messages: a Redis URL never shows its
+/// password (or anything but its scheme and host).
+pub(crate) fn report_store(spec: &str) -> String {
+    if !is_redis_url(spec) {
+        return format!("the file store {spec}");
+    }
+    match url::Url::parse(spec) {
+        Ok(url) => format!(
+            "the Redis store at {}://{}",
+            url.scheme(),
+            url.host_str().unwrap_or("?")
+        ),
+        Err(_) => "the Redis store".to_owned(),
     }
 }
 
@@ -221,23 +237,16 @@ pub(crate) fn hint(g: &Global, e: &Error) -> Option<String> {
         return None;
     };
     let get = "get a refresh token from the provider (its authorization flow or console)";
+    let put = format!(
+        "tokenauth --store STORE store put {provider} --connection {connection} < token.txt"
+    );
     Some(match &g.store {
         None => format!(
-            "hint: without --store the refresh tokens of this run are kept in memory only, so there is none to start from: {get} and pass --store DIR with a directory that holds it"
+            "hint: without --store the refresh tokens of this run are kept in memory only, so there is none to start from: {get}, put it in a store with `{put}` (a directory or redis://…), and pass that --store here; later refreshes keep it up to date"
         ),
-        Some(url) if is_redis_url(url) => format!(
-            "hint: {get} and put it in the Redis store for provider `{provider}`, connection `{connection}` (the library's TokenStore::cas_refresh); later refreshes keep it up to date"
+        Some(_) => format!(
+            "hint: {get} and put it in this store: `{put}` (it reads the token from stdin); later refreshes keep it up to date"
         ),
-        Some(dir) => {
-            let path = FileStore::new(dir).path_for(&StoreKey {
-                provider,
-                connection,
-            });
-            format!(
-                "hint: {get} and write it to {} (mode 0600) as {{\"provider\":\"{provider}\",\"connection\":\"{connection}\",\"refresh_token\":\"...\"}}; later refreshes keep it up to date",
-                path.display()
-            )
-        }
     })
 }
 

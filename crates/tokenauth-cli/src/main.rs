@@ -9,6 +9,7 @@ mod common;
 mod demo;
 mod explain;
 mod request;
+mod store_cmd;
 mod test_cmd;
 mod token;
 
@@ -139,8 +140,23 @@ enum Command {
         #[command(flatten)]
         conn: ConnectionArgs,
     },
+    /// Manage the token store (--store): `store put PROVIDER` gives a connection its first refresh token, read from stdin.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Prove a description works: inputs, login, injection and the provider's [test] request, step by step.
     Test {
+        /// The provider id.
+        provider: String,
+        #[command(flatten)]
+        conn: ConnectionArgs,
+    },
+}
+
+/// `tokenauth store …`.
+#[derive(Subcommand, Debug)]
+enum StoreCommand {
+    /// Store a connection's refresh token, read from stdin (never from the command line): the first token of a refresh-only provider, or a new one after a consent elsewhere.
+    Put {
         /// The provider id.
         provider: String,
         #[command(flatten)]
@@ -204,6 +220,9 @@ fn main() -> ExitCode {
             },
         )),
         Command::Test { provider, conn } => common::block_on(test_cmd::run(g, &provider, &conn)),
+        Command::Store(StoreCommand::Put { provider, conn }) => {
+            common::block_on(store_cmd::put(g, &provider, &conn))
+        }
     };
     outcome.into()
 }

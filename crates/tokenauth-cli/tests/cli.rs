@@ -219,3 +219,91 @@ fn a_redis_store_that_cannot_open_is_a_clear_error_without_the_password() {
         "{out}"
     );
 }
+
+/// `tokenauth store put` with `stdin` as the standard input.
+fn store_put(dir: &Path, stdin: &[u8], extra: &[&str]) -> (i32, String, String) {
+    use std::io::Write as _;
+    let mut args = vec!["--store", dir.to_str().unwrap(), "store", "put"];
+    args.extend(extra);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tokenauth"))
+        .args(&args)
+        .current_dir(root())
+        .env_remove("TOKENAUTH_CONFIG")
+        .env_remove("TOKENAUTH_STORE")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run tokenauth");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The first refresh token of a connection goes in through stdin, into the
+/// store the workers use; never printed. Bad input is exit 2, nothing
+/// stored.
+#[test]
+fn store_put_reads_a_refresh_token_from_stdin() {
+    use secrecy::ExposeSecret as _;
+    use tokenauth_core::store::{FileStore, StoreKey, TokenStore as _};
+
+    let dir = std::env::temp_dir().join(format!("tokenauth-store-put-{}", std::process::id()));
+    let token = "rt-from-the-console-0123456789";
+    let (code, out, err) = store_put(
+        &dir,
+        format!("{token}\n").as_bytes(),
+        &["twoba", "--connection", "acme"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        out,
+        format!(
+            "stored a refresh token for twoba, connection acme, in the file store {}; the next token request refreshes with it\n",
+            dir.display()
+        )
+    );
+    assert!(!out.contains(token) && !err.contains(token));
+    let stored = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(FileStore::new(&dir).read(&StoreKey {
+            provider: "twoba",
+            connection: "acme",
+        }))
+        .unwrap()
+        .refresh_token
+        .map(|t| t.expose_secret().to_owned());
+    assert_eq!(stored.as_deref(), Some(token));
+    // A second put replaces it, and says so.
+    let (code, out, _) = store_put(&dir, b"rt-second\n", &["twoba", "--connection", "acme"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("it replaces the one stored before"), "{out}");
+
+    for (stdin, args, says) in [
+        (&b""[..], &["twoba"][..], "stdin held no refresh token"),
+        (
+            b"two words\n",
+            &["twoba"],
+            "whitespace or control characters",
+        ),
+        (b"rt\n", &["reobtimaal"], "has no [refresh] table"),
+        (b"rt\n", &["nope"], "no provider `nope`"),
+    ] {
+        let (code, out, err) = store_put(&dir, stdin, args);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn store_put_without_a_store_says_which_to_give() {
+    let (code, text) = run_with(&["store", "put", "twoba"], &[]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("nothing would keep the token"), "{text}");
+}

@@ -304,7 +304,7 @@ pub enum Error {
     /// The provider only refreshes (no `[login]`) and the store holds no
     /// refresh token for this connection.
     #[error(
-        "provider `{provider}`, connection `{connection}`: no refresh token is stored and the provider has no [login] to get one: put a refresh token in the token store for this connection"
+        "provider `{provider}`, connection `{connection}`: no refresh token is stored and the provider has no [login] to get one: put a refresh token in the token store for this connection (`tokenauth store put {provider} --connection {connection}` reads one from stdin), or start it from an input with refresh.seed"
     )]
     NoRefreshToken {
         /// The provider id.

@@ -203,17 +203,27 @@ impl Acquirer<'_> {
     /// log in. Persists a new refresh token before returning.
     pub(crate) async fn run(&self) -> Result<Acquired, Error> {
         self.conn.check(self.provider)?;
-        let held = match self.provider.refresh {
+        let stored = match self.provider.refresh {
             Some(_) => self.load().await?,
             None => None,
+        };
+        // While the store holds none, a connection may start from its seed
+        // (`refresh.seed`): a refresh token that was never stored here, so
+        // the one the refresh returns is stored as the first.
+        let seed = self.provider.refresh.as_ref().and_then(|r| r.seed.as_ref());
+        let (held, mut seeded) = match (stored, seed) {
+            (Some(rt), _) => (Some(rt), false),
+            (None, Some(seed)) => (Some(SecretString::from(self.render(seed, None)?)), true),
+            (None, None) => (None, false),
         };
         if let (Some(refresh), Some(mut rt)) = (&self.provider.refresh, held) {
             // The second try uses a token another worker rotated in.
             for attempt in 0..2 {
                 let status = match self.refresh(refresh, &rt).await {
                     Ok(parsed) => {
+                        let used = (!seeded).then_some(&rt);
                         return self
-                            .finish(parsed, RequestKind::Refresh, Some(&rt), refresh.rotate)
+                            .finish(parsed, RequestKind::Refresh, used, refresh.rotate)
                             .await;
                     }
                     Err(RefreshFailure::Other(e)) => return Err(e),
@@ -227,6 +237,7 @@ impl Acquirer<'_> {
                     } if attempt == 0 => {
                         debug!(provider = %self.provider.id, connection = %self.conn.id(), "refresh token rejected; retrying with the one in the store");
                         rt = current;
+                        seeded = false;
                         continue;
                     }
                     _ => {}

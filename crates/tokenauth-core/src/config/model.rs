@@ -374,6 +374,12 @@ pub struct Refresh {
     pub rotate: bool,
     /// Which refresh failures mean "the refresh token is dead".
     pub on_error: RefreshOnError,
+    /// `seed = "{{ inputs.refresh_token }}"`: the refresh token a connection
+    /// starts from while the store holds none (a token from a provider's
+    /// console, or from a consent flow run elsewhere). Once a refresh
+    /// stores one, the stored token is used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<Template>,
 }
 
 /// `refresh.on_error`: a refresh failure that matches is handled by `action`;

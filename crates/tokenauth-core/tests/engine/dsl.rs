@@ -857,6 +857,64 @@ async fn a_refresh_only_provider_refreshes_and_fails_without_logging_in() {
     insta::assert_json_snapshot!("refresh_only_requests", snap);
 }
 
+/// `refresh.seed`: a refresh-only connection starts from its input while
+/// the store holds nothing; the rotated token is stored, and from then on
+/// the stored one is used, never the (spent) seed again.
+#[tokio::test]
+async fn a_refresh_only_connection_starts_from_its_seed_then_uses_the_store() {
+    let fake = Fake::start().await;
+    let toml = refresh_only(&fake, "Authorization", "Bearer {{ token.access }}").replace(
+        "inputs.client_id = { env = \"RO_CLIENT_ID\" }",
+        "inputs.client_id = { env = \"RO_CLIENT_ID\" }\ninputs.refresh_token = { env = \"RO_REFRESH_TOKEN\", secret = true }",
+    )
+    .replace("rotate = true", "rotate = true\nseed = \"{{ inputs.refresh_token }}\"");
+    let store = Arc::new(MemoryStore::new());
+    let (auth, clock) = engine(&toml, store.clone());
+    let (seed, r1, r2) = (
+        "seed-R0-from-the-console",
+        "refresh-one-R1",
+        "refresh-two-R2",
+    );
+    let conn = Connection::new("tenant")
+        .with_input("client_id", "cid-7")
+        .with_secret("refresh_token", seed);
+    fake.reply_json(
+        serde_json::json!({"access_token": "A1", "refresh_token": r1, "expires_in": 300}),
+    );
+    let cred = auth.credential_of("ro", Some(&conn)).await.unwrap();
+    assert_eq!(cred.access_token().unwrap().expose_secret(), "A1");
+    assert_eq!(stored(&store, "ro", "tenant").await.as_deref(), Some(r1));
+    // The next renewal refreshes with the stored token, not the seed.
+    assert!(
+        auth.provider("ro")
+            .unwrap()
+            .invalidate(Some(&conn), &cred)
+            .await
+    );
+    clock.advance(Duration::from_secs(1));
+    fake.reply_json(
+        serde_json::json!({"access_token": "A2", "refresh_token": r2, "expires_in": 300}),
+    );
+    let cred = auth.credential_of("ro", Some(&conn)).await.unwrap();
+    assert_eq!(cred.access_token().unwrap().expose_secret(), "A2");
+    assert_eq!(stored(&store, "ro", "tenant").await.as_deref(), Some(r2));
+    let sent: Vec<String> = fake
+        .token_requests()
+        .iter()
+        .map(|r| r.body.clone())
+        .collect();
+    assert!(sent[0].contains(seed) && sent[1].contains(r1), "{sent:?}");
+    // A rejected seed is a typed error that never shows it.
+    let fresh = Connection::new("other")
+        .with_input("client_id", "cid-7")
+        .with_secret("refresh_token", "seed-that-was-spent");
+    fake.reply(400, r#"{"error":"invalid_grant"}"#);
+    let err = auth.credential_of("ro", Some(&fresh)).await.unwrap_err();
+    assert!(matches!(err, Error::RefreshRejected { .. }), "{err:?}");
+    assert_hidden(&err.to_string(), &["seed-that-was-spent"]);
+    assert_eq!(stored(&store, "ro", "other").await, None);
+}
+
 /// A refresh-only provider that injects its access token, as any such
 /// provider would.
 #[tokio::test]

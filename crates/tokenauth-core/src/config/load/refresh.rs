@@ -79,11 +79,51 @@ pub(super) fn read(
                 RefreshErrorAction::Fail
             },
         });
+    let seed = table.template(
+        ctx,
+        scope,
+        "seed",
+        "The refresh token a connection starts from while the store holds none: a template of a secret input.",
+        TokenVars::None,
+    );
+    if let Some(seed) = &seed {
+        let public: Vec<&str> = seed
+            .vars()
+            .filter_map(|v| match v {
+                Var::Input(name) => Some(name.as_str()),
+                _ => None,
+            })
+            .filter(|name| {
+                scope
+                    .inputs
+                    .list
+                    .iter()
+                    .any(|i| i.name == *name && !i.secret)
+            })
+            .collect();
+        let at = table.peek("seed").map_or(table.at, |n| n.at());
+        if seed.is_literal() {
+            ctx.error(
+                at,
+                &table.child_path("seed"),
+                "`seed` is written literally: a refresh token is a secret and never belongs in the file",
+                Some(format!("read it from a secret input: seed = \"{{{{ inputs.refresh_token }}}}\" with [providers.{}.inputs] refresh_token = {{ env = \"...\", secret = true }}", scope.provider)),
+            );
+        } else if !public.is_empty() {
+            ctx.error(
+                at,
+                &table.child_path("seed"),
+                format!("`seed` uses the input `{}`, which is not secret: a refresh token must never be printed or logged", public.join("`, `")),
+                Some("add secret = true to the input".into()),
+            );
+        }
+    }
     let request = inherit(ctx, table, keys, url, login.request);
     Some(Refresh {
         request: request?,
         rotate,
         on_error,
+        seed,
     })
 }
 

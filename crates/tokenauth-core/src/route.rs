@@ -420,6 +420,10 @@ pub(crate) struct Router {
     prefixes: Vec<Prefix>,
     /// The prefixes with placeholders, rendered per connection.
     patterns: Vec<Pattern>,
+    /// Per provider: where its credential may go depends on the connection
+    /// ([`Provider::per_connection_api`](crate::config::Provider::per_connection_api)),
+    /// decided once here rather than per request.
+    per_connection: Vec<bool>,
 }
 
 impl Router {
@@ -436,7 +440,17 @@ impl Router {
             }
         }
         prefixes.sort_by_key(|p: &Prefix| std::cmp::Reverse(p.path.len()));
-        Router { prefixes, patterns }
+        let per_connection = providers.iter().map(|p| p.per_connection_api()).collect();
+        Router {
+            prefixes,
+            patterns,
+            per_connection,
+        }
+    }
+
+    /// Provider `provider`'s credential scope depends on the connection.
+    pub(crate) fn per_connection(&self, provider: usize) -> bool {
+        self.per_connection.get(provider).copied().unwrap_or(false)
     }
 
     /// The index (in `providers.iter()` order) of the provider whose longest
@@ -586,6 +600,7 @@ mod tests {
                 .map(|(i, u)| Prefix::new(&Url::parse(u).unwrap(), i).unwrap())
                 .collect(),
             patterns: Vec::new(),
+            per_connection: vec![false; prefixes.len()],
         };
         let uri: http::Uri = format!("https://h.example{path}").parse().unwrap();
         router.route(&Target::from_uri(&uri).unwrap(), |_, _| None)

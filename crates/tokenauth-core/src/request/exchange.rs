@@ -110,7 +110,7 @@ impl TokenAuth {
             return Err(request);
         }
         let connection = connection.cloned();
-        let scoped = self.inner.providers.providers[index].per_connection_api();
+        let scoped = self.inner.router.per_connection(index);
         Ok(Exchange {
             auth: Cow::Borrowed(self),
             index,
@@ -175,7 +175,7 @@ impl<R: HttpRequest> Exchange<'_, R> {
             Err(e) => return Err(transport.auth_error(e)),
         };
         let provider = &inner.providers.providers[index];
-        if provider.per_connection_api()
+        if inner.router.per_connection(index)
             && let Err(e) = within_scope(provider, conn, &credential, &request, origin.as_ref())
         {
             return Err(transport.auth_error(e));

@@ -51,6 +51,7 @@ pub(crate) fn sign(
     let mut header = Header::new(algorithm(a.algorithm));
     header.kid = a.kid.as_ref().map(&render).transpose()?;
     header.x5t = a.x5t.as_ref().map(&render).transpose()?;
+    header.x5t_s256 = a.x5t_s256.as_ref().map(&render).transpose()?;
     let key = render(&a.key)?;
     let key = key.trim().as_bytes();
     let is_pem = key.starts_with(b"-----BEGIN");
@@ -94,4 +95,91 @@ fn algorithm(a: JwtAlgorithm) -> Algorithm {
 /// 128 random bits, hex: unique per assertion (RFC 7523 §3, item 7).
 fn jti() -> String {
     format!("{:032x}", fastrand::u128(..))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use secrecy::ExposeSecret;
+
+    use super::*;
+    use crate::Providers;
+
+    const TOML: &str = r#"
+[providers.hs]
+api = ["https://api.example.com/"]
+inputs.email = { env = "HS_EMAIL" }
+inputs.secret = { env = "HS_SECRET", secret = true }
+login.url = "https://auth.example.com/token"
+login.fields = { grant_type = "urn:ietf:params:oauth:grant-type:jwt-bearer", assertion = "{{ assertion }}" }
+login.assertion = { algorithm = "HS256", key = "{{ inputs.secret }}", kid = "key-{{ inputs.email }}", lifetime = "5m", claims = { iss = "{{ inputs.email }}", aud = "https://auth.example.com/token", scope = "a b" } }
+expiry.ttl = "1h"
+inject = { header = "Authorization", value = "Bearer {{ token.access }}" }
+"#;
+
+    fn part(jwt: &str, i: usize) -> Value {
+        let text = jwt.split('.').nth(i).unwrap();
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(text).unwrap()).unwrap()
+    }
+
+    fn signed(conn: &Connection, now: SystemTime) -> Result<SecretString, Error> {
+        let providers = Providers::from_toml("hs.toml", TOML).unwrap();
+        let p = providers.get("hs").unwrap();
+        let a = p.login.as_ref().unwrap().assertion.as_ref().unwrap();
+        sign(p, conn, a, now, |t| {
+            Ok(t.render(|v| match v {
+                Var::Input(n) => conn.value(p, n),
+                _ => None,
+            })
+            .unwrap())
+        })
+    }
+
+    #[test]
+    fn claims_iat_exp_and_jti_come_from_the_engine() {
+        let conn = Connection::new("c")
+            .with_input("email", "robot@example.com")
+            .with_secret(
+                "secret",
+                SecretString::from("s3cret-s3cret-s3cret-s3cret-s3cr"),
+            );
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let jwt = signed(&conn, now).unwrap();
+        let header = part(jwt.expose_secret(), 0);
+        assert_eq!(header["alg"], "HS256");
+        assert_eq!(header["kid"], "key-robot@example.com");
+        let claims = part(jwt.expose_secret(), 1);
+        assert_eq!(claims["iss"], "robot@example.com");
+        assert_eq!(claims["aud"], "https://auth.example.com/token");
+        assert_eq!(claims["scope"], "a b");
+        assert_eq!(claims["iat"], 1_800_000_000u64);
+        assert_eq!(claims["exp"], 1_800_000_300u64);
+        let jti = claims["jti"].as_str().unwrap();
+        assert_eq!(jti.len(), 32);
+        let again = signed(&conn, now).unwrap();
+        assert_ne!(
+            part(again.expose_secret(), 1)["jti"],
+            jti,
+            "a fresh jti each time"
+        );
+        assert_eq!(claims.as_object().unwrap().len(), 6, "{claims}");
+    }
+
+    #[test]
+    fn a_pem_key_for_hs256_is_refused_without_quoting_it() {
+        let pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END PRIVATE KEY-----";
+        let conn = Connection::new("c")
+            .with_input("email", "robot@example.com")
+            .with_secret("secret", SecretString::from(pem));
+        let err = signed(&conn, SystemTime::now()).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("input `secret`") && text.contains("HS256"),
+            "{text}"
+        );
+        assert!(!text.contains("MIIEvQ") && !format!("{err:?}").contains("MIIEvQ"));
+    }
 }

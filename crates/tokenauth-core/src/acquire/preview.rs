@@ -153,6 +153,9 @@ fn assertion_label(m: &mut Masker<'_>, a: &Assertion) -> String {
     if let Some(x5t) = &a.x5t {
         out.push_str(&format!(", x5t={}", shown(m, x5t)));
     }
+    if let Some(x5t) = &a.x5t_s256 {
+        out.push_str(&format!(", x5t#S256={}", shown(m, x5t)));
+    }
     let claims: Vec<String> = a
         .claims
         .iter()

@@ -310,6 +310,10 @@ pub struct Assertion {
     /// certificate (Microsoft Entra certificate credentials).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub x5t: Option<Template>,
+    /// The `x5t#S256` header: the base64url SHA-256 thumbprint of the key's
+    /// certificate (what Microsoft Entra documents for PS256).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x5t_s256: Option<Template>,
     /// The claims, in file order (string values).
     #[serde(serialize_with = "ser::claims")]
     pub claims: Vec<(String, Template)>,

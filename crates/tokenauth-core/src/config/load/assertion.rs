@@ -84,6 +84,13 @@ pub(super) fn read(
         "The `x5t` header (a template): the base64url SHA-1 thumbprint of the key's certificate.",
         TokenVars::None,
     );
+    let x5t_s256 = table.template(
+        ctx,
+        scope,
+        "x5t_s256",
+        "The `x5t#S256` header (a template): the base64url SHA-256 thumbprint of the key's certificate.",
+        TokenVars::None,
+    );
     let claims = claims(ctx, scope, table);
     let lifetime = table.duration(
         ctx,
@@ -104,6 +111,7 @@ pub(super) fn read(
         key: key?,
         kid,
         x5t,
+        x5t_s256,
         claims,
         lifetime: lifetime?,
     })

@@ -343,10 +343,10 @@ fn verify(state: &State, jwt: &str, client_id: Option<&str>) -> Result<(), Strin
     if exp > now + state.max_lifetime.as_secs() + 60 {
         return Err("exp too far ahead".into());
     }
-    if let Some(id) = client_id {
-        if id != state.issuer || claims["sub"].as_str() != Some(id) {
-            return Err("client assertion: iss and sub must be the client_id".into());
-        }
+    if let Some(id) = client_id
+        && (id != state.issuer || claims["sub"].as_str() != Some(id))
+    {
+        return Err("client assertion: iss and sub must be the client_id".into());
     }
     let Some(jti) = claims["jti"].as_str() else {
         return Err("missing claim jti".into());

@@ -234,3 +234,52 @@ async fn a_key_that_does_not_parse_names_the_input_not_the_key() {
         "nothing sent"
     );
 }
+
+/// A token endpoint that answers `400` with the request body it got: the
+/// signed JWT comes back in the error body, and must not reach the error.
+#[tokio::test]
+async fn an_echoed_assertion_is_scrubbed_from_the_error() {
+    use http_body_util::{BodyExt as _, Full};
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        while let Ok((io, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let svc = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                    let body = req.into_body().collect().await.unwrap().to_bytes();
+                    let text = String::from_utf8_lossy(&body).replace("%2E", ".");
+                    let assertion = text
+                        .split('&')
+                        .find_map(|p| p.strip_prefix("assertion="))
+                        .unwrap_or_default()
+                        .to_owned();
+                    let reply = serde_json::json!({"error": "invalid_grant", "error_description": format!("bad assertion {assertion}")});
+                    let mut r =
+                        hyper::Response::new(Full::new(bytes::Bytes::from(reply.to_string())));
+                    *r.status_mut() = hyper::StatusCode::BAD_REQUEST;
+                    Ok::<_, std::convert::Infallible>(r)
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(io), svc)
+                    .await;
+            });
+        }
+    });
+    let url = format!("http://{addr}/token");
+    let k = rsa();
+    let auth = engine(&bearer_toml(&url, &url), Arc::new(ManualClock::new()));
+    let err = auth
+        .credential_of("sa", Some(&sa(&k.private_pem)))
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    let Error::Status { body, .. } = &err else {
+        panic!("{err:?}");
+    };
+    assert!(body.contains("bad assertion"), "{body}");
+    assert_no_secret(&err, &k);
+    server.abort();
+}

@@ -176,7 +176,7 @@ impl Connection {
         template
             .render(|var| match var {
                 Var::Input(name) => self.value(provider, name),
-                Var::TokenAccess | Var::TokenRefresh => None,
+                Var::TokenAccess | Var::TokenRefresh | Var::Assertion => None,
             })
             .map_err(|var| crate::inject::missing(provider, self, &var))
     }

@@ -68,6 +68,25 @@ pub enum Error {
         env: Option<String>,
     },
 
+    /// The signing key of a `login.assertion` could not be used: not a PEM
+    /// key of the algorithm's kind, or a PEM key where HS256 needs a shared
+    /// secret. The key is never quoted. Nothing was sent.
+    #[error(
+        "provider `{provider}`, connection `{connection}`: the {algorithm} signing key in input `{input}` {reason}"
+    )]
+    AssertionKey {
+        /// The provider id.
+        provider: String,
+        /// The connection id.
+        connection: String,
+        /// The (secret) input holding the key.
+        input: String,
+        /// The algorithm, as written (`RS256`).
+        algorithm: &'static str,
+        /// What is wrong and how to fix it (never the key).
+        reason: &'static str,
+    },
+
     /// An input's value is not allowed: it breaks the input's `pattern` or
     /// `one_of`, or does not fit its place in a URL (a host that is not DNS
     /// labels, say). Nothing was sent.
@@ -467,6 +486,7 @@ impl Error {
             Error::Config(_) | Error::HttpClient(_) => None,
             Error::UnknownProvider { provider }
             | Error::MissingInput { provider, .. }
+            | Error::AssertionKey { provider, .. }
             | Error::InvalidInput { provider, .. }
             | Error::ApiBase { provider, .. }
             | Error::OutsideApiBase { provider, .. }

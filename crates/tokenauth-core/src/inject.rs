@@ -426,7 +426,7 @@ impl Injection {
             Var::Input(name) if conn.is_secret(provider, name) => Some(WRONG_CREDENTIAL),
             Var::Input(name) => conn.value(provider, name),
             Var::TokenAccess => Some(WRONG_CREDENTIAL),
-            Var::TokenRefresh => None,
+            Var::TokenRefresh | Var::Assertion => None,
         })
     }
 }
@@ -441,7 +441,7 @@ pub(crate) fn render(
     render_with(provider, conn, |var| match var {
         Var::Input(name) => conn.value(provider, name),
         Var::TokenAccess => access.map(|a| a.expose_secret()),
-        Var::TokenRefresh => None,
+        Var::TokenRefresh | Var::Assertion => None,
     })
 }
 
@@ -532,7 +532,7 @@ pub(crate) fn missing(provider: &Provider, conn: &Connection, var: &Var) -> Erro
         },
         // Loading guarantees token placeholders only appear where the token
         // is known; reaching this means a token was absent.
-        Var::TokenAccess | Var::TokenRefresh => Error::InvalidHeaderValue {
+        Var::TokenAccess | Var::TokenRefresh | Var::Assertion => Error::InvalidHeaderValue {
             provider: provider.id.clone(),
             what: format!("template (`{{{{ {var} }}}}` has no value here)"),
         },

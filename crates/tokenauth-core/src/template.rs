@@ -1,6 +1,6 @@
 //! Logic-free `{{ ... }}` templates, parsed once when the description is loaded.
 //!
-//! A template is literal text with placeholders. There are exactly three kinds
+//! A template is literal text with placeholders. There are exactly four kinds
 //! of placeholder, and nothing else (no filters, no conditionals, no escapes):
 //!
 //! | placeholder             | replaced by                                        |
@@ -8,6 +8,8 @@
 //! | `{{ inputs.NAME }}`     | the connection's value of the declared input NAME  |
 //! | `{{ token.access }}`    | the current access token (inject templates only)   |
 //! | `{{ token.refresh }}`   | the current refresh token (refresh fields only)    |
+//! | `{{ assertion }}`       | a freshly signed JWT (token requests of a provider |
+//! |                         | with a `login.assertion` table only)               |
 //!
 //! Whitespace inside the braces is optional. Literal text is kept byte for byte,
 //! so `bearer {{ token.access }}` renders with a lower-case `bearer`.
@@ -34,6 +36,9 @@ pub enum Var {
     TokenAccess,
     /// `{{ token.refresh }}`: the refresh token.
     TokenRefresh,
+    /// `{{ assertion }}`: a JWT signed for this token request (RFC 7523),
+    /// from the provider's `login.assertion` table.
+    Assertion,
 }
 
 impl fmt::Display for Var {
@@ -42,6 +47,7 @@ impl fmt::Display for Var {
             Var::Input(name) => write!(f, "inputs.{name}"),
             Var::TokenAccess => f.write_str("token.access"),
             Var::TokenRefresh => f.write_str("token.refresh"),
+            Var::Assertion => f.write_str("assertion"),
         }
     }
 }
@@ -168,6 +174,7 @@ fn parse_var(name: &str) -> Result<Var, String> {
     match name {
         "token.access" => return Ok(Var::TokenAccess),
         "token.refresh" => return Ok(Var::TokenRefresh),
+        "assertion" => return Ok(Var::Assertion),
         _ => {}
     }
     if let Some(input) = name.strip_prefix("inputs.") {
@@ -201,7 +208,7 @@ fn parse_var(name: &str) -> Result<Var, String> {
         ));
     }
     Err(format!(
-        "unknown placeholder `{name}`: placeholders are `inputs.NAME`, `token.access` and `token.refresh`"
+        "unknown placeholder `{name}`: placeholders are `inputs.NAME`, `token.access`, `token.refresh` and `assertion`"
     ))
 }
 

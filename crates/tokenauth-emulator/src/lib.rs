@@ -233,6 +233,7 @@ pub mod documented;
 mod faults;
 mod handler;
 mod host;
+pub mod jwt_bearer;
 mod server;
 mod shapes;
 mod state;

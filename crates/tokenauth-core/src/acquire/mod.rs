@@ -33,6 +33,7 @@
 //!   compare-and-set against the token that was used: a worker that lost a
 //!   race never overwrites or deletes the winner's token.
 
+mod assertion;
 mod parse;
 mod preview;
 pub(crate) mod scrub;
@@ -136,6 +137,8 @@ struct Reply {
     retry_after: Option<Duration>,
     /// The media type of `Content-Type`, sanitised (see [`media_type`]).
     content_type: Option<String>,
+    /// The JWT the request sent (`{{ assertion }}`), for the scrubber.
+    assertion: Option<SecretString>,
 }
 
 /// Why a refresh failed.
@@ -363,16 +366,22 @@ impl Acquirer<'_> {
     /// The scrubber for errors about a `kind` request: it knows the
     /// connection's secrets, the refresh token sent and the request's Basic
     /// credentials (as they went on the wire, base64).
-    fn scrubber<'s>(&'s self, kind: RequestKind, rt: Option<&'s SecretString>) -> Scrubber<'s> {
+    fn scrubber<'s>(
+        &'s self,
+        kind: RequestKind,
+        rt: Option<&'s SecretString>,
+        assertion: Option<&'s SecretString>,
+    ) -> Scrubber<'s> {
         let scrubber = Scrubber::new(
             self.conn
                 .secret_values(self.provider)
-                .chain(rt.map(|r| r.expose_secret())),
+                .chain(rt.map(|r| r.expose_secret()))
+                .chain(assertion.map(|a| a.expose_secret())),
         );
         let Some(basic) = self.request(kind).and_then(|r| r.basic.as_ref()) else {
             return scrubber;
         };
-        let raw = |t| self.render(t, rt).ok();
+        let raw = |t| self.render_sent(t, rt, assertion).ok();
         let (Some(user), Some(pass)) = (raw(&basic.username), raw(&basic.password)) else {
             return scrubber;
         };
@@ -402,7 +411,9 @@ impl Acquirer<'_> {
                 request: kind,
                 url,
                 status: reply.status,
-                body: self.scrubber(kind, rt).excerpt(&reply.body),
+                body: self
+                    .scrubber(kind, rt, reply.assertion.as_ref())
+                    .excerpt(&reply.body),
                 retry_after: reply.retry_after,
             });
         }
@@ -437,7 +448,9 @@ impl Acquirer<'_> {
             if let Error::MissingField { keys: text, .. }
             | Error::InvalidExpiry { reason: text, .. } = &mut e
             {
-                *text = self.scrubber(kind, rt).scrub(text);
+                *text = self
+                    .scrubber(kind, rt, reply.assertion.as_ref())
+                    .scrub(text);
             }
             e
         })?;
@@ -543,9 +556,20 @@ impl Acquirer<'_> {
     }
 
     fn render(&self, t: &Template, rt: Option<&SecretString>) -> Result<String, Error> {
+        self.render_sent(t, rt, None)
+    }
+
+    /// [`render`](Self::render) in a token request that sends `assertion`.
+    fn render_sent(
+        &self,
+        t: &Template,
+        rt: Option<&SecretString>,
+        assertion: Option<&SecretString>,
+    ) -> Result<String, Error> {
         t.render(|var| match var {
             Var::Input(name) => self.conn.value(self.provider, name),
             Var::TokenRefresh => rt.map(|r| r.expose_secret()),
+            Var::Assertion => assertion.map(|a| a.expose_secret()),
             Var::TokenAccess => None,
         })
         .map_err(|var| crate::inject::missing(self.provider, self.conn, &var))
@@ -557,9 +581,10 @@ impl Acquirer<'_> {
         &self,
         basic: &crate::config::BasicAuth,
         rt: Option<&SecretString>,
+        assertion: Option<&SecretString>,
     ) -> Result<(String, String), Error> {
-        let user = self.render(&basic.username, rt)?;
-        let pass = self.render(&basic.password, rt)?;
+        let user = self.render_sent(&basic.username, rt, assertion)?;
+        let pass = self.render_sent(&basic.password, rt, assertion)?;
         Ok(crate::inject::client_basic_parts(
             user,
             pass,
@@ -570,7 +595,7 @@ impl Acquirer<'_> {
     fn is_secret(&self, t: &Template) -> bool {
         t.vars().any(|v| match v {
             Var::Input(name) => self.conn.is_secret(self.provider, name),
-            Var::TokenAccess | Var::TokenRefresh => true,
+            Var::TokenAccess | Var::TokenRefresh | Var::Assertion => true,
         })
     }
 
@@ -579,14 +604,29 @@ impl Acquirer<'_> {
         kind: RequestKind,
         req: &TokenRequest,
         rt: Option<&SecretString>,
-    ) -> Result<reqwest::Request, Error> {
+    ) -> Result<(reqwest::Request, Option<SecretString>), Error> {
         let bad_header = |what: String| Error::InvalidHeaderValue {
             provider: self.provider.id.clone(),
             what,
         };
+        // A fresh JWT per request, retries included (a new iat and jti).
+        let assertion = match &req.assertion {
+            Some(a) => Some(assertion::sign(
+                self.provider,
+                self.conn,
+                a,
+                self.clock.now(),
+                |t| self.render(t, rt),
+            )?),
+            None => None,
+        };
+        let sent = assertion.as_ref();
         let mut fields = Vec::with_capacity(req.fields.len());
         for (name, v) in &req.fields {
-            fields.push((name.as_str(), v.try_map(&mut |t| self.render(t, rt))?));
+            fields.push((
+                name.as_str(),
+                v.try_map(&mut |t| self.render_sent(t, rt, sent))?,
+            ));
         }
         let mut url = self.conn.render_url(self.provider, &req.url)?;
         let sent_to = url.to_string();
@@ -615,19 +655,19 @@ impl Acquirer<'_> {
         })?;
         let headers = request.headers_mut();
         for (name, t) in &req.headers {
-            let mut value = http::HeaderValue::try_from(self.render(t, rt)?)
+            let mut value = http::HeaderValue::try_from(self.render_sent(t, rt, sent)?)
                 .map_err(|_| bad_header(format!("{kind} header `{name}`")))?;
             value.set_sensitive(self.is_secret(t));
             headers.insert(name.clone(), value);
         }
         if let Some(basic) = &req.basic {
-            let (user, pass) = self.client_basic(basic, rt)?;
+            let (user, pass) = self.client_basic(basic, rt, sent)?;
             let mut value = http::HeaderValue::try_from(crate::inject::basic_value(&user, &pass))
                 .map_err(|_| bad_header(format!("{kind} basic credentials")))?;
             value.set_sensitive(true);
             headers.insert(AUTHORIZATION, value);
         }
-        Ok(request)
+        Ok((request, assertion))
     }
 
     /// Sends the request, retrying 5xx / 429 / transport failures.
@@ -639,10 +679,13 @@ impl Acquirer<'_> {
     ) -> Result<Reply, Error> {
         let mut retry = 0;
         loop {
-            let request = self.build(kind, req, rt)?;
+            let (request, assertion) = self.build(kind, req, rt)?;
             self.counters.token_request();
             let started = Instant::now();
-            let result = self.send_once(kind, req, request).await;
+            let result = self
+                .send_once(kind, req, request)
+                .await
+                .map(|reply| Reply { assertion, ..reply });
             let elapsed_ms = started.elapsed().as_millis() as u64;
             let wait = match &result {
                 Ok(reply) => {
@@ -753,6 +796,7 @@ impl Acquirer<'_> {
             header_names,
             retry_after,
             content_type,
+            assertion: None,
         })
     }
 }

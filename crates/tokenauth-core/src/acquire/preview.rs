@@ -36,7 +36,7 @@ use std::fmt;
 use http::Method;
 
 use super::encode_body;
-use crate::config::{FieldValue, Provider, TokenRequest};
+use crate::config::{Assertion, FieldValue, Provider, TokenRequest};
 use crate::connection::Connection;
 use crate::error::RequestKind;
 use crate::template::{Template, Var};
@@ -82,6 +82,9 @@ struct Masker<'a> {
     provider: &'a Provider,
     conn: &'a Connection,
     labels: Vec<String>,
+    /// What `{{ assertion }}` shows: the JWT's algorithm, headers and
+    /// claims, never the signed token.
+    assertion: Option<String>,
 }
 
 const MARK: &str = "TOKENAUTHMASK";
@@ -113,6 +116,11 @@ impl<'a> Masker<'a> {
                 }
                 Var::TokenAccess => marker("[access token]".to_owned()),
                 Var::TokenRefresh => marker("[refresh token]".to_owned()),
+                Var::Assertion => marker(
+                    self.assertion
+                        .clone()
+                        .unwrap_or_else(|| "[signed JWT]".to_owned()),
+                ),
             };
             owned.push(value);
         }
@@ -132,6 +140,37 @@ impl<'a> Masker<'a> {
     }
 }
 
+/// `[signed JWT: RS256, kid=k1, claims iss=a, aud=b; exp = iat + 1h, jti random]`.
+fn assertion_label(m: &mut Masker<'_>, a: &Assertion) -> String {
+    let mut out = format!("[signed JWT: {}", a.algorithm.as_str());
+    let shown = |m: &mut Masker<'_>, t: &Template| {
+        let v = m.render(t);
+        m.unmask(&v)
+    };
+    if let Some(kid) = &a.kid {
+        out.push_str(&format!(", kid={}", shown(m, kid)));
+    }
+    if let Some(x5t) = &a.x5t {
+        out.push_str(&format!(", x5t={}", shown(m, x5t)));
+    }
+    if let Some(x5t) = &a.x5t_s256 {
+        out.push_str(&format!(", x5t#S256={}", shown(m, x5t)));
+    }
+    let claims: Vec<String> = a
+        .claims
+        .iter()
+        .map(|(name, t)| format!("{name}={}", shown(m, t)))
+        .collect();
+    if !claims.is_empty() {
+        out.push_str(&format!(", claims {}", claims.join(", ")));
+    }
+    out.push_str(&format!(
+        "; exp = iat + {}, jti random]",
+        humantime::format_duration(a.lifetime)
+    ));
+    out
+}
+
 /// The login (`kind = Login`) or refresh request `provider` would send for
 /// `conn`, secrets masked. `None` when the provider has no such request.
 pub fn preview_token_request(
@@ -147,7 +186,9 @@ pub fn preview_token_request(
         provider,
         conn,
         labels: Vec::new(),
+        assertion: None,
     };
+    m.assertion = req.assertion.as_ref().map(|a| assertion_label(&mut m, a));
     let fields: Vec<(&str, FieldValue<String>)> = req
         .fields
         .iter()
@@ -208,6 +249,7 @@ pub fn preview_injection(provider: &Provider, conn: &Connection) -> Vec<(String,
         provider,
         conn,
         labels: Vec::new(),
+        assertion: None,
     };
     let inject = &provider.inject;
     let mut out = Vec::new();

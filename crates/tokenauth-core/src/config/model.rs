@@ -269,6 +269,83 @@ pub struct TokenRequest {
     /// How long the whole request may take. Defaults to 30 seconds.
     #[serde(serialize_with = "ser::duration")]
     pub timeout: Duration,
+    /// The JWT signed for each request (`login.assertion`), which the
+    /// `{{ assertion }}` placeholder of its fields and headers sends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assertion: Option<Assertion>,
+}
+
+impl TokenRequest {
+    /// Whether a field, header or the basic credentials send
+    /// `{{ assertion }}`.
+    pub(crate) fn sends_assertion(&self) -> bool {
+        let uses = |t: &Template| t.vars().any(|v| *v == crate::template::Var::Assertion);
+        self.fields
+            .iter()
+            .any(|(_, v)| v.texts().into_iter().any(uses))
+            || self.headers.iter().any(|(_, t)| uses(t))
+            || self
+                .basic
+                .as_ref()
+                .is_some_and(|b| uses(&b.username) || uses(&b.password))
+    }
+}
+
+/// An RFC 7523 JWT the engine signs afresh for every token request: the
+/// `assertion` of the jwt-bearer grant, or the `client_assertion` of
+/// `private_key_jwt` client authentication. `iat` (the engine's clock),
+/// `exp` (`iat` + `lifetime`) and `jti` (random) are set by the engine.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct Assertion {
+    /// The signing algorithm.
+    pub algorithm: JwtAlgorithm,
+    /// The key: a template of secret inputs only, holding a PEM private key
+    /// (or the shared secret for HS256).
+    pub key: Template,
+    /// The `kid` header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kid: Option<Template>,
+    /// The `x5t` header: the base64url SHA-1 thumbprint of the key's
+    /// certificate (Microsoft Entra certificate credentials).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x5t: Option<Template>,
+    /// The `x5t#S256` header: the base64url SHA-256 thumbprint of the key's
+    /// certificate (what Microsoft Entra documents for PS256).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x5t_s256: Option<Template>,
+    /// The claims, in file order (string values).
+    #[serde(serialize_with = "ser::claims")]
+    pub claims: Vec<(String, Template)>,
+    /// `exp` - `iat`.
+    #[serde(serialize_with = "ser::duration")]
+    pub lifetime: Duration,
+}
+
+/// A JWS algorithm an [`Assertion`] is signed with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub enum JwtAlgorithm {
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (an RSA private key).
+    RS256,
+    /// RSASSA-PSS with SHA-256 (an RSA private key).
+    PS256,
+    /// ECDSA on P-256 with SHA-256 (an EC private key).
+    ES256,
+    /// HMAC with SHA-256 (a shared secret).
+    HS256,
+}
+
+impl JwtAlgorithm {
+    /// The name as written (`"RS256"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JwtAlgorithm::RS256 => "RS256",
+            JwtAlgorithm::PS256 => "PS256",
+            JwtAlgorithm::ES256 => "ES256",
+            JwtAlgorithm::HS256 => "HS256",
+        }
+    }
 }
 
 /// A body field's value: a template, or (only in a JSON body) a number, a
@@ -765,6 +842,15 @@ mod ser {
 
     pub(super) fn header_name<S: Serializer>(h: &HeaderName, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(h.as_str())
+    }
+
+    pub(super) fn claims<S: Serializer>(c: &[(String, Template)], s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(c.len()))?;
+        for (name, value) in c {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
     }
 
     pub(super) fn headers<S: Serializer>(

@@ -6,6 +6,7 @@ mod concurrency;
 mod dsl;
 mod faults;
 mod helpers;
+mod jwt;
 mod refresh;
 mod rejections;
 mod secrets;

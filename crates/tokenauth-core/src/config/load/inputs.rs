@@ -8,12 +8,30 @@ use super::values::{ENV_NAME_PATTERN, shape};
 use crate::config::model::{Input, InputPattern};
 
 /// What a provider's templates may refer to.
+#[derive(Clone, Copy)]
 pub(super) struct Scope<'p> {
     pub(super) provider: &'p str,
     pub(super) inputs: &'p Inputs,
     /// The provider fetches tokens: it has a `[login]` or a `[refresh]`
     /// table (a refresh-only provider starts from a stored refresh token).
     pub(super) fetches: bool,
+    /// The provider has a `login.assertion` table (written, whether or not
+    /// it loaded): `{{ assertion }}` names something.
+    pub(super) has_assertion: bool,
+    /// `{{ assertion }}` may be used in the templates read with this scope
+    /// (the fields, headers and basic of the token requests).
+    pub(super) assertion_here: bool,
+}
+
+impl Scope<'_> {
+    /// This scope, where `{{ assertion }}` may be used when the provider has
+    /// an assertion table.
+    pub(super) fn token_request(self) -> Self {
+        Scope {
+            assertion_here: true,
+            ..self
+        }
+    }
 }
 
 /// A provider's inputs, and what could not be read of them: a template that

@@ -2,6 +2,7 @@
 
 use http::Method;
 
+use super::assertion;
 use super::inputs::Scope;
 use super::report::Ctx;
 use super::request::{self, DEFAULT_TIMEOUT};
@@ -30,19 +31,20 @@ pub(super) fn read(
         url,
         "set url = \"https://.../token\" (the token endpoint)",
     );
-    let keys = request::read(ctx, scope, table, TokenVars::None);
-    if let Some(v) = table.misplaced(ctx, "rotate") {
-        ctx.error(
-            v.at(),
-            &table.child_path("rotate"),
-            "`rotate` belongs in the [refresh] table",
-            Some(format!("move it to [providers.{}.refresh]", scope.provider)),
-        );
-    }
+    let assertion = table
+        .table(
+            ctx,
+            "assertion",
+            "A JWT (RFC 7523) signed for each token request, sent by the {{ assertion }} placeholder: the assertion of the jwt-bearer grant or a client_assertion (private_key_jwt).",
+            "an [assertion] table",
+            |ctx, t| assertion::read(ctx, scope, t),
+        )
+        .flatten();
+    let keys = request::read(ctx, &scope.token_request(), table, TokenVars::None);
     let method = keys.method.unwrap_or(Method::POST);
     let body = keys.body.unwrap_or(BodyFormat::Form);
     request::check_nested(ctx, keys.nested.as_ref(), body, &method, &table.path);
-    Some(TokenRequest {
+    let request = TokenRequest {
         url: url?,
         method,
         body,
@@ -50,5 +52,18 @@ pub(super) fn read(
         headers: keys.headers.unwrap_or_default(),
         basic: keys.basic.flatten(),
         timeout: keys.timeout.unwrap_or(DEFAULT_TIMEOUT),
-    })
+        assertion,
+    };
+    if let Some(a) = table.peek("assertion")
+        && keys.templates_ok
+        && !request.sends_assertion()
+    {
+        ctx.error(
+            a.at(),
+            &table.child_path("assertion"),
+            "an assertion table, but no field sends `{{ assertion }}`",
+            Some("send it: fields = { grant_type = \"urn:ietf:params:oauth:grant-type:jwt-bearer\", assertion = \"{{ assertion }}\" } (or client_assertion = \"{{ assertion }}\" for private_key_jwt)".into()),
+        );
+    }
+    Some(request)
 }

@@ -20,6 +20,7 @@
 //!
 //! [`Diagnostic`]: crate::config::Diagnostic
 
+mod assertion;
 mod expiry;
 mod inject;
 mod inputs;

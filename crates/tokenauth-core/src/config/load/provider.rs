@@ -44,6 +44,11 @@ pub(super) fn read(ctx: &mut Ctx<'_>, id: &str, table: &mut Table<'_, '_>) -> Op
         provider: id,
         inputs: &inputs,
         fetches: login_written || table.peek("refresh").is_some(),
+        has_assertion: table
+            .peek("login")
+            .and_then(|login| login.get("assertion"))
+            .is_some(),
+        assertion_here: false,
     };
     let errors_before_api = ctx.errors();
     let api = api(ctx, &scope, table, api_node, allow_insecure_http);

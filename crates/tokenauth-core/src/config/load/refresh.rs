@@ -52,7 +52,7 @@ pub(super) fn read(
             login.request.map(|l| l.url.clone())
         }
     };
-    let keys = request::read(ctx, scope, table, TokenVars::Refresh);
+    let keys = request::read(ctx, &scope.token_request(), table, TokenVars::Refresh);
     table.required("fields");
     let rotate = table
         .bool(
@@ -196,7 +196,7 @@ fn inherit(
         .body
         .unwrap_or(login.map_or(BodyFormat::Form, |l| l.body));
     request::check_nested(ctx, keys.nested.as_ref(), body, &method, &table.path);
-    Some(TokenRequest {
+    let mut request = TokenRequest {
         url: url?,
         method,
         body,
@@ -206,7 +206,13 @@ fn inherit(
         timeout: keys
             .timeout
             .unwrap_or(login.map_or(DEFAULT_TIMEOUT, |l| l.timeout)),
-    })
+        assertion: None,
+    };
+    // A refresh that sends `{{ assertion }}` signs it as the login does.
+    if request.sends_assertion() {
+        request.assertion = login.and_then(|l| l.assertion.clone());
+    }
+    Some(request)
 }
 
 /// A refresh request must carry `{{ token.refresh }}` somewhere.

@@ -454,6 +454,18 @@ pub(super) fn template(
                     "a provider with static credentials injects its inputs directly, e.g. password = \"{{ inputs.token }}\"".to_owned(),
                 )
             }),
+            Var::Assertion if !scope.has_assertion => Some((
+                "`{{ assertion }}` used by a provider without a [login.assertion] table".to_owned(),
+                format!(
+                    "add [providers.{}.login.assertion] with algorithm, key, claims and lifetime: it says how to sign the JWT this placeholder sends",
+                    scope.provider
+                ),
+            )),
+            Var::Assertion if !scope.assertion_here => Some((
+                "`{{ assertion }}` cannot be used here".to_owned(),
+                "the signed JWT is only sent in [login] and [refresh] fields, headers and basic"
+                    .to_owned(),
+            )),
             Var::TokenRefresh if tokens != TokenVars::Refresh => Some((
                 "`{{ token.refresh }}` cannot be used here".to_owned(),
                 "the refresh token is only known in [refresh] fields, headers and basic".to_owned(),

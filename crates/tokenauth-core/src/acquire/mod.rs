@@ -518,6 +518,7 @@ impl Acquirer<'_> {
         match kind {
             RequestKind::Refresh => self.provider.refresh.as_ref().map(|r| &r.request),
             RequestKind::Login => self.provider.login.as_ref(),
+            RequestKind::Device => self.provider.device.as_ref().map(|d| &d.request),
         }
     }
 

@@ -142,6 +142,7 @@ pub fn preview_token_request(
     let req: &TokenRequest = match kind {
         RequestKind::Login => provider.login.as_ref()?,
         RequestKind::Refresh => &provider.refresh.as_ref()?.request,
+        RequestKind::Device => &provider.device.as_ref()?.request,
     };
     let mut m = Masker {
         provider,

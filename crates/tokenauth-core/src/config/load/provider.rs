@@ -9,7 +9,7 @@ use super::report::Ctx;
 use super::table::Table;
 use super::tree::{Kind, Node};
 use super::values::{check_url, shape};
-use super::{expiry, inject, login, on_unauthorized, refresh, response, test};
+use super::{device, expiry, inject, login, on_unauthorized, refresh, response, test};
 use crate::config::model::{Expiry, Inject, Provider, Response, TestRequest};
 use crate::template::Var;
 
@@ -73,6 +73,26 @@ pub(super) fn read(ctx: &mut Ctx<'_>, id: &str, table: &mut Table<'_, '_>) -> Op
             },
         )
         .flatten();
+    let device = table
+        .table(
+            ctx,
+            "device",
+            "The device authorization grant (RFC 8628): the device authorization request; the polls go to the login's (or refresh's) url.",
+            "a [device] table",
+            |ctx, t| device::read(ctx, &scope, t, insecure),
+        )
+        .flatten();
+    if let Some(node) = table.peek("device")
+        && node.entries().is_some()
+        && !scope.fetches
+    {
+        ctx.error(
+            node.at(),
+            &table.child_path("device"),
+            "a [device] table but no token endpoint to poll",
+            Some(format!("the device code is traded for tokens at the token endpoint: add [providers.{id}.login] (or [providers.{id}.refresh]) with its url")),
+        );
+    }
     let response = table
         .table(
             ctx,
@@ -145,6 +165,7 @@ pub(super) fn read(ctx: &mut Ctx<'_>, id: &str, table: &mut Table<'_, '_>) -> Op
         inputs: inputs.list,
         login,
         refresh,
+        device,
         response,
         expiry,
         inject: inject?,

@@ -361,6 +361,23 @@ pub enum Error {
         reason: DeviceFailure,
     },
 
+    /// The device authorization reply lacks a value the grant needs, or
+    /// has one of the wrong type (a code that is not a string, a lifetime
+    /// that is not a positive number).
+    #[error(
+        "provider `{provider}`: the device authorization reply has no usable value at `{pointer}` (device.reply.{key}); it has the keys [{keys}]: point device.reply.{key} at the right key"
+    )]
+    DeviceReply {
+        /// The provider id.
+        provider: String,
+        /// The `[device.reply]` key.
+        key: &'static str,
+        /// The JSON pointer.
+        pointer: String,
+        /// The top-level keys the reply does have (names only).
+        keys: String,
+    },
+
     /// The token store failed.
     #[error(
         "provider `{provider}`, connection `{connection}`: the token store could not {action} (the cause, this error's source, says what failed and how to fix it)"
@@ -532,6 +549,7 @@ impl Error {
             | Error::RefreshRejected { provider, .. }
             | Error::NoRefreshToken { provider, .. }
             | Error::Device { provider, .. }
+            | Error::DeviceReply { provider, .. }
             | Error::Store { provider, .. }
             | Error::StoreUnavailable { provider, .. }
             | Error::BackedOff { provider, .. }

@@ -151,7 +151,7 @@ mod url_template;
 pub use cache::{Credential, Stats, TokenAuth, TokenAuthBuilder, TokenId};
 pub use config::{ConfigErrors, Diagnostic, LoadError, Provider, Providers};
 pub use connection::{Connection, DEFAULT_CONNECTION};
-pub use device::DeviceAuthorization;
+pub use device::{DeviceAuthorization, DeviceGrant};
 pub use error::{DeviceFailure, Error, RequestKind};
 pub use inject::Injection;
 pub use request::{NoAuth, ProviderHandle};

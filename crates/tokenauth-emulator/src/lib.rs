@@ -246,7 +246,9 @@ pub use config::{
     TWOBA_DEMO_CLIENT_SECRET, TWOBA_DEMO_PASSWORD, TWOBA_DEMO_USERNAME, tenant_password,
     tenant_username,
 };
-pub use device::{DEVICE_CLIENT_ID, DEVICE_GRANT, DEVICE_PREFIX, DEVICE_USER, DeviceCodeState, DeviceStats};
+pub use device::{
+    DEVICE_CLIENT_ID, DEVICE_GRANT, DEVICE_PREFIX, DEVICE_USER, DeviceCodeState, DeviceStats,
+};
 pub use faults::{
     DEFAULT_OVERSIZED_BYTES, FaultUpdate, Latency, LatencyMs, ProviderKnobs, ReplyFault,
     ReplyFaultSpec, StatusFault,

@@ -274,7 +274,12 @@ impl Emulator {
     /// A URL of the device grant fixture: `device_url("/oauth/token")` ->
     /// `http://127.0.0.1:PORT/device/oauth/token`.
     pub fn device_url(&self, path: &str) -> String {
-        format!("http://{}{}{}", self.addr, crate::device::DEVICE_PREFIX, path)
+        format!(
+            "http://{}{}{}",
+            self.addr,
+            crate::device::DEVICE_PREFIX,
+            path
+        )
     }
 
     /// The device fixture's counters and poll log.

@@ -33,6 +33,7 @@
 //!   compare-and-set against the token that was used: a worker that lost a
 //!   race never overwrites or deletes the winner's token.
 
+pub(crate) mod device;
 mod parse;
 mod preview;
 pub(crate) mod scrub;

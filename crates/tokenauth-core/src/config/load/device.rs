@@ -55,8 +55,9 @@ pub(super) fn read(
         )
         .map_or_else(|| " ".to_owned(), |(s, _)| s.to_owned());
     if !scopes.is_empty() && keys.fields.iter().any(|(name, _)| name == "scope") {
+        let at = table.peek("scopes").map_or(table.at, |n| n.at());
         ctx.error(
-            table.at,
+            at,
             &table.child_path("scopes"),
             "both `scopes` and a `scope` field: the scope would be sent twice",
             Some("keep one: list the scopes in `scopes` and remove fields.scope".into()),

@@ -1,40 +1,4 @@
-//! The device authorization grant (RFC 8628): a person approves the
-//! connection on another device, and the engine polls the token endpoint
-//! until they have.
-//!
-//! 1. [`ProviderHandle::device_authorization`] sends the `[device]` request
-//!    and returns a [`DeviceAuthorization`]: show its
-//!    [`user_code`](DeviceAuthorization::user_code) and
-//!    [`verification_uri`](DeviceAuthorization::verification_uri) to the
-//!    person.
-//! 2. [`DeviceAuthorization::wait`] polls the token endpoint: every
-//!    `interval` (5 s when the provider gives none), `interval + 5 s` from
-//!    a `slow_down` on (RFC 8628 §3.5), going on through
-//!    `authorization_pending`, until a token comes, the person denies
-//!    ([`DeviceFailure::Denied`]) or the code expires
-//!    ([`DeviceFailure::Expired`], also when `expires_in` passes without an
-//!    answer). On success the refresh token is stored through the engine's
-//!    [`TokenStore`](crate::store::TokenStore) (replacing the connection's
-//!    old one) and the access token goes into the cache; on failure nothing
-//!    is stored.
-//!
-//! Waiting uses tokio's timer, so a test on a paused runtime
-//! (`tokio::time::pause`) runs the whole schedule in no time.
-//!
-//! ```no_run
-//! # async fn run(auth: tokenauth_core::TokenAuth) -> Result<(), tokenauth_core::Error> {
-//! let google = auth.provider("google")?;
-//! let authorization = google.device_authorization(None).await?;
-//! println!(
-//!     "open {} and enter {}",
-//!     authorization.verification_uri(),
-//!     authorization.user_code()
-//! );
-//! let granted = authorization.wait().await?;
-//! println!("token valid until {:?}", granted.expires_at);
-//! # Ok(())
-//! # }
-//! ```
+//! The device authorization grant (RFC 8628): see [`DeviceAuthorization`].
 
 use std::fmt;
 use std::time::{Duration, SystemTime};
@@ -50,6 +14,44 @@ use crate::request::ProviderHandle;
 /// What RFC 8628 adds to the interval on `slow_down`.
 const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
 
+/// The device authorization grant (RFC 8628): a person approves the
+/// connection on another device, and the engine polls the token endpoint
+/// until they have.
+///
+/// 1. [`ProviderHandle::device_authorization`] sends the `[device]` request
+///    and returns a [`DeviceAuthorization`]: show its
+///    [`user_code`](DeviceAuthorization::user_code) and
+///    [`verification_uri`](DeviceAuthorization::verification_uri) to the
+///    person.
+/// 2. [`DeviceAuthorization::wait`] polls the token endpoint: every
+///    `interval` (5 s when the provider gives none), `interval + 5 s` from
+///    a `slow_down` on (RFC 8628 §3.5), going on through
+///    `authorization_pending`, until a token comes, the person denies
+///    ([`DeviceFailure::Denied`]) or the code expires
+///    ([`DeviceFailure::Expired`], also when `expires_in` passes without an
+///    answer). On success the refresh token is stored through the engine's
+///    [`TokenStore`](crate::store::TokenStore) (replacing the connection's
+///    old one) and the access token goes into the cache; on failure nothing
+///    is stored.
+///
+/// Waiting uses tokio's timer, so a test on a paused runtime
+/// (`tokio::time::pause`) runs the whole schedule in no time.
+///
+/// ```no_run
+/// # async fn run(auth: tokenauth_core::TokenAuth) -> Result<(), tokenauth_core::Error> {
+/// let google = auth.provider("google")?;
+/// let authorization = google.device_authorization(None).await?;
+/// println!(
+///     "open {} and enter {}",
+///     authorization.verification_uri(),
+///     authorization.user_code()
+/// );
+/// let granted = authorization.wait().await?;
+/// println!("token valid until {:?}", granted.expires_at);
+/// # Ok(())
+/// # }
+/// ```
+///
 /// A device authorization in progress: what to show the person, and
 /// [`wait`](Self::wait) to poll for the token.
 ///
@@ -170,7 +172,7 @@ impl DeviceAuthorization {
     }
 
     /// Polls the token endpoint until the person approves, denies, or the
-    /// code expires (see the [module docs](self)). Each poll waits the
+    /// code expires (see [`DeviceAuthorization`]). Each poll waits the
     /// current interval first; `slow_down` adds 5 s to it for good. A poll
     /// that would come after `expires_in` is not sent:
     /// [`DeviceFailure::Expired`]. A token-request error other than the

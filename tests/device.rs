@@ -191,3 +191,71 @@ async fn expiry_is_a_typed_error_and_nothing_is_stored() {
     assert_eq!(emu.device_stats().polls, 2);
     assert!(!stored(&store).await);
 }
+
+/// The log of a [`tracing`] subscriber, shared with the test.
+#[derive(Clone, Default)]
+struct Log(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_device_code_or_token_in_a_trace_level_log() {
+    let log = Log::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let (emu, auth, _store) = setup().await;
+    emu.device_slow_down_once();
+    let dev = auth.provider("dev").unwrap();
+    let authorization = dev.device_authorization(None).await.expect("starts");
+    let user_code = authorization.user_code().to_owned();
+    let wait = tokio::spawn(authorization.wait());
+    while emu.device_stats().polls < 2 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(emu.device_decide(&user_code, true));
+    wait.await.unwrap().expect("granted");
+    dev.credential(None).await.unwrap();
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("slow_down"), "the log is captured: {text}");
+    assert!(text.contains("device authorization granted"), "{text}");
+    for secret in ["dc-", "device-at-", "device-rt-"] {
+        assert!(!text.contains(secret), "`{secret}…` in the log:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn a_rejected_client_is_the_status_error_of_the_device_request() {
+    let (_emu, auth, store) = setup().await;
+    let dev = auth.provider("dev").unwrap();
+    let conn = tokenauth::Connection::new("wrong").with_input("client_id", "someone-else");
+    let err = dev
+        .device_authorization(Some(&conn))
+        .await
+        .expect_err("invalid_client");
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(401), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Status {
+                request: tokenauth::RequestKind::Device,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("device authorization"), "{err}");
+    assert!(!stored(&store).await);
+}

@@ -155,6 +155,7 @@ pub(super) fn read(ctx: &mut Ctx<'_>, id: &str, table: &mut Table<'_, '_>) -> Op
             test: test.as_ref(),
             login_url: login.as_ref().map(|l| &l.url),
             refresh_url: refresh.as_ref().map(|r| &r.request.url),
+            device_url: device.as_ref().map(|d| &d.request.url),
         },
     );
     Some(Provider {
@@ -241,6 +242,7 @@ struct Written<'p> {
     test: Option<&'p TestRequest>,
     login_url: Option<&'p UrlTemplate>,
     refresh_url: Option<&'p UrlTemplate>,
+    device_url: Option<&'p UrlTemplate>,
 }
 
 /// The rules that relate one table of a provider to another. Each asks
@@ -337,10 +339,11 @@ fn rules(ctx: &mut Ctx<'_>, table: &Table<'_, '_>, p: Written<'_>) {
             );
         }
     }
-    for key in ["login", "refresh"] {
+    for key in ["login", "refresh", "device"] {
         let url = match key {
             "login" => p.login_url,
-            _ => p.refresh_url,
+            "refresh" => p.refresh_url,
+            _ => p.device_url,
         };
         if let Some(url) = url.filter(|u| u.is_wildcard()) {
             let at = table

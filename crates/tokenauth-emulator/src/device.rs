@@ -327,3 +327,83 @@ fn issue(inner: &mut Inner, seq: &AtomicU64, now: Instant) -> DeviceAnswer {
         }),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn start(f: &DeviceFixture) -> (String, String) {
+        let a = f.authorize(&form(&[("client_id", DEVICE_CLIENT_ID)]), "http://x");
+        assert_eq!(a.status, 200, "{}", a.body);
+        let v: serde_json::Value = serde_json::from_str(&a.body).unwrap();
+        (
+            v["device_code"].as_str().unwrap().to_owned(),
+            v["user_code"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    fn poll(f: &DeviceFixture, code: &str) -> (u16, serde_json::Value) {
+        let a = f.token(&form(&[
+            ("grant_type", DEVICE_GRANT),
+            ("device_code", code),
+            ("client_id", DEVICE_CLIENT_ID),
+        ]));
+        (a.status, serde_json::from_str(&a.body).unwrap())
+    }
+
+    #[test]
+    fn pending_then_approved_then_spent() {
+        let f = DeviceFixture::default();
+        f.set_interval(Duration::ZERO);
+        let (code, user) = start(&f);
+        assert_eq!(poll(&f, &code).1["error"], "authorization_pending");
+        assert!(
+            f.decide(&user.to_lowercase(), true),
+            "codes compare case-insensitively"
+        );
+        let (status, reply) = poll(&f, &code);
+        assert_eq!(status, 200);
+        assert!(reply["refresh_token"].is_string());
+        assert_eq!(poll(&f, &code).1["error"], "invalid_grant", "single use");
+    }
+
+    #[test]
+    fn slow_down_denial_unknown_client_and_code() {
+        let f = DeviceFixture::default();
+        f.set_interval(Duration::ZERO);
+        f.slow_down_once();
+        let (code, user) = start(&f);
+        assert_eq!(poll(&f, &code).1["error"], "slow_down");
+        assert_eq!(f.stats().slow_downs, 1);
+        assert!(f.decide(&user, false));
+        assert_eq!(poll(&f, &code).1["error"], "access_denied");
+        assert_eq!(poll(&f, "nope").1["error"], "invalid_grant");
+        let other = f.authorize(&form(&[("client_id", "other")]), "http://x");
+        assert_eq!(other.status, 401);
+        assert!(!f.decide("NOPE-NOPE", true));
+    }
+
+    #[test]
+    fn a_poll_sooner_than_the_interval_is_slow_down() {
+        let f = DeviceFixture::default();
+        f.set_interval(Duration::from_secs(60));
+        let (code, _) = start(&f);
+        assert_eq!(poll(&f, &code).1["error"], "authorization_pending");
+        assert_eq!(poll(&f, &code).1["error"], "slow_down");
+    }
+
+    #[test]
+    fn expired_codes_say_expired_token() {
+        let f = DeviceFixture::default();
+        f.set_code_lifetime(Duration::ZERO);
+        let (code, _) = start(&f);
+        assert_eq!(poll(&f, &code).1["error"], "expired_token");
+    }
+}

@@ -123,6 +123,15 @@ fn login_device_then_token_with_the_stored_refresh_token() {
     let config = config.display().to_string();
     let store = tmp.0.join("store").display().to_string();
 
+    // Nothing stored yet: `token` points at the device flow.
+    let first = Command::new(env!("CARGO_BIN_EXE_tokenauth"))
+        .args(["--config", &config, "--store", &store, "token", "dev"])
+        .output()
+        .unwrap();
+    assert_eq!(first.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&first.stderr);
+    assert!(err.contains("tokenauth login dev --device"), "{err}");
+
     let (code, out, err) = login(&config, &store, |user_code| {
         // Let the CLI poll a few times first (authorization_pending).
         while emu.device_stats().polls < 2 {
@@ -145,7 +154,8 @@ fn login_device_then_token_with_the_stored_refresh_token() {
         "no device code or token in the output:\n{all}"
     );
 
-    // A new process renews with the stored refresh token (and rotates it).
+    // A new process uses the token the login published, then renews with
+    // the stored refresh token (and keeps the rotated one).
     let run = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_tokenauth"))
             .args(["--config", &config, "--store", &store])
@@ -159,6 +169,10 @@ fn login_device_then_token_with_the_stored_refresh_token() {
         )
     };
     let (code, out, err) = run(&["token", "dev"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("read from the shared store"), "{out}");
+    assert_eq!(emu.device_stats().refreshes, 0);
+    let (code, out, err) = run(&["token", "dev", "--renew"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.contains("refreshed with the stored refresh token"),

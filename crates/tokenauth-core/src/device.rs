@@ -220,7 +220,9 @@ impl DeviceAuthorization {
                     acquired,
                     refresh_token_stored,
                 } => {
-                    let expires_at = inner.publish_granted(index, &self.connection, acquired)?;
+                    let expires_at = inner
+                        .publish_granted(index, &self.connection, acquired)
+                        .await?;
                     debug!(provider = %provider.id, connection = %self.connection.id(), polls, refresh_token_stored, "device authorization granted");
                     return Ok(DeviceGrant {
                         expires_at,

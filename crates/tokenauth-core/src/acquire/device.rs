@@ -186,7 +186,6 @@ impl Acquirer<'_> {
         code: &SecretString,
     ) -> Result<Poll, Error> {
         let (kind, req) = self.poll_request(device)?;
-        self.counters.login();
         let reply = self.send(kind, &req, Some(code)).await?;
         if !reply.status.is_success() {
             let error = serde_json::from_slice::<Value>(&reply.body)

@@ -591,8 +591,9 @@ impl Inner {
     }
 
     /// Puts a token obtained outside the cache's own fetches (the device
-    /// grant) into the cache for `conn`, as a fetch would.
-    pub(crate) fn publish_granted(
+    /// grant) into the cache for `conn`, and into a shared store, as a
+    /// fetch would.
+    pub(crate) async fn publish_granted(
         &self,
         index: usize,
         conn: &Connection,
@@ -608,6 +609,7 @@ impl Inner {
         };
         let expires_at = fetched.expires_at;
         let injection = crate::inject::render(provider, conn, Some(&fetched.access))?;
+        self.publish_granted_shared(index, conn, &fetched).await;
         let mut entry = TokenEntry::new(
             self.provider_ids[index].clone(),
             conn.id_arc().clone(),

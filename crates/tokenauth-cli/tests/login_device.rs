@@ -206,6 +206,26 @@ fn login_device_denied_exits_1_and_stores_nothing() {
 }
 
 #[test]
+fn explain_shows_the_device_request() {
+    let emu = Emulator::start_on_own_runtime(EmulatorConfig::default(), 1).expect("emulator");
+    let tmp = Scratch::new("explain-device");
+    let config = tmp.0.join("providers.toml");
+    std::fs::write(&config, description(&emu)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tokenauth"))
+        .args(["--config", &config.display().to_string(), "explain", "dev"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("device authorization request (`tokenauth login dev --device`")
+            && text.contains("/device/oauth/device/code")
+            && text.contains("scope=read+offline_access"),
+        "{text}"
+    );
+}
+
+#[test]
 fn login_without_device_or_device_table_says_what_to_do() {
     let emu = Emulator::start_on_own_runtime(EmulatorConfig::default(), 1).expect("emulator");
     let tmp = Scratch::new("login-no-device");

@@ -56,10 +56,10 @@
 //! the repository's `examples/` directory (`cargo run --example reqwest`).
 
 pub use tokenauth_core::{
-    ConfigErrors, Connection, Credential, DEFAULT_CONNECTION, Diagnostic, Error, Injection,
-    LoadError, NoAuth, Provider, ProviderHandle, Providers, RequestKind, Stats, Template,
-    TemplateError, TokenAuth, TokenAuthBuilder, TokenId, Var, clock, config,
-    install_default_tls_provider, request, store,
+    ConfigErrors, Connection, Credential, DEFAULT_CONNECTION, DeviceAuthorization, DeviceFailure,
+    DeviceGrant, Diagnostic, Error, Injection, LoadError, NoAuth, Provider, ProviderHandle,
+    Providers, RequestKind, Stats, Template, TemplateError, TokenAuth, TokenAuthBuilder, TokenId,
+    Var, clock, config, install_default_tls_provider, request, store,
 };
 
 #[cfg(feature = "reqwest")]

@@ -86,6 +86,23 @@ pub(crate) fn run(g: &Global, id: &str, args: &ConnectionArgs) -> Outcome {
         );
         print_indented(&refresh.to_string());
     }
+    if let (Some(device), Some(d)) = (
+        preview_token_request(&p, &conn, RequestKind::Device),
+        p.device.as_ref(),
+    ) {
+        println!();
+        println!(
+            "device authorization request (`tokenauth login {} --device`, timeout {}; then polls the {} url with grant_type=urn:ietf:params:oauth:grant-type:device_code):",
+            p.id,
+            humantime::format_duration(d.request.timeout),
+            if p.login.is_some() {
+                "login"
+            } else {
+                "refresh"
+            }
+        );
+        print_indented(&device.to_string());
+    }
     // Where the tokens are in the reply, when not all in the JSON body.
     if p.fetches_tokens() && p.response.sources().any(|(_, s)| !s.reads_body()) {
         println!();

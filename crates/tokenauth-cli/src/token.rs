@@ -42,6 +42,13 @@ pub(crate) async fn run(
             if let Some(hint) = hint(g, &e) {
                 eprintln!("{hint}");
             }
+            if matches!(e, tokenauth_core::Error::NoRefreshToken { .. }) && p.device.is_some() {
+                eprintln!(
+                    "hint: this provider has a device flow: `tokenauth login {} --device --connection {} --store DIR|redis://…` gets and stores a refresh token",
+                    p.id,
+                    conn.id()
+                );
+            }
             return outcome;
         }
     };

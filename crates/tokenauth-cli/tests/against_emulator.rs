@@ -509,7 +509,7 @@ fn token_for_a_refresh_only_provider_renews_with_the_stored_refresh_token() {
     assert!(
         err.contains("no refresh token is stored")
             && err.contains("hint: without --store")
-            && err.contains("pass --store DIR"),
+            && err.contains("store put twoba --connection default"),
         "{err}"
     );
 
@@ -534,7 +534,8 @@ fn token_for_a_refresh_only_provider_renews_with_the_stored_refresh_token() {
     let s = f.emulator.stats().twoba.token;
     assert_eq!(s.requests, 2, "one login, one refresh: {s:?}");
 
-    // An empty store: the hint names the file to write; following it works.
+    // An empty store: the hint says how to put a token in it; a token
+    // written there (here by hand, as `store put` writes it) works.
     let empty = tmp.path("empty");
     let (code, _, err) = f.run(
         &["--config", &config, "--store", &empty, "token", "twoba"],
@@ -547,7 +548,7 @@ fn token_for_a_refresh_only_provider_renews_with_the_stored_refresh_token() {
     };
     let target = tokenauth_core::store::FileStore::new(&empty).path_for(&key);
     assert!(
-        err.contains(&format!("write it to {} (mode 0600)", target.display())),
+        err.contains("put it in this store: `tokenauth --store STORE store put twoba --connection default < token.txt`"),
         "{err}"
     );
     let held = tokenauth_core::store::FileStore::new(&dir).path_for(&key);

@@ -26,6 +26,8 @@ pub enum RequestKind {
     Login,
     /// The `[refresh]` request (a refresh token traded for a new access token).
     Refresh,
+    /// The `[device]` request (RFC 8628 device authorization).
+    Device,
 }
 
 impl fmt::Display for RequestKind {
@@ -33,6 +35,38 @@ impl fmt::Display for RequestKind {
         f.write_str(match self {
             RequestKind::Login => "login",
             RequestKind::Refresh => "refresh",
+            RequestKind::Device => "device authorization",
+        })
+    }
+}
+
+/// Why a device authorization grant (RFC 8628) ended without a token
+/// ([`Error::Device`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DeviceFailure {
+    /// The provider has no `[device]` table.
+    NotOffered,
+    /// The person denied the request (`access_denied`).
+    Denied,
+    /// The device code expired (`expired_token`, or its `expires_in`
+    /// passed) before the person approved it.
+    Expired,
+}
+
+impl fmt::Display for DeviceFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DeviceFailure::NotOffered => {
+                "the provider has no [device] table: add one with the device authorization endpoint's url to use the device flow"
+            }
+            DeviceFailure::Denied => {
+                "the device authorization was denied (access_denied): nothing was stored; start again and approve the code"
+            }
+            DeviceFailure::Expired => {
+                "the device code expired before it was approved (expired_token): nothing was stored; start again and enter the new code in time"
+            }
         })
     }
 }
@@ -332,6 +366,37 @@ pub enum Error {
         connection: String,
     },
 
+    /// The device authorization grant (RFC 8628) did not end with a
+    /// token: the person denied it (`access_denied`), the device code
+    /// expired (`expired_token`, or `expires_in` passed while polling), or
+    /// the provider has no `[device]` table. Nothing was stored.
+    #[error("provider `{provider}`, connection `{connection}`: {reason}")]
+    Device {
+        /// The provider id.
+        provider: String,
+        /// The connection id.
+        connection: String,
+        /// Why.
+        reason: DeviceFailure,
+    },
+
+    /// The device authorization reply lacks a value the grant needs, or
+    /// has one of the wrong type (a code that is not a string, a lifetime
+    /// that is not a positive number).
+    #[error(
+        "provider `{provider}`: the device authorization reply has no usable value at `{pointer}` (device.reply.{key}); it has the keys [{keys}]: point device.reply.{key} at the right key"
+    )]
+    DeviceReply {
+        /// The provider id.
+        provider: String,
+        /// The `[device.reply]` key.
+        key: &'static str,
+        /// The JSON pointer.
+        pointer: String,
+        /// The top-level keys the reply does have (names only).
+        keys: String,
+    },
+
     /// The token store failed.
     #[error(
         "provider `{provider}`, connection `{connection}`: the token store could not {action} (the cause, this error's source, says what failed and how to fix it)"
@@ -503,6 +568,8 @@ impl Error {
             | Error::NoExpiry { provider, .. }
             | Error::RefreshRejected { provider, .. }
             | Error::NoRefreshToken { provider, .. }
+            | Error::Device { provider, .. }
+            | Error::DeviceReply { provider, .. }
             | Error::Store { provider, .. }
             | Error::StoreUnavailable { provider, .. }
             | Error::BackedOff { provider, .. }

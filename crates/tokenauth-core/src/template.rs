@@ -127,6 +127,15 @@ impl Template {
         })
     }
 
+    /// A template that is only literal text (no placeholders, whatever it
+    /// holds).
+    pub(crate) fn literal(text: &str) -> Self {
+        Template {
+            source: text.to_owned(),
+            parts: vec![Part::Literal(text.to_owned())],
+        }
+    }
+
     /// The template text exactly as written in the file.
     pub fn source(&self) -> &str {
         &self.source

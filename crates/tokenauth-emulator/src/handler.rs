@@ -41,6 +41,13 @@ pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<
         let op = op.to_owned();
         return Ok(control(&state, &op, req).await);
     }
+    if let Some(sub) = path
+        .strip_prefix(crate::device::DEVICE_PREFIX)
+        .filter(|s| s.starts_with('/'))
+    {
+        let sub = sub.to_owned();
+        return Ok(device_request(&state, &sub, req).await);
+    }
     if let Some((shape, sub)) = Shapes::route(path) {
         let sub = sub.to_owned();
         return Ok(shape_request(&state, shape, &sub, req).await);
@@ -434,6 +441,62 @@ fn token_reply(provider: Provider, issued: &Issued, fault: Option<ReplyFault>) -
         }
         _ => json_response(StatusCode::OK, body),
     })
+}
+
+// ---------------------------------------------------------------- device grant
+
+/// A request to the device grant fixture (see [`crate::device`]).
+async fn device_request(state: &State, sub: &str, req: Request<Incoming>) -> Resp {
+    let (parts, body) = req.into_parts();
+    let fixture = &state.device;
+    let answer = if sub.starts_with("/api/") {
+        fixture.api(
+            parts
+                .headers
+                .get(AUTHORIZATION)
+                .and_then(|v| v.to_str().ok()),
+        )
+    } else {
+        if parts.method != Method::POST {
+            return error_json(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+        }
+        if !is_form(&parts.headers) {
+            return error_json(StatusCode::BAD_REQUEST, "invalid_request");
+        }
+        let body = match Limited::new(body, TOKEN_BODY_LIMIT).collect().await {
+            Ok(c) => c.to_bytes(),
+            Err(_) => return error_json(StatusCode::PAYLOAD_TOO_LARGE, "request_too_large"),
+        };
+        let form = parse_form(&body);
+        match sub {
+            "/oauth/device/code" => {
+                let host = parts
+                    .headers
+                    .get(HOST)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("127.0.0.1");
+                fixture.authorize(&form, &format!("http://{host}"))
+            }
+            "/oauth/token" => fixture.token(&form),
+            "/approve" | "/deny" => {
+                let code = field(&form, "user_code").unwrap_or_default();
+                if fixture.decide(code, sub == "/approve") {
+                    crate::device::DeviceAnswer {
+                        status: 200,
+                        body: r#"{"ok":true}"#.to_owned(),
+                    }
+                } else {
+                    crate::device::DeviceAnswer {
+                        status: 404,
+                        body: r#"{"error":"unknown_user_code"}"#.to_owned(),
+                    }
+                }
+            }
+            _ => return not_found(),
+        }
+    };
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    no_cache(json_response(status, answer.body))
 }
 
 // ---------------------------------------------------------------- documented shapes

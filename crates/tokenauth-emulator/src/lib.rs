@@ -148,6 +148,32 @@
 //! Each token lives [`Emulator::set_shape_token_lifetime`](crate::Emulator::set_shape_token_lifetime)
 //! (default one hour). Counters: [`Emulator::shape_stats`](crate::Emulator::shape_stats).
 //!
+//! ## Device authorization grant
+//!
+//! A fixture provider for RFC 8628 under `/device`
+//! ([`Emulator::device_url`](crate::Emulator::device_url)):
+//! `POST /oauth/device/code` (form `client_id` =
+//! [`DEVICE_CLIENT_ID`], optional `scope`) issues `device_code`,
+//! `user_code`, `verification_uri(_complete)`, `expires_in` and `interval`;
+//! `POST /oauth/token` answers the polls (`grant_type` =
+//! [`DEVICE_GRANT`], `device_code`, `client_id`) with
+//! `authorization_pending` until the code is approved, `slow_down` for a
+//! poll sooner than the interval or once when armed
+//! ([`Emulator::device_slow_down_once`](crate::Emulator::device_slow_down_once);
+//! the code's interval grows by 5 s), `access_denied` after a denial,
+//! `expired_token` after `expires_in`, and then an access token (1 h) and a
+//! single-use, rotating refresh token (`grant_type=refresh_token` on the
+//! same endpoint). A test plays the person with `POST /device/approve` or
+//! `POST /device/deny` (form `user_code`) or
+//! [`Emulator::device_decide`](crate::Emulator::device_decide). The API is
+//! `GET /device/api/...` with `Authorization: Bearer <token>`. Knobs:
+//! [`Emulator::set_device_interval`](crate::Emulator::set_device_interval)
+//! (5 s; sub-second ones are sent as fractions),
+//! [`Emulator::set_device_code_lifetime`](crate::Emulator::set_device_code_lifetime)
+//! (10 min). Time is tokio's, so a paused test runtime drives it; the poll
+//! log ([`Emulator::device_stats`](crate::Emulator::device_stats)) proves
+//! the schedule.
+//!
 //! ## Faults
 //!
 //! Per provider, for its token endpoint, from Rust or over HTTP
@@ -229,6 +255,7 @@
 
 mod body;
 mod config;
+mod device;
 pub mod documented;
 mod faults;
 mod handler;
@@ -245,6 +272,9 @@ pub use config::{
     REOB_ADMIN_USERNAME, REOB_DEMO_PASSWORD, REOB_DEMO_USERNAME, TWOBA_DEMO_CLIENT_ID,
     TWOBA_DEMO_CLIENT_SECRET, TWOBA_DEMO_PASSWORD, TWOBA_DEMO_USERNAME, tenant_password,
     tenant_username,
+};
+pub use device::{
+    DEVICE_CLIENT_ID, DEVICE_GRANT, DEVICE_PREFIX, DEVICE_USER, DeviceCodeState, DeviceStats,
 };
 pub use faults::{
     DEFAULT_OVERSIZED_BYTES, FaultUpdate, Latency, LatencyMs, ProviderKnobs, ReplyFault,

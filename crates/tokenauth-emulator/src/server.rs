@@ -271,6 +271,52 @@ impl Emulator {
         format!("http://{}{}{}", self.addr, shape.path_prefix(), path)
     }
 
+    /// A URL of the device grant fixture: `device_url("/oauth/token")` ->
+    /// `http://127.0.0.1:PORT/device/oauth/token`.
+    pub fn device_url(&self, path: &str) -> String {
+        format!(
+            "http://{}{}{}",
+            self.addr,
+            crate::device::DEVICE_PREFIX,
+            path
+        )
+    }
+
+    /// The device fixture's counters and poll log.
+    pub fn device_stats(&self) -> crate::device::DeviceStats {
+        self.state.device.stats()
+    }
+
+    /// The polling interval the device fixture asks for (5 s by default;
+    /// a sub-second one is sent as a fraction of a second).
+    pub fn set_device_interval(&self, interval: Duration) {
+        self.state.device.set_interval(interval);
+    }
+
+    /// How long a device code lives (10 minutes by default).
+    pub fn set_device_code_lifetime(&self, lifetime: Duration) {
+        self.state.device.set_code_lifetime(lifetime);
+    }
+
+    /// Answers the next poll of a pending or approved code with `slow_down`
+    /// (and adds 5 s to its interval), once.
+    pub fn device_slow_down_once(&self) {
+        self.state.device.slow_down_once();
+    }
+
+    /// The user code of the newest pending device code, as the person would
+    /// read it off the screen.
+    pub fn device_pending_user_code(&self) -> Option<String> {
+        self.state.device.pending_user_code()
+    }
+
+    /// Approves (`true`) or denies a user code, as the person would in the
+    /// browser (`POST /device/approve` / `/device/deny` do the same over
+    /// HTTP). False for an unknown code.
+    pub fn device_decide(&self, user_code: &str, approve: bool) -> bool {
+        self.state.device.decide(user_code, approve)
+    }
+
     /// The counters of a documented reply [`Shape`].
     pub fn shape_stats(&self, shape: Shape) -> ShapeStats {
         self.state.shapes.stats(shape)

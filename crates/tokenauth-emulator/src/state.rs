@@ -228,6 +228,8 @@ pub(crate) struct State {
     recorded: Mutex<VecDeque<RecordedRequest>>,
     /// The documented reply shapes (Keystone, cookie session, milliseconds).
     pub(crate) shapes: crate::shapes::Shapes,
+    /// The device authorization grant fixture.
+    pub(crate) device: crate::device::DeviceFixture,
 }
 
 fn initial_knobs(config: &EmulatorConfig, p: Provider) -> Knobs {
@@ -287,6 +289,7 @@ impl State {
             bro_revoked: RwLock::new(HashSet::new()),
             recorded: Mutex::new(VecDeque::new()),
             shapes: crate::shapes::Shapes::default(),
+            device: crate::device::DeviceFixture::default(),
             config,
         }
     }

@@ -34,6 +34,7 @@
 //!   race never overwrites or deletes the winner's token.
 
 mod assertion;
+pub(crate) mod device;
 mod parse;
 mod preview;
 pub(crate) mod scrub;
@@ -542,6 +543,7 @@ impl Acquirer<'_> {
         match kind {
             RequestKind::Refresh => self.provider.refresh.as_ref().map(|r| &r.request),
             RequestKind::Login => self.provider.login.as_ref(),
+            RequestKind::Device => self.provider.device.as_ref().map(|d| &d.request),
         }
     }
 

@@ -178,9 +178,26 @@ pub fn preview_token_request(
     conn: &Connection,
     kind: RequestKind,
 ) -> Option<RequestPreview> {
+    let with_scope;
     let req: &TokenRequest = match kind {
         RequestKind::Login => provider.login.as_ref()?,
         RequestKind::Refresh => &provider.refresh.as_ref()?.request,
+        RequestKind::Device => {
+            let device = provider.device.as_ref()?;
+            if device.scopes.is_empty() {
+                &device.request
+            } else {
+                // As sent: the scopes go in a `scope` field.
+                let mut req = device.request.clone();
+                let scope = device.scopes.join(&device.scope_separator);
+                req.fields.push((
+                    "scope".to_owned(),
+                    crate::config::FieldValue::Text(crate::template::Template::literal(&scope)),
+                ));
+                with_scope = req;
+                &with_scope
+            }
+        }
     };
     let mut m = Masker {
         provider,

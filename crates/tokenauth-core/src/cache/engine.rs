@@ -575,6 +575,52 @@ impl Inner {
         })
     }
 
+    /// An acquirer for `conn` with the engine's client, clock, store and
+    /// policies (the device grant's polls use it).
+    pub(crate) fn acquirer<'a>(&'a self, index: usize, conn: &'a Connection) -> Acquirer<'a> {
+        Acquirer {
+            provider: &self.providers.providers[index],
+            conn,
+            client: &self.client,
+            clock: &*self.clock,
+            store: &*self.store,
+            store_timeout: self.coordination.store_timeout,
+            retry: self.retry,
+            counters: &self.counters,
+        }
+    }
+
+    /// Puts a token obtained outside the cache's own fetches (the device
+    /// grant) into the cache for `conn`, and into a shared store, as a
+    /// fetch would.
+    pub(crate) async fn publish_granted(
+        &self,
+        index: usize,
+        conn: &Connection,
+        acquired: crate::acquire::Acquired,
+    ) -> Result<SystemTime, Error> {
+        let provider = &self.providers.providers[index];
+        let fetched = Fetched {
+            renew_at: renew_at(provider, self.clock.now(), acquired.expires_at),
+            access: acquired.access,
+            obtained_by: Some(acquired.kind),
+            expires_at: acquired.expires_at,
+            api_base: acquired.api_base,
+        };
+        let expires_at = fetched.expires_at;
+        let injection = crate::inject::render(provider, conn, Some(&fetched.access))?;
+        self.publish_granted_shared(index, conn, &fetched).await;
+        let mut entry = TokenEntry::new(
+            self.provider_ids[index].clone(),
+            conn.id_arc().clone(),
+            injection,
+            Some(fetched),
+        );
+        entry.prefixes = connection_prefixes(provider, conn);
+        self.caches[index].publish(conn.id_arc(), Slot::Token(Arc::new(entry)));
+        Ok(expires_at)
+    }
+
     /// The backoff after failure number `n` (0-based), at least the
     /// endpoint's `Retry-After` (capped at the maximum backoff).
     pub(crate) fn failure_wait(&self, n: u32, error: &Error) -> Duration {

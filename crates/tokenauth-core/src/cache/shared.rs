@@ -398,6 +398,54 @@ impl Inner {
 
     /// Gives `lease` back; a failure only delays the others until its
     /// deadline.
+    /// Publishes a token obtained outside a fetch (the device grant) to a
+    /// shared store, replacing a failure backoff that other processes would
+    /// otherwise keep honouring (a `tokenauth token` that found no refresh
+    /// token before the person logged in). Best effort: when the lease is
+    /// held, or the store fails, the others read the new refresh token at
+    /// their next fetch.
+    pub(crate) async fn publish_granted_shared(
+        &self,
+        index: usize,
+        conn: &Connection,
+        fetched: &Fetched,
+    ) {
+        if !self.coordination.shared {
+            return;
+        }
+        let key = StoreKey {
+            provider: &self.provider_ids[index],
+            connection: conn.id(),
+        };
+        let lease =
+            self.store
+                .try_lease(&key, &self.coordination.owner, self.coordination.lease_ttl);
+        let lease = match self.stored(lease).await {
+            Ok(LeaseOutcome::Acquired(lease)) => lease,
+            Ok(LeaseOutcome::Held { .. }) => {
+                debug!("another process holds the token lease: the granted token is not published");
+                return;
+            }
+            Err(e) => {
+                warn!(error = %e, "the granted token could not be published to the token store");
+                return;
+            }
+        };
+        let publication = Publication {
+            token: Some(SharedToken {
+                access: fetched.access.clone(),
+                expires_at: fetched.expires_at,
+                renew_at: fetched.renew_at,
+                api_base: fetched.api_base.as_ref().map(|u| u.to_string()),
+            }),
+            backoff: None,
+        };
+        if let Err(e) = self.stored(self.store.publish(&lease, &publication)).await {
+            warn!(error = %e, "the granted token could not be published to the token store");
+        }
+        self.release(&lease).await;
+    }
+
     async fn release(&self, lease: &Lease) {
         if let Err(e) = self.stored(self.store.release(lease)).await {
             warn!(error = %e, "the token lease could not be released: other processes wait until it runs out");

@@ -82,6 +82,9 @@ pub struct Provider {
     pub login: Option<TokenRequest>,
     /// How to use a refresh token, if the provider issues them.
     pub refresh: Option<Refresh>,
+    /// The device authorization grant (RFC 8628), if the provider offers it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<Device>,
     /// Where the token and its lifetime are in the reply.
     pub response: Response,
     /// How long a token lives and when to renew it.
@@ -457,6 +460,60 @@ pub struct Refresh {
     /// stores one, the stored token is used.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<Template>,
+}
+
+/// `[device]`: the device authorization grant (RFC 8628). The device
+/// authorization request is `request` (with `scope` added from `scopes`);
+/// the polling request goes to the login's token URL (the refresh's in a
+/// refresh-only provider) with `grant_type =
+/// urn:ietf:params:oauth:grant-type:device_code`, `device_code` and the
+/// fields of `request` (the client id, say), and the login's (or refresh's)
+/// headers and Basic client authentication. Its reply is read with
+/// `[response]`, like a login's.
+#[derive(Clone, Debug, serde::Serialize)]
+#[non_exhaustive]
+pub struct Device {
+    /// The device authorization request. `POST` and a form body by default.
+    pub request: TokenRequest,
+    /// The scopes asked for, sent as the `scope` field; none: no `scope`.
+    pub scopes: Vec<String>,
+    /// What joins `scopes`. Defaults to a space (RFC 6749 §3.3).
+    pub scope_separator: String,
+    /// Where the device reply's values are.
+    pub reply: DeviceReply,
+}
+
+/// `device.reply`: JSON Pointers into the device authorization reply; each
+/// defaults to the RFC 8628 §3.2 name (`/device_code`, `/user_code`, ...).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct DeviceReply {
+    /// The device code (a secret: it is sent only in the polls).
+    pub device_code: JsonPointer,
+    /// The code the person enters.
+    pub user_code: JsonPointer,
+    /// Where the person enters it.
+    pub verification_uri: JsonPointer,
+    /// The same with the code in it (optional in a reply).
+    pub verification_uri_complete: JsonPointer,
+    /// The lifetime of the codes, in seconds.
+    pub expires_in: JsonPointer,
+    /// The polling interval in seconds (optional in a reply: 5 s).
+    pub interval: JsonPointer,
+}
+
+impl Default for DeviceReply {
+    fn default() -> Self {
+        let p = |s: &str| JsonPointer(s.to_owned());
+        DeviceReply {
+            device_code: p("/device_code"),
+            user_code: p("/user_code"),
+            verification_uri: p("/verification_uri"),
+            verification_uri_complete: p("/verification_uri_complete"),
+            expires_in: p("/expires_in"),
+            interval: p("/interval"),
+        }
+    }
 }
 
 /// `refresh.on_error`: a refresh failure that matches is handled by `action`;

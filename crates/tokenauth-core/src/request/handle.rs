@@ -30,6 +30,11 @@ impl ProviderHandle {
         ProviderHandle { auth, index }
     }
 
+    /// The provider's position in the engine.
+    pub(crate) fn index(&self) -> usize {
+        self.index
+    }
+
     /// The provider id.
     pub fn id(&self) -> &str {
         &self.provider().id

@@ -9,7 +9,7 @@ use super::report::Ctx;
 use super::table::Table;
 use super::tree::{Kind, Node};
 use super::values::{check_url, shape};
-use super::{expiry, inject, login, on_unauthorized, refresh, response, test};
+use super::{device, expiry, inject, login, on_unauthorized, refresh, response, test};
 use crate::config::model::{Expiry, Inject, Provider, Response, TestRequest};
 use crate::template::Var;
 
@@ -78,6 +78,26 @@ pub(super) fn read(ctx: &mut Ctx<'_>, id: &str, table: &mut Table<'_, '_>) -> Op
             },
         )
         .flatten();
+    let device = table
+        .table(
+            ctx,
+            "device",
+            "The device authorization grant (RFC 8628): the device authorization request; the polls go to the login's (or refresh's) url.",
+            "a [device] table",
+            |ctx, t| device::read(ctx, &scope, t, insecure),
+        )
+        .flatten();
+    if let Some(node) = table.peek("device")
+        && node.entries().is_some()
+        && !scope.fetches
+    {
+        ctx.error(
+            node.at(),
+            &table.child_path("device"),
+            "a [device] table but no token endpoint to poll",
+            Some(format!("the device code is traded for tokens at the token endpoint: add [providers.{id}.login] (or [providers.{id}.refresh]) with its url")),
+        );
+    }
     let response = table
         .table(
             ctx,
@@ -140,6 +160,7 @@ pub(super) fn read(ctx: &mut Ctx<'_>, id: &str, table: &mut Table<'_, '_>) -> Op
             test: test.as_ref(),
             login_url: login.as_ref().map(|l| &l.url),
             refresh_url: refresh.as_ref().map(|r| &r.request.url),
+            device_url: device.as_ref().map(|d| &d.request.url),
         },
     );
     Some(Provider {
@@ -150,6 +171,7 @@ pub(super) fn read(ctx: &mut Ctx<'_>, id: &str, table: &mut Table<'_, '_>) -> Op
         inputs: inputs.list,
         login,
         refresh,
+        device,
         response,
         expiry,
         inject: inject?,
@@ -225,6 +247,7 @@ struct Written<'p> {
     test: Option<&'p TestRequest>,
     login_url: Option<&'p UrlTemplate>,
     refresh_url: Option<&'p UrlTemplate>,
+    device_url: Option<&'p UrlTemplate>,
 }
 
 /// The rules that relate one table of a provider to another. Each asks
@@ -321,10 +344,11 @@ fn rules(ctx: &mut Ctx<'_>, table: &Table<'_, '_>, p: Written<'_>) {
             );
         }
     }
-    for key in ["login", "refresh"] {
+    for key in ["login", "refresh", "device"] {
         let url = match key {
             "login" => p.login_url,
-            _ => p.refresh_url,
+            "refresh" => p.refresh_url,
+            _ => p.device_url,
         };
         if let Some(url) = url.filter(|u| u.is_wildcard()) {
             let at = table

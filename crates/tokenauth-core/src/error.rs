@@ -26,6 +26,9 @@ pub enum RequestKind {
     Login,
     /// The `[refresh]` request (a refresh token traded for a new access token).
     Refresh,
+    /// The `[authorize.exchange]` request (an authorization code traded for
+    /// tokens).
+    Exchange,
 }
 
 impl fmt::Display for RequestKind {
@@ -33,6 +36,7 @@ impl fmt::Display for RequestKind {
         f.write_str(match self {
             RequestKind::Login => "login",
             RequestKind::Refresh => "refresh",
+            RequestKind::Exchange => "code exchange",
         })
     }
 }
@@ -449,6 +453,26 @@ pub enum Error {
         #[source]
         source: Arc<http::Error>,
     },
+
+    /// An authorization (the authorization-code grant) could not be
+    /// started or completed; nothing was exchanged or stored.
+    #[error("provider `{provider}`, connection `{connection}`: {failure}")]
+    Authorization {
+        /// The provider id.
+        provider: String,
+        /// The connection id.
+        connection: String,
+        /// Why.
+        failure: crate::authorize::AuthorizationFailure,
+    },
+
+    /// The operating system's random number generator failed (for a
+    /// state or PKCE verifier).
+    #[error("the operating system's random number generator failed: {reason}")]
+    Random {
+        /// What it reported.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -464,7 +488,7 @@ impl Error {
     /// The provider id the error is about, if any.
     pub fn provider(&self) -> Option<&str> {
         match self {
-            Error::Config(_) | Error::HttpClient(_) => None,
+            Error::Config(_) | Error::HttpClient(_) | Error::Random { .. } => None,
             Error::UnknownProvider { provider }
             | Error::MissingInput { provider, .. }
             | Error::InvalidInput { provider, .. }
@@ -491,7 +515,8 @@ impl Error {
             | Error::Aborted { provider }
             | Error::NoTls { provider }
             | Error::RedirectLeftScope { provider, .. }
-            | Error::RequestUri { provider, .. } => Some(provider),
+            | Error::RequestUri { provider, .. }
+            | Error::Authorization { provider, .. } => Some(provider),
         }
     }
 

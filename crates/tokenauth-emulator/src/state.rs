@@ -228,6 +228,8 @@ pub(crate) struct State {
     recorded: Mutex<VecDeque<RecordedRequest>>,
     /// The documented reply shapes (Keystone, cookie session, milliseconds).
     pub(crate) shapes: crate::shapes::Shapes,
+    /// 2BA's authorization codes.
+    pub(crate) codes: crate::authorize::Codes,
 }
 
 fn initial_knobs(config: &EmulatorConfig, p: Provider) -> Knobs {
@@ -287,6 +289,7 @@ impl State {
             bro_revoked: RwLock::new(HashSet::new()),
             recorded: Mutex::new(VecDeque::new()),
             shapes: crate::shapes::Shapes::default(),
+            codes: Default::default(),
             config,
         }
     }

@@ -121,6 +121,10 @@ pub(crate) struct Acquirer<'a> {
     pub(crate) store_timeout: Duration,
     pub(crate) retry: RetryPolicy,
     pub(crate) counters: &'a dyn Counters,
+    /// Form fields the engine adds to every request of this acquisition
+    /// (the code exchange's `code`, `code_verifier`, ...), unless the
+    /// description names them; secrets, scrubbed from errors.
+    pub(crate) extra_fields: &'a [(&'static str, SecretString)],
 }
 
 /// A complete reply (any status).
@@ -258,6 +262,49 @@ impl Acquirer<'_> {
         self.finish(parsed, RequestKind::Login, None, false).await
     }
 
+    /// The code exchange (`[authorize.exchange]` with
+    /// [`extra_fields`](Self::extra_fields)): the refresh token of the
+    /// reply replaces the stored one before the access token is returned.
+    /// Unlike a renewal, a refresh token that cannot be stored is an error:
+    /// keeping it is the point of the exchange. Nothing is stored when the
+    /// exchange fails.
+    pub(crate) async fn exchange(&self, req: &TokenRequest) -> Result<(Acquired, bool), Error> {
+        self.conn.check(self.provider)?;
+        self.counters.login();
+        let reply = self.send(RequestKind::Exchange, req, None).await?;
+        let parsed = self.interpret(RequestKind::Exchange, &reply, None)?;
+        if let Some(new) = &parsed.refresh {
+            // Replaces whatever is stored (a person just consented again);
+            // a store changed by another worker in between is read again.
+            let mut current = self.load().await?;
+            for attempt in 0.. {
+                match self.swap_refresh(current.as_ref(), Some(new)).await? {
+                    CasOutcome::Conflict { current: now } if attempt < 3 => current = now,
+                    CasOutcome::Conflict { .. } => {
+                        return Err(self.store_error(
+                            "save the refresh token",
+                            crate::store::StoreError::new(
+                                crate::store::StoreErrorKind::Unavailable,
+                                "the stored refresh token kept changing while it was replaced",
+                            ),
+                        ));
+                    }
+                    _ => break,
+                }
+            }
+        }
+        let stored = parsed.refresh.is_some();
+        Ok((
+            Acquired {
+                access: parsed.access,
+                expires_at: parsed.expires_at,
+                api_base: parsed.api_base,
+                kind: RequestKind::Exchange,
+            },
+            stored,
+        ))
+    }
+
     async fn refresh(
         &self,
         refresh: &Refresh,
@@ -356,7 +403,8 @@ impl Acquirer<'_> {
         let scrubber = Scrubber::new(
             self.conn
                 .secret_values(self.provider)
-                .chain(rt.map(|r| r.expose_secret())),
+                .chain(rt.map(|r| r.expose_secret()))
+                .chain(self.extra_fields.iter().map(|(_, v)| v.expose_secret())),
         );
         let Some(basic) = self.request(kind).and_then(|r| r.basic.as_ref()) else {
             return scrubber;
@@ -518,6 +566,7 @@ impl Acquirer<'_> {
         match kind {
             RequestKind::Refresh => self.provider.refresh.as_ref().map(|r| &r.request),
             RequestKind::Login => self.provider.login.as_ref(),
+            RequestKind::Exchange => self.provider.authorize.as_ref().map(|a| &a.exchange),
         }
     }
 
@@ -576,6 +625,11 @@ impl Acquirer<'_> {
         let mut fields = Vec::with_capacity(req.fields.len());
         for (name, v) in &req.fields {
             fields.push((name.as_str(), v.try_map(&mut |t| self.render(t, rt))?));
+        }
+        for (name, value) in self.extra_fields {
+            if !req.fields.iter().any(|(n, _)| n == name) {
+                fields.push((name, FieldValue::Text(value.expose_secret().to_owned())));
+            }
         }
         let mut url = self.conn.render_url(self.provider, &req.url)?;
         let sent_to = url.to_string();

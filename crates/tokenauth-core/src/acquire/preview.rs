@@ -142,6 +142,7 @@ pub fn preview_token_request(
     let req: &TokenRequest = match kind {
         RequestKind::Login => provider.login.as_ref()?,
         RequestKind::Refresh => &provider.refresh.as_ref()?.request,
+        RequestKind::Exchange => &provider.authorize.as_ref()?.exchange,
     };
     let mut m = Masker {
         provider,

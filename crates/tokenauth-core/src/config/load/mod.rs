@@ -13,13 +13,14 @@
 //!   the language ([`schema`]).
 //! - [`values`]: the value types (URL, duration, pointer, template, ...).
 //! - one module per table: [`provider`] (and the rules between its tables),
-//!   [`inputs`], [`login`], [`refresh`], [`request`] (what login and refresh
+//!   [`inputs`], [`login`], [`refresh`], [`authorize`], [`request`] (what login and refresh
 //!   share), [`response`], [`expiry`], [`inject`], [`on_unauthorized`],
 //!   [`test`].
 //! - [`report`]: problems at offsets, turned into [`Diagnostic`]s at the end.
 //!
 //! [`Diagnostic`]: crate::config::Diagnostic
 
+mod authorize;
 mod expiry;
 mod inject;
 mod inputs;

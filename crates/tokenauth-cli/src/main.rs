@@ -8,6 +8,7 @@ mod check;
 mod common;
 mod demo;
 mod explain;
+mod login;
 mod request;
 mod test_cmd;
 mod token;
@@ -139,6 +140,8 @@ enum Command {
         #[command(flatten)]
         conn: ConnectionArgs,
     },
+    /// Log in with the authorization-code grant (a person consents in a browser; RFC 8252 loopback redirect) and store the refresh token (--store DIR|redis://…).
+    Login(login::LoginArgs),
     /// Prove a description works: inputs, login, injection and the provider's [test] request, step by step.
     Test {
         /// The provider id.
@@ -203,6 +206,7 @@ fn main() -> ExitCode {
                 conn: &conn,
             },
         )),
+        Command::Login(args) => common::block_on(login::run(g, &args)),
         Command::Test { provider, conn } => common::block_on(test_cmd::run(g, &provider, &conn)),
     };
     outcome.into()

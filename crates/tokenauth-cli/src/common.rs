@@ -220,7 +220,7 @@ pub(crate) fn hint(g: &Global, e: &Error) -> Option<String> {
     else {
         return None;
     };
-    let get = "get a refresh token from the provider (its authorization flow or console)";
+    let get = "get a refresh token from the provider (`tokenauth login PROVIDER --store …` for one with an [authorize] table, else its console)";
     Some(match &g.store {
         None => format!(
             "hint: without --store the refresh tokens of this run are kept in memory only, so there is none to start from: {get} and pass --store DIR with a directory that holds it"

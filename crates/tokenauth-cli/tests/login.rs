@@ -196,6 +196,8 @@ fn login_stores_a_refresh_token_that_token_then_rotates() {
     let f = Fixture::new("ok");
     let (code, out, err, page) = f.login(&[], &allow);
     assert_eq!(code, 0, "{out}{err}");
+    // What a person sees (cargo test -- --nocapture).
+    println!("{err}{out}");
     let store = f.store.display().to_string();
     assert!(
         out.contains(&format!(

@@ -76,7 +76,7 @@ impl Fixture {
     /// `tokenauth login twoba EXTRA` with `browser` acting on the printed
     /// URL: exit code, stdout, stderr, and the page the browser was shown.
     fn login(&self, extra: &[&str], browser: Browser<'_>) -> (i32, String, String, String) {
-        let mut args = vec!["login", "twoba", "--no-browser"];
+        let mut args = vec!["-vvv", "login", "twoba", "--no-browser"];
         args.extend_from_slice(extra);
         let mut child = self
             .command(&args)
@@ -196,8 +196,6 @@ fn login_stores_a_refresh_token_that_token_then_rotates() {
     let f = Fixture::new("ok");
     let (code, out, err, page) = f.login(&[], &allow);
     assert_eq!(code, 0, "{out}{err}");
-    // What a person sees (cargo test -- --nocapture).
-    println!("{err}{out}");
     let store = f.store.display().to_string();
     assert!(
         out.contains(&format!(
@@ -226,7 +224,15 @@ fn login_stores_a_refresh_token_that_token_then_rotates() {
             .unwrap()
             .starts_with("http://127.0.0.1:")
     );
-    assert!(!format!("{out}{err}{page}").contains(ex.form_field("code").unwrap()));
+    // At TRACE level: no code, verifier or token in the output.
+    let all = format!("{out}{err}{page}");
+    assert!(err.contains("TRACE") || err.contains("DEBUG"), "{err}");
+    for secret in ["code", "code_verifier"] {
+        assert!(
+            !all.contains(ex.form_field(secret).unwrap()),
+            "{secret} leaked"
+        );
+    }
 
     // The next process renews with it, and the rotated one replaces it.
     let out = f.command(&["token", "twoba"]).output().unwrap();

@@ -78,8 +78,12 @@ impl Fixture {
     fn login(&self, extra: &[&str], browser: Browser<'_>) -> (i32, String, String, String) {
         let mut args = vec!["-vvv", "login", "twoba", "--no-browser"];
         args.extend_from_slice(extra);
+        // The login needs only the client's inputs, not the password
+        // grant's.
         let mut child = self
             .command(&args)
+            .env_remove("TWOBA_USERNAME")
+            .env_remove("TWOBA_PASSWORD")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .stdin(Stdio::null())

@@ -31,14 +31,18 @@
 //! use tokenauth_core::TokenAuth;
 //!
 //! let auth = TokenAuth::from_path("providers.toml")?;
+//! let twoba = auth.provider("twoba")?;
 //! // In the web UI's "connect" handler: send the person to `req.url`, and
-//! // keep `req.state` in their session.
-//! let req = auth.authorization_request("twoba", None)?;
+//! // keep `req.state` in their session. (2BA's redirect URI is registered
+//! // without a port, so the one the app listens on is named here; for a
+//! // registered https URI, `auth.authorization_request("twoba", None)`.)
+//! let redirect = url::Url::parse("http://127.0.0.1:8400/callback").expect("a URL");
+//! let req = twoba.authorization_request(None, Some(&redirect))?;
 //! println!("open {}", req.url);
 //! # let callback_url = String::new();
 //! // In the redirect URI's handler, with the URL the browser came back to:
-//! let done = auth
-//!     .complete_authorization("twoba", None, &callback_url, &req.state)
+//! let done = twoba
+//!     .complete_authorization(None, &callback_url, &req.state)
 //!     .await?;
 //! println!("connected; refresh token stored: {}", done.refresh_token_stored);
 //! # Ok(())
@@ -273,7 +277,7 @@ impl Inner {
         let Some(a) = &provider.authorize else {
             return Err(failure(provider, conn, AuthorizationFailure::NotConfigured));
         };
-        conn.check(provider)?;
+        check_inputs(provider, conn, a)?;
         let redirect_uri = redirect_uri(a, redirect).map_err(|f| failure(provider, conn, f))?;
         let mut url = conn.render_url(provider, &a.url)?;
         let render = |t: &crate::Template| {
@@ -340,6 +344,7 @@ impl Inner {
         let Some(a) = &provider.authorize else {
             return Err(fail(AuthorizationFailure::NotConfigured));
         };
+        check_inputs(provider, conn, a)?;
         // The state is spent here, whatever follows.
         let pending = self
             .authorizations
@@ -384,6 +389,27 @@ impl Inner {
             refresh_token_stored,
         })
     }
+}
+
+/// Checks the inputs the authorization request and the code exchange use
+/// (and only those: a provider that also logs in with a password does not
+/// need the password for this).
+fn check_inputs(provider: &Provider, conn: &Connection, a: &Authorize) -> Result<(), Error> {
+    let mut used: Vec<&str> = a.url.inputs().map(|(n, _)| n).collect();
+    used.extend(a.exchange.url.inputs().map(|(n, _)| n));
+    let ex = &a.exchange;
+    let templates = std::iter::once(&a.client_id)
+        .chain(a.params.iter().map(|(_, t)| t))
+        .chain(ex.fields.iter().flat_map(|(_, v)| v.texts()))
+        .chain(ex.headers.iter().map(|(_, t)| t))
+        .chain(ex.basic.iter().flat_map(|b| [&b.username, &b.password]));
+    for t in templates {
+        used.extend(t.vars().filter_map(|v| match v {
+            crate::Var::Input(n) => Some(n.as_str()),
+            _ => None,
+        }));
+    }
+    conn.check_only(provider, |name| used.contains(&name))
 }
 
 /// The code of a callback: a URL the browser was redirected to (checked

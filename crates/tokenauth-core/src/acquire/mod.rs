@@ -268,8 +268,8 @@ impl Acquirer<'_> {
     /// Unlike a renewal, a refresh token that cannot be stored is an error:
     /// keeping it is the point of the exchange. Nothing is stored when the
     /// exchange fails.
+    /// The caller checks the inputs the exchange uses.
     pub(crate) async fn exchange(&self, req: &TokenRequest) -> Result<(Acquired, bool), Error> {
-        self.conn.check(self.provider)?;
         self.counters.login();
         let reply = self.send(RequestKind::Exchange, req, None).await?;
         let parsed = self.interpret(RequestKind::Exchange, &reply, None)?;

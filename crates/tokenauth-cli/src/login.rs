@@ -319,11 +319,14 @@ async fn paste(
     timeout: Duration,
 ) -> Result<Authorized, LoginError> {
     let _ = std::io::stderr().flush();
-    let line = tokio::task::spawn_blocking(|| {
+    // A plain thread, not spawn_blocking: the runtime would wait for a
+    // blocked read of stdin when it shuts down after the timeout.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
         let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).map(|_| line)
+        let _ = tx.send(std::io::stdin().lock().read_line(&mut line).map(|_| line));
     });
-    let line = match tokio::time::timeout(timeout, line).await {
+    let line = match tokio::time::timeout(timeout, rx).await {
         Ok(Ok(Ok(line))) => line,
         Ok(_) => {
             return Err(LoginError::Other(

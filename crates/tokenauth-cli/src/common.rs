@@ -236,7 +236,7 @@ pub(crate) fn hint(g: &Global, e: &Error) -> Option<String> {
     else {
         return None;
     };
-    let get = "get a refresh token from the provider (its authorization flow or console)";
+    let get = "get a refresh token from the provider (`tokenauth login PROVIDER --store …` for one with an [authorize] table, else its console)";
     let put = format!(
         "tokenauth --store STORE store put {provider} --connection {connection} < token.txt"
     );

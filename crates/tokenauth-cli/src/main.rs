@@ -8,6 +8,7 @@ mod check;
 mod common;
 mod demo;
 mod explain;
+mod login;
 mod login_device;
 mod request;
 mod store_cmd;
@@ -144,18 +145,8 @@ enum Command {
     /// Manage the token store (--store): `store put PROVIDER` gives a connection its first refresh token, read from stdin.
     #[command(subcommand)]
     Store(StoreCommand),
-    /// Get a person's consent and store the refresh token it yields. Only
-    /// the device flow (RFC 8628) for now: `tokenauth login PROVIDER --device`.
-    Login {
-        /// The provider id.
-        provider: String,
-        #[command(flatten)]
-        conn: ConnectionArgs,
-        /// Use the device authorization grant: print a code to enter on
-        /// another device, then poll until it is approved.
-        #[arg(long)]
-        device: bool,
-    },
+    /// Get a person's consent and store the refresh token it yields (--store DIR|redis://…): the authorization-code grant in a browser (RFC 8252 loopback redirect), or with --device the device grant (RFC 8628).
+    Login(login::LoginArgs),
     /// Prove a description works: inputs, login, injection and the provider's [test] request, step by step.
     Test {
         /// The provider id.
@@ -232,17 +223,10 @@ fn main() -> ExitCode {
                 conn: &conn,
             },
         )),
-        Command::Login {
-            provider,
-            conn,
-            device: true,
-        } => common::block_on(login_device::run(g, &provider, &conn)),
-        Command::Login { .. } => {
-            eprintln!(
-                "error: the browser flow needs --device for now: tokenauth login PROVIDER --device"
-            );
-            Outcome::InvalidInput
+        Command::Login(args) if args.device => {
+            common::block_on(login_device::run(g, &args.provider, &args.conn))
         }
+        Command::Login(args) => common::block_on(login::run(g, &args)),
         Command::Test { provider, conn } => common::block_on(test_cmd::run(g, &provider, &conn)),
         Command::Store(StoreCommand::Put { provider, conn }) => {
             common::block_on(store_cmd::put(g, &provider, &conn))

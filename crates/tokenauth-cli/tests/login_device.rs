@@ -238,7 +238,7 @@ fn login_without_device_or_device_table_says_what_to_do() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("the browser flow needs --device for now"),
+        err.contains("it offers the device grant: tokenauth login dev --device"),
         "{err}"
     );
 }

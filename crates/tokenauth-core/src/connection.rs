@@ -184,7 +184,17 @@ impl Connection {
     /// Checks that every declared input of `provider` has a value, and one
     /// its `pattern` / `one_of` allows.
     pub(crate) fn check(&self, provider: &Provider) -> Result<(), Error> {
-        for input in &provider.inputs {
+        self.check_only(provider, |_| true)
+    }
+
+    /// [`check`](Self::check) of the inputs `used` says are used (the
+    /// authorization-code grant needs only those of its own requests).
+    pub(crate) fn check_only(
+        &self,
+        provider: &Provider,
+        used: impl Fn(&str) -> bool,
+    ) -> Result<(), Error> {
+        for input in provider.inputs.iter().filter(|i| used(&i.name)) {
             let Some(value) = self.value(provider, &input.name) else {
                 return Err(Error::MissingInput {
                     provider: provider.id.clone(),

@@ -28,6 +28,9 @@ pub enum RequestKind {
     Refresh,
     /// The `[device]` request (RFC 8628 device authorization).
     Device,
+    /// The `[authorize.exchange]` request (an authorization code traded for
+    /// tokens).
+    Exchange,
 }
 
 impl fmt::Display for RequestKind {
@@ -35,6 +38,7 @@ impl fmt::Display for RequestKind {
         f.write_str(match self {
             RequestKind::Login => "login",
             RequestKind::Refresh => "refresh",
+            RequestKind::Exchange => "code exchange",
             RequestKind::Device => "device authorization",
         })
     }
@@ -533,6 +537,26 @@ pub enum Error {
         #[source]
         source: Arc<http::Error>,
     },
+
+    /// An authorization (the authorization-code grant) could not be
+    /// started or completed; nothing was exchanged or stored.
+    #[error("provider `{provider}`, connection `{connection}`: {failure}")]
+    Authorization {
+        /// The provider id.
+        provider: String,
+        /// The connection id.
+        connection: String,
+        /// Why.
+        failure: crate::authorize::AuthorizationFailure,
+    },
+
+    /// The operating system's random number generator failed (for a
+    /// state or PKCE verifier).
+    #[error("the operating system's random number generator failed: {reason}")]
+    Random {
+        /// What it reported.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -548,7 +572,7 @@ impl Error {
     /// The provider id the error is about, if any.
     pub fn provider(&self) -> Option<&str> {
         match self {
-            Error::Config(_) | Error::HttpClient(_) => None,
+            Error::Config(_) | Error::HttpClient(_) | Error::Random { .. } => None,
             Error::UnknownProvider { provider }
             | Error::MissingInput { provider, .. }
             | Error::AssertionKey { provider, .. }
@@ -578,7 +602,8 @@ impl Error {
             | Error::Aborted { provider }
             | Error::NoTls { provider }
             | Error::RedirectLeftScope { provider, .. }
-            | Error::RequestUri { provider, .. } => Some(provider),
+            | Error::RequestUri { provider, .. }
+            | Error::Authorization { provider, .. } => Some(provider),
         }
     }
 

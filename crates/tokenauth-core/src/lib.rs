@@ -134,6 +134,7 @@
 //! failing every token request.
 
 mod acquire;
+pub mod authorize;
 mod cache;
 pub mod clock;
 pub mod config;
@@ -148,6 +149,7 @@ mod template;
 mod tls;
 mod url_template;
 
+pub use authorize::{AuthorizationFailure, AuthorizationRequest, Authorized};
 pub use cache::{Credential, Stats, TokenAuth, TokenAuthBuilder, TokenId};
 pub use config::{ConfigErrors, Diagnostic, LoadError, Provider, Providers};
 pub use connection::{Connection, DEFAULT_CONNECTION};

@@ -68,6 +68,22 @@ pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<
         Host::TwobaAuthorize if sub.eq_ignore_ascii_case("/OAuth/Token") => {
             token(&state, host, req).await
         }
+        Host::TwobaAuthorize if sub.eq_ignore_ascii_case("/OAuth/Authorize") => {
+            let (parts, body) = req.into_parts();
+            let Ok(body) = Limited::new(body, TOKEN_BODY_LIMIT).collect().await else {
+                return Ok(error_json(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "request_too_large",
+                ));
+            };
+            let query = parts.uri.query().unwrap_or_default();
+            Ok(crate::authorize::authorize(
+                &state,
+                &parts.method,
+                query,
+                &body.to_bytes(),
+            ))
+        }
         Host::Reobtimaal | Host::Bro
             if starts_with_ci(
                 &sub,
@@ -369,8 +385,17 @@ fn twoba_grant(state: &State, form: &[(String, String)]) -> Result<Issued, Rejec
                 }
             }
         }
-        // The emulator never hands out authorization codes.
-        Some("authorization_code") => Err(invalid_grant()),
+        Some("authorization_code") => {
+            let code = field(form, "code").unwrap_or_default();
+            let redirect_uri = field(form, "redirect_uri");
+            let verifier = field(form, "code_verifier");
+            match state.use_code(code, client_id, redirect_uri, verifier) {
+                Ok(user) => {
+                    Ok(state.issue(Provider::Twoba, user.into(), false, Some(client_id.into())))
+                }
+                Err(_) => Err(invalid_grant()),
+            }
+        }
         _ => Err(unsupported_grant()),
     }
 }

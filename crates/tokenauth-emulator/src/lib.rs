@@ -50,7 +50,7 @@
 //! | real host ([`Host`]) | path prefix on `127.0.0.1:PORT` | endpoints |
 //! |---|---|---|
 //! | `api.reobtimaal-diensten.nl` ([`Host::Reobtimaal`]) | `/reobtimaal` | `POST /api/Token`; API: any other `/api/...` |
-//! | `authorize.2ba.nl` ([`Host::TwobaAuthorize`]) | `/2ba-authorize` | `POST /OAuth/Token` |
+//! | `authorize.2ba.nl` ([`Host::TwobaAuthorize`]) | `/2ba-authorize` | `POST /OAuth/Token`; `GET`/`POST /OAuth/Authorize` |
 //! | `api.2ba.nl` ([`Host::Twoba`]) | `/2ba` | API: `/1/json/...` |
 //! | `www.bronhouderportaal-bro.nl` ([`Host::Bro`]) | `/bro` | API: `/api/v2/...` (e.g. `POST /api/v2/validatie`, `GET /api/v2/leveringen/{id}`) |
 //!
@@ -94,9 +94,23 @@
 //! is single-use and rotates: a refresh returns a new one and uses up the old.
 //! A used (counted in `refresh_reuse`), unknown, expired, revoked or
 //! other-client refresh token -> 400 `{"error":"invalid_grant"}`;
-//! `authorization_code` -> 400 `invalid_grant` (no codes are issued); any
-//! other grant -> 400 `{"error":"unsupported_grant_type"}`. API: bearer token
-//! as for REOBtimaal.
+//! any other grant -> 400 `{"error":"unsupported_grant_type"}`. API: bearer
+//! token as for REOBtimaal.
+//!
+//! 2BA's **authorization code** (RFC 6749 §4.1): `GET /OAuth/Authorize`
+//! with `response_type=code`, a known `client_id`, an http(s)
+//! `redirect_uri`, optional `state` and PKCE `code_challenge` (+
+//! `code_challenge_method` `S256` or `plain`) shows a consent page (a bad
+//! request: 400 page). `POST` to the same URL with the form `username`,
+//! `password`, `consent=allow` -> 302 to `redirect_uri?code=…&state=…`;
+//! `consent=deny` -> 302 to `redirect_uri?error=access_denied&state=…`;
+//! wrong credentials show the page again. `grant_type=authorization_code`
+//! (`code`, `redirect_uri`, `code_verifier` when a challenge was sent, and
+//! the client as for every grant) issues tokens as the password grant does
+//! (counted as `other` in `requests_by_grant`). A code lives 60 s and is
+//! spent by its first use; a reused, unknown, expired or other-client code,
+//! another `redirect_uri` than the authorization request's, or a missing
+//! or wrong verifier -> 400 `invalid_grant`.
 //!
 //! **BRO**: no token endpoint. `Authorization: Basic base64(username:password)`,
 //! split at the first `:` (the username holds `|`), must match a BRO token;
@@ -253,6 +267,7 @@
 //! The token endpoint takes short-lived mutexes. All [`Emulator`] methods
 //! are synchronous and safe to call from any thread while requests run.
 
+mod authorize;
 mod body;
 mod config;
 mod device;

@@ -230,6 +230,8 @@ pub(crate) struct State {
     pub(crate) shapes: crate::shapes::Shapes,
     /// The device authorization grant fixture.
     pub(crate) device: crate::device::DeviceFixture,
+    /// 2BA's authorization codes.
+    pub(crate) codes: crate::authorize::Codes,
 }
 
 fn initial_knobs(config: &EmulatorConfig, p: Provider) -> Knobs {
@@ -290,6 +292,7 @@ impl State {
             recorded: Mutex::new(VecDeque::new()),
             shapes: crate::shapes::Shapes::default(),
             device: crate::device::DeviceFixture::default(),
+            codes: Default::default(),
             config,
         }
     }

@@ -123,6 +123,10 @@ pub(crate) struct Acquirer<'a> {
     pub(crate) store_timeout: Duration,
     pub(crate) retry: RetryPolicy,
     pub(crate) counters: &'a dyn Counters,
+    /// Form fields the engine adds to every request of this acquisition
+    /// (the code exchange's `code`, `code_verifier`, ...), unless the
+    /// description names them; secrets, scrubbed from errors.
+    pub(crate) extra_fields: &'a [(&'static str, SecretString)],
 }
 
 /// A complete reply (any status).
@@ -273,6 +277,49 @@ impl Acquirer<'_> {
         self.finish(parsed, RequestKind::Login, None, false).await
     }
 
+    /// The code exchange (`[authorize.exchange]` with
+    /// [`extra_fields`](Self::extra_fields)): the refresh token of the
+    /// reply replaces the stored one before the access token is returned.
+    /// Unlike a renewal, a refresh token that cannot be stored is an error:
+    /// keeping it is the point of the exchange. Nothing is stored when the
+    /// exchange fails.
+    /// The caller checks the inputs the exchange uses.
+    pub(crate) async fn exchange(&self, req: &TokenRequest) -> Result<(Acquired, bool), Error> {
+        self.counters.login();
+        let reply = self.send(RequestKind::Exchange, req, None).await?;
+        let parsed = self.interpret(RequestKind::Exchange, &reply, None)?;
+        if let Some(new) = &parsed.refresh {
+            // Replaces whatever is stored (a person just consented again);
+            // a store changed by another worker in between is read again.
+            let mut current = self.load().await?;
+            for attempt in 0.. {
+                match self.swap_refresh(current.as_ref(), Some(new)).await? {
+                    CasOutcome::Conflict { current: now } if attempt < 3 => current = now,
+                    CasOutcome::Conflict { .. } => {
+                        return Err(self.store_error(
+                            "save the refresh token",
+                            crate::store::StoreError::new(
+                                crate::store::StoreErrorKind::Unavailable,
+                                "the stored refresh token kept changing while it was replaced",
+                            ),
+                        ));
+                    }
+                    _ => break,
+                }
+            }
+        }
+        let stored = parsed.refresh.is_some();
+        Ok((
+            Acquired {
+                access: parsed.access,
+                expires_at: parsed.expires_at,
+                api_base: parsed.api_base,
+                kind: RequestKind::Exchange,
+            },
+            stored,
+        ))
+    }
+
     async fn refresh(
         &self,
         refresh: &Refresh,
@@ -377,7 +424,8 @@ impl Acquirer<'_> {
             self.conn
                 .secret_values(self.provider)
                 .chain(rt.map(|r| r.expose_secret()))
-                .chain(assertion.map(|a| a.expose_secret())),
+                .chain(assertion.map(|a| a.expose_secret()))
+                .chain(self.extra_fields.iter().map(|(_, v)| v.expose_secret())),
         );
         let Some(basic) = self.request(kind).and_then(|r| r.basic.as_ref()) else {
             return scrubber;
@@ -544,6 +592,7 @@ impl Acquirer<'_> {
             RequestKind::Refresh => self.provider.refresh.as_ref().map(|r| &r.request),
             RequestKind::Login => self.provider.login.as_ref(),
             RequestKind::Device => self.provider.device.as_ref().map(|d| &d.request),
+            RequestKind::Exchange => self.provider.authorize.as_ref().map(|a| &a.exchange),
         }
     }
 
@@ -629,6 +678,11 @@ impl Acquirer<'_> {
                 name.as_str(),
                 v.try_map(&mut |t| self.render_sent(t, rt, sent))?,
             ));
+        }
+        for (name, value) in self.extra_fields {
+            if !req.fields.iter().any(|(n, _)| n == name) {
+                fields.push((name, FieldValue::Text(value.expose_secret().to_owned())));
+            }
         }
         let mut url = self.conn.render_url(self.provider, &req.url)?;
         let sent_to = url.to_string();

@@ -198,6 +198,7 @@ pub fn preview_token_request(
                 &with_scope
             }
         }
+        RequestKind::Exchange => &provider.authorize.as_ref()?.exchange,
     };
     let mut m = Masker {
         provider,

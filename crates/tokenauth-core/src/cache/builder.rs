@@ -255,6 +255,7 @@ impl TokenAuthBuilder {
             metrics,
             retry: self.retry,
             failure_backoff: self.failure_backoff,
+            authorizations: Default::default(),
         };
         Ok(TokenAuth {
             inner: Arc::new(inner),

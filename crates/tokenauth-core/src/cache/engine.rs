@@ -71,6 +71,8 @@ pub(crate) struct Inner {
     /// response's URL, so each is rendered once per connection id (a
     /// connection id stands for one set of values, see [`Connection`]).
     pub(crate) rendered: RenderedPrefixes,
+    /// Issued authorization requests waiting for their callback.
+    pub(crate) authorizations: crate::authorize::PendingTable,
 }
 
 /// `provider`'s prefixes with `{{ inputs.NAME }}` as `conn` renders them:
@@ -147,6 +149,35 @@ impl TokenAuth {
         self.inner
             .route_url(url, connection)
             .map(|index| ProviderHandle::new(self.clone(), index))
+    }
+
+    /// [`ProviderHandle::authorization_request`] of `provider` with the
+    /// registered redirect URI: the URL a person's browser goes to for the
+    /// authorization-code grant, and its single-use state. See
+    /// [`crate::authorize`].
+    pub fn authorization_request(
+        &self,
+        provider: &str,
+        connection: Option<&Connection>,
+    ) -> Result<crate::AuthorizationRequest, Error> {
+        self.provider(provider)?
+            .authorization_request(connection, None)
+    }
+
+    /// [`ProviderHandle::complete_authorization`] of `provider`: exchanges
+    /// the code of `callback` (the redirect URL, or the bare code) after
+    /// checking `state`, stores the refresh token and caches the access
+    /// token; returns what it stored and when the access token expires.
+    pub async fn complete_authorization(
+        &self,
+        provider: &str,
+        connection: Option<&Connection>,
+        callback: &str,
+        state: &str,
+    ) -> Result<crate::Authorized, Error> {
+        self.provider(provider)?
+            .complete_authorization(connection, callback, state)
+            .await
     }
 
     /// The counters so far.
@@ -564,6 +595,7 @@ impl Inner {
             store_timeout: self.coordination.store_timeout,
             retry: self.retry,
             counters: &self.counters,
+            extra_fields: &[],
         };
         let acquired = acquirer.run().await?;
         Ok(Fetched {
@@ -587,12 +619,41 @@ impl Inner {
             store_timeout: self.coordination.store_timeout,
             retry: self.retry,
             counters: &self.counters,
+            extra_fields: &[],
         }
+    }
+
+    /// The code exchange of [`complete_authorization`](Self::complete_authorization),
+    /// with the engine's store: the reply's refresh token is stored.
+    pub(crate) async fn exchange_code(
+        &self,
+        index: usize,
+        conn: &Connection,
+        request: &crate::config::TokenRequest,
+        extra: &[(&'static str, secrecy::SecretString)],
+    ) -> Result<Exchanged, Error> {
+        let provider = &self.providers.providers[index];
+        let acquirer = Acquirer {
+            extra_fields: extra,
+            ..self.acquirer(index, conn)
+        };
+        let (acquired, refresh_stored) = acquirer.exchange(request).await?;
+        Ok(Exchanged {
+            expires_at: acquired.expires_at,
+            refresh_stored,
+            acquired: Fetched {
+                renew_at: renew_at(provider, self.clock.now(), acquired.expires_at),
+                access: acquired.access,
+                obtained_by: Some(acquired.kind),
+                expires_at: acquired.expires_at,
+                api_base: acquired.api_base,
+            },
+        })
     }
 
     /// Puts a token obtained outside the cache's own fetches (the device
     /// grant) into the cache for `conn`, and into a shared store, as a
-    /// fetch would.
+    /// fetch would. Returns its expiry.
     pub(crate) async fn publish_granted(
         &self,
         index: usize,
@@ -608,6 +669,21 @@ impl Inner {
             api_base: acquired.api_base,
         };
         let expires_at = fetched.expires_at;
+        self.publish_acquired(index, conn, fetched).await?;
+        Ok(expires_at)
+    }
+
+    /// Puts a token fetched outside the cache's own fetches (a code
+    /// exchange, a device grant) into the cache, and into a shared store
+    /// (which also clears a failure backoff published before the consent):
+    /// the next request, here or in another process, uses it.
+    pub(crate) async fn publish_acquired(
+        &self,
+        index: usize,
+        conn: &Connection,
+        fetched: Fetched,
+    ) -> Result<(), Error> {
+        let provider = &self.providers.providers[index];
         let injection = crate::inject::render(provider, conn, Some(&fetched.access))?;
         self.publish_granted_shared(index, conn, &fetched).await;
         let mut entry = TokenEntry::new(
@@ -618,7 +694,7 @@ impl Inner {
         );
         entry.prefixes = connection_prefixes(provider, conn);
         self.caches[index].publish(conn.id_arc(), Slot::Token(Arc::new(entry)));
-        Ok(expires_at)
+        Ok(())
     }
 
     /// The backoff after failure number `n` (0-based), at least the
@@ -631,6 +707,13 @@ impl Inner {
             None => wait,
         }
     }
+}
+
+/// A code exchange's result.
+pub(crate) struct Exchanged {
+    pub(crate) expires_at: SystemTime,
+    pub(crate) refresh_stored: bool,
+    pub(crate) acquired: Fetched,
 }
 
 /// When to start renewing a token that expires at `expires_at`: the skew

@@ -95,6 +95,11 @@ pub struct Provider {
     pub on_unauthorized: OnUnauthorized,
     /// A request that proves the credentials work (`tokenauth test`).
     pub test: Option<TestRequest>,
+    /// `[authorize]`: the authorization-code grant (a person consents in a
+    /// browser; `tokenauth login`, [`TokenAuth::authorization_request`]).
+    ///
+    /// [`TokenAuth::authorization_request`]: crate::TokenAuth::authorization_request
+    pub authorize: Option<Authorize>,
 }
 
 impl Provider {
@@ -441,6 +446,99 @@ impl<T> FieldValue<T> {
             _ => None,
         }
     }
+}
+
+/// `[authorize]`: the authorization-code grant (RFC 6749 §4.1, with PKCE,
+/// RFC 7636).
+#[derive(Clone, Debug, serde::Serialize)]
+#[non_exhaustive]
+pub struct Authorize {
+    /// The authorization endpoint the person's browser is sent to, rendered
+    /// per connection.
+    pub url: UrlTemplate,
+    /// `client_id`: sent in the authorization URL, and in the code exchange
+    /// unless that authenticates the client with Basic or writes its own.
+    pub client_id: Template,
+    /// The scopes asked for, joined with `scope_separator`; none: no
+    /// `scope` parameter.
+    pub scopes: Vec<String>,
+    /// What joins the scopes: `" "` by default (RFC 6749 §3.3).
+    pub scope_separator: String,
+    /// Extra query parameters of the authorization URL, in file order.
+    pub params: Vec<(String, Template)>,
+    /// The PKCE method (RFC 7636).
+    pub pkce: Pkce,
+    /// The registered redirect URI; see [`RedirectUri`].
+    pub redirect_uri: RedirectUri,
+    /// The code exchange (RFC 6749 §4.1.3). `grant_type`, `code`,
+    /// `redirect_uri`, `code_verifier` (with PKCE) and `client_id` (without
+    /// Basic client authentication) are added by the engine unless the
+    /// fields name them.
+    pub exchange: TokenRequest,
+}
+
+/// The PKCE method of an authorization request (RFC 7636 §4.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Pkce {
+    /// `code_challenge = BASE64URL(SHA256(verifier))`: the default.
+    S256,
+    /// `code_challenge = verifier`, for servers without SHA-256.
+    Plain,
+    /// No PKCE parameters at all.
+    Off,
+}
+
+impl Pkce {
+    /// The `code_challenge_method` value, `None` when off.
+    pub fn method(self) -> Option<&'static str> {
+        match self {
+            Pkce::S256 => Some("S256"),
+            Pkce::Plain => Some("plain"),
+            Pkce::Off => None,
+        }
+    }
+}
+
+/// The registered redirect URI. A loopback `http` URI without a port
+/// stands for any port of that host and path (RFC 8252 §7.3): the one a
+/// native app listens on is filled in per request.
+#[derive(Clone, Debug, serde::Serialize)]
+#[non_exhaustive]
+pub struct RedirectUri {
+    /// As written (`http://127.0.0.1/callback`).
+    #[serde(serialize_with = "crate::config::model::ser_url")]
+    pub uri: url::Url,
+    /// No port was written on a loopback URI: any port matches.
+    pub any_port: bool,
+}
+
+impl RedirectUri {
+    /// True for a loopback `http` URI (`127.0.0.1`, `[::1]`, `localhost`),
+    /// the kind `tokenauth login` can listen on.
+    pub fn is_loopback(&self) -> bool {
+        self.uri.scheme() == "http"
+            && match self.uri.host() {
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+                None => false,
+            }
+    }
+
+    /// True when `uri` is this one, or (any port) this one on another port.
+    pub fn admits(&self, uri: &url::Url) -> bool {
+        let mut want = self.uri.clone();
+        if self.any_port && want.set_port(uri.port()).is_err() {
+            return false;
+        }
+        want == *uri
+    }
+}
+
+pub(crate) fn ser_url<S: serde::Serializer>(u: &url::Url, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(u.as_str())
 }
 
 /// `[refresh]`: how to trade a refresh token for a new access token.

@@ -116,6 +116,56 @@ impl ProviderHandle {
         })
     }
 
+    /// Starts an authorization-code grant for `connection` (`None`: the
+    /// default connection): the URL to send a person's browser to, with a
+    /// fresh single-use `state` and PKCE challenge. The PKCE verifier stays
+    /// in the engine (for [`PENDING_TTL`]) until
+    /// [`complete_authorization`](Self::complete_authorization) uses it.
+    ///
+    /// `redirect_uri`: the redirect URI to ask for; `None`: the registered
+    /// one, which must then have a port. A loopback URI registered without
+    /// a port admits any port (RFC 8252 §7.3): pass the one you listen on.
+    ///
+    /// Fails with [`Error::Authorization`] when the provider has no
+    /// `[authorize]` table or the redirect URI is not the registered one.
+    ///
+    /// [`PENDING_TTL`]: crate::authorize::PENDING_TTL
+    pub fn authorization_request(
+        &self,
+        connection: Option<&Connection>,
+        redirect_uri: Option<&url::Url>,
+    ) -> Result<crate::AuthorizationRequest, Error> {
+        let conn = self.resolve(connection)?;
+        self.auth
+            .inner
+            .authorization_request(self.index, conn, redirect_uri)
+    }
+
+    /// Completes an authorization-code grant: `callback` is the URL the
+    /// browser was redirected to (or the bare code), `state` the one
+    /// [`authorization_request`](Self::authorization_request) returned. See
+    /// [`crate::authorize`] for the checks. The code is exchanged, the
+    /// refresh token stored in the engine's store, the access token cached.
+    ///
+    /// # Concurrent calls
+    ///
+    /// A state is spent by the first call that presents it, whatever the
+    /// outcome: a second call with it fails with
+    /// [`AuthorizationFailure::UnknownState`](crate::AuthorizationFailure::UnknownState),
+    /// and never sends the code.
+    pub async fn complete_authorization(
+        &self,
+        connection: Option<&Connection>,
+        callback: &str,
+        state: &str,
+    ) -> Result<crate::Authorized, Error> {
+        let conn = self.resolve(connection)?;
+        self.auth
+            .inner
+            .complete_authorization(self.index, conn, callback, state)
+            .await
+    }
+
     /// What to do once the API answered `status` to a request sent with
     /// `credential`; see [`Inner::after_response`]. For the tests of the
     /// rule; adapters run it through [`Exchange::send`](super::Exchange::send).

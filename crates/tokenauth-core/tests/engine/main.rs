@@ -1,6 +1,7 @@
 //! The token engine against the emulator: real HTTP on loopback (TLS, real
 //! host names, the unchanged `providers.toml`).
 
+mod authorize;
 mod clock;
 mod concurrency;
 mod dsl;

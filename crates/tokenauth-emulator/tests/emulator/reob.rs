@@ -212,6 +212,17 @@ async fn a_token_only_works_for_its_own_provider() {
 }
 
 #[tokio::test]
+async fn an_authorization_request_without_its_parameters_is_400() {
+    let e = start().await;
+    let c = client();
+    let url = e.url(Host::TwobaAuthorize, "/OAuth/Authorize");
+    assert_eq!(
+        read(c.get(&url).send().await.expect("send")).await.status,
+        400
+    );
+}
+
+#[tokio::test]
 async fn unknown_paths_are_404() {
     let e = start().await;
     let c = client();
@@ -219,7 +230,7 @@ async fn unknown_paths_are_404() {
         format!("{}/nowhere", e.base_url()),
         e.url(Host::Reobtimaal, "/other"),
         e.url(Host::Twoba, "/2/json/x"),
-        e.url(Host::TwobaAuthorize, "/OAuth/Authorize"),
+        e.url(Host::TwobaAuthorize, "/OAuth/Other"),
     ] {
         assert_eq!(
             read(c.get(&url).send().await.expect("send")).await.status,

@@ -228,3 +228,150 @@ async fn revoke_kills_access_and_refresh_tokens() {
     assert_eq!(r.status, 400);
     assert_eq!(twoba_login(&e, &c).await.status, 200);
 }
+
+/// The authorization request's URL (PKCE `challenge` with `method`, if any).
+fn authorize_url(e: &tokenauth_emulator::Emulator, challenge: Option<(&str, &str)>) -> String {
+    let mut url = e.url(Host::TwobaAuthorize, "/OAuth/Authorize");
+    url.push_str(&format!(
+        "?response_type=code&client_id={TWOBA_DEMO_CLIENT_ID}&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb&state=xyz"
+    ));
+    if let Some((c, m)) = challenge {
+        url.push_str(&format!("&code_challenge={c}&code_challenge_method={m}"));
+    }
+    url
+}
+
+/// Consents (or not) on the page: the redirect's Location.
+async fn consent(url: &str, answer: &str) -> String {
+    let c = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = read(c.get(url).send().await.unwrap()).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("<form"), "{}", page.body);
+    let r = post_form(
+        &c,
+        url,
+        &[
+            ("username", TWOBA_DEMO_USERNAME),
+            ("password", TWOBA_DEMO_PASSWORD),
+            ("consent", answer),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 302, "{}", r.body);
+    r.headers["location"].to_str().unwrap().to_owned()
+}
+
+fn code_of(location: &str) -> String {
+    let query = location.split_once('?').unwrap().1;
+    query
+        .split('&')
+        .find_map(|p| p.strip_prefix("code="))
+        .unwrap()
+        .to_owned()
+}
+
+async fn exchange(
+    e: &tokenauth_emulator::Emulator,
+    code: &str,
+    redirect: &str,
+    verifier: Option<&str>,
+) -> Reply {
+    let mut fields = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", redirect),
+        ("client_id", TWOBA_DEMO_CLIENT_ID),
+        (
+            "client_secret",
+            tokenauth_emulator::TWOBA_DEMO_CLIENT_SECRET,
+        ),
+    ];
+    if let Some(v) = verifier {
+        fields.push(("code_verifier", v));
+    }
+    post_form(
+        &client(),
+        &e.url(Host::TwobaAuthorize, "/OAuth/Token"),
+        &fields,
+    )
+    .await
+}
+
+const REDIRECT: &str = "http://127.0.0.1:9/cb";
+// RFC 7636 appendix B.
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+#[tokio::test]
+async fn authorization_code_with_s256_is_exchanged_once() {
+    let e = start().await;
+    let location = consent(&authorize_url(&e, Some((CHALLENGE, "S256"))), "allow").await;
+    assert!(
+        location.starts_with("http://127.0.0.1:9/cb?code=") && location.ends_with("&state=xyz"),
+        "{location}"
+    );
+    let code = code_of(&location);
+    let r = exchange(&e, &code, REDIRECT, Some(VERIFIER)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.keys(),
+        ["access_token", "expires_in", "refresh_token", "token_type"]
+    );
+    // Single use.
+    let again = exchange(&e, &code, REDIRECT, Some(VERIFIER)).await;
+    assert_eq!(again.status, 400);
+    assert!(again.body.contains("invalid_grant"));
+}
+
+#[tokio::test]
+async fn a_code_needs_its_redirect_uri_and_verifier() {
+    let e = start().await;
+    let url = authorize_url(&e, Some((CHALLENGE, "S256")));
+    for (redirect, verifier) in [
+        ("http://127.0.0.1:10/cb", Some(VERIFIER)),
+        (REDIRECT, None),
+        (
+            REDIRECT,
+            Some("wrong-verifier-wrong-verifier-wrong-verifier"),
+        ),
+    ] {
+        let code = code_of(&consent(&url, "allow").await);
+        let r = exchange(&e, &code, redirect, verifier).await;
+        assert_eq!(r.status, 400, "{redirect} {verifier:?}");
+        assert!(r.body.contains("invalid_grant"));
+    }
+    // plain PKCE, and none at all.
+    let code = code_of(
+        &consent(
+            &authorize_url(
+                &e,
+                Some(("plain-verifier-0123456789-0123456789-abcdef", "plain")),
+            ),
+            "allow",
+        )
+        .await,
+    );
+    let r = exchange(
+        &e,
+        &code,
+        REDIRECT,
+        Some("plain-verifier-0123456789-0123456789-abcdef"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let code = code_of(&consent(&authorize_url(&e, None), "allow").await);
+    assert_eq!(exchange(&e, &code, REDIRECT, None).await.status, 200);
+}
+
+#[tokio::test]
+async fn declined_consent_redirects_with_access_denied() {
+    let e = start().await;
+    let location = consent(&authorize_url(&e, None), "deny").await;
+    assert_eq!(
+        location,
+        "http://127.0.0.1:9/cb?error=access_denied&state=xyz"
+    );
+}

@@ -13,7 +13,7 @@
 //!   the language ([`schema`]).
 //! - [`values`]: the value types (URL, duration, pointer, template, ...).
 //! - one module per table: [`provider`] (and the rules between its tables),
-//!   [`inputs`], [`login`], [`refresh`], [`device`], [`request`] (what login and refresh
+//!   [`inputs`], [`login`], [`refresh`], [`device`], [`authorize`], [`request`] (what login and refresh
 //!   share), [`response`], [`expiry`], [`inject`], [`on_unauthorized`],
 //!   [`test`].
 //! - [`report`]: problems at offsets, turned into [`Diagnostic`]s at the end.
@@ -21,6 +21,7 @@
 //! [`Diagnostic`]: crate::config::Diagnostic
 
 mod assertion;
+mod authorize;
 mod device;
 mod expiry;
 mod inject;

@@ -9,7 +9,7 @@ use super::report::Ctx;
 use super::table::Table;
 use super::tree::{Kind, Node};
 use super::values::{check_url, shape};
-use super::{device, expiry, inject, login, on_unauthorized, refresh, response, test};
+use super::{authorize, device, expiry, inject, login, on_unauthorized, refresh, response, test};
 use crate::config::model::{Expiry, Inject, Provider, Response, TestRequest};
 use crate::template::Var;
 
@@ -98,6 +98,18 @@ pub(super) fn read(ctx: &mut Ctx<'_>, id: &str, table: &mut Table<'_, '_>) -> Op
             Some(format!("the device code is traded for tokens at the token endpoint: add [providers.{id}.login] (or [providers.{id}.refresh]) with its url")),
         );
     }
+    let authorize = table
+        .table(
+            ctx,
+            "authorize",
+            "The authorization-code grant: a person consents in a browser (tokenauth login).",
+            "an [authorize] table",
+            |ctx, t| {
+                let token = login.as_ref().or(refresh.as_ref().map(|r| &r.request));
+                authorize::read(ctx, &scope, t, token, insecure)
+            },
+        )
+        .flatten();
     let response = table
         .table(
             ctx,
@@ -177,6 +189,7 @@ pub(super) fn read(ctx: &mut Ctx<'_>, id: &str, table: &mut Table<'_, '_>) -> Op
         inject: inject?,
         on_unauthorized,
         test,
+        authorize,
     })
 }
 

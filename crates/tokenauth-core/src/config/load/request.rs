@@ -303,7 +303,7 @@ pub(super) fn headers(
 
 /// `fields` / `headers`: a table of name -> template, in file order (with
 /// each name's position); `None` when not written.
-fn template_map(
+pub(super) fn template_map(
     ctx: &mut Ctx<'_>,
     scope: &Scope<'_>,
     table: &mut Table<'_, '_>,

@@ -51,23 +51,11 @@ pub(super) fn read(
         client_id,
         "set client_id = \"{{ inputs.client_id }}\" (the id the provider registered for this app)",
     );
-    let scopes = table
-        .strings(
-            ctx,
-            "scopes",
-            "The scopes asked for; none: no scope parameter.",
-            shape::string,
-            false,
-        )
-        .map(|(_, items)| items.into_iter().map(|(s, _)| s.to_owned()).collect())
-        .unwrap_or_default();
-    let scope_separator = table
-        .str(
-            ctx,
-            "scope_separator",
-            "What joins the scopes: \" \" by default (RFC 6749 §3.3).",
-        )
-        .map_or_else(|| " ".to_owned(), |(s, _)| s.to_owned());
+    let (scopes, scope_separator) = request::scopes(
+        ctx,
+        table,
+        "The scopes asked for; none: no scope parameter.",
+    );
     let params = request::template_map(
         ctx,
         scope,

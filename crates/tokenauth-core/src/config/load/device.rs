@@ -12,7 +12,7 @@ use super::inputs::Scope;
 use super::report::Ctx;
 use super::request::{self, DEFAULT_TIMEOUT};
 use super::table::Table;
-use super::values::{TokenVars, shape};
+use super::values::TokenVars;
 use crate::config::model::{BodyFormat, Device, DeviceReply, JsonPointer, TokenRequest};
 
 /// Reads a `[device]` table; `None` when it has an error that leaves no
@@ -37,23 +37,11 @@ pub(super) fn read(
         "set url = \"https://.../device/code\" (the device authorization endpoint)",
     );
     let keys = request::read(ctx, scope, table, TokenVars::None);
-    let scopes: Vec<String> = table
-        .strings(
-            ctx,
-            "scopes",
-            "The scopes asked for, sent as the `scope` field joined with scope_separator.",
-            shape::string,
-            false,
-        )
-        .map(|(_, items)| items.into_iter().map(|(s, _)| s.to_owned()).collect())
-        .unwrap_or_default();
-    let scope_separator = table
-        .str(
-            ctx,
-            "scope_separator",
-            "What joins the scopes: a space by default (RFC 6749 §3.3).",
-        )
-        .map_or_else(|| " ".to_owned(), |(s, _)| s.to_owned());
+    let (scopes, scope_separator) = request::scopes(
+        ctx,
+        table,
+        "The scopes asked for, sent as the `scope` field joined with scope_separator.",
+    );
     if !scopes.is_empty() && keys.fields.iter().any(|(name, _)| name == "scope") {
         let at = table.peek("scopes").map_or(table.at, |n| n.at());
         ctx.error(

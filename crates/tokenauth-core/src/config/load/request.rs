@@ -376,3 +376,25 @@ pub(super) fn basic(
         form_encode,
     })
 }
+
+/// `scopes` (a list of strings, `doc` saying where they go) and
+/// `scope_separator` (a space by default, RFC 6749 §3.3): the keys the
+/// authorization and device requests share.
+pub(super) fn scopes(
+    ctx: &mut Ctx<'_>,
+    table: &mut Table<'_, '_>,
+    doc: &'static str,
+) -> (Vec<String>, String) {
+    let scopes = table
+        .strings(ctx, "scopes", doc, super::values::shape::string, false)
+        .map(|(_, items)| items.into_iter().map(|(s, _)| s.to_owned()).collect())
+        .unwrap_or_default();
+    let separator = table
+        .str(
+            ctx,
+            "scope_separator",
+            "What joins the scopes: a space by default (RFC 6749 §3.3).",
+        )
+        .map_or_else(|| " ".to_owned(), |(s, _)| s.to_owned());
+    (scopes, separator)
+}

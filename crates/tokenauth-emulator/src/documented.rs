@@ -1101,7 +1101,8 @@ async fn accept_loop(
 
 type Resp = Response<Full<Bytes>>;
 
-fn reply(status: StatusCode, body: &Value) -> Resp {
+/// A JSON reply (also the jwt-bearer server's).
+pub(crate) fn reply(status: StatusCode, body: &Value) -> Resp {
     let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
     *r.status_mut() = status;
     r.headers_mut().insert(

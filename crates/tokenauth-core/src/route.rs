@@ -59,7 +59,8 @@ impl<'a> Target<'a> {
     /// with a scheme other than `http`/`https` and no explicit port.
     pub fn from_uri(uri: &'a http::Uri) -> Option<Self> {
         let scheme = uri.scheme_str()?;
-        let port = match (uri.port_u16(), scheme) {
+        let (host, port) = host_and_port(uri.authority()?.as_str());
+        let port = match (port, scheme) {
             (Some(p), _) => p,
             (None, s) if s.eq_ignore_ascii_case("https") => 443,
             (None, s) if s.eq_ignore_ascii_case("http") => 80,
@@ -67,7 +68,7 @@ impl<'a> Target<'a> {
         };
         Some(Target {
             scheme,
-            host: uri.host()?,
+            host,
             port,
             path: match uri.path() {
                 "" => "/",
@@ -75,6 +76,42 @@ impl<'a> Target<'a> {
             },
         })
     }
+}
+
+/// The host and port of a URI authority, exactly as
+/// [`Authority::host`](http::uri::Authority::host) and
+/// [`Authority::port_u16`](http::uri::Authority::port_u16) read them, in one
+/// pass (those two scan the authority several times; this runs on every
+/// request of the tower layer). User info is skipped; an IPv6 host keeps its
+/// brackets; a port that is not a `u16` is no port.
+fn host_and_port(authority: &str) -> (&str, Option<u16>) {
+    let bytes = authority.as_bytes();
+    let (mut at, mut last_colon) = (None, None);
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'@' => at = Some(i),
+            b':' => last_colon = Some(i),
+            _ => {}
+        }
+    }
+    let start = at.map_or(0, |i| i + 1);
+    let host_port = &bytes[start..];
+    let host_len = if host_port.first() == Some(&b'[') {
+        // `http` validated the brackets when it parsed the URI.
+        host_port
+            .iter()
+            .position(|&b| b == b']')
+            .map_or(host_port.len(), |i| i + 1)
+    } else {
+        host_port
+            .iter()
+            .position(|&b| b == b':')
+            .unwrap_or(host_port.len())
+    };
+    // `Authority::port` reads after the last `:` of the whole authority.
+    // Every cut is next to an ASCII byte, so on a character boundary.
+    let port = last_colon.and_then(|i| authority[i + 1..].parse().ok());
+    (&authority[start..start + host_len], port)
 }
 
 /// True when `url` lies inside the `api` prefix `prefix`.
@@ -112,16 +149,49 @@ fn route_path<T: PartialEq>(path: &str, find: impl Fn(&str) -> Option<T>) -> Opt
     }
 }
 
+/// The bytes after which a path may read differently once resolved: `.`
+/// (dot segments), `%` (encoded dots and slashes), `\\` (a separator) and
+/// `;` (path parameters).
+static NEEDS_A_CLOSER_LOOK: [bool; 256] = {
+    let mut table = [false; 256];
+    table[b'.' as usize] = true;
+    table[b'%' as usize] = true;
+    table[b'\\' as usize] = true;
+    table[b';' as usize] = true;
+    table
+};
+
+/// True when `bytes` holds one of [`NEEDS_A_CLOSER_LOOK`]. Most paths hold
+/// none, so this runs on every request: eight bytes at a time (each test is
+/// the exact "has a zero byte" word trick on the word XOR the byte
+/// repeated), the rest by table.
+fn needs_a_closer_look(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let has = |word: u64, b: u8| {
+        let x = word ^ (ONES * u64::from(b));
+        x.wrapping_sub(ONES) & !x & HIGHS != 0
+    };
+    let mut words = bytes.chunks_exact(8);
+    for chunk in &mut words {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_ne_bytes(word);
+        if has(word, b'.') || has(word, b'%') || has(word, b'\\') || has(word, b';') {
+            return true;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .any(|&b| NEEDS_A_CLOSER_LOOK[usize::from(b)])
+}
+
 /// The routing view of a path: as given when it has nothing to resolve (the
 /// common case, one scan of the bytes), else resolved like `url::Url` does.
 fn view(path: &str) -> PathView<'_> {
     let bytes = path.as_bytes();
-    // Most paths hold none of the bytes that need a closer look; this test
-    // has no early exit, so the compiler can check many bytes at a time.
-    let suspicious = bytes.iter().fold(false, |any, &b| {
-        any | matches!(b, b'.' | b'%' | b'\\' | b';')
-    });
-    if !suspicious {
+    if !needs_a_closer_look(bytes) {
         return PathView::One(Cow::Borrowed(path));
     }
     let mut dots = false;
@@ -207,11 +277,16 @@ impl Prefix {
         })
     }
 
-    /// `t` has this prefix's scheme, host and port.
+    /// `t` has this prefix's scheme, host and port. Hosts and schemes are
+    /// compared byte for byte first: both are lower case when they come from
+    /// a parsed `Url` (reqwest), so the case-insensitive comparison only
+    /// runs for an `http::Uri` written with capitals.
+    #[inline]
     fn same_origin(&self, t: &Target<'_>) -> bool {
         self.port == t.port
-            && self.scheme.eq_ignore_ascii_case(t.scheme)
-            && self.host.eq_ignore_ascii_case(t.host)
+            && self.host.len() == t.host.len()
+            && (self.host == t.host || self.host.eq_ignore_ascii_case(t.host))
+            && (self.scheme == t.scheme || self.scheme.eq_ignore_ascii_case(t.scheme))
     }
 
     /// `t`'s origin is this prefix's, and `path` (the resolved path of
@@ -543,6 +618,55 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The one-pass authority reading agrees with `http`'s own
+        /// `host()` and `port_u16()` (which hyper sends by) on every
+        /// authority `http` accepts.
+        #[test]
+        fn host_and_port_reads_an_authority_as_http_does(
+            authority in "[a-zA-Z0-9.:@\\[\\]%+-]{0,24}"
+        ) {
+            if let Ok(uri) = format!("http://{authority}/x").parse::<http::Uri>()
+                && let Some(parsed) = uri.authority()
+            {
+                let ours = host_and_port(parsed.as_str());
+                proptest::prop_assert_eq!(ours, (parsed.host(), parsed.port_u16()));
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// The word-at-a-time scan finds exactly the bytes the table names.
+        #[test]
+        fn the_path_scan_agrees_with_the_table(path in proptest::collection::vec(proptest::num::u8::ANY, 0..40)) {
+            let by_table = path.iter().any(|&b| NEEDS_A_CLOSER_LOOK[usize::from(b)]);
+            proptest::prop_assert_eq!(needs_a_closer_look(&path), by_table);
+        }
+    }
+
+    #[test]
+    fn host_and_port_of_common_authorities() {
+        for authority in [
+            "api.example.com",
+            "API.example.com:8443",
+            "user:pw@api.example.com",
+            "user@api.example.com:80",
+            "[::1]",
+            "[::1]:8080",
+            "u@[fe80::1]:1",
+            "h:+80",
+            "h:",
+        ] {
+            let uri: http::Uri = format!("https://{authority}/").parse().unwrap();
+            let parsed = uri.authority().unwrap();
+            assert_eq!(
+                host_and_port(authority),
+                (parsed.host(), parsed.port_u16()),
+                "{authority}"
+            );
+        }
+    }
 
     /// The module documentation's examples.
     #[test]

@@ -195,7 +195,9 @@
 //! # let _ = client; Ok(()) }
 //! ```
 
-use async_trait::async_trait;
+use std::future::Future;
+use std::pin::Pin;
+
 use http::Extensions;
 use reqwest::{Request, Response};
 use reqwest_middleware::{ClientWithMiddleware, Middleware, Next};
@@ -339,8 +341,21 @@ impl Transport for Downstream<'_> {
         self.next.clone().run(request, self.extensions)
     }
 
+    /// [`Request::try_clone`], without its cost for a request without a
+    /// body (most API calls): reqwest's copy allocates an extension map for
+    /// the timeout on every copy, even when there is none. Of a request's
+    /// extensions reqwest 0.13 reads only that timeout (`execute_request`).
     fn try_clone(&self, request: &Request) -> Option<Request> {
-        request.try_clone()
+        if request.body().is_some() {
+            return request.try_clone();
+        }
+        let mut copy = Request::new(request.method().clone(), request.url().clone());
+        *copy.headers_mut() = request.headers().clone();
+        *copy.version_mut() = request.version();
+        if let Some(timeout) = request.timeout() {
+            *copy.timeout_mut() = Some(*timeout);
+        }
+        Some(copy)
     }
 
     fn auth_error(&self, error: tokenauth_core::Error) -> reqwest_middleware::Error {
@@ -362,17 +377,28 @@ impl Transport for Downstream<'_> {
     }
 }
 
-#[async_trait]
+/// Written out rather than with `#[async_trait]`: the macro would box a
+/// future holding the request and, inside it, the exchange's future holding
+/// it again (about 2.9 KB per request, copied on every move and too big for
+/// the allocator's fast path). Here the request is routed before anything
+/// is boxed, and the box holds exactly the exchange's future, or reqwest's
+/// own for a request that gets no credential.
 impl Middleware for AuthMiddleware {
-    async fn handle(
-        &self,
+    fn handle<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
         req: Request,
-        extensions: &mut Extensions,
-        next: Next<'_>,
-    ) -> reqwest_middleware::Result<Response> {
+        extensions: &'life1 mut Extensions,
+        next: Next<'life2>,
+    ) -> Pin<Box<dyn Future<Output = reqwest_middleware::Result<Response>> + Send + 'async_trait>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
         match self.auth.exchange(req, Some(extensions), None) {
-            Ok(exchange) => exchange.send(&mut Downstream { next, extensions }).await,
-            Err(req) => next.run(req, extensions).await,
+            Ok(exchange) => Box::pin(exchange.send(Downstream { next, extensions })),
+            Err(req) => next.run(req, extensions),
         }
     }
 }

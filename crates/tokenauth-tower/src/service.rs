@@ -84,15 +84,15 @@ where
         // The ready service goes into the future; `self` keeps a clone that
         // must be driven to readiness again before its next call.
         let clone = self.inner.clone();
-        let mut downstream = Downstream {
+        let downstream = Downstream {
             service: std::mem::replace(&mut self.inner, clone),
             clone_body: self.layer.clone_body.clone(),
             ready: true,
             types: PhantomData,
         };
-        ResponseFuture::authenticated(Box::pin(
-            async move { exchange.send(&mut downstream).await },
-        ))
+        // The box holds exactly the exchange's future (see `Exchange::send`
+        // on its size).
+        ResponseFuture::authenticated(Box::pin(exchange.send(downstream)))
     }
 }
 

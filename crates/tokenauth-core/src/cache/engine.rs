@@ -286,6 +286,23 @@ impl Inner {
         index: usize,
         conn: &Connection,
     ) -> Result<Credential, Error> {
+        match self.cached_or_failed(index, conn) {
+            Some(done) => done,
+            None => self.on_miss(index, conn).await,
+        }
+    }
+
+    /// What [`credential`](Self::credential) answers without waiting: a
+    /// valid cached token (starting its background renewal when it is due),
+    /// or the cached error of a failed fetch still backing off; `None` when
+    /// it has to fetch ([`on_miss`](Self::on_miss)). Synchronous, so that the request
+    /// sequence awaits (and keeps in its future) nothing on a hit.
+    #[inline]
+    pub(crate) fn cached_or_failed(
+        self: &Arc<Self>,
+        index: usize,
+        conn: &Connection,
+    ) -> Option<Result<Credential, Error>> {
         let table = &self.caches[index];
         // The hot path: synchronous, lock-free, one `Arc` clone. With the
         // default clock, a token whose renewal window is still ahead by more
@@ -295,7 +312,7 @@ impl Inner {
             .then(crate::clock::coarse::upper_bound_nanos);
         let slot = match (table.get(conn.id()), upper) {
             (Some(Slot::Token(entry)), Some(upper)) if entry.is_fresh_at(upper) => {
-                return Ok(self.hit(index, conn, entry, upper));
+                return Some(Ok(self.hit(index, conn, entry, upper)));
             }
             (slot, _) => slot,
         };
@@ -305,14 +322,23 @@ impl Inner {
                 if entry.wants_renewal_at(now_ns) && entry.renewal_allowed(self.clock.monotonic()) {
                     self.start_renewal(index, conn, &entry);
                 }
-                return Ok(self.hit(index, conn, entry, now_ns));
+                Some(Ok(self.hit(index, conn, entry, now_ns)))
             }
             Some(Slot::Failed(failure)) if failure.backing_off(self.clock.monotonic()) => {
                 Counters::bump(&self.counters.cached_errors);
-                return Err(failure.error.clone());
+                Some(Err(failure.error.clone()))
             }
-            _ => {}
+            _ => None,
         }
+    }
+
+    /// A cache miss: the credential rendered (static providers) or fetched
+    /// (one shared fetch per connection).
+    pub(crate) async fn on_miss(
+        self: &Arc<Self>,
+        index: usize,
+        conn: &Connection,
+    ) -> Result<Credential, Error> {
         Counters::bump(&self.counters.misses);
         if !self.providers.providers[index].fetches_tokens() {
             return self

@@ -56,6 +56,33 @@ pub trait Transport: Send {
     }
 }
 
+/// A transport lent for one exchange: `exchange.send(&mut transport)`
+/// keeps the transport for later requests.
+impl<T: Transport> Transport for &mut T {
+    type Request = T::Request;
+    type Response = T::Response;
+    type Error = T::Error;
+
+    fn send(
+        &mut self,
+        request: Self::Request,
+    ) -> impl Future<Output = Result<Self::Response, Self::Error>> + Send {
+        (**self).send(request)
+    }
+
+    fn try_clone(&self, request: &Self::Request) -> Option<Self::Request> {
+        (**self).try_clone(request)
+    }
+
+    fn auth_error(&self, error: Error) -> Self::Error {
+        (**self).auth_error(error)
+    }
+
+    fn redact_error(&self, error: Self::Error, credential: &Credential) -> Self::Error {
+        (**self).redact_error(error, credential)
+    }
+}
+
 /// One request that gets a credential, with the provider it goes to and the
 /// connection it uses. Made by [`TokenAuth::exchange`], which routed this
 /// very request, and run by [`Exchange::send`]: the credential can only go
@@ -71,7 +98,8 @@ pub struct Exchange<'a, R> {
     request: R,
     /// The origin of a path-only URI, kept for a provider bound by its
     /// token reply's API base (checked once the credential is known).
-    origin: Option<Origin>,
+    /// Boxed: rare, and the exchange lives in every request's future.
+    origin: Option<Box<Origin>>,
 }
 
 impl TokenAuth {
@@ -116,7 +144,7 @@ impl TokenAuth {
             index,
             connection,
             request,
-            origin: origin.filter(|_| scoped).cloned(),
+            origin: origin.filter(|_| scoped).cloned().map(Box::new),
         })
     }
 }
@@ -154,58 +182,101 @@ impl<R: HttpRequest> Exchange<'_, R> {
     ///    back;
     /// 6. on a rejection, renews (or takes the already renewed credential)
     ///    and sends the copy once more; never in a loop.
-    pub async fn send<T: Transport<Request = R>>(
+    ///
+    /// `transport` is taken by value so that an adapter can box exactly
+    /// this future; pass `&mut transport` to keep it.
+    ///
+    /// # The size of this future
+    ///
+    /// Every request lives in it, and an adapter boxes it: every byte is
+    /// copied when it moves, and glibc serves allocations over 1 KiB off
+    /// its fast path. So the request is kept once (in `self`, moved out
+    /// only into the transport), the common path awaits nothing but the
+    /// transport (a cache hit and the response checks are synchronous), and
+    /// the rare awaits (a fetch, the rejection rule) are boxed.
+    pub fn send<T: Transport<Request = R>>(
         self,
-        transport: &mut T,
-    ) -> Result<T::Response, T::Error> {
-        let Exchange {
-            auth,
-            index,
-            connection,
-            mut request,
-            origin,
-        } = self;
-        let inner = &auth.inner;
-        let conn = match inner.connection(index, connection.as_ref()) {
-            Ok(conn) => conn,
-            Err(e) => return Err(transport.auth_error(e)),
-        };
-        let credential = match inner.credential(index, conn).await {
-            Ok(credential) => credential,
-            Err(e) => return Err(transport.auth_error(e)),
-        };
-        let provider = &inner.providers.providers[index];
-        if inner.router.per_connection(index)
-            && let Err(e) = within_scope(provider, conn, &credential, &request, origin.as_ref())
-        {
-            return Err(transport.auth_error(e));
-        }
-        // Send exactly the path that was routed, as reqwest sends its
-        // parsed URL.
-        if let Err(e) = request.resolve_path() {
-            return Err(transport.auth_error(uri_error(provider, e)));
-        }
-        let retry = if provider.may_retry() {
-            transport.try_clone(&request)
-        } else {
-            None
-        };
-        let scope = Scope {
-            auth: &auth,
-            index,
-            connection: connection.as_ref(),
-        };
-        let response = scope.attempt(transport, &credential, request).await?;
-        let renewed = inner
-            .after_response(index, conn, response.status(), &credential, retry.is_some())
-            .await;
-        match (renewed, retry) {
-            (Err(e), _) => Err(transport.auth_error(e)),
-            (Ok(Some(renewed)), Some(retry)) => {
-                drop(response);
-                scope.attempt(transport, &renewed, retry).await
+        transport: T,
+    ) -> impl Future<Output = Result<T::Response, T::Error>> {
+        // An `async move` block rather than an `async fn`: an `async fn`
+        // moves its arguments into locals, keeping the request twice.
+        let mut this = self;
+        let mut transport = transport;
+        async move {
+            let inner = &this.auth.inner;
+            let index = this.index;
+            let conn = match inner.connection(index, this.connection.as_ref()) {
+                Ok(conn) => conn,
+                Err(e) => return Err(transport.auth_error(e)),
+            };
+            let credential = match inner.cached_or_failed(index, conn) {
+                Some(done) => done,
+                None => Box::pin(inner.on_miss(index, conn)).await,
+            };
+            let credential = match credential {
+                Ok(credential) => credential,
+                Err(e) => return Err(transport.auth_error(e)),
+            };
+            let provider = &inner.providers.providers[index];
+            if inner.router.per_connection(index)
+                && let Err(e) = within_scope(
+                    provider,
+                    conn,
+                    &credential,
+                    &this.request,
+                    this.origin.as_deref(),
+                )
+            {
+                return Err(transport.auth_error(e));
             }
-            (Ok(_), _) => Ok(response),
+            // Send exactly the path that was routed, as reqwest sends its
+            // parsed URL.
+            if let Err(e) = this.request.resolve_path() {
+                return Err(transport.auth_error(uri_error(provider, e)));
+            }
+            // Boxed: it waits in this future, which it would otherwise
+            // push past the allocator's fast path (see above).
+            let retry = if provider.may_retry() {
+                transport.try_clone(&this.request).map(Box::new)
+            } else {
+                None
+            };
+            let scope = Scope {
+                auth: &this.auth,
+                index,
+                connection: this.connection.as_ref(),
+            };
+            // A response from the URL the copy holds was not redirected: no
+            // need to route it again.
+            let sent = retry.as_ref().and_then(|r| r.url());
+            // (Moved, not attached in place: the future is smaller so.)
+            let request = scope.attach(&transport, &credential, this.request)?;
+            let result = transport.send(request).await;
+            let response = scope.received(&transport, &credential, result, sent)?;
+            if !provider.rejection_like(response.status()) {
+                return Ok(response);
+            }
+            let renewed = Box::pin(inner.after_response(
+                index,
+                conn,
+                response.status(),
+                &credential,
+                retry.is_some(),
+            ))
+            .await;
+            // Bound by `let`, not matched as a tuple: a match would keep the
+            // tuple (request copy and error) in the future across the retry.
+            let renewed = match renewed {
+                Ok(renewed) => renewed,
+                Err(e) => return Err(transport.auth_error(e)),
+            };
+            let (Some(renewed), Some(retry)) = (renewed, retry) else {
+                return Ok(response);
+            };
+            drop(response);
+            let request = scope.attach(&transport, &renewed, *retry)?;
+            let result = transport.send(request).await;
+            scope.received(&transport, &renewed, result, None)
         }
     }
 }
@@ -278,21 +349,37 @@ struct Scope<'a> {
 }
 
 impl Scope<'_> {
-    /// One attempt: attach, send, check and redact what comes back.
-    async fn attempt<T: Transport>(
+    /// An attempt's request with `credential` attached; the caller's
+    /// explicit values win, per name.
+    fn attach<T: Transport>(
         &self,
-        transport: &mut T,
+        transport: &T,
         credential: &Credential,
         mut request: T::Request,
-    ) -> Result<T::Response, T::Error> {
-        // The caller's explicit values win, per name.
-        if let Err(e) = request.attach(credential.injection(), true) {
-            let provider = &self.auth.inner.providers.providers[self.index];
-            return Err(transport.auth_error(uri_error(provider, e)));
+    ) -> Result<T::Request, T::Error> {
+        match request.attach(credential.injection(), true) {
+            Ok(()) => Ok(request),
+            Err(e) => {
+                let provider = &self.auth.inner.providers.providers[self.index];
+                Err(transport.auth_error(uri_error(provider, e)))
+            }
         }
-        match transport.send(request).await {
+    }
+
+    /// What an attempt with `credential` brought back, checked and
+    /// redacted. `sent`: the request's URL before the credential was
+    /// attached, when known (a response from it needs no redirect check).
+    fn received<T: Transport>(
+        &self,
+        transport: &T,
+        credential: &Credential,
+        result: Result<T::Response, T::Error>,
+        sent: Option<&Url>,
+    ) -> Result<T::Response, T::Error> {
+        match result {
             Ok(response) => {
                 if let Some(url) = response.url()
+                    && sent != Some(url)
                     && let Err(e) = self.check_response_url(credential, url)
                 {
                     return Err(transport.auth_error(e));

@@ -246,7 +246,7 @@ impl Provider {
 
     /// True for the statuses with which an API may reject a credential:
     /// `401`, `403` and the provider's `on_unauthorized.status`.
-    fn rejection_like(&self, status: StatusCode) -> bool {
+    pub(crate) fn rejection_like(&self, status: StatusCode) -> bool {
         matches!(status.as_u16(), 401 | 403)
             || self.on_unauthorized.status.contains(&status.as_u16())
     }

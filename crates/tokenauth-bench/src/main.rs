@@ -87,8 +87,10 @@
 //!   the variant's stack plus the harness's own load generation (the worker
 //!   loop, the recording of every latency, the 10 ms stats poller), which is
 //!   the same for every variant. In `tenants` it is the variant's child
-//!   process's. Time spent waiting for a core does not count, so on a busy
-//!   machine it is steadier than req/s. `processes` does not report it.
+//!   process's. Time spent waiting for a core does not count, but on a busy
+//!   machine it still moves (cache misses, context switches, the runtime
+//!   parking and waking its workers): read it with its per-round ratios, as
+//!   req/s. `processes` does not report it.
 //! - **Renewal marks.** During each window a poller reads `/_emulator/stats`
 //!   every 10 ms; a rise of the token-request counter marks a token request
 //!   (at most 10 ms after it arrived) and the in-flight gauge gives the

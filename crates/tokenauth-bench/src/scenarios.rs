@@ -258,15 +258,16 @@ fn cpu_note(p: &Params) -> String {
         "the harness process"
     };
     format!(
-        "CPU/req: the CPU time (user + system, all threads; CLOCK_PROCESS_CPUTIME_ID) of {process} \
-         during each measured window, divided by the window's requests; totals over the rounds, \
-         each round in the JSON. CPU vs plain: that over plain's. It is the client's CPU: the \
-         emulator runs in another process. It also holds the harness's own load generation, the \
-         same for every variant: the worker loop and the recording of every latency (about the \
-         same per request) and the 10 ms stats poller (about the same per second). So CPU vs \
-         plain understates the client stacks' relative cost; the difference in µs is essentially theirs. \
-         Unlike req/s it does not count time spent waiting for a core, so it varies less with \
-         the load on the machine."
+        "CPU/req: the CPU time (user + system, all threads; CLOCK_PROCESS_CPUTIME_ID) of \
+         {process} during each measured window, divided by the window's requests; totals over the \
+         rounds, each round in the JSON. CPU vs plain: that over plain's. It is the client's CPU: \
+         the emulator runs in another process. It also holds the harness's own load generation, \
+         the same for every variant: the worker loop and the recording of every latency (about \
+         the same per request) and the 10 ms stats poller (about the same per second). So CPU vs \
+         plain understates the client stacks' relative cost; the difference in µs is essentially \
+         theirs. It does not count time spent waiting for a core, but it still moves with the \
+         load on the machine (cache misses, context switches, the runtime parking and waking its \
+         workers), so read it with the per-round ratios, as req/s."
     )
 }
 

@@ -10,7 +10,7 @@ use anyhow::{Context as _, bail};
 use serde::{Deserialize, Serialize};
 
 use super::emulator::{Control, TokenMarks, poll_marks};
-use super::stats::{Errors, Sample};
+use super::stats::{Errors, Sample, process_cpu};
 use super::variants::{Client, Outcome, Target};
 
 /// At most this many requests per measured window, whatever the duration.
@@ -41,6 +41,10 @@ pub(crate) struct Window {
     pub(crate) samples: Vec<(u64, u32)>,
     pub(crate) errors: Errors,
     pub(crate) elapsed_s: f64,
+    /// CPU time (user + system, all threads) this process used during the
+    /// window: the client stack's and the load generation's; `None` where
+    /// the process clock cannot be read.
+    pub(crate) cpu_s: Option<f64>,
     /// Token requests the emulator saw during the window.
     pub(crate) token_requests: u64,
     pub(crate) max_concurrent_token_requests: u64,
@@ -63,7 +67,9 @@ impl Window {
 }
 
 /// Runs one measured window: resets the emulator's counters, runs `load`
-/// while polling them, and reads them at the end.
+/// while polling them, and reads them at the end; this process's CPU time
+/// is read right before the window's clock starts and right after the load
+/// ends.
 pub(crate) async fn window(
     client: &Arc<Client>,
     target: &Arc<Target>,
@@ -102,6 +108,7 @@ pub(crate) async fn window(
 
     control.reset_stats().await?;
     let stop = Arc::new(AtomicBool::new(false));
+    let cpu_start = process_cpu();
     let start = Instant::now();
     let poller = tokio::spawn(poll_marks(control.clone(), start, stop.clone(), watchdog));
 
@@ -128,6 +135,9 @@ pub(crate) async fn window(
     };
     let result = tokio::time::timeout(watchdog, run).await;
     let elapsed = start.elapsed();
+    let cpu = process_cpu()
+        .zip(cpu_start)
+        .map(|(end, start)| end.saturating_sub(start).as_secs_f64());
     stop.store(true, Ordering::Release);
     let marks: TokenMarks = poller.await.unwrap_or_default();
     let (samples, errors) = match result {
@@ -140,6 +150,7 @@ pub(crate) async fn window(
         samples,
         errors,
         elapsed_s: elapsed.as_secs_f64(),
+        cpu_s: cpu,
         token_requests: token.requests,
         max_concurrent_token_requests: token.max_concurrent_token_requests,
         api_replies: stats.twoba.api.replies_by_status.clone(),

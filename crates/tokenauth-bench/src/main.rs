@@ -79,6 +79,18 @@
 //!   emulator saw during the window. Between windows the harness waits until
 //!   no token request is in flight, so a background renewal is never
 //!   counted against the next variant.
+//! - **CPU.** The CPU time of the process that runs the load (user +
+//!   system, all threads: `CLOCK_PROCESS_CPUTIME_ID`, nanoseconds) is read
+//!   right before each window's clock starts and right after its load ends;
+//!   `CPU/req` is that over the window's requests, `CPU vs plain` over
+//!   plain's. The emulator is another process, so it is the client's CPU:
+//!   the variant's stack plus the harness's own load generation (the worker
+//!   loop, the recording of every latency, the 10 ms stats poller), which is
+//!   the same for every variant. In `tenants` it is the variant's child
+//!   process's. Time spent waiting for a core does not count, but on a busy
+//!   machine it still moves (cache misses, context switches, the runtime
+//!   parking and waking its workers): read it with its per-round ratios, as
+//!   req/s. `processes` does not report it.
 //! - **Renewal marks.** During each window a poller reads `/_emulator/stats`
 //!   every 10 ms; a rise of the token-request counter marks a token request
 //!   (at most 10 ms after it arrived) and the in-flight gauge gives the
@@ -130,8 +142,12 @@
 //!
 //! # Output
 //!
-//! A markdown table per scenario and the targets on stdout; `--json FILE`
-//! with every figure (and the latency series); `--plot FILE.svg` with one
+//! A markdown table per scenario (per variant: requests, req/s and its
+//! ratio to plain, CPU per request and its ratio to plain, latency p50, p99,
+//! p99.9 and max, token requests, errors; memory per token in `tenants`),
+//! then tokenauth / plain for req/s and for CPU per request (over all rounds
+//! and per round), and the targets, on stdout; `--json FILE` with every
+//! figure (per variant and per round; and the latency series); `--plot FILE.svg` with one
 //! panel per scenario: the largest latency per time bucket for each variant
 //! (log scale), token requests as vertical lines and their in-flight spans
 //! shaded, in the variant's colour. `processes` has a table of its own

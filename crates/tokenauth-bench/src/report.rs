@@ -114,6 +114,10 @@ pub(crate) struct ScenarioReport {
     /// `tokenauth` requests/s over `plain`'s: over all rounds, and the
     /// median of the per-round ratios.
     pub(crate) tokenauth_vs_plain: Option<Ratio>,
+    /// `tokenauth` CPU per request over `plain`'s (this process's CPU time
+    /// in the windows, see `cpu_us_per_request`): over all rounds, and the
+    /// median of the per-round ratios. Null where the CPU time is unknown.
+    pub(crate) tokenauth_cpu_vs_plain: Option<Ratio>,
     pub(crate) notes: Vec<String>,
     /// `processes` only (its `variants` are empty): a run per store and
     /// number of processes.
@@ -121,7 +125,7 @@ pub(crate) struct ScenarioReport {
     pub(crate) processes: Option<ProcessesReport>,
 }
 
-/// A throughput ratio.
+/// A ratio of `tokenauth` to `plain` (throughput, or CPU per request).
 #[derive(Debug, Clone, Copy, Serialize)]
 pub(crate) struct Ratio {
     pub(crate) total: f64,
@@ -137,6 +141,15 @@ pub(crate) struct VariantReport {
     pub(crate) requests: u64,
     pub(crate) elapsed_s: f64,
     pub(crate) requests_per_s: f64,
+    /// CPU time (user + system, all threads) of the process that ran the
+    /// load, during the measured windows: the client stack and the
+    /// harness's own load generation (the emulator is another process).
+    /// Null where the process clock cannot be read.
+    pub(crate) cpu_s: Option<f64>,
+    /// `cpu_s` per request, in µs.
+    pub(crate) cpu_us_per_request: Option<f64>,
+    /// `cpu_us_per_request` over `plain`'s in the same scenario.
+    pub(crate) cpu_per_request_vs_plain: Option<f64>,
     pub(crate) latency_us: Percentiles,
     /// Requests that were not answered 200 (by status, or with no reply).
     pub(crate) errors: u64,
@@ -208,6 +221,8 @@ pub(crate) struct RoundReport {
     pub(crate) requests: u64,
     pub(crate) elapsed_s: f64,
     pub(crate) requests_per_s: f64,
+    pub(crate) cpu_s: Option<f64>,
+    pub(crate) cpu_us_per_request: Option<f64>,
     pub(crate) latency_us: Percentiles,
     pub(crate) token_requests: u64,
     pub(crate) errors: u64,
@@ -256,6 +271,8 @@ pub(crate) fn aggregate(
     let mut offset = 0.0;
     let mut max_conc = 0;
     let mut per_round = Vec::new();
+    // Known only if known for every window.
+    let mut cpu = Some(0.0);
     for r in runs {
         let w = &r.window;
         let off_us = (offset * 1e6) as u64;
@@ -275,6 +292,7 @@ pub(crate) fn aggregate(
         }
         max_conc = max_conc.max(w.max_concurrent_token_requests);
         per_round.push(w.token_requests);
+        cpu = cpu.zip(w.cpu_s).map(|(a, b)| a + b);
         let samples: Vec<Sample> = w.samples().collect();
         rounds.push(RoundReport {
             round: r.round,
@@ -282,6 +300,8 @@ pub(crate) fn aggregate(
             requests: w.requests(),
             elapsed_s: w.elapsed_s,
             requests_per_s: rate(w.requests(), w.elapsed_s),
+            cpu_s: w.cpu_s,
+            cpu_us_per_request: per_request_us(w.cpu_s, w.requests()),
             latency_us: Percentiles::of(&samples),
             token_requests: w.token_requests,
             errors: w.errors.total(),
@@ -302,6 +322,10 @@ pub(crate) fn aggregate(
         requests,
         elapsed_s: offset,
         requests_per_s: rate(requests, offset),
+        cpu_s: cpu,
+        cpu_us_per_request: per_request_us(cpu, requests),
+        // Set by `cpu_vs_plain` once every variant is aggregated.
+        cpu_per_request_vs_plain: None,
         latency_us: Percentiles::of(&all),
         errors: errors.total(),
         errors_detail: errors,
@@ -344,22 +368,63 @@ fn rate(n: u64, secs: f64) -> f64 {
     if secs > 0.0 { n as f64 / secs } else { 0.0 }
 }
 
+/// CPU seconds per request, in µs (none without requests).
+fn per_request_us(cpu_s: Option<f64>, requests: u64) -> Option<f64> {
+    cpu_s
+        .filter(|_| requests > 0)
+        .map(|c| c * 1e6 / requests as f64)
+}
+
+/// Sets every variant's `cpu_per_request_vs_plain`.
+pub(crate) fn cpu_vs_plain(variants: &mut [VariantReport]) {
+    let plain = variants
+        .iter()
+        .find(|v| v.name == "plain")
+        .and_then(|v| v.cpu_us_per_request)
+        .filter(|&p| p > 0.0);
+    for v in variants {
+        v.cpu_per_request_vs_plain = plain.zip(v.cpu_us_per_request).map(|(p, c)| c / p);
+    }
+}
+
 /// `tokenauth` over `plain` requests/s, if both ran.
 pub(crate) fn ratio(variants: &[VariantReport]) -> Option<Ratio> {
+    ratio_of(
+        variants,
+        |v| Some(v.requests_per_s),
+        |r| Some(r.requests_per_s),
+    )
+}
+
+/// `tokenauth` over `plain` CPU per request, if both ran and it is known.
+pub(crate) fn cpu_ratio(variants: &[VariantReport]) -> Option<Ratio> {
+    ratio_of(variants, |v| v.cpu_us_per_request, |r| r.cpu_us_per_request)
+}
+
+/// `tokenauth`'s figure over `plain`'s: over all rounds (`total`) and per
+/// round (rounds where `plain`'s is 0 or unknown are left out).
+fn ratio_of(
+    variants: &[VariantReport],
+    total: impl Fn(&VariantReport) -> Option<f64>,
+    round: impl Fn(&RoundReport) -> Option<f64>,
+) -> Option<Ratio> {
     let plain = variants.iter().find(|v| v.name == "plain")?;
     let ours = variants.iter().find(|v| v.name == "tokenauth")?;
+    let (plain_total, ours_total) = (total(plain)?, total(ours)?);
     let mut per: Vec<f64> = plain
         .rounds
         .iter()
         .zip(&ours.rounds)
-        .filter(|(p, _)| p.requests_per_s > 0.0)
-        .map(|(p, o)| o.requests_per_s / p.requests_per_s)
+        .filter_map(|(p, o)| match (round(p), round(o)) {
+            (Some(p), Some(o)) if p > 0.0 => Some(o / p),
+            _ => None,
+        })
         .collect();
     per.sort_by(f64::total_cmp);
     let median = per.get(per.len() / 2).copied().unwrap_or(0.0);
     Some(Ratio {
-        total: if plain.requests_per_s > 0.0 {
-            ours.requests_per_s / plain.requests_per_s
+        total: if plain_total > 0.0 {
+            ours_total / plain_total
         } else {
             0.0
         },
@@ -505,6 +570,16 @@ pub(crate) fn fmt_us(us: f64) -> String {
     }
 }
 
+/// CPU per request: `41.3 µs` (a tenth of a µs: variants differ by a few),
+/// `1.24 ms`.
+fn fmt_cpu_us(us: f64) -> String {
+    if us < 1000.0 {
+        format!("{us:.1} µs")
+    } else {
+        fmt_us(us)
+    }
+}
+
 fn fmt_count(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
@@ -549,12 +624,12 @@ pub(crate) fn markdown(report: &Report) -> String {
         let memory = s.variants.iter().any(|v| v.memory.is_some());
         let _ = write!(
             out,
-            "| variant | requests | req/s | vs plain | p50 | p99 | p99.9 | max | token requests | errors |"
+            "| variant | requests | req/s | vs plain | CPU/req | CPU vs plain | p50 | p99 | p99.9 | max | token requests | errors |"
         );
         let _ = writeln!(out, "{}", if memory { " memory per token |" } else { "" });
         let _ = writeln!(
             out,
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|{}",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|{}",
             if memory { "---:|" } else { "" }
         );
         let plain_rps = s
@@ -576,14 +651,22 @@ pub(crate) fn markdown(report: &Report) -> String {
                 (_, Some(e)) => format!("{} (expected {e})", v.token_requests),
                 _ => v.token_requests.to_string(),
             };
+            let cpu = v
+                .cpu_us_per_request
+                .map_or_else(|| "-".to_owned(), fmt_cpu_us);
+            let cpu_vs = v
+                .cpu_per_request_vs_plain
+                .map_or_else(|| "-".to_owned(), |r| format!("{r:.3}"));
             let l = &v.latency_us;
             let _ = write!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 v.name,
                 fmt_count(v.requests),
                 fmt_count(v.requests_per_s.round() as u64),
                 vs,
+                cpu,
+                cpu_vs,
                 fmt_us(f64::from(l.p50)),
                 fmt_us(f64::from(l.p99)),
                 fmt_us(f64::from(l.p999)),
@@ -604,6 +687,13 @@ pub(crate) fn markdown(report: &Report) -> String {
             let _ = writeln!(
                 out,
                 "\ntokenauth / plain requests/s: {:.3} over all rounds; per round median {:.3}, range {:.3}..{:.3}.",
+                r.total, r.median_of_rounds, r.min_of_rounds, r.max_of_rounds
+            );
+        }
+        if let Some(r) = s.tokenauth_cpu_vs_plain {
+            let _ = writeln!(
+                out,
+                "\ntokenauth / plain CPU per request: {:.3} over all rounds; per round median {:.3}, range {:.3}..{:.3}.",
                 r.total, r.median_of_rounds, r.min_of_rounds, r.max_of_rounds
             );
         }

@@ -233,19 +233,42 @@ fn scenario_report(
     runs: &[Vec<Run>],
     expected: impl Fn(Variant) -> Option<u64>,
 ) -> ScenarioReport {
-    let variants: Vec<_> = variants_of(p.scenario)
+    let mut variants: Vec<_> = variants_of(p.scenario)
         .iter()
         .zip(runs)
         .map(|(v, r)| report::aggregate(v.name(), r, p.bucket, expected(*v)))
         .collect();
+    report::cpu_vs_plain(&mut variants);
     ScenarioReport {
         name: p.name().to_owned(),
         params: p.report(),
         tokenauth_vs_plain: report::ratio(&variants),
+        tokenauth_cpu_vs_plain: report::cpu_ratio(&variants),
         variants,
-        notes: Vec::new(),
+        notes: vec![cpu_note(p)],
         processes: None,
     }
+}
+
+/// What `CPU/req` is, and what besides the client stack it holds.
+fn cpu_note(p: &Params) -> String {
+    let process = if p.scenario == ScenarioArg::Tenants {
+        "the variant's child process"
+    } else {
+        "the harness process"
+    };
+    format!(
+        "CPU/req: the CPU time (user + system, all threads; CLOCK_PROCESS_CPUTIME_ID) of \
+         {process} during each measured window, divided by the window's requests; totals over the \
+         rounds, each round in the JSON. CPU vs plain: that over plain's. It is the client's CPU: \
+         the emulator runs in another process. It also holds the harness's own load generation, \
+         the same for every variant: the worker loop and the recording of every latency (about \
+         the same per request) and the 10 ms stats poller (about the same per second). So CPU vs \
+         plain understates the client stacks' relative cost; the difference in µs is essentially \
+         theirs. It does not count time spent waiting for a core, but it still moves with the \
+         load on the machine (cache misses, context switches, the runtime parking and waking its \
+         workers), so read it with the per-round ratios, as req/s."
+    )
 }
 
 fn progress(p: &Params, round: usize, v: Variant, w: &Window) {

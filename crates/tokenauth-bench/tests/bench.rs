@@ -8,11 +8,14 @@ use std::process::Command;
 
 use serde_json::Value;
 
-const VARIANT_FIELDS: [&str; 20] = [
+const VARIANT_FIELDS: [&str; 23] = [
     "name",
     "requests",
     "elapsed_s",
     "requests_per_s",
+    "cpu_s",
+    "cpu_us_per_request",
+    "cpu_per_request_vs_plain",
     "latency_us",
     "errors",
     "errors_detail",
@@ -89,7 +92,11 @@ fn bench_all_with_tiny_parameters_reports_every_figure() {
         assert!(stdout.contains(heading), "no {heading} in:\n{stdout}");
     }
     assert!(
-        stdout.contains("| variant | requests | req/s |"),
+        stdout.contains("| variant | requests | req/s | vs plain | CPU/req | CPU vs plain |"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("tokenauth / plain CPU per request: "),
         "{stdout}"
     );
 
@@ -106,7 +113,13 @@ fn bench_all_with_tiny_parameters_reports_every_figure() {
 
     for s in scenarios {
         let name = s["name"].as_str().unwrap();
-        for key in ["params", "variants", "tokenauth_vs_plain", "notes"] {
+        for key in [
+            "params",
+            "variants",
+            "tokenauth_vs_plain",
+            "tokenauth_cpu_vs_plain",
+            "notes",
+        ] {
             field(s, key, name);
         }
         let variants: Vec<&str> = s["variants"]
@@ -141,6 +154,31 @@ fn bench_all_with_tiny_parameters_reports_every_figure() {
             );
         }
     }
+
+    // steady: the client's CPU per request, for every variant and round, is
+    // measured and positive (this is Linux: the process clock is there).
+    for v in scenarios[0]["variants"].as_array().unwrap() {
+        let what = format!("steady/{}", v["name"]);
+        let positive = |x: &Value| x.as_f64().is_some_and(|x| x > 0.0);
+        assert!(positive(&v["cpu_s"]), "{what}: cpu_s {}", v["cpu_s"]);
+        assert!(
+            positive(&v["cpu_us_per_request"]),
+            "{what}: cpu_us_per_request {}",
+            v["cpu_us_per_request"]
+        );
+        assert!(
+            positive(&v["cpu_per_request_vs_plain"]),
+            "{what}: cpu_per_request_vs_plain {}",
+            v["cpu_per_request_vs_plain"]
+        );
+        for r in v["rounds"].as_array().unwrap() {
+            assert!(positive(&r["cpu_us_per_request"]), "{what}: {r:#}");
+        }
+    }
+    assert_eq!(
+        scenarios[0]["variants"][0]["cpu_per_request_vs_plain"], 1.0,
+        "plain over itself"
+    );
 
     // burst: one token request per burst through the cache, one per request without.
     let burst_v = &scenarios[1]["variants"];

@@ -222,6 +222,7 @@ pub(super) async fn run(p: &Params, env: &Env, args: &BenchArgs) -> anyhow::Resu
         params: p.report(),
         variants: Vec::new(),
         tokenauth_vs_plain: None,
+        tokenauth_cpu_vs_plain: None,
         notes,
         processes: Some(ProcessesReport {
             processes: n,

@@ -261,8 +261,12 @@ async fn two_connections_two_tokens_no_leak() {
         .unwrap();
     assert_ne!(one.token_id(), two.token_id());
     assert_ne!(
-        one.access_token().map(secrecy::ExposeSecret::expose_secret),
-        two.access_token().map(secrecy::ExposeSecret::expose_secret)
+        one.access_token()
+            .as_ref()
+            .map(secrecy::ExposeSecret::expose_secret),
+        two.access_token()
+            .as_ref()
+            .map(secrecy::ExposeSecret::expose_secret)
     );
 }
 

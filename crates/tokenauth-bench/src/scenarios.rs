@@ -539,12 +539,18 @@ pub(crate) async fn tenants_child(args: &BenchArgs, name: &str) -> anyhow::Resul
         tokio::time::sleep(Duration::from_millis(200)).await;
         let after = vm_rss_bytes().context("no VmRSS in /proc/self/status")?;
         let tokens = p.connections as u64;
+        // Read after the figure, so that its copy is not in it.
+        let token_bytes = client
+            .token_bytes()
+            .await
+            .context("no cached token after the fill")?;
         Some(Memory {
             tokens,
             rss_before_bytes: before,
             rss_after_fill_bytes: after_fill,
             rss_after_bytes: after,
             bytes_per_token: after.saturating_sub(before) as f64 / tokens as f64,
+            token_bytes,
             fill_s: took.as_secs_f64(),
             fill_token_requests: stats.twoba.token.requests,
             touch_token_requests: touched.twoba.token.requests - stats.twoba.token.requests,
@@ -568,7 +574,7 @@ pub(crate) async fn tenants_child(args: &BenchArgs, name: &str) -> anyhow::Resul
 fn memory_includes(v: Variant, engine: bool) -> String {
     let held = if engine {
         "the engine's cache entries (connection-id key shared with the Connection, token, rendered \
-         header, expiry, moka's per-entry bookkeeping and frequency sketch)"
+         header, expiry, the map entry and its use stamp)"
     } else {
         "the tokens stored in the per-connection ReuseTokenSource slots (the slots themselves, \
          a mutex and an empty Option each, were created before the baseline)"

@@ -7,6 +7,7 @@ use anyhow::{Context as _, bail};
 use async_trait::async_trait;
 use http::{Extensions, HeaderValue};
 use reqwest_middleware::{ClientWithMiddleware, Middleware, Next};
+use secrecy::ExposeSecret as _;
 use tokenauth_core::{Connection, Providers, TokenAuth};
 use tokenauth_emulator::{TWOBA_DEMO_CLIENT_ID, TWOBA_DEMO_CLIENT_SECRET};
 use tokenauth_reqwest::MiddlewareExt as _;
@@ -364,6 +365,27 @@ impl Client {
         let status = reply.status().as_u16();
         reply.bytes().await?;
         Ok(status)
+    }
+
+    /// The length of the access token cached for the first connection
+    /// (`tokenauth` and `mutex-baseline`, after a request on it).
+    pub(crate) async fn token_bytes(&self) -> Option<u64> {
+        let len = match self {
+            Client::Tokenauth {
+                auth, connections, ..
+            } => {
+                let handle = auth.provider("bench").ok()?;
+                let credential = handle.cached(connections.first())?;
+                credential.access_token()?.expose_secret().len()
+            }
+            Client::MutexBaseline { sources, .. } => {
+                let slot = sources.first()?.token.lock().await;
+                let header = slot.as_ref()?.header.as_bytes();
+                header.strip_prefix(b"Bearer ")?.len()
+            }
+            Client::Plain { .. } | Client::NoCache { .. } => return None,
+        };
+        u64::try_from(len).ok()
     }
 
     /// The engine, for `tokenauth`.

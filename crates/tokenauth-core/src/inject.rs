@@ -38,8 +38,11 @@
 //! [`Credential::apply_to`]: crate::Credential::apply_to
 
 use std::fmt;
+use std::sync::Arc;
 
 use base64::Engine as _;
+use bytes::Bytes;
+use http::header::InvalidHeaderValue;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
@@ -113,39 +116,188 @@ pub(crate) fn query_has(query: Option<&str>, name: &str) -> bool {
 /// query parameters. Through an adapter, a part whose header or query
 /// parameter the caller already set keeps the caller's value, and the other
 /// parts are attached beside it (the whole rule: `docs/adapters.md`).
+///
+/// Compact, since the cache keeps one per connection: the part names are
+/// shared by every credential of a provider (a [`Shape`]), and the common
+/// credential, a single header, keeps its value inline.
 #[derive(Clone)]
 pub struct Injection {
-    /// Names distinct; each value marked sensitive.
-    headers: Vec<Part<HeaderName, HeaderValue>>,
-    /// Names distinct.
-    query: Vec<Part<String, SecretString>>,
+    shape: Arc<Shape>,
+    values: Values,
 }
 
-/// One header or query parameter of an [`Injection`].
+/// What every credential of one provider has in common: the provider id,
+/// the names of the parts and where the access token sits in them.
+pub(crate) struct Shape {
+    provider: Arc<str>,
+    /// Names distinct.
+    headers: Box<[HeaderName]>,
+    /// Names distinct.
+    query: Box<[String]>,
+    /// Where the rendered parts hold the access token verbatim, when a
+    /// part's template is literal text around `{{ token.access }}` only.
+    access: Option<AccessAt>,
+}
+
+/// A part's value minus `prefix` bytes at the start and `suffix` at the end
+/// is the access token.
+#[derive(Clone, Copy)]
+struct AccessAt {
+    part: PartIndex,
+    prefix: usize,
+    suffix: usize,
+}
+
+#[derive(Clone, Copy)]
+enum PartIndex {
+    Header(usize),
+    Query(usize),
+}
+
+/// The values of an [`Injection`]'s parts, in the order of its
+/// [`Shape`]'s names.
 #[derive(Clone)]
-struct Part<N, V> {
-    name: N,
-    value: V,
+enum Values {
+    /// One header and no query parameter: the common case, inline.
+    One(HeaderValue),
+    Many(Box<ManyValues>),
+}
+
+#[derive(Clone)]
+struct ManyValues {
+    /// Each marked sensitive.
+    headers: Box<[HeaderValue]>,
+    query: Box<[SecretString]>,
+}
+
+impl Shape {
+    /// The shape of `provider`'s credentials.
+    pub(crate) fn of(provider: &Provider, id: Arc<str>) -> Arc<Shape> {
+        let Inject {
+            header,
+            basic,
+            headers,
+            query,
+        } = &provider.inject;
+        let mut names = Vec::new();
+        let mut templates = Vec::new();
+        if let Some((name, value)) = header {
+            names.push(name.clone());
+            templates.push(Some(value));
+        }
+        if basic.is_some() {
+            // Base64 of user:password: never the token verbatim.
+            names.push(http::header::AUTHORIZATION);
+            templates.push(None);
+        }
+        for (name, value) in headers {
+            names.push(name.clone());
+            templates.push(Some(value));
+        }
+        let header_at = templates
+            .iter()
+            .enumerate()
+            .find_map(|(i, t)| Some((PartIndex::Header(i), token_at(t.as_ref()?)?)));
+        let query_at = query
+            .iter()
+            .enumerate()
+            .find_map(|(i, (_, t))| Some((PartIndex::Query(i), token_at(t)?)));
+        let access = header_at
+            .or(query_at)
+            .map(|(part, (prefix, suffix))| AccessAt {
+                part,
+                prefix,
+                suffix,
+            });
+        Arc::new(Shape {
+            provider: id,
+            headers: names.into(),
+            query: query.iter().map(|(n, _)| n.clone()).collect(),
+            access,
+        })
+    }
+
+    /// A shape of these names, for credentials made by hand (tests).
+    #[cfg(test)]
+    fn named(headers: Vec<HeaderName>, query: Vec<String>) -> Arc<Shape> {
+        Arc::new(Shape {
+            provider: Arc::from("test"),
+            headers: headers.into(),
+            query: query.into(),
+            access: None,
+        })
+    }
+}
+
+/// The lengths of the literal text before and after `{{ token.access }}`
+/// when that is the template's only placeholder.
+fn token_at(template: &Template) -> Option<(usize, usize)> {
+    use crate::template::Part;
+    let parts: Vec<&Part> = template.parts().collect();
+    let at = parts
+        .iter()
+        .position(|p| matches!(p, Part::Var(Var::TokenAccess)))?;
+    let literal = |p: &&Part| match p {
+        Part::Literal(text) => Some(text.len()),
+        Part::Var(_) => None,
+    };
+    let prefix: Option<usize> = parts[..at].iter().map(literal).sum();
+    let suffix: Option<usize> = parts[at + 1..].iter().map(literal).sum();
+    Some((prefix?, suffix?))
+}
+
+/// `value` as a sensitive header value in one allocation of about its size
+/// (the cache keeps one per connection): short values go inline into the
+/// reference-counted block that [`Bytes`] clones share, instead of a
+/// buffer plus a separate shared header made on the first clone.
+pub(crate) fn compact_header_value(value: &[u8]) -> Result<HeaderValue, InvalidHeaderValue> {
+    macro_rules! inline {
+        ($($n:literal)*) => {$(
+            if value.len() <= $n {
+                let mut buf = [0u8; $n];
+                buf[..value.len()].copy_from_slice(value);
+                Bytes::from_owner(buf).slice(..value.len())
+            } else
+        )* {
+            Bytes::copy_from_slice(value)
+        }};
+    }
+    // Blocks of 8 bytes of count + N: N + 16 bytes with malloc's header,
+    // its 16-byte size classes filled.
+    let bytes = inline!(16 32 48 64 80 96 112 128 160 192 224 256 320 384 448 512);
+    let mut value = HeaderValue::from_maybe_shared(bytes)?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 impl Injection {
+    /// A credential of these parts, shaped as `shape` (the same names, in
+    /// order). Header values are marked sensitive.
+    fn shaped(shape: Arc<Shape>, mut headers: Vec<HeaderValue>, query: Vec<SecretString>) -> Self {
+        debug_assert_eq!(headers.len(), shape.headers.len());
+        debug_assert_eq!(query.len(), shape.query.len());
+        for value in &mut headers {
+            value.set_sensitive(true);
+        }
+        let values = match (headers.len(), query.is_empty()) {
+            (1, true) => Values::One(headers.pop().expect("one header")),
+            _ => Values::Many(Box::new(ManyValues {
+                headers: headers.into(),
+                query: query.into(),
+            })),
+        };
+        Injection { shape, values }
+    }
+
     /// A credential of these parts. Header values are marked sensitive.
+    #[cfg(test)]
     pub(crate) fn new(
         headers: Vec<(HeaderName, HeaderValue)>,
         query: Vec<(String, SecretString)>,
     ) -> Self {
-        let headers = headers
-            .into_iter()
-            .map(|(name, mut value)| {
-                value.set_sensitive(true);
-                Part { name, value }
-            })
-            .collect();
-        let query = query
-            .into_iter()
-            .map(|(name, value)| Part { name, value })
-            .collect();
-        Injection { headers, query }
+        let (names, values): (Vec<_>, Vec<_>) = headers.into_iter().unzip();
+        let (qnames, qvalues): (Vec<_>, Vec<_>) = query.into_iter().unzip();
+        Injection::shaped(Shape::named(names, qnames), values, qvalues)
     }
 
     /// A credential that is one (secret) header.
@@ -163,23 +315,65 @@ impl Injection {
         )
     }
 
+    /// The provider this credential is for.
+    pub(crate) fn provider(&self) -> &Arc<str> {
+        &self.shape.provider
+    }
+
+    /// The header values, in the order of the shape's names.
+    fn header_values(&self) -> &[HeaderValue] {
+        match &self.values {
+            Values::One(value) => std::slice::from_ref(value),
+            Values::Many(many) => &many.headers,
+        }
+    }
+
+    /// The query parameter values, in the order of the shape's names.
+    fn query_values(&self) -> &[SecretString] {
+        match &self.values {
+            Values::One(_) => &[],
+            Values::Many(many) => &many.query,
+        }
+    }
+
+    /// The header parts, names and values.
+    fn header_parts(&self) -> impl ExactSizeIterator<Item = (&HeaderName, &HeaderValue)> {
+        self.shape.headers.iter().zip(self.header_values())
+    }
+
+    /// The query parameter parts, names and values.
+    fn query_parts(&self) -> impl ExactSizeIterator<Item = (&String, &SecretString)> {
+        self.shape.query.iter().zip(self.query_values())
+    }
+
+    /// The access token, where a part holds it verbatim (see
+    /// [`Shape::of`]); `None` otherwise.
+    pub(crate) fn access_token(&self) -> Option<&str> {
+        let at = self.shape.access?;
+        let value = match at.part {
+            PartIndex::Header(i) => self.header_values().get(i)?.as_bytes(),
+            PartIndex::Query(i) => self.query_values().get(i)?.expose_secret().as_bytes(),
+        };
+        let token = value.get(at.prefix..value.len().checked_sub(at.suffix)?)?;
+        std::str::from_utf8(token).ok()
+    }
+
     /// The header parts: names and (sensitive) values, in the order
     /// `header`, `basic`, `headers` were written.
     pub fn headers(&self) -> impl ExactSizeIterator<Item = (&HeaderName, &HeaderValue)> {
-        self.headers.iter().map(|p| (&p.name, &p.value))
+        self.header_parts()
     }
 
     /// The value of the header part `name`, if there is one.
     pub fn header_value(&self, name: &HeaderName) -> Option<&HeaderValue> {
-        self.headers
-            .iter()
-            .find(|p| p.name == name)
-            .map(|p| &p.value)
+        self.header_parts()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v)
     }
 
     /// The query parameter parts: names and (secret) values.
     pub fn query(&self) -> impl ExactSizeIterator<Item = (&str, &SecretString)> {
-        self.query.iter().map(|p| (p.name.as_str(), &p.value))
+        self.query_parts().map(|(n, v)| (n.as_str(), v))
     }
 
     /// The values to keep out of what an API answered, for
@@ -189,9 +383,8 @@ impl Injection {
     /// for a `Cookie`, each cookie's value; each query parameter's value.
     pub(crate) fn secrets(&self) -> impl Iterator<Item = &str> {
         let headers = self
-            .headers
-            .iter()
-            .filter_map(|p| Some((p.name == http::header::COOKIE, p.value.to_str().ok()?)))
+            .header_parts()
+            .filter_map(|(name, value)| Some((name == http::header::COOKIE, value.to_str().ok()?)))
             .flat_map(|(cookie, h)| {
                 let after_scheme = (!cookie)
                     .then(|| h.split_once(' ').map(|(_, rest)| rest.trim()))
@@ -202,13 +395,13 @@ impl Injection {
                     .filter_map(|pair| pair.split_once('=').map(|(_, v)| v.trim()));
                 std::iter::once(h).chain(after_scheme).chain(cookies)
             });
-        let query = self.query.iter().map(|p| p.value.expose_secret());
+        let query = self.query_values().iter().map(|v| v.expose_secret());
         query.chain(headers)
     }
 
     /// True when a part is a query parameter.
     pub fn has_query(&self) -> bool {
-        !self.query.is_empty()
+        !self.query_values().is_empty()
     }
 
     /// Sets every header part, replacing any value the request had. Returns
@@ -219,14 +412,14 @@ impl Injection {
     /// carries (a cookie of the same name is replaced), not put in their
     /// place.
     pub fn apply_to_headers(&self, headers: &mut HeaderMap) -> bool {
-        for Part { name, value, .. } in &self.headers {
+        for (name, value) in self.header_parts() {
             if name == http::header::COOKIE && headers.contains_key(http::header::COOKIE) {
                 merge_cookie(headers, value);
             } else {
                 headers.insert(name.clone(), value.clone());
             }
         }
-        !self.headers.is_empty()
+        !self.header_values().is_empty()
     }
 
     /// Sets the header parts the request does not carry yet: the caller's
@@ -234,7 +427,7 @@ impl Injection {
     /// the request has one of its cookies; otherwise it is merged with the
     /// request's cookies.
     pub(crate) fn attach_headers(&self, headers: &mut HeaderMap) {
-        for Part { name, value, .. } in &self.headers {
+        for (name, value) in self.header_parts() {
             if name == http::header::COOKIE && headers.contains_key(http::header::COOKIE) {
                 if !carries_cookie_of(headers, value) {
                     merge_cookie(headers, value);
@@ -250,7 +443,7 @@ impl Injection {
     /// (they may be signed or oddly encoded). Returns whether there was one
     /// (`false` for a credential of headers only).
     pub fn apply_to_url(&self, url: &mut Url) -> bool {
-        if self.query.is_empty() {
+        if self.query_values().is_empty() {
             return false;
         }
         let query = self.with_params(url.query(), false);
@@ -268,9 +461,8 @@ impl Injection {
     /// appended (the caller's explicit value wins, per name); `None` when
     /// there is nothing to add.
     pub(crate) fn attach_query(&self, query: Option<&str>) -> Option<String> {
-        self.query
-            .iter()
-            .any(|p| !query_has(query, &p.name))
+        self.query_parts()
+            .any(|(name, _)| !query_has(query, name))
             .then(|| self.with_params(query, true))
     }
 
@@ -282,7 +474,7 @@ impl Injection {
             (Some(q), true) => q.to_owned(),
             (q, _) => without_params(q.unwrap_or(""), |n| self.is_query_name(n)).0,
         };
-        for Part { name, value, .. } in &self.query {
+        for (name, value) in self.query_parts() {
             if keep && query_has(query, name) {
                 continue;
             }
@@ -299,7 +491,7 @@ impl Injection {
     }
 
     fn is_query_name(&self, name: &str) -> bool {
-        self.query.iter().any(|p| p.name == name)
+        self.shape.query.iter().any(|n| n == name)
     }
 
     /// Removes every query parameter part from `url` (every parameter of
@@ -308,7 +500,7 @@ impl Injection {
     /// Returns whether there was one to remove; `false` for a credential of
     /// headers only.
     pub fn remove_from_url(&self, url: &mut Url) -> bool {
-        if self.query.is_empty() {
+        if self.query_values().is_empty() {
             return false;
         }
         let Some(query) = url.query() else {
@@ -336,7 +528,7 @@ impl Injection {
     /// of them (always for a credential of headers only). For URL-valued
     /// response headers of servers that keep the query when they redirect.
     pub fn remove_from_reference(&self, reference: &str) -> Option<String> {
-        if self.query.is_empty() {
+        if self.query_values().is_empty() {
             return None;
         }
         let (rest, fragment) = match reference.split_once('#') {
@@ -401,8 +593,8 @@ impl fmt::Debug for Injection {
                     .finish()
             }
         }
-        let headers = Parts(self.headers.iter().map(|p| p.name.as_str()).collect());
-        let query = Parts(self.query.iter().map(|p| p.name.as_str()).collect());
+        let headers = Parts(self.shape.headers.iter().map(HeaderName::as_str).collect());
+        let query = Parts(self.shape.query.iter().map(String::as_str).collect());
         f.debug_struct("Injection")
             .field("headers", &headers)
             .field("query", &query)
@@ -422,7 +614,8 @@ impl Injection {
     /// which status the API rejects a bad credential.
     #[doc(hidden)]
     pub fn deliberately_wrong(provider: &Provider, conn: &Connection) -> Result<Injection, Error> {
-        render_with(provider, conn, |var| match var {
+        let shape = Shape::of(provider, Arc::from(provider.id.as_str()));
+        render_with(&shape, provider, conn, |var| match var {
             Var::Input(name) if conn.is_secret(provider, name) => Some(WRONG_CREDENTIAL),
             Var::Input(name) => conn.value(provider, name),
             Var::TokenAccess => Some(WRONG_CREDENTIAL),
@@ -433,12 +626,24 @@ impl Injection {
 
 /// Renders `[inject]` for a connection and (for providers that log in) an
 /// access token.
+#[cfg(test)]
 pub(crate) fn render(
     provider: &Provider,
     conn: &Connection,
     access: Option<&SecretString>,
 ) -> Result<Injection, Error> {
-    render_with(provider, conn, |var| match var {
+    let shape = Shape::of(provider, Arc::from(provider.id.as_str()));
+    render_shaped(&shape, provider, conn, access)
+}
+
+/// [`render`] with the provider's shared [`Shape`].
+pub(crate) fn render_shaped(
+    shape: &Arc<Shape>,
+    provider: &Provider,
+    conn: &Connection,
+    access: Option<&SecretString>,
+) -> Result<Injection, Error> {
+    render_with(shape, provider, conn, |var| match var {
         Var::Input(name) => conn.value(provider, name),
         Var::TokenAccess => access.map(|a| a.expose_secret()),
         Var::TokenRefresh | Var::Assertion => None,
@@ -446,6 +651,7 @@ pub(crate) fn render(
 }
 
 fn render_with<'a>(
+    shape: &Arc<Shape>,
     provider: &Provider,
     conn: &Connection,
     lookup: impl Fn(&Var) -> Option<&'a str>,
@@ -454,12 +660,11 @@ fn render_with<'a>(
         t.render(&lookup)
             .map_err(|var| missing(provider, conn, &var))
     };
-    let header = |name: &HeaderName, value: String| -> Result<(HeaderName, HeaderValue), Error> {
-        let value = HeaderValue::try_from(value).map_err(|_| Error::InvalidHeaderValue {
+    let header = |name: &HeaderName, value: String| -> Result<HeaderValue, Error> {
+        compact_header_value(value.as_bytes()).map_err(|_| Error::InvalidHeaderValue {
             provider: provider.id.clone(),
             what: format!("inject header `{name}`"),
-        })?;
-        Ok((name.clone(), value))
+        })
     };
     let Inject {
         header: single,
@@ -486,12 +691,9 @@ fn render_with<'a>(
     }
     let query = query
         .iter()
-        .map(|(name, value)| {
-            let rendered = SecretString::from(render(value)?);
-            Ok((name.clone(), rendered))
-        })
+        .map(|(_, value)| Ok(SecretString::from(render(value)?)))
         .collect::<Result<_, Error>>()?;
-    Ok(Injection::new(headers, query))
+    Ok(Injection::shaped(Arc::clone(shape), headers, query))
 }
 
 /// `Basic base64(user:password)`.
@@ -546,6 +748,65 @@ mod tests {
     fn provider(toml: &str) -> crate::Provider {
         let providers = crate::Providers::from_toml("p.toml", toml).unwrap();
         providers.providers[0].clone()
+    }
+
+    /// The cached credential keeps the token once: it is read back from the
+    /// part that holds it verbatim, when the template puts only literal text
+    /// around it.
+    #[test]
+    fn the_access_token_is_read_back_from_the_rendered_part() {
+        let shaped = |inject: &str| {
+            provider(&format!(
+                r#"
+[providers.t]
+api = ["https://api.example.com/"]
+inputs.tenant = {{ env = "T_TENANT" }}
+login = {{ url = "https://api.example.com/token", body = "form", fields = {{ grant_type = "client_credentials" }} }}
+response = {{ access_token = "/access_token", expires_in = "/expires_in" }}
+inject = {inject}
+"#
+            ))
+        };
+        let conn = Connection::new("c").with_input("tenant", "acme");
+        let token = SecretString::from("t0k3n");
+        for (inject, readable) in [
+            (
+                r#"{ header = "Authorization", value = "Bearer {{ token.access }}" }"#,
+                true,
+            ),
+            (
+                r#"{ header = "X-Token", value = "{{ token.access }};v=1" }"#,
+                true,
+            ),
+            (
+                r#"{ query = { access_token = "{{ token.access }}" } }"#,
+                true,
+            ),
+            (
+                r#"{ header = "X-Token", value = "{{ inputs.tenant }}:{{ token.access }}" }"#,
+                false,
+            ),
+        ] {
+            let p = shaped(inject);
+            let inj = render(&p, &conn, Some(&token)).unwrap();
+            let expected = readable.then_some("t0k3n");
+            assert_eq!(inj.access_token(), expected, "{inject}");
+        }
+    }
+
+    /// Header values of every length keep their bytes and are sensitive.
+    #[test]
+    fn compact_header_values_keep_their_bytes() {
+        for len in 0..600 {
+            let text: String = (0..len)
+                .map(|i| char::from(b'a' + (i % 26) as u8))
+                .collect();
+            let value = compact_header_value(text.as_bytes()).unwrap();
+            assert_eq!(value.as_bytes(), text.as_bytes());
+            assert!(value.is_sensitive());
+            assert_eq!(value.clone(), value);
+        }
+        assert!(compact_header_value(b"a\nb").is_err());
     }
 
     /// A `Cookie` credential joins the caller's cookies (replacing one of the

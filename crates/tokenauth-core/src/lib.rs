@@ -89,10 +89,11 @@
 //!   [`max_connections`](TokenAuthBuilder::max_connections) connections; the
 //!   least recently used are evicted. Entries carry their own expiry, checked
 //!   on every read against the injected [`Clock`](crate::clock::Clock).
-//!   Reads are answered by a lock-free map kept in step with a bounded moka
-//!   cache, which orders the entries by use and evicts; writes to both happen
-//!   under moka's per-key lock, and an eviction removes exactly the evicted
-//!   value from the read map.
+//!   Reads are answered by a lock-free map; each value carries a use
+//!   stamp, and a write that makes the map exceed its bound evicts the
+//!   least recently used (the order is exact for small caches and off by at
+//!   most 1/16 of the bound for large ones); an eviction never removes a
+//!   value published or used after it was chosen.
 //! - **Refresh tokens** are kept in the [`TokenStore`](crate::store::TokenStore)
 //!   and saved before the access token they came with is handed out; see
 //!   the token requests described in `docs/providers-toml.md`.

@@ -226,13 +226,20 @@ impl TokenAuthBuilder {
             .map(|p| ProviderMetrics::new(&p.id))
             .collect();
         let caches = (0..n).map(|_| Table::new(self.max_connections)).collect();
+        let provider_ids: Vec<Arc<str>> = self
+            .providers
+            .iter()
+            .map(|p| Arc::from(p.id.as_str()))
+            .collect();
         let inner = Inner {
             router: Router::new(&self.providers),
-            provider_ids: self
+            shapes: self
                 .providers
                 .iter()
-                .map(|p| Arc::from(p.id.as_str()))
+                .zip(&provider_ids)
+                .map(|(p, id)| crate::inject::Shape::of(p, Arc::clone(id)))
                 .collect(),
+            provider_ids,
             providers: self.providers,
             client,
             coordination: Coordination::new(

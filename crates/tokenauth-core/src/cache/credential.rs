@@ -10,10 +10,6 @@ use url::Url;
 use crate::error::{Error, RequestKind};
 use crate::inject::Injection;
 
-/// How often, at most, reads of one entry are reported to the cache's
-/// bounded index (so that it evicts the least recently used).
-pub(crate) const TOUCH_EVERY: Duration = Duration::from_secs(1);
-
 /// Identifies one fetched (or rendered) token. Two credentials with the same
 /// `TokenId` carry the same token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -27,44 +23,63 @@ impl fmt::Display for TokenId {
 
 /// What the cache keeps per (provider, connection): the rendered credential
 /// and its schedule. Shared by every [`Credential`] handed out for it.
+///
+/// Kept small (120 bytes; the cache holds one per connection): the access
+/// token is kept once, inside the rendered credential, and read back from
+/// there; the provider id and the part names are shared by the provider's
+/// credentials ([`Shape`](crate::inject::Shape)); times are nanoseconds;
+/// what few credentials have (an API base, rendered prefixes, a token the
+/// credential does not hold verbatim) is boxed.
 pub(crate) struct TokenEntry {
-    pub(crate) id: TokenId,
-    pub(crate) provider: Arc<str>,
+    body: Body,
     pub(crate) connection: Arc<str>,
-    pub(crate) injection: Injection,
-    pub(crate) access: Option<SecretString>,
-    /// The token request that produced the token; `None` for static
-    /// credentials rendered from the inputs and for adopted tokens.
-    pub(crate) obtained_by: Option<RequestKind>,
-    /// Fetched by another process and read from the shared store.
-    pub(crate) adopted: bool,
-    /// `None`: never expires (static credentials).
-    pub(crate) expires_at: Option<SystemTime>,
-    /// The prefix the token reply bound the connection to
-    /// (`response.api_base`): the credential goes nowhere else.
-    pub(crate) api_base: Option<Url>,
-    /// The provider's prefixes with `{{ inputs.NAME }}` as the connection
-    /// that made this credential rendered them (empty for other providers):
-    /// with the written-out ones, where it may go.
-    pub(crate) prefixes: Box<[Url]>,
-    /// Start of the renewal window.
-    pub(crate) renew_at: Option<SystemTime>,
-    /// A background renewal has been claimed.
-    pub(crate) renewing: AtomicBool,
-    /// Failed background renewals of this token, for the backoff.
-    pub(crate) renew_failures: AtomicU32,
+    /// Expiry in nanoseconds since the epoch (`u64::MAX`: never, static
+    /// credentials), so the hot path compares integers.
+    expires_nanos: u64,
+    /// Start of the renewal window in nanoseconds since the epoch
+    /// (`u64::MAX`: never).
+    renew_nanos: u64,
     /// No background renewal before this reading of the monotonic clock
     /// ([`Clock::monotonic`](crate::clock::Clock::monotonic), in
     /// nanoseconds): the backoff after a failed renewal.
     pub(crate) next_renewal: AtomicU64,
-    /// `expires_at` in nanoseconds since the epoch (`u64::MAX`: never), so
-    /// the hot path compares integers.
-    expires_nanos: u64,
-    /// `renew_at` in nanoseconds since the epoch (`u64::MAX`: never).
-    renew_nanos: u64,
-    /// When reads of this entry were last reported to the bounded index
-    /// (nanoseconds since the epoch).
-    touched: AtomicU64,
+    pub(crate) id: TokenId,
+    /// Failed background renewals of this token, for the backoff.
+    pub(crate) renew_failures: AtomicU32,
+    /// A background renewal has been claimed.
+    pub(crate) renewing: AtomicBool,
+    origin: Origin,
+}
+
+/// The credential, and what only some credentials have.
+enum Body {
+    /// The common case: nothing but the credential.
+    Plain(Injection),
+    Rich(Box<Rich>),
+}
+
+struct Rich {
+    injection: Injection,
+    /// The prefix the token reply bound the connection to
+    /// (`response.api_base`): the credential goes nowhere else.
+    api_base: Option<Url>,
+    /// The provider's prefixes with `{{ inputs.NAME }}` as the connection
+    /// that made this credential rendered them (empty for other providers):
+    /// with the written-out ones, where it may go.
+    prefixes: Box<[Url]>,
+    /// The access token, when the credential does not hold it verbatim.
+    access: Option<SecretString>,
+}
+
+/// How the token came to be, for [`Credential::obtained_by`] and
+/// [`Credential::adopted`].
+#[derive(Clone, Copy)]
+enum Origin {
+    /// A static credential, rendered from the inputs.
+    Rendered,
+    /// Fetched by another process and read from the shared store.
+    Adopted,
+    Obtained(RequestKind),
 }
 
 /// A fetched token's part of a [`TokenEntry`]; static credentials have none.
@@ -79,52 +94,108 @@ pub(crate) struct Fetched {
 }
 
 impl TokenEntry {
+    /// The entry for `injection` (rendered for `connection`, with the
+    /// token of `fetched` if any) and the connection's rendered `prefixes`.
     pub(crate) fn new(
-        provider: Arc<str>,
         connection: Arc<str>,
         injection: Injection,
         fetched: Option<Fetched>,
+        prefixes: Box<[Url]>,
     ) -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        let adopted = fetched.as_ref().is_some_and(|f| f.obtained_by.is_none());
-        let (access, obtained_by, expires_at, renew_at, api_base) = match fetched {
+        let never = |t: Option<SystemTime>| t.map_or(u64::MAX, nanos);
+        let (origin, expires_at, renew_at, api_base, access) = match fetched {
             Some(f) => (
-                Some(f.access),
-                f.obtained_by,
+                f.obtained_by.map_or(Origin::Adopted, Origin::Obtained),
                 Some(f.expires_at),
                 Some(f.renew_at),
                 f.api_base,
+                Some(f.access),
             ),
-            None => (None, None, None, None, None),
+            None => (Origin::Rendered, None, None, None, None),
         };
-        let never = |t: Option<SystemTime>| t.map_or(u64::MAX, nanos);
+        // Keep a copy of the token only if the credential does not hold it.
+        let access = access.filter(|a| injection.access_token() != Some(a.expose_secret()));
+        let body = if api_base.is_none() && prefixes.is_empty() && access.is_none() {
+            Body::Plain(injection)
+        } else {
+            Body::Rich(Box::new(Rich {
+                injection,
+                api_base,
+                prefixes,
+                access,
+            }))
+        };
         TokenEntry {
+            body,
+            connection,
             expires_nanos: never(expires_at),
             renew_nanos: never(renew_at),
-            // The first read reports itself.
-            touched: AtomicU64::new(0),
-            id: TokenId(NEXT.fetch_add(1, Ordering::Relaxed)),
-            provider,
-            connection,
-            injection,
-            access,
-            obtained_by,
-            adopted,
-            expires_at,
-            renew_at,
-            api_base,
-            prefixes: Box::default(),
-            renewing: AtomicBool::new(false),
-            renew_failures: AtomicU32::new(0),
             next_renewal: AtomicU64::new(0),
+            id: TokenId(NEXT.fetch_add(1, Ordering::Relaxed)),
+            renew_failures: AtomicU32::new(0),
+            renewing: AtomicBool::new(false),
+            origin,
         }
+    }
+
+    /// The identity of the token.
+    pub(crate) fn id(&self) -> TokenId {
+        self.id
+    }
+
+    /// The credential.
+    #[inline]
+    pub(crate) fn injection(&self) -> &Injection {
+        match &self.body {
+            Body::Plain(injection) => injection,
+            Body::Rich(rich) => &rich.injection,
+        }
+    }
+
+    /// Nothing but the credential (no box of rarer fields).
+    #[cfg(test)]
+    pub(crate) fn is_plain(&self) -> bool {
+        matches!(self.body, Body::Plain(_))
+    }
+
+    fn rich(&self) -> Option<&Rich> {
+        match &self.body {
+            Body::Plain(_) => None,
+            Body::Rich(rich) => Some(rich),
+        }
+    }
+
+    /// The provider id.
+    pub(crate) fn provider(&self) -> &str {
+        self.injection().provider()
+    }
+
+    /// The connection id.
+    pub(crate) fn connection(&self) -> &str {
+        &self.connection
+    }
+
+    /// The access token (for providers that log in; `None` for static
+    /// credentials).
+    pub(crate) fn access(&self) -> Option<&str> {
+        if matches!(self.origin, Origin::Rendered) {
+            return None;
+        }
+        match self.rich().and_then(|r| r.access.as_ref()) {
+            Some(access) => Some(access.expose_secret()),
+            None => self.injection().access_token(),
+        }
+    }
+
+    fn time(nanos: u64) -> Option<SystemTime> {
+        (nanos != u64::MAX).then(|| UNIX_EPOCH + Duration::from_nanos(nanos))
     }
 
     /// Usable: not expired.
     pub(crate) fn is_valid(&self, now: SystemTime) -> bool {
         self.is_valid_at(nanos(now))
     }
-
     /// [`is_valid`](Self::is_valid) for a time in nanoseconds since the epoch.
     #[inline]
     pub(crate) fn is_valid_at(&self, now: u64) -> bool {
@@ -154,20 +225,6 @@ impl TokenEntry {
     #[inline]
     pub(crate) fn renewal_allowed(&self, monotonic: Duration) -> bool {
         mono_nanos(monotonic) >= self.next_renewal.load(Ordering::Relaxed)
-    }
-
-    /// True (once per [`TOUCH_EVERY`]) when this
-    /// read should be reported to the bounded index. One relaxed load
-    /// otherwise.
-    #[inline]
-    pub(crate) fn claim_touch(&self, now: u64) -> bool {
-        const EVERY: u64 = TOUCH_EVERY.as_nanos() as u64;
-        let last = self.touched.load(Ordering::Relaxed);
-        now.saturating_sub(last) >= EVERY
-            && self
-                .touched
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
     }
 
     /// No background renewal before the monotonic reading `until`.
@@ -222,50 +279,53 @@ pub struct Credential {
 impl Credential {
     /// What to attach: headers and query parameters.
     pub fn injection(&self) -> &Injection {
-        &self.entry.injection
+        self.entry.injection()
     }
 
     /// Sets every header part (replacing any value the request had). Returns
     /// `false` for a credential of query parameters only.
     pub fn apply_to_headers(&self, headers: &mut HeaderMap) -> bool {
-        self.entry.injection.apply_to_headers(headers)
+        self.entry.injection().apply_to_headers(headers)
     }
 
     /// Sets every query parameter part. Returns `false` for a credential of
     /// headers only.
     pub fn apply_to_url(&self, url: &mut Url) -> bool {
-        self.entry.injection.apply_to_url(url)
+        self.entry.injection().apply_to_url(url)
     }
 
     /// Removes the query parameter parts from `url` (a response's or an error's
     /// URL); see [`Injection::remove_from_url`].
     pub fn remove_from_url(&self, url: &mut Url) -> bool {
-        self.entry.injection.remove_from_url(url)
+        self.entry.injection().remove_from_url(url)
     }
 
     /// `error` without a query credential in its URL; see
     /// [`Injection::redact_error`].
     pub fn redact_error(&self, error: reqwest::Error) -> reqwest::Error {
-        self.entry.injection.redact_error(error)
+        self.entry.injection().redact_error(error)
     }
 
     /// A URL-valued header (`Location`, ...) without a query credential; see
     /// [`Injection::remove_from_reference`].
     pub fn remove_from_reference(&self, reference: &str) -> Option<String> {
-        self.entry.injection.remove_from_reference(reference)
+        self.entry.injection().remove_from_reference(reference)
     }
 
     /// The API prefix the token reply bound this connection to
     /// (`response.api_base`); the credential goes nowhere else. `None` for
     /// providers without `api_base`.
     pub fn api_base(&self) -> Option<&Url> {
-        self.entry.api_base.as_ref()
+        self.entry.rich().and_then(|r| r.api_base.as_ref())
     }
 
     /// The provider's `{{ inputs.NAME }}` prefixes as rendered for the
     /// connection this credential was made for.
     pub(crate) fn prefixes(&self) -> impl Iterator<Item = &Url> {
-        self.entry.prefixes.iter()
+        self.entry
+            .rich()
+            .into_iter()
+            .flat_map(|r| r.prefixes.iter())
     }
 
     /// The identity of the token this credential was made from.
@@ -275,18 +335,17 @@ impl Credential {
 
     /// When the token expires; `None` for static credentials.
     pub fn expires_at(&self) -> Option<SystemTime> {
-        self.entry.expires_at
+        TokenEntry::time(self.entry.expires_nanos)
     }
 
     /// When the engine starts renewing it in the background.
     pub fn renew_at(&self) -> Option<SystemTime> {
-        self.entry.renew_at
+        TokenEntry::time(self.entry.renew_nanos)
     }
 
     /// How long the token stays valid after `now`.
     pub fn remaining(&self, now: SystemTime) -> Option<Duration> {
-        self.entry
-            .expires_at
+        self.expires_at()
             .map(|e| e.duration_since(now).unwrap_or(Duration::ZERO))
     }
 
@@ -295,13 +354,16 @@ impl Credential {
     /// `None` for static credentials rendered from the inputs and for tokens
     /// [adopted](Self::adopted) from a shared store.
     pub fn obtained_by(&self) -> Option<RequestKind> {
-        self.entry.obtained_by
+        match self.entry.origin {
+            Origin::Obtained(kind) => Some(kind),
+            Origin::Rendered | Origin::Adopted => None,
+        }
     }
 
     /// True when another process sharing the token store fetched the token
     /// and this one read it from there (no token request of its own).
     pub fn adopted(&self) -> bool {
-        self.entry.adopted
+        matches!(self.entry.origin, Origin::Adopted)
     }
 
     /// `text` with this credential removed wherever it appears, however it
@@ -312,34 +374,55 @@ impl Credential {
     /// answered (a body that echoes the credential) without showing the
     /// credential.
     pub fn redact(&self, text: &str) -> String {
-        let access = self.entry.access.as_ref().map(|a| a.expose_secret());
-        let secrets = access.into_iter().chain(self.entry.injection.secrets());
+        let secrets = self
+            .entry
+            .access()
+            .into_iter()
+            .chain(self.entry.injection().secrets());
         crate::acquire::scrub::Scrubber::new(secrets).scrub(text)
     }
 
-    /// The access token (for providers that log in).
-    pub fn access_token(&self) -> Option<&SecretString> {
-        self.entry.access.as_ref()
+    /// The access token (for providers that log in), a copy: the cache
+    /// keeps it only once, inside the rendered credential.
+    pub fn access_token(&self) -> Option<SecretString> {
+        self.entry.access().map(SecretString::from)
     }
 
     /// The provider id.
     pub fn provider(&self) -> &str {
-        &self.entry.provider
+        self.entry.provider()
     }
 
     /// The connection id.
     pub fn connection(&self) -> &str {
-        &self.entry.connection
+        self.entry.connection()
     }
 }
 
 impl fmt::Debug for Credential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Credential")
-            .field("provider", &&*self.entry.provider)
+            .field("provider", &self.entry.provider())
             .field("connection", &&*self.entry.connection)
             .field("token", &self.entry.id)
-            .field("injection", &self.entry.injection)
+            .field("injection", self.entry.injection())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With its `Arc` counts the entry is one 128-byte malloc block: the
+    /// credential (48 bytes), the connection id, two times, the renewal
+    /// state and the token id.
+    #[test]
+    fn an_entry_is_small() {
+        assert!(
+            std::mem::size_of::<TokenEntry>() <= 104,
+            "{}",
+            std::mem::size_of::<TokenEntry>()
+        );
     }
 }

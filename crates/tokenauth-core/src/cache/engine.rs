@@ -47,6 +47,9 @@ pub(crate) struct Inner {
     pub(crate) providers: Providers,
     pub(crate) router: Router,
     pub(crate) provider_ids: Vec<Arc<str>>,
+    /// Per provider: the shape of its credentials (the id and part names
+    /// every cached credential shares).
+    pub(crate) shapes: Vec<Arc<crate::inject::Shape>>,
     pub(crate) client: reqwest::Client,
     pub(crate) store: Arc<dyn TokenStore>,
     pub(crate) clock: Arc<dyn Clock>,
@@ -312,7 +315,7 @@ impl Inner {
             .then(crate::clock::coarse::upper_bound_nanos);
         let slot = match (table.get(conn.id()), upper) {
             (Some(Slot::Token(entry)), Some(upper)) if entry.is_fresh_at(upper) => {
-                return Some(Ok(self.hit(index, conn, entry, upper)));
+                return Some(Ok(self.hit(index, entry)));
             }
             (slot, _) => slot,
         };
@@ -322,7 +325,7 @@ impl Inner {
                 if entry.wants_renewal_at(now_ns) && entry.renewal_allowed(self.clock.monotonic()) {
                     self.start_renewal(index, conn, &entry);
                 }
-                Some(Ok(self.hit(index, conn, entry, now_ns)))
+                Some(Ok(self.hit(index, entry)))
             }
             Some(Slot::Failed(failure)) if failure.backing_off(self.clock.monotonic()) => {
                 Counters::bump(&self.counters.cached_errors);
@@ -349,21 +352,13 @@ impl Inner {
         pending.await.map(|entry| Credential { entry })
     }
 
-    /// Counts a cache hit on `entry` (read at `now_ns`) and hands it out.
+    /// Counts a cache hit on `entry` and hands it out (the table's lookup
+    /// recorded the use).
     #[inline]
-    fn hit(
-        &self,
-        index: usize,
-        conn: &Connection,
-        entry: Arc<TokenEntry>,
-        now_ns: u64,
-    ) -> Credential {
+    fn hit(&self, index: usize, entry: Arc<TokenEntry>) -> Credential {
         self.counters.hit();
         self.metric(index, ProviderMetrics::hits);
-        if entry.claim_touch(now_ns) {
-            self.caches[index].touch(conn.id());
-        }
-        trace!(provider = %entry.provider, connection = %entry.connection, token = %entry.id, "token cache hit");
+        trace!(provider = %entry.provider(), connection = %entry.connection, token = %entry.id, "token cache hit");
         Credential { entry }
     }
 
@@ -399,7 +394,7 @@ impl Inner {
         };
         let dropped = self.caches[index].remove_token(conn.id_arc(), rejected);
         if dropped {
-            if let Some(access) = entry.as_ref().and_then(|e| e.access.as_ref()) {
+            if let Some(access) = entry.as_ref().and_then(|e| e.access()) {
                 self.coordination.reject(index, conn, access);
             }
             Counters::bump(&self.counters.invalidations);
@@ -483,7 +478,7 @@ impl Inner {
         }
         Counters::bump(&self.counters.renewals);
         self.metric(index, ProviderMetrics::renewals);
-        debug!(provider = %entry.provider, connection = %entry.connection, token = %entry.id, "token in its renewal window: renewing in the background");
+        debug!(provider = %entry.provider(), connection = %entry.connection, token = %entry.id, "token in its renewal window: renewing in the background");
         // The task is detached: it publishes its result in the cache.
         drop(Inner::pending(self, index, conn, Trigger::Renewal));
     }
@@ -494,17 +489,15 @@ impl Inner {
         let provider = &self.providers.providers[index];
         let result = conn
             .check(provider)
-            .and_then(|()| crate::inject::render(provider, conn, None));
+            .and_then(|()| crate::inject::render_shaped(&self.shapes[index], provider, conn, None));
         match result {
             Ok(injection) => {
-                let mut entry = TokenEntry::new(
-                    self.provider_ids[index].clone(),
+                let entry = Arc::new(TokenEntry::new(
                     conn.id_arc().clone(),
                     injection,
                     None,
-                );
-                entry.prefixes = connection_prefixes(provider, conn);
-                let entry = Arc::new(entry);
+                    connection_prefixes(provider, conn),
+                ));
                 self.caches[index].publish(conn.id_arc(), Slot::Token(entry.clone()));
                 debug!(provider = %provider.id, connection = %conn.id(), "static credential rendered");
                 Ok(entry)
@@ -544,7 +537,7 @@ impl Inner {
             self.metric(index, ProviderMetrics::fetches);
             let renewal = matches!(trigger, Trigger::Renewal);
             let result = self.obtain(index, conn, renewal).await.and_then(|fetched| {
-                let injection = crate::inject::render(provider, conn, Some(&fetched.access))?;
+                let injection = crate::inject::render_shaped(&self.shapes[index], provider, conn, Some(&fetched.access))?;
                 let now = self.clock.now();
                 let ms = |t: SystemTime| t.duration_since(now).unwrap_or_default().as_millis() as u64;
                 // INFO: one line per fetch, what `tokenauth -v` shows.
@@ -552,14 +545,12 @@ impl Inner {
                     Some(kind) => info!(request = %kind, expires_in_ms = ms(fetched.expires_at), renew_in_ms = ms(fetched.renew_at), "token acquired"),
                     None => info!(expires_in_ms = ms(fetched.expires_at), renew_in_ms = ms(fetched.renew_at), "token adopted from the shared store (another process fetched it)"),
                 }
-                let mut entry = TokenEntry::new(
-                    self.provider_ids[index].clone(),
+                Ok(Arc::new(TokenEntry::new(
                     conn.id_arc().clone(),
                     injection,
                     Some(fetched),
-                );
-                entry.prefixes = connection_prefixes(provider, conn);
-                Ok(Arc::new(entry))
+                    connection_prefixes(provider, conn),
+                )))
             });
             match result {
                 Ok(entry) => {
@@ -710,15 +701,19 @@ impl Inner {
         fetched: Fetched,
     ) -> Result<(), Error> {
         let provider = &self.providers.providers[index];
-        let injection = crate::inject::render(provider, conn, Some(&fetched.access))?;
+        let injection = crate::inject::render_shaped(
+            &self.shapes[index],
+            provider,
+            conn,
+            Some(&fetched.access),
+        )?;
         self.publish_granted_shared(index, conn, &fetched).await;
-        let mut entry = TokenEntry::new(
-            self.provider_ids[index].clone(),
+        let entry = TokenEntry::new(
             conn.id_arc().clone(),
             injection,
             Some(fetched),
+            connection_prefixes(provider, conn),
         );
-        entry.prefixes = connection_prefixes(provider, conn);
         self.caches[index].publish(conn.id_arc(), Slot::Token(Arc::new(entry)));
         Ok(())
     }

@@ -44,7 +44,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use futures_util::future::{Either, select};
-use secrecy::{ExposeSecret as _, SecretString};
+use secrecy::ExposeSecret as _;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -119,7 +119,7 @@ impl Coordination {
     }
 
     /// Notes that an API rejected `access`, the token of (`index`, `conn`).
-    pub(crate) fn reject(&self, index: usize, conn: &Connection, access: &SecretString) {
+    pub(crate) fn reject(&self, index: usize, conn: &Connection, access: &str) {
         if self.shared {
             let key = (index, conn.id_arc().clone());
             let mut rejected = lock(&self.rejected);
@@ -149,9 +149,9 @@ impl Coordination {
 
 /// A token's fingerprint, to recognise it without keeping it (in memory
 /// only; never logged).
-fn fingerprint(token: &SecretString) -> u64 {
+fn fingerprint(token: &str) -> u64 {
     use std::hash::BuildHasher as _;
-    foldhash::quality::FixedState::default().hash_one(token.expose_secret())
+    foldhash::quality::FixedState::default().hash_one(token)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -315,9 +315,10 @@ impl Inner {
                 Publication {
                     // Others keep the token they can still use (unless an
                     // API rejected it here).
-                    token: state
-                        .token
-                        .filter(|t| t.expires_at > now && rejected != Some(fingerprint(&t.access))),
+                    token: state.token.filter(|t| {
+                        t.expires_at > now
+                            && rejected != Some(fingerprint(t.access.expose_secret()))
+                    }),
                     backoff: Some(Backoff {
                         until: now.checked_add(wait).unwrap_or(now),
                         attempts,
@@ -464,7 +465,7 @@ impl Inner {
         rejected: Option<u64>,
     ) -> Option<SharedToken> {
         let token = state.token.as_ref()?;
-        if rejected.is_some_and(|r| r == fingerprint(&token.access)) {
+        if rejected.is_some_and(|r| r == fingerprint(token.access.expose_secret())) {
             return None;
         }
         // A token of a provider bound by its reply's API base is adopted

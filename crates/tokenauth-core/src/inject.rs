@@ -118,7 +118,7 @@ pub(crate) fn query_has(query: Option<&str>, name: &str) -> bool {
 /// parts are attached beside it (the whole rule: `docs/adapters.md`).
 ///
 /// Compact, since the cache keeps one per connection: the part names are
-/// shared by every credential of a provider (a [`Shape`]), and the common
+/// shared by every credential of a provider (a `Shape`), and the common
 /// credential, a single header, keeps its value inline.
 #[derive(Clone)]
 pub struct Injection {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde_json::Value;
 
-use super::{Acquired, Acquirer, json_reason};
+use super::{Acquired, Acquirer};
 use crate::config::{BodyFormat, Device, FieldValue, JsonPointer, TokenRequest};
 use crate::error::{DeviceFailure, Error, RequestKind};
 use crate::template::Template;
@@ -60,23 +60,10 @@ impl Acquirer<'_> {
         let reply = self.send(kind, &req, None).await?;
         let url = self.url(kind);
         if !reply.status.is_success() {
-            return Err(Error::Status {
-                provider: self.provider.id.clone(),
-                request: kind,
-                url,
-                status: reply.status,
-                body: self.scrubber(kind, None, None).excerpt(&reply.body),
-                retry_after: reply.retry_after,
-            });
+            return Err(self.status_error(kind, url, &reply, None));
         }
-        let json: Value = serde_json::from_slice(&reply.body).map_err(|e| Error::NotJson {
-            provider: self.provider.id.clone(),
-            request: kind,
-            url,
-            reason: json_reason(&e),
-            content_type: reply.content_type.clone(),
-            length: reply.body.len(),
-        })?;
+        let json: Value = serde_json::from_slice(&reply.body)
+            .map_err(|e| self.not_json(kind, url, &reply, &e))?;
         let r = &device.reply;
         let missing = |key: &'static str, pointer: &JsonPointer| Error::DeviceReply {
             provider: self.provider.id.clone(),

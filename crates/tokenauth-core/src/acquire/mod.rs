@@ -446,6 +446,46 @@ impl Acquirer<'_> {
         }
     }
 
+    /// The error for a reply whose status is not a success: its body
+    /// quoted with the request's secrets (`rt`, the assertion) removed.
+    fn status_error(
+        &self,
+        kind: RequestKind,
+        url: String,
+        reply: &Reply,
+        rt: Option<&SecretString>,
+    ) -> Error {
+        Error::Status {
+            provider: self.provider.id.clone(),
+            request: kind,
+            url,
+            status: reply.status,
+            body: self
+                .scrubber(kind, rt, reply.assertion.as_ref())
+                .excerpt(&reply.body),
+            retry_after: reply.retry_after,
+        }
+    }
+
+    /// The error for a reply body that should be JSON and is not; the body
+    /// itself is never quoted.
+    fn not_json(
+        &self,
+        kind: RequestKind,
+        url: String,
+        reply: &Reply,
+        error: &serde_json::Error,
+    ) -> Error {
+        Error::NotJson {
+            provider: self.provider.id.clone(),
+            request: kind,
+            url,
+            reason: json_reason(error),
+            content_type: reply.content_type.clone(),
+            length: reply.body.len(),
+        }
+    }
+
     /// Turns a reply into a token, or a typed error.
     fn interpret(
         &self,
@@ -455,16 +495,7 @@ impl Acquirer<'_> {
     ) -> Result<parse::Parsed, Error> {
         let url = self.url(kind);
         if !reply.status.is_success() {
-            return Err(Error::Status {
-                provider: self.provider.id.clone(),
-                request: kind,
-                url,
-                status: reply.status,
-                body: self
-                    .scrubber(kind, rt, reply.assertion.as_ref())
-                    .excerpt(&reply.body),
-                retry_after: reply.retry_after,
-            });
+            return Err(self.status_error(kind, url, reply, rt));
         }
         // A 2xx body that is not JSON is never quoted, not even scrubbed: it
         // is the reply to a successful login, so it may well hold the new
@@ -474,14 +505,8 @@ impl Acquirer<'_> {
         // cookie may reply with HTML or nothing).
         let json: Option<Value> = match self.provider.response.reads_body() {
             true => Some(
-                serde_json::from_slice(&reply.body).map_err(|e| Error::NotJson {
-                    provider: self.provider.id.clone(),
-                    request: kind,
-                    url,
-                    reason: json_reason(&e),
-                    content_type: reply.content_type.clone(),
-                    length: reply.body.len(),
-                })?,
+                serde_json::from_slice(&reply.body)
+                    .map_err(|e| self.not_json(kind, url, reply, &e))?,
             ),
             false => None,
         };

@@ -116,7 +116,7 @@ fn is_redis_url(spec: &str) -> bool {
 
 /// `HOST:PORT:ADDR` where ADDR is `IP:PORT` or `[IPv6]:PORT`. The port in
 /// HOST:PORT is accepted for curl compatibility; reqwest uses ADDR's port.
-fn parse_resolve(spec: &str) -> Option<(String, SocketAddr)> {
+pub(crate) fn parse_resolve(spec: &str) -> Option<(String, SocketAddr)> {
     let (host, rest) = spec.split_once(':')?;
     let (_port, addr) = rest.split_once(':')?;
     let addr: SocketAddr = addr.parse().ok()?;

@@ -58,36 +58,56 @@ struct Target {
 }
 
 fn targets() -> Vec<Target> {
+    let [reob, twoba, bro] = demo_connections().map(|(_, connection)| connection);
     vec![
         Target {
             id: "reobtimaal",
             emulated: Emulated::Reobtimaal,
             method: reqwest::Method::GET,
             url: "https://api.reobtimaal-diensten.nl/api/v1/projecten",
-            connection: Connection::new("demo")
-                .with_input("username", REOB_DEMO_USERNAME)
-                .with_secret("password", REOB_DEMO_PASSWORD),
+            connection: reob,
         },
         Target {
             id: "twoba",
             emulated: Emulated::Twoba,
             method: reqwest::Method::GET,
             url: "https://api.2ba.nl/1/json/Product/DetailsForProduct",
-            connection: Connection::new("demo")
-                .with_input("username", TWOBA_DEMO_USERNAME)
-                .with_secret("password", TWOBA_DEMO_PASSWORD)
-                .with_input("client_id", TWOBA_DEMO_CLIENT_ID)
-                .with_secret("client_secret", TWOBA_DEMO_CLIENT_SECRET),
+            connection: twoba,
         },
         Target {
             id: "bro",
             emulated: Emulated::Bro,
             method: reqwest::Method::POST,
             url: "https://www.bronhouderportaal-bro.nl/api/v2/validatie",
-            connection: Connection::new("demo")
+            connection: bro,
+        },
+    ]
+}
+
+/// The emulator's (fake) demo accounts as connections `demo` of the three
+/// seed providers: the demo's, and `tokenauth proxy --emulator`'s defaults.
+pub(crate) fn demo_connections() -> [(&'static str, Connection); 3] {
+    [
+        (
+            "reobtimaal",
+            Connection::new("demo")
+                .with_input("username", REOB_DEMO_USERNAME)
+                .with_secret("password", REOB_DEMO_PASSWORD),
+        ),
+        (
+            "twoba",
+            Connection::new("demo")
+                .with_input("username", TWOBA_DEMO_USERNAME)
+                .with_secret("password", TWOBA_DEMO_PASSWORD)
+                .with_input("client_id", TWOBA_DEMO_CLIENT_ID)
+                .with_secret("client_secret", TWOBA_DEMO_CLIENT_SECRET),
+        ),
+        (
+            "bro",
+            Connection::new("demo")
                 .with_input("username", BRO_DEMO_USERNAME)
                 .with_secret("token", BRO_DEMO_PASSWORD),
-        },
+        ),
     ]
 }
 

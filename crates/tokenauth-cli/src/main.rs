@@ -10,6 +10,7 @@ mod demo;
 mod explain;
 mod login;
 mod login_device;
+mod proxy;
 mod request;
 mod store_cmd;
 mod test_cmd;
@@ -147,6 +148,8 @@ enum Command {
     Store(StoreCommand),
     /// Get a person's consent and store the refresh token it yields (--store DIR|redis://…): the authorization-code grant in a browser (RFC 8252 loopback redirect), or with --device the device grant (RFC 8628).
     Login(login::LoginArgs),
+    /// Serve the providers to workers in any language: a local authenticating proxy, /{provider}/{path} -> the provider's API with its credential (see README "From Python, TypeScript, Go…").
+    Proxy(proxy::ProxyArgs),
     /// Prove a description works: inputs, login, injection and the provider's [test] request, step by step.
     Test {
         /// The provider id.
@@ -228,6 +231,7 @@ fn main() -> ExitCode {
         }
         Command::Login(args) => common::block_on(login::run(g, &args)),
         Command::Test { provider, conn } => common::block_on(test_cmd::run(g, &provider, &conn)),
+        Command::Proxy(args) => common::block_on(proxy::run(g, &args)),
         Command::Store(StoreCommand::Put { provider, conn }) => {
             common::block_on(store_cmd::put(g, &provider, &conn))
         }

@@ -98,6 +98,7 @@ pub struct EmulatorConfig {
     pub(crate) twoba_refresh_lifetime: Duration,
     pub(crate) jwt_access_tokens: bool,
     pub(crate) record_limit: usize,
+    pub(crate) api_record_limit: usize,
     pub(crate) api_latency: Duration,
 }
 
@@ -123,6 +124,7 @@ impl Default for EmulatorConfig {
             twoba_refresh_lifetime: Duration::from_secs(14 * 24 * 60 * 60),
             jwt_access_tokens: false,
             record_limit: 100,
+            api_record_limit: 0,
             api_latency: Duration::ZERO,
         }
     }
@@ -242,6 +244,15 @@ impl EmulatorConfig {
     /// Defaults to 100.
     pub fn record_limit(mut self, n: usize) -> Self {
         self.record_limit = n;
+        self
+    }
+
+    /// How many API (non-token) requests to keep, exactly as received, for
+    /// [`Emulator::recorded_api_requests`](crate::Emulator::recorded_api_requests):
+    /// what a proxy or middleware really sent (headers included). Defaults
+    /// to 0 (off: the API path takes no lock).
+    pub fn record_api_requests(mut self, n: usize) -> Self {
+        self.api_record_limit = n;
         self
     }
 

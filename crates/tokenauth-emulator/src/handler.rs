@@ -207,6 +207,37 @@ fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
 
 // ---------------------------------------------------------------- token endpoints
 
+/// A request as received, for the recorded-request logs (form fields left
+/// empty; the token endpoint fills them in).
+fn recorded(
+    provider: Provider,
+    host: Host,
+    parts: &http::request::Parts,
+    body: &[u8],
+) -> RecordedRequest {
+    RecordedRequest {
+        provider,
+        method: parts.method.to_string(),
+        host: host.hostname().to_owned(),
+        path: parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned()),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: String::from_utf8_lossy(body).into_owned(),
+        form: Vec::new(),
+    }
+}
+
 async fn token(state: &State, host: Host, req: Request<Incoming>) -> Result<Resp, Abort> {
     let provider = host.provider();
     let ps = state.provider(provider);
@@ -230,25 +261,8 @@ async fn token(state: &State, host: Host, req: Request<Incoming>) -> Result<Resp
         Vec::new()
     };
     state.record(RecordedRequest {
-        provider,
-        method: parts.method.to_string(),
-        host: host.hostname().to_owned(),
-        path: parts
-            .uri
-            .path_and_query()
-            .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned()),
-        headers: parts
-            .headers
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_owned(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
-        body: String::from_utf8_lossy(&body).into_owned(),
         form: form.clone(),
+        ..recorded(provider, host, &parts, &body)
     });
     let grant_field = if provider == Provider::Reobtimaal {
         "grant-type"
@@ -599,17 +613,21 @@ async fn api(state: &State, host: Host, sub: &str, req: Request<Incoming>) -> Re
         return r;
     }
     let (parts, body) = req.into_parts();
-    let body_bytes = if hyper::body::Body::is_end_stream(&body) {
-        0
+    let body = if hyper::body::Body::is_end_stream(&body) {
+        Bytes::new()
     } else {
         match Limited::new(body, API_BODY_LIMIT).collect().await {
-            Ok(c) => c.to_bytes().len(),
+            Ok(c) => c.to_bytes(),
             Err(_) => {
                 ps.counters.api_status.add(413);
                 return error_json(StatusCode::PAYLOAD_TOO_LARGE, "request_too_large");
             }
         }
     };
+    let body_bytes = body.len();
+    if state.records_api() {
+        state.record_api(recorded(provider, host, &parts, &body));
+    }
     let reply = |user: &str| {
         json_value(
             StatusCode::OK,

@@ -1,7 +1,9 @@
 //! # tokenauth-emulator
 //!
 //! The three seed providers — REOBtimaal, 2BA and BRO — on loopback, quirks
-//! included, with counters, recorded token requests and fault injection. It
+//! included, with counters, recorded token requests (and API requests, when
+//! [`EmulatorConfig::record_api_requests`] asks for them: what a proxy or
+//! middleware really sent) and fault injection. It
 //! is the fixture that checks `tokenauth-core`, so it shares no code with it.
 //!
 //! - [Example](#example)

@@ -395,6 +395,13 @@ impl Emulator {
         self.state.recorded()
     }
 
+    /// The last API requests (up to
+    /// [`EmulatorConfig::record_api_requests`]; none unless it was set),
+    /// oldest first, exactly as received: headers, path and query, body.
+    pub fn recorded_api_requests(&self) -> Vec<RecordedRequest> {
+        self.state.recorded_api()
+    }
+
     /// Forgets the recorded token requests.
     pub fn clear_recorded_token_requests(&self) {
         self.state.clear_recorded();

@@ -32,7 +32,7 @@ use crate::stats::Counters;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordedRequest {
-    /// The provider whose token endpoint received it.
+    /// The provider whose token endpoint (or API) received it.
     pub provider: Provider,
     /// The HTTP method.
     pub method: String,
@@ -226,6 +226,9 @@ pub(crate) struct State {
     bro_any_revoked: AtomicBool,
     bro_revoked: RwLock<HashSet<String>>,
     recorded: Mutex<VecDeque<RecordedRequest>>,
+    /// The last API requests, when [`EmulatorConfig::record_api_requests`]
+    /// asks for them.
+    recorded_api: Mutex<VecDeque<RecordedRequest>>,
     /// The documented reply shapes (Keystone, cookie session, milliseconds).
     pub(crate) shapes: crate::shapes::Shapes,
     /// The device authorization grant fixture.
@@ -290,6 +293,7 @@ impl State {
             bro_any_revoked: AtomicBool::new(false),
             bro_revoked: RwLock::new(HashSet::new()),
             recorded: Mutex::new(VecDeque::new()),
+            recorded_api: Mutex::new(VecDeque::new()),
             shapes: crate::shapes::Shapes::default(),
             device: crate::device::DeviceFixture::default(),
             codes: Default::default(),
@@ -487,6 +491,7 @@ impl State {
             .clear();
         self.set_api_latency(self.config.api_latency);
         lock(&self.recorded).clear();
+        lock(&self.recorded_api).clear();
         self.shapes.reset();
         self.reset_stats();
     }
@@ -494,15 +499,20 @@ impl State {
     // ---- recording ----
 
     pub(crate) fn record(&self, r: RecordedRequest) {
-        let limit = self.config.record_limit;
-        if limit == 0 {
-            return;
-        }
-        let mut q = lock(&self.recorded);
-        while q.len() >= limit {
-            q.pop_front();
-        }
-        q.push_back(r);
+        push_bounded(&self.recorded, self.config.record_limit, r);
+    }
+
+    /// True when API requests are recorded.
+    pub(crate) fn records_api(&self) -> bool {
+        self.config.api_record_limit > 0
+    }
+
+    pub(crate) fn record_api(&self, r: RecordedRequest) {
+        push_bounded(&self.recorded_api, self.config.api_record_limit, r);
+    }
+
+    pub(crate) fn recorded_api(&self) -> Vec<RecordedRequest> {
+        lock(&self.recorded_api).iter().cloned().collect()
     }
 
     pub(crate) fn recorded(&self) -> Vec<RecordedRequest> {
@@ -512,6 +522,18 @@ impl State {
     pub(crate) fn clear_recorded(&self) {
         lock(&self.recorded).clear();
     }
+}
+
+/// Appends `r`, dropping the oldest beyond `limit` (0: keeps nothing).
+fn push_bounded(queue: &Mutex<VecDeque<RecordedRequest>>, limit: usize, r: RecordedRequest) {
+    if limit == 0 {
+        return;
+    }
+    let mut q = lock(queue);
+    while q.len() >= limit {
+        q.pop_front();
+    }
+    q.push_back(r);
 }
 
 /// A random alphanumeric token of `len` characters.

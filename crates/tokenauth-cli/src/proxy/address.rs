@@ -1,0 +1,179 @@
+//! Where a proxy request goes: `/{provider}/{rest}?{query}` is the
+//! provider's API base joined with `rest` and the query, and nothing else.
+//!
+//! The proxy is never an open relay: `rest` may not climb out of the base
+//! (`.`/`..` segments, also percent-encoded), smuggle a separator (`%2F`,
+//! `%5C`, `\`), a NUL (`%00`) or an empty segment (`//`), and the URL that
+//! results must be read back exactly as it was joined (no normalisation by
+//! the URL parser) before the engine routes it to that very provider.
+
+use url::Url;
+
+/// `/{provider}/{rest}`: the provider id and the rest (without its leading
+/// `/`; empty for `/{provider}` and `/{provider}/`).
+pub(crate) fn split(path: &str) -> Option<(&str, &str)> {
+    let path = path.strip_prefix('/')?;
+    let (provider, rest) = path.split_once('/').unwrap_or((path, ""));
+    (!provider.is_empty()).then_some((provider, rest))
+}
+
+/// `base` joined with `rest` and `query`, or why that is refused.
+pub(crate) fn join(base: &Url, rest: &str, query: Option<&str>) -> Result<Url, String> {
+    check_rest(rest)?;
+    let mut joined = String::with_capacity(base.as_str().len() + rest.len() + 1);
+    joined.push_str(base.scheme());
+    joined.push_str("://");
+    joined.push_str(&base[url::Position::BeforeHost..url::Position::AfterPort]);
+    let base_path = base.path();
+    let path_start = joined.len();
+    joined.push_str(base_path);
+    if !base_path.ends_with('/') && !rest.is_empty() {
+        joined.push('/');
+    }
+    joined.push_str(rest);
+    let expected_path = joined[path_start..].to_owned();
+    if let Some(query) = query.filter(|q| !q.is_empty()) {
+        joined.push('?');
+        joined.push_str(query);
+    }
+    let url = Url::parse(&joined).map_err(|e| format!("the URL it makes is not valid ({e})"))?;
+    // The parser resolves dot segments and re-encodes some characters: a
+    // path that changed could lie elsewhere than it reads.
+    if url.path() != expected_path {
+        return Err(format!(
+            "the path would be read as `{}`, not as sent",
+            url.path()
+        ));
+    }
+    Ok(url)
+}
+
+/// Refuses a path that could climb out of the base (whatever the base).
+pub(crate) fn check_rest(rest: &str) -> Result<(), String> {
+    let segments: Vec<&str> = rest.split('/').collect();
+    let last = segments.len() - 1;
+    for (i, segment) in segments.iter().enumerate() {
+        let lower = segment.to_ascii_lowercase();
+        let dots = lower.replace("%2e", ".");
+        if dots == "." || dots == ".." {
+            return Err(format!(
+                "the path holds a dot segment (`{segment}`): send the resolved path instead"
+            ));
+        }
+        if lower.contains("%2f") || lower.contains("%5c") || segment.contains('\\') {
+            return Err(format!(
+                "the path segment `{segment}` holds an encoded or backslash separator"
+            ));
+        }
+        if lower.contains("%00") {
+            return Err("the path holds an encoded NUL (%00)".to_owned());
+        }
+        // `a//b`; a trailing `/` (the last segment empty) is a path of its own.
+        if segment.is_empty() && i != last && !(i == 0 && segments.len() == 1) {
+            return Err("the path holds an empty segment (`//`)".to_owned());
+        }
+    }
+    Ok(())
+}
+
+/// `query` without the parameters in `names` (the provider's query
+/// credential: the proxy, not the caller, authenticates). The query is kept
+/// byte for byte when it holds none of them.
+pub(crate) fn without_params(query: &str, names: &[&str]) -> Option<String> {
+    let is_credential = |pair: &str| {
+        let name = pair.split_once('=').map_or(pair, |(n, _)| n);
+        let name: String = url::form_urlencoded::parse(name.as_bytes())
+            .next()
+            .map(|(n, _)| n.into_owned())
+            .unwrap_or_default();
+        names.iter().any(|n| *n == name)
+    };
+    if !query.split('&').any(is_credential) {
+        return None;
+    }
+    Some(
+        query
+            .split('&')
+            .filter(|pair| !is_credential(pair))
+            .collect::<Vec<_>>()
+            .join("&"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Url {
+        Url::parse("https://api.example.com/api/").unwrap()
+    }
+
+    #[test]
+    fn splits_provider_and_rest() {
+        assert_eq!(split("/reob/v1/items"), Some(("reob", "v1/items")));
+        assert_eq!(split("/reob"), Some(("reob", "")));
+        assert_eq!(split("/reob/"), Some(("reob", "")));
+        assert_eq!(split("/"), None);
+        assert_eq!(split("//x"), None);
+    }
+
+    #[test]
+    fn joins_inside_the_base() {
+        let url = join(&base(), "v1/items", Some("a=1&b=%20")).unwrap();
+        assert_eq!(
+            url.as_str(),
+            "https://api.example.com/api/v1/items?a=1&b=%20"
+        );
+        assert_eq!(
+            join(&base(), "", None).unwrap().as_str(),
+            "https://api.example.com/api/"
+        );
+        assert_eq!(
+            join(&base(), "v1/items/", None).unwrap().path(),
+            "/api/v1/items/"
+        );
+        let no_slash = Url::parse("https://api.example.com:8443/v2").unwrap();
+        assert_eq!(
+            join(&no_slash, "x", None).unwrap().as_str(),
+            "https://api.example.com:8443/v2/x"
+        );
+        assert_eq!(
+            join(&base(), "a%20b/%C3%A9", None).unwrap().path(),
+            "/api/a%20b/%C3%A9"
+        );
+    }
+
+    #[test]
+    fn refuses_what_could_leave_the_base() {
+        for rest in [
+            "..",
+            "../admin",
+            "v1/../../admin",
+            "%2e%2e/admin",
+            "%2E%2e/admin",
+            ".%2E/admin",
+            "./x",
+            "%2e/x",
+            "v1/%2f/x",
+            "v1%2F..%2Fadmin",
+            "v1%5c..%5cadmin",
+            "v1\\..\\admin",
+            "v1//x",
+            "/x",
+            "x%00",
+        ] {
+            assert!(join(&base(), rest, None).is_err(), "{rest} was accepted");
+        }
+    }
+
+    #[test]
+    fn strips_credential_parameters_only() {
+        assert_eq!(without_params("a=1&b=2", &["key"]), None);
+        assert_eq!(
+            without_params("a=1&key=x&b=2", &["key"]).as_deref(),
+            Some("a=1&b=2")
+        );
+        assert_eq!(without_params("k%65y=x", &["key"]).as_deref(), Some(""));
+        assert_eq!(without_params("key", &["key"]).as_deref(), Some(""));
+    }
+}

@@ -1,0 +1,395 @@
+//! One request through the proxy: the key, the address, the connection,
+//! the headers and body, the tower layer, and the response back.
+
+use std::future::poll_fn;
+use std::time::Instant;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use sha2::{Digest as _, Sha256};
+use tokenauth_core::{Connection, Provider};
+use tokenauth_tower::AuthError;
+use tower_service::Service as _;
+use url::Url;
+
+use super::Proxy;
+use super::address;
+use super::body::ProxyBody;
+use super::connections::Resolved;
+use super::reply::{self, Body, ERROR_HEADER, Refusal};
+
+/// The header that selects the connection.
+pub(crate) const CONNECTION_HEADER: &str = "tokenauth-connection";
+
+/// What the access log says about a request (never a credential, a query
+/// or a connection name: its hash).
+#[derive(Default)]
+struct Seen {
+    provider: Option<String>,
+    connection: Option<String>,
+}
+
+/// Answers `request`: the proxy's own endpoints, or the API's response.
+pub(crate) async fn handle(proxy: &Proxy, request: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let mut seen = Seen::default();
+    let (response, own_error) = match forward(proxy, request, &mut seen).await {
+        Ok(response) => (response, false),
+        Err(refusal) => (refusal.into_response(), true),
+    };
+    let status = response.status();
+    if let Some(provider) = &seen.provider {
+        proxy.count(provider, status.as_u16(), own_error);
+    }
+    tracing::info!(
+        target: "tokenauth_cli::proxy",
+        provider = seen.provider.as_deref().unwrap_or("-"),
+        connection = seen.connection.as_deref().unwrap_or("default"),
+        %method,
+        path = %path,
+        status = status.as_u16(),
+        error = response.headers().get(ERROR_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("-"),
+        ms = started.elapsed().as_millis() as u64,
+        "proxied"
+    );
+    response
+}
+
+async fn forward(
+    proxy: &Proxy,
+    request: Request<Incoming>,
+    seen: &mut Seen,
+) -> Result<Response<Body>, Refusal> {
+    let path = request.uri().path();
+    if let Some(endpoint) = path.strip_prefix("/_tokenauth/") {
+        return own_endpoint(proxy, endpoint, &request);
+    }
+    if let Some(key) = &proxy.key
+        && !key.admits(request.headers())
+    {
+        return Err(Refusal::key(
+            "this proxy requires its key: send `Proxy-Authorization: Bearer KEY` or `Tokenauth-Key: KEY` with the value of TOKENAUTH_PROXY_KEY".to_owned(),
+        ));
+    }
+    let Some((id, rest)) = address::split(path) else {
+        return Err(Refusal::not_found(format!(
+            "address a provider's API as /PROVIDER/PATH, e.g. /{}/…",
+            proxy.auth.providers().ids().next().unwrap_or("provider")
+        )));
+    };
+    let Some(provider) = proxy.auth.providers().get(id) else {
+        return Err(Refusal::unknown_provider(
+            id,
+            format!(
+                "no provider `{id}` in the description; it has: {}",
+                proxy.auth.providers().ids().collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    };
+    seen.provider = Some(provider.id.clone());
+    if request.method() == Method::CONNECT {
+        return Err(Refusal::bad_request(
+            Some(&provider.id),
+            "CONNECT is not forwarded: this proxy sends requests to providers' APIs only"
+                .to_owned(),
+        ));
+    }
+    // Before anything else about the request: a path that could leave the
+    // API is refused whatever the connection.
+    address::check_rest(rest).map_err(|why| refused_path(provider, rest, &why))?;
+    let name = connection_name(request.headers(), &provider.id)?;
+    seen.connection = name.map(hash);
+    let resolved = proxy
+        .connections
+        .resolve(&proxy.auth, &provider.id, name)
+        .await?;
+    let connection = match &resolved {
+        Resolved::Named(c) => c.clone(),
+        Resolved::Default => proxy
+            .auth
+            .provider(&provider.id)
+            .and_then(|h| h.default_connection().cloned())
+            .map_err(|e| Refusal::auth(&provider.id, &e))?,
+    };
+    let url = target(proxy, provider, &connection, rest, request.uri()).await?;
+    let upstream = upstream_request(proxy, provider, request, &url, &resolved).await?;
+    let mut service = proxy.service.clone();
+    let sent = async {
+        poll_fn(|cx| service.poll_ready(cx)).await?;
+        service.call(upstream).await
+    };
+    let response = match tokio::time::timeout(proxy.timeout, sent).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(AuthError::Auth(e))) => return Err(Refusal::auth(&provider.id, &e)),
+        Ok(Err(AuthError::Inner(e))) => return Err(upstream_failure(&provider.id, &url, &e)),
+        Ok(Err(other)) => return Err(Refusal::upstream(&provider.id, other.to_string())),
+        Err(_) => {
+            return Err(Refusal::timeout(
+                &provider.id,
+                format!(
+                    "no response from {} within {} (--timeout)",
+                    origin(&url),
+                    humantime::format_duration(proxy.timeout)
+                ),
+            ));
+        }
+    };
+    let (mut parts, body) = response.into_parts();
+    remove_hop_by_hop(&mut parts.headers);
+    // Only the proxy's own errors carry it.
+    parts.headers.remove(ERROR_HEADER);
+    Ok(Response::from_parts(parts, Body::Left(body)))
+}
+
+/// `GET /_tokenauth/health` (open to all: says only that the proxy runs)
+/// and `GET /_tokenauth/stats` (behind the key, like the APIs).
+fn own_endpoint(
+    proxy: &Proxy,
+    endpoint: &str,
+    request: &Request<Incoming>,
+) -> Result<Response<Body>, Refusal> {
+    match endpoint {
+        "health" => Ok(reply::json(
+            StatusCode::OK,
+            &serde_json::json!({"status": "ok"}),
+        )),
+        "stats" => {
+            if let Some(key) = &proxy.key
+                && !key.admits(request.headers())
+            {
+                return Err(Refusal::key(
+                    "the stats require the proxy's key (Proxy-Authorization: Bearer KEY or Tokenauth-Key: KEY)".to_owned(),
+                ));
+            }
+            Ok(reply::json(StatusCode::OK, &proxy.stats()))
+        }
+        _ => Err(Refusal::not_found(
+            "the proxy's own endpoints are /_tokenauth/health and /_tokenauth/stats".to_owned(),
+        )),
+    }
+}
+
+/// The `Tokenauth-Connection` header, if any.
+fn connection_name<'h>(headers: &'h HeaderMap, provider: &str) -> Result<Option<&'h str>, Refusal> {
+    let Some(value) = headers.get(CONNECTION_HEADER) else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(name) if !name.trim().is_empty() && name.len() <= 256 => Ok(Some(name.trim())),
+        _ => Err(Refusal::bad_connection(
+            provider,
+            "the Tokenauth-Connection header must hold a connection name (visible ASCII, at most 256 characters)".to_owned(),
+        )),
+    }
+}
+
+/// A short hash of a connection name for the log: tells requests of one
+/// connection apart without naming a tenant.
+fn hash(name: &str) -> String {
+    let digest = Sha256::digest(name.as_bytes());
+    digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The URL `rest` and the query address at `provider` for `connection`.
+async fn target(
+    proxy: &Proxy,
+    provider: &Provider,
+    connection: &Connection,
+    rest: &str,
+    uri: &Uri,
+) -> Result<Url, Refusal> {
+    let base = api_base(proxy, provider, connection).await?;
+    let credential_params: Vec<&str> = provider
+        .inject
+        .query
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let query = uri.query();
+    let stripped = query.and_then(|q| address::without_params(q, &credential_params));
+    let query = stripped.as_deref().or(query);
+    let url =
+        address::join(&base, rest, query).map_err(|why| refused_path(provider, rest, &why))?;
+    // The engine routes it, as it routes every request: the URL must lie in
+    // this provider's prefixes (for this connection).
+    match proxy.auth.route_for(&url, Some(connection)) {
+        Some(handle) if handle.id() == provider.id => Ok(url),
+        _ => Err(Refusal::outside_api(
+            &provider.id,
+            format!(
+                "/{}/{rest} does not lie inside the provider's api prefixes",
+                provider.id
+            ),
+        )),
+    }
+}
+
+fn refused_path(provider: &Provider, rest: &str, why: &str) -> Refusal {
+    Refusal::outside_api(
+        &provider.id,
+        format!("/{}/{rest} is refused: {why}", provider.id),
+    )
+}
+
+/// Where `/{provider}/` points: the first `api` prefix, rendered for the
+/// connection when it has placeholders, or the API base the token reply
+/// bound the connection to (`response.api_base`).
+async fn api_base(
+    proxy: &Proxy,
+    provider: &Provider,
+    connection: &Connection,
+) -> Result<Url, Refusal> {
+    if provider.response.api_base.is_some() {
+        let handle = proxy
+            .auth
+            .provider(&provider.id)
+            .map_err(|e| Refusal::auth(&provider.id, &e))?;
+        let credential = handle
+            .credential(Some(connection))
+            .await
+            .map_err(|e| Refusal::auth(&provider.id, &e))?;
+        if let Some(base) = credential.api_base() {
+            return Ok(base.clone());
+        }
+    }
+    let Some(prefix) = provider.api.iter().find(|p| !p.is_wildcard()) else {
+        return Err(Refusal::outside_api(
+            &provider.id,
+            format!(
+                "every api prefix of `{}` holds a `*`: the proxy cannot tell which host to send to; use a prefix without `*` or a client library",
+                provider.id
+            ),
+        ));
+    };
+    match prefix.literal() {
+        Some(url) => Ok(url.clone()),
+        None => connection
+            .render_url(provider, prefix)
+            .map_err(|e| Refusal::auth(&provider.id, &e)),
+    }
+}
+
+/// The request to send: the caller's method, headers (less the hop-by-hop
+/// ones, the key and every credential the caller sent) and body, to `url`.
+async fn upstream_request(
+    proxy: &Proxy,
+    provider: &Provider,
+    request: Request<Incoming>,
+    url: &Url,
+    resolved: &Resolved,
+) -> Result<Request<ProxyBody>, Refusal> {
+    let (parts, body) = request.into_parts();
+    let mut headers = parts.headers;
+    remove_hop_by_hop(&mut headers);
+    remove_credentials(&mut headers, provider);
+    headers.remove(header::HOST);
+    headers.append(header::VIA, HeaderValue::from_static("1.1 tokenauth"));
+    let body = ProxyBody::read(body, proxy.retry_body_limit)
+        .await
+        .map_err(|e| {
+            Refusal::bad_request(
+                Some(&provider.id),
+                format!("the request body could not be read: {}", e.0),
+            )
+        })?;
+    if body.is_buffered() {
+        // The client sets the length of what is sent now.
+        headers.remove(header::CONTENT_LENGTH);
+    }
+    let uri = Uri::try_from(url.as_str()).map_err(|e| {
+        Refusal::outside_api(&provider.id, format!("the URL is not valid for HTTP: {e}"))
+    })?;
+    let mut upstream = Request::new(body);
+    *upstream.method_mut() = parts.method;
+    *upstream.uri_mut() = uri;
+    *upstream.version_mut() = Version::HTTP_11;
+    *upstream.headers_mut() = headers;
+    if let Resolved::Named(connection) = resolved {
+        upstream.extensions_mut().insert(connection.clone());
+    }
+    Ok(upstream)
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1): `Connection` and every header it
+/// names, and the ones that only ever describe one hop.
+fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::try_from(name.trim()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        HeaderName::from_static("proxy-connection"),
+        HeaderName::from_static("keep-alive"),
+        header::TE,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        header::TRAILER,
+    ] {
+        headers.remove(name);
+    }
+}
+
+/// The proxy authenticates, not the caller: its key, its connection choice
+/// and any credential it sent for the provider go no further.
+fn remove_credentials(headers: &mut HeaderMap, provider: &Provider) {
+    headers.remove(header::PROXY_AUTHORIZATION);
+    headers.remove(header::AUTHORIZATION);
+    let inject = &provider.inject;
+    if let Some((name, _)) = &inject.header {
+        headers.remove(name);
+    }
+    for (name, _) in &inject.headers {
+        headers.remove(name);
+    }
+    // `Tokenauth-Key`, `Tokenauth-Connection` and anything else the caller
+    // meant for the proxy.
+    let ours: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with("tokenauth-"))
+        .cloned()
+        .collect();
+    for name in ours {
+        headers.remove(name);
+    }
+}
+
+/// The inner client failed: the API could not be reached (502), or the
+/// exchange broke off (502).
+fn upstream_failure(
+    provider: &str,
+    url: &Url,
+    error: &hyper_util::client::legacy::Error,
+) -> Refusal {
+    let mut cause = String::new();
+    let mut source = std::error::Error::source(error);
+    while let Some(s) = source {
+        cause = s.to_string();
+        source = s.source();
+    }
+    if error.is_connect() {
+        Refusal::unreachable(
+            provider,
+            format!("cannot connect to {}: {cause}", origin(url)),
+        )
+    } else {
+        Refusal::upstream(
+            provider,
+            format!("the exchange with {} failed: {error}: {cause}", origin(url)),
+        )
+    }
+}
+
+/// `https://host[:port]`: where a request went, without its path or query.
+fn origin(url: &Url) -> String {
+    url.origin().ascii_serialization()
+}

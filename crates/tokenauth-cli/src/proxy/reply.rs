@@ -1,0 +1,189 @@
+//! The proxy's own replies: errors a worker can act on, health and stats.
+//!
+//! Every error is a small JSON body and a `Tokenauth-Error` header holding
+//! the same code, so a worker tells the proxy's errors from the API's own
+//! (which pass through untouched, without that header):
+//!
+//! ```text
+//! HTTP/1.1 404 Not Found
+//! tokenauth-error: unknown_provider
+//! content-type: application/json
+//!
+//! {"error":"unknown_provider","provider":"nope","detail":"no provider `nope` in the description; it has: bro, reobtimaal, twoba"}
+//! ```
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
+use http::{Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use tokenauth_core::Error;
+
+/// The body of every response the proxy sends: the API's, streamed, or one
+/// of its own.
+pub(crate) type Body = http_body_util::Either<Incoming, Full<Bytes>>;
+
+/// The header that marks the proxy's own errors.
+pub(crate) const ERROR_HEADER: &str = "tokenauth-error";
+
+/// A request the proxy answers itself, with the reason.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    pub(crate) status: StatusCode,
+    /// A stable, machine-readable code (`unknown_provider`, …).
+    pub(crate) code: &'static str,
+    pub(crate) provider: Option<String>,
+    /// What is wrong and how to fix it; never a secret.
+    pub(crate) detail: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, code: &'static str, provider: Option<&str>, detail: String) -> Self {
+        Refusal {
+            status,
+            code,
+            provider: provider.map(str::to_owned),
+            detail,
+        }
+    }
+
+    pub(crate) fn not_found(detail: String) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", None, detail)
+    }
+
+    pub(crate) fn unknown_provider(provider: &str, detail: String) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "unknown_provider",
+            Some(provider),
+            detail,
+        )
+    }
+
+    pub(crate) fn bad_connection(provider: &str, detail: String) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "unknown_connection",
+            Some(provider),
+            detail,
+        )
+    }
+
+    pub(crate) fn missing_input(provider: &str, detail: String) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "missing_input",
+            Some(provider),
+            detail,
+        )
+    }
+
+    pub(crate) fn outside_api(provider: &str, detail: String) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "outside_api",
+            Some(provider),
+            detail,
+        )
+    }
+
+    pub(crate) fn bad_request(provider: Option<&str>, detail: String) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", provider, detail)
+    }
+
+    pub(crate) fn store(provider: &str, detail: String) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, "store", Some(provider), detail)
+    }
+
+    pub(crate) fn key(detail: String) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "proxy_key", None, detail)
+    }
+
+    pub(crate) fn unreachable(provider: &str, detail: String) -> Self {
+        Self::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_unreachable",
+            Some(provider),
+            detail,
+        )
+    }
+
+    pub(crate) fn upstream(provider: &str, detail: String) -> Self {
+        Self::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_error",
+            Some(provider),
+            detail,
+        )
+    }
+
+    pub(crate) fn timeout(provider: &str, detail: String) -> Self {
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "upstream_timeout",
+            Some(provider),
+            detail,
+        )
+    }
+
+    /// No credential could be had for `provider`: what the worker, or the
+    /// proxy's operator, can do about it. Core's messages name the input
+    /// and its variable and never hold a secret.
+    pub(crate) fn auth(provider: &str, error: &Error) -> Self {
+        let (status, code) = match error {
+            Error::MissingInput { .. } => (StatusCode::BAD_REQUEST, "missing_input"),
+            Error::InvalidInput { .. } | Error::InvalidHeaderValue { .. } => {
+                (StatusCode::BAD_REQUEST, "invalid_input")
+            }
+            Error::NoRefreshToken { .. } => (StatusCode::BAD_REQUEST, "no_refresh_token"),
+            Error::OutsideConnectionPrefixes { .. } | Error::OutsideApiBase { .. } => {
+                (StatusCode::BAD_REQUEST, "outside_api")
+            }
+            Error::Store { .. } | Error::StoreUnavailable { .. } => {
+                (StatusCode::BAD_GATEWAY, "store")
+            }
+            _ => (StatusCode::BAD_GATEWAY, "token_endpoint"),
+        };
+        Self::new(status, code, Some(provider), error.to_string())
+    }
+
+    /// The JSON response.
+    pub(crate) fn into_response(self) -> Response<Body> {
+        let body = ErrorBody {
+            error: self.code,
+            provider: self.provider.as_deref(),
+            detail: &self.detail,
+        };
+        let mut response = json(self.status, &body);
+        response
+            .headers_mut()
+            .insert(ERROR_HEADER, HeaderValue::from_static(self.code));
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"tokenauth proxy\""),
+            );
+        }
+        response
+    }
+}
+
+/// An error's body, in this order.
+#[derive(serde::Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    provider: Option<&'a str>,
+    detail: &'a str,
+}
+
+/// A JSON response of the proxy's own.
+pub(crate) fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
+    let mut bytes = serde_json::to_vec(value).unwrap_or_default();
+    bytes.push(b'\n');
+    let mut response = Response::new(Body::Right(Full::new(Bytes::from(bytes))));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}

@@ -109,6 +109,7 @@ pub(crate) async fn window(
     control.reset_stats().await?;
     let stop = Arc::new(AtomicBool::new(false));
     let cpu_start = process_cpu();
+    let other_start = client.other_process_cpu();
     let start = Instant::now();
     let poller = tokio::spawn(poll_marks(control.clone(), start, stop.clone(), watchdog));
 
@@ -135,9 +136,13 @@ pub(crate) async fn window(
     };
     let result = tokio::time::timeout(watchdog, run).await;
     let elapsed = start.elapsed();
+    let other = client
+        .other_process_cpu()
+        .zip(other_start)
+        .map(|(end, start)| end.saturating_sub(start));
     let cpu = process_cpu()
         .zip(cpu_start)
-        .map(|(end, start)| end.saturating_sub(start).as_secs_f64());
+        .map(|(end, start)| (end.saturating_sub(start) + other.unwrap_or_default()).as_secs_f64());
     stop.store(true, Ordering::Release);
     let marks: TokenMarks = poller.await.unwrap_or_default();
     let (samples, errors) = match result {

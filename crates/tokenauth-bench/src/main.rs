@@ -7,6 +7,9 @@
 //!     --json bench.json --plot docs/bench.svg
 //! # several processes sharing a rotating token (not part of `all`; ~80 s)
 //! cargo run --release -p tokenauth-bench -- --scenario processes
+//! # through `tokenauth proxy` vs the middleware (not part of `all`; ~30 s)
+//! cargo build --release -p tokenauth-cli
+//! cargo run --release -p tokenauth-bench -- --scenario proxy
 //! ```
 //!
 //! # What runs where
@@ -49,6 +52,14 @@
 //!   (valid while `now + 10 s < expiry`, expiry = reply time + `expires_in`)
 //!   and, when it is not valid, **while fetching** a new one.
 //! - `no-cache` (`burst` only): a token request before every API request.
+//! - `proxy` (`proxy` only): the client with no credential, sending to
+//!   `tokenauth proxy` (the release binary beside this one, started as a
+//!   child process for the scenario with a `connections.toml` for its
+//!   tenant and a random key) at `/bench/1/json/Product/DetailsForProduct`
+//!   with `Tokenauth-Key` and `Tokenauth-Connection`; the proxy forwards
+//!   through the tower layer on a hyper-util client. Its `CPU/req` adds the
+//!   proxy process's CPU time to the harness's. Build the binary first:
+//!   `cargo build --release -p tokenauth-cli`.
 //!
 //! # Scenarios and their defaults (explicit flags win)
 //!
@@ -59,6 +70,7 @@
 //! | `rollover` | 64 | 20 s | 15 s | 200 ms | 1 | 1 |
 //! | `tenants` | 64 | 3 s | 1 h | 0 | 100,000 | 1 |
 //! | `processes` | 64 per process, 8 processes | 10 s | 3 s | 100 ms | 1 | 1 per store and process count |
+//! | `proxy` | 32 | 9 s | 1 h | 0 | 1 | 9 |
 //!
 //! `--duration` is the measured time per variant, split evenly over the
 //! rounds. `--connections` applies to `tenants` only; `--burst` and
@@ -157,6 +169,7 @@
 mod emulator;
 mod load;
 mod plot;
+mod proxy;
 mod redis_server;
 mod report;
 mod scenarios;
@@ -308,7 +321,9 @@ pub(crate) enum ScenarioArg {
     Tenants,
     /// Several processes sharing one rotating 2BA token through a store.
     Processes,
-    /// steady, burst, rollover and tenants, in this order (not processes).
+    /// A plain client through `tokenauth proxy` (a child process) vs the middleware in-process.
+    Proxy,
+    /// steady, burst, rollover and tenants, in this order (not processes or proxy).
     #[default]
     All,
 }

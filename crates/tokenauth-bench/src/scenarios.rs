@@ -17,6 +17,7 @@ use tokio::sync::Semaphore;
 
 use super::emulator::{Control, EmulatorProcess};
 use super::load::{self, Load, Window};
+use super::proxy::ProxyProcess;
 use super::report::{self, Machine, Memory, ParamsReport, Report, Run, ScenarioReport};
 use super::stats::vm_rss_bytes;
 use super::variants::{self, Client, MUTEX_EXPIRY_DELTA, Setup, Target, Variant};
@@ -49,7 +50,7 @@ impl Params {
         let ms = Duration::from_millis;
         // (workers, duration, ttl, token latency, connections, rounds)
         let (workers, duration, ttl, latency, connections, rounds) = match scenario {
-            ScenarioArg::Steady => (32, secs(9), secs(3600), ms(0), 1, 9),
+            ScenarioArg::Steady | ScenarioArg::Proxy => (32, secs(9), secs(3600), ms(0), 1, 9),
             ScenarioArg::Burst => (0, secs(0), secs(3600), ms(50), 1, 3),
             ScenarioArg::Rollover => (64, secs(20), secs(15), ms(200), 1, 1),
             ScenarioArg::Processes => (64, secs(10), secs(3), ms(100), 1, 1),
@@ -88,6 +89,7 @@ impl Params {
             ScenarioArg::Burst => "burst",
             ScenarioArg::Rollover => "rollover",
             ScenarioArg::Processes => "processes",
+            ScenarioArg::Proxy => "proxy",
             ScenarioArg::Tenants | ScenarioArg::All => "tenants",
         }
     }
@@ -130,6 +132,7 @@ fn variants_of(scenario: ScenarioArg) -> &'static [Variant] {
             Variant::MutexBaseline,
             Variant::NoCache,
         ],
+        ScenarioArg::Proxy => &[Variant::Plain, Variant::Tokenauth, Variant::Proxy],
         _ => &[Variant::Plain, Variant::Tokenauth, Variant::MutexBaseline],
     }
 }
@@ -290,6 +293,14 @@ fn progress(p: &Params, round: usize, v: Variant, w: &Window) {
 async fn closed(p: &Params, env: &Env) -> anyhow::Result<ScenarioReport> {
     let plain = prepare(p, env).await?;
     let vs = variants_of(p.scenario);
+    let proxy = if vs.contains(&Variant::Proxy) {
+        Some(Arc::new(ProxyProcess::spawn(
+            &env.target,
+            Variant::Proxy.tenant_base(),
+        )?))
+    } else {
+        None
+    };
     let mut clients = Vec::new();
     for &v in vs {
         let http = variants::http_client()?;
@@ -298,6 +309,7 @@ async fn closed(p: &Params, env: &Env) -> anyhow::Result<ScenarioReport> {
             connections: 1,
             plain_header: &plain,
             limit: None,
+            proxy: proxy.clone(),
         };
         clients.push(Arc::new(Client::build(v, &http, &setup)?));
     }
@@ -344,8 +356,40 @@ async fn closed(p: &Params, env: &Env) -> anyhow::Result<ScenarioReport> {
             MUTEX_EXPIRY_DELTA.as_secs()
         ));
     }
+    if p.scenario == ScenarioArg::Proxy {
+        report.notes.push(proxy_note(&report));
+    }
     report.notes.extend(notes);
     Ok(report)
+}
+
+/// What `proxy` compares, and the proxy over the in-process middleware.
+fn proxy_note(report: &ScenarioReport) -> String {
+    let v = |name: &str| report.variants.iter().find(|v| v.name == name);
+    let comparison = match (v("proxy"), v("tokenauth")) {
+        (Some(proxy), Some(direct)) => {
+            let cpu = match (proxy.cpu_us_per_request, direct.cpu_us_per_request) {
+                (Some(a), Some(b)) => format!(
+                    "; CPU per request {a:.1} µs vs {b:.1} µs (+{:.1} µs for the extra hop)",
+                    a - b
+                ),
+                _ => String::new(),
+            };
+            format!(
+                " proxy / tokenauth: {:.3} x the requests per second{cpu}.",
+                proxy.requests_per_s / direct.requests_per_s.max(f64::MIN_POSITIVE)
+            )
+        }
+        _ => String::new(),
+    };
+    format!(
+        "proxy: the same workers send with a plain reqwest client (the key and \
+         `Tokenauth-Connection` headers) to `tokenauth proxy`, a child process (the release \
+         binary beside this one), which forwards through tokenauth's tower layer on a hyper-util \
+         client; tokenauth: the reqwest middleware in the harness process. The proxy's CPU/req is \
+         the harness's plus the proxy process's (/proc/PID/stat, 10 ms ticks), so it is the \
+         whole cost of the hop: a second HTTP exchange on the same two cores.{comparison}"
+    )
 }
 
 /// tokenauth's renewal lead for a lifetime with the default `expiry.skew`
@@ -392,6 +436,7 @@ async fn burst(p: &Params, env: &Env) -> anyhow::Result<ScenarioReport> {
                 connections: 1,
                 plain_header: &plain,
                 limit: Some(limits[i].clone()),
+                proxy: None,
             };
             let client = Arc::new(Client::build(vs[i], &https[i], &setup)?);
             let window = load::window(
@@ -517,6 +562,7 @@ pub(crate) async fn tenants_child(args: &BenchArgs, name: &str) -> anyhow::Resul
         connections: p.connections,
         plain_header: &header,
         limit: None,
+        proxy: None,
     };
     // The connections (the caller's data) exist before the baseline.
     let client = Arc::new(Client::build(variant, &http, &setup)?);

@@ -1,4 +1,5 @@
-//! The client variants: `plain`, `tokenauth`, `mutex-baseline`, `no-cache`.
+//! The client variants: `plain`, `tokenauth`, `mutex-baseline`, `no-cache`,
+//! and `proxy` (a plain client through `tokenauth proxy`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,6 +15,8 @@ use tokenauth_reqwest::MiddlewareExt as _;
 use tokio::sync::{Mutex, Semaphore};
 use url::Url;
 
+use crate::proxy::ProxyProcess;
+
 /// golang.org/x/oauth2's `expiryDelta`: a token counts as expired this long
 /// before its expiry.
 pub(crate) const MUTEX_EXPIRY_DELTA: Duration = Duration::from_secs(10);
@@ -25,6 +28,7 @@ pub(crate) enum Variant {
     Tokenauth,
     MutexBaseline,
     NoCache,
+    Proxy,
 }
 
 impl Variant {
@@ -34,6 +38,7 @@ impl Variant {
             Variant::Tokenauth => "tokenauth",
             Variant::MutexBaseline => "mutex-baseline",
             Variant::NoCache => "no-cache",
+            Variant::Proxy => "proxy",
         }
     }
 
@@ -43,6 +48,7 @@ impl Variant {
             Variant::Tokenauth,
             Variant::MutexBaseline,
             Variant::NoCache,
+            Variant::Proxy,
         ]
         .into_iter()
         .find(|v| v.name() == name)
@@ -50,12 +56,13 @@ impl Variant {
 
     /// First emulator tenant number of this variant: each variant has its
     /// own accounts, so no token is shared across variants.
-    fn tenant_base(self) -> u64 {
+    pub(crate) fn tenant_base(self) -> u64 {
         match self {
             Variant::Plain => 0,
             Variant::Tokenauth => 10_000_000,
             Variant::MutexBaseline => 20_000_000,
             Variant::NoCache => 30_000_000,
+            Variant::Proxy => 40_000_000,
         }
     }
 }
@@ -244,6 +251,15 @@ pub(crate) enum Client {
         http: reqwest::Client,
         limit: Option<Arc<Semaphore>>,
     },
+    /// A plain client calling `tokenauth proxy` (another process) with the
+    /// key and the connection header.
+    Proxy {
+        http: reqwest::Client,
+        url: Url,
+        key: HeaderValue,
+        connection: HeaderValue,
+        process: Arc<ProxyProcess>,
+    },
 }
 
 /// What [`Client::build`] needs.
@@ -254,6 +270,8 @@ pub(crate) struct Setup<'a> {
     pub(crate) plain_header: &'a HeaderValue,
     /// The burst's in-flight limit, if any.
     pub(crate) limit: Option<Arc<Semaphore>>,
+    /// The running proxy (`proxy` only).
+    pub(crate) proxy: Option<Arc<ProxyProcess>>,
 }
 
 impl Client {
@@ -304,6 +322,26 @@ impl Client {
                 http: http.clone(),
                 limit: s.limit.clone(),
             },
+            Variant::Proxy => {
+                let process = s
+                    .proxy
+                    .clone()
+                    .context("the proxy variant needs a running `tokenauth proxy`")?;
+                let path = s.target.api.path();
+                let mut key = HeaderValue::from_str(&process.key)?;
+                key.set_sensitive(true);
+                Client::Proxy {
+                    http: http.clone(),
+                    url: Url::parse(&format!(
+                        "{}/bench{}",
+                        process.url,
+                        path.trim_start_matches("/2ba")
+                    ))?,
+                    key,
+                    connection: HeaderValue::from_static(crate::proxy::CONNECTION),
+                    process,
+                }
+            }
         })
     }
 
@@ -348,6 +386,19 @@ impl Client {
                     .header(http::header::AUTHORIZATION, header);
                 send_limited(req, limit.as_ref()).await?
             }
+            Client::Proxy {
+                http,
+                url,
+                key,
+                connection,
+                ..
+            } => {
+                http.get(url.clone())
+                    .header("tokenauth-key", key.clone())
+                    .header("tokenauth-connection", connection.clone())
+                    .send()
+                    .await?
+            }
             Client::NoCache { http, limit } => {
                 let token = {
                     let _permit = match limit {
@@ -383,9 +434,18 @@ impl Client {
                 let header = slot.as_ref()?.header.as_bytes();
                 header.strip_prefix(b"Bearer ")?.len()
             }
-            Client::Plain { .. } | Client::NoCache { .. } => return None,
+            Client::Plain { .. } | Client::NoCache { .. } | Client::Proxy { .. } => return None,
         };
         u64::try_from(len).ok()
+    }
+
+    /// CPU time spent so far by a process of the variant's own besides the
+    /// harness (the `proxy` variant's `tokenauth proxy`).
+    pub(crate) fn other_process_cpu(&self) -> Option<Duration> {
+        match self {
+            Client::Proxy { process, .. } => process.cpu(),
+            _ => None,
+        }
     }
 
     /// The engine, for `tokenauth`.

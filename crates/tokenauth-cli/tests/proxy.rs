@@ -15,6 +15,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+
+/// A real `redis-server` on a free loopback port (the Redis store's own
+/// test harness).
+#[allow(dead_code)]
+#[path = "../../tokenauth-redis/tests/helpers/mod.rs"]
+mod redis_server;
 use tokenauth_emulator::{
     BRO_DEMO_PASSWORD, BRO_DEMO_USERNAME, Emulator, EmulatorConfig, Provider, REOB_DEMO_PASSWORD,
     REOB_DEMO_USERNAME, StatusFault, TWOBA_DEMO_CLIENT_ID, TWOBA_DEMO_CLIENT_SECRET,
@@ -597,6 +603,53 @@ fn twoba_rotates_its_refresh_token_during_a_run() {
     assert!(stats.requests_by_grant.refresh_token >= 1, "{stats:?}");
     assert_eq!(stats.refresh_reuse, 0);
     fx.assert_nothing_leaked(&proxy, &caller);
+}
+
+#[test]
+fn two_proxy_processes_share_one_rotating_token_through_redis() {
+    let fx = Fixture::new(
+        "redis",
+        EmulatorConfig::default().twoba_access_lifetime(Duration::from_secs(2)),
+    );
+    let redis = redis_server::RedisServer::start();
+    let url = redis.url();
+    let store_key = [(
+        "TOKENAUTH_STORE_KEY",
+        "k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+    )];
+    let proxies = [
+        fx.proxy(&["--store", &url], &[], &store_key),
+        fx.proxy(&["--store", &url], &[], &store_key),
+    ];
+    let bearer = format!("Bearer {KEY}");
+    // A Python worker on each proxy, for three token lifetimes.
+    let workers: Vec<_> = proxies
+        .iter()
+        .map(|proxy| {
+            let call = json!({"url": format!("{}/twoba/1/json/Product/DetailsForProduct", proxy.url),
+                "headers": {"Proxy-Authorization": bearer}, "repeat_for_seconds": 6});
+            std::thread::spawn(move || python(json!([call])))
+        })
+        .collect();
+    let mut caller = String::new();
+    for worker in workers {
+        let result = worker.join().unwrap();
+        let statuses = result[0]["statuses"].as_object().unwrap();
+        assert_eq!(statuses.keys().collect::<Vec<_>>(), ["200"], "{statuses:?}");
+        caller += &serde_json::to_string(&result).unwrap();
+    }
+    // One login for both processes; each renewal by one of them, with the
+    // refresh token the last one rotated.
+    let token = fx.emulator.stats().twoba.token;
+    assert_eq!(token.requests_by_grant.password, 1, "{token:?}");
+    assert!(token.requests_by_grant.refresh_token >= 2, "{token:?}");
+    assert_eq!(
+        token.refresh_reuse, 0,
+        "a rotated refresh token was used again"
+    );
+    for proxy in &proxies {
+        fx.assert_nothing_leaked(proxy, &caller);
+    }
 }
 
 #[test]

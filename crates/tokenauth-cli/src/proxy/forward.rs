@@ -286,6 +286,9 @@ async fn upstream_request(
     remove_hop_by_hop(&mut headers);
     remove_credentials(&mut headers, provider);
     headers.remove(header::HOST);
+    // The body is read here, not by the API: an `Expect: 100-continue` is
+    // answered by this server and has no meaning on the next hop.
+    headers.remove(header::EXPECT);
     headers.append(header::VIA, HeaderValue::from_static("1.1 tokenauth"));
     let body = ProxyBody::read(body, proxy.retry_body_limit)
         .await

@@ -407,6 +407,27 @@ fn python(calls: Value) -> Vec<Value> {
     serde_json::from_slice(&out.stdout).expect("client.py prints JSON")
 }
 
+/// A Python worker per URL, all at once, each calling its URL for
+/// `seconds`; every call must get 200. Returns all they got.
+fn python_workers(urls: &[&str], proxy_authorization: &str, seconds: u64) -> String {
+    let workers: Vec<_> = urls
+        .iter()
+        .map(|url| {
+            let call = json!({"url": url, "headers": {"Proxy-Authorization": proxy_authorization},
+                "repeat_for_seconds": seconds});
+            std::thread::spawn(move || python(json!([call])))
+        })
+        .collect();
+    let mut caller = String::new();
+    for worker in workers {
+        let result = worker.join().unwrap();
+        let statuses = result[0]["statuses"].as_object().unwrap();
+        assert_eq!(statuses.keys().collect::<Vec<_>>(), ["200"], "{statuses:?}");
+        caller += &serde_json::to_string(&result).unwrap();
+    }
+    caller
+}
+
 fn key_header() -> String {
     format!("Tokenauth-Key: {KEY}")
 }
@@ -582,22 +603,9 @@ fn twoba_rotates_its_refresh_token_during_a_run() {
     let proxy = fx.proxy(&[], &[], &[]);
     let p = &proxy.url;
     let bearer = format!("Bearer {KEY}");
-    let call = json!({"url": format!("{p}/twoba/1/json/Product/DetailsForProduct"),
-        "headers": {"Proxy-Authorization": bearer}, "repeat_for_seconds": 5});
     // Two Python workers at once.
-    let workers: Vec<_> = (0..2)
-        .map(|_| {
-            let call = call.clone();
-            std::thread::spawn(move || python(json!([call])))
-        })
-        .collect();
-    let mut caller = String::new();
-    for worker in workers {
-        let result = worker.join().unwrap();
-        let statuses = result[0]["statuses"].as_object().unwrap();
-        assert_eq!(statuses.keys().collect::<Vec<_>>(), ["200"], "{statuses:?}");
-        caller += &serde_json::to_string(&result).unwrap();
-    }
+    let url = format!("{p}/twoba/1/json/Product/DetailsForProduct");
+    let caller = python_workers(&[&url, &url], &bearer, 5);
     let stats = fx.emulator.stats().twoba.token;
     assert_eq!(stats.requests_by_grant.password, 1, "{stats:?}");
     assert!(stats.requests_by_grant.refresh_token >= 1, "{stats:?}");
@@ -623,21 +631,11 @@ fn two_proxy_processes_share_one_rotating_token_through_redis() {
     ];
     let bearer = format!("Bearer {KEY}");
     // A Python worker on each proxy, for three token lifetimes.
-    let workers: Vec<_> = proxies
+    let urls: Vec<String> = proxies
         .iter()
-        .map(|proxy| {
-            let call = json!({"url": format!("{}/twoba/1/json/Product/DetailsForProduct", proxy.url),
-                "headers": {"Proxy-Authorization": bearer}, "repeat_for_seconds": 6});
-            std::thread::spawn(move || python(json!([call])))
-        })
+        .map(|proxy| format!("{}/twoba/1/json/Product/DetailsForProduct", proxy.url))
         .collect();
-    let mut caller = String::new();
-    for worker in workers {
-        let result = worker.join().unwrap();
-        let statuses = result[0]["statuses"].as_object().unwrap();
-        assert_eq!(statuses.keys().collect::<Vec<_>>(), ["200"], "{statuses:?}");
-        caller += &serde_json::to_string(&result).unwrap();
-    }
+    let caller = python_workers(&[&urls[0], &urls[1]], &bearer, 6);
     // One login for both processes; each renewal by one of them, with the
     // refresh token the last one rotated.
     let token = fx.emulator.stats().twoba.token;

@@ -75,6 +75,13 @@ api = ["http://127.0.0.1:{port}/v1/"]
 inputs.key = {{ env = "LOCAL_API_KEY", secret = true }}
 inject = {{ header = "X-Api-Key", value = "{{{{ inputs.key }}}}" }}
 
+# A prefix per tenant: rendered with the connection's input.
+[providers.templated]
+api = ["http://127.0.0.1:{port}/t/{{{{ inputs.tenant }}}}/"]
+inputs.tenant = {{ env = "TEMPLATED_TENANT" }}
+inputs.key = {{ env = "LOCAL_API_KEY", secret = true }}
+inject = {{ header = "X-Api-Key", value = "{{{{ inputs.key }}}}" }}
+
 [providers.closed]
 api = ["http://127.0.0.1:{closed}/"]
 inputs.key = {{ env = "LOCAL_API_KEY", secret = true }}
@@ -103,6 +110,11 @@ inputs.password = {{ env = "TENANT_2_PASSWORD" }}
 provider = "reobtimaal"
 inputs.username = "{u7}"
 inputs.password = {{ env = "TENANT_7_PASSWORD_NOT_SET" }}
+
+[connections.acme]
+provider = "templated"
+inputs.tenant = "acme"
+inputs.key = {{ env = "LOCAL_API_KEY" }}
 
 [connections.half-bro]
 provider = "bro"
@@ -903,6 +915,37 @@ fn redirects_come_back_and_hop_by_hop_headers_stay_behind() {
     // The API's hop-by-hop headers stay behind too.
     assert!(!reply.headers.contains_key("x-api-hop"), "{reply:?}");
     fx.assert_nothing_leaked(&proxy, &reply.all());
+}
+
+#[test]
+fn a_templated_prefix_is_rendered_for_the_connection() {
+    let fx = Fixture::new("templated", EmulatorConfig::default());
+    let proxy = fx.proxy(&[], &[], &[("TEMPLATED_TENANT", "globex")]);
+    let p = &proxy.url;
+    let acme = curl(&[
+        "-H",
+        &key_header(),
+        "-H",
+        "Tokenauth-Connection: acme",
+        &format!("{p}/templated/items?x=1"),
+    ]);
+    assert_eq!(acme.status, 200, "{acme:?}");
+    // Without the header: the default connection, from the environment.
+    let globex = curl(&["-H", &key_header(), &format!("{p}/templated/items")]);
+    assert_eq!(globex.status, 200, "{globex:?}");
+    let paths: Vec<String> = fx.local.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(paths, ["/t/acme/items?x=1", "/t/globex/items"]);
+    // A tenant's path cannot reach another tenant's prefix.
+    let out = curl(&[
+        "-H",
+        &key_header(),
+        "-H",
+        "Tokenauth-Connection: acme",
+        &format!("{p}/templated/../globex/items"),
+    ]);
+    assert_eq!(out.proxy_error(), Some("outside_api"), "{out:?}");
+    assert_eq!(fx.local.requests().len(), 2);
+    fx.assert_nothing_leaked(&proxy, &format!("{}{}", acme.all(), globex.all()));
 }
 
 #[test]

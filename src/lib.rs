@@ -58,8 +58,8 @@
 pub use tokenauth_core::{
     ConfigErrors, Connection, Credential, DEFAULT_CONNECTION, DeviceAuthorization, DeviceFailure,
     DeviceGrant, Diagnostic, Error, Injection, LoadError, NoAuth, Provider, ProviderHandle,
-    Providers, RequestKind, Stats, Template, TemplateError, TokenAuth, TokenAuthBuilder, TokenId,
-    Var, clock, config, install_default_tls_provider, request, store,
+    ProviderStats, Providers, RequestKind, Stats, Template, TemplateError, TokenAuth,
+    TokenAuthBuilder, TokenId, Var, clock, config, install_default_tls_provider, request, store,
 };
 
 #[cfg(feature = "reqwest")]

@@ -508,6 +508,8 @@ fn the_seed_providers_through_curl_and_python() {
     assert_eq!(stats["providers"]["reobtimaal"]["requests"], 2);
     assert_eq!(stats["providers"]["reobtimaal"]["responses"]["2xx"], 2);
     assert_eq!(stats["engine"]["logins"], 2);
+    assert_eq!(stats["providers"]["twoba"]["engine"]["logins"], 1);
+    assert_eq!(stats["providers"]["bro"]["engine"]["token_requests"], 0);
     assert_eq!(
         curl(&[&format!("{p}/_tokenauth/health")]).json()["status"],
         "ok"

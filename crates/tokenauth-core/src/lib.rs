@@ -151,7 +151,7 @@ mod tls;
 mod url_template;
 
 pub use authorize::{AuthorizationFailure, AuthorizationRequest, Authorized};
-pub use cache::{Credential, Stats, TokenAuth, TokenAuthBuilder, TokenId};
+pub use cache::{Credential, ProviderStats, Stats, TokenAuth, TokenAuthBuilder, TokenId};
 pub use config::{ConfigErrors, Diagnostic, LoadError, Provider, Providers};
 pub use connection::{Connection, DEFAULT_CONNECTION};
 pub use device::{DeviceAuthorization, DeviceGrant};

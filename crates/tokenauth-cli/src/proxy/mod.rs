@@ -129,8 +129,9 @@ impl Proxy {
         }
     }
 
-    /// `GET /_tokenauth/stats`: the engine's counters and the proxy's own
-    /// per provider.
+    /// `GET /_tokenauth/stats`: the engine's counters in total and, per
+    /// provider, the proxy's requests by status class and the provider's
+    /// share of the engine's counters.
     fn stats(&self) -> serde_json::Value {
         let s = self.auth.stats();
         let providers: serde_json::Map<String, serde_json::Value> = self
@@ -138,12 +139,23 @@ impl Proxy {
             .iter()
             .map(|(id, c)| {
                 let r = |i: usize| c.responses[i].load(Relaxed);
+                let engine = self.auth.provider_stats(id).unwrap_or_default();
                 (
                     id.clone(),
                     serde_json::json!({
                         "requests": c.requests.load(Relaxed),
                         "responses": {"1xx": r(0), "2xx": r(1), "3xx": r(2), "4xx": r(3), "5xx": r(4)},
                         "proxy_errors": c.proxy_errors.load(Relaxed),
+                        "engine": {
+                            "misses": engine.misses,
+                            "fetches": engine.fetches,
+                            "token_requests": engine.token_requests,
+                            "logins": engine.logins,
+                            "refreshes": engine.refreshes,
+                            "renewals": engine.renewals,
+                            "failures": engine.failures,
+                            "invalidations": engine.invalidations,
+                        },
                     }),
                 )
             })

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::engine::{Inner, TokenAuth};
 use super::shared::Coordination;
-use super::stats::{Counters, ProviderMetrics};
+use super::stats::{Counters, ProviderCounters};
 use super::table::Table;
 use crate::acquire::RetryPolicy;
 use crate::clock::{Clock, SystemClock};
@@ -220,10 +220,10 @@ impl TokenAuthBuilder {
                 .map_err(|e| Error::HttpClient(Arc::new(e)))?,
         };
         let n = self.providers.len();
-        let metrics = self
+        let per_provider = self
             .providers
             .iter()
-            .map(|p| ProviderMetrics::new(&p.id))
+            .map(|p| ProviderCounters::new(&p.id))
             .collect();
         let caches = (0..n).map(|_| Table::new(self.max_connections)).collect();
         let provider_ids: Vec<Arc<str>> = self
@@ -259,7 +259,7 @@ impl TokenAuthBuilder {
                 .hasher(foldhash::fast::RandomState::default())
                 .build(),
             counters: Counters::default(),
-            metrics,
+            per_provider,
             retry: self.retry,
             failure_backoff: self.failure_backoff,
             authorizations: Default::default(),

@@ -10,7 +10,7 @@ use url::Url;
 
 use super::credential::{Credential, Failure, Fetched, TokenEntry, TokenId, nanos};
 use super::shared::Coordination;
-use super::stats::{Counters, ProviderMetrics, Stats};
+use super::stats::{Counters, ProviderCounters, ProviderStats, Stats};
 use super::table::{Slot, Table};
 use crate::acquire::{Acquirer, RetryPolicy, backoff};
 use crate::clock::Clock;
@@ -57,10 +57,9 @@ pub(crate) struct Inner {
     pub(crate) pending: Mutex<HashMap<PendingKey, Pending>>,
     pub(crate) defaults: Vec<OnceLock<Connection>>,
     pub(crate) counters: Counters,
-    /// Per provider, in `providers` order (feature `metrics`; empty handles
-    /// without it).
-    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
-    pub(crate) metrics: Vec<ProviderMetrics>,
+    /// Per provider, in `providers` order: its share of the counters and its
+    /// `metrics` handles (feature `metrics`).
+    pub(crate) per_provider: Vec<ProviderCounters>,
     /// The clock is the default system clock and the coarse clock is
     /// available: fresh hits read the coarse clock (see
     /// [`coarse`](crate::clock::coarse)).
@@ -183,9 +182,20 @@ impl TokenAuth {
             .await
     }
 
-    /// The counters so far.
+    /// The counters so far, summed over the providers.
     pub fn stats(&self) -> Stats {
-        self.inner.counters.snapshot()
+        self.inner.counters.snapshot(&self.inner.per_provider)
+    }
+
+    /// Provider `id`'s share of the counters so far (`None`: no such
+    /// provider). A workflow engine's dashboard or `tokenauth proxy`'s
+    /// `/_tokenauth/stats` shows these per provider.
+    pub fn provider_stats(&self, id: &str) -> Option<ProviderStats> {
+        let index = self.inner.provider_ids.iter().position(|p| &**p == id)?;
+        self.inner
+            .per_provider
+            .get(index)
+            .map(ProviderCounters::snapshot)
     }
 
     /// The clock the engine uses.
@@ -342,7 +352,7 @@ impl Inner {
         index: usize,
         conn: &Connection,
     ) -> Result<Credential, Error> {
-        Counters::bump(&self.counters.misses);
+        self.count(index, ProviderCounters::misses);
         if !self.providers.providers[index].fetches_tokens() {
             return self
                 .render_static(index, conn)
@@ -357,7 +367,7 @@ impl Inner {
     #[inline]
     fn hit(&self, index: usize, entry: Arc<TokenEntry>) -> Credential {
         self.counters.hit();
-        self.metric(index, ProviderMetrics::hits);
+        self.metric(index, ProviderCounters::hits);
         trace!(provider = %entry.provider(), connection = %entry.connection, token = %entry.id, "token cache hit");
         Credential { entry }
     }
@@ -397,7 +407,7 @@ impl Inner {
             if let Some(access) = entry.as_ref().and_then(|e| e.access()) {
                 self.coordination.reject(index, conn, access);
             }
-            Counters::bump(&self.counters.invalidations);
+            self.count(index, ProviderCounters::invalidations);
             debug!(provider = %self.provider_ids[index], connection = %conn.id(), token = %rejected, "rejected token invalidated");
         }
         dropped
@@ -421,16 +431,24 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Inner {
-    /// Bumps a `metrics` counter of provider `index`; nothing without the
-    /// `metrics` feature.
+    /// Bumps a `metrics` counter of provider `index` (a hit, a rejection);
+    /// nothing without the `metrics` feature.
     #[inline(always)]
-    pub(crate) fn metric(&self, index: usize, bump: fn(&ProviderMetrics)) {
+    pub(crate) fn metric(&self, index: usize, bump: fn(&ProviderCounters)) {
         #[cfg(feature = "metrics")]
-        if let Some(m) = self.metrics.get(index) {
+        if let Some(m) = self.per_provider.get(index) {
             bump(m);
         }
         #[cfg(not(feature = "metrics"))]
         let _ = (index, bump);
+    }
+
+    /// Counts an event off the hot path for provider `index` (its share and,
+    /// with the `metrics` feature, its handle).
+    pub(crate) fn count(&self, index: usize, bump: fn(&ProviderCounters)) {
+        if let Some(m) = self.per_provider.get(index) {
+            bump(m);
+        }
     }
 
     /// The pending fetch for (provider, connection), started if there is
@@ -476,16 +494,14 @@ impl Inner {
         {
             return;
         }
-        Counters::bump(&self.counters.renewals);
-        self.metric(index, ProviderMetrics::renewals);
+        self.count(index, ProviderCounters::renewals);
         debug!(provider = %entry.provider(), connection = %entry.connection, token = %entry.id, "token in its renewal window: renewing in the background");
         // The task is detached: it publishes its result in the cache.
         drop(Inner::pending(self, index, conn, Trigger::Renewal));
     }
 
     fn render_static(&self, index: usize, conn: &Connection) -> Result<Arc<TokenEntry>, Error> {
-        Counters::bump(&self.counters.fetches);
-        self.metric(index, ProviderMetrics::fetches);
+        self.count(index, ProviderCounters::fetches);
         let provider = &self.providers.providers[index];
         let result = conn
             .check(provider)
@@ -503,8 +519,7 @@ impl Inner {
                 Ok(entry)
             }
             Err(e) => {
-                Counters::bump(&self.counters.failures);
-                self.metric(index, ProviderMetrics::failures);
+                self.count(index, ProviderCounters::failures);
                 Err(e)
             }
         }
@@ -533,8 +548,7 @@ impl Inner {
                 }
                 _ => {}
             }
-            Counters::bump(&self.counters.fetches);
-            self.metric(index, ProviderMetrics::fetches);
+            self.count(index, ProviderCounters::fetches);
             let renewal = matches!(trigger, Trigger::Renewal);
             let result = self.obtain(index, conn, renewal).await.and_then(|fetched| {
                 let injection = crate::inject::render_shaped(&self.shapes[index], provider, conn, Some(&fetched.access))?;
@@ -558,8 +572,7 @@ impl Inner {
                     Ok(entry)
                 }
                 Err(error) => {
-                    Counters::bump(&self.counters.failures);
-                    self.metric(index, ProviderMetrics::failures);
+                    self.count(index, ProviderCounters::failures);
                     let now = self.clock.now();
                     let since = self.clock.monotonic();
                     match cache.get(conn.id()) {
@@ -611,7 +624,7 @@ impl Inner {
             store,
             store_timeout: self.coordination.store_timeout,
             retry: self.retry,
-            counters: &self.counters,
+            counters: &self.per_provider[index],
             extra_fields: &[],
         };
         let acquired = acquirer.run().await?;
@@ -635,7 +648,7 @@ impl Inner {
             store: &*self.store,
             store_timeout: self.coordination.store_timeout,
             retry: self.retry,
-            counters: &self.counters,
+            counters: &self.per_provider[index],
             extra_fields: &[],
         }
     }

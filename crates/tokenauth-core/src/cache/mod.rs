@@ -13,4 +13,4 @@ pub use builder::TokenAuthBuilder;
 pub use credential::{Credential, TokenId};
 pub(crate) use engine::Inner;
 pub use engine::TokenAuth;
-pub use stats::Stats;
+pub use stats::{ProviderStats, Stats};

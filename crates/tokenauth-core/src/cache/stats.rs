@@ -1,54 +1,168 @@
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
-/// One provider's counters in the `metrics` facade (feature `metrics`):
-/// handles registered once, when the engine is built, so that a bump is one
-/// call on the recorder's handle. Without the feature it is empty and every
-/// bump compiles to nothing.
+/// One provider's counters: its share of the engine's counters, bumped
+/// only off the hot path (a cache hit bumps the engine's striped `hits`
+/// alone), summed over the providers for [`Stats`]; and its handles in the
+/// `metrics` facade (feature `metrics`), registered once when the engine is
+/// built, so that a bump is one call on the recorder's handle.
 #[derive(Debug)]
-pub(crate) struct ProviderMetrics {
+pub(crate) struct ProviderCounters {
+    misses: AtomicU64,
+    fetches: AtomicU64,
+    token_requests: AtomicU64,
+    logins: AtomicU64,
+    refreshes: AtomicU64,
+    renewals: AtomicU64,
+    failures: AtomicU64,
+    invalidations: AtomicU64,
+    clamped_lifetimes: AtomicU64,
+    /// The first clamped lifetime has been logged.
+    clamp_logged: AtomicBool,
     #[cfg(feature = "metrics")]
+    metrics: Handles,
+}
+
+/// The `metrics` facade's handles of one provider.
+#[cfg(feature = "metrics")]
+#[derive(Debug)]
+struct Handles {
     hits: metrics::Counter,
-    #[cfg(feature = "metrics")]
     fetches: metrics::Counter,
-    #[cfg(feature = "metrics")]
     renewals: metrics::Counter,
-    #[cfg(feature = "metrics")]
     failures: metrics::Counter,
-    #[cfg(feature = "metrics")]
     rejections: metrics::Counter,
 }
 
+/// One provider's share of the engine's counters (see
+/// [`TokenAuth::provider_stats`]): the same meanings as in [`Stats`], whose
+/// figures are these summed over the providers. Cache hits are counted for
+/// the engine only (see [`Stats::hits`]): a hit bumps one counter, not two.
+///
+/// [`TokenAuth::provider_stats`]: crate::TokenAuth::provider_stats
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProviderStats {
+    /// `credential()` calls that found no usable token and waited for one.
+    pub misses: u64,
+    /// Acquisitions started.
+    pub fetches: u64,
+    /// HTTP requests sent to the provider's token endpoints (retries
+    /// included).
+    pub token_requests: u64,
+    /// Login requests, retries not counted.
+    pub logins: u64,
+    /// Refresh requests, retries not counted.
+    pub refreshes: u64,
+    /// Background renewals started.
+    pub renewals: u64,
+    /// Acquisitions that failed.
+    pub failures: u64,
+    /// Invalidations that dropped a cached token (a rejected credential).
+    pub invalidations: u64,
+    /// Token replies whose lifetime was raised to the floor.
+    pub clamped_lifetimes: u64,
+}
+
+/// A `metrics` counter of this provider and, where the provider's share
+/// keeps it too, that.
 macro_rules! bump {
-    ($($name:ident),*) => {$(
+    ($($name:ident: $share:expr),*) => {$(
         #[inline]
         pub(crate) fn $name(&self) {
             #[cfg(feature = "metrics")]
-            self.$name.increment(1);
+            self.metrics.$name.increment(1);
+            if $share {
+                self.$name.fetch_add(1, Relaxed);
+            }
         }
     )*};
 }
 
-impl ProviderMetrics {
-    /// Registers the counters of `provider` with the installed recorder.
+/// A `metrics` counter of this provider only (nothing without the feature).
+macro_rules! metric {
+    ($($name:ident),*) => {$(
+        #[inline]
+        pub(crate) fn $name(&self) {
+            #[cfg(feature = "metrics")]
+            self.metrics.$name.increment(1);
+        }
+    )*};
+}
+
+/// A counter of the provider's share only.
+macro_rules! share {
+    ($($name:ident),*) => {$(
+        #[inline]
+        pub(crate) fn $name(&self) {
+            self.$name.fetch_add(1, Relaxed);
+        }
+    )*};
+}
+
+impl ProviderCounters {
+    /// Zeroed counters for `provider`, its `metrics` handles registered with
+    /// the installed recorder.
     #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
     pub(crate) fn new(provider: &str) -> Self {
-        #[cfg(feature = "metrics")]
-        {
-            let counter =
-                |name: &'static str| metrics::counter!(name, "provider" => provider.to_owned());
-            ProviderMetrics {
-                hits: counter("tokenauth_hits_total"),
-                fetches: counter("tokenauth_fetches_total"),
-                renewals: counter("tokenauth_renewals_total"),
-                failures: counter("tokenauth_failures_total"),
-                rejections: counter("tokenauth_rejections_total"),
-            }
+        ProviderCounters {
+            misses: AtomicU64::new(0),
+            fetches: AtomicU64::new(0),
+            token_requests: AtomicU64::new(0),
+            logins: AtomicU64::new(0),
+            refreshes: AtomicU64::new(0),
+            renewals: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            invalidations: AtomicU64::new(0),
+            clamped_lifetimes: AtomicU64::new(0),
+            clamp_logged: AtomicBool::new(false),
+            #[cfg(feature = "metrics")]
+            metrics: {
+                let counter =
+                    |name: &'static str| metrics::counter!(name, "provider" => provider.to_owned());
+                Handles {
+                    hits: counter("tokenauth_hits_total"),
+                    fetches: counter("tokenauth_fetches_total"),
+                    renewals: counter("tokenauth_renewals_total"),
+                    failures: counter("tokenauth_failures_total"),
+                    rejections: counter("tokenauth_rejections_total"),
+                }
+            },
         }
-        #[cfg(not(feature = "metrics"))]
-        ProviderMetrics {}
     }
 
-    bump!(hits, fetches, renewals, failures, rejections);
+    bump!(fetches: true, renewals: true, failures: true);
+    metric!(hits, rejections);
+    share!(misses, invalidations);
+
+    pub(crate) fn snapshot(&self) -> ProviderStats {
+        ProviderStats {
+            misses: self.misses.load(Relaxed),
+            fetches: self.fetches.load(Relaxed),
+            token_requests: self.token_requests.load(Relaxed),
+            logins: self.logins.load(Relaxed),
+            refreshes: self.refreshes.load(Relaxed),
+            renewals: self.renewals.load(Relaxed),
+            failures: self.failures.load(Relaxed),
+            invalidations: self.invalidations.load(Relaxed),
+            clamped_lifetimes: self.clamped_lifetimes.load(Relaxed),
+        }
+    }
+}
+
+impl crate::acquire::Counters for ProviderCounters {
+    fn token_request(&self) {
+        self.token_requests.fetch_add(1, Relaxed);
+    }
+    fn login(&self) {
+        self.logins.fetch_add(1, Relaxed);
+    }
+    fn refresh(&self) {
+        self.refreshes.fetch_add(1, Relaxed);
+    }
+    fn clamped_lifetime(&self, _provider: &str) -> bool {
+        self.clamped_lifetimes.fetch_add(1, Relaxed);
+        !self.clamp_logged.swap(true, Relaxed)
+    }
 }
 
 /// A snapshot of the engine's counters (see [`TokenAuth::stats`]).
@@ -124,24 +238,15 @@ fn stripe() -> usize {
     })
 }
 
+/// The engine's own counters; the rest are per provider
+/// ([`ProviderCounters`]) and summed in [`Counters::snapshot`].
 #[derive(Default, Debug)]
 pub(crate) struct Counters {
     hits: [Padded; STRIPES],
-    pub(crate) misses: AtomicU64,
-    pub(crate) fetches: AtomicU64,
-    pub(crate) token_requests: AtomicU64,
-    pub(crate) logins: AtomicU64,
-    pub(crate) refreshes: AtomicU64,
-    pub(crate) renewals: AtomicU64,
-    pub(crate) failures: AtomicU64,
     pub(crate) cached_errors: AtomicU64,
-    pub(crate) invalidations: AtomicU64,
-    pub(crate) clamped_lifetimes: AtomicU64,
     pub(crate) adopted: AtomicU64,
     pub(crate) lease_waits: AtomicU64,
     pub(crate) degraded_fetches: AtomicU64,
-    /// The providers whose clamped lifetime has been logged.
-    clamp_logged: std::sync::Mutex<Vec<String>>,
 }
 
 impl Counters {
@@ -153,48 +258,27 @@ impl Counters {
         counter.fetch_add(1, Relaxed);
     }
 
-    pub(crate) fn snapshot(&self) -> Stats {
-        Stats {
+    /// The engine's counters, with the providers' shares summed.
+    pub(crate) fn snapshot(&self, providers: &[ProviderCounters]) -> Stats {
+        let mut stats = Stats {
             hits: self.hits.iter().map(|h| h.0.load(Relaxed)).sum(),
-            misses: self.misses.load(Relaxed),
-            fetches: self.fetches.load(Relaxed),
-            token_requests: self.token_requests.load(Relaxed),
-            logins: self.logins.load(Relaxed),
-            refreshes: self.refreshes.load(Relaxed),
-            renewals: self.renewals.load(Relaxed),
-            failures: self.failures.load(Relaxed),
             cached_errors: self.cached_errors.load(Relaxed),
-            invalidations: self.invalidations.load(Relaxed),
-            clamped_lifetimes: self.clamped_lifetimes.load(Relaxed),
             adopted: self.adopted.load(Relaxed),
             lease_waits: self.lease_waits.load(Relaxed),
             degraded_fetches: self.degraded_fetches.load(Relaxed),
+            ..Stats::default()
+        };
+        for p in providers.iter().map(ProviderCounters::snapshot) {
+            stats.misses += p.misses;
+            stats.fetches += p.fetches;
+            stats.token_requests += p.token_requests;
+            stats.logins += p.logins;
+            stats.refreshes += p.refreshes;
+            stats.renewals += p.renewals;
+            stats.failures += p.failures;
+            stats.invalidations += p.invalidations;
+            stats.clamped_lifetimes += p.clamped_lifetimes;
         }
-    }
-}
-
-impl crate::acquire::Counters for Counters {
-    fn token_request(&self) {
-        Counters::bump(&self.token_requests);
-    }
-    fn login(&self) {
-        Counters::bump(&self.logins);
-    }
-    fn refresh(&self) {
-        Counters::bump(&self.refreshes);
-    }
-    fn clamped_lifetime(&self, provider: &str) -> bool {
-        Counters::bump(&self.clamped_lifetimes);
-        // Rare (a misbehaving endpoint), so a lock is fine; a poisoned one
-        // only means a panic elsewhere, and the list is still usable.
-        let mut logged = self
-            .clamp_logged
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if logged.iter().any(|p| p == provider) {
-            return false;
-        }
-        logged.push(provider.to_owned());
-        true
+        stats
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderName, StatusCode};
 use tracing::debug;
 
-use crate::cache::stats::ProviderMetrics;
+use crate::cache::stats::ProviderCounters;
 use crate::cache::{Credential, Inner, TokenAuth};
 use crate::config::{Provider, UnauthorizedAction};
 use crate::connection::Connection;
@@ -299,7 +299,7 @@ impl Inner {
         if !provider.rejection_like(status) {
             return Ok(None);
         }
-        self.metric(index, ProviderMetrics::rejections);
+        self.metric(index, ProviderCounters::rejections);
         let code = status.as_u16();
         let replaced = || {
             self.cached(index, conn)

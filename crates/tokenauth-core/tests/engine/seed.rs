@@ -81,6 +81,42 @@ async fn reobtimaal_login_request_caching_and_ttl_expiry() {
 }
 
 #[tokio::test]
+async fn each_provider_has_its_share_of_the_counters() {
+    let s = setup().await;
+    for _ in 0..3 {
+        s.auth
+            .credential_of("reobtimaal", Some(&reob()))
+            .await
+            .unwrap();
+        s.auth.credential_of("twoba", Some(&twoba())).await.unwrap();
+    }
+    s.auth.credential_of("bro", Some(&bro())).await.unwrap();
+    let reob_stats = s.auth.provider_stats("reobtimaal").unwrap();
+    let twoba_stats = s.auth.provider_stats("twoba").unwrap();
+    let bro_stats = s.auth.provider_stats("bro").unwrap();
+    assert_eq!(
+        (
+            reob_stats.misses,
+            reob_stats.fetches,
+            reob_stats.logins,
+            reob_stats.token_requests
+        ),
+        (1, 1, 1, 1)
+    );
+    assert_eq!((twoba_stats.logins, twoba_stats.refreshes), (1, 0));
+    // A static credential is rendered, never requested.
+    assert_eq!((bro_stats.fetches, bro_stats.token_requests), (1, 0));
+    assert!(s.auth.provider_stats("nope").is_none());
+    // The engine's figures are the providers' summed (hits: the engine's own).
+    let all = s.auth.stats();
+    assert_eq!(all.fetches, 3);
+    assert_eq!(all.logins, 2);
+    assert_eq!(all.token_requests, 2);
+    assert_eq!(all.misses, 3);
+    assert_eq!(all.hits, 4);
+}
+
+#[tokio::test]
 async fn twoba_login_and_refresh_requests_expiry_from_expires_in() {
     let s = setup().await;
     let conn = twoba();

@@ -316,12 +316,13 @@ async fn upstream_request(
 /// Hop-by-hop headers (RFC 9110 §7.6.1): `Connection` and every header it
 /// names, and the ones that only ever describe one hop.
 fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // Read as bytes: a value with one non-UTF-8 byte (`X-Hop, \xe9`) must
+    // not keep the names before it from being removed.
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::try_from(name.trim()).ok())
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim_ascii()).ok())
         .collect();
     for name in named {
         headers.remove(name);

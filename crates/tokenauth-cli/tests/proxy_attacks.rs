@@ -904,6 +904,38 @@ fn no_secret_reaches_a_caller_a_log_or_an_error_even_at_trace() {
         assert!(!r.target.contains("caller-credential"), "{}", r.target);
     }
 
+    // The API echoes its URL (with the query credential) in its redirect's
+    // URL-valued headers: the caller gets none of the key.
+    for path in ["/localq/redirect?a=1", "/localq/redirect-bytes?a=1"] {
+        let reply = get(&p, path, &[&key()]);
+        assert_eq!(reply.status, 302, "{path}: {reply:?}");
+        assert!(
+            !reply.raw.contains(QUERY_KEY),
+            "{path}: the caller saw the query credential: {reply:?}"
+        );
+        caller += &reply.raw;
+    }
+    // What is not the credential is handed back as the API sent it.
+    let reply = get(&p, "/localq/redirect?a=1", &[&key()]);
+    let url = format!("http://127.0.0.1:{}/q/redirect?a=1", fx.api.port);
+    assert_eq!(reply.header("location"), Some(url.as_str()));
+    assert_eq!(
+        reply.header("link"),
+        Some(format!("<{url}>; rel=\"next\"").as_str())
+    );
+    let reply = get(&p, "/localq/redirect", &[&key()]);
+    assert_eq!(
+        reply.header("link"),
+        Some(
+            format!(
+                "<http://127.0.0.1:{}/q/redirect>; rel=\"next\"",
+                fx.api.port
+            )
+            .as_str()
+        ),
+        "{reply:?}"
+    );
+
     // Errors of every kind: no secret in the body or the headers.
     fx.emulator
         .fail_token_requests(Provider::Twoba, StatusFault::new(500, 10));

@@ -137,6 +137,18 @@ async fn forward(
             ));
         }
     };
+    // The caller's `Upgrade` was not forwarded: a switch is the API's own,
+    // and a 101 handed back (its `Upgrade` removed as hop-by-hop) would
+    // leave the caller waiting for a final response that never comes.
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        return Err(Refusal::upstream(
+            &provider.id,
+            format!(
+                "{} switched protocols (101) unasked: the proxy forwards HTTP exchanges only",
+                origin(&url)
+            ),
+        ));
+    }
     let (mut parts, body) = response.into_parts();
     remove_hop_by_hop(&mut parts.headers);
     remove_query_credential(&mut parts.headers, provider);

@@ -340,6 +340,12 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
     for name in named {
         headers.remove(name);
     }
+    // A message framed by both: the chunked body is the body (RFC 9112
+    // 6.3), and its Content-Length must not go on (hyper would cut the
+    // body at that length).
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        headers.remove(header::CONTENT_LENGTH);
+    }
     for name in [
         header::CONNECTION,
         HeaderName::from_static("proxy-connection"),

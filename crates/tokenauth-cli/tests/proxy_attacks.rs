@@ -707,6 +707,19 @@ fn the_proxy_is_never_an_open_relay() {
         assert!(seen.target.starts_with("/v1/items?"), "{}", seen.target);
     }
 
+    // A fragment in the request target cannot move the path either.
+    for target in ["/local/items#/../../q/x", "/local/items%23/../../q/x"] {
+        let before = fx.api.requests().len();
+        let reply = get(&p, target, &[&key()]);
+        if reply.status == 200 {
+            let seen = fx.api.last();
+            assert!(seen.target.starts_with("/v1/items"), "{}", seen.target);
+        } else {
+            assert_eq!(reply.status, 400, "{target}: {reply:?}");
+            assert_eq!(fx.api.requests().len(), before, "{target}");
+        }
+    }
+
     // CONNECT (authority-form and origin-form) and OPTIONS *: never sent.
     let before = fx.api.requests().len();
     for request in [
@@ -1063,6 +1076,30 @@ fn odd_input_never_takes_the_proxy_down() {
         "{}",
         reply.status
     );
+    proxy.assert_alive();
+
+    // Long paths: many segments, one huge segment, past hyper's limit.
+    let segments = "s/".repeat(20_000);
+    let reply = get(&p, &format!("/local/{segments}x"), &[&key()]);
+    assert!(
+        reply.status == 200 || reply.status == 400 || reply.status == 414,
+        "{}",
+        reply.status
+    );
+    for length in [60_000, 70_000, 1_000_000] {
+        let reply = get(&p, &format!("/local/{}", "p".repeat(length)), &[&key()]);
+        assert!(
+            [200, 400, 414, 431, 0].contains(&reply.status),
+            "{length}: {}",
+            reply.status
+        );
+    }
+    let reply = get(
+        &p,
+        &format!("/local/x?{}", "q=1&".repeat(20_000)),
+        &[&key()],
+    );
+    assert!([200, 400, 414].contains(&reply.status), "{}", reply.status);
     proxy.assert_alive();
 
     // Connection names: not UTF-8, too long, control characters, a path.

@@ -518,7 +518,15 @@ fn serve(mut stream: TcpStream, port: u16, log: &Mutex<Vec<Received>>) {
         });
         let path = target.split('?').next().unwrap_or("");
         let last = path.rsplit('/').next().unwrap_or("");
+        let method = head.split_whitespace().next().unwrap_or("");
         let mut reply: Vec<u8> = match last {
+            // TRACE as RFC 9110 9.3.8 has it: the request as received
+            // comes back as the body.
+            _ if method == "TRACE" || method == "TRACK" => format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: message/http\r\nContent-Length: {}\r\n\r\n{head}",
+                head.len()
+            )
+            .into_bytes(),
             // Hangs up without an answer, mid-body, or after a head too
             // large for the proxy's client.
             "close" => return,
@@ -1015,6 +1023,32 @@ fn no_secret_reaches_a_caller_a_log_or_an_error_even_at_trace() {
         ),
         "{reply:?}"
     );
+
+    // TRACE (and IIS's TRACK) would have the API echo the request, the
+    // credential it carries included, back to the caller: never sent.
+    for method in ["TRACE", "TRACK", "trace"] {
+        let before = fx.api.requests().len();
+        let reply = send(
+            &p,
+            format!(
+                "{method} /local/items HTTP/1.1\r\nHost: x\r\n{}\r\nConnection: close\r\n\r\n",
+                key()
+            )
+            .as_bytes(),
+        );
+        assert!(
+            !reply.raw.contains(LOCAL_KEY),
+            "{method}: the caller saw the API key: {reply:?}"
+        );
+        assert_eq!(reply.status, 400, "{method}: {reply:?}");
+        assert_eq!(reply.proxy_error(), Some("bad_request"), "{method}");
+        let sent: Vec<Received> = fx.api.requests()[before..].to_vec();
+        assert!(
+            sent.iter().all(|r| !r.raw.starts_with(method)),
+            "{method} was sent: {sent:?}"
+        );
+        caller += &reply.raw;
+    }
 
     // Errors of every kind: no secret in the body or the headers.
     fx.emulator

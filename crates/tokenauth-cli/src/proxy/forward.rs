@@ -97,6 +97,16 @@ async fn forward(
                 .to_owned(),
         ));
     }
+    // TRACE (and IIS's TRACK) has the API echo the request it received, the
+    // credential the proxy attached included, back to the caller. Methods
+    // are compared ignoring case: some servers do.
+    let method = request.method().as_str();
+    if method.eq_ignore_ascii_case("TRACE") || method.eq_ignore_ascii_case("TRACK") {
+        return Err(Refusal::bad_request(
+            Some(&provider.id),
+            format!("{method} is not forwarded: the API would echo the credential back"),
+        ));
+    }
     // Before anything else about the request: a path that could leave the
     // API is refused whatever the connection.
     address::check_rest(rest).map_err(|why| refused_path(provider, rest, &why))?;

@@ -1442,3 +1442,54 @@ fn hop_by_hop_headers_stay_behind_both_ways() {
     fx.assert_api_saw_no_key();
     proxy.assert_alive();
 }
+
+// ------------------------------------------------------------ 7. --no-key and browsers
+
+#[test]
+fn without_a_key_web_pages_cannot_use_the_proxy() {
+    let fx = Fixture::new("nokey");
+    let mut proxy = fx.proxy("-v", &["--no-key"], &[("TOKENAUTH_PROXY_KEY", "")]);
+    let p = proxy.addr.clone();
+    let port = p.rsplit(':').next().unwrap().to_owned();
+    let request = |host: Option<&str>, extra: &str| {
+        let host = host.map_or_else(String::new, |h| format!("Host: {h}\r\n"));
+        send(
+            &p,
+            format!("GET /local/items HTTP/1.1\r\n{host}{extra}Connection: close\r\n\r\n")
+                .as_bytes(),
+        )
+    };
+    // A page that rebound its own name to 127.0.0.1 (and so may read the
+    // answer), or that sends a form or an image request from its origin.
+    for (host, extra) in [
+        (format!("evil.example:{port}"), ""),
+        (format!("127.0.0.1.nip.example:{port}"), ""),
+        (
+            format!("127.0.0.1:{port}"),
+            "Origin: http://evil.example\r\n",
+        ),
+        (format!("127.0.0.1:{port}"), "Origin: null\r\n"),
+        (
+            format!("localhost:{port}"),
+            "Sec-Fetch-Site: cross-site\r\n",
+        ),
+    ] {
+        let reply = request(Some(&host), extra);
+        assert_eq!(reply.status, 403, "{host} {extra}: {reply:?}");
+        assert_eq!(reply.proxy_error(), Some("not_local"), "{reply:?}");
+    }
+    assert!(fx.api.requests().is_empty(), "{:?}", fx.api.requests());
+    // Local processes: a loopback Host (or none, HTTP/1.0), no page.
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+    ] {
+        let reply = request(Some(&host), "User-Agent: python-urllib/3\r\n");
+        assert_eq!(reply.status, 200, "{host}: {reply:?}");
+    }
+    let reply = send(&p, b"GET /local/items HTTP/1.0\r\n\r\n");
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(fx.api.requests().len(), 4);
+    proxy.assert_alive();
+}

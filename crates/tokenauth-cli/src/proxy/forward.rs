@@ -74,6 +74,11 @@ async fn forward(
             "this proxy requires its key: send `Proxy-Authorization: Bearer KEY` or `Tokenauth-Key: KEY` with the value of TOKENAUTH_PROXY_KEY".to_owned(),
         ));
     }
+    if proxy.key.is_none()
+        && let Some(why) = super::key::browser_refusal(request.headers())
+    {
+        return Err(Refusal::not_local(why));
+    }
     let Some((id, rest)) = address::split(path) else {
         return Err(Refusal::not_found(format!(
             "address a provider's API as /PROVIDER/PATH, e.g. /{}/…",

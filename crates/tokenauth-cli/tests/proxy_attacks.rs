@@ -610,6 +610,16 @@ fn the_proxy_is_never_an_open_relay() {
         "..;x=1/q/x",
         "%2e%2e;/q/x",
         "v1/.;/..;/..;/q/x",
+        // Invalid or overlong percent-encodings: IIS reads `%u002e` as a
+        // dot, old decoders `%c0%ae`.
+        "%u002e%u002e/q/x",
+        "a/%U002E%U002E/%U002E%U002E/q/x",
+        "%c0%ae%c0%ae/q/x",
+        "%C0%AE%C0%AE/q/x",
+        "a%c0%afb",
+        "a%zzb",
+        "%",
+        "a%2",
     ] {
         let before = fx.api.requests().len();
         let reply = get(&p, &format!("/local/{rest}"), &[&key()]);
@@ -629,16 +639,14 @@ fn the_proxy_is_never_an_open_relay() {
     // Encodings that are not dot segments (overlong UTF-8, double
     // encoding, `;` parameters): sent as written, inside the prefix.
     for rest in [
-        "%c0%ae%c0%ae/x",
         "a/..;",
         "a/b/..;x/c",
         "a|b^c",
         "a{b}c",
         "a`b'c",
-        "a%zzb",
-        "%",
-        "a%2",
         "%252e%252e/x",
+        "%25u002e%25u002e/x",
+        "%ef%bc%8e%ef%bc%8e/x",
         "%2e%2e%2e/x",
         "...",
         "@evil.example/x",

@@ -68,12 +68,35 @@ pub(crate) fn check_rest(rest: &str) -> Result<(), String> {
         if lower.contains("%00") {
             return Err("the path holds an encoded NUL (%00)".to_owned());
         }
+        if ambiguous_escape(segment) {
+            return Err(format!(
+                "the path segment `{segment}` holds an invalid or overlong percent-encoding"
+            ));
+        }
         // `a//b`; a trailing `/` (the last segment empty) is a path of its own.
         if segment.is_empty() && i != last && !(i == 0 && segments.len() == 1) {
             return Err("the path holds an empty segment (`//`)".to_owned());
         }
     }
     Ok(())
+}
+
+/// A `%` not followed by two hex digits, or an overlong UTF-8 lead byte
+/// (`%C0`, `%C1`): servers read these their own way, and some as a dot or
+/// a slash (IIS's `%u002e`, old decoders' `%c0%ae`), which would climb out
+/// of the base where the URL parser sees none. Neither is ever needed: a
+/// literal `%` is `%25`, and valid UTF-8 has no `C0` or `C1` byte.
+fn ambiguous_escape(segment: &str) -> bool {
+    let bytes = segment.as_bytes();
+    bytes.iter().enumerate().any(|(i, &b)| {
+        b == b'%'
+            && match bytes.get(i + 1..i + 3) {
+                Some([high, low]) if high.is_ascii_hexdigit() && low.is_ascii_hexdigit() => {
+                    high.eq_ignore_ascii_case(&b'c') && matches!(low, b'0' | b'1')
+                }
+                _ => true,
+            }
+    })
 }
 
 /// `query` without the parameters in `names` (the provider's query
@@ -141,6 +164,7 @@ mod tests {
             join(&base(), "a%20b/%C3%A9", None).unwrap().path(),
             "/api/a%20b/%C3%A9"
         );
+        assert!(join(&base(), "%25u002e/%Cf%80/%c2%a0", None).is_ok());
     }
 
     #[test]
@@ -161,6 +185,14 @@ mod tests {
             "v1//x",
             "/x",
             "x%00",
+            "%u002e%u002e/admin",
+            "%U002E%U002E/admin",
+            "%c0%ae%c0%ae/admin",
+            "%C0%AE./admin",
+            "%c1%9c",
+            "a%zz",
+            "a%",
+            "a%2",
         ] {
             assert!(join(&base(), rest, None).is_err(), "{rest} was accepted");
         }

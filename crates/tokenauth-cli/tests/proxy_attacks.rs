@@ -21,6 +21,8 @@ use tokenauth_emulator::{
 const KEY: &str = "proxy-key-0123456789abcdef";
 const LOCAL_KEY: &str = "local-api-key-secret-42";
 const QUERY_KEY: &str = "query-api-key-secret-77";
+/// Characters that form encoding changes, so an echo of the form differs.
+const TOKEN_PASSWORD: &str = "p@ss w0rd&tok-secret-55";
 
 fn root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
@@ -70,6 +72,15 @@ inject = {{ header = "X-Api-Key", value = "{{{{ inputs.key }}}}" }}
 api = ["http://127.0.0.1:{port}/q/"]
 inputs.key = {{ env = "LOCAL_Q_KEY", secret = true }}
 inject.query = {{ name = "api_key", value = "{{{{ inputs.key }}}}" }}
+
+[providers.localtok]
+api = ["http://127.0.0.1:{port}/lt/"]
+inputs.username = {{ env = "LOCALTOK_USER" }}
+inputs.password = {{ env = "LOCALTOK_PASSWORD", secret = true }}
+inject = {{ header = "Authorization", value = "Bearer {{{{ token.access }}}}" }}
+login = {{ url = "http://127.0.0.1:{port}/tok/echo", body = "form", fields = {{ grant_type = "password", username = "{{{{ inputs.username }}}}", password = "{{{{ inputs.password }}}}" }} }}
+response = {{ access_token = "/access_token" }}
+expiry = {{ ttl = "60m" }}
 
 [providers.tmpl]
 api = ["http://127.0.0.1:{port}/t/{{{{ inputs.tenant }}}}/"]
@@ -140,6 +151,8 @@ inputs.key = { env = "LOCAL_API_KEY" }
             ("LOCAL_API_KEY", LOCAL_KEY),
             ("LOCAL_Q_KEY", QUERY_KEY),
             ("TMPL_TENANT", "default-tenant"),
+            ("LOCALTOK_USER", "tok-user"),
+            ("LOCALTOK_PASSWORD", TOKEN_PASSWORD),
             ("TOKENAUTH_PROXY_KEY", KEY),
         ];
         for (k, v) in defaults.iter().chain(env) {
@@ -214,6 +227,8 @@ inputs.key = { env = "LOCAL_API_KEY" }
                 BRO_DEMO_PASSWORD,
                 LOCAL_KEY,
                 QUERY_KEY,
+                TOKEN_PASSWORD,
+                "tok-secret-55",
                 KEY,
             ]
             .map(str::to_owned),
@@ -514,7 +529,7 @@ fn serve(mut stream: TcpStream, port: u16, log: &Mutex<Vec<Received>>) {
         buf = rest[body_end..].to_vec();
         log.lock().unwrap().push(Received {
             target: target.clone(),
-            raw,
+            raw: raw.clone(),
         });
         let path = target.split('?').next().unwrap_or("");
         let last = path.rsplit('/').next().unwrap_or("");
@@ -530,6 +545,17 @@ fn serve(mut stream: TcpStream, port: u16, log: &Mutex<Vec<Received>>) {
             // Hangs up without an answer, mid-body, or after a head too
             // large for the proxy's client.
             "close" => return,
+            // A token endpoint that echoes the token request it refuses
+            // (as some do in their error messages).
+            "echo" => {
+                let echo = raw.replace('\\', "\\\\").replace('"', "\\\"").replace("\r\n", "\\n");
+                let body = format!("{{\"error\":\"invalid_grant\",\"received\":\"{echo}\"}}");
+                format!(
+                    "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .into_bytes()
+            }
             // Both framings: Transfer-Encoding wins (RFC 9112 6.3).
             "tecl" => b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n14\r\nHELLO-WORLD-AND-MORE\r\n0\r\n\r\n".to_vec(),
             "switch" => {
@@ -1057,6 +1083,25 @@ fn no_secret_reaches_a_caller_a_log_or_an_error_even_at_trace() {
         );
         caller += &reply.raw;
     }
+
+    // A token endpoint that echoes the token request in its refusal: the
+    // 502's detail quotes the reply without the password, in any encoding.
+    let reply = get(&p, "/localtok/x", &[&key()]);
+    assert_eq!(reply.status, 502, "{reply:?}");
+    assert_eq!(reply.proxy_error(), Some("token_endpoint"), "{reply:?}");
+    assert!(reply.body.contains("invalid_grant"), "{reply:?}");
+    let sent = fx
+        .api
+        .requests()
+        .into_iter()
+        .find(|r| r.target == "/tok/echo")
+        .expect("the token request");
+    let form: String = url::form_urlencoded::byte_serialize(TOKEN_PASSWORD.as_bytes()).collect();
+    assert!(sent.raw.contains(&form), "{}", sent.raw);
+    for secret in [TOKEN_PASSWORD, form.as_str(), "tok-secret-55"] {
+        assert!(!reply.raw.contains(secret), "{secret}: {reply:?}");
+    }
+    caller += &reply.raw;
 
     // Errors of every kind: no secret in the body or the headers.
     fx.emulator

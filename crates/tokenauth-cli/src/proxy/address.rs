@@ -111,16 +111,19 @@ pub(crate) fn without_params(query: &str, names: &[&str]) -> Option<String> {
             .unwrap_or_default();
         names.iter().any(|n| *n == name)
     };
-    if !query.split('&').any(is_credential) {
+    // `;` separates parameters too, to some servers (Rails, older Python):
+    // `a=1;key=x` loses its `key` as `a=1&key=x` does.
+    if !query.split(['&', ';']).any(is_credential) {
         return None;
     }
-    Some(
-        query
-            .split('&')
-            .filter(|pair| !is_credential(pair))
-            .collect::<Vec<_>>()
-            .join("&"),
-    )
+    let kept: Vec<String> = query
+        .split('&')
+        .filter_map(|pair| {
+            let parts: Vec<&str> = pair.split(';').filter(|p| !is_credential(p)).collect();
+            (!parts.is_empty()).then(|| parts.join(";"))
+        })
+        .collect();
+    Some(kept.join("&"))
 }
 
 #[cfg(test)]
@@ -207,5 +210,10 @@ mod tests {
         );
         assert_eq!(without_params("k%65y=x", &["key"]).as_deref(), Some(""));
         assert_eq!(without_params("key", &["key"]).as_deref(), Some(""));
+        assert_eq!(
+            without_params("a=1;key=x;b=2&c=3", &["key"]).as_deref(),
+            Some("a=1;b=2&c=3")
+        );
+        assert_eq!(without_params("a=1;b=2", &["key"]), None);
     }
 }

@@ -1394,6 +1394,14 @@ fn caller_credentials_are_stripped() {
         // `;` separates parameters to some servers (Rails, older Python).
         "a=1;api_key=caller-credential",
         "a=1;api%5Fkey=caller-credential;b=2&c=3",
+        // Names as lenient servers read them: ASP.NET ignores case, PHP
+        // reads `api.key`, `api key` and `api_key[]` as `api_key`.
+        "API_KEY=caller-credential",
+        "Api_Key=caller-credential&x=1",
+        "api_key[]=caller-credential",
+        "api_key%5B0%5D=caller-credential",
+        "api.key=caller-credential",
+        "api+key=caller-credential",
     ] {
         let reply = get(&p, &format!("/localq/items?{query}"), &[&key()]);
         assert_eq!(reply.status, 200, "{query}: {reply:?}");

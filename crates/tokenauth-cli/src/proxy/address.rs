@@ -81,6 +81,19 @@ pub(crate) fn check_rest(rest: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A parameter name as lenient servers read it: ASP.NET ignores case, PHP
+/// reads `a.b`, `a b` and `a_b[]` as `a_b`. A caller's `API_KEY` or
+/// `api.key` is their credential to such a server.
+fn lenient(name: &str) -> String {
+    let name = name.split('[').next().unwrap_or(name);
+    name.chars()
+        .map(|c| match c {
+            '.' | ' ' => '_',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect()
+}
+
 /// A `%` not followed by two hex digits, or an overlong UTF-8 lead byte
 /// (`%C0`, `%C1`): servers read these their own way, and some as a dot or
 /// a slash (IIS's `%u002e`, old decoders' `%c0%ae`), which would climb out
@@ -109,7 +122,7 @@ pub(crate) fn without_params(query: &str, names: &[&str]) -> Option<String> {
             .next()
             .map(|(n, _)| n.into_owned())
             .unwrap_or_default();
-        names.iter().any(|n| *n == name)
+        names.iter().any(|n| lenient(n) == lenient(&name))
     };
     // `;` separates parameters too, to some servers (Rails, older Python):
     // `a=1;key=x` loses its `key` as `a=1&key=x` does.
@@ -215,5 +228,13 @@ mod tests {
             Some("a=1;b=2&c=3")
         );
         assert_eq!(without_params("a=1;b=2", &["key"]), None);
+        assert_eq!(
+            without_params(
+                "API_KEY=1&api.key=2&api+key=3&api_key[]=4&api_keys=5",
+                &["api_key"]
+            )
+            .as_deref(),
+            Some("api_keys=5")
+        );
     }
 }

@@ -1366,6 +1366,10 @@ fn caller_credentials_are_stripped() {
             "Proxy-Authorization: Bearer caller-credential",
             "Tokenauth-Connection: default",
             "Tokenauth-Whatever: caller-credential",
+            // CGI-style servers (Rack, PHP, WSGI) read `_` as `-`.
+            "X_Api_Key: caller-credential",
+            "Proxy_Authorization: Bearer caller-credential",
+            "Tokenauth_Whatever: caller-credential",
         ],
     );
     assert_eq!(reply.status, 200, "{reply:?}");

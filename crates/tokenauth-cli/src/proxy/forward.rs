@@ -453,23 +453,28 @@ fn without_credential(text: &str, names: &[&str]) -> Option<String> {
 /// The proxy authenticates, not the caller: its key, its connection choice
 /// and any credential it sent for the provider go no further.
 fn remove_credentials(headers: &mut HeaderMap, provider: &Provider) {
-    headers.remove(header::PROXY_AUTHORIZATION);
-    headers.remove(header::AUTHORIZATION);
     let inject = &provider.inject;
-    if let Some((name, _)) = &inject.header {
-        headers.remove(name);
-    }
-    for (name, _) in &inject.headers {
-        headers.remove(name);
-    }
-    // `Tokenauth-Key`, `Tokenauth-Connection` and anything else the caller
-    // meant for the proxy.
-    let ours: Vec<HeaderName> = headers
+    let credentials: Vec<&str> = [
+        header::PROXY_AUTHORIZATION.as_str(),
+        header::AUTHORIZATION.as_str(),
+    ]
+    .into_iter()
+    .chain(inject.header.iter().map(|(n, _)| n.as_str()))
+    .chain(inject.headers.iter().map(|(n, _)| n.as_str()))
+    .collect();
+    // Compared as CGI-style servers (Rack, PHP, WSGI) read names, `_` as
+    // `-`: a caller's `X_Api_Key` is their `X-Api-Key`. `Tokenauth-Key`,
+    // `Tokenauth-Connection` and anything else the caller meant for the
+    // proxy go too.
+    let gone: Vec<HeaderName> = headers
         .keys()
-        .filter(|name| name.as_str().starts_with("tokenauth-"))
+        .filter(|name| {
+            let dashed = name.as_str().replace('_', "-");
+            dashed.starts_with("tokenauth-") || credentials.contains(&dashed.as_str())
+        })
         .cloned()
         .collect();
-    for name in ours {
+    for name in gone {
         headers.remove(name);
     }
 }

@@ -276,7 +276,7 @@ impl ProxyProcess {
         );
         let health = send(
             &self.addr,
-            b"GET /_tokenauth/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            b"GET /_tokenauth/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
         );
         assert_eq!(health.status, 200, "{health:?}");
         assert!(!self.log().contains("panicked"), "{}", self.log());
@@ -1547,6 +1547,14 @@ fn without_a_key_web_pages_cannot_use_the_proxy() {
         assert_eq!(reply.proxy_error(), Some("not_local"), "{reply:?}");
     }
     assert!(fx.api.requests().is_empty(), "{:?}", fx.api.requests());
+    // Nor the stats (which providers the user has, how busy).
+    let reply = send(
+        &p,
+        format!("GET /_tokenauth/stats HTTP/1.1\r\nHost: evil.example:{port}\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    );
+    assert_eq!(reply.status, 403, "{reply:?}");
+    assert!(!reply.body.contains("reobtimaal"), "{reply:?}");
     // Local processes: a loopback Host (or none, HTTP/1.0), no page.
     for host in [
         format!("127.0.0.1:{port}"),

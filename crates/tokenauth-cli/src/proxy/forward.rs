@@ -63,6 +63,12 @@ async fn forward(
     request: Request<Incoming>,
     seen: &mut Seen,
 ) -> Result<Response<Body>, Refusal> {
+    // Without a key, the stats too are for local processes only.
+    if proxy.key.is_none()
+        && let Some(why) = super::key::browser_refusal(request.headers())
+    {
+        return Err(Refusal::not_local(why));
+    }
     let path = request.uri().path();
     if let Some(endpoint) = path.strip_prefix("/_tokenauth/") {
         return own_endpoint(proxy, endpoint, &request);
@@ -73,11 +79,6 @@ async fn forward(
         return Err(Refusal::key(
             "this proxy requires its key: send `Proxy-Authorization: Bearer KEY` or `Tokenauth-Key: KEY` with the value of TOKENAUTH_PROXY_KEY".to_owned(),
         ));
-    }
-    if proxy.key.is_none()
-        && let Some(why) = super::key::browser_refusal(request.headers())
-    {
-        return Err(Refusal::not_local(why));
     }
     let Some((id, rest)) = address::split(path) else {
         return Err(Refusal::not_found(format!(

@@ -63,7 +63,8 @@ async fn forward(
     request: Request<Incoming>,
     seen: &mut Seen,
 ) -> Result<Response<Body>, Refusal> {
-    // Without a key, the stats too are for local processes only.
+    // Without a key: local processes only, not web pages in a browser
+    // (`key::browser_refusal`), for the stats as for the APIs.
     if proxy.key.is_none()
         && let Some(why) = super::key::browser_refusal(request.headers())
     {

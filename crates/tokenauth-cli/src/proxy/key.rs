@@ -3,7 +3,6 @@
 //! `Tokenauth-Key: KEY`.
 
 use std::fmt;
-
 use std::net::IpAddr;
 
 use http::header::{HOST, ORIGIN, PROXY_AUTHORIZATION};

@@ -68,12 +68,48 @@ pub(crate) fn check_rest(rest: &str) -> Result<(), String> {
         if lower.contains("%00") {
             return Err("the path holds an encoded NUL (%00)".to_owned());
         }
+        if ambiguous_escape(segment) {
+            return Err(format!(
+                "the path segment `{segment}` holds an invalid or overlong percent-encoding"
+            ));
+        }
         // `a//b`; a trailing `/` (the last segment empty) is a path of its own.
         if segment.is_empty() && i != last && !(i == 0 && segments.len() == 1) {
             return Err("the path holds an empty segment (`//`)".to_owned());
         }
     }
     Ok(())
+}
+
+/// A parameter name as lenient servers read it: ASP.NET ignores case, PHP
+/// reads `a.b`, `a b` and `a_b[]` as `a_b`. A caller's `API_KEY` or
+/// `api.key` is their credential to such a server.
+fn lenient(name: &str) -> String {
+    let name = name.split('[').next().unwrap_or(name);
+    name.chars()
+        .map(|c| match c {
+            '.' | ' ' => '_',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect()
+}
+
+/// A `%` not followed by two hex digits, or an overlong UTF-8 lead byte
+/// (`%C0`, `%C1`): servers read these their own way, and some as a dot or
+/// a slash (IIS's `%u002e`, old decoders' `%c0%ae`), which would climb out
+/// of the base where the URL parser sees none. Neither is ever needed: a
+/// literal `%` is `%25`, and valid UTF-8 has no `C0` or `C1` byte.
+fn ambiguous_escape(segment: &str) -> bool {
+    let bytes = segment.as_bytes();
+    bytes.iter().enumerate().any(|(i, &b)| {
+        b == b'%'
+            && match bytes.get(i + 1..i + 3) {
+                Some([high, low]) if high.is_ascii_hexdigit() && low.is_ascii_hexdigit() => {
+                    high.eq_ignore_ascii_case(&b'c') && matches!(low, b'0' | b'1')
+                }
+                _ => true,
+            }
+    })
 }
 
 /// `query` without the parameters in `names` (the provider's query
@@ -86,18 +122,21 @@ pub(crate) fn without_params(query: &str, names: &[&str]) -> Option<String> {
             .next()
             .map(|(n, _)| n.into_owned())
             .unwrap_or_default();
-        names.iter().any(|n| *n == name)
+        names.iter().any(|n| lenient(n) == lenient(&name))
     };
-    if !query.split('&').any(is_credential) {
+    // `;` separates parameters too, to some servers (Rails, older Python):
+    // `a=1;key=x` loses its `key` as `a=1&key=x` does.
+    if !query.split(['&', ';']).any(is_credential) {
         return None;
     }
-    Some(
-        query
-            .split('&')
-            .filter(|pair| !is_credential(pair))
-            .collect::<Vec<_>>()
-            .join("&"),
-    )
+    let kept: Vec<String> = query
+        .split('&')
+        .filter_map(|pair| {
+            let parts: Vec<&str> = pair.split(';').filter(|p| !is_credential(p)).collect();
+            (!parts.is_empty()).then(|| parts.join(";"))
+        })
+        .collect();
+    Some(kept.join("&"))
 }
 
 #[cfg(test)]
@@ -141,6 +180,7 @@ mod tests {
             join(&base(), "a%20b/%C3%A9", None).unwrap().path(),
             "/api/a%20b/%C3%A9"
         );
+        assert!(join(&base(), "%25u002e/%Cf%80/%c2%a0", None).is_ok());
     }
 
     #[test]
@@ -161,6 +201,14 @@ mod tests {
             "v1//x",
             "/x",
             "x%00",
+            "%u002e%u002e/admin",
+            "%U002E%U002E/admin",
+            "%c0%ae%c0%ae/admin",
+            "%C0%AE./admin",
+            "%c1%9c",
+            "a%zz",
+            "a%",
+            "a%2",
         ] {
             assert!(join(&base(), rest, None).is_err(), "{rest} was accepted");
         }
@@ -175,5 +223,18 @@ mod tests {
         );
         assert_eq!(without_params("k%65y=x", &["key"]).as_deref(), Some(""));
         assert_eq!(without_params("key", &["key"]).as_deref(), Some(""));
+        assert_eq!(
+            without_params("a=1;key=x;b=2&c=3", &["key"]).as_deref(),
+            Some("a=1;b=2&c=3")
+        );
+        assert_eq!(without_params("a=1;b=2", &["key"]), None);
+        assert_eq!(
+            without_params(
+                "API_KEY=1&api.key=2&api+key=3&api_key[]=4&api_keys=5",
+                &["api_key"]
+            )
+            .as_deref(),
+            Some("api_keys=5")
+        );
     }
 }

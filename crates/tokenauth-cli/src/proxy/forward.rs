@@ -63,6 +63,13 @@ async fn forward(
     request: Request<Incoming>,
     seen: &mut Seen,
 ) -> Result<Response<Body>, Refusal> {
+    // Without a key: local processes only, not web pages in a browser
+    // (`key::browser_refusal`), for the stats as for the APIs.
+    if proxy.key.is_none()
+        && let Some(why) = super::key::browser_refusal(request.headers())
+    {
+        return Err(Refusal::not_local(why));
+    }
     let path = request.uri().path();
     if let Some(endpoint) = path.strip_prefix("/_tokenauth/") {
         return own_endpoint(proxy, endpoint, &request);
@@ -95,6 +102,16 @@ async fn forward(
             Some(&provider.id),
             "CONNECT is not forwarded: this proxy sends requests to providers' APIs only"
                 .to_owned(),
+        ));
+    }
+    // TRACE (and IIS's TRACK) has the API echo the request it received, the
+    // credential the proxy attached included, back to the caller. Methods
+    // are compared ignoring case: some servers do.
+    let method = request.method().as_str();
+    if method.eq_ignore_ascii_case("TRACE") || method.eq_ignore_ascii_case("TRACK") {
+        return Err(Refusal::bad_request(
+            Some(&provider.id),
+            format!("{method} is not forwarded: the API would echo the credential back"),
         ));
     }
     // Before anything else about the request: a path that could leave the
@@ -137,8 +154,21 @@ async fn forward(
             ));
         }
     };
+    // The caller's `Upgrade` was not forwarded: a switch is the API's own,
+    // and a 101 handed back (its `Upgrade` removed as hop-by-hop) would
+    // leave the caller waiting for a final response that never comes.
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        return Err(Refusal::upstream(
+            &provider.id,
+            format!(
+                "{} switched protocols (101) unasked: the proxy forwards HTTP exchanges only",
+                origin(&url)
+            ),
+        ));
+    }
     let (mut parts, body) = response.into_parts();
     remove_hop_by_hop(&mut parts.headers);
+    remove_query_credential(&mut parts.headers, provider);
     // Only the proxy's own errors carry it.
     parts.headers.remove(ERROR_HEADER);
     Ok(Response::from_parts(parts, Body::Left(body)))
@@ -319,15 +349,22 @@ async fn upstream_request(
 /// Hop-by-hop headers (RFC 9110 §7.6.1): `Connection` and every header it
 /// names, and the ones that only ever describe one hop.
 fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // Read as bytes: a value with one non-UTF-8 byte (`X-Hop, \xe9`) must
+    // not keep the names before it from being removed.
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::try_from(name.trim()).ok())
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim_ascii()).ok())
         .collect();
     for name in named {
         headers.remove(name);
+    }
+    // A message framed by both: the chunked body is the body (RFC 9112
+    // 6.3), and its Content-Length must not go on (hyper would cut the
+    // body at that length).
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        headers.remove(header::CONTENT_LENGTH);
     }
     for name in [
         header::CONNECTION,
@@ -342,26 +379,107 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// The provider's query credential out of the API's URL-valued headers.
+/// Core removes it from `Location`, `Content-Location` and `Refresh` when
+/// they are UTF-8, but an API that echoes the request's query in `Link`
+/// (pagination) or in a value with one non-UTF-8 byte would hand the key
+/// to the caller. Parameters of those names are removed from every query
+/// in these headers (the caller's own were stripped before sending).
+fn remove_query_credential(headers: &mut HeaderMap, provider: &Provider) {
+    let names: Vec<&str> = provider
+        .inject
+        .query
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect();
+    if names.is_empty() {
+        return;
+    }
+    for name in [
+        header::LOCATION,
+        header::CONTENT_LOCATION,
+        header::REFRESH,
+        header::LINK,
+    ] {
+        let values: Vec<HeaderValue> = headers.get_all(&name).iter().cloned().collect();
+        if values.is_empty() {
+            continue;
+        }
+        headers.remove(&name);
+        for value in values {
+            let text = String::from_utf8_lossy(value.as_bytes());
+            match without_credential(&text, &names) {
+                // A value that cannot be written back is dropped.
+                Some(clean) => {
+                    if let Ok(clean) = HeaderValue::from_str(&clean) {
+                        headers.append(&name, clean);
+                    }
+                }
+                None => {
+                    headers.append(&name, value);
+                }
+            }
+        }
+    }
+}
+
+/// `text` with the parameters `names` removed from every query in it (a
+/// query runs from `?` to `#`, `>`, a quote or white space); `None` when
+/// it holds none.
+fn without_credential(text: &str, names: &[&str]) -> Option<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut changed = false;
+    let mut rest = text;
+    while let Some(q) = rest.find('?') {
+        out.push_str(&rest[..q]);
+        rest = &rest[q + 1..];
+        let end = rest
+            .find(|c: char| matches!(c, '#' | '>' | '"' | '\'') || c.is_whitespace())
+            .unwrap_or(rest.len());
+        match address::without_params(&rest[..end], names) {
+            Some(query) => {
+                changed = true;
+                if !query.is_empty() {
+                    out.push('?');
+                    out.push_str(&query);
+                }
+            }
+            None => {
+                out.push('?');
+                out.push_str(&rest[..end]);
+            }
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    changed.then_some(out)
+}
+
 /// The proxy authenticates, not the caller: its key, its connection choice
 /// and any credential it sent for the provider go no further.
 fn remove_credentials(headers: &mut HeaderMap, provider: &Provider) {
-    headers.remove(header::PROXY_AUTHORIZATION);
-    headers.remove(header::AUTHORIZATION);
     let inject = &provider.inject;
-    if let Some((name, _)) = &inject.header {
-        headers.remove(name);
-    }
-    for (name, _) in &inject.headers {
-        headers.remove(name);
-    }
-    // `Tokenauth-Key`, `Tokenauth-Connection` and anything else the caller
-    // meant for the proxy.
-    let ours: Vec<HeaderName> = headers
+    let credentials: Vec<&str> = [
+        header::PROXY_AUTHORIZATION.as_str(),
+        header::AUTHORIZATION.as_str(),
+    ]
+    .into_iter()
+    .chain(inject.header.iter().map(|(n, _)| n.as_str()))
+    .chain(inject.headers.iter().map(|(n, _)| n.as_str()))
+    .collect();
+    // Compared as CGI-style servers (Rack, PHP, WSGI) read names, `_` as
+    // `-`: a caller's `X_Api_Key` is their `X-Api-Key`. `Tokenauth-Key`,
+    // `Tokenauth-Connection` and anything else the caller meant for the
+    // proxy go too.
+    let gone: Vec<HeaderName> = headers
         .keys()
-        .filter(|name| name.as_str().starts_with("tokenauth-"))
+        .filter(|name| {
+            let dashed = name.as_str().replace('_', "-");
+            dashed.starts_with("tokenauth-") || credentials.contains(&dashed.as_str())
+        })
         .cloned()
         .collect();
-    for name in ours {
+    for name in gone {
         headers.remove(name);
     }
 }

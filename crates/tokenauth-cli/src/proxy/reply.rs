@@ -99,6 +99,10 @@ impl Refusal {
         Self::new(StatusCode::UNAUTHORIZED, "proxy_key", None, detail)
     }
 
+    pub(crate) fn not_local(detail: String) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "not_local", None, detail)
+    }
+
     pub(crate) fn unreachable(provider: &str, detail: String) -> Self {
         Self::new(
             StatusCode::BAD_GATEWAY,

@@ -838,6 +838,23 @@ fn every_bad_input_gets_a_status_and_a_json_error() {
         json!("local"),
         "within 1s",
     );
+    // A request body that stops arriving: 408 after --timeout, not a task
+    // held for ever.
+    let local_before = fx.local.requests().len();
+    let mut stalled = TcpStream::connect(p.trim_start_matches("http://")).unwrap();
+    write!(
+        stalled,
+        "POST /local/items HTTP/1.1\r\nHost: 127.0.0.1\r\n{key}\r\nContent-Length: 100\r\n\r\nonly-a-part"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    BufReader::new(&stalled).read_line(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    assert_eq!(
+        fx.local.requests().len(),
+        local_before,
+        "a partial body was forwarded"
+    );
     // Paths that would leave the provider's API: refused, never sent.
     let before = fx.emulator.recorded_api_requests().len();
     for path in [

@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use tokenauth_core::store::StoreKey;
@@ -72,7 +73,16 @@ pub(crate) struct Connections {
     /// Per provider, the connection of requests without the header, when
     /// it is not the provider's default (`--emulator`: the demo accounts).
     defaults: HashMap<String, Connection>,
+    /// Names the store did not hold, and when it was asked: not asked again
+    /// for [`MISS_TTL`], so random names do not cost a store read each.
+    misses: Mutex<HashMap<(String, String), Instant>>,
 }
+
+/// How long a name the store did not hold is answered from memory.
+const MISS_TTL: Duration = Duration::from_secs(5);
+
+/// At most this many remembered misses (then they are forgotten at once).
+const MAX_MISSES: usize = 10_000;
 
 /// What a request's connection header resolved to.
 pub(crate) enum Resolved {
@@ -90,6 +100,7 @@ impl Connections {
             named: HashMap::new(),
             from_store: Mutex::new(HashMap::new()),
             defaults: HashMap::new(),
+            misses: Mutex::new(HashMap::new()),
         }
     }
 
@@ -189,6 +200,7 @@ impl Connections {
                 named,
                 from_store: Mutex::new(HashMap::new()),
                 defaults: HashMap::new(),
+                misses: Mutex::new(HashMap::new()),
             },
             warnings,
         ))
@@ -240,6 +252,24 @@ impl Connections {
         if let Some(found) = lock(&self.from_store).get(&key) {
             return Ok(Resolved::Named(found.clone()));
         }
+        let unknown = || {
+            let file = match &self.source {
+                Some(path) => format!("is not in {}", path.display()),
+                None => "is not known (no connections file: --connections FILE)".to_owned(),
+            };
+            Refusal::bad_connection(
+                provider,
+                format!(
+                    "connection `{name}` {file} and the token store holds nothing for it (`tokenauth --store … login {provider} --connection {name}` creates one there); without the Tokenauth-Connection header the provider's default connection is used"
+                ),
+            )
+        };
+        if lock(&self.misses)
+            .get(&key)
+            .is_some_and(|asked| asked.elapsed() < MISS_TTL)
+        {
+            return Err(unknown());
+        }
         let state = auth
             .store()
             .read(&StoreKey {
@@ -251,16 +281,12 @@ impl Connections {
                 Refusal::store(provider, format!("the token store could not be read: {e}"))
             })?;
         if state.refresh_token.is_none() && state.token.is_none() {
-            let file = match &self.source {
-                Some(path) => format!("is not in {}", path.display()),
-                None => "is not known (no connections file: --connections FILE)".to_owned(),
-            };
-            return Err(Refusal::bad_connection(
-                provider,
-                format!(
-                    "connection `{name}` {file} and the token store holds nothing for it (`tokenauth --store … login {provider} --connection {name}` creates one there); without the Tokenauth-Connection header the provider's default connection is used"
-                ),
-            ));
+            let mut misses = lock(&self.misses);
+            if misses.len() >= MAX_MISSES {
+                misses.clear();
+            }
+            misses.insert(key, Instant::now());
+            return Err(unknown());
         }
         let connection = store_connection(auth, provider, name);
         lock(&self.from_store).insert(key, connection.clone());

@@ -320,14 +320,30 @@ async fn upstream_request(
     // answered by this server and has no meaning on the next hop.
     headers.remove(header::EXPECT);
     headers.append(header::VIA, HeaderValue::from_static("1.1 tokenauth"));
-    let body = ProxyBody::read(body, proxy.retry_body_limit)
-        .await
-        .map_err(|e| {
-            Refusal::bad_request(
-                Some(&provider.id),
-                format!("the request body could not be read: {}", e.0),
-            )
-        })?;
+    // A stalled upload must not hold a task and up to the buffer limit of
+    // memory for ever: the part that is buffered gets the same time as the
+    // API's answer.
+    let body =
+        match tokio::time::timeout(proxy.timeout, ProxyBody::read(body, proxy.retry_body_limit))
+            .await
+        {
+            Ok(Ok(body)) => body,
+            Ok(Err(e)) => {
+                return Err(Refusal::bad_request(
+                    Some(&provider.id),
+                    format!("the request body could not be read: {}", e.0),
+                ));
+            }
+            Err(_) => {
+                return Err(Refusal::body_timeout(
+                    &provider.id,
+                    format!(
+                        "the request body did not arrive within {} (--timeout)",
+                        humantime::format_duration(proxy.timeout)
+                    ),
+                ));
+            }
+        };
     if body.is_buffered() {
         // The client sets the length of what is sent now.
         headers.remove(header::CONTENT_LENGTH);

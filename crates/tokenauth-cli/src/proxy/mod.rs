@@ -60,8 +60,9 @@ pub(crate) struct ProxyArgs {
     #[arg(long, value_name = "FILE", env = "TOKENAUTH_CONNECTIONS")]
     connections: Option<PathBuf>,
 
-    /// Serve without a key: anyone who can reach the address may use the
-    /// credentials. Only on a loopback address.
+    /// Serve without a key: any local process may use the credentials. Only
+    /// on a loopback address; requests from web pages (a non-loopback
+    /// `Host`, an `Origin` or `Sec-Fetch-Site` header) are refused with 403.
     #[arg(long)]
     no_key: bool,
 

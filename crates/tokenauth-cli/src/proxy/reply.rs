@@ -91,6 +91,15 @@ impl Refusal {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", provider, detail)
     }
 
+    pub(crate) fn body_timeout(provider: &str, detail: String) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            Some(provider),
+            detail,
+        )
+    }
+
     pub(crate) fn store(provider: &str, detail: String) -> Self {
         Self::new(StatusCode::BAD_GATEWAY, "store", Some(provider), detail)
     }

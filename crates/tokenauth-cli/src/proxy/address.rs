@@ -49,36 +49,70 @@ pub(crate) fn join(base: &Url, rest: &str, query: Option<&str>) -> Result<Url, S
 }
 
 /// Refuses a path that could climb out of the base (whatever the base).
+/// One pass over each segment, no allocation unless refused: it runs on
+/// every request.
 pub(crate) fn check_rest(rest: &str) -> Result<(), String> {
-    let segments: Vec<&str> = rest.split('/').collect();
-    let last = segments.len() - 1;
-    for (i, segment) in segments.iter().enumerate() {
-        let lower = segment.to_ascii_lowercase();
-        let dots = lower.replace("%2e", ".");
-        if dots == "." || dots == ".." {
-            return Err(format!(
-                "the path holds a dot segment (`{segment}`): send the resolved path instead"
-            ));
-        }
-        if lower.contains("%2f") || lower.contains("%5c") || segment.contains('\\') {
-            return Err(format!(
-                "the path segment `{segment}` holds an encoded or backslash separator"
-            ));
-        }
-        if lower.contains("%00") {
-            return Err("the path holds an encoded NUL (%00)".to_owned());
-        }
-        if ambiguous_escape(segment) {
-            return Err(format!(
-                "the path segment `{segment}` holds an invalid or overlong percent-encoding"
-            ));
-        }
-        // `a//b`; a trailing `/` (the last segment empty) is a path of its own.
-        if segment.is_empty() && i != last && !(i == 0 && segments.len() == 1) {
+    let mut segments = rest.split('/').peekable();
+    while let Some(segment) = segments.next() {
+        check_segment(segment)?;
+        // `a//b`; a trailing `/` (the last segment empty) is a path of its
+        // own, and so is an empty rest.
+        if segment.is_empty() && segments.peek().is_some() {
             return Err("the path holds an empty segment (`//`)".to_owned());
         }
     }
     Ok(())
+}
+
+/// One segment: not `.` or `..` (also percent-encoded), no separator in it
+/// (`\`, `%2F`, `%5C`), no NUL (`%00`), and no ambiguous escape: a `%` not
+/// followed by two hex digits, or an overlong UTF-8 lead byte (`%C0`,
+/// `%C1`). Servers read the last two their own way, some as a dot or a
+/// slash (IIS's `%u002e`, old decoders' `%c0%ae`), which would climb out of
+/// the base where the URL parser sees none; neither is ever needed (a
+/// literal `%` is `%25`, and valid UTF-8 has no `C0` or `C1` byte).
+fn check_segment(segment: &str) -> Result<(), String> {
+    let bytes = segment.as_bytes();
+    let (mut dots, mut only_dots) = (0, true);
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'.' => dots += 1,
+            b'\\' => return Err(separator(segment)),
+            b'%' => {
+                let escape = match bytes.get(i + 1..i + 3) {
+                    Some([high, low]) if high.is_ascii_hexdigit() && low.is_ascii_hexdigit() => {
+                        (high.to_ascii_lowercase(), low.to_ascii_lowercase())
+                    }
+                    _ => return Err(ambiguous(segment)),
+                };
+                match escape {
+                    (b'2', b'e') => dots += 1,
+                    (b'2', b'f') | (b'5', b'c') => return Err(separator(segment)),
+                    (b'0', b'0') => return Err("the path holds an encoded NUL (%00)".to_owned()),
+                    (b'c', b'0' | b'1') => return Err(ambiguous(segment)),
+                    _ => only_dots = false,
+                }
+                i += 2;
+            }
+            _ => only_dots = false,
+        }
+        i += 1;
+    }
+    if only_dots && (dots == 1 || dots == 2) {
+        return Err(format!(
+            "the path holds a dot segment (`{segment}`): send the resolved path instead"
+        ));
+    }
+    Ok(())
+}
+
+fn separator(segment: &str) -> String {
+    format!("the path segment `{segment}` holds an encoded or backslash separator")
+}
+
+fn ambiguous(segment: &str) -> String {
+    format!("the path segment `{segment}` holds an invalid or overlong percent-encoding")
 }
 
 /// A parameter name as lenient servers read it: ASP.NET ignores case, PHP
@@ -92,24 +126,6 @@ fn lenient(name: &str) -> String {
             c => c.to_ascii_lowercase(),
         })
         .collect()
-}
-
-/// A `%` not followed by two hex digits, or an overlong UTF-8 lead byte
-/// (`%C0`, `%C1`): servers read these their own way, and some as a dot or
-/// a slash (IIS's `%u002e`, old decoders' `%c0%ae`), which would climb out
-/// of the base where the URL parser sees none. Neither is ever needed: a
-/// literal `%` is `%25`, and valid UTF-8 has no `C0` or `C1` byte.
-fn ambiguous_escape(segment: &str) -> bool {
-    let bytes = segment.as_bytes();
-    bytes.iter().enumerate().any(|(i, &b)| {
-        b == b'%'
-            && match bytes.get(i + 1..i + 3) {
-                Some([high, low]) if high.is_ascii_hexdigit() && low.is_ascii_hexdigit() => {
-                    high.eq_ignore_ascii_case(&b'c') && matches!(low, b'0' | b'1')
-                }
-                _ => true,
-            }
-    })
 }
 
 /// `query` without the parameters in `names` (the provider's query

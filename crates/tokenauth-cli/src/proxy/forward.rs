@@ -168,7 +168,6 @@ async fn forward(
     }
     let (mut parts, body) = response.into_parts();
     remove_hop_by_hop(&mut parts.headers);
-    remove_query_credential(&mut parts.headers, provider);
     // Only the proxy's own errors carry it.
     parts.headers.remove(ERROR_HEADER);
     Ok(Response::from_parts(parts, Body::Left(body)))
@@ -393,82 +392,6 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
     ] {
         headers.remove(name);
     }
-}
-
-/// The provider's query credential out of the API's URL-valued headers.
-/// Core removes it from `Location`, `Content-Location` and `Refresh` when
-/// they are UTF-8, but an API that echoes the request's query in `Link`
-/// (pagination) or in a value with one non-UTF-8 byte would hand the key
-/// to the caller. Parameters of those names are removed from every query
-/// in these headers (the caller's own were stripped before sending).
-fn remove_query_credential(headers: &mut HeaderMap, provider: &Provider) {
-    let names: Vec<&str> = provider
-        .inject
-        .query
-        .iter()
-        .map(|(n, _)| n.as_str())
-        .collect();
-    if names.is_empty() {
-        return;
-    }
-    for name in [
-        header::LOCATION,
-        header::CONTENT_LOCATION,
-        header::REFRESH,
-        header::LINK,
-    ] {
-        let values: Vec<HeaderValue> = headers.get_all(&name).iter().cloned().collect();
-        if values.is_empty() {
-            continue;
-        }
-        headers.remove(&name);
-        for value in values {
-            let text = String::from_utf8_lossy(value.as_bytes());
-            match without_credential(&text, &names) {
-                // A value that cannot be written back is dropped.
-                Some(clean) => {
-                    if let Ok(clean) = HeaderValue::from_str(&clean) {
-                        headers.append(&name, clean);
-                    }
-                }
-                None => {
-                    headers.append(&name, value);
-                }
-            }
-        }
-    }
-}
-
-/// `text` with the parameters `names` removed from every query in it (a
-/// query runs from `?` to `#`, `>`, a quote or white space); `None` when
-/// it holds none.
-fn without_credential(text: &str, names: &[&str]) -> Option<String> {
-    let mut out = String::with_capacity(text.len());
-    let mut changed = false;
-    let mut rest = text;
-    while let Some(q) = rest.find('?') {
-        out.push_str(&rest[..q]);
-        rest = &rest[q + 1..];
-        let end = rest
-            .find(|c: char| matches!(c, '#' | '>' | '"' | '\'') || c.is_whitespace())
-            .unwrap_or(rest.len());
-        match address::without_params(&rest[..end], names) {
-            Some(query) => {
-                changed = true;
-                if !query.is_empty() {
-                    out.push('?');
-                    out.push_str(&query);
-                }
-            }
-            None => {
-                out.push('?');
-                out.push_str(&rest[..end]);
-            }
-        }
-        rest = &rest[end..];
-    }
-    out.push_str(rest);
-    changed.then_some(out)
 }
 
 /// The proxy authenticates, not the caller: its key, its connection choice

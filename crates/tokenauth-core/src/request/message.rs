@@ -242,8 +242,10 @@ impl<B> sealed::Response for http::Response<B> {
 }
 
 /// Removes a query credential from a response's URL-valued headers
-/// (`Location`, `Content-Location`, `Refresh`): servers often keep the query
-/// when they redirect.
+/// (`Location`, `Content-Location`, `Refresh`, and every reference in
+/// `Link`): servers often keep the query when they redirect, and APIs that
+/// page repeat it in `Link` (RFC 8288). A value with a byte that is not
+/// UTF-8 is read lossily: a stray byte must not let the credential through.
 fn redact_url_headers(headers: &mut HeaderMap, credential: &Credential) {
     for name in [
         http::header::LOCATION,
@@ -252,14 +254,66 @@ fn redact_url_headers(headers: &mut HeaderMap, credential: &Credential) {
     ] {
         let redacted = headers
             .get(&name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| credential.remove_from_reference(v))
+            .map(|v| String::from_utf8_lossy(v.as_bytes()))
+            .and_then(|v| credential.remove_from_reference(&v))
             .and_then(|v| http::HeaderValue::try_from(v).ok());
         if let Some(redacted) = redacted {
             // These headers hold one value; `insert` replaces them all.
             headers.insert(name, redacted);
         }
     }
+    let links: Vec<Option<String>> = headers
+        .get_all(http::header::LINK)
+        .iter()
+        .map(|v| redact_link(&String::from_utf8_lossy(v.as_bytes()), credential))
+        .collect();
+    if links.iter().any(Option::is_some) {
+        let values: Vec<http::HeaderValue> = headers
+            .get_all(http::header::LINK)
+            .iter()
+            .cloned()
+            .collect();
+        headers.remove(http::header::LINK);
+        for (value, redacted) in values.into_iter().zip(links) {
+            match redacted {
+                // A value that cannot be written back is dropped, not kept.
+                Some(r) => {
+                    if let Ok(r) = http::HeaderValue::try_from(r) {
+                        headers.append(http::header::LINK, r);
+                    }
+                }
+                None => {
+                    headers.append(http::header::LINK, value);
+                }
+            }
+        }
+    }
+}
+
+/// A `Link` value (`<https://…?page=2&key=…>; rel="next", <…>; rel="prev"`)
+/// with the query credential removed from each `<reference>`; `None` when
+/// none held it.
+fn redact_link(value: &str, credential: &Credential) -> Option<String> {
+    let mut out = String::with_capacity(value.len());
+    let mut changed = false;
+    let mut rest = value;
+    while let Some(open) = rest.find('<') {
+        let Some(len) = rest[open..].find('>') else {
+            break;
+        };
+        let reference = &rest[open + 1..open + len];
+        out.push_str(&rest[..=open]);
+        match credential.remove_from_reference(reference) {
+            Some(redacted) => {
+                changed = true;
+                out.push_str(&redacted);
+            }
+            None => out.push_str(reference),
+        }
+        rest = &rest[open + len..];
+    }
+    out.push_str(rest);
+    changed.then_some(out)
 }
 
 /// The scheme and authority that a path-only request URI is routed with
@@ -328,6 +382,11 @@ inject.query = { name = "key", value = "{{ inputs.key }}" }
                 "https://api.example.com/next?a=1&key=s3cr3t-key#f",
             )
             .header("content-location", "/items?key=s3cr3t-key")
+            .header(
+                "link",
+                "<https://api.example.com/items?page=2&key=s3cr3t-key>; rel=\"next\", <https://api.example.com/items?page=1>; rel=\"first\"",
+            )
+            .header("link", "<https://api.example.com/items?page=9>; rel=\"last\"")
             .header("x-other", "key=s3cr3t-key")
             .body(())
             .unwrap();
@@ -335,6 +394,30 @@ inject.query = { name = "key", value = "{{ inputs.key }}" }
         let headers = redacted.headers();
         assert_eq!(headers["location"], "https://api.example.com/next?a=1#f");
         assert_eq!(headers["content-location"], "/items");
+        let links: Vec<&str> = headers
+            .get_all("link")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(
+            links,
+            [
+                "<https://api.example.com/items?page=2>; rel=\"next\", <https://api.example.com/items?page=1>; rel=\"first\"",
+                "<https://api.example.com/items?page=9>; rel=\"last\"",
+            ]
+        );
+        // A byte that is not UTF-8 does not let the credential through.
+        let mut raw = b"/next?key=s3cr3t-key&x=".to_vec();
+        raw.push(0xe9);
+        let response = http::Response::builder()
+            .status(302)
+            .header("location", http::HeaderValue::from_bytes(&raw).unwrap())
+            .body(())
+            .unwrap()
+            .redact(&credential);
+        assert!(
+            !String::from_utf8_lossy(response.headers()["location"].as_bytes()).contains("s3cr3t")
+        );
         // Only the URL-valued headers are rewritten.
         assert_eq!(headers["x-other"], "key=s3cr3t-key");
     }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,16 +23,17 @@ use serde_json::{Value, json};
 mod redis_server;
 use tokenauth_emulator::{
     BRO_DEMO_PASSWORD, BRO_DEMO_USERNAME, Emulator, EmulatorConfig, Provider, REOB_DEMO_PASSWORD,
-    REOB_DEMO_USERNAME, StatusFault, TWOBA_DEMO_CLIENT_ID, TWOBA_DEMO_CLIENT_SECRET,
-    TWOBA_DEMO_PASSWORD, TWOBA_DEMO_USERNAME, tenant_password, tenant_username,
+    REOB_DEMO_USERNAME, StatusFault, TWOBA_DEMO_CLIENT_SECRET, TWOBA_DEMO_PASSWORD,
+    TWOBA_DEMO_USERNAME, tenant_password, tenant_username,
 };
 
 const KEY: &str = "proxy-key-0123456789abcdef";
 const LOCAL_KEY: &str = "local-api-key-secret-42";
 
-fn root() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-}
+#[path = "proxy/common.rs"]
+mod common;
+
+use common::{ProxyProcess, SEED_INPUTS, root};
 
 /// The emulator, a local API server of the test's own, and the files the
 /// proxy reads.
@@ -140,39 +141,17 @@ inputs.username = "someone"
     /// trusted, the seed inputs, the tenants' passwords and the key in the
     /// environment (`env` overrides; an empty value removes a variable).
     fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokenauth"));
-        cmd.current_dir(&self.dir).env_remove("TOKENAUTH_CONFIG");
-        for (host, addr) in self.emulator.host_overrides() {
-            cmd.arg("--resolve").arg(format!("{host}:443:{addr}"));
-        }
-        cmd.arg("--cacert").arg(&self.ca);
-        cmd.arg("--config").arg(&self.config);
+        let mut cmd = common::tokenauth(&self.emulator, &self.ca, &self.config, &self.dir);
         cmd.args(args);
         let p1 = tenant_password(Provider::Reobtimaal, 1);
         let p2 = tenant_password(Provider::Reobtimaal, 2);
-        let defaults = [
-            ("REOBTIMAAL_USERNAME", REOB_DEMO_USERNAME),
-            ("REOBTIMAAL_PASSWORD", REOB_DEMO_PASSWORD),
-            ("TWOBA_USERNAME", TWOBA_DEMO_USERNAME),
-            ("TWOBA_PASSWORD", TWOBA_DEMO_PASSWORD),
-            ("TWOBA_CLIENT_ID", TWOBA_DEMO_CLIENT_ID),
-            ("TWOBA_CLIENT_SECRET", TWOBA_DEMO_CLIENT_SECRET),
-            ("BRO_TOKEN_USERNAME", BRO_DEMO_USERNAME),
-            ("BRO_TOKEN_PASSWORD", BRO_DEMO_PASSWORD),
+        let ours = [
             ("TENANT_1_PASSWORD", p1.as_str()),
             ("TENANT_2_PASSWORD", p2.as_str()),
             ("LOCAL_API_KEY", LOCAL_KEY),
             ("TOKENAUTH_PROXY_KEY", KEY),
         ];
-        for (k, v) in defaults.iter().chain(env) {
-            if v.is_empty() {
-                cmd.env_remove(k);
-            } else {
-                cmd.env(k, v);
-            }
-        }
-        cmd.env_remove("TOKENAUTH_STORE")
-            .env_remove("TOKENAUTH_CONNECTIONS");
+        common::set_env(&mut cmd, SEED_INPUTS.iter().chain(&ours).chain(env));
         cmd
     }
 
@@ -190,39 +169,7 @@ inputs.username = "someone"
             &connections,
         ]);
         args.extend(extra);
-        let mut child = self
-            .command(&args, env)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start tokenauth proxy");
-        let log = Arc::new(Mutex::new(String::new()));
-        let mut stderr = child.stderr.take().unwrap();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stderr.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let Some(url) = line.trim().strip_prefix("tokenauth proxy listening on ") else {
-            let _ = child.wait();
-            std::thread::sleep(Duration::from_millis(100));
-            panic!("the proxy did not start: {line:?}\n{}", log.lock().unwrap());
-        };
-        ProxyProcess {
-            child,
-            url: url.to_owned(),
-            log,
-        }
+        ProxyProcess::spawn(self.command(&args, env))
     }
 
     /// Every request the emulator's APIs and the local API received.
@@ -302,26 +249,6 @@ inputs.username = "someone"
                 "the proxy's log holds a token or secret:\n{log}"
             );
         }
-    }
-}
-
-/// A running proxy; killed when dropped.
-struct ProxyProcess {
-    child: Child,
-    url: String,
-    log: Arc<Mutex<String>>,
-}
-
-impl ProxyProcess {
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-}
-
-impl Drop for ProxyProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -841,7 +768,7 @@ fn every_bad_input_gets_a_status_and_a_json_error() {
     // A request body that stops arriving: 408 after --timeout, not a task
     // held for ever.
     let local_before = fx.local.requests().len();
-    let mut stalled = TcpStream::connect(p.trim_start_matches("http://")).unwrap();
+    let mut stalled = TcpStream::connect(proxy.addr()).unwrap();
     write!(
         stalled,
         "POST /local/items HTTP/1.1\r\nHost: 127.0.0.1\r\n{key}\r\nContent-Length: 100\r\n\r\nonly-a-part"

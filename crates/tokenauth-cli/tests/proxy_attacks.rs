@@ -7,15 +7,13 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokenauth_emulator::{
-    BRO_DEMO_PASSWORD, BRO_DEMO_USERNAME, Emulator, EmulatorConfig, Provider, REOB_DEMO_PASSWORD,
-    REOB_DEMO_USERNAME, StatusFault, TWOBA_DEMO_CLIENT_ID, TWOBA_DEMO_CLIENT_SECRET,
-    TWOBA_DEMO_PASSWORD, TWOBA_DEMO_USERNAME,
+    BRO_DEMO_PASSWORD, Emulator, EmulatorConfig, Provider, REOB_DEMO_PASSWORD, StatusFault,
+    TWOBA_DEMO_CLIENT_SECRET, TWOBA_DEMO_PASSWORD,
 };
 
 const KEY: &str = "proxy-key-0123456789abcdef";
@@ -24,9 +22,10 @@ const QUERY_KEY: &str = "query-api-key-secret-77";
 /// Characters that form encoding changes, so an echo of the form differs.
 const TOKEN_PASSWORD: &str = "p@ss w0rd&tok-secret-55";
 
-fn root() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-}
+#[path = "proxy/common.rs"]
+mod common;
+
+use common::{ProxyProcess, SEED_INPUTS, root};
 
 // ------------------------------------------------------------ the fixture
 
@@ -128,26 +127,12 @@ inputs.key = { env = "LOCAL_API_KEY" }
     }
 
     fn proxy(&self, verbosity: &str, extra: &[&str], env: &[(&str, &str)]) -> ProxyProcess {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokenauth"));
-        cmd.current_dir(&self.dir).env_remove("TOKENAUTH_CONFIG");
-        for (host, addr) in self.emulator.host_overrides() {
-            cmd.arg("--resolve").arg(format!("{host}:443:{addr}"));
-        }
-        cmd.arg("--cacert").arg(&self.ca);
-        cmd.arg("--config").arg(&self.config);
+        let mut cmd = common::tokenauth(&self.emulator, &self.ca, &self.config, &self.dir);
         cmd.arg(verbosity);
         cmd.args(["proxy", "--listen", "127.0.0.1:0", "--connections"]);
         cmd.arg(&self.connections);
         cmd.args(extra);
-        let defaults = [
-            ("REOBTIMAAL_USERNAME", REOB_DEMO_USERNAME),
-            ("REOBTIMAAL_PASSWORD", REOB_DEMO_PASSWORD),
-            ("TWOBA_USERNAME", TWOBA_DEMO_USERNAME),
-            ("TWOBA_PASSWORD", TWOBA_DEMO_PASSWORD),
-            ("TWOBA_CLIENT_ID", TWOBA_DEMO_CLIENT_ID),
-            ("TWOBA_CLIENT_SECRET", TWOBA_DEMO_CLIENT_SECRET),
-            ("BRO_TOKEN_USERNAME", BRO_DEMO_USERNAME),
-            ("BRO_TOKEN_PASSWORD", BRO_DEMO_PASSWORD),
+        let ours = [
             ("LOCAL_API_KEY", LOCAL_KEY),
             ("LOCAL_Q_KEY", QUERY_KEY),
             ("TMPL_TENANT", "default-tenant"),
@@ -155,55 +140,8 @@ inputs.key = { env = "LOCAL_API_KEY" }
             ("LOCALTOK_PASSWORD", TOKEN_PASSWORD),
             ("TOKENAUTH_PROXY_KEY", KEY),
         ];
-        for (k, v) in defaults.iter().chain(env) {
-            if v.is_empty() {
-                cmd.env_remove(k);
-            } else {
-                cmd.env(k, v);
-            }
-        }
-        cmd.env_remove("TOKENAUTH_STORE")
-            .env_remove("TOKENAUTH_CONNECTIONS")
-            .env_remove("RUST_LOG");
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start tokenauth proxy");
-        let log = Arc::new(Mutex::new(String::new()));
-        let mut stderr = child.stderr.take().unwrap();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stderr.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        let mut stdout = child.stdout.take().unwrap();
-        let mut line = Vec::new();
-        let mut byte = [0u8; 1];
-        while stdout.read(&mut byte).unwrap_or(0) == 1 && byte[0] != b'\n' {
-            line.push(byte[0]);
-        }
-        let line = String::from_utf8_lossy(&line).into_owned();
-        let Some(url) = line
-            .trim()
-            .strip_prefix("tokenauth proxy listening on http://")
-        else {
-            let _ = child.wait();
-            std::thread::sleep(Duration::from_millis(100));
-            panic!("the proxy did not start: {line:?}\n{}", log.lock().unwrap());
-        };
-        ProxyProcess {
-            child,
-            addr: url.to_owned(),
-            log,
-        }
+        common::set_env(&mut cmd, SEED_INPUTS.iter().chain(&ours).chain(env));
+        ProxyProcess::spawn(cmd)
     }
 
     /// Every secret the fixture holds or an API saw as a credential.
@@ -256,17 +194,12 @@ inputs.key = { env = "LOCAL_API_KEY" }
     }
 }
 
-struct ProxyProcess {
-    child: Child,
-    addr: String,
-    log: Arc<Mutex<String>>,
+/// The attacks' checks on a running proxy.
+trait Alive {
+    fn assert_alive(&mut self);
 }
 
-impl ProxyProcess {
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
+impl Alive for ProxyProcess {
     /// Still running, still answering, never panicked.
     fn assert_alive(&mut self) {
         assert!(
@@ -275,18 +208,11 @@ impl ProxyProcess {
             self.log()
         );
         let health = send(
-            &self.addr,
+            self.addr(),
             b"GET /_tokenauth/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
         );
         assert_eq!(health.status, 200, "{health:?}");
         assert!(!self.log().contains("panicked"), "{}", self.log());
-    }
-}
-
-impl Drop for ProxyProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -606,7 +532,7 @@ fn serve(mut stream: TcpStream, port: u16, log: &Mutex<Vec<Received>>) {
 fn the_proxy_is_never_an_open_relay() {
     let fx = Fixture::new("relay");
     let mut proxy = fx.proxy("-v", &[], &[]);
-    let p = proxy.addr.clone();
+    let p = proxy.addr().to_owned();
     let port = fx.api.port;
 
     // Dot segments in every encoding, encoded separators, empty segments,
@@ -842,7 +768,7 @@ fn the_proxy_is_never_an_open_relay() {
 fn the_key_has_no_bypass_and_never_travels() {
     let fx = Fixture::new("key");
     let mut proxy = fx.proxy("-v", &[], &[]);
-    let p = proxy.addr.clone();
+    let p = proxy.addr().to_owned();
     let basic = format!(
         "Proxy-Authorization: Basic {}",
         "cHJveHk6cHJveHkta2V5LTAxMjM0NTY3ODlhYmNkZWY="
@@ -993,7 +919,7 @@ fn the_key_has_no_bypass_and_never_travels() {
 fn no_secret_reaches_a_caller_a_log_or_an_error_even_at_trace() {
     let fx = Fixture::new("secrets");
     let mut proxy = fx.proxy("-vvv", &["--timeout", "2s"], &[]);
-    let p = proxy.addr.clone();
+    let p = proxy.addr().to_owned();
     let mut caller = String::new();
     for path in [
         "/reobtimaal/v1/projecten?page=2",
@@ -1147,7 +1073,7 @@ fn no_secret_reaches_a_caller_a_log_or_an_error_even_at_trace() {
 fn odd_input_never_takes_the_proxy_down() {
     let fx = Fixture::new("odd");
     let mut proxy = fx.proxy("-vv", &["--retry-body-limit", "64"], &[]);
-    let p = proxy.addr.clone();
+    let p = proxy.addr().to_owned();
 
     // Huge headers: refused by hyper (431) or the connection closed.
     let big = "x".repeat(1_000_000);
@@ -1353,7 +1279,7 @@ fn odd_input_never_takes_the_proxy_down() {
 fn caller_credentials_are_stripped() {
     let fx = Fixture::new("strip");
     let mut proxy = fx.proxy("-v", &[], &[]);
-    let p = proxy.addr.clone();
+    let p = proxy.addr().to_owned();
     let reply = get(
         &p,
         "/local/items",
@@ -1437,7 +1363,7 @@ fn caller_credentials_are_stripped() {
 fn hop_by_hop_headers_stay_behind_both_ways() {
     let fx = Fixture::new("hop");
     let mut proxy = fx.proxy("-v", &[], &[]);
-    let p = proxy.addr.clone();
+    let p = proxy.addr().to_owned();
     let request = format!(
         "GET /local/hop HTTP/1.1\r\nHost: x\r\n{}\r\nConnection: X-Hop-A, x-hop-b\r\nConnection: X-Hop-C, \u{e9}t\u{e9}\r\nX-Hop-A: 1\r\nX-Hop-B: 1\r\nX-Hop-C: 1\r\nKeep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nTE: trailers\r\nUpgrade: websocket\r\nX-Kept: yes\r\n\r\n",
         key()
@@ -1517,7 +1443,7 @@ fn hop_by_hop_headers_stay_behind_both_ways() {
 fn without_a_key_web_pages_cannot_use_the_proxy() {
     let fx = Fixture::new("nokey");
     let mut proxy = fx.proxy("-v", &["--no-key"], &[("TOKENAUTH_PROXY_KEY", "")]);
-    let p = proxy.addr.clone();
+    let p = proxy.addr().to_owned();
     let port = p.rsplit(':').next().unwrap().to_owned();
     let request = |host: Option<&str>, extra: &str| {
         let host = host.map_or_else(String::new, |h| format!("Host: {h}\r\n"));

@@ -1,0 +1,136 @@
+//! What the proxy's test files (`proxy.rs`, `proxy_attacks.rs`) share: the
+//! command line pointed at the emulator, the seed providers' inputs, and
+//! the proxy as a child process.
+
+use std::io::Read as _;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokenauth_emulator::{
+    BRO_DEMO_PASSWORD, BRO_DEMO_USERNAME, Emulator, REOB_DEMO_PASSWORD, REOB_DEMO_USERNAME,
+    TWOBA_DEMO_CLIENT_ID, TWOBA_DEMO_CLIENT_SECRET, TWOBA_DEMO_PASSWORD, TWOBA_DEMO_USERNAME,
+};
+
+/// The seed providers' inputs, as the root `providers.toml` reads them.
+pub(crate) const SEED_INPUTS: [(&str, &str); 8] = [
+    ("REOBTIMAAL_USERNAME", REOB_DEMO_USERNAME),
+    ("REOBTIMAAL_PASSWORD", REOB_DEMO_PASSWORD),
+    ("TWOBA_USERNAME", TWOBA_DEMO_USERNAME),
+    ("TWOBA_PASSWORD", TWOBA_DEMO_PASSWORD),
+    ("TWOBA_CLIENT_ID", TWOBA_DEMO_CLIENT_ID),
+    ("TWOBA_CLIENT_SECRET", TWOBA_DEMO_CLIENT_SECRET),
+    ("BRO_TOKEN_USERNAME", BRO_DEMO_USERNAME),
+    ("BRO_TOKEN_PASSWORD", BRO_DEMO_PASSWORD),
+];
+
+/// The repository's root (the root `providers.toml`).
+pub(crate) fn root() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+/// `tokenauth --resolve … --cacert CA --config CONFIG` in `dir`: the real
+/// host names resolve to the emulator and only its CA is trusted. The
+/// environment's own tokenauth settings are removed.
+pub(crate) fn tokenauth(emulator: &Emulator, ca: &Path, config: &Path, dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokenauth"));
+    cmd.current_dir(dir);
+    for var in [
+        "TOKENAUTH_CONFIG",
+        "TOKENAUTH_STORE",
+        "TOKENAUTH_CONNECTIONS",
+        "RUST_LOG",
+    ] {
+        cmd.env_remove(var);
+    }
+    for (host, addr) in emulator.host_overrides() {
+        cmd.arg("--resolve").arg(format!("{host}:443:{addr}"));
+    }
+    cmd.arg("--cacert").arg(ca).arg("--config").arg(config);
+    cmd
+}
+
+/// Sets `vars` in `cmd`'s environment; an empty value removes the variable.
+pub(crate) fn set_env<'a>(
+    cmd: &mut Command,
+    vars: impl IntoIterator<Item = &'a (&'a str, &'a str)>,
+) {
+    for (k, v) in vars {
+        if v.is_empty() {
+            cmd.env_remove(k);
+        } else {
+            cmd.env(k, v);
+        }
+    }
+}
+
+/// A running `tokenauth proxy`, its stderr collected; killed when dropped.
+pub(crate) struct ProxyProcess {
+    pub(crate) child: Child,
+    /// `http://127.0.0.1:PORT`, as the proxy printed it.
+    pub(crate) url: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl ProxyProcess {
+    /// Starts `cmd` (a `tokenauth … proxy` command line) and reads the
+    /// address from its first line; panics with its stderr if it does not
+    /// start.
+    pub(crate) fn spawn(mut cmd: Command) -> Self {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tokenauth proxy");
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stderr.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        // Byte by byte: nothing after the first line is read ahead.
+        let mut stdout = child.stdout.take().unwrap();
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        while stdout.read(&mut byte).unwrap_or(0) == 1 && byte[0] != b'\n' {
+            line.push(byte[0]);
+        }
+        let line = String::from_utf8_lossy(&line).into_owned();
+        let Some(url) = line.trim().strip_prefix("tokenauth proxy listening on ") else {
+            let _ = child.wait();
+            std::thread::sleep(Duration::from_millis(100));
+            panic!("the proxy did not start: {line:?}\n{}", log.lock().unwrap());
+        };
+        ProxyProcess {
+            child,
+            url: url.to_owned(),
+            log,
+        }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub(crate) fn addr(&self) -> &str {
+        self.url.trim_start_matches("http://")
+    }
+
+    /// Everything it wrote to stderr so far.
+    pub(crate) fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for ProxyProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -47,7 +47,10 @@ struct Entry {
 
 /// An input's value: a literal, or `{ env = "VAR" }`.
 #[derive(Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "an input value: a string, or `{ env = \"VARIABLE\" }` (secrets: always the latter)"
+)]
 enum Value {
     Literal(String),
     Env { env: String },

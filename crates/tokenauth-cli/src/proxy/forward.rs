@@ -398,29 +398,37 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
 /// and any credential it sent for the provider go no further.
 fn remove_credentials(headers: &mut HeaderMap, provider: &Provider) {
     let inject = &provider.inject;
-    let credentials: Vec<&str> = [
+    let credentials = [
         header::PROXY_AUTHORIZATION.as_str(),
         header::AUTHORIZATION.as_str(),
-    ]
-    .into_iter()
-    .chain(inject.header.iter().map(|(n, _)| n.as_str()))
-    .chain(inject.headers.iter().map(|(n, _)| n.as_str()))
-    .collect();
+    ];
+    let credentials = credentials
+        .into_iter()
+        .chain(inject.header.iter().map(|(n, _)| n.as_str()))
+        .chain(inject.headers.iter().map(|(n, _)| n.as_str()));
     // Compared as CGI-style servers (Rack, PHP, WSGI) read names, `_` as
     // `-`: a caller's `X_Api_Key` is their `X-Api-Key`. `Tokenauth-Key`,
     // `Tokenauth-Connection` and anything else the caller meant for the
-    // proxy go too.
+    // proxy go too. (Names are lower case; nothing is allocated unless a
+    // header goes.)
     let gone: Vec<HeaderName> = headers
         .keys()
         .filter(|name| {
-            let dashed = name.as_str().replace('_', "-");
-            dashed.starts_with("tokenauth-") || credentials.contains(&dashed.as_str())
+            let name = name.as_str();
+            name.get(..10).is_some_and(|p| same_dashed(p, "tokenauth-"))
+                || credentials.clone().any(|c| same_dashed(name, c))
         })
         .cloned()
         .collect();
     for name in gone {
         headers.remove(name);
     }
+}
+
+/// `a` and `b` are the same header name when `_` is read as `-`.
+fn same_dashed(a: &str, b: &str) -> bool {
+    let dash = |c: u8| if c == b'_' { b'-' } else { c };
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| dash(x) == dash(y))
 }
 
 /// The inner client failed: the API could not be reached (502), or the

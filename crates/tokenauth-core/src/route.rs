@@ -80,11 +80,48 @@ impl<'a> Target<'a> {
 
 /// The host and port of a URI authority, exactly as
 /// [`Authority::host`](http::uri::Authority::host) and
-/// [`Authority::port_u16`](http::uri::Authority::port_u16) read them, in one
-/// pass (those two scan the authority several times; this runs on every
-/// request of the tower layer). User info is skipped; an IPv6 host keeps its
-/// brackets; a port that is not a `u16` is no port.
+/// [`Authority::port_u16`](http::uri::Authority::port_u16) read them (those
+/// two scan the authority several times; this runs on every request of the
+/// tower layer). User info is skipped; an IPv6 host keeps its brackets; a
+/// port that is not a `u16` is no port.
 fn host_and_port(authority: &str) -> (&str, Option<u16>) {
+    plain_host_and_port(authority).unwrap_or_else(|| any_host_and_port(authority))
+}
+
+/// [`host_and_port`] of the authorities requests are almost always sent
+/// with, `host` and `host:port` (no user info, no IPv6 brackets, a port of
+/// 1 to 5 digits that fits a `u16`), read in one short pass: the port
+/// digits from the end, then the host checked for `@`, `:` and `[`. `None`
+/// for any other authority. About a quarter of the instructions of
+/// [`any_host_and_port`], whose byte-by-byte `match` and `u16` parse cost
+/// ~390 instructions per request on the tower path.
+#[inline]
+fn plain_host_and_port(authority: &str) -> Option<(&str, Option<u16>)> {
+    let bytes = authority.as_bytes();
+    let mut end = bytes.len();
+    let mut port: u32 = 0;
+    let mut scale: u32 = 1;
+    while end > 0 && bytes[end - 1].is_ascii_digit() && scale <= 10_000 {
+        port += u32::from(bytes[end - 1] - b'0') * scale;
+        scale *= 10;
+        end -= 1;
+    }
+    let (host, port) = match end.checked_sub(1).map(|i| bytes[i]) {
+        // `host:digits`, the digits a `u16`.
+        Some(b':') if scale > 1 => (&bytes[..end - 1], Some(u16::try_from(port).ok()?)),
+        // No port: the digits (if any) end the host, as in `127.0.0.1`.
+        _ => (bytes, None),
+    };
+    let special = |&b: &u8| b == b'@' || b == b':' || b == b'[';
+    if host.is_empty() || host.iter().any(special) {
+        return None;
+    }
+    // Every cut is next to an ASCII byte, so on a character boundary.
+    Some((&authority[..host.len()], port))
+}
+
+/// [`host_and_port`] of any authority `http` accepts.
+fn any_host_and_port(authority: &str) -> (&str, Option<u16>) {
     let bytes = authority.as_bytes();
     let (mut at, mut last_colon) = (None, None);
     for (i, &b) in bytes.iter().enumerate() {
@@ -632,6 +669,23 @@ mod tests {
             {
                 let ours = host_and_port(parsed.as_str());
                 proptest::prop_assert_eq!(ours, (parsed.host(), parsed.port_u16()));
+                proptest::prop_assert_eq!(any_host_and_port(parsed.as_str()), ours);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// The same for the common shapes the short pass reads on its own
+        /// (`host` and `host:port`, ports of any length).
+        #[test]
+        fn host_and_port_reads_a_plain_authority_as_http_does(
+            authority in "[a-zA-Z0-9.-]{0,12}(:[0-9]{0,7})?"
+        ) {
+            if let Ok(uri) = format!("http://{authority}/x").parse::<http::Uri>()
+                && let Some(parsed) = uri.authority()
+            {
+                let ours = host_and_port(parsed.as_str());
+                proptest::prop_assert_eq!(ours, (parsed.host(), parsed.port_u16()));
             }
         }
     }
@@ -657,6 +711,14 @@ mod tests {
             "u@[fe80::1]:1",
             "h:+80",
             "h:",
+            "127.0.0.1",
+            "127.0.0.1:8080",
+            "h:0",
+            "h:65535",
+            "h:65536",
+            "h:000080",
+            "h:0000080",
+            "h:99999",
         ] {
             let uri: http::Uri = format!("https://{authority}/").parse().unwrap();
             let parsed = uri.authority().unwrap();

@@ -177,11 +177,21 @@ enum PathView<'a> {
 /// rule for every adapter (a URL from reqwest is already resolved and takes
 /// the fast path; a raw `http::Uri` path from tower may not be).
 fn route_path<T: PartialEq>(path: &str, find: impl Fn(&str) -> Option<T>) -> Option<T> {
+    route_path_as_given(path, find).0
+}
+
+/// [`route_path`], and whether `path` is the resolved path as it is
+/// (nothing to resolve before sending it; see [`resolved_path`]).
+fn route_path_as_given<T: PartialEq>(
+    path: &str,
+    find: impl Fn(&str) -> Option<T>,
+) -> (Option<T>, bool) {
     match view(path) {
-        PathView::One(p) => find(&p),
+        PathView::One(p) => (find(&p), matches!(p, Cow::Borrowed(_))),
         PathView::Two(plain, decoded) => {
             let found = find(&plain);
-            (found == find(&decoded)).then_some(found).flatten()
+            let found = (found == find(&decoded)).then_some(found).flatten();
+            (found, matches!(plain, Cow::Borrowed(_)))
         }
     }
 }
@@ -575,12 +585,16 @@ impl Router {
     /// renders it for the request's connection (`None`: that connection has
     /// no valid rendering, and the prefix holds nothing). At equal length a
     /// written-out prefix wins over a rendered one.
-    pub(crate) fn route(
+    ///
+    /// Also says whether the target's path goes out as it is (nothing to
+    /// resolve): read off the one scan routing makes, so that sending the
+    /// request does not scan the path again.
+    pub(crate) fn route_as_given(
         &self,
         target: &Target<'_>,
         render: impl Fn(usize, usize) -> Option<Url>,
-    ) -> Option<usize> {
-        route_path(target.path, |path| {
+    ) -> (Option<usize>, bool) {
+        route_path_as_given(target.path, |path| {
             let fixed = self.prefixes.iter().find(|p| p.matches(target, path));
             if self.patterns.is_empty() {
                 return fixed.map(|p| p.provider);
@@ -789,7 +803,9 @@ mod tests {
             per_connection: vec![false; prefixes.len()],
         };
         let uri: http::Uri = format!("https://h.example{path}").parse().unwrap();
-        router.route(&Target::from_uri(&uri).unwrap(), |_, _| None)
+        router
+            .route_as_given(&Target::from_uri(&uri).unwrap(), |_, _| None)
+            .0
     }
 
     #[test]

@@ -263,8 +263,18 @@ impl Inner {
     /// The provider whose prefix holds `target`, prefixes with placeholders
     /// rendered for `conn` (`None`: each provider's default connection).
     pub(crate) fn route(&self, target: &Target<'_>, conn: Option<&Connection>) -> Option<usize> {
+        self.route_as_given(target, conn).0
+    }
+
+    /// [`Inner::route`], and whether the target's path goes out as it is
+    /// (see [`Router::route_as_given`]).
+    pub(crate) fn route_as_given(
+        &self,
+        target: &Target<'_>,
+        conn: Option<&Connection>,
+    ) -> (Option<usize>, bool) {
         self.router
-            .route(target, |index, api| self.rendered_prefix(index, api, conn))
+            .route_as_given(target, |index, api| self.rendered_prefix(index, api, conn))
     }
 
     /// [`Inner::route`] for a parsed URL.

@@ -100,6 +100,9 @@ pub struct Exchange<'a, R> {
     /// token reply's API base (checked once the credential is known).
     /// Boxed: rare, and the exchange lives in every request's future.
     origin: Option<Box<Origin>>,
+    /// The path has dot segments to resolve before it is sent (routing
+    /// found out; most paths have none, and are not scanned again).
+    resolve_path: bool,
 }
 
 impl TokenAuth {
@@ -126,10 +129,10 @@ impl TokenAuth {
             return Err(request);
         }
         let connection = extensions.and_then(|e| e.get::<Connection>());
-        let Some(index) = request
+        let routed = request
             .target(origin)
-            .and_then(|target| self.inner.route(&target, connection))
-        else {
+            .map(|target| self.inner.route_as_given(&target, connection));
+        let Some((Some(index), path_as_given)) = routed else {
             return Err(request);
         };
         if self.inner.providers.providers[index]
@@ -145,6 +148,7 @@ impl TokenAuth {
             connection,
             request,
             origin: origin.filter(|_| scoped).cloned().map(Box::new),
+            resolve_path: !path_as_given,
         })
     }
 }
@@ -163,6 +167,7 @@ impl<R: HttpRequest> Exchange<'_, R> {
             connection: self.connection,
             request: self.request,
             origin: self.origin,
+            resolve_path: self.resolve_path,
         }
     }
 
@@ -233,7 +238,9 @@ impl<R: HttpRequest> Exchange<'_, R> {
             }
             // Send exactly the path that was routed, as reqwest sends its
             // parsed URL.
-            if let Err(e) = this.request.resolve_path() {
+            if this.resolve_path
+                && let Err(e) = this.request.resolve_path()
+            {
                 return Err(transport.auth_error(uri_error(provider, e)));
             }
             let retry = if provider.may_retry() {

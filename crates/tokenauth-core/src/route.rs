@@ -58,8 +58,20 @@ impl<'a> Target<'a> {
     /// scheme or host (e.g. the path-only URIs a tonic `Channel` sees), or
     /// with a scheme other than `http`/`https` and no explicit port.
     pub fn from_uri(uri: &'a http::Uri) -> Option<Self> {
+        Self::from_uri_known(uri, &KnownAuthorities::default())
+    }
+
+    /// [`from_uri`](Self::from_uri), with the authority looked up among
+    /// `known` first: an authority spelled exactly as one of the prefixes
+    /// spells it is not read again.
+    #[inline]
+    pub(crate) fn from_uri_known(uri: &'a http::Uri, known: &KnownAuthorities) -> Option<Self> {
         let scheme = uri.scheme_str()?;
-        let (host, port) = host_and_port(uri.authority()?.as_str());
+        let authority = uri.authority()?.as_str();
+        let (host, port) = match known.find(authority) {
+            Some(k) => (&authority[..k.host_len], k.port),
+            None => host_and_port(authority),
+        };
         let port = match (port, scheme) {
             (Some(p), _) => p,
             (None, s) if s.eq_ignore_ascii_case("https") => 443,
@@ -75,6 +87,62 @@ impl<'a> Target<'a> {
                 p => p,
             },
         })
+    }
+}
+
+/// The authorities of the written-out `api` prefixes, spelled as a request
+/// URI spells them (`host:port`, and `host` alone for the scheme's default
+/// port), each with its host and port already read: the tower layer routes
+/// an `http::Uri`, whose authority is text, and most requests go to one of
+/// these. An authority spelled otherwise (capitals, user info, `:0443`) is
+/// read by [`host_and_port`].
+#[derive(Clone, Debug, Default)]
+pub struct KnownAuthorities(Vec<KnownAuthority>);
+
+/// One authority of [`KnownAuthorities`].
+#[derive(Clone, Debug)]
+struct KnownAuthority {
+    text: Box<str>,
+    /// `text[..host_len]` is the host.
+    host_len: usize,
+    /// As [`host_and_port`] reads `text`: `None` for a host alone.
+    port: Option<u16>,
+}
+
+impl KnownAuthorities {
+    fn new(prefixes: &[Prefix]) -> Self {
+        let mut known: Vec<KnownAuthority> = Vec::new();
+        for p in prefixes {
+            let default_port = match p.scheme.as_str() {
+                "https" => Some(443),
+                "http" => Some(80),
+                _ => None,
+            };
+            let with_port = KnownAuthority {
+                text: format!("{}:{}", p.host, p.port).into(),
+                host_len: p.host.len(),
+                port: Some(p.port),
+            };
+            let alone = (default_port == Some(p.port)).then(|| KnownAuthority {
+                text: p.host.as_str().into(),
+                host_len: p.host.len(),
+                port: None,
+            });
+            for k in std::iter::once(with_port).chain(alone) {
+                if !known.iter().any(|o| o.text == k.text) {
+                    known.push(k);
+                }
+            }
+        }
+        KnownAuthorities(known)
+    }
+
+    /// The entry spelled exactly `authority`.
+    #[inline]
+    fn find(&self, authority: &str) -> Option<&KnownAuthority> {
+        self.0
+            .iter()
+            .find(|k| k.text.len() == authority.len() && *k.text == *authority)
     }
 }
 
@@ -546,6 +614,8 @@ pub(crate) struct Router {
     /// ([`Provider::per_connection_api`](crate::config::Provider::per_connection_api)),
     /// decided once here rather than per request.
     per_connection: Vec<bool>,
+    /// The written-out prefixes' authorities, for routing an `http::Uri`.
+    authorities: KnownAuthorities,
 }
 
 impl Router {
@@ -563,11 +633,18 @@ impl Router {
         }
         prefixes.sort_by_key(|p: &Prefix| std::cmp::Reverse(p.path.len()));
         let per_connection = providers.iter().map(|p| p.per_connection_api()).collect();
+        let authorities = KnownAuthorities::new(&prefixes);
         Router {
             prefixes,
             patterns,
             per_connection,
+            authorities,
         }
+    }
+
+    /// The written-out prefixes' authorities, as request URIs spell them.
+    pub(crate) fn authorities(&self) -> &KnownAuthorities {
+        &self.authorities
     }
 
     /// Provider `provider`'s credential scope depends on the connection.
@@ -713,6 +790,63 @@ mod tests {
         }
     }
 
+    /// A known authority is read exactly as `host_and_port` (and so `http`)
+    /// reads its text; one spelled otherwise is not found.
+    #[test]
+    fn known_authorities_read_as_host_and_port_does() {
+        let prefixes: Vec<Prefix> = [
+            "https://api.example.com/v1/",
+            "https://API.example.com:8443/",
+            "http://127.0.0.1:8080/api/",
+            "http://h.example/",
+            "https://[::1]/x/",
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, u)| Prefix::new(&Url::parse(u).unwrap(), i).unwrap())
+        .collect();
+        let known = KnownAuthorities::new(&prefixes);
+        let texts: Vec<&str> = known.0.iter().map(|k| &*k.text).collect();
+        assert_eq!(
+            texts,
+            [
+                "api.example.com:443",
+                "api.example.com",
+                "api.example.com:8443",
+                "127.0.0.1:8080",
+                "h.example:80",
+                "h.example",
+                "[::1]:443",
+                "[::1]",
+            ]
+        );
+        for k in &known.0 {
+            assert_eq!(
+                (&k.text[..k.host_len], k.port),
+                host_and_port(&k.text),
+                "{}",
+                k.text
+            );
+            let uri: http::Uri = format!("https://{}/v1/x", k.text).parse().unwrap();
+            let (fast, slow) = (
+                Target::from_uri_known(&uri, &known).unwrap(),
+                Target::from_uri(&uri).unwrap(),
+            );
+            assert_eq!(
+                (fast.host, fast.port, fast.path),
+                (slow.host, slow.port, slow.path)
+            );
+        }
+        for other in [
+            "API.example.com",
+            "api.example.com:0443",
+            "u@api.example.com",
+            "",
+        ] {
+            assert!(known.find(other).is_none(), "{other}");
+        }
+    }
+
     #[test]
     fn host_and_port_of_common_authorities() {
         for authority in [
@@ -793,14 +927,16 @@ mod tests {
     /// `http::Uri`) among prefixes `/a/` (0) and `/b/` (1) of one host.
     fn route_raw(path: &str) -> Option<usize> {
         let prefixes = ["https://h.example/a/", "https://h.example/b/"];
+        let prefixes: Vec<Prefix> = prefixes
+            .iter()
+            .enumerate()
+            .map(|(i, u)| Prefix::new(&Url::parse(u).unwrap(), i).unwrap())
+            .collect();
         let router = Router {
-            prefixes: prefixes
-                .iter()
-                .enumerate()
-                .map(|(i, u)| Prefix::new(&Url::parse(u).unwrap(), i).unwrap())
-                .collect(),
-            patterns: Vec::new(),
+            authorities: KnownAuthorities::new(&prefixes),
             per_connection: vec![false; prefixes.len()],
+            prefixes,
+            patterns: Vec::new(),
         };
         let uri: http::Uri = format!("https://h.example{path}").parse().unwrap();
         router

@@ -130,7 +130,7 @@ impl TokenAuth {
         }
         let connection = extensions.and_then(|e| e.get::<Connection>());
         let routed = request
-            .target(origin)
+            .target_known(origin, self.inner.router.authorities())
             .map(|target| self.inner.route_as_given(&target, connection));
         let Some((Some(index), path_as_given)) = routed else {
             return Err(request);

@@ -169,6 +169,10 @@ impl<B> sealed::Request for http::Request<B> {
     fn attach(&mut self, injection: &Injection, keep_callers: bool) -> Result<(), http::Error> {
         let query = if keep_callers {
             injection.attach_headers(self.headers_mut());
+            if !injection.has_query() {
+                // Headers only (most credentials): the URI stays as it is.
+                return Ok(());
+            }
             injection.attach_query(self.uri().query())
         } else {
             injection.apply_to_headers(self.headers_mut());

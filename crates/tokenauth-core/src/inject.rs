@@ -983,6 +983,21 @@ headers = { "x-api-key" = "{{ inputs.key }}" }
         let both = headers(&[("authorization", "Basic mine"), ("x-api-key", "k")]);
         assert!(mixed.caller_authenticated(&both, None));
         assert!(!mixed.caller_authenticated(&headers(&[("x-api-key", "k")]), None));
+        assert!(!mixed.caller_authenticated(&HeaderMap::new(), Some("x=1")));
+
+        // A query credential alone: set by the caller without any header.
+        let query_only = provider(
+            r#"
+[providers.q]
+api = ["https://api.example.com/"]
+inputs.key = { env = "Q_KEY", secret = true }
+inject.query = { name = "key", value = "{{ inputs.key }}" }
+"#,
+        );
+        let none = HeaderMap::new();
+        assert!(query_only.caller_authenticated(&none, Some("a=1&key=mine")));
+        assert!(!query_only.caller_authenticated(&none, Some("a=1")));
+        assert!(!query_only.caller_authenticated(&none, None));
     }
 
     #[test]

@@ -230,6 +230,7 @@ impl std::fmt::Debug for TokenAuth {
 impl Inner {
     /// `connection`, or provider `index`'s default connection when it is
     /// `None`.
+    #[inline]
     pub(crate) fn connection<'c>(
         &'c self,
         index: usize,
@@ -273,8 +274,18 @@ impl Inner {
     /// The provider whose prefix holds `target`, prefixes with placeholders
     /// rendered for `conn` (`None`: each provider's default connection).
     pub(crate) fn route(&self, target: &Target<'_>, conn: Option<&Connection>) -> Option<usize> {
+        self.route_as_given(target, conn).0
+    }
+
+    /// [`Inner::route`], and whether the target's path goes out as it is
+    /// (see [`Router::route_as_given`]).
+    pub(crate) fn route_as_given(
+        &self,
+        target: &Target<'_>,
+        conn: Option<&Connection>,
+    ) -> (Option<usize>, bool) {
         self.router
-            .route(target, |index, api| self.rendered_prefix(index, api, conn))
+            .route_as_given(target, |index, api| self.rendered_prefix(index, api, conn))
     }
 
     /// [`Inner::route`] for a parsed URL.
@@ -284,13 +295,20 @@ impl Inner {
 
     /// The default connection (inputs from environment variables), built on
     /// first use; fails naming the input and variable that is missing.
+    #[inline]
     pub(crate) fn default_connection(&self, index: usize) -> Result<&Connection, Error> {
-        let cell = &self.defaults[index];
-        if let Some(c) = cell.get() {
-            return Ok(c);
+        match self.defaults[index].get() {
+            Some(c) => Ok(c),
+            None => self.first_default_connection(index),
         }
+    }
+
+    /// [`default_connection`](Self::default_connection) before it is built
+    /// (once per provider; kept out of the per-request path).
+    #[cold]
+    fn first_default_connection(&self, index: usize) -> Result<&Connection, Error> {
         let conn = Connection::from_env(&self.providers.providers[index])?;
-        Ok(cell.get_or_init(|| conn))
+        Ok(self.defaults[index].get_or_init(|| conn))
     }
 
     /// A valid credential for `conn`; see [`ProviderHandle::credential`].

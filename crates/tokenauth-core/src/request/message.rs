@@ -8,7 +8,7 @@ use url::Url;
 
 use crate::cache::Credential;
 use crate::inject::Injection;
-use crate::route::Target;
+use crate::route::{KnownAuthorities, Target};
 
 /// A request type the request sequence can route and attach a credential
 /// to: `reqwest::Request` and `http::Request<B>` (sealed).
@@ -31,6 +31,16 @@ pub(crate) mod sealed {
         /// The routing view: scheme, host, port and path; `origin` stands in
         /// for the scheme and authority of a path-only URI.
         fn target<'a>(&'a self, origin: Option<&'a Origin>) -> Option<Target<'a>>;
+        /// [`target`](Self::target), an `http::Uri` authority looked up
+        /// among `known` first (see `route::KnownAuthorities`).
+        fn target_known<'a>(
+            &'a self,
+            origin: Option<&'a Origin>,
+            known: &KnownAuthorities,
+        ) -> Option<Target<'a>> {
+            let _ = known;
+            self.target(origin)
+        }
         fn headers(&self) -> &HeaderMap;
         /// The parsed URL the client sends, for clients that follow
         /// redirects below the adapter (reqwest): a response from this very
@@ -109,9 +119,17 @@ impl sealed::Request for reqwest::Request {
 
 impl<B> sealed::Request for http::Request<B> {
     fn target<'a>(&'a self, origin: Option<&'a Origin>) -> Option<Target<'a>> {
+        self.target_known(origin, &KnownAuthorities::default())
+    }
+
+    fn target_known<'a>(
+        &'a self,
+        origin: Option<&'a Origin>,
+        known: &KnownAuthorities,
+    ) -> Option<Target<'a>> {
         let uri = self.uri();
         if uri.scheme().is_some() || uri.authority().is_some() {
-            return Target::from_uri(uri);
+            return Target::from_uri_known(uri, known);
         }
         let origin = origin?;
         Some(Target {
@@ -151,6 +169,10 @@ impl<B> sealed::Request for http::Request<B> {
     fn attach(&mut self, injection: &Injection, keep_callers: bool) -> Result<(), http::Error> {
         let query = if keep_callers {
             injection.attach_headers(self.headers_mut());
+            if !injection.has_query() {
+                // Headers only (most credentials): the URI stays as it is.
+                return Ok(());
+            }
             injection.attach_query(self.uri().query())
         } else {
             injection.apply_to_headers(self.headers_mut());

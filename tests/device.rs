@@ -4,6 +4,8 @@
 //! paused: the schedule (5 s intervals, +5 s after `slow_down`) is checked
 //! in the fixture's own poll log, never against the wall clock.
 
+mod helpers;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -208,6 +210,9 @@ impl std::io::Write for Log {
 
 #[tokio::test(start_paused = true)]
 async fn no_device_code_or_token_in_a_trace_level_log() {
+    // A line pinned to "never" by a test without a subscriber would be
+    // missing here (see `interested_global_default`).
+    helpers::interested_global_default();
     let log = Log::default();
     let writer = log.clone();
     let subscriber = tracing_subscriber::fmt()

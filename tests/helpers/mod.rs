@@ -837,6 +837,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
 /// guard lives (use it in a current-thread runtime, where the engine's
 /// tasks run on the test's thread too).
 pub fn capture_logs() -> (tracing::subscriber::DefaultGuard, Logs) {
+    interested_global_default();
     let logs = Logs::default();
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
@@ -844,6 +845,20 @@ pub fn capture_logs() -> (tracing::subscriber::DefaultGuard, Logs) {
         .with_ansi(false)
         .finish();
     (tracing::subscriber::set_default(subscriber), logs)
+}
+
+/// tracing caches whether a log line is enabled once per process, asking
+/// the subscriber of the thread that reaches it first: a test running at the
+/// same time without a subscriber would pin a line to "never" for a test
+/// that captures it (tokio-rs/tracing's callsite interest cache; a flake
+/// seen in `device.rs`). A global subscriber that wants everything keeps
+/// every line enabled; each test's `set_default` still gets its own
+/// thread's lines, and the others go nowhere.
+pub fn interested_global_default() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry());
+    });
 }
 
 /// The tests name providers by id: `auth.credential_of("twoba", Some(&conn))`

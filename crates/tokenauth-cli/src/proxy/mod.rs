@@ -77,7 +77,8 @@ pub(crate) struct ProxyArgs {
     connect_timeout: Duration,
 
     /// How long to wait for the API's response headers (the token, when it
-    /// must be fetched, included): 504 after.
+    /// must be fetched, included): 504 after. A request body that is read
+    /// whole (see --retry-body-limit) must arrive within it too: 408 after.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
     timeout: Duration,
 

@@ -83,6 +83,16 @@ inputs.tenant = {{ env = "TEMPLATED_TENANT" }}
 inputs.key = {{ env = "LOCAL_API_KEY", secret = true }}
 inject = {{ header = "X-Api-Key", value = "{{{{ inputs.key }}}}" }}
 
+# Its API base comes from a token reply that never arrives.
+[providers.slowbase]
+api = ["http://127.0.0.1:{port}/slow/"]
+login.url = "http://127.0.0.1:{port}/v1/hang"
+login.fields = {{ grant_type = "client_credentials" }}
+login.timeout = "20s"
+response.api_base = "/instance_url"
+expiry.ttl = "1h"
+inject = {{ header = "Authorization", value = "Bearer {{{{ token.access }}}}" }}
+
 [providers.closed]
 api = ["http://127.0.0.1:{closed}/"]
 inputs.key = {{ env = "LOCAL_API_KEY", secret = true }}
@@ -763,6 +773,14 @@ fn every_bad_input_gets_a_status_and_a_json_error() {
         504,
         "upstream_timeout",
         json!("local"),
+        "within 1s",
+    );
+    // The token that names the API base is part of the wait too.
+    check(
+        get(&[&key], "/slowbase/x"),
+        504,
+        "upstream_timeout",
+        json!("slowbase"),
         "within 1s",
     );
     // A request body that stops arriving: 408 after --timeout, not a task

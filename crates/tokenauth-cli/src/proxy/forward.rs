@@ -132,7 +132,23 @@ async fn forward<'p>(
             .and_then(|h| h.default_connection().cloned())
             .map_err(|e| Refusal::auth(&provider.id, &e))?,
     };
-    let url = target(proxy, provider, &connection, rest, request.uri()).await?;
+    // With `response.api_base` the URL needs the token first: that wait is
+    // bounded by --timeout too (the token endpoint's own timeout may be
+    // far longer).
+    let url = tokio::time::timeout(
+        proxy.timeout,
+        target(proxy, provider, &connection, rest, request.uri()),
+    )
+    .await
+    .map_err(|_| {
+        Refusal::timeout(
+            &provider.id,
+            format!(
+                "no token to find the API base with within {} (--timeout)",
+                humantime::format_duration(proxy.timeout)
+            ),
+        )
+    })??;
     let upstream = upstream_request(proxy, provider, request, &url, &resolved).await?;
     let mut service = proxy.service.clone();
     let sent = async {

@@ -453,8 +453,9 @@ fn same_dashed(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| dash(x) == dash(y))
 }
 
-/// The inner client failed: the API could not be reached (502), or the
-/// exchange broke off (502).
+/// The inner client failed: the API could not be reached (502
+/// `upstream_unreachable`), or the exchange broke off (502
+/// `upstream_error`).
 fn upstream_failure(
     provider: &str,
     url: &Url,

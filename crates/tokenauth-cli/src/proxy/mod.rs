@@ -62,7 +62,8 @@ pub(crate) struct ProxyArgs {
 
     /// Serve without a key: any local process may use the credentials. Only
     /// on a loopback address; requests from web pages (a non-loopback
-    /// `Host`, an `Origin` or `Sec-Fetch-Site` header) are refused with 403.
+    /// `Host`, an `Origin`, a `Sec-Fetch-Site` other than `none`) are
+    /// refused with 403.
     #[arg(long)]
     no_key: bool,
 

@@ -83,6 +83,16 @@ inputs.tenant = {{ env = "TEMPLATED_TENANT" }}
 inputs.key = {{ env = "LOCAL_API_KEY", secret = true }}
 inject = {{ header = "X-Api-Key", value = "{{{{ inputs.key }}}}" }}
 
+# Its API base comes from a token reply that never arrives.
+[providers.slowbase]
+api = ["http://127.0.0.1:{port}/slow/"]
+login.url = "http://127.0.0.1:{port}/v1/hang"
+login.fields = {{ grant_type = "client_credentials" }}
+login.timeout = "20s"
+response.api_base = "/instance_url"
+expiry.ttl = "1h"
+inject = {{ header = "Authorization", value = "Bearer {{{{ token.access }}}}" }}
+
 [providers.closed]
 api = ["http://127.0.0.1:{closed}/"]
 inputs.key = {{ env = "LOCAL_API_KEY", secret = true }}
@@ -765,6 +775,14 @@ fn every_bad_input_gets_a_status_and_a_json_error() {
         json!("local"),
         "within 1s",
     );
+    // The token that names the API base is part of the wait too.
+    check(
+        get(&[&key], "/slowbase/x"),
+        504,
+        "upstream_timeout",
+        json!("slowbase"),
+        "within 1s",
+    );
     // A request body that stops arriving: 408 after --timeout, not a task
     // held for ever.
     let local_before = fx.local.requests().len();
@@ -821,6 +839,94 @@ fn every_bad_input_gets_a_status_and_a_json_error() {
         "a refused path reached the API"
     );
     fx.assert_nothing_leaked(&proxy, &caller);
+}
+
+/// Responses without a body (HEAD, 304) come back as the API sent them,
+/// their `Content-Length` describing the representation, and the
+/// connection to the proxy stays usable; a chunked upload small enough to
+/// buffer reaches the API whole, with a `Content-Length`, and a larger one
+/// streams with the caller's.
+#[test]
+fn bodiless_responses_and_chunked_uploads() {
+    let fx = Fixture::new("bodiless", EmulatorConfig::default());
+    let proxy = fx.proxy(&[], &[], &[]);
+    let p = &proxy.url;
+    let key = key_header();
+    // One curl, three requests on one connection: HEAD, the 304, a GET.
+    let out = Command::new("curl")
+        .args(["-sS", "--noproxy", "*", "--max-time", "20", "-H", &key])
+        .args(["-o", "/dev/null", "-w", "%{http_code} %{num_connects}\n"])
+        .args(["-I", &format!("{p}/local/items")])
+        .args([
+            "--next",
+            "-sS",
+            "--noproxy",
+            "*",
+            "--max-time",
+            "20",
+            "-H",
+            &key,
+        ])
+        .args(["-o", "/dev/null", "-w", "%{http_code} %{num_connects}\n"])
+        .arg(format!("{p}/local/not-modified"))
+        .args([
+            "--next",
+            "-sS",
+            "--noproxy",
+            "*",
+            "--max-time",
+            "20",
+            "-H",
+            &key,
+        ])
+        .args(["-w", "\n%{http_code} %{num_connects}\n"])
+        .arg(format!("{p}/local/items"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text} {out:?}");
+    assert_eq!(text, "200 1\n304 0\n{\"ok\":true}\n200 0\n", "{out:?}");
+
+    let head = curl(&["-H", &key, "-I", &format!("{p}/local/items")]);
+    assert_eq!(head.status, 200, "{head:?}");
+    assert_eq!(
+        head.headers.get("content-length").map(String::as_str),
+        Some("11")
+    );
+    let not_modified = curl(&["-H", &key, &format!("{p}/local/not-modified")]);
+    assert_eq!(not_modified.status, 304, "{not_modified:?}");
+    assert_eq!(not_modified.body, "");
+
+    let upload = curl(&[
+        "-H",
+        &key,
+        "-H",
+        "Transfer-Encoding: chunked",
+        "--data-binary",
+        "{\"chunked\":true}",
+        &format!("{p}/local/items"),
+    ]);
+    assert_eq!(upload.status, 200, "{upload:?}");
+    let seen = fx.local.requests().pop().unwrap();
+    assert_eq!(seen.body, "{\"chunked\":true}");
+    assert_eq!(seen.header("content-length"), Some("16"));
+    assert_eq!(seen.header("transfer-encoding"), None);
+    fx.assert_nothing_leaked(&proxy, &upload.all());
+
+    // Over --retry-body-limit, the body streams with the caller's length.
+    let streaming = fx.proxy(&[], &["--retry-body-limit", "4"], &[]);
+    let upload = curl(&[
+        "-H",
+        &key,
+        "--data-binary",
+        "{\"streamed\":true}",
+        &format!("{}/local/items", streaming.url),
+    ]);
+    assert_eq!(upload.status, 200, "{upload:?}");
+    let seen = fx.local.requests().pop().unwrap();
+    assert_eq!(seen.body, "{\"streamed\":true}");
+    assert_eq!(seen.header("content-length"), Some("17"));
+    fx.assert_nothing_leaked(&streaming, &upload.all());
 }
 
 #[test]
@@ -1007,8 +1113,10 @@ impl Seen {
 }
 
 /// A small HTTP/1.1 server on loopback standing for an API the emulator
-/// does not play: `/v1/redirect` answers 302 to another host, `/v1/hang`
-/// never answers, anything else 200 with a hop-by-hop header of its own.
+/// does not play: `/v1/redirect` answers 302 to another host,
+/// `/v1/not-modified` 304 (with the representation's `Content-Length`),
+/// `/v1/hang` never answers, `HEAD` anything else 200 without a body, and
+/// anything else 200 with a hop-by-hop header of its own.
 struct LocalApi {
     port: u16,
     seen: Arc<Mutex<Vec<Seen>>>,
@@ -1043,6 +1151,7 @@ fn serve(stream: TcpStream, log: &Mutex<Vec<Seen>>) {
         if reader.read_line(&mut line).unwrap_or(0) == 0 {
             return;
         }
+        let head_only = line.starts_with("HEAD ");
         let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
         let mut headers = Vec::new();
         loop {
@@ -1070,6 +1179,12 @@ fn serve(stream: TcpStream, log: &Mutex<Vec<Seen>>) {
         });
         let reply = if path.starts_with("/v1/redirect") {
             "HTTP/1.1 302 Found\r\nLocation: https://elsewhere.example/landing\r\nContent-Length: 0\r\n\r\n".to_owned()
+        } else if path.starts_with("/v1/not-modified") {
+            // The length of the representation the client already has.
+            "HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nContent-Length: 11\r\n\r\n".to_owned()
+        } else if head_only {
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n"
+                .to_owned()
         } else if path.starts_with("/v1/hang") {
             std::thread::sleep(Duration::from_secs(30));
             return;

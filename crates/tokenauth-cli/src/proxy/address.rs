@@ -20,7 +20,10 @@ pub(crate) fn split(path: &str) -> Option<(&str, &str)> {
 /// `base` joined with `rest` and `query`, or why that is refused.
 pub(crate) fn join(base: &Url, rest: &str, query: Option<&str>) -> Result<Url, String> {
     check_rest(rest)?;
-    let mut joined = String::with_capacity(base.as_str().len() + rest.len() + 1);
+    let query = query.filter(|q| !q.is_empty());
+    let mut joined = String::with_capacity(
+        base.as_str().len() + 1 + rest.len() + query.map_or(0, |q| 1 + q.len()),
+    );
     joined.push_str(base.scheme());
     joined.push_str("://");
     joined.push_str(&base[url::Position::BeforeHost..url::Position::AfterPort]);
@@ -31,15 +34,15 @@ pub(crate) fn join(base: &Url, rest: &str, query: Option<&str>) -> Result<Url, S
         joined.push('/');
     }
     joined.push_str(rest);
-    let expected_path = joined[path_start..].to_owned();
-    if let Some(query) = query.filter(|q| !q.is_empty()) {
+    let path_end = joined.len();
+    if let Some(query) = query {
         joined.push('?');
         joined.push_str(query);
     }
     let url = Url::parse(&joined).map_err(|e| format!("the URL it makes is not valid ({e})"))?;
     // The parser resolves dot segments and re-encodes some characters: a
     // path that changed could lie elsewhere than it reads.
-    if url.path() != expected_path {
+    if url.path() != &joined[path_start..path_end] {
         return Err(format!(
             "the path would be read as `{}`, not as sent",
             url.path()

@@ -46,21 +46,21 @@ impl ProxyBody {
                 rest: body,
             });
         }
-        let mut buffered = BytesMut::new();
+        let mut buffered = Collected::default();
         loop {
             let Some(frame) = body.frame().await else {
                 return Ok(ProxyBody::Buffered {
-                    data: (!buffered.is_empty()).then(|| buffered.freeze()),
+                    data: buffered.into_bytes(),
                     trailers: None,
                 });
             };
             let frame = frame.map_err(ReadError)?;
             match frame.into_data() {
                 Ok(data) => {
-                    buffered.extend_from_slice(&data);
+                    buffered.push(data);
                     if buffered.len() > limit {
                         return Ok(ProxyBody::Streaming {
-                            head: Some(buffered.freeze()),
+                            head: buffered.into_bytes(),
                             rest: body,
                         });
                     }
@@ -68,7 +68,7 @@ impl ProxyBody {
                 Err(frame) => {
                     // Trailers end the body.
                     return Ok(ProxyBody::Buffered {
-                        data: (!buffered.is_empty()).then(|| buffered.freeze()),
+                        data: buffered.into_bytes(),
                         trailers: frame.into_trailers().ok(),
                     });
                 }
@@ -79,6 +79,41 @@ impl ProxyBody {
     /// True when the body was read whole (and so may be sent again).
     pub(crate) fn is_buffered(&self) -> bool {
         matches!(self, ProxyBody::Buffered { .. })
+    }
+}
+
+/// The data frames read so far. Most small bodies arrive in one frame:
+/// it is kept as it came, and only a second frame makes a copy.
+#[derive(Default)]
+struct Collected {
+    /// The only frame so far (`joined` is then empty).
+    first: Option<Bytes>,
+    /// Every frame, copied together, once there are two.
+    joined: BytesMut,
+}
+
+impl Collected {
+    fn push(&mut self, data: Bytes) {
+        if self.joined.is_empty() {
+            match self.first.take() {
+                None => {
+                    self.first = Some(data);
+                    return;
+                }
+                Some(first) => self.joined.extend_from_slice(&first),
+            }
+        }
+        self.joined.extend_from_slice(&data);
+    }
+
+    fn len(&self) -> usize {
+        self.first.as_ref().map_or(0, Bytes::len) + self.joined.len()
+    }
+
+    /// The bytes, or `None` when there are none.
+    fn into_bytes(self) -> Option<Bytes> {
+        let bytes = self.first.unwrap_or_else(|| self.joined.freeze());
+        (!bytes.is_empty()).then_some(bytes)
     }
 }
 
@@ -144,5 +179,33 @@ impl CloneBody<ProxyBody> for BufferedOnly {
             }),
             ProxyBody::Streaming { .. } => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_frame_is_kept_as_it_came_several_are_joined_in_order() {
+        let one = Bytes::from_static(b"{\"small\":true}");
+        let mut collected = Collected::default();
+        collected.push(one.clone());
+        assert_eq!(collected.len(), one.len());
+        let kept = collected.into_bytes().unwrap();
+        assert_eq!(kept.as_ptr(), one.as_ptr(), "copied");
+
+        let mut collected = Collected::default();
+        for frame in ["", "ab", "", "c", "def"] {
+            collected.push(Bytes::from_static(frame.as_bytes()));
+        }
+        assert_eq!(collected.len(), 6);
+        assert_eq!(collected.into_bytes().unwrap(), "abcdef");
+
+        let mut empty = Collected::default();
+        empty.push(Bytes::new());
+        assert_eq!(empty.len(), 0);
+        assert_eq!(empty.into_bytes(), None);
+        assert_eq!(Collected::default().into_bytes(), None);
     }
 }

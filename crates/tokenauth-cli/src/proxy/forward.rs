@@ -25,8 +25,9 @@ pub(crate) const CONNECTION_HEADER: &str = "tokenauth-connection";
 /// What the access log says about a request (never a credential, a query
 /// or a connection name: its hash).
 #[derive(Default)]
-struct Seen {
-    provider: Option<String>,
+struct Seen<'p> {
+    /// Borrowed from the proxy's description: no copy per request.
+    provider: Option<&'p str>,
     connection: Option<String>,
 }
 
@@ -41,12 +42,12 @@ pub(crate) async fn handle(proxy: &Proxy, request: Request<Incoming>) -> Respons
         Err(refusal) => (refusal.into_response(), true),
     };
     let status = response.status();
-    if let Some(provider) = &seen.provider {
+    if let Some(provider) = seen.provider {
         proxy.count(provider, status.as_u16(), own_error);
     }
     tracing::info!(
         target: "tokenauth_cli::proxy",
-        provider = seen.provider.as_deref().unwrap_or("-"),
+        provider = seen.provider.unwrap_or("-"),
         connection = seen.connection.as_deref().unwrap_or("default"),
         %method,
         path = %path,
@@ -58,10 +59,10 @@ pub(crate) async fn handle(proxy: &Proxy, request: Request<Incoming>) -> Respons
     response
 }
 
-async fn forward(
-    proxy: &Proxy,
+async fn forward<'p>(
+    proxy: &'p Proxy,
     request: Request<Incoming>,
-    seen: &mut Seen,
+    seen: &mut Seen<'p>,
 ) -> Result<Response<Body>, Refusal> {
     // Without a key: local processes only, not web pages in a browser
     // (`key::browser_refusal`), for the stats as for the APIs.
@@ -96,7 +97,7 @@ async fn forward(
             ),
         ));
     };
-    seen.provider = Some(provider.id.clone());
+    seen.provider = Some(&provider.id);
     if request.method() == Method::CONNECT {
         return Err(Refusal::bad_request(
             Some(&provider.id),
@@ -131,7 +132,23 @@ async fn forward(
             .and_then(|h| h.default_connection().cloned())
             .map_err(|e| Refusal::auth(&provider.id, &e))?,
     };
-    let url = target(proxy, provider, &connection, rest, request.uri()).await?;
+    // With `response.api_base` the URL needs the token first: that wait is
+    // bounded by --timeout too (the token endpoint's own timeout may be
+    // far longer).
+    let url = tokio::time::timeout(
+        proxy.timeout,
+        target(proxy, provider, &connection, rest, request.uri()),
+    )
+    .await
+    .map_err(|_| {
+        Refusal::timeout(
+            &provider.id,
+            format!(
+                "no token to find the API base with within {} (--timeout)",
+                humantime::format_duration(proxy.timeout)
+            ),
+        )
+    })??;
     let upstream = upstream_request(proxy, provider, request, &url, &resolved).await?;
     let mut service = proxy.service.clone();
     let sent = async {
@@ -218,8 +235,13 @@ fn connection_name<'h>(headers: &'h HeaderMap, provider: &str) -> Result<Option<
 /// A short hash of a connection name for the log: tells requests of one
 /// connection apart without naming a tenant.
 fn hash(name: &str) -> String {
+    use std::fmt::Write as _;
     let digest = Sha256::digest(name.as_bytes());
-    digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+    let mut hex = String::with_capacity(12);
+    for b in &digest[..6] {
+        let _ = write!(hex, "{b:02x}"); // writing to a String cannot fail
+    }
+    hex
 }
 
 /// The URL `rest` and the query address at `provider` for `connection`.
@@ -431,8 +453,9 @@ fn same_dashed(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| dash(x) == dash(y))
 }
 
-/// The inner client failed: the API could not be reached (502), or the
-/// exchange broke off (502).
+/// The inner client failed: the API could not be reached (502
+/// `upstream_unreachable`), or the exchange broke off (502
+/// `upstream_error`).
 fn upstream_failure(
     provider: &str,
     url: &Url,
@@ -460,4 +483,13 @@ fn upstream_failure(
 /// `https://host[:port]`: where a request went, without its path or query.
 fn origin(url: &Url) -> String {
     url.origin().ascii_serialization()
+}
+
+#[cfg(test)]
+mod tests {
+    /// The log's connection hash: the first 6 bytes of SHA-256, in hex.
+    #[test]
+    fn a_connection_is_logged_as_a_short_hash() {
+        assert_eq!(super::hash("tenant-a"), "80a707af7dc7");
+    }
 }

@@ -62,7 +62,8 @@ pub(crate) struct ProxyArgs {
 
     /// Serve without a key: any local process may use the credentials. Only
     /// on a loopback address; requests from web pages (a non-loopback
-    /// `Host`, an `Origin` or `Sec-Fetch-Site` header) are refused with 403.
+    /// `Host`, an `Origin`, a `Sec-Fetch-Site` other than `none`) are
+    /// refused with 403.
     #[arg(long)]
     no_key: bool,
 
@@ -77,7 +78,8 @@ pub(crate) struct ProxyArgs {
     connect_timeout: Duration,
 
     /// How long to wait for the API's response headers (the token, when it
-    /// must be fetched, included): 504 after.
+    /// must be fetched, included): 504 after. A request body that is read
+    /// whole (see --retry-body-limit) must arrive within it too: 408 after.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
     timeout: Duration,
 

@@ -145,13 +145,16 @@ impl Refusal {
     pub(crate) fn auth(provider: &str, error: &Error) -> Self {
         let (status, code) = match error {
             Error::MissingInput { .. } => (StatusCode::BAD_REQUEST, "missing_input"),
-            Error::InvalidInput { .. } | Error::InvalidHeaderValue { .. } => {
-                (StatusCode::BAD_REQUEST, "invalid_input")
-            }
+            // A connection's value that cannot be used (its signing key
+            // included): nothing was sent, the connection must change.
+            Error::InvalidInput { .. }
+            | Error::InvalidHeaderValue { .. }
+            | Error::AssertionKey { .. } => (StatusCode::BAD_REQUEST, "invalid_input"),
             Error::NoRefreshToken { .. } => (StatusCode::BAD_REQUEST, "no_refresh_token"),
-            Error::OutsideConnectionPrefixes { .. } | Error::OutsideApiBase { .. } => {
-                (StatusCode::BAD_REQUEST, "outside_api")
-            }
+            // The request's own path or query: it was not sent.
+            Error::OutsideConnectionPrefixes { .. }
+            | Error::OutsideApiBase { .. }
+            | Error::RequestUri { .. } => (StatusCode::BAD_REQUEST, "outside_api"),
             Error::Store { .. } | Error::StoreUnavailable { .. } => {
                 (StatusCode::BAD_GATEWAY, "store")
             }
@@ -199,4 +202,41 @@ pub(crate) fn json(status: StatusCode, value: &impl serde::Serialize) -> Respons
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Errors where nothing was sent are the connection's or the request's
+    /// to fix (400), not a token endpoint that failed (502).
+    #[test]
+    fn errors_before_anything_was_sent_are_the_callers_to_fix() {
+        let key = Error::AssertionKey {
+            provider: "p".into(),
+            connection: "c".into(),
+            input: "signing_key".into(),
+            algorithm: "RS256",
+            reason: "is not a PEM private key",
+        };
+        let refusal = Refusal::auth("p", &key);
+        assert_eq!(
+            (refusal.status, refusal.code),
+            (StatusCode::BAD_REQUEST, "invalid_input")
+        );
+
+        let http_error = http::Uri::builder()
+            .path_and_query("not a path")
+            .build()
+            .unwrap_err();
+        let uri = Error::RequestUri {
+            provider: "p".into(),
+            source: std::sync::Arc::new(http_error),
+        };
+        let refusal = Refusal::auth("p", &uri);
+        assert_eq!(
+            (refusal.status, refusal.code),
+            (StatusCode::BAD_REQUEST, "outside_api")
+        );
+    }
 }

@@ -833,6 +833,13 @@ fn every_bad_input_gets_a_status_and_a_json_error() {
         Value::Null,
         "/_tokenauth/health",
     );
+    check(
+        curl(&["-X", "POST", "-H", &key, &format!("{p}/_tokenauth/stats")]),
+        405,
+        "method_not_allowed",
+        Value::Null,
+        "GET only",
+    );
     assert_eq!(
         fx.emulator.recorded_api_requests().len(),
         before,

@@ -120,10 +120,22 @@ async fn forward<'p>(
     address::check_rest(rest).map_err(|why| refused_path(provider, rest, &why))?;
     let name = connection_name(request.headers(), &provider.id)?;
     seen.connection = name.map(hash);
-    let resolved = proxy
-        .connections
-        .resolve(&proxy.auth, &provider.id, name)
-        .await?;
+    // A store connection is looked up in the store: a hung store must not
+    // hang the request.
+    let resolved = tokio::time::timeout(
+        proxy.timeout,
+        proxy.connections.resolve(&proxy.auth, &provider.id, name),
+    )
+    .await
+    .map_err(|_| {
+        Refusal::store(
+            &provider.id,
+            format!(
+                "the token store did not answer within {} (--timeout)",
+                humantime::format_duration(proxy.timeout)
+            ),
+        )
+    })??;
     let connection = match &resolved {
         Resolved::Named(c) => c.clone(),
         Resolved::Default => proxy
@@ -197,6 +209,11 @@ fn own_endpoint(
     endpoint: &str,
     request: &Request<Incoming>,
 ) -> Result<Response<Body>, Refusal> {
+    if !matches!(*request.method(), Method::GET | Method::HEAD) {
+        return Err(Refusal::method_not_allowed(format!(
+            "/_tokenauth/{endpoint} answers GET only"
+        )));
+    }
     match endpoint {
         "health" => Ok(reply::json(
             StatusCode::OK,

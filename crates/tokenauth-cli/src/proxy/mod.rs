@@ -212,6 +212,11 @@ pub(crate) async fn run(g: &Global, args: &ProxyArgs) -> Outcome {
         Err(o) => return o,
     };
     let mut connections = connections;
+    if args.emulator && g.cacert.is_some() {
+        eprintln!(
+            "warning: --emulator trusts only the emulator's CA (its hosts resolve to it): --cacert is not used"
+        );
+    }
     let (auth, _emulator) = if args.emulator {
         let emulator = match emulated(&mut reach).await {
             Ok(e) => e,

@@ -35,16 +35,28 @@ pub(crate) struct Refusal {
     pub(crate) provider: Option<String>,
     /// What is wrong and how to fix it; never a secret.
     pub(crate) detail: String,
+    /// When to try again (`Retry-After`), where that is known.
+    pub(crate) retry_after: Option<std::time::Duration>,
 }
 
 impl Refusal {
     fn new(status: StatusCode, code: &'static str, provider: Option<&str>, detail: String) -> Self {
         Refusal {
+            retry_after: None,
             status,
             code,
             provider: provider.map(str::to_owned),
             detail,
         }
+    }
+
+    pub(crate) fn method_not_allowed(detail: String) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            None,
+            detail,
+        )
     }
 
     pub(crate) fn not_found(detail: String) -> Self {
@@ -158,9 +170,17 @@ impl Refusal {
             Error::Store { .. } | Error::StoreUnavailable { .. } => {
                 (StatusCode::BAD_GATEWAY, "store")
             }
+            // Not a failure of this request's token endpoint call: a recent
+            // failure is being waited out, or another process holds the
+            // fetch. Try again later (`Retry-After` says when, if known).
+            Error::BackedOff { .. } | Error::LeaseWait { .. } | Error::LeaseLost { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "token_backoff")
+            }
             _ => (StatusCode::BAD_GATEWAY, "token_endpoint"),
         };
-        Self::new(status, code, Some(provider), error.to_string())
+        let mut refusal = Self::new(status, code, Some(provider), error.to_string());
+        refusal.retry_after = error.retry_after();
+        refusal
     }
 
     /// The JSON response.
@@ -174,6 +194,13 @@ impl Refusal {
         response
             .headers_mut()
             .insert(ERROR_HEADER, HeaderValue::from_static(self.code));
+        if let Some(after) = self.retry_after {
+            // Whole seconds, rounded up: never sooner than the engine would.
+            let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 WWW_AUTHENTICATE,
@@ -238,5 +265,21 @@ mod tests {
             (refusal.status, refusal.code),
             (StatusCode::BAD_REQUEST, "outside_api")
         );
+    }
+
+    /// A backoff another process published is a "later", not a failed call:
+    /// 503 with when to try again.
+    #[test]
+    fn a_backoff_is_503_with_retry_after() {
+        let backed_off = Error::BackedOff {
+            provider: "p".into(),
+            connection: "c".into(),
+            reason: "the token endpoint answered 500".into(),
+            retry_in: std::time::Duration::from_millis(2_500),
+        };
+        let response = Refusal::auth("p", &backed_off).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[ERROR_HEADER], "token_backoff");
+        assert_eq!(response.headers()[http::header::RETRY_AFTER], "3");
     }
 }

@@ -860,32 +860,18 @@ fn bodiless_responses_and_chunked_uploads() {
     let p = &proxy.url;
     let key = key_header();
     // One curl, three requests on one connection: HEAD, the 304, a GET.
+    let each = ["-sS", "--noproxy", "*", "--max-time", "20", "-H", &key];
+    let status_only = ["-o", "/dev/null", "-w", "%{http_code} %{num_connects}\n"];
     let out = Command::new("curl")
-        .args(["-sS", "--noproxy", "*", "--max-time", "20", "-H", &key])
-        .args(["-o", "/dev/null", "-w", "%{http_code} %{num_connects}\n"])
+        .args(each)
+        .args(status_only)
         .args(["-I", &format!("{p}/local/items")])
-        .args([
-            "--next",
-            "-sS",
-            "--noproxy",
-            "*",
-            "--max-time",
-            "20",
-            "-H",
-            &key,
-        ])
-        .args(["-o", "/dev/null", "-w", "%{http_code} %{num_connects}\n"])
+        .arg("--next")
+        .args(each)
+        .args(status_only)
         .arg(format!("{p}/local/not-modified"))
-        .args([
-            "--next",
-            "-sS",
-            "--noproxy",
-            "*",
-            "--max-time",
-            "20",
-            "-H",
-            &key,
-        ])
+        .arg("--next")
+        .args(each)
         .args(["-w", "\n%{http_code} %{num_connects}\n"])
         .arg(format!("{p}/local/items"))
         .output()

@@ -11,7 +11,9 @@
 //! A name the file does not hold may still be a connection that `tokenauth
 //! login` created in the store (`--store`): it is served with its inputs
 //! from the provider's environment variables, as `tokenauth token
-//! --connection NAME` would.
+//! --connection NAME` would. The store is asked again after a minute (a
+//! connection removed from it stops being served) and a name it lacks is
+//! not asked about again for 5 seconds.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -72,7 +74,7 @@ pub(crate) struct Connections {
     named: HashMap<String, Named>,
     /// Names found in the store (`tokenauth login`), per provider: looked up
     /// once, then served from here.
-    from_store: Mutex<HashMap<(String, String), Connection>>,
+    from_store: Mutex<HashMap<(String, String), (Connection, Instant)>>,
     /// Per provider, the connection of requests without the header, when
     /// it is not the provider's default (`--emulator`: the demo accounts).
     defaults: HashMap<String, Connection>,
@@ -80,6 +82,10 @@ pub(crate) struct Connections {
     /// for [`MISS_TTL`], so random names do not cost a store read each.
     misses: Mutex<HashMap<(String, String), Instant>>,
 }
+
+/// How long a connection found in the store is served before the store is
+/// asked again.
+const STORE_RECHECK: Duration = Duration::from_secs(60);
 
 /// How long a name the store did not hold is answered from memory.
 const MISS_TTL: Duration = Duration::from_secs(5);
@@ -252,7 +258,11 @@ impl Connections {
             return Ok(Resolved::Named(named.connection.clone()));
         }
         let key = (provider.to_owned(), name.to_owned());
-        if let Some(found) = lock(&self.from_store).get(&key) {
+        // Served from memory for a while, then asked again: a connection
+        // removed from the store (a logout) stops being served.
+        if let Some((found, checked)) = lock(&self.from_store).get(&key)
+            && checked.elapsed() < STORE_RECHECK
+        {
             return Ok(Resolved::Named(found.clone()));
         }
         let unknown = || {
@@ -284,6 +294,7 @@ impl Connections {
                 Refusal::store(provider, format!("the token store could not be read: {e}"))
             })?;
         if state.refresh_token.is_none() && state.token.is_none() {
+            lock(&self.from_store).remove(&key);
             let mut misses = lock(&self.misses);
             if misses.len() >= MAX_MISSES {
                 misses.clear();
@@ -292,7 +303,7 @@ impl Connections {
             return Err(unknown());
         }
         let connection = store_connection(auth, provider, name);
-        lock(&self.from_store).insert(key, connection.clone());
+        lock(&self.from_store).insert(key, (connection.clone(), Instant::now()));
         Ok(Resolved::Named(connection))
     }
 }

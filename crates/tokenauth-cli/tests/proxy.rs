@@ -11,7 +11,7 @@ use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -33,7 +33,7 @@ const LOCAL_KEY: &str = "local-api-key-secret-42";
 #[path = "proxy/common.rs"]
 mod common;
 
-use common::{ProxyProcess, SEED_INPUTS, root};
+use common::{LocalServer, ProxyProcess, SEED_INPUTS, root};
 
 /// The emulator, a local API server of the test's own, and the files the
 /// proxy reads.
@@ -57,7 +57,7 @@ impl Fixture {
         std::fs::create_dir_all(&dir).unwrap();
         let ca = dir.join("ca.pem");
         std::fs::write(&ca, emulator.ca_cert_pem().expect("tls on")).unwrap();
-        let local = LocalApi::start();
+        let local = LocalApi::start(serve);
         // A port nothing listens on: bound, then let go.
         let closed = TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -1110,33 +1110,10 @@ impl Seen {
 /// `/v1/not-modified` 304 (with the representation's `Content-Length`),
 /// `/v1/hang` never answers, `HEAD` anything else 200 without a body, and
 /// anything else 200 with a hop-by-hop header of its own.
-struct LocalApi {
-    port: u16,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl LocalApi {
-    fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let log = log.clone();
-                std::thread::spawn(move || serve(stream, &log));
-            }
-        });
-        LocalApi { port, seen }
-    }
-
-    fn requests(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-}
+type LocalApi = LocalServer<Seen>;
 
 /// Answers the requests of one connection.
-fn serve(stream: TcpStream, log: &Mutex<Vec<Seen>>) {
+fn serve(stream: TcpStream, _port: u16, log: &Mutex<Vec<Seen>>) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut stream = stream;
     loop {

@@ -6,9 +6,9 @@
 //! status, the body, and that the proxy survived.
 
 use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tokenauth_emulator::{
@@ -25,7 +25,7 @@ const TOKEN_PASSWORD: &str = "p@ss w0rd&tok-secret-55";
 #[path = "proxy/common.rs"]
 mod common;
 
-use common::{ProxyProcess, SEED_INPUTS, root};
+use common::{LocalServer, ProxyProcess, SEED_INPUTS, root};
 
 // ------------------------------------------------------------ the fixture
 
@@ -55,7 +55,7 @@ impl Fixture {
         std::fs::create_dir_all(&dir).unwrap();
         let ca = dir.join("ca.pem");
         std::fs::write(&ca, emulator.ca_cert_pem().expect("tls on")).unwrap();
-        let api = RawApi::start();
+        let api = RawApi::start(serve);
         let seeds = std::fs::read_to_string(root().join("providers.toml")).unwrap();
         let config = dir.join("providers.toml");
         std::fs::write(
@@ -366,34 +366,7 @@ struct Received {
 /// `redirect` with the request target echoed in `Location`,
 /// `Content-Location`, `Refresh` and `Link`; `redirect-bytes` the same
 /// with a non-UTF-8 byte after it; anything else 200 `{"ok":true}`.
-struct RawApi {
-    port: u16,
-    seen: Arc<Mutex<Vec<Received>>>,
-}
-
-impl RawApi {
-    fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let log = log.clone();
-                std::thread::spawn(move || serve(stream, port, &log));
-            }
-        });
-        RawApi { port, seen }
-    }
-
-    fn requests(&self) -> Vec<Received> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    fn last(&self) -> Received {
-        self.requests().pop().expect("the API received a request")
-    }
-}
+type RawApi = LocalServer<Received>;
 
 fn serve(mut stream: TcpStream, port: u16, log: &Mutex<Vec<Received>>) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));

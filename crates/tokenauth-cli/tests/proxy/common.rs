@@ -3,6 +3,7 @@
 //! the proxy as a child process.
 
 use std::io::Read as _;
+use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -132,5 +133,41 @@ impl Drop for ProxyProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A small HTTP server of a test's own on loopback, standing for an API the
+/// emulator does not play: every connection is answered by `serve` on a
+/// thread of its own (given the server's port), which records what it
+/// received in the shared list.
+pub(crate) struct LocalServer<T> {
+    pub(crate) port: u16,
+    seen: Arc<Mutex<Vec<T>>>,
+}
+
+impl<T: Clone + Send + 'static> LocalServer<T> {
+    pub(crate) fn start(serve: fn(TcpStream, u16, &Mutex<Vec<T>>)) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let log = log.clone();
+                std::thread::spawn(move || serve(stream, port, &log));
+            }
+        });
+        LocalServer { port, seen }
+    }
+
+    /// What it received so far, oldest first.
+    pub(crate) fn requests(&self) -> Vec<T> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// The last request it received.
+    #[allow(dead_code)]
+    pub(crate) fn last(&self) -> T {
+        self.requests().pop().expect("the API received a request")
     }
 }

@@ -52,7 +52,10 @@ impl ProxyProcess {
                  inputs.client_secret = {{ env = \"BENCH_CLIENT_SECRET\" }}\n"
             ),
         )?;
-        let key: String = (0..32).map(|_| fastrand_hex()).collect();
+        // A per-run key for a loopback benchmark.
+        let key: String = std::iter::repeat_with(fastrand::alphanumeric)
+            .take(32)
+            .collect();
         let mut child = Command::new(&exe)
             .arg("--config")
             .arg(&config)
@@ -110,18 +113,4 @@ impl Drop for ProxyProcess {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// One random hex digit.
-fn fastrand_hex() -> char {
-    char::from_digit(u32::from(random_nibble()), 16).unwrap_or('0')
-}
-
-/// A random nibble from the OS's hashing seed (no extra crate): a per-run
-/// key for a loopback benchmark, not a secret that must resist attack.
-fn random_nibble() -> u8 {
-    use std::hash::{BuildHasher as _, Hasher as _};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u8(0);
-    (h.finish() & 0xf) as u8
 }

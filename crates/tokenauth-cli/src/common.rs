@@ -178,7 +178,18 @@ pub(crate) fn connection(
         }
         overrides.push((name.to_owned(), value.to_owned()));
     }
-    let mut conn = Connection::new(args.connection.clone());
+    Ok(env_connection(provider, &args.connection, &overrides))
+}
+
+/// Connection `id` of `provider`: each input from `overrides` (the last one
+/// given wins), else its environment variable. Missing inputs are left out;
+/// the engine names them (and their variable) when they are needed.
+pub(crate) fn env_connection(
+    provider: &Provider,
+    id: &str,
+    overrides: &[(String, String)],
+) -> Connection {
+    let mut conn = Connection::new(id);
     for input in &provider.inputs {
         let value = overrides
             .iter()
@@ -200,7 +211,7 @@ pub(crate) fn connection(
             };
         }
     }
-    Ok(conn)
+    conn
 }
 
 /// A credential of `conn` for provider `id` of `auth` (fetched, or from

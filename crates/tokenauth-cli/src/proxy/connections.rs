@@ -302,34 +302,15 @@ impl Connections {
             misses.insert(key, Instant::now());
             return Err(unknown());
         }
-        let connection = store_connection(auth, provider, name);
+        // A connection `tokenauth login` created: its id, and the
+        // provider's inputs from their environment variables.
+        let connection = match auth.providers().get(provider) {
+            Some(p) => crate::common::env_connection(p, name, &[]),
+            None => Connection::new(name),
+        };
         lock(&self.from_store).insert(key, (connection.clone(), Instant::now()));
         Ok(Resolved::Named(connection))
     }
-}
-
-/// A connection `tokenauth login` created: its id, and the provider's inputs
-/// from their environment variables (as the other commands read them).
-fn store_connection(auth: &TokenAuth, provider: &str, name: &str) -> Connection {
-    let mut connection = Connection::new(name);
-    let Some(p) = auth.providers().get(provider) else {
-        return connection;
-    };
-    for input in &p.inputs {
-        let value = input
-            .env
-            .as_deref()
-            .and_then(|var| std::env::var(var).ok())
-            .filter(|v| !v.is_empty());
-        if let Some(value) = value {
-            connection = if input.secret {
-                connection.with_secret(input.name.clone(), value)
-            } else {
-                connection.with_input(input.name.clone(), value)
-            };
-        }
-    }
-    connection
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

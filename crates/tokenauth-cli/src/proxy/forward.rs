@@ -75,13 +75,7 @@ async fn forward<'p>(
     if let Some(endpoint) = path.strip_prefix("/_tokenauth/") {
         return own_endpoint(proxy, endpoint, &request);
     }
-    if let Some(key) = &proxy.key
-        && !key.admits(request.headers())
-    {
-        return Err(Refusal::key(
-            "this proxy requires its key: send `Proxy-Authorization: Bearer KEY` or `Tokenauth-Key: KEY` with the value of TOKENAUTH_PROXY_KEY".to_owned(),
-        ));
-    }
+    require_key(proxy, request.headers())?;
     let Some((id, rest)) = address::split(path) else {
         return Err(Refusal::not_found(format!(
             "address a provider's API as /PROVIDER/PATH, e.g. /{}/…",
@@ -220,18 +214,22 @@ fn own_endpoint(
             &serde_json::json!({"status": "ok"}),
         )),
         "stats" => {
-            if let Some(key) = &proxy.key
-                && !key.admits(request.headers())
-            {
-                return Err(Refusal::key(
-                    "the stats require the proxy's key (Proxy-Authorization: Bearer KEY or Tokenauth-Key: KEY)".to_owned(),
-                ));
-            }
+            require_key(proxy, request.headers())?;
             Ok(reply::json(StatusCode::OK, &proxy.stats()))
         }
         _ => Err(Refusal::not_found(
             "the proxy's own endpoints are /_tokenauth/health and /_tokenauth/stats".to_owned(),
         )),
+    }
+}
+
+/// The APIs and the stats are behind the key, when the proxy has one.
+fn require_key(proxy: &Proxy, headers: &HeaderMap) -> Result<(), Refusal> {
+    match &proxy.key {
+        Some(key) if !key.admits(headers) => Err(Refusal::key(
+            "this proxy requires its key: send `Proxy-Authorization: Bearer KEY` or `Tokenauth-Key: KEY` with the value of TOKENAUTH_PROXY_KEY".to_owned(),
+        )),
+        _ => Ok(()),
     }
 }
 

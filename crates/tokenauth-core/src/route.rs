@@ -23,6 +23,7 @@
 //! `/a/..;x/b/secret` is `/a/../b/secret` to them.
 
 use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 
 use url::Url;
 
@@ -98,7 +99,16 @@ impl<'a> Target<'a> {
 /// these. An authority spelled otherwise (capitals, user info, `:0443`) is
 /// read by [`host_and_port`].
 #[derive(Clone, Debug, Default)]
-pub struct KnownAuthorities(Vec<KnownAuthority>);
+pub struct KnownAuthorities {
+    list: Vec<KnownAuthority>,
+    /// `list` by `text`, when it is too long to scan per request.
+    index: Option<HashMap<Box<str>, usize, foldhash::fast::RandomState>>,
+}
+
+/// Up to this many entries a list is scanned (cheaper than hashing the
+/// key); beyond, looked up by hash, so that routing costs the same with
+/// one provider and with hundreds.
+const SCAN_AT_MOST: usize = 8;
 
 /// One authority of [`KnownAuthorities`].
 #[derive(Clone, Debug)]
@@ -113,6 +123,7 @@ struct KnownAuthority {
 impl KnownAuthorities {
     fn new(prefixes: &[Prefix]) -> Self {
         let mut known: Vec<KnownAuthority> = Vec::new();
+        let mut seen: HashSet<Box<str>> = HashSet::new();
         for p in prefixes {
             let default_port = match p.scheme.as_str() {
                 "https" => Some(443),
@@ -130,20 +141,32 @@ impl KnownAuthorities {
                 port: None,
             });
             for k in std::iter::once(with_port).chain(alone) {
-                if !known.iter().any(|o| o.text == k.text) {
+                if !seen.contains(&*k.text) {
+                    seen.insert(k.text.clone());
                     known.push(k);
                 }
             }
         }
-        KnownAuthorities(known)
+        let index = (known.len() > SCAN_AT_MOST).then(|| {
+            let mut index = HashMap::with_hasher(foldhash::fast::RandomState::default());
+            for (i, k) in known.iter().enumerate() {
+                index.insert(k.text.clone(), i);
+            }
+            index
+        });
+        KnownAuthorities { list: known, index }
     }
 
     /// The entry spelled exactly `authority`.
     #[inline]
     fn find(&self, authority: &str) -> Option<&KnownAuthority> {
-        self.0
-            .iter()
-            .find(|k| k.text.len() == authority.len() && *k.text == *authority)
+        match &self.index {
+            Some(index) => index.get(authority).map(|&i| &self.list[i]),
+            None => self
+                .list
+                .iter()
+                .find(|k| k.text.len() == authority.len() && *k.text == *authority),
+        }
     }
 }
 
@@ -604,6 +627,22 @@ fn glob(pieces: &[String], text: &[u8], gap: usize, allowed: &dyn Fn(usize, u8) 
         .any(|n| glob(rest, &text[n..], gap + 1, allowed))
 }
 
+/// Indices of `prefixes` (in their order) by host, when there are more
+/// than [`SCAN_AT_MOST`].
+fn index_by_host(prefixes: &[Prefix]) -> Option<HostIndex> {
+    (prefixes.len() > SCAN_AT_MOST).then(|| {
+        let mut by_host: HashMap<Box<str>, Vec<usize>> = HashMap::new();
+        for (i, p) in prefixes.iter().enumerate() {
+            by_host.entry(p.host.as_str().into()).or_default().push(i);
+        }
+        let mut index = HashMap::with_hasher(foldhash::fast::RandomState::default());
+        index.extend(by_host.into_iter().map(|(h, ids)| (h, ids.into())));
+        index
+    })
+}
+
+type HostIndex = HashMap<Box<str>, Box<[usize]>, foldhash::fast::RandomState>;
+
 /// All `api` prefixes of a description, ready to route request URLs.
 #[derive(Clone, Debug)]
 pub(crate) struct Router {
@@ -617,6 +656,9 @@ pub(crate) struct Router {
     per_connection: Vec<bool>,
     /// The written-out prefixes' authorities, for routing an `http::Uri`.
     authorities: KnownAuthorities,
+    /// Indices into `prefixes` (in its order) by host, when there are too
+    /// many prefixes to scan per request (a catalog of hundreds).
+    by_host: Option<HostIndex>,
 }
 
 impl Router {
@@ -635,12 +677,36 @@ impl Router {
         prefixes.sort_by_key(|p: &Prefix| std::cmp::Reverse(p.path.len()));
         let per_connection = providers.iter().map(|p| p.per_connection_api()).collect();
         let authorities = KnownAuthorities::new(&prefixes);
+        let by_host = index_by_host(&prefixes);
         Router {
             prefixes,
             patterns,
             per_connection,
             authorities,
+            by_host,
         }
+    }
+
+    /// The longest written-out prefix that holds `target`, whose resolved
+    /// path is `path`: among the prefixes of the target's host only, when
+    /// there are many.
+    #[inline]
+    fn fixed_match(&self, target: &Target<'_>, path: &str) -> Option<&Prefix> {
+        let Some(by_host) = &self.by_host else {
+            return self.prefixes.iter().find(|p| p.matches(target, path));
+        };
+        let ids = match by_host.get(target.host) {
+            Some(ids) => ids,
+            // Hosts are kept in lower case; an `http::Uri` may spell one
+            // with capitals.
+            None if target.host.bytes().any(|b| b.is_ascii_uppercase()) => {
+                by_host.get(target.host.to_ascii_lowercase().as_str())?
+            }
+            None => return None,
+        };
+        ids.iter()
+            .map(|&i| &self.prefixes[i])
+            .find(|p| p.matches(target, path))
     }
 
     /// The written-out prefixes' authorities, as request URIs spell them.
@@ -673,7 +739,7 @@ impl Router {
         render: impl Fn(usize, usize) -> Option<Url>,
     ) -> (Option<usize>, bool) {
         route_path_as_given(target.path, |path| {
-            let fixed = self.prefixes.iter().find(|p| p.matches(target, path));
+            let fixed = self.fixed_match(target, path);
             if self.patterns.is_empty() {
                 return fixed.map(|p| p.provider);
             }
@@ -807,7 +873,7 @@ mod tests {
         .map(|(i, u)| Prefix::new(&Url::parse(u).unwrap(), i).unwrap())
         .collect();
         let known = KnownAuthorities::new(&prefixes);
-        let texts: Vec<&str> = known.0.iter().map(|k| &*k.text).collect();
+        let texts: Vec<&str> = known.list.iter().map(|k| &*k.text).collect();
         assert_eq!(
             texts,
             [
@@ -821,7 +887,7 @@ mod tests {
                 "[::1]",
             ]
         );
-        for k in &known.0 {
+        for k in &known.list {
             assert_eq!(
                 (&k.text[..k.host_len], k.port),
                 host_and_port(&k.text),
@@ -924,6 +990,84 @@ mod tests {
         assert!(!prefix_matches(&root, &p("http://localhost:8080/anything")));
     }
 
+    /// A catalog (more prefixes than are scanned) routes every URI exactly
+    /// as a scan of all its prefixes does: the longest prefix of the
+    /// request's host, scheme and port wins, hosts in any case, authorities
+    /// spelled in any way.
+    #[test]
+    fn a_catalog_routes_as_a_scan_of_every_prefix() {
+        let mut urls = vec![
+            "https://api.example.com/".to_owned(),
+            "https://api.example.com/v1/".to_owned(),
+            "https://api.example.com/v1/admin/".to_owned(),
+            "http://api.example.com/v1/".to_owned(),
+            "https://api.example.com:8443/v1/".to_owned(),
+            "https://[::1]/x/".to_owned(),
+            "http://127.0.0.1:8080/api".to_owned(),
+        ];
+        urls.extend((0..40).map(|n| format!("https://api{n}.example.com/v{}/", n % 3)));
+        let mut prefixes: Vec<Prefix> = urls
+            .iter()
+            .enumerate()
+            .map(|(i, u)| Prefix::new(&Url::parse(u).unwrap(), i).unwrap())
+            .collect();
+        prefixes.sort_by_key(|p: &Prefix| std::cmp::Reverse(p.path.len()));
+        let indexed = Router {
+            authorities: KnownAuthorities::new(&prefixes),
+            per_connection: vec![false; prefixes.len()],
+            by_host: index_by_host(&prefixes),
+            prefixes: prefixes.clone(),
+            patterns: Vec::new(),
+        };
+        assert!(indexed.by_host.is_some() && indexed.authorities.index.is_some());
+        let scanning = Router {
+            authorities: KnownAuthorities {
+                index: None,
+                ..KnownAuthorities::new(&prefixes)
+            },
+            by_host: None,
+            ..indexed.clone()
+        };
+        let mut requests = 0;
+        for authority in [
+            "api.example.com",
+            "API.Example.com",
+            "api.example.com:443",
+            "api.example.com:0443",
+            "api.example.com:8443",
+            "u@api.example.com",
+            "api7.example.com",
+            "API39.example.com:443",
+            "api40.example.com",
+            "[::1]",
+            "127.0.0.1:8080",
+            "127.0.0.1",
+            "evil.net",
+        ] {
+            for scheme in ["https", "http"] {
+                for path in [
+                    "/",
+                    "/v1/",
+                    "/v1/admin/x",
+                    "/v2/items",
+                    "/x/y",
+                    "/api",
+                    "/v1/../v2/a",
+                ] {
+                    let uri: http::Uri = format!("{scheme}://{authority}{path}").parse().unwrap();
+                    let route = |router: &Router| {
+                        let target = Target::from_uri_known(&uri, router.authorities()).unwrap();
+                        router.route_as_given(&target, |_, _| None)
+                    };
+                    assert_eq!(route(&indexed), route(&scanning), "{uri}");
+                    requests += usize::from(route(&indexed).0.is_some());
+                }
+            }
+        }
+        // The comparison is not vacuous: many of these requests route.
+        assert!(requests > 40, "{requests}");
+    }
+
     /// Routes a raw request path (as a tower layer sees it in an
     /// `http::Uri`) among prefixes `/a/` (0) and `/b/` (1) of one host.
     fn route_raw(path: &str) -> Option<usize> {
@@ -936,6 +1080,7 @@ mod tests {
         let router = Router {
             authorities: KnownAuthorities::new(&prefixes),
             per_connection: vec![false; prefixes.len()],
+            by_host: None,
             prefixes,
             patterns: Vec::new(),
         };

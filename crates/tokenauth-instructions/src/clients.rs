@@ -53,6 +53,32 @@ fn engine(port: u16) -> anyhow::Result<TokenAuth> {
     Ok(TokenAuth::builder(providers).build()?)
 }
 
+/// Providers described before the measured one in `engine-catalog`.
+const CATALOG: usize = 300;
+
+/// [`engine`] in a catalog: [`CATALOG`] API-key providers (plain http: this
+/// binary has no TLS backend, and routing reads the scheme alike), each on a host
+/// of its own with a path longer than the measured provider's (so that,
+/// longest prefix first, they all come before it), then the measured one.
+fn engine_in_catalog(port: u16) -> anyhow::Result<TokenAuth> {
+    let mut toml = String::new();
+    for n in 0..CATALOG {
+        toml.push_str(&format!(
+            r#"
+[providers.catalog-{n}]
+api = ["http://api{n}.example.com/v{version}/things/"]
+allow_insecure_http = true
+inputs.key = {{ env = "CATALOG_{n}_KEY", default = "unused" }}
+inject = {{ header = "X-Api-Key", value = "{{{{ inputs.key }}}}" }}
+"#,
+            version = n % 3 + 1
+        ));
+    }
+    toml.push_str(&providers_toml(port));
+    let providers = Providers::from_toml("catalog.toml", &toml)?;
+    Ok(TokenAuth::builder(providers).build()?)
+}
+
 /// The reqwest client every reqwest variant starts from: no proxy from the
 /// environment (the server is on loopback), everything else reqwest's
 /// defaults.
@@ -107,6 +133,7 @@ impl Client {
             }
             Variant::Request => Client::Engine(None, fixed),
             Variant::Engine => Client::Engine(Some(engine(port)?), fixed),
+            Variant::EngineCatalog => Client::Engine(Some(engine_in_catalog(port)?), fixed),
         })
     }
 
@@ -269,8 +296,14 @@ pub(crate) fn print_future_sizes(port: u16) -> anyhow::Result<()> {
             next: reqwest_middleware::Next<'_>,
         ) -> reqwest_middleware::Result<reqwest::Response> {
             let future = self.0.handle(req, extensions, next);
+            // The first request fetches the token, the next ones hit.
+            let kind = if self.0.auth().stats().misses == 0 {
+                "first request, token fetched"
+            } else {
+                "cache hit"
+            };
             println!(
-                "tokenauth's reqwest middleware future: {} bytes",
+                "tokenauth's reqwest middleware future ({kind}): {} bytes",
                 std::mem::size_of_val(&*future)
             );
             future.await
@@ -285,10 +318,12 @@ pub(crate) fn print_future_sizes(port: u16) -> anyhow::Result<()> {
         let client = reqwest_middleware::ClientBuilder::new(reqwest_builder().build()?)
             .with(Probe(auth.middleware()))
             .build();
-        client
-            .get(format!("http://127.0.0.1:{port}/api/items"))
-            .send()
-            .await?;
+        for _ in 0..2 {
+            client
+                .get(format!("http://127.0.0.1:{port}/api/items"))
+                .send()
+                .await?;
+        }
         println!(
             "reqwest::Request: {} bytes",
             std::mem::size_of::<reqwest::Request>()
@@ -312,6 +347,16 @@ pub(crate) fn print_future_sizes(port: u16) -> anyhow::Result<()> {
         println!(
             "Connection: {} bytes",
             std::mem::size_of::<tokenauth_core::Connection>()
+        );
+        type TowerService = tokenauth_tower::Auth<HyperUtil>;
+        type TowerFuture = <TowerService as tower::Service<http::Request<Empty<Bytes>>>>::Future;
+        println!(
+            "tokenauth's tower future (hyper-util client): {} bytes",
+            std::mem::size_of::<TowerFuture>()
+        );
+        println!(
+            "hyper-util client: {} bytes",
+            std::mem::size_of::<HyperUtil>()
         );
         anyhow::Ok(())
     })

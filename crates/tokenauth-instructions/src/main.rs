@@ -37,6 +37,7 @@
 //! | `tokenauth-tower` | the same client under tokenauth's tower layer, no header | `hyper-util` |
 //! | `request` | an `http::Request` built, the fixed header inserted, handed to a transport that answers at once | - |
 //! | `engine` | the same request through `TokenAuth::exchange` and `Exchange::send`: routing, the cache hit, attaching, the response check | `request` |
+//! | `engine-catalog` | the same, with 300 other providers (each its own host) described before it: what routing costs in a catalog of hundreds | `request` |
 //!
 //! `--check` compares each variant's instructions over its baseline with
 //! `budget.toml` beside this crate's manifest and fails when one exceeds
@@ -111,10 +112,11 @@ pub(crate) enum Variant {
     TokenauthTower,
     Request,
     Engine,
+    EngineCatalog,
 }
 
 impl Variant {
-    const ALL: [Variant; 7] = [
+    const ALL: [Variant; 8] = [
         Variant::Reqwest,
         Variant::ReqwestMiddleware,
         Variant::TokenauthReqwest,
@@ -122,6 +124,7 @@ impl Variant {
         Variant::TokenauthTower,
         Variant::Request,
         Variant::Engine,
+        Variant::EngineCatalog,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -133,6 +136,7 @@ impl Variant {
             Variant::TokenauthTower => "tokenauth-tower",
             Variant::Request => "request",
             Variant::Engine => "engine",
+            Variant::EngineCatalog => "engine-catalog",
         }
     }
 
@@ -146,6 +150,9 @@ impl Variant {
             Variant::TokenauthTower => "tokenauth's tower layer on that client",
             Variant::Request => "no HTTP: `http::Request` + fixed header, answered at once",
             Variant::Engine => "no HTTP: the same through `exchange` + `send` (route, hit, attach)",
+            Variant::EngineCatalog => {
+                "the same, the provider last of 301 (a catalog: routing must not scan them all)"
+            }
         }
     }
 
@@ -155,7 +162,7 @@ impl Variant {
             Variant::ReqwestMiddleware => Some(Variant::Reqwest),
             Variant::TokenauthReqwest => Some(Variant::ReqwestMiddleware),
             Variant::TokenauthTower => Some(Variant::HyperUtil),
-            Variant::Engine => Some(Variant::Request),
+            Variant::Engine | Variant::EngineCatalog => Some(Variant::Request),
             Variant::Reqwest | Variant::HyperUtil | Variant::Request => None,
         }
     }

@@ -523,18 +523,25 @@ impl Pattern {
         })
     }
 
-    /// Some rendering of this prefix could hold `t` (path `path`).
-    fn could_hold(&self, t: &Target<'_>, path: &str) -> bool {
+    /// Some rendering of this prefix could hold `t` (path `path`); `host`
+    /// is `t.host` in lower case ([`lower_case`]).
+    fn could_hold(&self, t: &Target<'_>, host: &str, path: &str) -> bool {
         if !self.any_origin && (self.port != t.port || !self.scheme.eq_ignore_ascii_case(t.scheme))
         {
             return false;
         }
         // A host name is at most 253 bytes, and the glob below backtracks:
         // a longer one (which a URL parser accepts) holds nothing.
-        if t.host.len() > 253 {
+        if host.len() > 253 {
             return false;
         }
-        let host = t.host.to_ascii_lowercase();
+        // The glob's ends, checked first: most patterns fail here.
+        let (Some(first), Some(last)) = (self.host.first(), self.host.last()) else {
+            return false;
+        };
+        if !host.starts_with(first.as_str()) || !host.ends_with(last.as_str()) {
+            return false;
+        }
         let stars = &self.host_stars;
         if !glob(&self.host, host.as_bytes(), 0, &|gap, b| {
             b.is_ascii_alphanumeric() || b == b'-' || (b == b'.' && !stars[gap])
@@ -584,7 +591,85 @@ pub(crate) fn template_covers(template: &UrlTemplate, url: &Url) -> bool {
     !host_is_placeholder
         && depth == pattern.path.len()
         && pattern.open == url.path().ends_with('/')
-        && pattern.could_hold(&target, url.path())
+        && pattern.could_hold(&target, &lower_case(target.host), url.path())
+}
+
+impl Pattern {
+    /// Where a [`PatternIndex`] files this pattern: its host's last literal
+    /// piece from the piece's first `.` (`.example.com` for
+    /// `{{ inputs.tenant }}.example.com`), a suffix starting with `.` of
+    /// every host it holds. `None` for a host that ends in a placeholder or
+    /// `*` without a `.` after it, and for a prefix that starts with a
+    /// placeholder (any origin).
+    fn suffix_key(&self) -> Option<&str> {
+        if self.any_origin {
+            return None;
+        }
+        let last = self.host.last()?;
+        last.find('.').map(|i| &last[i..])
+    }
+}
+
+/// The prefixes with placeholders by the end of their host, when there are
+/// too many to try each per request: a request's host is looked up by each
+/// of its suffixes that starts with `.`.
+#[derive(Clone, Debug)]
+struct PatternIndex {
+    /// Pattern indices (ascending) by [`Pattern::suffix_key`].
+    by_suffix: HashMap<Box<str>, Box<[usize]>, foldhash::fast::RandomState>,
+    /// The lengths of those keys, as bits (keys over 255 bytes, which no
+    /// host holds, are not filed): a suffix of another length is not
+    /// looked up.
+    key_lengths: [u64; 4],
+    /// The patterns without a key: always tried.
+    always: Box<[usize]>,
+}
+
+impl PatternIndex {
+    fn new(patterns: &[Pattern]) -> Option<Self> {
+        if patterns.len() <= SCAN_AT_MOST {
+            return None;
+        }
+        let mut by_suffix: HashMap<Box<str>, Vec<usize>> = HashMap::new();
+        let mut always = Vec::new();
+        let mut key_lengths = [0u64; 4];
+        for (i, p) in patterns.iter().enumerate() {
+            match p.suffix_key().filter(|key| key.len() < 256) {
+                Some(key) => {
+                    key_lengths[key.len() / 64] |= 1 << (key.len() % 64);
+                    by_suffix.entry(key.into()).or_default().push(i);
+                }
+                None => always.push(i),
+            }
+        }
+        let mut index = HashMap::with_hasher(foldhash::fast::RandomState::default());
+        index.extend(by_suffix.into_iter().map(|(k, ids)| (k, ids.into())));
+        Some(PatternIndex {
+            by_suffix: index,
+            key_lengths,
+            always: always.into(),
+        })
+    }
+
+    /// The patterns filed under `suffix` (which starts with `.`).
+    #[inline]
+    fn filed_under(&self, suffix: &str) -> &[usize] {
+        let len = suffix.len();
+        if len >= 256 || self.key_lengths[len / 64] & (1 << (len % 64)) == 0 {
+            return &[];
+        }
+        self.by_suffix.get(suffix).map_or(&[], |ids| ids)
+    }
+}
+
+/// `host` in lower case: as it is when it already is (every host of a
+/// parsed `Url`), so that a request does not allocate for it.
+fn lower_case(host: &str) -> Cow<'_, str> {
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    }
 }
 
 /// `text` cut at each marker: the literal pieces, and per gap whether its
@@ -659,6 +744,8 @@ pub(crate) struct Router {
     /// Indices into `prefixes` (in its order) by host, when there are too
     /// many prefixes to scan per request (a catalog of hundreds).
     by_host: Option<HostIndex>,
+    /// `patterns` by the end of their host, when there are many.
+    pattern_index: Option<PatternIndex>,
 }
 
 impl Router {
@@ -678,12 +765,14 @@ impl Router {
         let per_connection = providers.iter().map(|p| p.per_connection_api()).collect();
         let authorities = KnownAuthorities::new(&prefixes);
         let by_host = index_by_host(&prefixes);
+        let pattern_index = PatternIndex::new(&patterns);
         Router {
             prefixes,
             patterns,
             per_connection,
             authorities,
             by_host,
+            pattern_index,
         }
     }
 
@@ -738,15 +827,23 @@ impl Router {
         target: &Target<'_>,
         render: impl Fn(usize, usize) -> Option<Url>,
     ) -> (Option<usize>, bool) {
+        if self.patterns.is_empty() {
+            return route_path_as_given(target.path, |path| {
+                self.fixed_match(target, path).map(|p| p.provider)
+            });
+        }
+        let host = lower_case(target.host);
         route_path_as_given(target.path, |path| {
-            let fixed = self.fixed_match(target, path);
-            if self.patterns.is_empty() {
-                return fixed.map(|p| p.provider);
-            }
-            let mut best = fixed.map(|p| (p.path.len(), p.provider));
-            for pattern in &self.patterns {
-                if !pattern.could_hold(target, path) {
-                    continue;
+            // The longest prefix wins; at equal length a written-out one,
+            // then the pattern described first (`order`), whatever order
+            // the candidates come in.
+            let mut best = self
+                .fixed_match(target, path)
+                .map(|p| (p.path.len(), 0, p.provider));
+            self.pattern_candidates(&host, |i| {
+                let pattern = &self.patterns[i];
+                if !pattern.could_hold(target, &host, path) {
+                    return;
                 }
                 let len = if pattern.wildcard {
                     // Bound to the connection's own host once its token
@@ -754,19 +851,38 @@ impl Router {
                     pattern.path_len
                 } else {
                     let Some(url) = render(pattern.provider, pattern.api) else {
-                        continue;
+                        return;
                     };
                     if !url_holds(&url, target, path) {
-                        continue;
+                        return;
                     }
                     url.path().len()
                 };
-                if best.is_none_or(|(l, _)| len > l) {
-                    best = Some((len, pattern.provider));
+                let order = i + 1;
+                if best.is_none_or(|(l, o, _)| len > l || (len == l && order < o)) {
+                    best = Some((len, order, pattern.provider));
                 }
-            }
-            best.map(|(_, provider)| provider)
+            });
+            best.map(|(_, _, provider)| provider)
         })
+    }
+
+    /// Calls `f` with the index of every pattern that could hold a request
+    /// to `host` (lower case): each of them, or, with a [`PatternIndex`],
+    /// those filed under one of `host`'s suffixes that start with `.`, and
+    /// those always tried. Each at most once, in no particular order.
+    fn pattern_candidates(&self, host: &str, mut f: impl FnMut(usize)) {
+        let Some(index) = &self.pattern_index else {
+            (0..self.patterns.len()).for_each(f);
+            return;
+        };
+        index.always.iter().for_each(|&i| f(i));
+        for (at, &b) in host.as_bytes().iter().enumerate() {
+            if b == b'.' {
+                // Cut before an ASCII byte: on a character boundary.
+                index.filed_under(&host[at..]).iter().for_each(|&i| f(i));
+            }
+        }
     }
 
     /// The providers one of whose prefixes with placeholders could hold
@@ -775,14 +891,18 @@ impl Router {
         let target = Target::from_url(url);
         let mut found: Vec<usize> = Vec::new();
         if let Some(t) = &target {
-            for p in &self.patterns {
+            let host = lower_case(t.host);
+            self.pattern_candidates(&host, |i| {
+                let p = &self.patterns[i];
                 if !found.contains(&p.provider)
-                    && route_path(t.path, |path| p.could_hold(t, path).then_some(())).is_some()
+                    && route_path(t.path, |path| p.could_hold(t, &host, path).then_some(()))
+                        .is_some()
                 {
                     found.push(p.provider);
                 }
-            }
+            });
         }
+        found.sort_unstable();
         found.into_iter()
     }
 
@@ -1016,6 +1136,7 @@ mod tests {
             authorities: KnownAuthorities::new(&prefixes),
             per_connection: vec![false; prefixes.len()],
             by_host: index_by_host(&prefixes),
+            pattern_index: None,
             prefixes: prefixes.clone(),
             patterns: Vec::new(),
         };
@@ -1068,6 +1189,100 @@ mod tests {
         assert!(requests > 40, "{requests}");
     }
 
+    /// A catalog of prefixes with placeholders (more than are tried one by
+    /// one) routes every URI exactly as trying each of them does: hosts
+    /// filed by their end, the ones that cannot be filed (a host ending in
+    /// a placeholder, a prefix starting with one) always tried, the longest
+    /// prefix winning over the order in which candidates are found.
+    #[test]
+    fn a_catalog_of_templated_prefixes_routes_as_trying_each() {
+        let mut apis: Vec<String> = (0..6)
+            .map(|n| format!("https://{{{{ inputs.tenant }}}}.svc{n}.example.com/api/"))
+            .collect();
+        apis.extend(
+            [
+                "https://api.example.com/{{ inputs.tenant }}/",
+                "https://{{ inputs.tenant }}.tenants.example.com/",
+                "https://api-{{ inputs.tenant }}.eu.example.com/v1/",
+                // Both this one and the next hold `https://acme.foo.com/x/`:
+                // at equal length the one described first wins, though the
+                // index finds the next one (never filed) first.
+                "https://{{ inputs.tenant }}.foo.com/x/",
+                "https://acme.{{ inputs.domain }}/x/",
+                "{{ inputs.base_url }}/api/",
+                "https://acme.svc1.example.com/api/admin/",
+                "https://api.example.com/",
+            ]
+            .map(str::to_owned),
+        );
+        let mut toml = String::new();
+        for (i, api) in apis.iter().enumerate() {
+            toml.push_str(&format!(
+                "[providers.p{i}]\napi = [\"{api}\"]\n\
+                 inputs.tenant = {{ env = \"T_{i}\", default = \"acme\" }}\n\
+                 inputs.domain = {{ env = \"D_{i}\", default = \"foo.com\" }}\n\
+                 inputs.base_url = {{ env = \"B_{i}\", default = \"https://acme.example.org\" }}\n\
+                 inject = {{ header = \"X-Key\", value = \"k\" }}\n"
+            ));
+        }
+        let providers = crate::config::Providers::from_toml("catalog.toml", &toml).unwrap();
+        let conn = crate::Connection::new("c")
+            .with_input("tenant", "acme")
+            .with_input("domain", "foo.com")
+            .with_input("base_url", "https://acme.example.org");
+        let list: Vec<&crate::config::Provider> = providers.iter().collect();
+        let render = |i: usize, api: usize| conn.render_url(list[i], &list[i].api[api]).ok();
+        let indexed = Router::new(&providers);
+        assert!(indexed.pattern_index.is_some());
+        let scanning = Router {
+            pattern_index: None,
+            ..indexed.clone()
+        };
+        let mut routed = 0;
+        for host in [
+            "acme.svc0.example.com",
+            "acme.svc1.example.com",
+            "ACME.SVC3.example.com",
+            "other.svc1.example.com",
+            "api.example.com",
+            "acme.tenants.example.com",
+            "api-acme.eu.example.com",
+            "acme.foo.com",
+            "acme.example.org",
+            "svc2.example.com",
+            "evil.net",
+        ] {
+            for path in ["/", "/api/x", "/api/admin/z", "/acme/x", "/v1/a", "/x/y"] {
+                let uri: http::Uri = format!("https://{host}{path}").parse().unwrap();
+                let target = Target::from_uri(&uri).unwrap();
+                let got = indexed.route_as_given(&target, render);
+                assert_eq!(got, scanning.route_as_given(&target, render), "{uri}");
+                routed += usize::from(got.0.is_some());
+                let url = Url::parse(&uri.to_string()).unwrap();
+                let (a, b): (Vec<usize>, Vec<usize>) = (
+                    indexed.could_route(&url).collect(),
+                    scanning.could_route(&url).collect(),
+                );
+                assert_eq!(a, b, "{uri}");
+            }
+        }
+        assert!(routed > 20, "{routed}");
+        // The longest prefix, written out or rendered.
+        let route = |u: &str| {
+            let uri: http::Uri = u.parse().unwrap();
+            indexed
+                .route_as_given(&Target::from_uri(&uri).unwrap(), render)
+                .0
+        };
+        assert_eq!(route("https://acme.svc0.example.com/api/x"), Some(0));
+        assert_eq!(route("https://acme.svc1.example.com/api/admin/z"), Some(12));
+        assert_eq!(route("https://acme.svc1.example.com/api/other"), Some(1));
+        assert_eq!(route("https://api.example.com/acme/x"), Some(6));
+        assert_eq!(route("https://api.example.com/other/x"), Some(13));
+        assert_eq!(route("https://acme.foo.com/x/1"), Some(9));
+        assert_eq!(route("https://acme.example.org/api/1"), Some(11));
+    }
+
     /// Routes a raw request path (as a tower layer sees it in an
     /// `http::Uri`) among prefixes `/a/` (0) and `/b/` (1) of one host.
     fn route_raw(path: &str) -> Option<usize> {
@@ -1081,6 +1296,7 @@ mod tests {
             authorities: KnownAuthorities::new(&prefixes),
             per_connection: vec![false; prefixes.len()],
             by_host: None,
+            pattern_index: None,
             prefixes,
             patterns: Vec::new(),
         };

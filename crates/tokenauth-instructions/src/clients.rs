@@ -53,25 +53,41 @@ fn engine(port: u16) -> anyhow::Result<TokenAuth> {
     Ok(TokenAuth::builder(providers).build()?)
 }
 
-/// Providers described before the measured one in `engine-catalog`.
+/// Providers described before the measured one in `engine-catalog`: with
+/// written-out prefixes, and with a per-tenant host (`{{ inputs.tenant }}`).
 const CATALOG: usize = 300;
+const TEMPLATED: usize = 100;
 
-/// [`engine`] in a catalog: [`CATALOG`] API-key providers (plain http: this
-/// binary has no TLS backend, and routing reads the scheme alike), each on a host
-/// of its own with a path longer than the measured provider's (so that,
-/// longest prefix first, they all come before it), then the measured one.
+/// [`engine`] in a catalog: [`CATALOG`] API-key providers on hosts of
+/// their own and [`TEMPLATED`] with a per-tenant host, all on the measured
+/// provider's port (as every https API is on 443) and with paths longer
+/// than its own (so that, longest prefix first, they all come before it),
+/// then the measured one. Plain http: this binary has no TLS backend, and
+/// routing reads the scheme alike.
 fn engine_in_catalog(port: u16) -> anyhow::Result<TokenAuth> {
     let mut toml = String::new();
     for n in 0..CATALOG {
         toml.push_str(&format!(
             r#"
 [providers.catalog-{n}]
-api = ["http://api{n}.example.com/v{version}/things/"]
+api = ["http://api{n}.example.com:{port}/v{version}/things/"]
 allow_insecure_http = true
 inputs.key = {{ env = "CATALOG_{n}_KEY", default = "unused" }}
 inject = {{ header = "X-Api-Key", value = "{{{{ inputs.key }}}}" }}
 "#,
             version = n % 3 + 1
+        ));
+    }
+    for n in 0..TEMPLATED {
+        toml.push_str(&format!(
+            r#"
+[providers.tenant-{n}]
+api = ["http://{{{{ inputs.tenant }}}}.svc{n}.example.com:{port}/api/v1/"]
+allow_insecure_http = true
+inputs.tenant = {{ env = "TENANT_{n}_NAME", default = "acme" }}
+inputs.key = {{ env = "TENANT_{n}_KEY", default = "unused" }}
+inject = {{ header = "X-Api-Key", value = "{{{{ inputs.key }}}}" }}
+"#
         ));
     }
     toml.push_str(&providers_toml(port));

@@ -37,7 +37,7 @@
 //! | `tokenauth-tower` | the same client under tokenauth's tower layer, no header | `hyper-util` |
 //! | `request` | an `http::Request` built, the fixed header inserted, handed to a transport that answers at once | - |
 //! | `engine` | the same request through `TokenAuth::exchange` and `Exchange::send`: routing, the cache hit, attaching, the response check | `request` |
-//! | `engine-catalog` | the same, with 300 other providers (each its own host) described before it: what routing costs in a catalog of hundreds | `request` |
+//! | `engine-catalog` | the same, with 400 other providers on the same port described before it, 300 with a host each and 100 with a per-tenant host (`{{ inputs.tenant }}.svcN.example.com`): what routing costs in a catalog of hundreds | `request` |
 //!
 //! `--check` compares each variant's instructions over its baseline with
 //! `budget.toml` beside this crate's manifest and fails when one exceeds
@@ -151,7 +151,7 @@ impl Variant {
             Variant::Request => "no HTTP: `http::Request` + fixed header, answered at once",
             Variant::Engine => "no HTTP: the same through `exchange` + `send` (route, hit, attach)",
             Variant::EngineCatalog => {
-                "the same, the provider last of 301 (a catalog: routing must not scan them all)"
+                "the same among 401 providers on its port, 100 with per-tenant hosts (a catalog)"
             }
         }
     }

@@ -130,8 +130,7 @@ impl TokenAuth {
     pub fn provider(&self, id: &str) -> Result<ProviderHandle, Error> {
         self.inner
             .providers
-            .iter()
-            .position(|p| p.id == id)
+            .position(id)
             .map(|index| ProviderHandle::new(self.clone(), index))
             .ok_or_else(|| Error::UnknownProvider {
                 provider: id.to_owned(),
@@ -191,7 +190,7 @@ impl TokenAuth {
     /// provider). A workflow engine's dashboard or `tokenauth proxy`'s
     /// `/_tokenauth/stats` shows these per provider.
     pub fn provider_stats(&self, id: &str) -> Option<ProviderStats> {
-        let index = self.inner.provider_ids.iter().position(|p| &**p == id)?;
+        let index = self.inner.providers.position(id)?;
         self.inner
             .per_provider
             .get(index)

@@ -5,6 +5,7 @@
 //! formed, at least one injection part is set and every provider that logs in
 //! has a way to know when its token expires.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use http::{HeaderName, Method};
@@ -19,16 +20,37 @@ use crate::url_template::UrlTemplate;
 pub const MAX_DURATION: Duration = Duration::from_secs(10 * 31_557_600);
 
 /// All providers of one description file, in file order.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, serde::Serialize)]
 #[serde(transparent)]
 pub struct Providers {
     pub(crate) providers: Vec<Provider>,
+    /// Positions in `providers` by id: a catalog of hundreds is looked up
+    /// per request (`tokenauth proxy` addresses providers by id).
+    #[serde(skip)]
+    positions: HashMap<String, usize, foldhash::fast::RandomState>,
 }
 
 impl Providers {
+    /// The providers of a description, in file order (ids distinct).
+    pub(crate) fn new(providers: Vec<Provider>) -> Self {
+        let mut positions = HashMap::with_hasher(foldhash::fast::RandomState::default());
+        for (i, p) in providers.iter().enumerate() {
+            positions.entry(p.id.clone()).or_insert(i);
+        }
+        Providers {
+            providers,
+            positions,
+        }
+    }
+
     /// The provider with this id.
     pub fn get(&self, id: &str) -> Option<&Provider> {
-        self.providers.iter().find(|p| p.id == id)
+        self.position(id).map(|i| &self.providers[i])
+    }
+
+    /// The position of provider `id` in file order.
+    pub(crate) fn position(&self, id: &str) -> Option<usize> {
+        self.positions.get(id).copied()
     }
 
     /// All providers, in the order the file lists them.
@@ -49,6 +71,15 @@ impl Providers {
     /// The provider ids, in file order.
     pub fn ids(&self) -> impl Iterator<Item = &str> {
         self.providers.iter().map(|p| p.id.as_str())
+    }
+}
+
+impl std::fmt::Debug for Providers {
+    /// The providers (the index by id is derived from them).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Providers")
+            .field("providers", &self.providers)
+            .finish()
     }
 }
 

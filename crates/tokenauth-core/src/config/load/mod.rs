@@ -172,10 +172,10 @@ fn read_root(ctx: &mut Ctx<'_>, node: &Node<'_>) -> (Providers, TableSchema) {
             ),
             Some("give { \"providers\": { \"ID\": { ... } } }, one table per provider".into()),
         );
-        return (Providers { providers }, TableSchema::default());
+        return (Providers::new(providers), TableSchema::default());
     }
     let Some(mut root) = Table::open(ctx, node, String::new(), "the top level") else {
-        return (Providers { providers }, TableSchema::default());
+        return (Providers::new(providers), TableSchema::default());
     };
     let describe = |ctx: &mut Ctx<'_>, t: &mut Table<'_, '_>| provider::read(ctx, "ID", t);
     let map = root.map_of_tables(
@@ -193,7 +193,7 @@ fn read_root(ctx: &mut Ctx<'_>, node: &Node<'_>) -> (Providers, TableSchema) {
         if !written && ctx.errors() == 0 {
             ctx.error(0, "", "no providers: the file has no [providers.ID] table", Some("start with [providers.myapi] and its api, login, response, expiry and inject keys".into()));
         }
-        return (Providers { providers }, schema);
+        return (Providers::new(providers), schema);
     };
     let mut seen: BTreeMap<String, &str> = BTreeMap::new();
     // Each api prefix's form (placeholders made alike) and the provider
@@ -236,7 +236,7 @@ fn read_root(ctx: &mut Ctx<'_>, node: &Node<'_>) -> (Providers, TableSchema) {
         }
     }
     shadowed_prefixes(ctx, &providers, &declared_at);
-    (Providers { providers }, schema)
+    (Providers::new(providers), schema)
 }
 
 /// A written-out prefix of one provider that a prefix with placeholders of

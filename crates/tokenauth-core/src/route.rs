@@ -122,6 +122,12 @@ struct KnownAuthority {
 
 impl KnownAuthorities {
     fn new(prefixes: &[Prefix]) -> Self {
+        Self::indexed_above(prefixes, SCAN_AT_MOST)
+    }
+
+    /// [`new`](Self::new), indexed when there are more than
+    /// `scan_at_most` authorities.
+    fn indexed_above(prefixes: &[Prefix], scan_at_most: usize) -> Self {
         let mut known: Vec<KnownAuthority> = Vec::new();
         let mut seen: HashSet<Box<str>> = HashSet::new();
         for p in prefixes {
@@ -147,7 +153,7 @@ impl KnownAuthorities {
                 }
             }
         }
-        let index = (known.len() > SCAN_AT_MOST).then(|| {
+        let index = (known.len() > scan_at_most).then(|| {
             let mut index = HashMap::with_hasher(foldhash::fast::RandomState::default());
             for (i, k) in known.iter().enumerate() {
                 index.insert(k.text.clone(), i);
@@ -626,8 +632,9 @@ struct PatternIndex {
 }
 
 impl PatternIndex {
-    fn new(patterns: &[Pattern]) -> Option<Self> {
-        if patterns.len() <= SCAN_AT_MOST {
+    /// `None` for `scan_at_most` patterns or fewer ([`SCAN_AT_MOST`]).
+    fn new(patterns: &[Pattern], scan_at_most: usize) -> Option<Self> {
+        if patterns.len() <= scan_at_most {
             return None;
         }
         let mut by_suffix: HashMap<Box<str>, Vec<usize>> = HashMap::new();
@@ -713,9 +720,9 @@ fn glob(pieces: &[String], text: &[u8], gap: usize, allowed: &dyn Fn(usize, u8) 
 }
 
 /// Indices of `prefixes` (in their order) by host, when there are more
-/// than [`SCAN_AT_MOST`].
-fn index_by_host(prefixes: &[Prefix]) -> Option<HostIndex> {
-    (prefixes.len() > SCAN_AT_MOST).then(|| {
+/// than `scan_at_most` ([`SCAN_AT_MOST`]).
+fn index_by_host(prefixes: &[Prefix], scan_at_most: usize) -> Option<HostIndex> {
+    (prefixes.len() > scan_at_most).then(|| {
         let mut by_host: HashMap<Box<str>, Vec<usize>> = HashMap::new();
         for (i, p) in prefixes.iter().enumerate() {
             by_host.entry(p.host.as_str().into()).or_default().push(i);
@@ -764,8 +771,8 @@ impl Router {
         prefixes.sort_by_key(|p: &Prefix| std::cmp::Reverse(p.path.len()));
         let per_connection = providers.iter().map(|p| p.per_connection_api()).collect();
         let authorities = KnownAuthorities::new(&prefixes);
-        let by_host = index_by_host(&prefixes);
-        let pattern_index = PatternIndex::new(&patterns);
+        let by_host = index_by_host(&prefixes, SCAN_AT_MOST);
+        let pattern_index = PatternIndex::new(&patterns, SCAN_AT_MOST);
         Router {
             prefixes,
             patterns,
@@ -934,7 +941,94 @@ impl Router {
 mod tests {
     use super::*;
 
+    /// Random catalogs of written-out and templated prefixes (with hosts
+    /// that share ends, ports and paths), indexed and not, and the URIs
+    /// that could hit them: both route alike.
+    fn catalogs_route_alike(entries: &[(u8, u8, u8, u8, u8)], uris: &[(u8, u8, u8, u8, bool)]) {
+        const LABELS: [&str; 4] = ["a", "api", "svc1", "b-2"];
+        const PORTS: [u16; 2] = [443, 8443];
+        const PATHS: [&str; 4] = ["/", "/v1/", "/v1/admin/", "/api/"];
+        let mut prefixes = Vec::new();
+        let mut patterns = Vec::new();
+        let mut templates = Vec::new();
+        for (i, &(kind, a, b, port, path)) in entries.iter().enumerate() {
+            let (a, b) = (LABELS[usize::from(a % 4)], LABELS[usize::from(b % 4)]);
+            let (port, path) = (PORTS[usize::from(port % 2)], PATHS[usize::from(path % 4)]);
+            let source = match kind % 5 {
+                0 => format!("https://{a}.{b}.example.com:{port}{path}"),
+                1 => format!("https://{{{{ inputs.t }}}}.{b}.example.com:{port}{path}"),
+                2 => format!("https://{a}-{{{{ inputs.t }}}}.example.com:{port}{path}"),
+                3 => format!("https://{a}.{{{{ inputs.d }}}}:{port}{path}"),
+                _ => format!("{{{{ inputs.base }}}}{path}"),
+            };
+            let template = UrlTemplate::parse(&source).unwrap();
+            match template.literal() {
+                Some(url) => prefixes.extend(Prefix::new(url, i)),
+                None => patterns.extend(Pattern::new(&template, i, 0)),
+            }
+            templates.push(template);
+        }
+        prefixes.sort_by_key(|p: &Prefix| std::cmp::Reverse(p.path.len()));
+        let value = |name: &str| match name {
+            "t" => Some("acme"),
+            "d" => Some("svc1.example.com"),
+            _ => Some("https://acme.api.example.com:8443"),
+        };
+        let render = |i: usize, _api: usize| templates[i].render_allowing_http(value, false).ok();
+        // Indexed whatever the numbers: the thresholds are for speed only.
+        let indexed = Router {
+            authorities: KnownAuthorities::indexed_above(&prefixes, 0),
+            per_connection: vec![false; entries.len()],
+            by_host: index_by_host(&prefixes, 0),
+            pattern_index: PatternIndex::new(&patterns, 0),
+            prefixes,
+            patterns,
+        };
+        let scanning = Router {
+            authorities: KnownAuthorities {
+                index: None,
+                ..indexed.authorities.clone()
+            },
+            by_host: None,
+            pattern_index: None,
+            ..indexed.clone()
+        };
+        for &(host, a, port, path, capitals) in uris {
+            let a = LABELS[usize::from(a % 4)];
+            let host = match host % 5 {
+                0 => format!("acme.{a}.example.com"),
+                1 => format!("{a}.{a}.example.com"),
+                2 => format!("{a}-acme.example.com"),
+                3 => format!("{a}.svc1.example.com"),
+                _ => "acme.api.example.com".to_owned(),
+            };
+            let host = if capitals {
+                host.to_ascii_uppercase()
+            } else {
+                host
+            };
+            let (port, path) = (PORTS[usize::from(port % 2)], PATHS[usize::from(path % 4)]);
+            let uri: http::Uri = format!("https://{host}:{port}{path}x").parse().unwrap();
+            let route = |router: &Router| {
+                let target = Target::from_uri_known(&uri, router.authorities()).unwrap();
+                router.route_as_given(&target, render)
+            };
+            assert_eq!(route(&indexed), route(&scanning), "{uri}");
+            let url = Url::parse(&uri.to_string()).unwrap();
+            let found = |router: &Router| router.could_route(&url).collect::<Vec<_>>();
+            assert_eq!(found(&indexed), found(&scanning), "{url}");
+        }
+    }
+
     proptest::proptest! {
+        #[test]
+        fn random_catalogs_route_alike_indexed_or_not(
+            entries in proptest::collection::vec((0u8..5, 0u8..4, 0u8..4, 0u8..2, 0u8..4), 1..30),
+            uris in proptest::collection::vec((0u8..5, 0u8..4, 0u8..2, 0u8..4, proptest::bool::ANY), 1..40),
+        ) {
+            catalogs_route_alike(&entries, &uris);
+        }
+
         /// The one-pass authority reading agrees with `http`'s own
         /// `host()` and `port_u16()` (which hyper sends by) on every
         /// authority `http` accepts.
@@ -1135,7 +1229,7 @@ mod tests {
         let indexed = Router {
             authorities: KnownAuthorities::new(&prefixes),
             per_connection: vec![false; prefixes.len()],
-            by_host: index_by_host(&prefixes),
+            by_host: index_by_host(&prefixes, SCAN_AT_MOST),
             pattern_index: None,
             prefixes: prefixes.clone(),
             patterns: Vec::new(),

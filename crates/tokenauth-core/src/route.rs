@@ -941,6 +941,20 @@ impl Router {
 mod tests {
     use super::*;
 
+    /// `router` without its indexes: every prefix and authority tried in
+    /// turn, as routing does for a handful.
+    fn scanning(router: &Router) -> Router {
+        Router {
+            authorities: KnownAuthorities {
+                index: None,
+                ..router.authorities.clone()
+            },
+            by_host: None,
+            pattern_index: None,
+            ..router.clone()
+        }
+    }
+
     /// Random catalogs of written-out and templated prefixes (with hosts
     /// that share ends, ports and paths), indexed and not, and the URIs
     /// that could hit them: both route alike.
@@ -984,15 +998,7 @@ mod tests {
             prefixes,
             patterns,
         };
-        let scanning = Router {
-            authorities: KnownAuthorities {
-                index: None,
-                ..indexed.authorities.clone()
-            },
-            by_host: None,
-            pattern_index: None,
-            ..indexed.clone()
-        };
+        let scanning = scanning(&indexed);
         for &(host, a, port, path, capitals) in uris {
             let a = LABELS[usize::from(a % 4)];
             let host = match host % 5 {
@@ -1235,14 +1241,7 @@ mod tests {
             patterns: Vec::new(),
         };
         assert!(indexed.by_host.is_some() && indexed.authorities.index.is_some());
-        let scanning = Router {
-            authorities: KnownAuthorities {
-                index: None,
-                ..KnownAuthorities::new(&prefixes)
-            },
-            by_host: None,
-            ..indexed.clone()
-        };
+        let scanning = scanning(&indexed);
         let mut requests = 0;
         for authority in [
             "api.example.com",
@@ -1328,10 +1327,7 @@ mod tests {
         let render = |i: usize, api: usize| conn.render_url(list[i], &list[i].api[api]).ok();
         let indexed = Router::new(&providers);
         assert!(indexed.pattern_index.is_some());
-        let scanning = Router {
-            pattern_index: None,
-            ..indexed.clone()
-        };
+        let scanning = scanning(&indexed);
         let mut routed = 0;
         for host in [
             "acme.svc0.example.com",

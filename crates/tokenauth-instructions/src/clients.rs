@@ -66,26 +66,25 @@ const TEMPLATED: usize = 100;
 /// routing reads the scheme alike.
 fn engine_in_catalog(port: u16) -> anyhow::Result<TokenAuth> {
     let mut toml = String::new();
-    for n in 0..CATALOG {
+    for n in 0..CATALOG + TEMPLATED {
+        let (api, tenant) = if n < CATALOG {
+            let version = n % 3 + 1;
+            (
+                format!("http://api{n}.example.com:{port}/v{version}/things/"),
+                "",
+            )
+        } else {
+            (
+                format!("http://{{{{ inputs.tenant }}}}.svc{n}.example.com:{port}/api/v1/"),
+                "inputs.tenant = { env = \"TENANT_NAME\", default = \"acme\" }\n",
+            )
+        };
         toml.push_str(&format!(
             r#"
 [providers.catalog-{n}]
-api = ["http://api{n}.example.com:{port}/v{version}/things/"]
+api = ["{api}"]
 allow_insecure_http = true
-inputs.key = {{ env = "CATALOG_{n}_KEY", default = "unused" }}
-inject = {{ header = "X-Api-Key", value = "{{{{ inputs.key }}}}" }}
-"#,
-            version = n % 3 + 1
-        ));
-    }
-    for n in 0..TEMPLATED {
-        toml.push_str(&format!(
-            r#"
-[providers.tenant-{n}]
-api = ["http://{{{{ inputs.tenant }}}}.svc{n}.example.com:{port}/api/v1/"]
-allow_insecure_http = true
-inputs.tenant = {{ env = "TENANT_{n}_NAME", default = "acme" }}
-inputs.key = {{ env = "TENANT_{n}_KEY", default = "unused" }}
+{tenant}inputs.key = {{ env = "CATALOG_{n}_KEY", default = "unused" }}
 inject = {{ header = "X-Api-Key", value = "{{{{ inputs.key }}}}" }}
 "#
         ));

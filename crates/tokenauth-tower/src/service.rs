@@ -1,7 +1,8 @@
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::marker::PhantomData;
 use std::task::{Context, Poll};
 
+use futures_util::future::{Either, TryFutureExt as _};
 use http::{Request, Response};
 use tokenauth_core::TokenAuth;
 use tokenauth_core::request::Transport;
@@ -119,13 +120,26 @@ where
     type Response = Response<ResBody>;
     type Error = AuthError<S::Error>;
 
-    async fn send(&mut self, request: Request<B>) -> Result<Response<ResBody>, Self::Error> {
-        if !std::mem::replace(&mut self.ready, false) {
-            poll_fn(|cx| self.service.poll_ready(cx))
-                .await
-                .map_err(AuthError::Inner)?;
+    fn send(
+        &mut self,
+        request: Request<B>,
+    ) -> impl Future<Output = Result<Response<ResBody>, Self::Error>> + Send {
+        if std::mem::replace(&mut self.ready, false) {
+            // The first attempt: the service is ready, so it is called now
+            // and its future is all there is to wait for. The exchange's
+            // future, which every request is boxed in, then does not hold
+            // the request a second time.
+            let inner: fn(S::Error) -> Self::Error = AuthError::Inner;
+            Either::Left(self.service.call(request).map_err(inner))
+        } else {
+            // The retry, after a rejection (rare): readiness first.
+            Either::Right(Box::pin(async move {
+                poll_fn(|cx| self.service.poll_ready(cx))
+                    .await
+                    .map_err(AuthError::Inner)?;
+                self.service.call(request).await.map_err(AuthError::Inner)
+            }))
         }
-        self.service.call(request).await.map_err(AuthError::Inner)
     }
 
     fn try_clone(&self, request: &Request<B>) -> Option<Request<B>> {

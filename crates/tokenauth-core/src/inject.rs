@@ -427,6 +427,15 @@ impl Injection {
     /// the request has one of its cookies; otherwise it is merged with the
     /// request's cookies.
     pub(crate) fn attach_headers(&self, headers: &mut HeaderMap) {
+        if headers.is_empty() {
+            // No caller value to keep (most requests, before the client
+            // adds its defaults): set each part, without the entry API's
+            // extra lookup.
+            for (name, value) in self.header_parts() {
+                headers.insert(name, value.clone());
+            }
+            return;
+        }
         for (name, value) in self.header_parts() {
             if name == http::header::COOKIE && headers.contains_key(http::header::COOKIE) {
                 if !carries_cookie_of(headers, value) {

@@ -16,11 +16,13 @@
 //!   the calls of all tasks together (the inverse of the throughput).
 //! - `hot_path/system_clock_now`: one read of the default clock, for scale.
 //! - `route/seed_url`: routing a parsed URL among the three seed providers;
+//!   `route/seed_url_in_catalog_403`: the same with 400 other providers
+//!   described first (300 with a host each, 100 with a per-tenant host);
 //!   `exchange/dot_segments`: the adapters' first step
 //!   (`TokenAuth::exchange`: extensions, routing, caller-wins) for an
 //!   `http::Request` whose raw path must be resolved first (rare).
 //! - `config/load_providers_toml`: parsing and validating the repository's
-//!   `providers.toml`.
+//!   `providers.toml`; `config/load_catalog_403`: the same catalog.
 //! - `template/render_*`: rendering an inject template.
 
 use std::hint::black_box;
@@ -180,11 +182,45 @@ fn hot_path(c: &mut Criterion) {
     assert_eq!(f.auth.stats().fetches, 1);
 }
 
-fn config(c: &mut Criterion) {
+/// The repository's `providers.toml`.
+fn seeds_toml() -> String {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../providers.toml");
-    let src = std::fs::read_to_string(path).expect("providers.toml");
+    std::fs::read_to_string(path).expect("providers.toml")
+}
+
+/// A catalog: the seed providers after 300 API-key providers with a host
+/// each and 100 with a per-tenant host (`{{ inputs.tenant }}.svcN…`).
+fn catalog_toml() -> String {
+    let mut toml = String::new();
+    for n in 0..400 {
+        let (api, tenant) = if n < 300 {
+            (
+                format!("https://api{n}.example.com/v{}/things/", n % 3 + 1),
+                "",
+            )
+        } else {
+            (
+                format!("https://{{{{ inputs.tenant }}}}.svc{n}.example.com/api/v1/"),
+                "inputs.tenant = { env = \"TENANT_NAME\", default = \"acme\" }\n",
+            )
+        };
+        toml.push_str(&format!(
+            "[providers.catalog-{n}]\napi = [\"{api}\"]\n{tenant}\
+             inputs.key = {{ env = \"CATALOG_{n}_KEY\", default = \"unused\" }}\n\
+             inject = {{ header = \"X-Api-Key\", value = \"{{{{ inputs.key }}}}\" }}\n"
+        ));
+    }
+    toml + &seeds_toml()
+}
+
+fn config(c: &mut Criterion) {
+    let src = seeds_toml();
     c.bench_function("config/load_providers_toml", |b| {
         b.iter(|| Providers::from_toml("providers.toml", black_box(&src)).expect("loads"));
+    });
+    let catalog = catalog_toml();
+    c.bench_function("config/load_catalog_403", |b| {
+        b.iter(|| Providers::from_toml("catalog.toml", black_box(&catalog)).expect("loads"));
     });
 }
 
@@ -225,6 +261,12 @@ fn route(c: &mut Criterion) {
     .unwrap();
     c.bench_function("route/seed_url", |b| {
         b.iter(|| black_box(auth.route(black_box(&plain)).is_some()))
+    });
+    // The same URL, the seeds described after 400 other providers.
+    let catalog = Providers::from_toml("catalog.toml", &catalog_toml()).expect("catalog");
+    let in_catalog = TokenAuth::builder(catalog).build().expect("engine");
+    c.bench_function("route/seed_url_in_catalog_403", |b| {
+        b.iter(|| black_box(in_catalog.route(black_box(&plain)).is_some()))
     });
     // The adapters' first step (extensions, route, caller-wins check) on a
     // path with dot segments, as a tower request may carry it. The request

@@ -147,8 +147,7 @@ impl KnownAuthorities {
                 port: None,
             });
             for k in std::iter::once(with_port).chain(alone) {
-                if !seen.contains(&*k.text) {
-                    seen.insert(k.text.clone());
+                if seen.insert(k.text.clone()) {
                     known.push(k);
                 }
             }
@@ -529,6 +528,23 @@ impl Pattern {
         })
     }
 
+    /// Where a [`PatternIndex`] files this pattern: its host's last literal
+    /// piece from the piece's first `.` (`.example.com` for
+    /// `{{ inputs.tenant }}.example.com`), a suffix starting with `.` of
+    /// every host it holds. `None` for a host that ends in a placeholder or
+    /// `*` without a `.` after it, and for a prefix that starts with a
+    /// placeholder (any origin).
+    fn suffix_key(&self) -> Option<&str> {
+        if self.any_origin {
+            return None;
+        }
+        let last = self.host.last()?;
+        // No host is longer than 253 bytes; a longer key files nothing.
+        last.find('.')
+            .map(|i| &last[i..])
+            .filter(|key| key.len() < 256)
+    }
+
     /// Some rendering of this prefix could hold `t` (path `path`); `host`
     /// is `t.host` in lower case ([`lower_case`]).
     fn could_hold(&self, t: &Target<'_>, host: &str, path: &str) -> bool {
@@ -600,32 +616,15 @@ pub(crate) fn template_covers(template: &UrlTemplate, url: &Url) -> bool {
         && pattern.could_hold(&target, &lower_case(target.host), url.path())
 }
 
-impl Pattern {
-    /// Where a [`PatternIndex`] files this pattern: its host's last literal
-    /// piece from the piece's first `.` (`.example.com` for
-    /// `{{ inputs.tenant }}.example.com`), a suffix starting with `.` of
-    /// every host it holds. `None` for a host that ends in a placeholder or
-    /// `*` without a `.` after it, and for a prefix that starts with a
-    /// placeholder (any origin).
-    fn suffix_key(&self) -> Option<&str> {
-        if self.any_origin {
-            return None;
-        }
-        let last = self.host.last()?;
-        last.find('.').map(|i| &last[i..])
-    }
-}
-
 /// The prefixes with placeholders by the end of their host, when there are
 /// too many to try each per request: a request's host is looked up by each
 /// of its suffixes that starts with `.`.
 #[derive(Clone, Debug)]
 struct PatternIndex {
     /// Pattern indices (ascending) by [`Pattern::suffix_key`].
-    by_suffix: HashMap<Box<str>, Box<[usize]>, foldhash::fast::RandomState>,
-    /// The lengths of those keys, as bits (keys over 255 bytes, which no
-    /// host holds, are not filed): a suffix of another length is not
-    /// looked up.
+    by_suffix: Positions,
+    /// The lengths of those keys, as bits: a suffix of another length is
+    /// not looked up.
     key_lengths: [u64; 4],
     /// The patterns without a key: always tried.
     always: Box<[usize]>,
@@ -637,24 +636,19 @@ impl PatternIndex {
         if patterns.len() <= scan_at_most {
             return None;
         }
-        let mut by_suffix: HashMap<Box<str>, Vec<usize>> = HashMap::new();
-        let mut always = Vec::new();
+        let key = Pattern::suffix_key;
         let mut key_lengths = [0u64; 4];
-        for (i, p) in patterns.iter().enumerate() {
-            match p.suffix_key().filter(|key| key.len() < 256) {
-                Some(key) => {
-                    key_lengths[key.len() / 64] |= 1 << (key.len() % 64);
-                    by_suffix.entry(key.into()).or_default().push(i);
-                }
-                None => always.push(i),
-            }
+        for len in patterns.iter().filter_map(key).map(str::len) {
+            key_lengths[len / 64] |= 1 << (len % 64);
         }
-        let mut index = HashMap::with_hasher(foldhash::fast::RandomState::default());
-        index.extend(by_suffix.into_iter().map(|(k, ids)| (k, ids.into())));
+        let keyed = patterns.iter().enumerate();
         Some(PatternIndex {
-            by_suffix: index,
+            by_suffix: positions_by_key(keyed.clone().filter_map(|(i, p)| Some((i, key(p)?)))),
             key_lengths,
-            always: always.into(),
+            always: keyed
+                .filter(|(_, p)| key(p).is_none())
+                .map(|(i, _)| i)
+                .collect(),
         })
     }
 
@@ -719,21 +713,27 @@ fn glob(pieces: &[String], text: &[u8], gap: usize, allowed: &dyn Fn(usize, u8) 
         .any(|n| glob(rest, &text[n..], gap + 1, allowed))
 }
 
-/// Indices of `prefixes` (in their order) by host, when there are more
-/// than `scan_at_most` ([`SCAN_AT_MOST`]).
-fn index_by_host(prefixes: &[Prefix], scan_at_most: usize) -> Option<HostIndex> {
-    (prefixes.len() > scan_at_most).then(|| {
-        let mut by_host: HashMap<Box<str>, Vec<usize>> = HashMap::new();
-        for (i, p) in prefixes.iter().enumerate() {
-            by_host.entry(p.host.as_str().into()).or_default().push(i);
-        }
-        let mut index = HashMap::with_hasher(foldhash::fast::RandomState::default());
-        index.extend(by_host.into_iter().map(|(h, ids)| (h, ids.into())));
-        index
-    })
+/// Positions (ascending) by key.
+type Positions = HashMap<Box<str>, Box<[usize]>, foldhash::fast::RandomState>;
+
+/// The positions of `keyed` (position, key) pairs, by key.
+fn positions_by_key<'a>(keyed: impl Iterator<Item = (usize, &'a str)>) -> Positions {
+    let mut by_key: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, key) in keyed {
+        by_key.entry(key).or_default().push(i);
+    }
+    by_key
+        .into_iter()
+        .map(|(key, ids)| (key.into(), ids.into()))
+        .collect()
 }
 
-type HostIndex = HashMap<Box<str>, Box<[usize]>, foldhash::fast::RandomState>;
+/// Indices of `prefixes` (in their order) by host, when there are more
+/// than `scan_at_most` ([`SCAN_AT_MOST`]).
+fn index_by_host(prefixes: &[Prefix], scan_at_most: usize) -> Option<Positions> {
+    (prefixes.len() > scan_at_most)
+        .then(|| positions_by_key(prefixes.iter().map(|p| p.host.as_str()).enumerate()))
+}
 
 /// All `api` prefixes of a description, ready to route request URLs.
 #[derive(Clone, Debug)]
@@ -750,7 +750,7 @@ pub(crate) struct Router {
     authorities: KnownAuthorities,
     /// Indices into `prefixes` (in its order) by host, when there are too
     /// many prefixes to scan per request (a catalog of hundreds).
-    by_host: Option<HostIndex>,
+    by_host: Option<Positions>,
     /// `patterns` by the end of their host, when there are many.
     pattern_index: Option<PatternIndex>,
 }
@@ -791,15 +791,9 @@ impl Router {
         let Some(by_host) = &self.by_host else {
             return self.prefixes.iter().find(|p| p.matches(target, path));
         };
-        let ids = match by_host.get(target.host) {
-            Some(ids) => ids,
-            // Hosts are kept in lower case; an `http::Uri` may spell one
-            // with capitals.
-            None if target.host.bytes().any(|b| b.is_ascii_uppercase()) => {
-                by_host.get(target.host.to_ascii_lowercase().as_str())?
-            }
-            None => return None,
-        };
+        // Hosts are kept in lower case; an `http::Uri` may spell one with
+        // capitals.
+        let ids = by_host.get(&*lower_case(target.host))?;
         ids.iter()
             .map(|&i| &self.prefixes[i])
             .find(|p| p.matches(target, path))

@@ -519,16 +519,7 @@ fn cli_runs(ev: &mut Evidence) -> usize {
         }
         cmd.arg("--cacert").arg(&ca).arg("--store").arg(&store);
         cmd.args(args);
-        let defaults = [
-            ("REOBTIMAAL_USERNAME", REOB_DEMO_USERNAME),
-            ("REOBTIMAAL_PASSWORD", REOB_DEMO_PASSWORD),
-            ("TWOBA_USERNAME", TWOBA_DEMO_USERNAME),
-            ("TWOBA_PASSWORD", TWOBA_DEMO_PASSWORD),
-            ("TWOBA_CLIENT_ID", TWOBA_DEMO_CLIENT_ID),
-            ("TWOBA_CLIENT_SECRET", TWOBA_DEMO_CLIENT_SECRET),
-            ("BRO_TOKEN_USERNAME", BRO_DEMO_USERNAME),
-            ("BRO_TOKEN_PASSWORD", BRO_DEMO_PASSWORD),
-        ];
+        let defaults = tokenauth_emulator::DEMO_ENV;
         for (k, v) in defaults.iter().chain(env) {
             cmd.env(k, v);
         }

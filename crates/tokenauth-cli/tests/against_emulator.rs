@@ -13,9 +13,8 @@ use std::process::Command;
 mod redis_server;
 
 use tokenauth_emulator::{
-    BRO_DEMO_PASSWORD, BRO_DEMO_USERNAME, Emulator, EmulatorConfig, Provider, REOB_DEMO_PASSWORD,
-    REOB_DEMO_USERNAME, TWOBA_DEMO_CLIENT_ID, TWOBA_DEMO_CLIENT_SECRET, TWOBA_DEMO_PASSWORD,
-    TWOBA_DEMO_USERNAME,
+    BRO_DEMO_PASSWORD, DEMO_ENV, Emulator, EmulatorConfig, Provider, REOB_DEMO_PASSWORD,
+    REOB_DEMO_USERNAME, TWOBA_DEMO_CLIENT_SECRET, TWOBA_DEMO_PASSWORD,
 };
 
 const SECRETS: [&str; 3] = [
@@ -54,16 +53,7 @@ impl Fixture {
         }
         cmd.arg("--cacert").arg(&self.ca);
         cmd.args(args);
-        let defaults = [
-            ("REOBTIMAAL_USERNAME", REOB_DEMO_USERNAME),
-            ("REOBTIMAAL_PASSWORD", REOB_DEMO_PASSWORD),
-            ("TWOBA_USERNAME", TWOBA_DEMO_USERNAME),
-            ("TWOBA_PASSWORD", TWOBA_DEMO_PASSWORD),
-            ("TWOBA_CLIENT_ID", TWOBA_DEMO_CLIENT_ID),
-            ("TWOBA_CLIENT_SECRET", TWOBA_DEMO_CLIENT_SECRET),
-            ("BRO_TOKEN_USERNAME", BRO_DEMO_USERNAME),
-            ("BRO_TOKEN_PASSWORD", BRO_DEMO_PASSWORD),
-        ];
+        let defaults = DEMO_ENV;
         for (k, v) in defaults.iter().chain(env) {
             if v.is_empty() {
                 cmd.env_remove(k);

@@ -27,6 +27,20 @@ pub const BRO_DEMO_USERNAME: &str = "0dce6fc98256|123456789|1234";
 pub const BRO_DEMO_PASSWORD: &str =
     "d476c6b8f056448deb4de2c37193b0bf3faa0090f4b19e81b5dcb65b752d0041";
 
+/// The environment the repository's `providers.toml` reads its seed
+/// providers' default connections from, set to the demo accounts: what a
+/// `tokenauth` process pointed at the emulator needs.
+pub const DEMO_ENV: [(&str, &str); 8] = [
+    ("REOBTIMAAL_USERNAME", REOB_DEMO_USERNAME),
+    ("REOBTIMAAL_PASSWORD", REOB_DEMO_PASSWORD),
+    ("TWOBA_USERNAME", TWOBA_DEMO_USERNAME),
+    ("TWOBA_PASSWORD", TWOBA_DEMO_PASSWORD),
+    ("TWOBA_CLIENT_ID", TWOBA_DEMO_CLIENT_ID),
+    ("TWOBA_CLIENT_SECRET", TWOBA_DEMO_CLIENT_SECRET),
+    ("BRO_TOKEN_USERNAME", BRO_DEMO_USERNAME),
+    ("BRO_TOKEN_PASSWORD", BRO_DEMO_PASSWORD),
+];
+
 /// The tenant username for number `n` of `provider`, accepted without
 /// configuration while [`EmulatorConfig::tenant_accounts`] is on (the default).
 ///

@@ -9,22 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokenauth_emulator::{
-    BRO_DEMO_PASSWORD, BRO_DEMO_USERNAME, Emulator, REOB_DEMO_PASSWORD, REOB_DEMO_USERNAME,
-    TWOBA_DEMO_CLIENT_ID, TWOBA_DEMO_CLIENT_SECRET, TWOBA_DEMO_PASSWORD, TWOBA_DEMO_USERNAME,
-};
+use tokenauth_emulator::{DEMO_ENV, Emulator};
 
 /// The seed providers' inputs, as the root `providers.toml` reads them.
-pub(crate) const SEED_INPUTS: [(&str, &str); 8] = [
-    ("REOBTIMAAL_USERNAME", REOB_DEMO_USERNAME),
-    ("REOBTIMAAL_PASSWORD", REOB_DEMO_PASSWORD),
-    ("TWOBA_USERNAME", TWOBA_DEMO_USERNAME),
-    ("TWOBA_PASSWORD", TWOBA_DEMO_PASSWORD),
-    ("TWOBA_CLIENT_ID", TWOBA_DEMO_CLIENT_ID),
-    ("TWOBA_CLIENT_SECRET", TWOBA_DEMO_CLIENT_SECRET),
-    ("BRO_TOKEN_USERNAME", BRO_DEMO_USERNAME),
-    ("BRO_TOKEN_PASSWORD", BRO_DEMO_PASSWORD),
-];
+pub(crate) const SEED_INPUTS: [(&str, &str); 8] = DEMO_ENV;
 
 /// The repository's root (the root `providers.toml`).
 pub(crate) fn root() -> &'static Path {

@@ -185,7 +185,10 @@ impl Inner {
             return self.acquire(index, conn, &*self.store).await;
         }
         let rejected = coordination.rejected(index, conn);
-        let result = self.obtain_shared(index, conn, renewal, rejected).await;
+        // Boxed: the shared path's future (store round trips, the lease held
+        // beside the fetch) is over 4 KiB, and inline it would make every
+        // fetch's future that big, store or not.
+        let result = Box::pin(self.obtain_shared(index, conn, renewal, rejected)).await;
         if result.is_ok() && rejected.is_some() {
             coordination.clear_rejected(index, conn);
         }

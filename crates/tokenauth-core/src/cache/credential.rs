@@ -1,19 +1,22 @@
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::HeaderMap;
 use secrecy::{ExposeSecret as _, SecretString};
 use url::Url;
 
+use super::table::{Cached, Slot};
 use crate::error::{Error, RequestKind};
 use crate::inject::Injection;
 
-/// Identifies one fetched (or rendered) token. Two credentials with the same
-/// `TokenId` carry the same token.
+/// Identifies one fetched (or rendered) token, for logs and comparisons:
+/// two credentials with the same `TokenId` carry the same token. Ids count
+/// up from 1 in each process and wrap after 2^32 tokens; the engine itself
+/// tells tokens apart by identity, not by id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TokenId(pub(crate) u64);
+pub struct TokenId(pub(crate) u32);
 
 impl fmt::Display for TokenId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -24,12 +27,13 @@ impl fmt::Display for TokenId {
 /// What the cache keeps per (provider, connection): the rendered credential
 /// and its schedule. Shared by every [`Credential`] handed out for it.
 ///
-/// Kept small (120 bytes; the cache holds one per connection): the access
-/// token is kept once, inside the rendered credential, and read back from
-/// there; the provider id and the part names are shared by the provider's
-/// credentials ([`Shape`](crate::inject::Shape)); times are nanoseconds;
-/// what few credentials have (an API base, rendered prefixes, a token the
-/// credential does not hold verbatim) is boxed.
+/// Kept small (96 bytes; the cache holds one per connection, inside its
+/// [`Cached`] block): the access token is kept once, inside the rendered
+/// credential, and read back from there; the provider id and the part names
+/// are shared by the provider's credentials
+/// ([`Shape`](crate::inject::Shape)); times are nanoseconds; what few
+/// credentials have (an API base, rendered prefixes, a token the credential
+/// does not hold verbatim) is boxed.
 pub(crate) struct TokenEntry {
     body: Body,
     pub(crate) connection: Arc<str>,
@@ -44,8 +48,9 @@ pub(crate) struct TokenEntry {
     /// nanoseconds): the backoff after a failed renewal.
     pub(crate) next_renewal: AtomicU64,
     pub(crate) id: TokenId,
-    /// Failed background renewals of this token, for the backoff.
-    pub(crate) renew_failures: AtomicU32,
+    /// Failed background renewals of this token, for the backoff
+    /// (saturating).
+    renew_failures: AtomicU16,
     /// A background renewal has been claimed.
     pub(crate) renewing: AtomicBool,
     origin: Origin,
@@ -102,7 +107,7 @@ impl TokenEntry {
         fetched: Option<Fetched>,
         prefixes: Box<[Url]>,
     ) -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
+        static NEXT: AtomicU32 = AtomicU32::new(1);
         let never = |t: Option<SystemTime>| t.map_or(u64::MAX, nanos);
         let (origin, expires_at, renew_at, api_base, access) = match fetched {
             Some(f) => (
@@ -133,15 +138,10 @@ impl TokenEntry {
             renew_nanos: never(renew_at),
             next_renewal: AtomicU64::new(0),
             id: TokenId(NEXT.fetch_add(1, Ordering::Relaxed)),
-            renew_failures: AtomicU32::new(0),
+            renew_failures: AtomicU16::new(0),
             renewing: AtomicBool::new(false),
             origin,
         }
-    }
-
-    /// The identity of the token.
-    pub(crate) fn id(&self) -> TokenId {
-        self.id
     }
 
     /// The credential.
@@ -227,6 +227,17 @@ impl TokenEntry {
         mono_nanos(monotonic) >= self.next_renewal.load(Ordering::Relaxed)
     }
 
+    /// Counts a failed background renewal; returns how many failed before
+    /// it (0 for the first).
+    pub(crate) fn count_renewal_failure(&self) -> u32 {
+        let before = self
+            .renew_failures
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_add(1))
+            });
+        u32::from(before.unwrap_or_else(|n| n))
+    }
+
     /// No background renewal before the monotonic reading `until`.
     pub(crate) fn defer_renewal(&self, until: Duration) {
         self.next_renewal
@@ -273,56 +284,83 @@ impl Failure {
 /// API rejects it.
 #[derive(Clone)]
 pub struct Credential {
-    pub(crate) entry: Arc<TokenEntry>,
+    /// A token, never a failure (see [`Credential::new`]).
+    cached: Arc<Cached>,
 }
 
 impl Credential {
+    /// The credential of a cached token; a cached failure is handed back.
+    pub(crate) fn new(cached: Arc<Cached>) -> Result<Credential, Arc<Cached>> {
+        match cached.slot {
+            Slot::Token(_) => Ok(Credential { cached }),
+            Slot::Failed(_) => Err(cached),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn entry(&self) -> &TokenEntry {
+        match &self.cached.slot {
+            Slot::Token(entry) => entry,
+            Slot::Failed(_) => unreachable!("Credential::new admits tokens only"),
+        }
+    }
+
+    /// The cache value this credential was made from.
+    pub(crate) fn cached(&self) -> &Arc<Cached> {
+        &self.cached
+    }
+
+    /// The very same token as `other` (not merely the same id).
+    pub(crate) fn same_token(&self, other: &Credential) -> bool {
+        Arc::ptr_eq(&self.cached, &other.cached)
+    }
+
     /// What to attach: headers and query parameters.
     pub fn injection(&self) -> &Injection {
-        self.entry.injection()
+        self.entry().injection()
     }
 
     /// Sets every header part (replacing any value the request had). Returns
     /// `false` for a credential of query parameters only.
     pub fn apply_to_headers(&self, headers: &mut HeaderMap) -> bool {
-        self.entry.injection().apply_to_headers(headers)
+        self.entry().injection().apply_to_headers(headers)
     }
 
     /// Sets every query parameter part. Returns `false` for a credential of
     /// headers only.
     pub fn apply_to_url(&self, url: &mut Url) -> bool {
-        self.entry.injection().apply_to_url(url)
+        self.entry().injection().apply_to_url(url)
     }
 
     /// Removes the query parameter parts from `url` (a response's or an error's
     /// URL); see [`Injection::remove_from_url`].
     pub fn remove_from_url(&self, url: &mut Url) -> bool {
-        self.entry.injection().remove_from_url(url)
+        self.entry().injection().remove_from_url(url)
     }
 
     /// `error` without a query credential in its URL; see
     /// [`Injection::redact_error`].
     pub fn redact_error(&self, error: reqwest::Error) -> reqwest::Error {
-        self.entry.injection().redact_error(error)
+        self.entry().injection().redact_error(error)
     }
 
     /// A URL-valued header (`Location`, ...) without a query credential; see
     /// [`Injection::remove_from_reference`].
     pub fn remove_from_reference(&self, reference: &str) -> Option<String> {
-        self.entry.injection().remove_from_reference(reference)
+        self.entry().injection().remove_from_reference(reference)
     }
 
     /// The API prefix the token reply bound this connection to
     /// (`response.api_base`); the credential goes nowhere else. `None` for
     /// providers without `api_base`.
     pub fn api_base(&self) -> Option<&Url> {
-        self.entry.rich().and_then(|r| r.api_base.as_ref())
+        self.entry().rich().and_then(|r| r.api_base.as_ref())
     }
 
     /// The provider's `{{ inputs.NAME }}` prefixes as rendered for the
     /// connection this credential was made for.
     pub(crate) fn prefixes(&self) -> impl Iterator<Item = &Url> {
-        self.entry
+        self.entry()
             .rich()
             .into_iter()
             .flat_map(|r| r.prefixes.iter())
@@ -330,17 +368,17 @@ impl Credential {
 
     /// The identity of the token this credential was made from.
     pub fn token_id(&self) -> TokenId {
-        self.entry.id
+        self.entry().id
     }
 
     /// When the token expires; `None` for static credentials.
     pub fn expires_at(&self) -> Option<SystemTime> {
-        TokenEntry::time(self.entry.expires_nanos)
+        TokenEntry::time(self.entry().expires_nanos)
     }
 
     /// When the engine starts renewing it in the background.
     pub fn renew_at(&self) -> Option<SystemTime> {
-        TokenEntry::time(self.entry.renew_nanos)
+        TokenEntry::time(self.entry().renew_nanos)
     }
 
     /// How long the token stays valid after `now`.
@@ -354,7 +392,7 @@ impl Credential {
     /// `None` for static credentials rendered from the inputs and for tokens
     /// [adopted](Self::adopted) from a shared store.
     pub fn obtained_by(&self) -> Option<RequestKind> {
-        match self.entry.origin {
+        match self.entry().origin {
             Origin::Obtained(kind) => Some(kind),
             Origin::Rendered | Origin::Adopted => None,
         }
@@ -363,7 +401,7 @@ impl Credential {
     /// True when another process sharing the token store fetched the token
     /// and this one read it from there (no token request of its own).
     pub fn adopted(&self) -> bool {
-        matches!(self.entry.origin, Origin::Adopted)
+        matches!(self.entry().origin, Origin::Adopted)
     }
 
     /// `text` with this credential removed wherever it appears, however it
@@ -375,37 +413,37 @@ impl Credential {
     /// credential.
     pub fn redact(&self, text: &str) -> String {
         let secrets = self
-            .entry
+            .entry()
             .access()
             .into_iter()
-            .chain(self.entry.injection().secrets());
+            .chain(self.entry().injection().secrets());
         crate::acquire::scrub::Scrubber::new(secrets).scrub(text)
     }
 
     /// The access token (for providers that log in), a copy: the cache
     /// keeps it only once, inside the rendered credential.
     pub fn access_token(&self) -> Option<SecretString> {
-        self.entry.access().map(SecretString::from)
+        self.entry().access().map(SecretString::from)
     }
 
     /// The provider id.
     pub fn provider(&self) -> &str {
-        self.entry.provider()
+        self.entry().provider()
     }
 
     /// The connection id.
     pub fn connection(&self) -> &str {
-        self.entry.connection()
+        self.entry().connection()
     }
 }
 
 impl fmt::Debug for Credential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Credential")
-            .field("provider", &self.entry.provider())
-            .field("connection", &&*self.entry.connection)
-            .field("token", &self.entry.id)
-            .field("injection", self.entry.injection())
+            .field("provider", &self.entry().provider())
+            .field("connection", &&*self.entry().connection)
+            .field("token", &self.entry().id)
+            .field("injection", self.entry().injection())
             .finish()
     }
 }
@@ -414,15 +452,40 @@ impl fmt::Debug for Credential {
 mod tests {
     use super::*;
 
-    /// With its `Arc` counts the entry is one 128-byte malloc block: the
-    /// credential (48 bytes), the connection id, two times, the renewal
-    /// state and the token id.
+    #[test]
+    fn renewal_failures_saturate() {
+        let injection = Injection::header(
+            http::header::AUTHORIZATION,
+            http::HeaderValue::from_static("bearer t"),
+        );
+        let entry = TokenEntry::new(Arc::from("c"), injection, None, Box::default());
+        assert_eq!(entry.count_renewal_failure(), 0);
+        assert_eq!(entry.count_renewal_failure(), 1);
+        entry.renew_failures.store(u16::MAX - 1, Ordering::Relaxed);
+        assert_eq!(entry.count_renewal_failure(), u32::from(u16::MAX - 1));
+        assert_eq!(entry.count_renewal_failure(), u32::from(u16::MAX));
+        assert_eq!(
+            entry.count_renewal_failure(),
+            u32::from(u16::MAX),
+            "no wrap"
+        );
+    }
+
+    /// With its use stamp and `Arc` counts the entry is one 128-byte malloc
+    /// block: the credential (48 bytes), the connection id, two times, the
+    /// renewal state and the token id. (A failure is boxed, so it takes no
+    /// room in a token's block.)
     #[test]
     fn an_entry_is_small() {
         assert!(
-            std::mem::size_of::<TokenEntry>() <= 104,
+            std::mem::size_of::<TokenEntry>() <= 96,
             "{}",
             std::mem::size_of::<TokenEntry>()
+        );
+        assert!(
+            std::mem::size_of::<Cached>() <= 104,
+            "{}",
+            std::mem::size_of::<Cached>()
         );
     }
 }

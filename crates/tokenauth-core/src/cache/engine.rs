@@ -8,10 +8,10 @@ use futures_util::future::{BoxFuture, Shared};
 use tracing::{Instrument as _, debug, info, info_span, trace, warn};
 use url::Url;
 
-use super::credential::{Credential, Failure, Fetched, TokenEntry, TokenId, nanos};
+use super::credential::{Credential, Failure, Fetched, TokenEntry, nanos};
 use super::shared::Coordination;
 use super::stats::{Counters, ProviderCounters, ProviderStats, Stats};
-use super::table::{Slot, Table};
+use super::table::{Cached, Slot, Table};
 use crate::acquire::{Acquirer, RetryPolicy, backoff};
 use crate::clock::Clock;
 use crate::config::{Provider, Providers, Skew};
@@ -25,7 +25,7 @@ use crate::store::TokenStore;
 /// expires (or at half its lifetime, for shorter lifetimes).
 pub(crate) const RENEW_FLOOR: Duration = Duration::from_secs(5);
 
-type Pending = Shared<BoxFuture<'static, Result<Arc<TokenEntry>, Error>>>;
+type Pending = Shared<BoxFuture<'static, Result<Credential, Error>>>;
 type PendingKey = (usize, Arc<str>);
 
 #[derive(Clone, Copy, Debug)]
@@ -340,26 +340,29 @@ impl Inner {
         let upper = self
             .coarse_clock
             .then(crate::clock::coarse::upper_bound_nanos);
-        let slot = match (table.get(conn.id()), upper) {
-            (Some(Slot::Token(entry)), Some(upper)) if entry.is_fresh_at(upper) => {
-                return Some(Ok(self.hit(index, entry)));
-            }
-            (slot, _) => slot,
-        };
-        let now_ns = nanos(self.clock.now());
-        match slot {
-            Some(Slot::Token(entry)) if entry.is_valid_at(now_ns) => {
-                if entry.wants_renewal_at(now_ns) && entry.renewal_allowed(self.clock.monotonic()) {
-                    self.start_renewal(index, conn, &entry);
+        let credential = match Credential::new(table.get(conn.id())?) {
+            Ok(credential) => credential,
+            Err(failed) => {
+                let failure = failed.failure()?;
+                if !failure.backing_off(self.clock.monotonic()) {
+                    return None;
                 }
-                Some(Ok(self.hit(index, entry)))
-            }
-            Some(Slot::Failed(failure)) if failure.backing_off(self.clock.monotonic()) => {
                 Counters::bump(&self.counters.cached_errors);
-                Some(Err(failure.error.clone()))
+                return Some(Err(failure.error.clone()));
             }
-            _ => None,
+        };
+        let entry = credential.entry();
+        if upper.is_some_and(|upper| entry.is_fresh_at(upper)) {
+            return Some(Ok(self.hit(index, credential)));
         }
+        let now_ns = nanos(self.clock.now());
+        if !entry.is_valid_at(now_ns) {
+            return None;
+        }
+        if entry.wants_renewal_at(now_ns) && entry.renewal_allowed(self.clock.monotonic()) {
+            self.start_renewal(index, conn, entry);
+        }
+        Some(Ok(self.hit(index, credential)))
     }
 
     /// A cache miss: the credential rendered (static providers) or fetched
@@ -371,33 +374,30 @@ impl Inner {
     ) -> Result<Credential, Error> {
         self.count(index, ProviderCounters::misses);
         if !self.providers.providers[index].fetches_tokens() {
-            return self
-                .render_static(index, conn)
-                .map(|entry| Credential { entry });
+            return self.render_static(index, conn);
         }
-        let pending = Inner::pending(self, index, conn, Trigger::Miss);
-        pending.await.map(|entry| Credential { entry })
+        Inner::pending(self, index, conn, Trigger::Miss).await
     }
 
-    /// Counts a cache hit on `entry` and hands it out (the table's lookup
-    /// recorded the use).
+    /// Counts a cache hit on `credential` and hands it out (the table's
+    /// lookup recorded the use).
     #[inline]
-    fn hit(&self, index: usize, entry: Arc<TokenEntry>) -> Credential {
+    fn hit(&self, index: usize, credential: Credential) -> Credential {
         self.counters.hit();
         self.metric(index, ProviderCounters::hits);
+        let entry = credential.entry();
         trace!(provider = %entry.provider(), connection = %entry.connection, token = %entry.id, "token cache hit");
-        Credential { entry }
+        credential
     }
 
     /// The cached credential of `conn` if it holds a token that has not
     /// expired; see [`ProviderHandle::cached`].
     pub(crate) fn cached(&self, index: usize, conn: &Connection) -> Option<Credential> {
-        match self.caches[index].get(conn.id()) {
-            Some(Slot::Token(entry)) if entry.is_valid(self.clock.now()) => {
-                Some(Credential { entry })
-            }
-            _ => None,
-        }
+        let credential = Credential::new(self.caches[index].get(conn.id())?).ok()?;
+        credential
+            .entry()
+            .is_valid(self.clock.now())
+            .then_some(credential)
     }
 
     /// The result of the token fetch in flight for `conn`, waited for;
@@ -409,23 +409,24 @@ impl Inner {
     ) -> Option<Result<Credential, Error>> {
         let key: PendingKey = (index, conn.id_arc().clone());
         let pending = lock(&self.pending).get(&key).cloned()?;
-        Some(pending.await.map(|entry| Credential { entry }))
+        Some(pending.await)
     }
 
-    /// Drops the cached token of `conn` if it is still token `rejected`; see
-    /// [`ProviderHandle::invalidate`].
-    pub(crate) fn invalidate(&self, index: usize, conn: &Connection, rejected: TokenId) -> bool {
-        let entry = match self.caches[index].get(conn.id()) {
-            Some(Slot::Token(entry)) if entry.id == rejected => Some(entry),
-            _ => None,
-        };
-        let dropped = self.caches[index].remove_token(conn.id_arc(), rejected);
+    /// Drops the cached token of `conn` if it is still `rejected` (the very
+    /// same token); see [`ProviderHandle::invalidate`].
+    pub(crate) fn invalidate(
+        &self,
+        index: usize,
+        conn: &Connection,
+        rejected: &Credential,
+    ) -> bool {
+        let dropped = self.caches[index].remove_token(conn.id_arc(), rejected.cached());
         if dropped {
-            if let Some(access) = entry.as_ref().and_then(|e| e.access()) {
+            if let Some(access) = rejected.entry().access() {
                 self.coordination.reject(index, conn, access);
             }
             self.count(index, ProviderCounters::invalidations);
-            debug!(provider = %self.provider_ids[index], connection = %conn.id(), token = %rejected, "rejected token invalidated");
+            debug!(provider = %self.provider_ids[index], connection = %conn.id(), token = %rejected.token_id(), "rejected token invalidated");
         }
         dropped
     }
@@ -486,7 +487,7 @@ impl Inner {
         // Its future is boxed, so that the task itself is small: tokio
         // allocates a task with a 128-byte alignment (`posix_memalign`), and
         // large blocks allocated that way, one per fetch, fragmented glibc's
-        // heap by over 200 B per cached token.
+        // heap by over 200 B per cached token (see `table`).
         let cause = tracing::Span::current().id();
         let task = tokio::spawn(Box::pin(async move {
             let guard = guard;
@@ -521,7 +522,7 @@ impl Inner {
         drop(Inner::pending(self, index, conn, Trigger::Renewal));
     }
 
-    fn render_static(&self, index: usize, conn: &Connection) -> Result<Arc<TokenEntry>, Error> {
+    fn render_static(&self, index: usize, conn: &Connection) -> Result<Credential, Error> {
         self.count(index, ProviderCounters::fetches);
         let provider = &self.providers.providers[index];
         let result = conn
@@ -529,15 +530,15 @@ impl Inner {
             .and_then(|()| crate::inject::render_shaped(&self.shapes[index], provider, conn, None));
         match result {
             Ok(injection) => {
-                let entry = Arc::new(TokenEntry::new(
+                let entry = TokenEntry::new(
                     conn.id_arc().clone(),
                     injection,
                     None,
                     connection_prefixes(provider, conn),
-                ));
-                self.caches[index].publish(conn.id_arc(), Slot::Token(entry.clone()));
+                );
+                let credential = self.publish_token(index, conn, entry);
                 debug!(provider = %provider.id, connection = %conn.id(), "static credential rendered");
-                Ok(entry)
+                Ok(credential)
             }
             Err(e) => {
                 self.count(index, ProviderCounters::failures);
@@ -553,7 +554,7 @@ impl Inner {
         conn: &Connection,
         trigger: Trigger,
         cause: Option<tracing::Id>,
-    ) -> Result<Arc<TokenEntry>, Error> {
+    ) -> Result<Credential, Error> {
         let provider = &self.providers.providers[index];
         let span = info_span!("tokenauth.fetch", provider = %provider.id, connection = %conn.id(), trigger = trigger.as_str());
         span.follows_from(cause);
@@ -562,10 +563,12 @@ impl Inner {
             // A fetch that finished just before this one started leaves its
             // result here; use it rather than fetching again.
             let now = self.clock.now();
-            match cache.get(conn.id()) {
-                Some(Slot::Token(e)) if e.is_fresh(now) => return Ok(e),
-                Some(Slot::Failed(f)) if f.backing_off(self.clock.monotonic()) => {
-                    return Err(f.error.clone());
+            match cache.get(conn.id()).map(Credential::new) {
+                Some(Ok(current)) if current.entry().is_fresh(now) => return Ok(current),
+                Some(Err(failed)) => {
+                    if let Some(f) = failed.failure().filter(|f| f.backing_off(self.clock.monotonic())) {
+                        return Err(f.error.clone());
+                    }
                 }
                 _ => {}
             }
@@ -580,27 +583,25 @@ impl Inner {
                     Some(kind) => info!(request = %kind, expires_in_ms = ms(fetched.expires_at), renew_in_ms = ms(fetched.renew_at), "token acquired"),
                     None => info!(expires_in_ms = ms(fetched.expires_at), renew_in_ms = ms(fetched.renew_at), "token adopted from the shared store (another process fetched it)"),
                 }
-                Ok(Arc::new(TokenEntry::new(
+                Ok(TokenEntry::new(
                     conn.id_arc().clone(),
                     injection,
                     Some(fetched),
                     connection_prefixes(provider, conn),
-                )))
+                ))
             });
             match result {
-                Ok(entry) => {
-                    cache.publish(conn.id_arc(), Slot::Token(entry.clone()));
-                    Ok(entry)
-                }
+                Ok(entry) => Ok(self.publish_token(index, conn, entry)),
                 Err(error) => {
                     self.count(index, ProviderCounters::failures);
                     let now = self.clock.now();
                     let since = self.clock.monotonic();
-                    match cache.get(conn.id()) {
+                    let previous = cache.get(conn.id());
+                    match previous.as_deref().map(|c| &c.slot) {
                         Some(Slot::Token(current)) if current.is_valid(now) => {
                             // A renewal failed while the token is still good:
                             // keep serving it, try again after a backoff.
-                            let n = current.renew_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let n = current.count_renewal_failure();
                             let wait = self.failure_wait(n, &error);
                             current.defer_renewal(since.saturating_add(wait));
                             warn!(error = %error, retry_in_ms = wait.as_millis() as u64, "background renewal failed; the current token is still valid and stays in use");
@@ -617,7 +618,7 @@ impl Inner {
                                 retry_at: since.saturating_add(wait),
                                 attempts,
                             };
-                            cache.publish(conn.id_arc(), Slot::Failed(Arc::new(failure)));
+                            cache.publish(conn.id_arc(), &Cached::new(Slot::Failed(Box::new(failure))));
                         }
                     }
                     Err(error)
@@ -748,8 +749,15 @@ impl Inner {
             Some(fetched),
             connection_prefixes(provider, conn),
         );
-        self.caches[index].publish(conn.id_arc(), Slot::Token(Arc::new(entry)));
+        self.publish_token(index, conn, entry);
         Ok(())
+    }
+
+    /// Publishes `entry` as the token of `conn`; returns its credential.
+    fn publish_token(&self, index: usize, conn: &Connection, entry: TokenEntry) -> Credential {
+        let cached = Cached::new(Slot::Token(entry));
+        self.caches[index].publish(conn.id_arc(), &cached);
+        Credential::new(cached).unwrap_or_else(|_| unreachable!("a token"))
     }
 
     /// The backoff after failure number `n` (0-based), at least the

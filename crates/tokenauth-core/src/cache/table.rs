@@ -42,50 +42,62 @@
 //! evicted like tokens.
 //!
 //! Per cached 2BA token now (40-byte token, same single-thread measurement):
-//! the map 75 B (a 48-byte block per entry, the rest its table), the entry
-//! and its header value 192 B (128 + 64), 275 B for the whole table. In the
-//! `tenants` scenario (64 concurrent fetches) the process grows 377-412 B
-//! per token; glibc's `mallinfo2` puts about 90 B of that in free chunks
-//! left between the entries by the fill's transient allocations.
+//! the map 56 B (a 32-byte block per entry: the key and a pointer, the rest
+//! its table), the value 192 B (a 128-byte block holding the use stamp, the
+//! `Arc` counts and the [`TokenEntry`], and the 64-byte header value),
+//! 250 B for the whole table. The value is one block that the map and every
+//! credential share ([`Cached`]): the map's entry stays two words, and a hit
+//! is one `Arc` clone.
+//!
+//! In the load harness's `tenants` scenario (100,000 tokens fetched 64 at a
+//! time) the process grows 302-304 B per token: glibc's `mallinfo2` puts
+//! about 240 B of it in use, about 30 B in free chunks left between the
+//! entries by the fill's transient allocations, and 22 B in the map's table
+//! (mapped on its own). Each fetch's future is boxed before it is spawned
+//! (see `Inner::pending`): a tokio task is allocated with a 128-byte
+//! alignment, and a 6 KiB task allocated that way for every fetch left
+//! 4-16 KiB holes that the next fetches could not fill, over 200 B per token.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::credential::{Failure, TokenEntry, TokenId};
+use super::credential::{Failure, TokenEntry};
 
 /// A cache value: a token or a failure being backed off.
-#[derive(Clone)]
 pub(crate) enum Slot {
-    Token(Arc<TokenEntry>),
-    Failed(Arc<Failure>),
+    Token(TokenEntry),
+    /// Rare, and larger than a token: boxed.
+    Failed(Box<Failure>),
 }
 
-impl Slot {
-    /// The very same value (not merely equal).
-    #[cfg(test)]
-    pub(crate) fn same(&self, other: &Slot) -> bool {
-        match (self, other) {
-            (Slot::Token(a), Slot::Token(b)) => Arc::ptr_eq(a, b),
-            (Slot::Failed(a), Slot::Failed(b)) => Arc::ptr_eq(a, b),
-            _ => false,
-        }
-    }
-
-    /// Holds token `id`.
-    pub(crate) fn is_token(&self, id: TokenId) -> bool {
-        matches!(self, Slot::Token(t) if t.id() == id)
-    }
-}
-
-/// A value in the map with its use stamp.
-struct Held {
-    slot: Slot,
+/// A cache value and its use stamp in one block, shared by the map and
+/// every [`Credential`](super::Credential) handed out for it: one `Arc`
+/// clone per hit, and the map's own entry is two words.
+pub(crate) struct Cached {
     /// The table's logical time of the last recorded use (see the module
     /// documentation).
     used: AtomicU64,
+    pub(crate) slot: Slot,
 }
 
-type Map = papaya::HashMap<Arc<str>, Held, foldhash::fast::RandomState>;
+impl Cached {
+    pub(crate) fn new(slot: Slot) -> Arc<Cached> {
+        Arc::new(Cached {
+            used: AtomicU64::new(0),
+            slot,
+        })
+    }
+
+    /// The failure, if this is one.
+    pub(crate) fn failure(&self) -> Option<&Failure> {
+        match &self.slot {
+            Slot::Token(_) => None,
+            Slot::Failed(failure) => Some(failure),
+        }
+    }
+}
+
+type Map = papaya::HashMap<Arc<str>, Arc<Cached>, foldhash::fast::RandomState>;
 
 /// One provider's cached slots, keyed by connection id.
 pub(crate) struct Table {
@@ -124,36 +136,33 @@ impl Table {
         }
     }
 
-    /// The current slot for `key`, counted as a use (the hot path: one
+    /// The current value for `key`, counted as a use (the hot path: one
     /// lock-free lookup, two loads and an `Arc` clone; a store only when the
     /// value's stamp lags by more than the slack).
     #[inline]
-    pub(crate) fn get(&self, key: &str) -> Option<Slot> {
+    pub(crate) fn get(&self, key: &str) -> Option<Arc<Cached>> {
         let map = self.map.pin();
-        let held = map.get(key)?;
+        let cached = map.get(key)?;
         let now = self.tick.load(Relaxed) + 1;
-        if now.saturating_sub(held.used.load(Relaxed)) > self.slack {
-            held.used.store(now, Relaxed);
+        if now.saturating_sub(cached.used.load(Relaxed)) > self.slack {
+            cached.used.store(now, Relaxed);
         }
-        Some(held.slot.clone())
+        Some(Arc::clone(cached))
     }
 
     fn writer(&self) -> MutexGuard<'_, Victims> {
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Publishes `slot` as the value of `key`, replacing any; evicts the
-    /// least recently used when that makes the table hold more than its
-    /// capacity.
-    pub(crate) fn publish(&self, key: &Arc<str>, slot: Slot) {
+    /// Publishes `cached` (a new value, never published before) as the
+    /// value of `key`, replacing any; evicts the least recently used when
+    /// that makes the table hold more than its capacity.
+    pub(crate) fn publish(&self, key: &Arc<str>, cached: &Arc<Cached>) {
         let mut victims = self.writer();
         let stamp = self.tick.fetch_add(2, Relaxed) + 2;
         let map = self.map.pin();
-        let held = Held {
-            slot,
-            used: AtomicU64::new(stamp),
-        };
-        if map.insert(Arc::clone(key), held).is_none() {
+        cached.used.store(stamp, Relaxed);
+        if map.insert(Arc::clone(key), Arc::clone(cached)).is_none() {
             // Two scans at most: readers re-stamping every victim of both
             // could otherwise keep this going; the next publish evicts then.
             let mut scans = 0;
@@ -179,7 +188,7 @@ impl Table {
         map: &papaya::HashMapRef<
             '_,
             Arc<str>,
-            Held,
+            Arc<Cached>,
             foldhash::fast::RandomState,
             impl papaya::Guard,
         >,
@@ -208,12 +217,14 @@ impl Table {
         }
     }
 
-    /// Removes the token of `key` if it is still token `id`; returns whether
-    /// it was there.
-    pub(crate) fn remove_token(&self, key: &Arc<str>, id: TokenId) -> bool {
+    /// Removes the value of `key` if it is still `token` (the very same
+    /// value, not merely an equal one); returns whether it was there.
+    pub(crate) fn remove_token(&self, key: &Arc<str>, token: &Arc<Cached>) -> bool {
         let _writer = self.writer();
         matches!(
-            self.map.pin().remove_if(&**key, |_, h| h.slot.is_token(id)),
+            self.map
+                .pin()
+                .remove_if(&**key, |_, c| Arc::ptr_eq(c, token)),
             Ok(Some(_))
         )
     }
@@ -231,12 +242,12 @@ mod tests {
     use crate::cache::credential::TokenEntry;
     use crate::inject::Injection;
 
-    fn token(conn: &str) -> Slot {
+    fn token(conn: &str) -> Arc<Cached> {
         let injection = Injection::header(
             http::header::AUTHORIZATION,
             http::HeaderValue::from_static("bearer t"),
         );
-        Slot::Token(Arc::new(TokenEntry::new(
+        Cached::new(Slot::Token(TokenEntry::new(
             Arc::from(conn),
             injection,
             None,
@@ -244,19 +255,12 @@ mod tests {
         )))
     }
 
-    fn id(slot: &Slot) -> TokenId {
-        match slot {
-            Slot::Token(t) => t.id(),
-            Slot::Failed(_) => panic!("a token"),
-        }
-    }
-
     #[test]
     fn the_map_is_bounded_by_the_capacity() {
         let table = Table::new(16);
         for i in 0..500 {
             let key: Arc<str> = Arc::from(format!("c{i}"));
-            table.publish(&key, token(&key));
+            table.publish(&key, &token(&key));
             assert!(table.len() <= 16, "{}", table.len());
         }
         assert_eq!(table.len(), 16);
@@ -271,17 +275,17 @@ mod tests {
         let table = Table::new(16);
         let key: Arc<str> = Arc::from("c");
         let (a, b) = (token("c"), token("c"));
-        table.publish(&key, a.clone());
-        table.publish(&key, b.clone());
+        table.publish(&key, &a);
+        table.publish(&key, &b);
         assert_eq!(table.len(), 1);
-        assert!(table.get("c").unwrap().same(&b));
+        assert!(Arc::ptr_eq(&table.get("c").unwrap(), &b));
 
         // Invalidating the old token changes nothing; the current one goes.
-        assert!(!table.remove_token(&key, id(&a)));
-        assert!(table.get("c").unwrap().same(&b));
-        assert!(table.remove_token(&key, id(&b)));
+        assert!(!table.remove_token(&key, &a));
+        assert!(Arc::ptr_eq(&table.get("c").unwrap(), &b));
+        assert!(table.remove_token(&key, &b));
         assert!(table.get("c").is_none());
-        assert!(!table.remove_token(&key, id(&b)), "only once");
+        assert!(!table.remove_token(&key, &b), "only once");
         assert_eq!(table.len(), 0);
     }
 
@@ -292,16 +296,19 @@ mod tests {
         let table = Table::new(32);
         let keys: Vec<Arc<str>> = (0..33).map(|i| Arc::from(format!("c{i}"))).collect();
         for k in &keys[..32] {
-            table.publish(k, token(k));
+            table.publish(k, &token(k));
         }
-        table.publish(&keys[32], token(&keys[32]));
+        table.publish(&keys[32], &token(&keys[32]));
         assert!(table.get("c0").is_none(), "oldest evicted");
         // c1 is the next victim; replace it, then add one more key.
         let fresh = token("c1");
-        table.publish(&keys[1], fresh.clone());
+        table.publish(&keys[1], &fresh);
         let extra: Arc<str> = Arc::from("c33");
-        table.publish(&extra, token(&extra));
-        assert!(table.get("c1").unwrap().same(&fresh), "the successor stays");
+        table.publish(&extra, &token(&extra));
+        assert!(
+            Arc::ptr_eq(&table.get("c1").unwrap(), &fresh),
+            "the successor stays"
+        );
         assert!(table.get("c2").is_none(), "the next oldest goes instead");
         assert_eq!(table.len(), 32);
     }
@@ -310,10 +317,10 @@ mod tests {
     fn the_least_recently_used_is_evicted() {
         let table = Table::new(2);
         let (a, b, c): (Arc<str>, Arc<str>, Arc<str>) = ("a".into(), "b".into(), "c".into());
-        table.publish(&a, token("a"));
-        table.publish(&b, token("b"));
+        table.publish(&a, &token("a"));
+        table.publish(&b, &token("b"));
         assert!(table.get("a").is_some());
-        table.publish(&c, token("c"));
+        table.publish(&c, &token("c"));
         assert!(table.get("a").is_some(), "used recently: kept");
         assert!(table.get("b").is_none(), "least recently used: evicted");
         assert!(table.get("c").is_some(), "just fetched: admitted");
@@ -328,13 +335,13 @@ mod tests {
         let table = Table::new(1024);
         let keys: Vec<Arc<str>> = (0..1124).map(|i| Arc::from(format!("c{i}"))).collect();
         for k in &keys[..1024] {
-            table.publish(k, token(k));
+            table.publish(k, &token(k));
         }
         for k in &keys[..100] {
             assert!(table.get(k).is_some());
         }
         for k in &keys[1024..] {
-            table.publish(k, token(k));
+            table.publish(k, &token(k));
         }
         assert_eq!(table.len(), 1024);
         assert!(keys[..100].iter().all(|k| table.get(k).is_some()));
@@ -349,20 +356,20 @@ mod tests {
     fn failures_are_cached_and_evicted_like_tokens() {
         let table = Table::new(1);
         let failure = || {
-            Slot::Failed(Arc::new(Failure {
+            Cached::new(Slot::Failed(Box::new(Failure {
                 error: crate::error::Error::UnknownProvider {
                     provider: "p".into(),
                 },
                 retry_at: std::time::Duration::ZERO,
                 attempts: 1,
-            }))
+            })))
         };
         let (a, b): (Arc<str>, Arc<str>) = ("a".into(), "b".into());
-        table.publish(&a, failure());
-        assert!(matches!(table.get("a"), Some(Slot::Failed(_))));
-        table.publish(&b, failure());
+        table.publish(&a, &failure());
+        assert!(table.get("a").unwrap().failure().is_some());
+        table.publish(&b, &failure());
         assert!(table.get("a").is_none());
-        assert!(matches!(table.get("b"), Some(Slot::Failed(_))));
+        assert!(table.get("b").unwrap().failure().is_some());
     }
 
     #[test]
@@ -374,10 +381,10 @@ mod tests {
                 std::thread::spawn(move || {
                     for i in 0..2_000u32 {
                         let key: Arc<str> = Arc::from(format!("c{}", (i * 7 + t) % 24));
-                        let slot = token(&key);
-                        table.publish(&key, slot.clone());
+                        let value = token(&key);
+                        table.publish(&key, &value);
                         if i % 3 == 0 {
-                            table.remove_token(&key, id(&slot));
+                            table.remove_token(&key, &value);
                         }
                         if i % 5 == 0 {
                             let _ = table.get(&key);
@@ -392,8 +399,8 @@ mod tests {
         }
         assert!(table.len() <= 8, "{}", table.len());
         // Every value left is one that was published for its key.
-        for (k, h) in table.map.pin().iter() {
-            match &h.slot {
+        for (k, c) in table.map.pin().iter() {
+            match &c.slot {
                 Slot::Token(t) => assert_eq!(t.connection(), &**k),
                 Slot::Failed(_) => panic!("no failures here"),
             }
@@ -450,7 +457,10 @@ inject = { header = "Authorization", value = "Bearer {{ token.access }}" }
 
     /// A 2BA-like entry: a 40-character token, rendered as the engine does,
     /// the header cloned once (as the first request does).
-    fn entry(key: &Arc<str>, (p, shape): &(crate::Provider, Arc<crate::inject::Shape>)) -> Slot {
+    fn entry(
+        key: &Arc<str>,
+        (p, shape): &(crate::Provider, Arc<crate::inject::Shape>),
+    ) -> Arc<Cached> {
         let token: String = std::iter::repeat_with(fastrand::alphanumeric)
             .take(40)
             .collect();
@@ -468,7 +478,7 @@ inject = { header = "Authorization", value = "Bearer {{ token.access }}" }
         assert!(e.is_plain(), "the token is kept once");
         let mut headers = http::HeaderMap::new();
         e.injection().apply_to_headers(&mut headers);
-        Slot::Token(Arc::new(e))
+        Cached::new(Slot::Token(e))
     }
 
     fn report(what: &str, before: u64) {
@@ -481,12 +491,12 @@ inject = { header = "Authorization", value = "Bearer {{ token.access }}" }
     fn map_alone() {
         let keys = keys();
         let p = provider();
-        let slots: Vec<Slot> = keys.iter().map(|k| entry(k, &p)).collect();
+        let slots: Vec<Arc<Cached>> = keys.iter().map(|k| entry(k, &p)).collect();
         let table = Table::new(N as u64 + 1024);
         std::thread::sleep(std::time::Duration::from_millis(100));
         let before = rss();
         for (k, s) in keys.iter().zip(&slots) {
-            table.publish(k, s.clone());
+            table.publish(k, s);
         }
         report("papaya map alone", before);
     }
@@ -512,7 +522,7 @@ inject = { header = "Authorization", value = "Bearer {{ token.access }}" }
         std::thread::sleep(std::time::Duration::from_millis(100));
         let before = rss();
         for k in &keys {
-            table.publish(k, entry(k, &p));
+            table.publish(k, &entry(k, &p));
         }
         for k in &keys {
             let _ = table.get(k);

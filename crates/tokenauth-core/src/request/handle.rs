@@ -109,11 +109,8 @@ impl ProviderHandle {
     ///
     /// [`credential`]: ProviderHandle::credential
     pub async fn invalidate(&self, connection: Option<&Connection>, rejected: &Credential) -> bool {
-        self.resolve(connection).is_ok_and(|conn| {
-            self.auth
-                .inner
-                .invalidate(self.index, conn, rejected.token_id())
-        })
+        self.resolve(connection)
+            .is_ok_and(|conn| self.auth.inner.invalidate(self.index, conn, rejected))
     }
 
     /// Starts an authorization-code grant for `connection` (`None`: the
@@ -313,7 +310,7 @@ impl Inner {
         let code = status.as_u16();
         let replaced = || {
             self.cached(index, conn)
-                .filter(|current| current.token_id() != credential.token_id())
+                .filter(|current| !current.same_token(credential))
         };
         if let Some(current) = replaced() {
             debug!(provider = %provider.id, status = code, rejected = %credential.token_id(), current = %current.token_id(), "rejected token was already replaced; retrying once with the current one");
@@ -328,7 +325,7 @@ impl Inner {
                 Some(Err(_)) => None,
                 None => replaced(),
             };
-            if let Some(renewed) = renewed.filter(|r| r.token_id() != credential.token_id()) {
+            if let Some(renewed) = renewed.filter(|r| !r.same_token(credential)) {
                 debug!(provider = %provider.id, status = code, rejected = %credential.token_id(), current = %renewed.token_id(), "rejected token was being replaced; retrying once with the new one");
                 return Ok(Some(renewed));
             }
@@ -336,7 +333,7 @@ impl Inner {
         if !provider.renews_on(status) {
             return Ok(None);
         }
-        self.invalidate(index, conn, credential.token_id());
+        self.invalidate(index, conn, credential);
         if !can_retry {
             debug!(
                 provider = %provider.id,
@@ -346,7 +343,7 @@ impl Inner {
             return Ok(None);
         }
         let renewed = self.credential(index, conn).await?;
-        if renewed.token_id() == credential.token_id() {
+        if renewed.same_token(credential) {
             return Ok(None);
         }
         debug!(provider = %provider.id, status = code, token = %renewed.token_id(), "credential rejected; renewed, retrying the request once");

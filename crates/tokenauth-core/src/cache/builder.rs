@@ -255,9 +255,7 @@ impl TokenAuthBuilder {
             caches,
             pending: Mutex::new(HashMap::new()),
             defaults: (0..n).map(|_| OnceLock::new()).collect(),
-            rendered: papaya::HashMap::builder()
-                .hasher(foldhash::fast::RandomState::default())
-                .build(),
+            rendered: super::table::promptly_freed(),
             counters: Counters::default(),
             per_provider,
             retry: self.retry,

@@ -42,21 +42,22 @@
 //! evicted like tokens.
 //!
 //! Per cached 2BA token now (40-byte token, same single-thread measurement):
-//! the map 56 B (a 32-byte block per entry: the key and a pointer, the rest
+//! the map 44 B (a 32-byte block per entry: the key and a pointer, the rest
 //! its table), the value 192 B (a 128-byte block holding the use stamp, the
 //! `Arc` counts and the [`TokenEntry`], and the 64-byte header value),
-//! 250 B for the whole table. The value is one block that the map and every
+//! 237 B for the whole table. The value is one block that the map and every
 //! credential share ([`Cached`]): the map's entry stays two words, and a hit
-//! is one `Arc` clone.
+//! is one `Arc` clone. The map frees its old tables as soon as it has
+//! resized ([`promptly_freed`]).
 //!
 //! In the load harness's `tenants` scenario (100,000 tokens fetched 64 at a
-//! time) the process grows 302-304 B per token: glibc's `mallinfo2` puts
-//! about 240 B of it in use, about 30 B in free chunks left between the
-//! entries by the fill's transient allocations, and 22 B in the map's table
-//! (mapped on its own). Each fetch's future is boxed before it is spawned
-//! (see `Inner::pending`): a tokio task is allocated with a 128-byte
-//! alignment, and a 6 KiB task allocated that way for every fetch left
-//! 4-16 KiB holes that the next fetches could not fill, over 200 B per token.
+//! time) the process grows 293-295 B per token: glibc's `mallinfo2` puts
+//! about 240 B of it in use and about 30 B in free chunks left between the
+//! entries by the fill's transient allocations. Each fetch's future is
+//! boxed before it is spawned (see `Inner::pending`): a tokio task is
+//! allocated with a 128-byte alignment, and a 6 KiB task allocated that way
+//! for every fetch left 4-16 KiB holes that the next fetches could not
+//! fill, over 200 B per token.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -99,6 +100,24 @@ impl Cached {
 
 type Map = papaya::HashMap<Arc<str>, Arc<Cached>, foldhash::fast::RandomState>;
 
+/// An empty papaya map that frees what it retires as soon as no reader can
+/// see it any more.
+///
+/// papaya frees a replaced or removed value, and the old table after each
+/// resize, through its garbage collector, which by default waits for 32
+/// retirements per thread before it frees anything. A cache that fills
+/// without replacing anything retires only its old tables (about one per
+/// doubling), so it never got there: at 100,000 entries the tables of
+/// every earlier size, 2.2 MB, stayed allocated (12 B per entry in the
+/// `memory` measurements below). Writers here are fetches, not requests,
+/// so freeing after each retirement costs nothing that matters.
+pub(crate) fn promptly_freed<K, V>() -> papaya::HashMap<K, V, foldhash::fast::RandomState> {
+    papaya::HashMap::builder()
+        .hasher(foldhash::fast::RandomState::default())
+        .collector(seize::Collector::new().batch_size(1))
+        .build()
+}
+
 /// One provider's cached slots, keyed by connection id.
 pub(crate) struct Table {
     map: Map,
@@ -126,9 +145,7 @@ impl Table {
     pub(crate) fn new(capacity: u64) -> Self {
         let capacity = usize::try_from(capacity).unwrap_or(usize::MAX);
         Table {
-            map: papaya::HashMap::builder()
-                .hasher(foldhash::fast::RandomState::default())
-                .build(),
+            map: promptly_freed(),
             capacity,
             tick: AtomicU64::new(0),
             slack: 2 * (capacity / 16) as u64,

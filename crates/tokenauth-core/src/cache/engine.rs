@@ -385,8 +385,7 @@ impl Inner {
     fn hit(&self, index: usize, credential: Credential) -> Credential {
         self.counters.hit();
         self.metric(index, ProviderCounters::hits);
-        let entry = credential.entry();
-        trace!(provider = %entry.provider(), connection = %entry.connection, token = %entry.id, "token cache hit");
+        trace!(provider = %credential.provider(), connection = %credential.connection(), token = %credential.token_id(), "token cache hit");
         credential
     }
 

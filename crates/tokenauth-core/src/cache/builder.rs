@@ -255,7 +255,13 @@ impl TokenAuthBuilder {
             caches,
             pending: Mutex::new(HashMap::new()),
             defaults: (0..n).map(|_| OnceLock::new()).collect(),
-            rendered: super::table::promptly_freed(),
+            // papaya's default collector: requests write this memo, and
+            // freeing after every retirement (see `table::promptly_freed`)
+            // would cost a process-wide barrier per entry when it is
+            // cleared.
+            rendered: papaya::HashMap::builder()
+                .hasher(foldhash::fast::RandomState::default())
+                .build(),
             counters: Counters::default(),
             per_provider,
             retry: self.retry,

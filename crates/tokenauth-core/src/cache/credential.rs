@@ -11,10 +11,11 @@ use super::table::{Cached, Slot};
 use crate::error::{Error, RequestKind};
 use crate::inject::Injection;
 
-/// Identifies one fetched (or rendered) token, for logs and comparisons:
-/// two credentials with the same `TokenId` carry the same token. Ids count
-/// up from 1 in each process and wrap after 2^32 tokens; the engine itself
-/// tells tokens apart by identity, not by id.
+/// Identifies one fetched (or rendered) token in logs (`#17`). Ids count up
+/// from 1 in each process and wrap after 2^32 tokens, so two credentials
+/// with the same `TokenId` carry the same token unless four billion tokens
+/// lie between them; [`Credential::same_token`] tells them apart exactly,
+/// as the engine does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TokenId(pub(crate) u32);
 
@@ -310,8 +311,9 @@ impl Credential {
         &self.cached
     }
 
-    /// The very same token as `other` (not merely the same id).
-    pub(crate) fn same_token(&self, other: &Credential) -> bool {
+    /// `other` was made from the very same cached token (not merely one
+    /// with the same [`TokenId`]).
+    pub fn same_token(&self, other: &Credential) -> bool {
         Arc::ptr_eq(&self.cached, &other.cached)
     }
 

@@ -51,7 +51,7 @@
 //! resized ([`promptly_freed`]).
 //!
 //! In the load harness's `tenants` scenario (100,000 tokens fetched 64 at a
-//! time) the process grows 293-295 B per token: glibc's `mallinfo2` puts
+//! time) the process grows 290-293 B per token: glibc's `mallinfo2` puts
 //! about 240 B of it in use and about 30 B in free chunks left between the
 //! entries by the fill's transient allocations. Each fetch's future is
 //! boxed before it is spawned (see `Inner::pending`): a tokio task is

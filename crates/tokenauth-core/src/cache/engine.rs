@@ -51,6 +51,7 @@ impl std::future::Future for Joined {
         })
     }
 }
+
 type PendingKey = (usize, Arc<str>);
 
 #[derive(Clone, Copy, Debug)]

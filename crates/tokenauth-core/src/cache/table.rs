@@ -165,12 +165,15 @@ impl Table {
     #[inline]
     pub(crate) fn get(&self, key: &str) -> Option<Arc<Cached>> {
         let map = self.map.pin();
-        let cached = map.get(key)?;
+        // The `Arc` count first: the stamp shares its cache line, and
+        // taking the line for the count's write before reading the stamp
+        // spares a second transfer when other threads hold the same value.
+        let cached = Arc::clone(map.get(key)?);
         let now = self.tick.load(Relaxed) + 1;
         if now.saturating_sub(cached.used.load(Relaxed)) > self.slack {
             cached.used.store(now, Relaxed);
         }
-        Some(Arc::clone(cached))
+        Some(cached)
     }
 
     fn writer(&self) -> MutexGuard<'_, Victims> {

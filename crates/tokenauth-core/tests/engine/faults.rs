@@ -259,3 +259,66 @@ inject = {{ header = "Authorization", value = "Bearer {{{{ token.access }}}}" }}
     assert!(!format!("{err} {err:?}").contains("k-secret-value"));
     assert_eq!(auth.stats().token_requests, 3);
 }
+
+#[test]
+fn a_fetch_cut_off_by_its_runtime_is_aborted_for_every_waiter() {
+    // A token endpoint that accepts and never answers: the fetch is in
+    // flight when the runtime that runs it shuts down.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (accepted, on_accept) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+            let _ = accepted.send(());
+        }
+    });
+    let toml = format!(
+        r#"
+[providers.x]
+api = ["http://127.0.0.1:{port}/api/"]
+login = {{ url = "http://127.0.0.1:{port}/token", fields = {{ grant_type = "client_credentials" }} }}
+expiry.ttl = "1m"
+inject = {{ header = "Authorization", value = "Bearer {{{{ token.access }}}}" }}
+"#
+    );
+    let providers = tokenauth_core::Providers::from_toml("x.toml", &toml).unwrap();
+    let fetching = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let auth = fetching.block_on(async { tokenauth_core::TokenAuth::builder(providers).build() });
+    let auth = auth.unwrap();
+    let conn = tokenauth_core::Connection::new("c");
+
+    // Two waiters join the one fetch, which runs in its own task there.
+    let mut first = Box::pin(auth.credential_of("x", Some(&conn)));
+    let mut second = Box::pin(auth.credential_of("x", Some(&conn)));
+    fetching.block_on(async {
+        for waiter in [&mut first, &mut second] {
+            let poll = tokio::time::timeout(Duration::from_millis(20), waiter.as_mut()).await;
+            assert!(poll.is_err(), "no reply, so no credential yet");
+        }
+    });
+    on_accept
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the fetch reached the endpoint");
+    drop(fetching);
+
+    // Awaited elsewhere, both get the fetch's end: aborted, not a hang.
+    let waiting = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for waiter in [first, second] {
+        let err = waiting.block_on(waiter).unwrap_err();
+        assert!(
+            matches!(&err, Error::Aborted { provider } if provider == "x"),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("aborted"), "{err}");
+    }
+    assert_eq!(auth.stats().token_requests, 1);
+}

@@ -185,6 +185,103 @@ async fn revoked_token_one_renewal_one_retry_then_200() {
     assert_eq!(stats.api.status(200), 2);
 }
 
+/// After a rejection, the retry is the request as it was first sent, only
+/// with the renewed credential: for a request without a body or a header
+/// (kept as its URL's text), one with a URL too long to keep in place, a
+/// JSON body, a custom header, and an empty body. A streaming body cannot
+/// be sent twice: its rejection comes back as it is.
+#[tokio::test]
+async fn every_kind_of_request_is_retried_as_it_was_sent() {
+    let emu = tokenauth_emulator::Emulator::start(
+        tokenauth_emulator::EmulatorConfig::default()
+            .tls(true)
+            .record_api_requests(100),
+    )
+    .await
+    .expect("emulator starts");
+    let auth = engine(&emu);
+    let client = middleware_client(&emu, &auth);
+    let base = "https://api.reobtimaal-diensten.nl/api/v1/projecten";
+    let long = format!("{base}?filter={}&page=2", "x".repeat(400));
+    let requests: Vec<(&str, reqwest_middleware::RequestBuilder)> = vec![
+        ("bare", client.get(base)),
+        ("long url", client.get(&long)),
+        (
+            "json body",
+            client
+                .post(base)
+                .header("content-type", "application/json")
+                .body(r#"{"naam":"nieuw"}"#),
+        ),
+        (
+            "custom header",
+            client.delete(base).header("x-trace", "t-1"),
+        ),
+        ("empty body", client.put(base).body("")),
+    ];
+    assert_eq!(
+        client
+            .get(base)
+            .with_extension(reob())
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    for (what, request) in requests {
+        emu.revoke(Provider::Reobtimaal);
+        let before = emu.recorded_api_requests().len();
+        let reply = request.with_extension(reob()).send().await.unwrap();
+        assert_eq!(reply.status(), 200, "{what}: renewed and retried");
+        let seen = emu.recorded_api_requests();
+        let [rejected, retried] = &seen[before..] else {
+            panic!("{what}: {} API requests, not 2", seen.len() - before);
+        };
+        let without_auth = |headers: &[(String, String)]| -> Vec<(String, String)> {
+            headers
+                .iter()
+                .filter(|(n, _)| n != "authorization")
+                .cloned()
+                .collect()
+        };
+        assert_eq!(retried.method, rejected.method, "{what}");
+        assert_eq!(retried.path, rejected.path, "{what}");
+        assert_eq!(retried.body, rejected.body, "{what}");
+        assert_eq!(
+            without_auth(&retried.headers),
+            without_auth(&rejected.headers),
+            "{what}"
+        );
+        let auth_of = |r: &tokenauth_emulator::RecordedRequest| {
+            r.headers
+                .iter()
+                .find(|(n, _)| n == "authorization")
+                .map(|(_, v)| v.clone())
+        };
+        assert_ne!(
+            auth_of(retried),
+            auth_of(rejected),
+            "{what}: a renewed credential"
+        );
+    }
+
+    emu.revoke(Provider::Reobtimaal);
+    let before = emu.stats().reobtimaal.api.requests;
+    // A body reqwest cannot read ahead of sending (`Body::wrap`).
+    let streaming =
+        reqwest::Body::wrap(http_body_util::Full::new(bytes::Bytes::from_static(b"{}")));
+    let reply = client
+        .post(base)
+        .body(streaming)
+        .with_extension(reob())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 401, "a streaming body is not retried");
+    assert_eq!(emu.stats().reobtimaal.api.requests, before + 1);
+}
+
 #[tokio::test]
 async fn permanent_rejection_is_returned_after_one_retry() {
     let emu = emulator().await;

@@ -24,6 +24,7 @@ impl Transport for Echo {
     type Request = http::Request<String>;
     type Response = http::Response<String>;
     type Error = Error;
+    type Kept = Self::Request;
 
     async fn send(&mut self, request: Self::Request) -> Result<Self::Response, Error> {
         let key = request
@@ -34,8 +35,11 @@ impl Transport for Echo {
         let host = request.uri().host().unwrap_or_default().to_owned();
         Ok(http::Response::new(format!("{host} {key}")))
     }
-    fn try_clone(&self, _: &Self::Request) -> Option<Self::Request> {
+    fn keep_for_retry(&self, _: &Self::Request) -> Option<Self::Request> {
         None
+    }
+    fn retry_request(&self, kept: Self::Request) -> Option<Self::Request> {
+        Some(kept)
     }
     fn auth_error(&self, error: Error) -> Error {
         error

@@ -225,6 +225,7 @@ impl Transport for Answer {
     type Request = http::Request<()>;
     type Response = http::Response<()>;
     type Error = tokenauth_core::Error;
+    type Kept = Self::Request;
 
     async fn send(&mut self, request: Self::Request) -> Result<Self::Response, Self::Error> {
         let authorized = request
@@ -238,12 +239,16 @@ impl Transport for Answer {
         Ok(response)
     }
 
-    fn try_clone(&self, request: &Self::Request) -> Option<Self::Request> {
+    fn keep_for_retry(&self, request: &Self::Request) -> Option<Self::Request> {
         let mut copy = http::Request::new(());
         *copy.method_mut() = request.method().clone();
         *copy.uri_mut() = request.uri().clone();
         *copy.headers_mut() = request.headers().clone();
         Some(copy)
+    }
+
+    fn retry_request(&self, kept: Self::Request) -> Option<Self::Request> {
+        Some(kept)
     }
 
     fn auth_error(&self, error: tokenauth_core::Error) -> Self::Error {

@@ -73,9 +73,11 @@
 //!
 //! The connection goes in with
 //! [`RequestBuilder::with_extension`](reqwest_middleware::RequestBuilder::with_extension)
-//! (`.with_extension(tenant)`, `.with_extension(NoAuth)`). The retry copy is
-//! [`reqwest::Request::try_clone`]: a request with a streaming body
-//! (`reqwest::Body::wrap_stream`) cannot be cloned and is not retried.
+//! (`.with_extension(tenant)`, `.with_extension(NoAuth)`). For the retry, a
+//! request is kept as [`reqwest::Request::try_clone`] copies it (a request
+//! without a body or headers as its method, URL text, version and timeout):
+//! a request with a streaming body (`reqwest::Body::wrap_stream`) cannot be
+//! cloned and is not retried.
 //!
 //! ## Errors
 //!
@@ -203,6 +205,9 @@ use reqwest::{Request, Response};
 use reqwest_middleware::{ClientWithMiddleware, Middleware, Next};
 use tokenauth_core::Credential;
 use tokenauth_core::request::Transport;
+
+mod retry;
+use retry::Kept;
 
 pub use tokenauth_core::{Connection, NoAuth, TokenAuth};
 
@@ -333,6 +338,7 @@ impl Transport for Downstream<'_> {
     type Request = Request;
     type Response = Response;
     type Error = reqwest_middleware::Error;
+    type Kept = Kept;
 
     fn send(
         &mut self,
@@ -341,8 +347,16 @@ impl Transport for Downstream<'_> {
         self.next.clone().run(request, self.extensions)
     }
 
-    fn try_clone(&self, request: &Request) -> Option<Request> {
-        copy_for_retry(request)
+    fn keep_for_retry(&self, request: &Request) -> Option<Kept> {
+        Kept::of(request)
+    }
+
+    fn retry_request(&self, kept: Kept) -> Option<Request> {
+        kept.into_request()
+    }
+
+    fn kept_url<'k>(&self, kept: &'k Kept) -> Option<&'k [u8]> {
+        Some(kept.url())
     }
 
     fn auth_error(&self, error: tokenauth_core::Error) -> reqwest_middleware::Error {
@@ -362,29 +376,6 @@ impl Transport for Downstream<'_> {
             other => other,
         }
     }
-}
-
-/// A copy of `request` for the one retry: [`Request::try_clone`], without
-/// its cost for a request without a body (most API calls): reqwest's copy
-/// allocates an extension map for the timeout on every copy, even when there
-/// is none. Of a request's extensions reqwest 0.13 reads only that timeout
-/// (`execute_request`). `None` for a streaming body.
-fn copy_for_retry(request: &Request) -> Option<Request> {
-    if request.body().is_some() {
-        return request.try_clone();
-    }
-    let mut copy = Request::new(request.method().clone(), request.url().clone());
-    // Most requests have no header yet at this point (reqwest adds its
-    // defaults below the middleware): the new request's empty map is the
-    // copy, without cloning and dropping an empty one (~180 instructions).
-    if !request.headers().is_empty() {
-        *copy.headers_mut() = request.headers().clone();
-    }
-    *copy.version_mut() = request.version();
-    if let Some(timeout) = request.timeout() {
-        *copy.timeout_mut() = Some(*timeout);
-    }
-    Some(copy)
 }
 
 /// Written out rather than with `#[async_trait]`: the macro would box a
@@ -410,51 +401,6 @@ impl Middleware for AuthMiddleware {
             Ok(exchange) => Box::pin(exchange.send(Downstream { next, extensions })),
             Err(req) => next.run(req, extensions),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::copy_for_retry;
-    use std::time::Duration;
-
-    fn request(body: Option<reqwest::Body>) -> reqwest::Request {
-        let mut request = reqwest::Request::new(
-            http::Method::PATCH,
-            "https://api.example.com/v1/items?x=1".parse().unwrap(),
-        );
-        request
-            .headers_mut()
-            .insert("x-trace", http::HeaderValue::from_static("t-1"));
-        *request.version_mut() = http::Version::HTTP_2;
-        *request.timeout_mut() = Some(Duration::from_secs(7));
-        *request.body_mut() = body;
-        request
-    }
-
-    /// The copy is the request as reqwest would send it: method, URL,
-    /// headers, version, timeout and body.
-    #[test]
-    fn the_retry_copy_keeps_what_reqwest_sends() {
-        for body in [None, Some(reqwest::Body::from("{\"a\":1}"))] {
-            let original = request(body);
-            let copy = copy_for_retry(&original).expect("a copyable request");
-            assert_eq!(copy.method(), original.method());
-            assert_eq!(copy.url(), original.url());
-            assert_eq!(copy.headers(), original.headers());
-            assert_eq!(copy.version(), original.version());
-            assert_eq!(copy.timeout(), Some(&Duration::from_secs(7)));
-            assert_eq!(
-                copy.body().and_then(reqwest::Body::as_bytes),
-                original.body().and_then(reqwest::Body::as_bytes)
-            );
-        }
-        let mut no_timeout = request(None);
-        *no_timeout.timeout_mut() = None;
-        assert_eq!(copy_for_retry(&no_timeout).unwrap().timeout(), None);
-        let mut no_header = request(None);
-        no_header.headers_mut().clear();
-        assert!(copy_for_retry(&no_header).unwrap().headers().is_empty());
     }
 }
 

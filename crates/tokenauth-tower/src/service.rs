@@ -119,6 +119,8 @@ where
     type Request = Request<B>;
     type Response = Response<ResBody>;
     type Error = AuthError<S::Error>;
+    /// A copy of the whole request: an `http::Uri` clone shares its bytes.
+    type Kept = Request<B>;
 
     fn send(
         &mut self,
@@ -142,7 +144,7 @@ where
         }
     }
 
-    fn try_clone(&self, request: &Request<B>) -> Option<Request<B>> {
+    fn keep_for_retry(&self, request: &Request<B>) -> Option<Request<B>> {
         let body = self.clone_body.clone_body(request.body())?;
         let mut copy = Request::new(body);
         *copy.method_mut() = request.method().clone();
@@ -154,6 +156,10 @@ where
         }
         *copy.extensions_mut() = request.extensions().clone();
         Some(copy)
+    }
+
+    fn retry_request(&self, kept: Request<B>) -> Option<Request<B>> {
+        Some(kept)
     }
 
     fn auth_error(&self, error: tokenauth_core::Error) -> Self::Error {

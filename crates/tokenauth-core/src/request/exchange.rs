@@ -38,10 +38,31 @@ pub trait Transport: Send {
         request: Self::Request,
     ) -> impl Future<Output = Result<Self::Response, Self::Error>> + Send;
 
-    /// A copy of `request` for the retry, taken before the credential is
-    /// attached; `None` when it cannot be copied (a streaming body): the
-    /// request is then not retried.
-    fn try_clone(&self, request: &Self::Request) -> Option<Self::Request>;
+    /// What a request must leave behind for the one retry: a copy of the
+    /// whole request (`Self::Request`), or only the parts the retry needs
+    /// when a copy costs more than they do (a reqwest `Url` is a `String`).
+    type Kept: Send;
+
+    /// What a retry of `request` needs, taken before the credential is
+    /// attached; `None` when it cannot be repeated (a streaming body): the
+    /// request is then not retried. Runs on every request whose provider
+    /// may retry, though a retry is rare: keep it cheap.
+    fn keep_for_retry(&self, request: &Self::Request) -> Option<Self::Kept>;
+
+    /// The request to send again, rebuilt from what
+    /// [`keep_for_retry`](Self::keep_for_retry) kept; `None` when it cannot
+    /// be rebuilt (the rejection is then returned as it came).
+    fn retry_request(&self, kept: Self::Kept) -> Option<Self::Request>;
+
+    /// The URL the kept request was sent to, serialized (`Url::as_str`),
+    /// for a transport whose responses report their URL (reqwest, which
+    /// follows redirects itself): a response from exactly that URL was not
+    /// redirected, and is not routed again. The default, `None`, checks
+    /// every response that has a URL.
+    fn kept_url<'k>(&self, kept: &'k Self::Kept) -> Option<&'k [u8]> {
+        let _ = kept;
+        None
+    }
 
     /// `error` (no credential could be had, or it could not be attached) as
     /// the adapter's error.
@@ -62,6 +83,7 @@ impl<T: Transport> Transport for &mut T {
     type Request = T::Request;
     type Response = T::Response;
     type Error = T::Error;
+    type Kept = T::Kept;
 
     fn send(
         &mut self,
@@ -70,8 +92,16 @@ impl<T: Transport> Transport for &mut T {
         (**self).send(request)
     }
 
-    fn try_clone(&self, request: &Self::Request) -> Option<Self::Request> {
-        (**self).try_clone(request)
+    fn keep_for_retry(&self, request: &Self::Request) -> Option<Self::Kept> {
+        (**self).keep_for_retry(request)
+    }
+
+    fn retry_request(&self, kept: Self::Kept) -> Option<Self::Request> {
+        (**self).retry_request(kept)
+    }
+
+    fn kept_url<'k>(&self, kept: &'k Self::Kept) -> Option<&'k [u8]> {
+        (**self).kept_url(kept)
     }
 
     fn auth_error(&self, error: Error) -> Self::Error {
@@ -181,8 +211,8 @@ impl<R: HttpRequest> Exchange<'_, R> {
     ///    one shared fetch); none: the request is not sent, the error is
     ///    [`Transport::auth_error`];
     /// 2. sends the path it was routed on (dot segments resolved);
-    /// 3. keeps a copy for a retry when the provider may retry
-    ///    ([`Transport::try_clone`]);
+    /// 3. keeps what a retry needs when the provider may retry
+    ///    ([`Transport::keep_for_retry`]);
     /// 4. attaches the credential and sends;
     /// 5. refuses a response that a redirect took out of the provider's
     ///    prefixes with the credential on it (clients that follow redirects
@@ -247,7 +277,7 @@ impl<R: HttpRequest> Exchange<'_, R> {
                 return Err(transport.auth_error(uri_error(provider, e)));
             }
             let retry = if provider.may_retry() {
-                transport.try_clone(&this.request)
+                transport.keep_for_retry(&this.request)
             } else {
                 None
             };
@@ -256,9 +286,9 @@ impl<R: HttpRequest> Exchange<'_, R> {
                 index,
                 connection: this.connection.as_ref(),
             };
-            // A response from the URL the copy holds was not redirected: no
-            // need to route it again.
-            let sent = retry.as_ref().and_then(|r| r.url());
+            // A response from the URL the request was kept with was not
+            // redirected: no need to route it again.
+            let sent = retry.as_ref().and_then(|kept| transport.kept_url(kept));
             // Attached in place: a `reqwest::Request` moved through a
             // function and back is two copies of its 264 bytes.
             scope.attach(&transport, &credential, &mut this.request)?;
@@ -351,7 +381,7 @@ impl Scope<'_> {
         conn: &Connection,
         credential: Credential,
         response: T::Response,
-        retry: Option<T::Request>,
+        retry: Option<T::Kept>,
     ) -> Result<T::Response, T::Error> {
         let renewed = self
             .auth
@@ -368,11 +398,13 @@ impl Scope<'_> {
             Ok(renewed) => renewed,
             Err(e) => return Err(transport.auth_error(e)),
         };
-        let (Some(renewed), Some(retry)) = (renewed, retry) else {
+        let (Some(renewed), Some(mut request)) = (
+            renewed,
+            retry.and_then(|kept| transport.retry_request(kept)),
+        ) else {
             return Ok(response);
         };
         drop(response);
-        let mut request = retry;
         self.attach(transport, &renewed, &mut request)?;
         let result = transport.send(request).await;
         self.received(transport, &renewed, result, None)
@@ -397,18 +429,19 @@ impl Scope<'_> {
 
     /// What an attempt with `credential` brought back, checked and
     /// redacted. `sent`: the request's URL before the credential was
-    /// attached, when known (a response from it needs no redirect check).
+    /// attached, serialized, when known (a response from it needs no
+    /// redirect check).
     fn received<T: Transport>(
         &self,
         transport: &T,
         credential: &Credential,
         result: Result<T::Response, T::Error>,
-        sent: Option<&Url>,
+        sent: Option<&[u8]>,
     ) -> Result<T::Response, T::Error> {
         match result {
             Ok(response) => {
                 if let Some(url) = response.url()
-                    && sent != Some(url)
+                    && sent != Some(url.as_str().as_bytes())
                     && let Err(e) = self.check_response_url(credential, url)
                 {
                     return Err(transport.auth_error(e));

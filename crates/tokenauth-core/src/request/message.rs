@@ -42,12 +42,6 @@ pub(crate) mod sealed {
             self.target(origin)
         }
         fn headers(&self) -> &HeaderMap;
-        /// The parsed URL the client sends, for clients that follow
-        /// redirects below the adapter (reqwest): a response from this very
-        /// URL was not redirected. `None` for the others.
-        fn url(&self) -> Option<&Url> {
-            None
-        }
         /// The request's own extensions, where it carries them.
         fn extensions(&self) -> Option<&Extensions>;
         /// The raw query string, without `?`.
@@ -84,10 +78,6 @@ impl sealed::Request for reqwest::Request {
 
     fn headers(&self) -> &HeaderMap {
         self.headers()
-    }
-
-    fn url(&self) -> Option<&Url> {
-        Some(self.url())
     }
 
     fn query(&self) -> Option<&str> {

@@ -5,8 +5,8 @@
 //! whether it gets a credential (routing, [`NoAuth`], a credential the
 //! caller set) and binds the provider to that very request; then it runs
 //! [`Exchange::send`] with its HTTP client behind the small [`Transport`]
-//! trait: send a request, copy one for the retry, turn core's error into
-//! its own. Everything in between is here: the connection (a [`Connection`]
+//! trait: send a request, keep what the retry needs, turn core's error
+//! into its own. Everything in between is here: the connection (a [`Connection`]
 //! in the request extensions, else the provider's default connection from
 //! environment variables), attaching the credential, the outdated-token and
 //! renew-and-retry-once rules, and the redirect scope of clients that follow
@@ -25,13 +25,20 @@
 //!     type Request = http::Request<String>;
 //!     type Response = http::Response<String>;
 //!     type Error = Error;
+//!     /// What a retry needs of a request: here, the whole request.
+//!     type Kept = Self::Request;
 //!
 //!     async fn send(&mut self, request: Self::Request) -> Result<Self::Response, Error> {
 //!         let key = request.headers()["x-api-key"].to_str().unwrap_or_default().to_owned();
 //!         Ok(http::Response::new(key))
 //!     }
-//!     fn try_clone(&self, request: &Self::Request) -> Option<Self::Request> {
+//!     // `None`: no retry after a rejected key (a retry would send the
+//!     // request kept here, as `retry_request` rebuilds it).
+//!     fn keep_for_retry(&self, request: &Self::Request) -> Option<Self::Kept> {
 //!         None
+//!     }
+//!     fn retry_request(&self, kept: Self::Kept) -> Option<Self::Request> {
+//!         Some(kept)
 //!     }
 //!     fn auth_error(&self, error: Error) -> Error {
 //!         error

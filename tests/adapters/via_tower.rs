@@ -189,6 +189,73 @@ async fn revoked_token_one_renewal_one_retry_then_200() {
     assert_eq!(calls.load(Ordering::Relaxed), 3);
 }
 
+/// After a rejection, the retry is the request as it was first sent, only
+/// with the renewed credential: method, URI (query included), version,
+/// headers, body and extensions (the connection), for a request without
+/// headers and with a body, and one with headers.
+#[tokio::test]
+async fn every_kind_of_request_is_retried_as_it_was_sent() {
+    let emu = tokenauth_emulator::Emulator::start(
+        tokenauth_emulator::EmulatorConfig::default()
+            .tls(true)
+            .record_api_requests(100),
+    )
+    .await
+    .expect("emulator starts");
+    let auth = engine(&emu);
+    let (mut svc, _) = service(&emu, &auth);
+    let conn = reob();
+    let with_body = |method: Method, body: &'static str| {
+        let mut r = request(method, &format!("{PROJECTS}?page=2"), Some(&conn));
+        *r.body_mut() = Full::new(Bytes::from_static(body.as_bytes()));
+        r
+    };
+    let with_headers = {
+        let mut r = with_body(Method::POST, r#"{"naam":"nieuw"}"#);
+        let headers = r.headers_mut();
+        headers.insert("content-type", "application/json".parse().unwrap());
+        headers.insert("x-trace", "t-1".parse().unwrap());
+        r
+    };
+    let requests = [
+        ("bare", request(Method::GET, PROJECTS, Some(&conn))),
+        ("body, no header", with_body(Method::PUT, "naam=nieuw")),
+        ("headers and body", with_headers),
+    ];
+    let first = send(&mut svc, request(Method::GET, PROJECTS, Some(&conn)));
+    assert_eq!(first.await.unwrap().status(), 200);
+    for (what, request) in requests {
+        emu.revoke(Provider::Reobtimaal);
+        let before = emu.recorded_api_requests().len();
+        let reply = send(&mut svc, request).await.unwrap();
+        assert_eq!(reply.status(), 200, "{what}: renewed and retried");
+        assert_eq!(
+            user_of(&reply),
+            REOB_DEMO_USERNAME,
+            "{what}: the connection's"
+        );
+        let seen = emu.recorded_api_requests();
+        let [rejected, retried] = &seen[before..] else {
+            panic!("{what}: {} API requests, not 2", seen.len() - before);
+        };
+        let without_auth = |headers: &[(String, String)]| -> Vec<(String, String)> {
+            let other = headers.iter().filter(|(n, _)| n != "authorization");
+            other.cloned().collect()
+        };
+        assert_eq!(retried.method, rejected.method, "{what}");
+        assert_eq!(retried.path, rejected.path, "{what}");
+        assert_eq!(retried.body, rejected.body, "{what}");
+        let headers = without_auth(&retried.headers);
+        assert_eq!(headers, without_auth(&rejected.headers), "{what}");
+        if what == "headers and body" {
+            assert!(
+                headers.contains(&("x-trace".into(), "t-1".into())),
+                "{headers:?}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn permanent_rejection_is_returned_after_one_retry() {
     let emu = emulator().await;

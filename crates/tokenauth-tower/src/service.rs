@@ -3,7 +3,7 @@ use std::marker::PhantomData;
 use std::task::{Context, Poll};
 
 use futures_util::future::{Either, TryFutureExt as _};
-use http::{Request, Response};
+use http::{Extensions, HeaderMap, Method, Request, Response, Uri, Version};
 use tokenauth_core::TokenAuth;
 use tokenauth_core::request::Transport;
 use tower_service::Service;
@@ -97,6 +97,19 @@ where
     }
 }
 
+/// What a request leaves behind for the one retry: its parts, the request
+/// rebuilt from them only for a retry (rare). An `http::Uri` clone shares
+/// its bytes.
+struct Kept<B> {
+    method: Method,
+    uri: Uri,
+    version: Version,
+    /// `None` for a request without headers.
+    headers: Option<HeaderMap>,
+    extensions: Extensions,
+    body: B,
+}
+
 /// The inner service, as core's request sequence sends through it.
 struct Downstream<S, C, B, ResBody> {
     service: S,
@@ -119,8 +132,7 @@ where
     type Request = Request<B>;
     type Response = Response<ResBody>;
     type Error = AuthError<S::Error>;
-    /// A copy of the whole request: an `http::Uri` clone shares its bytes.
-    type Kept = Request<B>;
+    type Kept = Kept<B>;
 
     fn send(
         &mut self,
@@ -144,22 +156,29 @@ where
         }
     }
 
-    fn keep_for_retry(&self, request: &Request<B>) -> Option<Request<B>> {
-        let body = self.clone_body.clone_body(request.body())?;
-        let mut copy = Request::new(body);
-        *copy.method_mut() = request.method().clone();
-        *copy.uri_mut() = request.uri().clone();
-        *copy.version_mut() = request.version();
-        // Cloning an empty map costs more than the new request's own.
-        if !request.headers().is_empty() {
-            *copy.headers_mut() = request.headers().clone();
-        }
-        *copy.extensions_mut() = request.extensions().clone();
-        Some(copy)
+    fn keep_for_retry(&self, request: &Request<B>) -> Option<Kept<B>> {
+        Some(Kept {
+            body: self.clone_body.clone_body(request.body())?,
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+            version: request.version(),
+            // Most requests carry no header yet: nothing to clone, or to
+            // drop after the response.
+            headers: (!request.headers().is_empty()).then(|| request.headers().clone()),
+            extensions: request.extensions().clone(),
+        })
     }
 
-    fn retry_request(&self, kept: Request<B>) -> Option<Request<B>> {
-        Some(kept)
+    fn retry_request(&self, kept: Kept<B>) -> Option<Request<B>> {
+        let mut request = Request::new(kept.body);
+        *request.method_mut() = kept.method;
+        *request.uri_mut() = kept.uri;
+        *request.version_mut() = kept.version;
+        if let Some(headers) = kept.headers {
+            *request.headers_mut() = headers;
+        }
+        *request.extensions_mut() = kept.extensions;
+        Some(request)
     }
 
     fn auth_error(&self, error: tokenauth_core::Error) -> Self::Error {

@@ -170,7 +170,7 @@ impl KnownAuthorities {
             None => self
                 .list
                 .iter()
-                .find(|k| k.text.len() == authority.len() && *k.text == *authority),
+                .find(|k| same_bytes(k.text.as_bytes(), authority.as_bytes())),
         }
     }
 }
@@ -429,8 +429,10 @@ impl Prefix {
     fn same_origin(&self, t: &Target<'_>) -> bool {
         self.port == t.port
             && self.host.len() == t.host.len()
-            && (self.host == t.host || self.host.eq_ignore_ascii_case(t.host))
-            && (self.scheme == t.scheme || self.scheme.eq_ignore_ascii_case(t.scheme))
+            && (same_bytes(self.host.as_bytes(), t.host.as_bytes())
+                || self.host.eq_ignore_ascii_case(t.host))
+            && (same_bytes(self.scheme.as_bytes(), t.scheme.as_bytes())
+                || self.scheme.eq_ignore_ascii_case(t.scheme))
     }
 
     /// `t`'s origin is this prefix's, and `path` (the resolved path of
@@ -441,11 +443,52 @@ impl Prefix {
 }
 
 /// `path` lies under the prefix path `prefix` at a segment boundary.
+#[inline]
 fn path_under(prefix: &str, path: &str) -> bool {
-    let Some(rest) = path.strip_prefix(prefix) else {
+    let (prefix, path) = (prefix.as_bytes(), path.as_bytes());
+    if path.len() < prefix.len() || !same_bytes(prefix, &path[..prefix.len()]) {
         return false;
-    };
-    prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/')
+    }
+    let rest = &path[prefix.len()..];
+    prefix.ends_with(b"/") || rest.is_empty() || rest[0] == b'/'
+}
+
+/// `a == b`, inline: routing compares a few short strings (a host, a
+/// scheme, a path prefix) on every request, and `==` on slices calls the C
+/// library's `memcmp`, whose call and set-up cost more than the comparison
+/// of a few words.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n >= 8 {
+        // Whole words, then the last eight bytes (overlapping the last
+        // whole word when `n` is not a multiple of eight).
+        let word = |s: &[u8], at: usize| {
+            let mut w = [0; 8];
+            w.copy_from_slice(&s[at..at + 8]);
+            u64::from_ne_bytes(w)
+        };
+        let mut at = 0;
+        while at + 8 < n {
+            if word(a, at) != word(b, at) {
+                return false;
+            }
+            at += 8;
+        }
+        return word(a, n - 8) == word(b, n - 8);
+    }
+    if n >= 4 {
+        let word = |s: &[u8], at: usize| {
+            let mut w = [0; 4];
+            w.copy_from_slice(&s[at..at + 4]);
+            u32::from_ne_bytes(w)
+        };
+        return word(a, 0) == word(b, 0) && word(a, n - 4) == word(b, n - 4);
+    }
+    a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// A rendered prefix (a `Url`) holds `t` with resolved path `path`.
@@ -1017,6 +1060,25 @@ mod tests {
             let url = Url::parse(&uri.to_string()).unwrap();
             let found = |router: &Router| router.could_route(&url).collect::<Vec<_>>();
             assert_eq!(found(&indexed), found(&scanning), "{url}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The inline comparison is `==`, for every length around its word
+        /// sizes, for equal slices and for slices that differ in one byte.
+        #[test]
+        fn same_bytes_is_slice_equality(
+            a in proptest::collection::vec(proptest::num::u8::ANY, 0..40),
+            flip in proptest::option::of((0usize..40, 1u8..=255)),
+            other in proptest::collection::vec(proptest::num::u8::ANY, 0..40),
+        ) {
+            let mut b = a.clone();
+            if let Some((at, by)) = flip && at < b.len() {
+                b[at] ^= by;
+            }
+            proptest::prop_assert_eq!(same_bytes(&a, &b), a == b);
+            proptest::prop_assert_eq!(same_bytes(&a, &other), a == other);
+            proptest::prop_assert!(same_bytes(&a, &a.clone()));
         }
     }
 

@@ -4,7 +4,7 @@ use futures_util::future::join_all;
 use tokenauth::store::{
     CasOutcome, Lease, LeaseOutcome, Publication, SharedState, StoreError, StoreKey, WaitOutcome,
 };
-use tokenauth::{ClientBuilderExt as _, Connection, Error, NoAuth, auth_error};
+use tokenauth::{ClientBuilderExt as _, Connection, Error, MiddlewareExt as _, NoAuth, auth_error};
 use tokenauth_emulator::{Provider, REOB_DEMO_USERNAME};
 
 use crate::helpers::*;
@@ -280,6 +280,77 @@ async fn every_kind_of_request_is_retried_as_it_was_sent() {
         .unwrap();
     assert_eq!(reply.status(), 401, "a streaming body is not retried");
     assert_eq!(emu.stats().reobtimaal.api.requests, before + 1);
+}
+
+/// Below the middleware, in place of the HTTP client: answers `200` as if
+/// from `url` (`None`: the URL it was sent), as a client that followed a
+/// redirect on its own reports the last hop's URL.
+struct AnswerFrom {
+    url: Option<reqwest::Url>,
+}
+
+#[async_trait::async_trait]
+impl reqwest_middleware::Middleware for AnswerFrom {
+    async fn handle(
+        &self,
+        request: reqwest::Request,
+        _: &mut http::Extensions,
+        _: reqwest_middleware::Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        use reqwest::ResponseBuilderExt as _;
+        let url = self.url.clone().unwrap_or_else(|| request.url().clone());
+        let response = http::Response::builder().url(url).body(Vec::<u8>::new());
+        Ok(reqwest::Response::from(response.expect("a response")))
+    }
+}
+
+/// A response from the very URL that was sent skips the redirect check
+/// (the URL kept for the retry says where the request went); a response
+/// from anywhere else is still checked: one from outside the provider's
+/// prefixes, on the same origin (where `Authorization` goes along), is
+/// refused. For a request kept as its URL's text (no body, no header), in
+/// place and on the heap, and for one copied whole (a header), with a
+/// retrying provider, whose requests are all kept.
+#[tokio::test]
+async fn a_response_from_another_url_than_the_one_sent_is_checked() {
+    let emu = emulator().await;
+    let auth = engine(&emu);
+    let answering_from = |url: Option<&str>| {
+        let url = url.map(|u| reqwest::Url::parse(u).unwrap());
+        reqwest_middleware::ClientBuilder::new(reqwest_builder(&emu).build().unwrap())
+            .with(auth.middleware())
+            .with(AnswerFrom { url })
+            .build()
+    };
+    let base = "https://api.reobtimaal-diensten.nl/api/v1/projecten";
+    let padded = |len: usize| format!("{base}?q={}", "a".repeat(len - base.len() - 3));
+    let outside = "https://api.reobtimaal-diensten.nl/other";
+    for url in [base.to_owned(), padded(192), padded(193), padded(400)] {
+        for header in [false, true] {
+            let what = format!("{} bytes, header: {header}", url.len());
+            let send = |client: reqwest_middleware::ClientWithMiddleware| {
+                let mut request = client.get(&url).with_extension(reob());
+                if header {
+                    request = request.header("x-trace", "t-1");
+                }
+                request.send()
+            };
+            let same = send(answering_from(None)).await.unwrap();
+            assert_eq!(same.status(), 200, "{what}");
+            let err = send(answering_from(Some(outside))).await.unwrap_err();
+            assert!(
+                matches!(auth_error(&err), Some(Error::RedirectLeftScope { .. })),
+                "{what}: {err:?}"
+            );
+            // One byte more than the URL sent is another URL.
+            let longer = format!("{url}b");
+            let err = send(answering_from(Some(&longer))).await;
+            assert!(
+                err.is_ok() || auth_error(&err.unwrap_err()).is_some(),
+                "{what}"
+            );
+        }
+    }
 }
 
 #[tokio::test]

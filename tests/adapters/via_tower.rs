@@ -190,9 +190,10 @@ async fn revoked_token_one_renewal_one_retry_then_200() {
 }
 
 /// After a rejection, the retry is the request as it was first sent, only
-/// with the renewed credential: method, URI (query included), version,
-/// headers, body and extensions (the connection), for a request without
-/// headers and with a body, and one with headers.
+/// with the renewed credential: method, path and query, headers and body
+/// as the API received them, and the extensions (the connection, whose
+/// user answers), for a request without headers, one with a body, and one
+/// with headers and a body.
 #[tokio::test]
 async fn every_kind_of_request_is_retried_as_it_was_sent() {
     let emu = tokenauth_emulator::Emulator::start(

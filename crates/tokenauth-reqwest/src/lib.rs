@@ -74,10 +74,11 @@
 //! The connection goes in with
 //! [`RequestBuilder::with_extension`](reqwest_middleware::RequestBuilder::with_extension)
 //! (`.with_extension(tenant)`, `.with_extension(NoAuth)`). For the retry, a
-//! request is kept as [`reqwest::Request::try_clone`] copies it (a request
-//! without a body or headers as its method, URL text, version and timeout):
-//! a request with a streaming body (`reqwest::Body::wrap_stream`) cannot be
-//! cloned and is not retried.
+//! request is kept before it is sent: its method, URL, headers, version,
+//! timeout and body (with [`reqwest::Request::try_clone`] for a body; a
+//! request without a body or headers as its method, URL text, version and
+//! timeout). A request with a streaming body (`reqwest::Body::wrap_stream`,
+//! `reqwest::Body::wrap`) cannot be copied and is not retried.
 //!
 //! ## Errors
 //!

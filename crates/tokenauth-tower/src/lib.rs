@@ -71,8 +71,9 @@
 //! [`origin`](AuthLayer::origin), if set, else it matches nothing. A retry
 //! calls the inner service again after driving it to readiness.
 //!
-//! A retry needs a second copy of the request, taken before the first call,
-//! and an `http::Request<B>` can only be copied if its body can. The choice
+//! A retry needs the request's parts kept before the first call (method,
+//! URI, version, headers, extensions and a copy of the body), and an
+//! `http::Request<B>` can only be repeated if its body can be copied. The choice
 //! is the layer's [`CloneBody`] policy, so that the service stays generic
 //! over every body type (no `B: Clone` bound, which a streaming body could
 //! not meet):

@@ -383,6 +383,9 @@ impl Scope<'_> {
         response: T::Response,
         retry: Option<T::Kept>,
     ) -> Result<T::Response, T::Error> {
+        // Rebuilt before the rule runs: it renews only for a request that
+        // will be sent again.
+        let retry = retry.and_then(|kept| transport.retry_request(kept));
         let renewed = self
             .auth
             .inner
@@ -398,10 +401,7 @@ impl Scope<'_> {
             Ok(renewed) => renewed,
             Err(e) => return Err(transport.auth_error(e)),
         };
-        let (Some(renewed), Some(mut request)) = (
-            renewed,
-            retry.and_then(|kept| transport.retry_request(kept)),
-        ) else {
+        let (Some(renewed), Some(mut request)) = (renewed, retry) else {
             return Ok(response);
         };
         drop(response);

@@ -59,6 +59,11 @@ pub trait Transport: Send {
     /// follows redirects itself): a response from exactly that URL was not
     /// redirected, and is not routed again. The default, `None`, checks
     /// every response that has a URL.
+    ///
+    /// It must be exactly the URL of the request `kept` was taken from: a
+    /// response from any URL returned here skips the check that refuses a
+    /// redirect out of the provider's prefixes. (A transport is trusted as
+    /// much anyway: it is handed the request with the credential on it.)
     fn kept_url<'k>(&self, kept: &'k Self::Kept) -> Option<&'k [u8]> {
         let _ = kept;
         None
@@ -219,7 +224,8 @@ impl<R: HttpRequest> Exchange<'_, R> {
     ///    themselves), and removes a query credential from what it hands
     ///    back;
     /// 6. on a rejection, renews (or takes the already renewed credential)
-    ///    and sends the copy once more; never in a loop.
+    ///    and sends the request once more, rebuilt from what was kept; never
+    ///    in a loop.
     ///
     /// `transport` is taken by value so that an adapter can box exactly
     /// this future; pass `&mut transport` to keep it.
@@ -298,7 +304,7 @@ impl<R: HttpRequest> Exchange<'_, R> {
                 return Ok(response);
             }
             // The rare rest in a box of its own: it holds the response and
-            // the copy, which would otherwise sit in this future.
+            // what the retry needs, which would otherwise sit in this future.
             Box::pin(scope.after_rejection(&mut transport, conn, credential, response, retry)).await
         }
     }
@@ -374,7 +380,7 @@ struct Scope<'a> {
 impl Scope<'_> {
     /// After a rejection-like status: the rejection rule
     /// ([`Inner::after_response`]) and, when it says so, the one retry
-    /// with the copy.
+    /// with the request rebuilt from what was kept.
     async fn after_rejection<T: Transport>(
         &self,
         transport: &mut T,

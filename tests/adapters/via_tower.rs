@@ -196,13 +196,7 @@ async fn revoked_token_one_renewal_one_retry_then_200() {
 /// with headers and a body.
 #[tokio::test]
 async fn every_kind_of_request_is_retried_as_it_was_sent() {
-    let emu = tokenauth_emulator::Emulator::start(
-        tokenauth_emulator::EmulatorConfig::default()
-            .tls(true)
-            .record_api_requests(100),
-    )
-    .await
-    .expect("emulator starts");
+    let emu = recording_emulator().await;
     let auth = engine(&emu);
     let (mut svc, _) = service(&emu, &auth);
     let conn = reob();
@@ -235,19 +229,7 @@ async fn every_kind_of_request_is_retried_as_it_was_sent() {
             REOB_DEMO_USERNAME,
             "{what}: the connection's"
         );
-        let seen = emu.recorded_api_requests();
-        let [rejected, retried] = &seen[before..] else {
-            panic!("{what}: {} API requests, not 2", seen.len() - before);
-        };
-        let without_auth = |headers: &[(String, String)]| -> Vec<(String, String)> {
-            let other = headers.iter().filter(|(n, _)| n != "authorization");
-            other.cloned().collect()
-        };
-        assert_eq!(retried.method, rejected.method, "{what}");
-        assert_eq!(retried.path, rejected.path, "{what}");
-        assert_eq!(retried.body, rejected.body, "{what}");
-        let headers = without_auth(&retried.headers);
-        assert_eq!(headers, without_auth(&rejected.headers), "{what}");
+        let headers = assert_the_retry_repeats(&emu, before, what);
         if what == "headers and body" {
             assert!(
                 headers.contains(&("x-trace".into(), "t-1".into())),

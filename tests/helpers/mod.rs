@@ -44,6 +44,44 @@ pub async fn emulator() -> Emulator {
         .expect("emulator starts")
 }
 
+/// [`emulator`], also recording the API requests it receives (up to 100),
+/// for tests of what exactly an adapter sent.
+pub async fn recording_emulator() -> Emulator {
+    Emulator::start(EmulatorConfig::default().tls(true).record_api_requests(100))
+        .await
+        .expect("emulator starts")
+}
+
+/// The last two API requests `emu` recorded after the first `before`: a
+/// rejected request and its retry. Asserts that the retry repeats it (the
+/// method, path and query, body, and every header but `Authorization`)
+/// with another `Authorization`, and returns the retry's other headers.
+pub fn assert_the_retry_repeats(
+    emu: &Emulator,
+    before: usize,
+    what: &str,
+) -> Vec<(String, String)> {
+    let seen = emu.recorded_api_requests();
+    let [rejected, retried] = &seen[before..] else {
+        panic!("{what}: {} API requests, not 2", seen.len() - before);
+    };
+    let split = |headers: &[(String, String)]| {
+        let (auth, other): (Vec<_>, Vec<_>) = headers
+            .iter()
+            .cloned()
+            .partition(|(n, _)| n == "authorization");
+        (auth, other)
+    };
+    let (rejected_auth, rejected_headers) = split(&rejected.headers);
+    let (retried_auth, retried_headers) = split(&retried.headers);
+    assert_eq!(retried.method, rejected.method, "{what}");
+    assert_eq!(retried.path, rejected.path, "{what}");
+    assert_eq!(retried.body, rejected.body, "{what}");
+    assert_eq!(retried_headers, rejected_headers, "{what}");
+    assert_ne!(retried_auth, rejected_auth, "{what}: a renewed credential");
+    retried_headers
+}
+
 /// A reqwest client builder that reaches the emulator under the real host
 /// names (its CA only, host names resolved to its TLS listener).
 pub fn reqwest_builder(emu: &Emulator) -> reqwest::ClientBuilder {

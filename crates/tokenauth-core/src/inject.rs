@@ -866,9 +866,9 @@ inject = { header = "Cookie", value = "sid={{ inputs.sid }}" }
         let with = |cookie: &'static str| {
             let mut headers = HeaderMap::new();
             headers.insert(http::header::COOKIE, HeaderValue::from_static(cookie));
-            p.caller_authenticated(&headers, None)
+            p.caller_authenticated(&headers, || None)
         };
-        assert!(!p.caller_authenticated(&HeaderMap::new(), None));
+        assert!(!p.caller_authenticated(&HeaderMap::new(), || None));
         assert!(!with("theme=dark; lang=nl"));
         assert!(!with("xsid=1"));
         assert!(with("theme=dark; sid=mine"));
@@ -967,12 +967,12 @@ query = { api_key = "{{ inputs.key }}", v = "2" }
             h
         };
         let all = headers(&[("x-api-key", "a"), ("x-tenant", "b"), ("cookie", "sid=c")]);
-        assert!(p.caller_authenticated(&all, Some("api_key=1&v=1")));
-        assert!(!p.caller_authenticated(&all, Some("api_key=1")));
-        assert!(!p.caller_authenticated(&all, None));
+        assert!(p.caller_authenticated(&all, || Some("api_key=1&v=1")));
+        assert!(!p.caller_authenticated(&all, || Some("api_key=1")));
+        assert!(!p.caller_authenticated(&all, || None));
         let no_cookie = headers(&[("x-api-key", "a"), ("x-tenant", "b"), ("cookie", "x=c")]);
-        assert!(!p.caller_authenticated(&no_cookie, Some("api_key=1&v=1")));
-        assert!(p.caller_authenticated(&headers(&[("authorization", "Bearer mine")]), None));
+        assert!(!p.caller_authenticated(&no_cookie, || Some("api_key=1&v=1")));
+        assert!(p.caller_authenticated(&headers(&[("authorization", "Bearer mine")]), || None));
 
         // A provider that sets Authorization itself: the caller's is one
         // part among others.
@@ -988,11 +988,11 @@ headers = { "x-api-key" = "{{ inputs.key }}" }
 "#,
         );
         let auth = headers(&[("authorization", "Basic mine")]);
-        assert!(!mixed.caller_authenticated(&auth, None));
+        assert!(!mixed.caller_authenticated(&auth, || None));
         let both = headers(&[("authorization", "Basic mine"), ("x-api-key", "k")]);
-        assert!(mixed.caller_authenticated(&both, None));
-        assert!(!mixed.caller_authenticated(&headers(&[("x-api-key", "k")]), None));
-        assert!(!mixed.caller_authenticated(&HeaderMap::new(), Some("x=1")));
+        assert!(mixed.caller_authenticated(&both, || None));
+        assert!(!mixed.caller_authenticated(&headers(&[("x-api-key", "k")]), || None));
+        assert!(!mixed.caller_authenticated(&HeaderMap::new(), || Some("x=1")));
 
         // A query credential alone: set by the caller without any header.
         let query_only = provider(
@@ -1004,9 +1004,9 @@ inject.query = { name = "key", value = "{{ inputs.key }}" }
 "#,
         );
         let none = HeaderMap::new();
-        assert!(query_only.caller_authenticated(&none, Some("a=1&key=mine")));
-        assert!(!query_only.caller_authenticated(&none, Some("a=1")));
-        assert!(!query_only.caller_authenticated(&none, None));
+        assert!(query_only.caller_authenticated(&none, || Some("a=1&key=mine")));
+        assert!(!query_only.caller_authenticated(&none, || Some("a=1")));
+        assert!(!query_only.caller_authenticated(&none, || None));
     }
 
     #[test]

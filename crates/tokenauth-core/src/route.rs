@@ -454,11 +454,11 @@ fn path_under(prefix: &str, path: &str) -> bool {
 }
 
 /// `a == b`, inline: routing compares a few short strings (a host, a
-/// scheme, a path prefix) on every request, and `==` on slices calls the C
+/// scheme, a path prefix) on every request, the response check a URL, and `==` on slices calls the C
 /// library's `memcmp`, whose call and set-up cost more than the comparison
 /// of a few words.
 #[inline]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
     if n != b.len() {
         return false;

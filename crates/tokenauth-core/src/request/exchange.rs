@@ -16,6 +16,7 @@ use crate::cache::{Credential, TokenAuth};
 use crate::config::Provider;
 use crate::connection::Connection;
 use crate::error::Error;
+use crate::route::same_bytes;
 
 /// The HTTP client under an adapter, as the request sequence drives it: the
 /// reqwest middleware's `Next`, the tower layer's inner service.
@@ -174,7 +175,7 @@ impl TokenAuth {
             return Err(request);
         };
         if self.inner.providers.providers[index]
-            .caller_authenticated(request.headers(), request.query())
+            .caller_authenticated(request.headers(), || request.query())
         {
             return Err(request);
         }
@@ -255,13 +256,15 @@ impl<R: HttpRequest> Exchange<'_, R> {
                 Ok(conn) => conn,
                 Err(e) => return Err(transport.auth_error(e)),
             };
+            // No `Result` bound to a name: it would stay in the future
+            // (112 bytes) across the send.
             let credential = match inner.cached_or_failed(index, conn) {
-                Some(done) => done,
-                None => inner.on_miss(index, conn).await,
-            };
-            let credential = match credential {
-                Ok(credential) => credential,
-                Err(e) => return Err(transport.auth_error(e)),
+                Some(Ok(credential)) => credential,
+                Some(Err(e)) => return Err(transport.auth_error(e)),
+                None => match inner.on_miss(index, conn).await {
+                    Ok(credential) => credential,
+                    Err(e) => return Err(transport.auth_error(e)),
+                },
             };
             let provider = &inner.providers.providers[index];
             if inner.router.per_connection(index)
@@ -447,7 +450,7 @@ impl Scope<'_> {
         match result {
             Ok(response) => {
                 if let Some(url) = response.url()
-                    && sent != Some(url.as_str().as_bytes())
+                    && !sent.is_some_and(|sent| same_bytes(sent, url.as_str().as_bytes()))
                     && let Err(e) = self.check_response_url(credential, url)
                 {
                     return Err(transport.auth_error(e));

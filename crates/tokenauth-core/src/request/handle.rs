@@ -191,12 +191,23 @@ impl Provider {
     /// request goes out as it is. When the caller set only some parts, the
     /// others are attached and the caller's are kept (see
     /// [`crate::inject`]).
-    pub(crate) fn caller_authenticated(&self, headers: &HeaderMap, query: Option<&str>) -> bool {
+    ///
+    /// `query` is called only for a provider with query parts or a request
+    /// with headers.
+    pub(crate) fn caller_authenticated<'q>(
+        &self,
+        headers: &HeaderMap,
+        query: impl FnOnce() -> Option<&'q str>,
+    ) -> bool {
         let inject = &self.inject;
         // The common case, answered before any header lookup: no header
         // (the HTTP client adds its defaults after the adapter) and no
         // query parameter that could be a part.
-        if headers.is_empty() && (query.is_none() || inject.query.is_empty()) {
+        if headers.is_empty() && inject.query.is_empty() {
+            return false;
+        }
+        let query = query();
+        if headers.is_empty() && query.is_none() {
             return false;
         }
         let authorization = headers.contains_key(http::header::AUTHORIZATION);

@@ -49,6 +49,35 @@ impl<F: TryFuture> Future for ResponseFuture<F> {
     }
 }
 
+pin_project! {
+    /// One attempt through the inner service, its error wrapped: the
+    /// inner service's own future for the first attempt (it was ready),
+    /// readiness and the call in a box for the retry (rare).
+    ///
+    /// Written out rather than `Either<MapErr<F, _>, BoxFuture<_>>`: every
+    /// poll of that goes through two adapters, and `MapErr` moves its whole
+    /// state out when the response is ready.
+    #[project = AttemptProj]
+    pub(crate) enum Attempt<'a, F: TryFuture> {
+        /// The first attempt.
+        Called { #[pin] future: F },
+        /// The retry.
+        Retry { future: BoxFuture<'a, Result<F::Ok, AuthError<F::Error>>> },
+    }
+}
+
+impl<F: TryFuture> Future for Attempt<'_, F> {
+    type Output = Result<F::Ok, AuthError<F::Error>>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            AttemptProj::Called { future } => future.try_poll(cx).map_err(AuthError::Inner),
+            AttemptProj::Retry { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
 impl<F: TryFuture> fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match self.inner {

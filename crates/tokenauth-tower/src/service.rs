@@ -2,7 +2,6 @@ use std::future::{Future, poll_fn};
 use std::marker::PhantomData;
 use std::task::{Context, Poll};
 
-use futures_util::future::{Either, TryFutureExt as _};
 use http::{Extensions, HeaderMap, Method, Request, Response, Uri, Version};
 use tokenauth_core::TokenAuth;
 use tokenauth_core::request::Transport;
@@ -10,7 +9,7 @@ use tower_service::Service;
 
 use crate::body::{CloneBody, CommonBodies};
 use crate::error::AuthError;
-use crate::future::ResponseFuture;
+use crate::future::{Attempt, ResponseFuture};
 use crate::layer::AuthLayer;
 
 /// A service that attaches the credential of the provider a request's URI
@@ -143,16 +142,19 @@ where
             // and its future is all there is to wait for. The exchange's
             // future, which every request is boxed in, then does not hold
             // the request a second time.
-            let inner: fn(S::Error) -> Self::Error = AuthError::Inner;
-            Either::Left(self.service.call(request).map_err(inner))
+            Attempt::Called {
+                future: self.service.call(request),
+            }
         } else {
             // The retry, after a rejection (rare): readiness first.
-            Either::Right(Box::pin(async move {
-                poll_fn(|cx| self.service.poll_ready(cx))
-                    .await
-                    .map_err(AuthError::Inner)?;
-                self.service.call(request).await.map_err(AuthError::Inner)
-            }))
+            Attempt::Retry {
+                future: Box::pin(async move {
+                    poll_fn(|cx| self.service.poll_ready(cx))
+                        .await
+                        .map_err(AuthError::Inner)?;
+                    self.service.call(request).await.map_err(AuthError::Inner)
+                }),
+            }
         }
     }
 

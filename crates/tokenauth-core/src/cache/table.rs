@@ -37,6 +37,13 @@
 //!   after a scan always carries a stamp above its cutoff, so a replaced
 //!   value never drops its successor. Readers never take it.
 //!
+//! - **What a thread read last** ([`memo`]): each thread remembers, per
+//!   table, the last key it read and its value (weakly), with the table's
+//!   version at the time; every change to the map advances the version. A
+//!   thread that reads the same key again (a provider's default connection:
+//!   most requests) takes the value from there while the version stands,
+//!   which skips the map's guard, hash and probe.
+//!
 //! The map is bounded: at most `capacity` values once the writer that added
 //! the last key returns. Failures ([`Slot::Failed`]) are cached, stamped and
 //! evicted like tokens.
@@ -59,7 +66,8 @@
 //! for every fetch left 4-16 KiB holes that the next fetches could not
 //! fill, over 200 B per token.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::credential::{Failure, TokenEntry};
@@ -134,6 +142,14 @@ pub(crate) struct Table {
     slack: u64,
     /// Serialises writers; holds the eviction candidates.
     writer: Mutex<Victims>,
+    /// This table among all tables of the process, for the threads' memos
+    /// ([`memo`]): never reused, so that a memo can never be taken for a
+    /// later table's.
+    id: u64,
+    /// Advanced (under the writer lock) after every change to `map`: a
+    /// thread's memo of a read is the map's current value while this has
+    /// not moved.
+    version: AtomicU64,
 }
 
 /// The next values to evict, from the last scan.
@@ -156,24 +172,46 @@ impl Table {
             tick: AtomicU64::new(0),
             slack: 2 * (capacity / 16) as u64,
             writer: Mutex::new(Victims::default()),
+            id: memo::new_table_id(),
+            version: AtomicU64::new(0),
         }
     }
 
-    /// The current value for `key`, counted as a use (the hot path: one
-    /// lock-free lookup, two loads and an `Arc` clone; a store only when the
-    /// value's stamp lags by more than the slack).
+    /// The current value for `key`, counted as a use. The hot path: the
+    /// value this thread read last for `key`, when the table has not
+    /// changed since ([`memo`]), else one lock-free lookup; then two loads
+    /// and an `Arc` clone, and a store only when the value's stamp lags by
+    /// more than the slack.
     #[inline]
     pub(crate) fn get(&self, key: &str) -> Option<Arc<Cached>> {
-        let map = self.map.pin();
-        // The `Arc` count first: the stamp shares its cache line, and
-        // taking the line for the count's write before reading the stamp
-        // spares a second transfer when other threads hold the same value.
-        let cached = Arc::clone(map.get(key)?);
+        // Read before the map: a change after this read moves the version
+        // past it, so a value remembered with it is never taken for newer.
+        let version = self.version.load(Acquire);
+        let cached = match memo::recall(self.id, version, key) {
+            Some(cached) => cached,
+            None => {
+                let map = self.map.pin();
+                let (key, value) = map.get_key_value(key)?;
+                // The `Arc` count first: the stamp shares its cache line,
+                // and taking the line for the count's write before reading
+                // the stamp spares a second transfer when other threads
+                // hold the same value.
+                let cached = Arc::clone(value);
+                memo::remember(self.id, version, key, &cached);
+                cached
+            }
+        };
         let now = self.tick.load(Relaxed) + 1;
         if now.saturating_sub(cached.used.load(Relaxed)) > self.slack {
             cached.used.store(now, Relaxed);
         }
         Some(cached)
+    }
+
+    /// Marks the end of a change to the map (called under the writer lock,
+    /// after the change): every thread's memo of this table is out of date.
+    fn changed(&self) {
+        self.version.fetch_add(1, Release);
     }
 
     fn writer(&self) -> MutexGuard<'_, Victims> {
@@ -208,6 +246,7 @@ impl Table {
                 let _ = map.remove_if(&*victim, |_, h| h.used.load(Relaxed) <= cutoff);
             }
         }
+        self.changed();
     }
 
     /// The values to evict next: at least the excess over the capacity and
@@ -250,18 +289,106 @@ impl Table {
     /// value, not merely an equal one); returns whether it was there.
     pub(crate) fn remove_token(&self, key: &Arc<str>, token: &Arc<Cached>) -> bool {
         let _writer = self.writer();
-        matches!(
+        let removed = matches!(
             self.map
                 .pin()
                 .remove_if(&**key, |_, c| Arc::ptr_eq(c, token)),
             Ok(Some(_))
-        )
+        );
+        if removed {
+            self.changed();
+        }
+        removed
     }
 
     /// How many values the table holds.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.map.len()
+    }
+}
+
+/// What each thread read last from each table: a thread that keeps
+/// reading the same key (a provider's default connection, which most
+/// requests use) takes the value from here, without the map's lookup (its
+/// guard, the key's hash, the probe: about 150 instructions per request).
+///
+/// A memo is good while its table's `version` is the one read before the
+/// map was: every change to the map advances it once done, so a memo never
+/// outlives the value's place in the map, and a thread that learns of a
+/// change (the token it waited for was published) finds the new value.
+/// The memo holds the value weakly: a token that leaves the map is freed
+/// (and its secrets zeroed) when the last request using it ends, whatever
+/// the memos still name.
+mod memo {
+    use std::cell::RefCell;
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    use std::sync::{Arc, Weak};
+
+    use super::Cached;
+    use crate::route::same_bytes;
+
+    /// Memos per thread, one per table (by table id, modulo): the tables
+    /// of an engine get consecutive ids, so up to this many providers in
+    /// use at once never displace each other.
+    const SLOTS: usize = 64;
+
+    struct Memo {
+        table: u64,
+        version: u64,
+        key: Arc<str>,
+        value: Weak<Cached>,
+    }
+
+    thread_local! {
+        static MEMOS: RefCell<[Option<Memo>; SLOTS]> =
+            const { RefCell::new([const { None }; SLOTS]) };
+    }
+
+    /// A table id never handed out before.
+    pub(super) fn new_table_id() -> u64 {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        NEXT.fetch_add(1, Relaxed)
+    }
+
+    fn slot(table: u64) -> usize {
+        (table % SLOTS as u64) as usize
+    }
+
+    /// The value this thread read for `key` from `table` at `version`, if
+    /// it still exists.
+    #[inline]
+    pub(super) fn recall(table: u64, version: u64, key: &str) -> Option<Arc<Cached>> {
+        MEMOS
+            .try_with(|memos| {
+                let memos = memos.try_borrow().ok()?;
+                let memo = memos[slot(table)].as_ref()?;
+                if memo.table != table
+                    || memo.version != version
+                    || !same_bytes(memo.key.as_bytes(), key.as_bytes())
+                {
+                    return None;
+                }
+                memo.value.upgrade()
+            })
+            .ok()
+            .flatten()
+    }
+
+    /// Remembers that `key` of `table` held `value` at `version`.
+    pub(super) fn remember(table: u64, version: u64, key: &Arc<str>, value: &Arc<Cached>) {
+        // During the thread's exit (the memos gone) or a re-entrant call
+        // (none is made while they are borrowed), nothing is remembered.
+        let _ = MEMOS.try_with(|memos| {
+            if let Ok(mut memos) = memos.try_borrow_mut() {
+                memos[slot(table)] = Some(Memo {
+                    table,
+                    version,
+                    key: Arc::clone(key),
+                    value: Arc::downgrade(value),
+                });
+            }
+        });
     }
 }
 
@@ -433,6 +560,117 @@ mod tests {
                 Slot::Token(t) => assert_eq!(t.connection(), &**k),
                 Slot::Failed(_) => panic!("no failures here"),
             }
+        }
+    }
+
+    /// `table.get(key)` is `expected`, the very value (by pointer).
+    fn assert_reads(table: &Table, key: &str, expected: Option<&Arc<Cached>>) {
+        match (table.get(key), expected) {
+            (Some(got), Some(expected)) => {
+                assert!(Arc::ptr_eq(&got, expected), "{key}: another value")
+            }
+            (None, None) => {}
+            (got, expected) => panic!(
+                "{key}: read {}, expected {}",
+                got.map_or("nothing", |_| "a value"),
+                expected.map_or("nothing", |_| "a value")
+            ),
+        }
+    }
+
+    #[test]
+    fn a_thread_never_reads_a_remembered_value_after_it_changed() {
+        let table = Table::new(2);
+        let (a, b, c): (Arc<str>, Arc<str>, Arc<str>) = ("a".into(), "b".into(), "c".into());
+        let a1 = token("a");
+        table.publish(&a, &a1);
+        // Twice: the second read is the remembered one.
+        assert_reads(&table, "a", Some(&a1));
+        assert_reads(&table, "a", Some(&a1));
+
+        // Replaced.
+        let a2 = token("a");
+        table.publish(&a, &a2);
+        assert_reads(&table, "a", Some(&a2));
+        assert_reads(&table, "a", Some(&a2));
+
+        // Removed (a rejected token).
+        assert!(table.remove_token(&a, &a2));
+        assert_reads(&table, "a", None);
+        let a3 = token("a");
+        table.publish(&a, &a3);
+        assert_reads(&table, "a", Some(&a3));
+
+        // Evicted: `a` is the least recently used of three in a table of
+        // two once `b` is read after it.
+        let b1 = token("b");
+        table.publish(&b, &b1);
+        assert_reads(&table, "b", Some(&b1));
+        table.publish(&c, &token("c"));
+        assert_reads(&table, "a", None);
+        assert_reads(&table, "b", Some(&b1));
+
+        // Another key is never taken for the remembered one.
+        assert_reads(&table, "bb", None);
+        assert_reads(&table, "", None);
+    }
+
+    #[test]
+    fn a_remembered_value_is_not_kept_alive() {
+        let table = Table::new(4);
+        let key: Arc<str> = "k".into();
+        let value = token("k");
+        table.publish(&key, &value);
+        assert_reads(&table, "k", Some(&value));
+        assert_reads(&table, "k", Some(&value));
+        // The memo names the value weakly: once the map lets it go (and
+        // its garbage collector frees it), so do the memos, and the token
+        // is dropped with its secrets.
+        assert_eq!(Arc::weak_count(&value), 1, "the memo");
+        assert_eq!(Arc::strong_count(&value), 2, "this test and the map only");
+    }
+
+    #[test]
+    fn tables_never_share_what_a_thread_remembers() {
+        // More tables than a thread has memos, so that some share a slot.
+        let tables: Vec<Table> = (0..150).map(|_| Table::new(4)).collect();
+        let key: Arc<str> = "default".into();
+        let values: Vec<Arc<Cached>> = tables.iter().map(|_| token("default")).collect();
+        for (table, value) in tables.iter().zip(&values) {
+            table.publish(&key, value);
+        }
+        for _ in 0..3 {
+            for (table, value) in tables.iter().zip(&values) {
+                assert_reads(table, "default", Some(value));
+            }
+        }
+        // A table made after another was dropped does not inherit its memo.
+        let (old, new) = (Table::new(4), Table::new(4));
+        old.publish(&key, &token("default"));
+        assert_reads(&old, "default", old.get("default").as_ref());
+        drop(old);
+        assert_reads(&new, "default", None);
+    }
+
+    #[test]
+    fn a_value_published_on_another_thread_is_read_at_once() {
+        let table = Arc::new(Table::new(4));
+        let key: Arc<str> = "k".into();
+        table.publish(&key, &token("k"));
+        for _ in 0..200 {
+            // This thread remembers the current value...
+            let before = table.get("k").expect("a value");
+            // ...another replaces it...
+            let next = token("k");
+            let published = {
+                let (table, key, next) = (Arc::clone(&table), Arc::clone(&key), Arc::clone(&next));
+                std::thread::spawn(move || table.publish(&key, &next))
+            };
+            published.join().unwrap();
+            // ...and once that is known here, the new value is read.
+            let after = table.get("k").expect("a value");
+            assert!(Arc::ptr_eq(&after, &next), "the replaced value was read");
+            assert!(!Arc::ptr_eq(&after, &before));
         }
     }
 }

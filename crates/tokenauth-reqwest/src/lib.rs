@@ -399,7 +399,7 @@ impl Middleware for AuthMiddleware {
         Self: 'async_trait,
     {
         match self.auth.exchange(req, Some(extensions), None) {
-            Ok(exchange) => Box::pin(exchange.send(Downstream { next, extensions })),
+            Ok(exchange) => exchange.send_boxed(Downstream { next, extensions }),
             Err(req) => next.run(req, extensions),
         }
     }

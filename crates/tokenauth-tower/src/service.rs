@@ -92,7 +92,7 @@ where
         };
         // The box holds exactly the exchange's future (see `Exchange::send`
         // on its size).
-        ResponseFuture::authenticated(Box::pin(exchange.send(downstream)))
+        ResponseFuture::authenticated(exchange.send_boxed(downstream))
     }
 }
 

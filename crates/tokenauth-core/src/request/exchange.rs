@@ -324,6 +324,25 @@ impl<R: HttpRequest> Exchange<'_, R> {
     }
 }
 
+impl<'a, R: HttpRequest + 'a> Exchange<'a, R> {
+    /// [`send`](Self::send), boxed, as an adapter hands it on (reqwest
+    /// middleware must return a boxed future; a tower service's future
+    /// cannot name this one's type).
+    ///
+    /// The future is made in its box rather than moved into it:
+    /// `Box::pin(exchange.send(transport))` builds it beside the box first,
+    /// then copies all of it (712 bytes through the reqwest middleware,
+    /// most of them the room of states not yet entered) where only the
+    /// request and a few handles were written.
+    #[inline]
+    pub fn send_boxed<T: Transport<Request = R> + 'a>(
+        self,
+        transport: T,
+    ) -> std::pin::Pin<Box<impl Future<Output = Result<T::Response, T::Error>> + 'a>> {
+        Box::into_pin(Box::write(Box::new_uninit(), self.send(transport)))
+    }
+}
+
 impl<R> std::fmt::Debug for Exchange<'_, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Exchange")

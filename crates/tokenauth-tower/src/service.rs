@@ -77,8 +77,8 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let AuthLayer { auth, origin, .. } = &self.layer;
-        let exchange = match auth.exchange(request, None, origin.as_deref()) {
-            Ok(exchange) => exchange.into_owned(),
+        let exchange = match auth.exchange_owned(request, None, origin.as_deref()) {
+            Ok(exchange) => exchange,
             Err(request) => return ResponseFuture::passthrough(self.inner.call(request)),
         };
         // The ready service goes into the future; `self` keeps a clone that

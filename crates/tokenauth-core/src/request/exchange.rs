@@ -163,32 +163,84 @@ impl TokenAuth {
         extensions: Option<&Extensions>,
         origin: Option<&Origin>,
     ) -> Result<Exchange<'_, R>, R> {
+        match self.routed(&request, extensions, origin) {
+            Some(routed) => Ok(routed.exchange(Cow::Borrowed(self), request)),
+            None => Err(request),
+        }
+    }
+
+    /// [`exchange`](Self::exchange), owning a handle on the engine (one
+    /// `Arc` clone, for a request that gets a credential): for a future
+    /// that must own everything, such as a tower service's. The same as
+    /// `exchange(..).map(Exchange::into_owned)`, without moving the
+    /// request once more.
+    #[inline]
+    pub fn exchange_owned<R: HttpRequest>(
+        &self,
+        request: R,
+        extensions: Option<&Extensions>,
+        origin: Option<&Origin>,
+    ) -> Result<Exchange<'static, R>, R> {
+        match self.routed(&request, extensions, origin) {
+            Some(routed) => Ok(routed.exchange(Cow::Owned(self.clone()), request)),
+            None => Err(request),
+        }
+    }
+
+    /// Where `request` goes, if it gets a credential (see
+    /// [`exchange`](Self::exchange)): decided on a reference, so that the
+    /// request itself moves only into the [`Exchange`].
+    #[inline]
+    fn routed<R: HttpRequest>(
+        &self,
+        request: &R,
+        extensions: Option<&Extensions>,
+        origin: Option<&Origin>,
+    ) -> Option<Routed> {
         let extensions = extensions.or_else(|| request.extensions());
         if extensions.is_some_and(|e| e.get::<NoAuth>().is_some()) {
-            return Err(request);
+            return None;
         }
         let connection = extensions.and_then(|e| e.get::<Connection>());
-        let routed = request
-            .target_known(origin, self.inner.router.authorities())
-            .map(|target| self.inner.route_as_given(&target, connection));
-        let Some((Some(index), path_as_given)) = routed else {
-            return Err(request);
+        let target = request.target_known(origin, self.inner.router.authorities())?;
+        let (Some(index), path_as_given) = self.inner.route_as_given(&target, connection) else {
+            return None;
         };
         if self.inner.providers.providers[index]
             .caller_authenticated(request.headers(), || request.query())
         {
-            return Err(request);
+            return None;
         }
-        let connection = connection.cloned();
         let scoped = self.inner.router.per_connection(index);
-        Ok(Exchange {
-            auth: Cow::Borrowed(self),
+        Some(Routed {
             index,
-            connection,
-            request,
+            connection: connection.cloned(),
             origin: origin.filter(|_| scoped).cloned().map(Box::new),
             resolve_path: !path_as_given,
         })
+    }
+}
+
+/// What routing decided for a request, before the request is bound to it.
+struct Routed {
+    index: usize,
+    connection: Option<Connection>,
+    origin: Option<Box<Origin>>,
+    resolve_path: bool,
+}
+
+impl Routed {
+    /// The exchange of `request`, the very request this was decided for.
+    #[inline]
+    fn exchange<R>(self, auth: Cow<'_, TokenAuth>, request: R) -> Exchange<'_, R> {
+        Exchange {
+            auth,
+            index: self.index,
+            connection: self.connection,
+            request,
+            origin: self.origin,
+            resolve_path: self.resolve_path,
+        }
     }
 }
 

@@ -103,8 +103,10 @@ struct Kept<B> {
     method: Method,
     uri: Uri,
     version: Version,
-    /// `None` for a request without headers.
-    headers: Option<HeaderMap>,
+    /// `None` for a request without headers (most: the HTTP client adds
+    /// its own below this layer); boxed, so that a request that has none
+    /// does not carry the room for them through its future.
+    headers: Option<Box<HeaderMap>>,
     extensions: Extensions,
     body: B,
 }
@@ -166,7 +168,7 @@ where
             version: request.version(),
             // Most requests carry no header yet: nothing to clone, or to
             // drop after the response.
-            headers: (!request.headers().is_empty()).then(|| request.headers().clone()),
+            headers: (!request.headers().is_empty()).then(|| Box::new(request.headers().clone())),
             extensions: request.extensions().clone(),
         })
     }
@@ -177,7 +179,7 @@ where
         *request.uri_mut() = kept.uri;
         *request.version_mut() = kept.version;
         if let Some(headers) = kept.headers {
-            *request.headers_mut() = headers;
+            *request.headers_mut() = *headers;
         }
         *request.extensions_mut() = kept.extensions;
         Some(request)

@@ -279,10 +279,15 @@ fn route_path<T: PartialEq>(path: &str, find: impl Fn(&str) -> Option<T>) -> Opt
 
 /// [`route_path`], and whether `path` is the resolved path as it is
 /// (nothing to resolve before sending it; see [`resolved_path`]).
+#[inline]
 fn route_path_as_given<T: PartialEq>(
     path: &str,
     find: impl Fn(&str) -> Option<T>,
 ) -> (Option<T>, bool) {
+    // Most paths: nothing to resolve, one reading, routed as they are.
+    if !needs_a_closer_look(path.as_bytes()) {
+        return (find(path), true);
+    }
     match view(path) {
         PathView::One(p) => (find(&p), matches!(p, Cow::Borrowed(_))),
         PathView::Two(plain, decoded) => {
@@ -309,6 +314,7 @@ static NEEDS_A_CLOSER_LOOK: [bool; 256] = {
 /// none, so this runs on every request: eight bytes at a time (each test is
 /// the exact "has a zero byte" word trick on the word XOR the byte
 /// repeated), the rest by table.
+#[inline]
 fn needs_a_closer_look(bytes: &[u8]) -> bool {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);

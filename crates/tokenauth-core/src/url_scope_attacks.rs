@@ -35,9 +35,7 @@ impl Transport for Echo {
         let host = request.uri().host().unwrap_or_default().to_owned();
         Ok(http::Response::new(format!("{host} {key}")))
     }
-    fn keep_for_retry(&self, _: &Self::Request) -> Option<Self::Request> {
-        None
-    }
+    fn keep_for_retry(&self, _: &Self::Request, _: &mut Option<Self::Request>) {}
     fn retry_request(&self, kept: Self::Request) -> Option<Self::Request> {
         Some(kept)
     }

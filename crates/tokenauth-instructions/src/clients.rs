@@ -239,12 +239,12 @@ impl Transport for Answer {
         Ok(response)
     }
 
-    fn keep_for_retry(&self, request: &Self::Request) -> Option<Self::Request> {
+    fn keep_for_retry(&self, request: &Self::Request, kept: &mut Option<Self::Request>) {
         let mut copy = http::Request::new(());
         *copy.method_mut() = request.method().clone();
         *copy.uri_mut() = request.uri().clone();
         *copy.headers_mut() = request.headers().clone();
-        Some(copy)
+        *kept = Some(copy);
     }
 
     fn retry_request(&self, kept: Self::Request) -> Option<Self::Request> {

@@ -348,8 +348,8 @@ impl Transport for Downstream<'_> {
         self.next.clone().run(request, self.extensions)
     }
 
-    fn keep_for_retry(&self, request: &Request) -> Option<Kept> {
-        Kept::of(request)
+    fn keep_for_retry(&self, request: &Request, kept: &mut Option<Kept>) {
+        Kept::keep(request, kept);
     }
 
     fn retry_request(&self, kept: Kept) -> Option<Request> {

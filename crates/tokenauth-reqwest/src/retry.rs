@@ -28,18 +28,24 @@ pub(crate) enum Kept {
 }
 
 impl Kept {
-    /// What a retry of `request` needs; `None` for a streaming body, which
-    /// cannot be sent twice.
-    pub(crate) fn of(request: &Request) -> Option<Kept> {
+    /// Writes into `kept` what a retry of `request` needs; `None` for a
+    /// streaming body, which cannot be sent twice.
+    pub(crate) fn keep(request: &Request, kept: &mut Option<Kept>) {
         if request.body().is_some() || !request.headers().is_empty() {
-            return copy(request).map(Kept::Whole);
+            *kept = copy(request).map(Kept::Whole);
+            return;
         }
-        Some(Kept::Bare {
+        // Written where it is kept, then the text into it: a `UrlText`
+        // made apart and moved in costs two more copies of its bytes.
+        *kept = Some(Kept::Bare {
             method: request.method().clone(),
-            url: UrlText::new(request.url().as_str()),
+            url: UrlText::EMPTY,
             version: request.version(),
             timeout: request.timeout().copied(),
-        })
+        });
+        if let Some(Kept::Bare { url, .. }) = kept {
+            url.set(request.url().as_str());
+        }
     }
 
     /// The serialization of the URL the request went to.
@@ -113,15 +119,27 @@ impl UrlText {
     /// future every request lives in.
     const INLINE: usize = 192;
 
-    fn new(text: &str) -> Self {
-        match u8::try_from(text.len()) {
-            Ok(len) if text.len() <= Self::INLINE => {
-                let mut bytes = [0; Self::INLINE];
+    const EMPTY: UrlText = UrlText::Inline {
+        len: 0,
+        bytes: [0; UrlText::INLINE],
+    };
+
+    /// Sets the text to `text`: in place when it fits, else on the heap.
+    fn set(&mut self, text: &str) {
+        match (u8::try_from(text.len()), &mut *self) {
+            (Ok(n), UrlText::Inline { len, bytes }) if text.len() <= Self::INLINE => {
                 bytes[..text.len()].copy_from_slice(text.as_bytes());
-                UrlText::Inline { len, bytes }
+                *len = n;
             }
-            _ => UrlText::Heap(text.into()),
+            _ => *self = UrlText::Heap(text.into()),
         }
+    }
+
+    #[cfg(test)]
+    fn new(text: &str) -> Self {
+        let mut url = Self::EMPTY;
+        url.set(text);
+        url
     }
 
     fn as_bytes(&self) -> &[u8] {
@@ -179,7 +197,9 @@ mod tests {
                             original.headers_mut().clear();
                         }
                         *original.timeout_mut() = timeout;
-                        let kept = Kept::of(&original).expect("a request that can be repeated");
+                        let mut kept = None;
+                        Kept::keep(&original, &mut kept);
+                        let kept = kept.expect("a request that can be repeated");
                         assert_eq!(kept.url(), original.url().as_str().as_bytes());
                         let bare = matches!(kept, Kept::Bare { .. });
                         assert_eq!(bare, original.body().is_none() && !headers);

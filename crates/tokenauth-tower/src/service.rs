@@ -160,9 +160,12 @@ where
         }
     }
 
-    fn keep_for_retry(&self, request: &Request<B>) -> Option<Kept<B>> {
-        Some(Kept {
-            body: self.clone_body.clone_body(request.body())?,
+    fn keep_for_retry(&self, request: &Request<B>, kept: &mut Option<Kept<B>>) {
+        let Some(body) = self.clone_body.clone_body(request.body()) else {
+            return;
+        };
+        *kept = Some(Kept {
+            body,
             method: request.method().clone(),
             uri: request.uri().clone(),
             version: request.version(),
@@ -170,7 +173,7 @@ where
             // drop after the response.
             headers: (!request.headers().is_empty()).then(|| Box::new(request.headers().clone())),
             extensions: request.extensions().clone(),
-        })
+        });
     }
 
     fn retry_request(&self, kept: Kept<B>) -> Option<Request<B>> {

@@ -44,11 +44,16 @@ pub trait Transport: Send {
     /// when a copy costs more than they do (a reqwest `Url` is a `String`).
     type Kept: Send;
 
-    /// What a retry of `request` needs, taken before the credential is
-    /// attached; `None` when it cannot be repeated (a streaming body): the
-    /// request is then not retried. Runs on every request whose provider
-    /// may retry, though a retry is rare: keep it cheap.
-    fn keep_for_retry(&self, request: &Self::Request) -> Option<Self::Kept>;
+    /// Writes into `kept` (`None` on entry) what a retry of `request`
+    /// needs, taken before the credential is attached; leaves it `None`
+    /// when the request cannot be repeated (a streaming body): it is then
+    /// not retried. Runs on every request whose provider may retry, though
+    /// a retry is rare: keep it cheap.
+    ///
+    /// Written in place rather than returned: `kept` lies in the future
+    /// every request lives in, and a returned value of a few hundred bytes
+    /// is copied on its way there.
+    fn keep_for_retry(&self, request: &Self::Request, kept: &mut Option<Self::Kept>);
 
     /// The request to send again, rebuilt from what
     /// [`keep_for_retry`](Self::keep_for_retry) kept; `None` when it cannot
@@ -98,8 +103,8 @@ impl<T: Transport> Transport for &mut T {
         (**self).send(request)
     }
 
-    fn keep_for_retry(&self, request: &Self::Request) -> Option<Self::Kept> {
-        (**self).keep_for_retry(request)
+    fn keep_for_retry(&self, request: &Self::Request, kept: &mut Option<Self::Kept>) {
+        (**self).keep_for_retry(request, kept);
     }
 
     fn retry_request(&self, kept: Self::Kept) -> Option<Self::Request> {
@@ -346,11 +351,10 @@ impl<R: HttpRequest> Exchange<'_, R> {
             // that none of it (the response, what the retry needs) stays in
             // the future while the rare rest runs.
             let rejected = {
-                let retry = if provider.may_retry() {
-                    transport.keep_for_retry(&this.request)
-                } else {
-                    None
-                };
+                let mut retry = None;
+                if provider.may_retry() {
+                    transport.keep_for_retry(&this.request, &mut retry);
+                }
                 let scope = Scope {
                     auth: &this.auth,
                     index,

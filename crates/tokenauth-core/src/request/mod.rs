@@ -34,9 +34,7 @@
 //!     }
 //!     // `None`: no retry after a rejected key (a retry would send the
 //!     // request kept here, as `retry_request` rebuilds it).
-//!     fn keep_for_retry(&self, request: &Self::Request) -> Option<Self::Kept> {
-//!         None
-//!     }
+//!     fn keep_for_retry(&self, request: &Self::Request, kept: &mut Option<Self::Kept>) {}
 //!     fn retry_request(&self, kept: Self::Kept) -> Option<Self::Request> {
 //!         Some(kept)
 //!     }

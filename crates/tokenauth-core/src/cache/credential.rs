@@ -318,6 +318,7 @@ impl Credential {
     }
 
     /// What to attach: headers and query parameters.
+    #[inline]
     pub fn injection(&self) -> &Injection {
         self.entry().injection()
     }

@@ -194,19 +194,25 @@ impl Provider {
     ///
     /// `query` is called only for a provider with query parts or a request
     /// with headers.
+    #[inline]
     pub(crate) fn caller_authenticated<'q>(
         &self,
         headers: &HeaderMap,
         query: impl FnOnce() -> Option<&'q str>,
     ) -> bool {
-        let inject = &self.inject;
-        // The common case, answered before any header lookup: no header
-        // (the HTTP client adds its defaults after the adapter) and no
-        // query parameter that could be a part.
-        if headers.is_empty() && inject.query.is_empty() {
+        // The common case, answered inline before any header lookup: no
+        // header (the HTTP client adds its defaults after the adapter) and
+        // no query parameter that could be a part.
+        if headers.is_empty() && self.inject.query.is_empty() {
             return false;
         }
-        let query = query();
+        self.caller_set_parts(headers, query())
+    }
+
+    /// [`caller_authenticated`](Self::caller_authenticated) of a request
+    /// with headers, or of a provider with query parts.
+    fn caller_set_parts(&self, headers: &HeaderMap, query: Option<&str>) -> bool {
+        let inject = &self.inject;
         if headers.is_empty() && query.is_none() {
             return false;
         }

@@ -1,6 +1,8 @@
 //! Runs one client process under `valgrind --tool=callgrind` and reads the
-//! total instruction count it wrote.
+//! total instruction count it wrote, and how many of those instructions
+//! were the memory allocator's own.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -19,8 +21,20 @@ pub(crate) fn check_valgrind() -> anyhow::Result<()> {
     }
 }
 
-/// Total instructions of `tokenauth-instructions --client VARIANT` sending
-/// `requests` requests, counted by callgrind.
+/// What one client process executed, counted by callgrind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Counts {
+    /// Every instruction.
+    pub(crate) total: u64,
+    /// Of them, in the allocator's own functions (glibc's `malloc` and
+    /// `free` with their internals, Rust's allocation shims): the part that
+    /// moves from run to run with the heap's layout, which the order in
+    /// which 64 tasks allocate and free varies.
+    pub(crate) allocator: u64,
+}
+
+/// The counts of `tokenauth-instructions --client VARIANT` sending
+/// `requests` requests.
 pub(crate) fn count(
     exe: &Path,
     out_dir: &Path,
@@ -28,7 +42,7 @@ pub(crate) fn count(
     port: u16,
     requests: u64,
     tasks: u64,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<Counts> {
     let out: PathBuf = out_dir.join(format!("callgrind.{}.{requests}.out", variant.name()));
     let status = Command::new("valgrind")
         .arg("--tool=callgrind")
@@ -51,7 +65,102 @@ pub(crate) fn count(
     let text = std::fs::read_to_string(&out)
         .with_context(|| format!("reading callgrind's output {}", out.display()))?;
     let _ = std::fs::remove_file(&out);
-    totals(&text).with_context(|| format!("no `totals:` line in {}", out.display()))
+    let total = totals(&text).with_context(|| format!("no `totals:` line in {}", out.display()))?;
+    Ok(Counts {
+        total,
+        allocator: allocator_cost(&text),
+    })
+}
+
+/// True for a function of the allocator, by its name in callgrind's
+/// output (glibc's internals carry compiler suffixes such as
+/// `unlink_chunk.constprop.0`).
+fn is_allocator(name: &str) -> bool {
+    let base = name.split('.').next().unwrap_or(name);
+    matches!(
+        base,
+        "malloc"
+            | "free"
+            | "calloc"
+            | "realloc"
+            | "_int_malloc"
+            | "_int_free"
+            | "_int_realloc"
+            | "malloc_consolidate"
+            | "unlink_chunk"
+            | "alloc_perturb"
+            | "sysmalloc"
+            | "systrim"
+            | "tcache_init"
+            | "__libc_malloc"
+            | "__libc_free"
+            | "__libc_calloc"
+            | "__libc_realloc"
+    ) || [
+        "__rdl_alloc",
+        "__rdl_dealloc",
+        "__rdl_realloc",
+        "__rust_alloc",
+        "__rust_dealloc",
+        "__rust_realloc",
+    ]
+    .iter()
+    .any(|shim| name.ends_with(shim))
+}
+
+/// The instructions executed in the allocator's functions themselves (their
+/// self cost), read from a callgrind output file: each `fn=` block's cost
+/// lines, except the line after `calls=`, which is the callee's cost.
+/// Names are compressed (`fn=(12) name` once, then `fn=(12)`), and may be
+/// defined first in a `cfn=` line.
+fn allocator_cost(text: &str) -> u64 {
+    let mut names: HashMap<&str, &str> = HashMap::new();
+    let mut in_allocator = false;
+    let mut after_call = false;
+    let mut sum = 0;
+    for line in text.lines() {
+        if let Some(rest) = line
+            .strip_prefix("fn=")
+            .or_else(|| line.strip_prefix("cfn="))
+        {
+            let name = match rest.split_once(' ') {
+                Some((id, name)) if id.starts_with('(') => {
+                    names.insert(id, name);
+                    name
+                }
+                _ if rest.starts_with('(') => names.get(rest).copied().unwrap_or(""),
+                _ => rest,
+            };
+            if line.starts_with("fn=") {
+                in_allocator = is_allocator(name);
+            }
+            continue;
+        }
+        if line.starts_with("calls=") {
+            after_call = true;
+            continue;
+        }
+        let cost_line = line
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'*'));
+        if !cost_line {
+            continue;
+        }
+        if std::mem::take(&mut after_call) || !in_allocator {
+            continue;
+        }
+        // `position cost`: the first event (instructions) after the
+        // position.
+        if let Some(cost) = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse::<u64>().ok())
+        {
+            sum += cost;
+        }
+    }
+    sum
 }
 
 /// The `totals:` (or, in older formats, `summary:`) line of a callgrind
@@ -69,7 +178,57 @@ fn totals(text: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::totals;
+    use super::{allocator_cost, is_allocator, totals};
+
+    #[test]
+    fn reads_the_allocators_self_cost() {
+        // As callgrind writes it: compressed names, a name first seen in a
+        // call, relative positions, a call's inclusive cost after `calls=`.
+        let out = "events: Ir\n\
+                   fn=(1) main\n\
+                   3 100\n\
+                   cfn=(2) malloc\n\
+                   calls=4 0\n\
+                   4 900\n\
+                   +1 5\n\
+                   fn=(2)\n\
+                   10 40\n\
+                   cfn=(3) _int_malloc\n\
+                   calls=1 0\n\
+                   * 850\n\
+                   fn=(3)\n\
+                   20 800\n\
+                   -2 50\n\
+                   fn=(4) unlink_chunk.constprop.0\n\
+                   7 6\n\
+                   fn=(5) my_malloc_wrapper\n\
+                   1 1000\n\
+                   totals: 2911\n";
+        assert_eq!(allocator_cost(out), 40 + 800 + 50 + 6);
+        assert_eq!(allocator_cost("events: Ir\nfn=(1) main\n1 5\n"), 0);
+    }
+
+    #[test]
+    fn knows_the_allocators_functions() {
+        for name in [
+            "malloc",
+            "free",
+            "_int_free",
+            "malloc_consolidate",
+            "systrim.constprop.0",
+            "__rustc::__rdl_alloc",
+        ] {
+            assert!(is_allocator(name), "{name}");
+        }
+        for name in [
+            "memcpy",
+            "tokenauth_core::cache::table::Table::get",
+            "my_malloc_wrapper",
+            "freeaddrinfo",
+        ] {
+            assert!(!is_allocator(name), "{name}");
+        }
+    }
 
     #[test]
     fn reads_the_totals_line() {

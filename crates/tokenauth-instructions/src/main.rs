@@ -21,10 +21,17 @@
 //!   (64) concurrent tasks, each reading the whole body.
 //! - Twice, with `N` and `2N` requests: **instructions per request** =
 //!   (count(2N) - count(N)) / N, so start-up, the warm-up and the login
-//!   cancel out. The pair runs `--repeat` times (3) and the median is
-//!   reported: at 64 tasks the allocator's and the event loop's paths vary
-//!   with timing by a few hundred instructions per request (at `--tasks 1`
-//!   plain reqwest counts the same on every run).
+//!   cancel out. The pair runs `--repeat` times (5) and the median is
+//!   reported: at 64 tasks the allocator's paths vary with the heap's
+//!   layout, which the order of the tasks' allocations varies, by up to
+//!   300 instructions per request from run to run (at `--tasks 1` plain
+//!   reqwest counts the same on every run).
+//! - The table also gives each variant's instructions over its baseline
+//!   **outside the allocator** (glibc's `malloc`, `free` and their
+//!   internals, read from callgrind's per-function counts): those repeat
+//!   within a few dozen from run to run, so they show what a change to
+//!   the code did; the totals are what a request costs, and what
+//!   `--check` guards.
 //!
 //! # Variants and the baseline each is compared with
 //!
@@ -69,9 +76,9 @@ struct Args {
     tasks: u64,
 
     /// Pairs of runs per variant; the median per-request figure is reported
-    /// (the allocator's and the event loop's paths vary a little with
-    /// timing, by a few hundred instructions per request at 64 tasks).
-    #[arg(long, default_value_t = 3)]
+    /// (the allocator's paths vary with the heap's layout, by up to 300
+    /// instructions per request at 64 tasks).
+    #[arg(long, default_value_t = 5)]
     repeat: usize,
 
     /// Only these variants (comma-separated); baselines are added as needed.

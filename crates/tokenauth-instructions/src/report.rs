@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::Context as _;
 
 use crate::Variant;
+use crate::callgrind::Counts;
 
 /// One variant's counts.
 #[derive(Debug, serde::Serialize)]
@@ -14,34 +15,50 @@ pub(crate) struct Row {
     pub(crate) variant: Variant,
     /// Total instructions of each (short, long) pair of runs.
     pub(crate) instructions: Vec<[u64; 2]>,
+    /// Of them, the allocator's own, per pair.
+    pub(crate) allocator_instructions: Vec<[u64; 2]>,
     /// Per pair: (long - short) / the extra requests of the long run.
     pub(crate) per_request_runs: Vec<f64>,
     /// The median of `per_request_runs`.
     pub(crate) per_request: f64,
+    /// The median per request of the instructions outside the allocator,
+    /// which, unlike the allocator's, repeat from run to run within a few
+    /// dozen.
+    pub(crate) per_request_outside_allocator: f64,
 }
 
 impl Row {
-    /// The median over `runs` pairs of (short, long) totals.
-    pub(crate) fn median(variant: Variant, runs: Vec<[u64; 2]>, extra_requests: u64) -> Self {
+    /// The medians over `runs` pairs of (short, long) counts.
+    pub(crate) fn median(variant: Variant, runs: Vec<[Counts; 2]>, extra_requests: u64) -> Self {
         #[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
-        let mut per_request_runs: Vec<f64> = runs
+        let per = |a: u64, b: u64| (b as f64 - a as f64) / extra_requests as f64;
+        let per_request_runs: Vec<f64> = runs.iter().map(|[a, b]| per(a.total, b.total)).collect();
+        let outside: Vec<f64> = runs
             .iter()
-            .map(|&[a, b]| (b as f64 - a as f64) / extra_requests as f64)
+            .map(|[a, b]| per(a.total - a.allocator, b.total - b.allocator))
             .collect();
-        let mut sorted = per_request_runs.clone();
-        sorted.sort_by(f64::total_cmp);
-        let per_request = match sorted.len() {
-            0 => f64::NAN,
-            n if n % 2 == 1 => sorted[n / 2],
-            n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
-        };
-        per_request_runs.shrink_to_fit();
         Row {
             variant,
-            instructions: runs,
+            instructions: runs.iter().map(|[a, b]| [a.total, b.total]).collect(),
+            allocator_instructions: runs
+                .iter()
+                .map(|[a, b]| [a.allocator, b.allocator])
+                .collect(),
+            per_request: median(&per_request_runs),
+            per_request_outside_allocator: median(&outside),
             per_request_runs,
-            per_request,
         }
+    }
+}
+
+/// The median of `values` (`NaN` for none).
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
     }
 }
 
@@ -54,11 +71,12 @@ pub(crate) struct Measured {
 }
 
 impl Measured {
+    fn row(&self, variant: Variant) -> Option<&Row> {
+        self.rows.iter().find(|r| r.variant == variant)
+    }
+
     fn per_request(&self, variant: Variant) -> Option<f64> {
-        self.rows
-            .iter()
-            .find(|r| r.variant == variant)
-            .map(|r| r.per_request)
+        self.row(variant).map(|r| r.per_request)
     }
 
     /// Instructions per request of `variant` over its baseline.
@@ -70,8 +88,8 @@ impl Measured {
     pub(crate) fn table(&self) -> String {
         let mut out = format!(
             "Instructions per request (callgrind; {} and {} requests from {} tasks on one thread, difference / {}, median of {} pair(s)):\n\n\
-             | variant | what one request is | instructions per request | over its baseline | over plain |\n\
-             |---|---|---:|---:|---:|\n",
+             | variant | what one request is | instructions per request | over its baseline | over plain | over its baseline outside the allocator |\n\
+             |---|---|---:|---:|---:|---:|\n",
             self.requests[0],
             self.requests[1],
             self.tasks,
@@ -91,14 +109,23 @@ impl Measured {
                 Variant::TokenauthReqwest => over(Some(Variant::Reqwest)),
                 _ => None,
             };
+            // The same, without the allocator's instructions, which move
+            // with the heap's layout from run to run.
+            let outside = v.baseline().and_then(|base| {
+                let base = self.row(base)?;
+                Some(signed(
+                    row.per_request_outside_allocator - base.per_request_outside_allocator,
+                ))
+            });
             let _ = writeln!(
                 out,
-                "| `{}` | {} | {} | {} | {} |",
+                "| `{}` | {} | {} | {} | {} | {} |",
                 v.name(),
                 v.describe(),
                 thousands(row.per_request),
                 over(v.baseline()).unwrap_or_else(|| "-".into()),
                 plain.unwrap_or_else(|| "-".into()),
+                outside.unwrap_or_else(|| "-".into()),
             );
         }
         out
@@ -241,7 +268,7 @@ mod tests {
     use super::*;
 
     fn measured(reqwest: u64, middleware: u64, tokenauth: u64) -> Measured {
-        let row = |variant, per: u64| Row::median(variant, vec![[per * 100, per * 300]], 200);
+        let row = |variant, per: u64| Row::median(variant, vec![pair(per * 100, per * 300)], 200);
         Measured {
             requests: [100, 300],
             tasks: 1,
@@ -253,16 +280,47 @@ mod tests {
         }
     }
 
+    /// A pair of runs with no allocator instructions.
+    fn pair(short: u64, long: u64) -> [Counts; 2] {
+        [short, long].map(|total| Counts {
+            total,
+            allocator: 0,
+        })
+    }
+
     #[test]
     fn per_request_is_the_median_difference_over_the_extra_requests() {
-        let row = Row::median(Variant::Reqwest, vec![[1_000_000, 1_600_000]], 200);
+        let row = Row::median(Variant::Reqwest, vec![pair(1_000_000, 1_600_000)], 200);
         assert!((row.per_request - 3_000.0).abs() < 1e-9);
-        let runs = vec![[0, 200_000], [0, 260_000], [0, 180_000]];
+        let runs = vec![pair(0, 200_000), pair(0, 260_000), pair(0, 180_000)];
         let row = Row::median(Variant::Reqwest, runs, 100);
         assert!(
             (row.per_request - 2_000.0).abs() < 1e-9,
             "{}",
             row.per_request
+        );
+    }
+
+    #[test]
+    fn the_allocators_share_is_taken_out_per_pair() {
+        let counts = |total, allocator| Counts { total, allocator };
+        // 3,000 per request in all, of which 1,000 in the allocator; the
+        // other pair's allocator moved (2,000), its total with it.
+        let runs = vec![
+            [counts(1_000_000, 100_000), counts(1_600_000, 300_000)],
+            [counts(1_000_000, 100_000), counts(1_800_000, 500_000)],
+            [counts(1_000_000, 100_000), counts(1_600_000, 300_000)],
+        ];
+        let row = Row::median(Variant::Reqwest, runs, 200);
+        assert!(
+            (row.per_request - 3_000.0).abs() < 1e-9,
+            "{}",
+            row.per_request
+        );
+        assert!(
+            (row.per_request_outside_allocator - 2_000.0).abs() < 1e-9,
+            "{}",
+            row.per_request_outside_allocator
         );
     }
 

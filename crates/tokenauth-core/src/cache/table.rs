@@ -37,12 +37,12 @@
 //!   after a scan always carries a stamp above its cutoff, so a replaced
 //!   value never drops its successor. Readers never take it.
 //!
-//! - **What a thread read last** ([`memo`]): each thread remembers, per
-//!   table, the last key it read and its value (weakly), with the table's
-//!   version at the time; every change to the map advances the version. A
-//!   thread that reads the same key again (a provider's default connection:
-//!   most requests) takes the value from there while the version stands,
-//!   which skips the map's guard, hash and probe.
+//! - **What a thread read** ([`memo`]): each thread remembers, per table,
+//!   the first key it read since the map last changed and its value
+//!   (weakly), with the table's version; every change to the map advances
+//!   the version. A thread that reads the same key again (a provider's
+//!   default connection: most requests) takes the value from there while
+//!   the version stands, which skips the map's guard, hash and probe.
 //!
 //! The map is bounded: at most `capacity` values once the writer that added
 //! the last key returns. Failures ([`Slot::Failed`]) are cached, stamped and
@@ -308,8 +308,8 @@ impl Table {
     }
 }
 
-/// What each thread read last from each table: a thread that keeps
-/// reading the same key (a provider's default connection, which most
+/// What each thread read from each table: a thread that keeps reading the
+/// same key (a provider's default connection, which most
 /// requests use) takes the value from here, without the map's lookup (its
 /// guard, the key's hash, the probe: about 150 instructions per request).
 ///
@@ -375,13 +375,24 @@ mod memo {
             .flatten()
     }
 
-    /// Remembers that `key` of `table` held `value` at `version`.
+    /// Remembers that `key` of `table` held `value` at `version`; unless
+    /// this thread already remembers another key of `table` at `version`:
+    /// a thread that reads many keys of one table (one connection per
+    /// tenant) would otherwise rewrite its memo, two reference counts up
+    /// and two down, on every read, for a memo it never uses.
     pub(super) fn remember(table: u64, version: u64, key: &Arc<str>, value: &Arc<Cached>) {
         // During the thread's exit (the memos gone) or a re-entrant call
         // (none is made while they are borrowed), nothing is remembered.
         let _ = MEMOS.try_with(|memos| {
             if let Ok(mut memos) = memos.try_borrow_mut() {
-                memos[slot(table)] = Some(Memo {
+                let memo = &mut memos[slot(table)];
+                if memo
+                    .as_ref()
+                    .is_some_and(|m| m.table == table && m.version == version)
+                {
+                    return;
+                }
+                *memo = Some(Memo {
                     table,
                     version,
                     key: Arc::clone(key),
@@ -613,6 +624,20 @@ mod tests {
         // Another key is never taken for the remembered one.
         assert_reads(&table, "bb", None);
         assert_reads(&table, "", None);
+
+        // Keys read in turn (tenants), each its own value, before and
+        // after a change.
+        let c1 = table.get("c").expect("c is cached");
+        for _ in 0..3 {
+            assert_reads(&table, "b", Some(&b1));
+            assert_reads(&table, "c", Some(&c1));
+        }
+        let b2 = token("b");
+        table.publish(&b, &b2);
+        for _ in 0..3 {
+            assert_reads(&table, "c", Some(&c1));
+            assert_reads(&table, "b", Some(&b2));
+        }
     }
 
     #[test]

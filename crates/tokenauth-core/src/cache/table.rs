@@ -229,7 +229,12 @@ impl Table {
         // with an older stamp than its new one.
         debug_assert_eq!(cached.used.load(Relaxed), 0, "published once");
         cached.used.store(stamp, Relaxed);
-        if map.insert(Arc::clone(key), Arc::clone(cached)).is_none() {
+        let added = map.insert(Arc::clone(key), Arc::clone(cached)).is_none();
+        // At once, not only after the evictions below (a scan may take a
+        // while): a thread that read the new value from the map and tells
+        // another must not find the old one in that thread's memo.
+        self.changed();
+        if added {
             // Two scans at most: readers re-stamping every victim of both
             // could otherwise keep this going; the next publish evicts then.
             let mut scans = 0;
@@ -243,10 +248,12 @@ impl Table {
                     continue;
                 };
                 let cutoff = victims.cutoff;
-                let _ = map.remove_if(&*victim, |_, h| h.used.load(Relaxed) <= cutoff);
+                if let Ok(Some(_)) = map.remove_if(&*victim, |_, h| h.used.load(Relaxed) <= cutoff)
+                {
+                    self.changed();
+                }
             }
         }
-        self.changed();
     }
 
     /// The values to evict next: at least the excess over the capacity and

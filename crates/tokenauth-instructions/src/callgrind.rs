@@ -76,6 +76,8 @@ pub(crate) fn count(
 /// output (glibc's internals carry compiler suffixes such as
 /// `unlink_chunk.constprop.0`).
 fn is_allocator(name: &str) -> bool {
+    // `name'2` is callgrind's name for a recursive activation.
+    let name = name.split('\'').next().unwrap_or(name);
     let base = name.split('.').next().unwrap_or(name);
     matches!(
         base,
@@ -91,16 +93,25 @@ fn is_allocator(name: &str) -> bool {
             | "alloc_perturb"
             | "sysmalloc"
             | "systrim"
+            | "sysmalloc_mmap"
             | "tcache_init"
+            | "ptmalloc_init"
+            | "posix_memalign"
+            | "aligned_alloc"
+            | "memalign"
+            | "_mid_memalign"
+            | "_int_memalign"
             | "__libc_malloc"
             | "__libc_free"
             | "__libc_calloc"
             | "__libc_realloc"
     ) || [
         "__rdl_alloc",
+        "__rdl_alloc_zeroed",
         "__rdl_dealloc",
         "__rdl_realloc",
         "__rust_alloc",
+        "__rust_alloc_zeroed",
         "__rust_dealloc",
         "__rust_realloc",
     ]
@@ -114,6 +125,12 @@ fn is_allocator(name: &str) -> bool {
 /// Names are compressed (`fn=(12) name` once, then `fn=(12)`), and may be
 /// defined first in a `cfn=` line.
 fn allocator_cost(text: &str) -> u64 {
+    // Each cost line starts with one number per position kind (`line`,
+    // or `instr line` with `--dump-instr=yes`), then the events.
+    let positions = text
+        .lines()
+        .find_map(|line| line.strip_prefix("positions:"))
+        .map_or(1, |kinds| kinds.split_whitespace().count().max(1));
     let mut names: HashMap<&str, &str> = HashMap::new();
     let mut in_allocator = false;
     let mut after_call = false;
@@ -150,11 +167,10 @@ fn allocator_cost(text: &str) -> u64 {
         if std::mem::take(&mut after_call) || !in_allocator {
             continue;
         }
-        // `position cost`: the first event (instructions) after the
-        // position.
+        // The first event (instructions) after the positions.
         if let Some(cost) = line
             .split_whitespace()
-            .nth(1)
+            .nth(positions)
             .and_then(|c| c.parse::<u64>().ok())
         {
             sum += cost;
@@ -206,6 +222,9 @@ mod tests {
                    totals: 2911\n";
         assert_eq!(allocator_cost(out), 40 + 800 + 50 + 6);
         assert_eq!(allocator_cost("events: Ir\nfn=(1) main\n1 5\n"), 0);
+        // With instruction addresses (`--dump-instr=yes`): two positions.
+        let out = "positions: instr line\nevents: Ir\nfn=(1) free\n0x10 3 7\n+4 * 2\nfn=(2) main\n0x20 9 100\n";
+        assert_eq!(allocator_cost(out), 9);
     }
 
     #[test]
@@ -217,6 +236,10 @@ mod tests {
             "malloc_consolidate",
             "systrim.constprop.0",
             "__rustc::__rdl_alloc",
+            "__rustc::__rdl_alloc_zeroed",
+            "posix_memalign",
+            "_int_memalign",
+            "malloc'2",
         ] {
             assert!(is_allocator(name), "{name}");
         }

@@ -35,7 +35,12 @@ impl Row {
         let per_request_runs: Vec<f64> = runs.iter().map(|[a, b]| per(a.total, b.total)).collect();
         let outside: Vec<f64> = runs
             .iter()
-            .map(|[a, b]| per(a.total - a.allocator, b.total - b.allocator))
+            .map(|[a, b]| {
+                per(
+                    a.total.saturating_sub(a.allocator),
+                    b.total.saturating_sub(b.allocator),
+                )
+            })
             .collect();
         Row {
             variant,

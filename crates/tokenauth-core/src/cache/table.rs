@@ -178,7 +178,7 @@ impl Table {
     }
 
     /// The current value for `key`, counted as a use. The hot path: the
-    /// value this thread read last for `key`, when the table has not
+    /// value this thread remembered for `key`, when the table has not
     /// changed since ([`memo`]), else one lock-free lookup; then two loads
     /// and an `Arc` clone, and a store only when the value's stamp lags by
     /// more than the slack.
@@ -208,8 +208,10 @@ impl Table {
         Some(cached)
     }
 
-    /// Marks the end of a change to the map (called under the writer lock,
-    /// after the change): every thread's memo of this table is out of date.
+    /// Marks a change to the map (called under the writer lock, right
+    /// after the change): every thread's memo of this table is out of
+    /// date. Never before the change: a thread could then remember the old
+    /// value under the new version.
     fn changed(&self) {
         self.version.fetch_add(1, Release);
     }

@@ -367,10 +367,15 @@ impl<R: HttpRequest> Exchange<'_, R> {
                 // function and back is two copies of its 264 bytes.
                 scope.attach(&transport, &credential, &mut this.request)?;
                 let result = transport.send(this.request).await;
-                let response = scope.received(&transport, &credential, result, sent)?;
-                if !provider.rejection_like(response.status()) {
-                    return Ok(response);
+                // Decided on a reference, so that the common answer is
+                // checked and handed back in one move.
+                if !result
+                    .as_ref()
+                    .is_ok_and(|response| provider.rejection_like(response.status()))
+                {
+                    return scope.received(&transport, &credential, result, sent);
                 }
+                let response = scope.received(&transport, &credential, result, sent)?;
                 // The rare rest in a box of its own: it holds the response
                 // and what the retry needs.
                 Box::pin(scope.after_rejection(&mut transport, conn, credential, response, retry))

@@ -76,23 +76,29 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let AuthLayer { auth, origin, .. } = &self.layer;
-        let exchange = match auth.exchange_owned(request, None, origin.as_deref()) {
-            Ok(exchange) => exchange,
-            Err(request) => return ResponseFuture::passthrough(self.inner.call(request)),
-        };
-        // The ready service goes into the future; `self` keeps a clone that
-        // must be driven to readiness again before its next call.
-        let clone = self.inner.clone();
-        let downstream = Downstream {
-            service: std::mem::replace(&mut self.inner, clone),
-            clone_body: self.layer.clone_body.clone(),
-            ready: true,
-            types: PhantomData,
-        };
+        let AuthLayer {
+            auth,
+            origin,
+            clone_body,
+        } = &self.layer;
+        let inner = &mut self.inner;
         // The box holds exactly the exchange's future (see `Exchange::send`
         // on its size).
-        ResponseFuture::authenticated(exchange.send_boxed(downstream))
+        let sent = auth.send_owned_boxed(request, None, origin.as_deref(), || {
+            // The ready service goes into the future; `self` keeps a clone
+            // that must be driven to readiness again before its next call.
+            let clone = inner.clone();
+            Downstream {
+                service: std::mem::replace(inner, clone),
+                clone_body: clone_body.clone(),
+                ready: true,
+                types: PhantomData,
+            }
+        });
+        match sent {
+            Ok(future) => ResponseFuture::authenticated(future),
+            Err(request) => ResponseFuture::passthrough(self.inner.call(request)),
+        }
     }
 }
 

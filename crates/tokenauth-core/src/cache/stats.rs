@@ -250,6 +250,9 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
+    // Inlined: it runs on every request, and the call cost about as much
+    // as the increment.
+    #[inline]
     pub(crate) fn hit(&self) {
         self.hits[stripe()].0.fetch_add(1, Relaxed);
     }

@@ -174,22 +174,38 @@ impl TokenAuth {
         }
     }
 
-    /// [`exchange`](Self::exchange), owning a handle on the engine (one
-    /// `Arc` clone, for a request that gets a credential): for a future
-    /// that must own everything, such as a tower service's. The same as
-    /// `exchange(..).map(Exchange::into_owned)`, without moving the
-    /// request once more.
+    /// [`exchange`](Self::exchange) and [`Exchange::send_boxed`] in one
+    /// step, for a future that must own everything, such as a tower
+    /// service's: the boxed future owns a handle on the engine (one `Arc`
+    /// clone). `transport` is called only for a request that gets a
+    /// credential (a tower service swaps its ready inner service there);
+    /// otherwise the request comes back (`Err`), untouched, as from
+    /// [`exchange`](Self::exchange).
+    ///
+    /// One step rather than `exchange(..)` then `send_boxed`: the request
+    /// (224 bytes as an `http::Request`) is then written into the box with
+    /// one copy instead of three (about 85 instructions per request
+    /// through the tower layer, `tokenauth-instructions`).
     #[inline]
-    pub fn exchange_owned<R: HttpRequest>(
+    #[allow(clippy::type_complexity)]
+    pub fn send_owned_boxed<R: HttpRequest, T: Transport<Request = R> + 'static>(
         &self,
         request: R,
         extensions: Option<&Extensions>,
         origin: Option<&Origin>,
-    ) -> Result<Exchange<'static, R>, R> {
-        match self.routed(&request, extensions, origin) {
-            Some(routed) => Ok(routed.exchange(Cow::Owned(self.clone()), request)),
-            None => Err(request),
-        }
+        transport: impl FnOnce() -> T,
+    ) -> Result<std::pin::Pin<Box<impl Future<Output = Result<T::Response, T::Error>> + 'static>>, R>
+    {
+        let Some(routed) = self.routed(&request, extensions, origin) else {
+            return Err(request);
+        };
+        let transport = transport();
+        Ok(Box::into_pin(Box::write(
+            Box::new_uninit(),
+            routed
+                .exchange(Cow::Owned(self.clone()), request)
+                .send(transport),
+        )))
     }
 
     /// Where `request` goes, if it gets a credential (see

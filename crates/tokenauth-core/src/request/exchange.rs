@@ -404,7 +404,8 @@ impl<R: HttpRequest> Exchange<'_, R> {
 impl<'a, R: HttpRequest + 'a> Exchange<'a, R> {
     /// [`send`](Self::send), boxed, as an adapter hands it on (reqwest
     /// middleware must return a boxed future; a tower service's future
-    /// cannot name this one's type).
+    /// cannot name this one's type, and takes
+    /// [`TokenAuth::send_owned_boxed`], which owns the engine).
     ///
     /// The future is made in its box rather than moved into it:
     /// `Box::pin(exchange.send(transport))` builds it beside the box first,

@@ -398,9 +398,15 @@ impl Middleware for AuthMiddleware {
         'life2: 'async_trait,
         Self: 'async_trait,
     {
-        match self.auth.exchange(req, Some(extensions), None) {
-            Ok(exchange) => exchange.send_boxed(Downstream { next, extensions }),
-            Err(req) => next.run(req, extensions),
+        let sent = self
+            .auth
+            .send_boxed_with_extensions(req, extensions, None, |extensions| Downstream {
+                next: next.clone(),
+                extensions,
+            });
+        match sent {
+            Ok(future) => future,
+            Err((req, extensions)) => next.run(req, extensions),
         }
     }
 }

@@ -208,6 +208,41 @@ impl TokenAuth {
         )))
     }
 
+    /// [`exchange`](Self::exchange) and [`Exchange::send_boxed`] in one
+    /// step, for an HTTP stack that keeps a request's extensions beside it
+    /// (reqwest-middleware): routing reads them (a [`Connection`], a
+    /// [`NoAuth`]), then `transport` gets them back to make the transport,
+    /// only for a request that gets a credential. Otherwise the request
+    /// and the extensions come back (`Err`), untouched.
+    ///
+    /// One step for the same reason as
+    /// [`send_owned_boxed`](Self::send_owned_boxed): the request (264
+    /// bytes as a `reqwest::Request`) is written into the box with one
+    /// copy instead of two.
+    #[inline]
+    #[allow(clippy::type_complexity)]
+    pub fn send_boxed_with_extensions<'a, R: HttpRequest + 'a, T: Transport<Request = R> + 'a>(
+        &'a self,
+        request: R,
+        extensions: &'a mut Extensions,
+        origin: Option<&Origin>,
+        transport: impl FnOnce(&'a mut Extensions) -> T,
+    ) -> Result<
+        std::pin::Pin<Box<impl Future<Output = Result<T::Response, T::Error>> + 'a>>,
+        (R, &'a mut Extensions),
+    > {
+        let Some(routed) = self.routed(&request, Some(extensions), origin) else {
+            return Err((request, extensions));
+        };
+        let transport = transport(extensions);
+        Ok(Box::into_pin(Box::write(
+            Box::new_uninit(),
+            routed
+                .exchange(Cow::Borrowed(self), request)
+                .send(transport),
+        )))
+    }
+
     /// Where `request` goes, if it gets a credential (see
     /// [`exchange`](Self::exchange)): decided on a reference, so that the
     /// request itself moves only into the [`Exchange`].

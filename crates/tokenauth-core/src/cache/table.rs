@@ -372,10 +372,13 @@ mod memo {
             .try_with(|memos| {
                 let memos = memos.try_borrow().ok()?;
                 let memo = memos[slot(table)].as_ref()?;
-                if memo.table != table
-                    || memo.version != version
-                    || !same_bytes(memo.key.as_bytes(), key.as_bytes())
-                {
+                // The same text first by address: a connection used again
+                // (a provider's default one, a kept `Connection`) passes
+                // the very `Arc<str>` its entry was published with.
+                let same_key = std::ptr::eq(memo.key.as_ptr(), key.as_ptr())
+                    && memo.key.len() == key.len()
+                    || same_bytes(memo.key.as_bytes(), key.as_bytes());
+                if memo.table != table || memo.version != version || !same_key {
                     return None;
                 }
                 memo.value.upgrade()

@@ -21,11 +21,13 @@
 //!   (64) concurrent tasks, each reading the whole body.
 //! - Twice, with `N` and `2N` requests: **instructions per request** =
 //!   (count(2N) - count(N)) / N, so start-up, the warm-up and the login
-//!   cancel out. The pair runs `--repeat` times (5) and the median is
-//!   reported: at 64 tasks the allocator's paths vary with the heap's
-//!   layout, which the order of the tasks' allocations varies, by up to
-//!   300 instructions per request from run to run (at `--tasks 1` plain
-//!   reqwest counts the same on every run).
+//!   cancel out. The pair runs `--repeat` times (5), in rounds that take
+//!   every variant once (a baseline and its variant meet the shared
+//!   server in the same state), and the median is reported: at 64 tasks
+//!   the allocator's paths vary with the heap's layout, which the order
+//!   of the tasks' allocations varies, by up to 300 instructions per
+//!   request from run to run (at `--tasks 1` plain reqwest counts the
+//!   same on every run).
 //! - The table also gives each variant's instructions over its baseline
 //!   **outside the allocator** (glibc's `malloc`, `free` and their
 //!   internals, read from callgrind's per-function counts): those repeat
@@ -231,20 +233,27 @@ fn measure(args: &Args) -> anyhow::Result<()> {
         std::env::temp_dir().join(format!("tokenauth-instructions-{}", std::process::id()));
     std::fs::create_dir_all(&out_dir)?;
     let (short, long) = (args.requests, args.requests * 2);
-    let mut rows = Vec::new();
-    for variant in variants {
-        eprintln!(
-            "{}: {short} and {long} requests under callgrind, {} time(s)",
-            variant.name(),
-            args.repeat.max(1)
-        );
-        let mut runs = Vec::new();
-        for _ in 0..args.repeat.max(1) {
-            let count = |n| callgrind::count(&exe, &out_dir, variant, server.port, n, args.tasks);
+    // Round after round, each variant's pair once per round: a baseline
+    // and the variant measured against it then see the server (one
+    // process for the whole run) in the same state, rather than one all
+    // at the start and the other all at the end.
+    let repeat = args.repeat.max(1);
+    let mut runs: Vec<Vec<[callgrind::Counts; 2]>> = vec![Vec::new(); variants.len()];
+    for round in 1..=repeat {
+        for (variant, runs) in variants.iter().zip(&mut runs) {
+            eprintln!(
+                "round {round}/{repeat}: {}, {short} and {long} requests under callgrind",
+                variant.name(),
+            );
+            let count = |n| callgrind::count(&exe, &out_dir, *variant, server.port, n, args.tasks);
             runs.push([count(short)?, count(long)?]);
         }
-        rows.push(report::Row::median(variant, runs, long - short));
     }
+    let rows: Vec<report::Row> = variants
+        .iter()
+        .zip(runs)
+        .map(|(&variant, runs)| report::Row::median(variant, runs, long - short))
+        .collect();
     let _ = std::fs::remove_dir_all(&out_dir);
     drop(server);
     let measured = report::Measured {

@@ -219,6 +219,11 @@ impl TokenAuth {
     /// [`send_owned_boxed`](Self::send_owned_boxed): the request (264
     /// bytes as a `reqwest::Request`) is written into the box with one
     /// copy instead of two.
+    // The exchange is built in `Box::write`'s argument here and in
+    // `send_owned_boxed`, not in a shared helper: the request handed to a
+    // helper, even one inlined, was copied once more before the box was
+    // allocated (measured: the second `memcpy` came back, +100 through
+    // the middleware).
     #[inline]
     #[allow(clippy::type_complexity)]
     pub fn send_boxed_with_extensions<'a, R: HttpRequest + 'a, T: Transport<Request = R> + 'a>(

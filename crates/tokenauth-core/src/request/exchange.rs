@@ -130,8 +130,10 @@ impl<T: Transport> Transport for &mut T {
 /// to the request it was chosen for.
 ///
 /// It borrows the engine; [`into_owned`](Exchange::into_owned) makes it
-/// `'static` (one `Arc` clone) for a future that must own everything, such
-/// as a tower service's.
+/// `'static` (one `Arc` clone) for a future that must own everything. The
+/// adapters take the one-step forms, which route and build the exchange in
+/// its box: [`TokenAuth::send_owned_boxed`] (tower) and
+/// [`TokenAuth::send_boxed_with_extensions`] (reqwest-middleware).
 pub struct Exchange<'a, R> {
     auth: Cow<'a, TokenAuth>,
     index: usize,
@@ -159,8 +161,9 @@ impl TokenAuth {
     /// selects the connection, else the provider's default connection is
     /// used. `origin` stands in for the scheme and authority of a path-only
     /// URI (tonic).
-    // Inlined into the adapter: the `Exchange` (312 bytes through reqwest)
-    // is then built where it is used rather than returned and copied.
+    // Inlined into the caller: the `Exchange` (312 bytes for a
+    // `reqwest::Request`) is then built where it is used rather than
+    // returned and copied.
     #[inline]
     pub fn exchange<R: HttpRequest>(
         &self,

@@ -445,10 +445,13 @@ impl<R: HttpRequest> Exchange<'_, R> {
 }
 
 impl<'a, R: HttpRequest + 'a> Exchange<'a, R> {
-    /// [`send`](Self::send), boxed, as an adapter hands it on (reqwest
-    /// middleware must return a boxed future; a tower service's future
-    /// cannot name this one's type, and takes
-    /// [`TokenAuth::send_owned_boxed`], which owns the engine).
+    /// [`send`](Self::send), boxed, for an adapter that must hand on a
+    /// boxed future and holds an [`Exchange`] already (to read its
+    /// [`provider`](Self::provider) first, say). The built-in adapters
+    /// route and box in one step instead
+    /// ([`TokenAuth::send_owned_boxed`],
+    /// [`TokenAuth::send_boxed_with_extensions`]), which copies the
+    /// request once less.
     ///
     /// The future is made in its box rather than moved into it:
     /// `Box::pin(exchange.send(transport))` builds it beside the box first,
